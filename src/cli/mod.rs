@@ -1,0 +1,2 @@
+//! Placeholder: being written.
+pub fn main_entry() -> i32 { 0 }

@@ -1,0 +1,18 @@
+//! agentrace: a command-line workflow runner for LLM agents that records every run as a nested,
+//! stored trace.
+//!
+//! The flow: a workflow file is parsed and validated (`workflow`), run by the `engine`, which
+//! opens spans on a `trace::Recorder`; the recorder forwards them to sinks (the SQLite `store`,
+//! progress on stderr). `show` and `list` read the store back and `render` it.
+
+pub mod cli;
+pub mod engine;
+pub mod error;
+pub mod llm;
+pub mod render;
+pub mod store;
+pub mod trace;
+pub mod workflow;
+
+pub use cli::main_entry;
+pub use error::Error;

@@ -1,0 +1,301 @@
+//! The trace model: plain data that every other part of agentrace passes around.
+//!
+//! It mirrors the OpenAI Agents SDK's tracing model (a trace of nested spans with events, a group
+//! id and metadata) and knows nothing of SQLite, terminals or OTLP, so that the store, the
+//! renderers and the exporters can all be written against it.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::id::{SpanId, TraceId};
+
+/// A point in time, in microseconds since the Unix epoch (UTC).
+///
+/// Stored as an integer so that SQLite can sort and filter on it; rendered as RFC 3339 with
+/// microseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        Timestamp(jiff::Timestamp::now().as_microsecond())
+    }
+
+    pub fn micros(self) -> i64 {
+        self.0
+    }
+
+    /// RFC 3339, UTC, always six fractional digits: `2026-11-24T22:19:34.123456Z`.
+    pub fn to_rfc3339(self) -> String {
+        match jiff::Timestamp::from_microsecond(self.0) {
+            Ok(ts) => ts.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+            Err(_) => String::from("invalid-time"),
+        }
+    }
+
+    /// Milliseconds from `self` to `later`, with microsecond precision.
+    pub fn ms_until(self, later: Timestamp) -> f64 {
+        (later.0 - self.0) as f64 / 1000.0
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let ts: jiff::Timestamp = s.parse().map_err(serde::de::Error::custom)?;
+        Ok(Timestamp(ts.as_microsecond()))
+    }
+}
+
+/// What a span stands for. The names match the Agents SDK's `span_data.type` values where one
+/// exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpanKind {
+    /// A business span from a `span:` block.
+    Custom,
+    /// One agent run.
+    Agent,
+    /// One model call.
+    Generation,
+    /// One tool call.
+    Function,
+    /// A handoff from one agent to another.
+    Handoff,
+    /// A `run:` step: one process.
+    Command,
+}
+
+impl SpanKind {
+    pub const ALL: [SpanKind; 6] = [
+        SpanKind::Custom,
+        SpanKind::Agent,
+        SpanKind::Generation,
+        SpanKind::Function,
+        SpanKind::Handoff,
+        SpanKind::Command,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpanKind::Custom => "custom",
+            SpanKind::Agent => "agent",
+            SpanKind::Generation => "generation",
+            SpanKind::Function => "function",
+            SpanKind::Handoff => "handoff",
+            SpanKind::Command => "command",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SpanKind> {
+        SpanKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for SpanKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The state of a trace or a span. `Skipped` applies to spans only; `Running` to anything that
+/// has not ended yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Running,
+    Ok,
+    Error,
+    Cancelled,
+    Skipped,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [
+        Status::Running,
+        Status::Ok,
+        Status::Error,
+        Status::Cancelled,
+        Status::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Ok => "ok",
+            Status::Error => "error",
+            Status::Cancelled => "cancelled",
+            Status::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Token usage of one model call, or a sum of them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub total_tokens: u64,
+}
+
+impl Usage {
+    pub fn new(input_tokens: u64, output_tokens: u64) -> Self {
+        Usage {
+            input_tokens,
+            output_tokens,
+            total_tokens: input_tokens + output_tokens,
+        }
+    }
+
+    pub fn add(&mut self, other: Usage) {
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.total_tokens += other.total_tokens;
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.total_tokens == 0 && self.input_tokens == 0 && self.output_tokens == 0
+    }
+
+    /// Reads the `usage` attribute of a generation span.
+    pub fn from_attributes(attributes: &Map<String, Value>) -> Option<Usage> {
+        serde_json::from_value(attributes.get("usage")?.clone()).ok()
+    }
+
+    pub fn to_value(self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// An error recorded on a span or a trace: `{"message": "...", "data": {...}}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    pub message: String,
+    #[serde(default)]
+    pub data: Value,
+}
+
+impl ErrorInfo {
+    pub fn new(message: impl Into<String>) -> Self {
+        ErrorInfo {
+            message: message.into(),
+            data: Value::Object(Map::new()),
+        }
+    }
+
+    pub fn with_data(message: impl Into<String>, data: Value) -> Self {
+        ErrorInfo {
+            message: message.into(),
+            data,
+        }
+    }
+}
+
+/// Something that happened at a point in time within a span.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub name: String,
+    pub time: Timestamp,
+    #[serde(default)]
+    pub attributes: Map<String, Value>,
+}
+
+/// One span, flat: the tree is rebuilt from `parent_id` only where it is rendered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Span {
+    pub span_id: SpanId,
+    pub trace_id: TraceId,
+    pub parent_id: Option<SpanId>,
+    pub kind: SpanKind,
+    pub name: String,
+    pub status: Status,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    pub attributes: Map<String, Value>,
+    pub events: Vec<Event>,
+    pub error: Option<ErrorInfo>,
+}
+
+impl Span {
+    pub fn duration_ms(&self) -> Option<f64> {
+        self.ended_at.map(|end| self.started_at.ms_until(end))
+    }
+
+    /// The usage of a generation span (its `usage` attribute), or the summed usage an agent span
+    /// carries; `None` for spans without tokens.
+    pub fn usage(&self) -> Option<Usage> {
+        Usage::from_attributes(&self.attributes)
+    }
+}
+
+/// The trace row: everything about a run except its spans.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trace {
+    pub trace_id: TraceId,
+    /// The trace's own name (the workflow name unless the file holds several `traces:`).
+    pub name: String,
+    /// The workflow file's top-level `name`.
+    pub workflow: String,
+    pub group_id: Option<String>,
+    pub metadata: Map<String, Value>,
+    pub status: Status,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    pub usage: Usage,
+    pub error: Option<ErrorInfo>,
+    /// The process that writes this trace, so that a later reader can tell a live run from one
+    /// that was killed.
+    pub pid: Option<u32>,
+}
+
+impl Trace {
+    pub fn duration_ms(&self) -> Option<f64> {
+        self.ended_at.map(|end| self.started_at.ms_until(end))
+    }
+}
+
+/// A trace with its spans, in tree order (parents before children, siblings in start order).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TraceDoc {
+    pub trace: Trace,
+    pub spans: Vec<Span>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_render_with_microseconds() {
+        let ts = Timestamp(1_795_990_774_123_456);
+        assert_eq!(ts.to_rfc3339(), "2026-11-29T22:19:34.123456Z");
+        let back: Timestamp = serde_json::from_value(serde_json::json!(ts.to_rfc3339())).unwrap();
+        assert_eq!(back, ts);
+    }
+
+    #[test]
+    fn usage_sums() {
+        let mut u = Usage::new(1, 2);
+        u.add(Usage::new(10, 20));
+        assert_eq!(u, Usage::new(11, 22));
+        assert_eq!(u.total_tokens, 33);
+    }
+}

@@ -1,0 +1,315 @@
+//! The recorder: hands out span handles, stamps ids and times, and forwards every change to its
+//! sinks.
+//!
+//! This is the processor → exporter pipeline of OpenTelemetry and of the Agents SDK's
+//! `TracingProcessor`. The engine never talks to the store or the terminal directly; it opens and
+//! closes spans here, and each sink (store, progress, a live exporter) decides what to do with
+//! them. Sinks must not block: the store sink hands records to its own writer thread.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::{Map, Value};
+
+use super::id::SpanId;
+use super::model::{ErrorInfo, Event, Span, SpanKind, Status, Timestamp, Trace, Usage};
+
+/// Receives the life of a trace as it happens.
+pub trait Sink: Send + Sync {
+    fn trace_started(&self, trace: &Trace);
+    fn span_started(&self, span: &Span);
+    fn span_ended(&self, span: &Span);
+    fn trace_ended(&self, trace: &Trace);
+}
+
+#[derive(Clone)]
+pub struct Recorder {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sinks: Vec<Arc<dyn Sink>>,
+    state: Mutex<State>,
+}
+
+struct State {
+    trace: Trace,
+    open: HashMap<SpanId, Span>,
+}
+
+impl Recorder {
+    /// Starts recording `trace` (its status is set to running) and tells every sink.
+    pub fn start(mut trace: Trace, sinks: Vec<Arc<dyn Sink>>) -> Recorder {
+        trace.status = Status::Running;
+        trace.ended_at = None;
+        for sink in &sinks {
+            sink.trace_started(&trace);
+        }
+        Recorder {
+            inner: Arc::new(Inner {
+                sinks,
+                state: Mutex::new(State {
+                    trace,
+                    open: HashMap::new(),
+                }),
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the state half-updated in a way that
+        // matters more than losing the trace, so poisoning is ignored.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A snapshot of the trace row as it stands.
+    pub fn trace(&self) -> Trace {
+        self.state().trace.clone()
+    }
+
+    /// Opens a span under `parent` (or directly under the trace).
+    pub fn span(
+        &self,
+        parent: Option<SpanId>,
+        kind: SpanKind,
+        name: impl Into<String>,
+        attributes: Map<String, Value>,
+    ) -> SpanHandle {
+        let span = {
+            let mut state = self.state();
+            let span = Span {
+                span_id: SpanId::generate(),
+                trace_id: state.trace.trace_id,
+                parent_id: parent,
+                kind,
+                name: name.into(),
+                status: Status::Running,
+                started_at: Timestamp::now(),
+                ended_at: None,
+                attributes,
+                events: Vec::new(),
+                error: None,
+            };
+            state.open.insert(span.span_id, span.clone());
+            span
+        };
+        for sink in &self.inner.sinks {
+            sink.span_started(&span);
+        }
+        SpanHandle {
+            recorder: self.clone(),
+            id: span.span_id,
+        }
+    }
+
+    /// Records a span that never ran (a skipped step): started and ended now.
+    pub fn skipped_span(
+        &self,
+        parent: Option<SpanId>,
+        kind: SpanKind,
+        name: impl Into<String>,
+        attributes: Map<String, Value>,
+        reason: &str,
+    ) {
+        let handle = self.span(parent, kind, name, attributes);
+        handle.set_attribute("skip_reason", Value::String(reason.to_string()));
+        handle.end(Status::Skipped, None);
+    }
+
+    fn with_open(&self, id: SpanId, f: impl FnOnce(&mut Span)) {
+        if let Some(span) = self.state().open.get_mut(&id) {
+            f(span);
+        }
+    }
+
+    fn end_span(&self, id: SpanId, status: Status, error: Option<ErrorInfo>) {
+        let span = {
+            let mut state = self.state();
+            let Some(mut span) = state.open.remove(&id) else {
+                return;
+            };
+            span.status = status;
+            span.error = error;
+            span.ended_at = Some(Timestamp::now());
+            if span.kind == SpanKind::Generation
+                && let Some(usage) = span.usage()
+            {
+                state.trace.usage.add(usage);
+            }
+            span
+        };
+        for sink in &self.inner.sinks {
+            sink.span_ended(&span);
+        }
+    }
+
+    /// Closes every span still open with `status` (children before parents), as when a run is
+    /// interrupted.
+    pub fn close_open_spans(&self, status: Status, error: Option<ErrorInfo>) {
+        let mut ids: Vec<(Timestamp, SpanId)> = self
+            .state()
+            .open
+            .values()
+            .map(|s| (s.started_at, s.span_id))
+            .collect();
+        // Latest-started first: children end before the parents that contain them.
+        ids.sort_by(|a, b| b.cmp(a));
+        for (_, id) in ids {
+            self.end_span(id, status, error.clone());
+        }
+    }
+
+    pub fn set_trace_metadata(&self, metadata: Map<String, Value>) {
+        self.state().trace.metadata = metadata;
+    }
+
+    /// Ends the trace. Spans still open are closed first: as `cancelled` when the trace is
+    /// cancelled, otherwise with the trace's status.
+    pub fn finish(&self, status: Status, error: Option<ErrorInfo>) -> Trace {
+        let open_status = match status {
+            Status::Ok => Status::Cancelled,
+            other => other,
+        };
+        self.close_open_spans(open_status, None);
+        let trace = {
+            let mut state = self.state();
+            state.trace.status = status;
+            state.trace.error = error;
+            state.trace.ended_at = Some(Timestamp::now());
+            state.trace.clone()
+        };
+        for sink in &self.inner.sinks {
+            sink.trace_ended(&trace);
+        }
+        trace
+    }
+
+    pub fn usage(&self) -> Usage {
+        self.state().trace.usage
+    }
+}
+
+/// An open span. Dropping it without [`SpanHandle::end`] leaves the span open until the trace
+/// finishes, which closes it as cancelled.
+pub struct SpanHandle {
+    recorder: Recorder,
+    id: SpanId,
+}
+
+impl SpanHandle {
+    pub fn id(&self) -> SpanId {
+        self.id
+    }
+
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
+
+    pub fn set_attribute(&self, key: &str, value: Value) {
+        self.recorder.with_open(self.id, |span| {
+            span.attributes.insert(key.to_string(), value);
+        });
+    }
+
+    pub fn add_event(&self, name: impl Into<String>, attributes: Map<String, Value>) {
+        let event = Event {
+            name: name.into(),
+            time: Timestamp::now(),
+            attributes,
+        };
+        self.recorder
+            .with_open(self.id, |span| span.events.push(event));
+    }
+
+    pub fn end(self, status: Status, error: Option<ErrorInfo>) {
+        self.recorder.end_span(self.id, status, error);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::TraceId;
+
+    #[derive(Default)]
+    struct Collect(Mutex<Vec<String>>);
+
+    impl Sink for Collect {
+        fn trace_started(&self, t: &Trace) {
+            self.0.lock().unwrap().push(format!("trace+ {}", t.status));
+        }
+        fn span_started(&self, s: &Span) {
+            self.0.lock().unwrap().push(format!("span+ {}", s.name));
+        }
+        fn span_ended(&self, s: &Span) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("span- {} {} {}", s.name, s.status, s.events.len()));
+        }
+        fn trace_ended(&self, t: &Trace) {
+            self.0.lock().unwrap().push(format!(
+                "trace- {} {}",
+                t.status, t.usage.total_tokens
+            ));
+        }
+    }
+
+    fn trace() -> Trace {
+        Trace {
+            trace_id: TraceId::generate(),
+            name: "t".into(),
+            workflow: "t".into(),
+            group_id: None,
+            metadata: Map::new(),
+            status: Status::Ok,
+            started_at: Timestamp::now(),
+            ended_at: None,
+            usage: Usage::default(),
+            error: None,
+            pid: None,
+        }
+    }
+
+    #[test]
+    fn sinks_see_the_life_of_a_trace_and_usage_is_summed() {
+        let sink = Arc::new(Collect::default());
+        let rec = Recorder::start(trace(), vec![sink.clone()]);
+        let outer = rec.span(None, SpanKind::Custom, "outer", Map::new());
+        outer.add_event("hello", Map::new());
+        let generation = rec.span(Some(outer.id()), SpanKind::Generation, "gen", Map::new());
+        generation.set_attribute("usage", Usage::new(3, 4).to_value());
+        generation.end(Status::Ok, None);
+        outer.end(Status::Ok, None);
+        let done = rec.finish(Status::Ok, None);
+        assert_eq!(done.usage, Usage::new(3, 4));
+        assert_eq!(
+            *sink.0.lock().unwrap(),
+            [
+                "trace+ running",
+                "span+ outer",
+                "span+ gen",
+                "span- gen ok 0",
+                "span- outer ok 1",
+                "trace- ok 7"
+            ]
+        );
+    }
+
+    #[test]
+    fn open_spans_are_cancelled_children_first() {
+        let sink = Arc::new(Collect::default());
+        let rec = Recorder::start(trace(), vec![sink.clone()]);
+        let outer = rec.span(None, SpanKind::Custom, "outer", Map::new());
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        let _inner = rec.span(Some(outer.id()), SpanKind::Command, "inner", Map::new());
+        rec.finish(Status::Cancelled, None);
+        let log = sink.0.lock().unwrap();
+        assert_eq!(log[3], "span- inner cancelled 0");
+        assert_eq!(log[4], "span- outer cancelled 0");
+        assert_eq!(log[5], "trace- cancelled 0");
+    }
+}

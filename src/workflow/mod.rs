@@ -1,0 +1,10 @@
+//! Workflow files: the typed schema, parsing YAML with locations, validation, and templates.
+
+pub mod diagnostic;
+pub mod parse;
+pub mod schema;
+pub mod template;
+pub mod validate;
+
+pub use diagnostic::Diagnostic;
+pub use schema::*;

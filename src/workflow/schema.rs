@@ -1,0 +1,184 @@
+//! The typed workflow: what a YAML file means once parsed, with the source location of every
+//! value that a later check or a runtime error may need to point at.
+//!
+//! Parsing (`parse.rs`) builds these types and reports every problem it finds; validation
+//! (`validate.rs`) checks the relations between them (ids, references, agents, templates). The
+//! engine only ever sees a `Workflow` that passed both.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use serde_json::Value;
+
+/// A 1-based line and column in the workflow file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Loc {
+    pub line: u32,
+    pub col: u32,
+}
+
+/// A value and where it was written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Located<T> {
+    pub value: T,
+    pub loc: Loc,
+}
+
+impl<T> Located<T> {
+    pub fn new(value: T, loc: Loc) -> Self {
+        Located { value, loc }
+    }
+}
+
+impl Located<String> {
+    pub fn as_str(&self) -> &str {
+        &self.value
+    }
+}
+
+/// A YAML value kept as JSON (attributes, metadata, vars), with string leaves that may be
+/// templates. The location is that of the value as a whole.
+pub type LocatedValue = Located<Value>;
+
+#[derive(Clone, Debug)]
+pub struct Workflow {
+    /// The path the file was read from, as the user gave it (used in every message).
+    pub path: PathBuf,
+    /// The file's text, for snippets in runtime errors.
+    pub source: Arc<str>,
+    /// The top-level `name`: the workflow name, and the trace name unless `traces:` names them.
+    pub name: Located<String>,
+    pub description: Option<String>,
+    /// Defaults for `vars`, in file order; `--var K=V` may override only these keys.
+    pub vars: IndexMap<String, LocatedValue>,
+    /// A template for the group id shared by every trace of the run.
+    pub group_id: Option<Located<String>>,
+    /// Values are templates where they are strings.
+    pub metadata: IndexMap<String, LocatedValue>,
+    /// The default model of agents that do not name one.
+    pub model: Option<Located<String>>,
+    pub provider: Option<Provider>,
+    pub agents: IndexMap<String, AgentDef>,
+    /// Always at least one: a file with top-level `steps:` holds one trace named after the
+    /// workflow.
+    pub traces: Vec<TraceDef>,
+}
+
+/// Where model calls go: an OpenAI-compatible server.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Provider {
+    pub base_url: Option<Located<String>>,
+    /// The name of the environment variable that holds the API key (never the key itself).
+    pub api_key_env: Option<Located<String>>,
+    /// Extra HTTP headers sent with every model call (values may not be secrets: they are
+    /// written in the file).
+    pub headers: IndexMap<String, String>,
+    pub loc: Loc,
+}
+
+#[derive(Clone, Debug)]
+pub struct AgentDef {
+    pub name: Located<String>,
+    /// A template rendered into the system message.
+    pub instructions: Option<Located<String>>,
+    pub model: Option<Located<String>>,
+    pub temperature: Option<f64>,
+    pub max_tokens: Option<u32>,
+    pub provider: Option<Provider>,
+    pub loc: Loc,
+}
+
+#[derive(Clone, Debug)]
+pub struct TraceDef {
+    pub name: Located<String>,
+    /// Added to (and overriding) the workflow's metadata for this trace.
+    pub metadata: IndexMap<String, LocatedValue>,
+    pub steps: Vec<Step>,
+    pub loc: Loc,
+}
+
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// Needed to reference the step's output; unique across the file.
+    pub id: Option<Located<String>>,
+    /// A display name for the step's span.
+    pub name: Option<Located<String>>,
+    pub kind: StepKind,
+    /// Where the step's mapping starts (its `- ` item).
+    pub loc: Loc,
+}
+
+#[derive(Clone, Debug)]
+pub enum StepKind {
+    /// `agent: NAME` with `input:` — one agent run.
+    Agent {
+        agent: Located<String>,
+        input: Located<String>,
+        /// The offline model's answer for this step (ignored by real models).
+        mock: Option<Located<String>>,
+    },
+    /// `run:` — one process.
+    Run {
+        command: Command,
+        /// Values are templates; they reach the process as variables, never through a shell.
+        env: IndexMap<String, Located<String>>,
+    },
+    /// `span: NAME` — a custom span; its steps nest under it.
+    Span {
+        name: Located<String>,
+        events: Vec<EventDef>,
+        steps: Vec<Step>,
+    },
+    /// `event: NAME` — an event on the enclosing span.
+    Event(EventDef),
+}
+
+#[derive(Clone, Debug)]
+pub enum Command {
+    /// `run: [prog, arg, ...]` — executed directly; each element is a template that becomes
+    /// exactly one argument.
+    Argv(Vec<Located<String>>),
+    /// `run: "script"` — run by `sh -c`; may not contain templates.
+    Script(Located<String>),
+}
+
+#[derive(Clone, Debug)]
+pub struct EventDef {
+    pub name: Located<String>,
+    /// Values may be templates where they are strings; a string that is exactly one
+    /// `{{ expression }}` keeps the expression's type (a number stays a number).
+    pub attributes: IndexMap<String, LocatedValue>,
+    pub loc: Loc,
+}
+
+impl Step {
+    /// The step's form, as the key that chose it.
+    pub fn form(&self) -> &'static str {
+        match self.kind {
+            StepKind::Agent { .. } => "agent",
+            StepKind::Run { .. } => "run",
+            StepKind::Span { .. } => "span",
+            StepKind::Event(_) => "event",
+        }
+    }
+}
+
+impl Workflow {
+    /// Every step of the file in execution order, depth first.
+    pub fn all_steps(&self) -> Vec<&Step> {
+        fn walk<'a>(steps: &'a [Step], out: &mut Vec<&'a Step>) {
+            for step in steps {
+                out.push(step);
+                if let StepKind::Span { steps, .. } = &step.kind {
+                    walk(steps, out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for trace in &self.traces {
+            walk(&trace.steps, &mut out);
+        }
+        out
+    }
+}

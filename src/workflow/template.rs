@@ -1,0 +1,260 @@
+//! Templates: minijinja in strict mode, so that a typo in `{{ steps.x.output }}` is an error and
+//! never an empty string.
+//!
+//! Step outputs that are JSON objects or arrays become data (`steps.x.output.field`) that still
+//! renders as the original text when used whole.
+
+use std::fmt;
+use std::sync::Arc;
+
+use minijinja::value::{Enumerator, Object, ObjectRepr};
+use minijinja::{Environment, UndefinedBehavior, Value};
+
+/// The template engine for one run (or one validation).
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Whether a string holds template syntax at all.
+pub fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
+}
+
+/// If `s` is exactly one `{{ expression }}` (surrounding white space aside), the expression.
+pub fn single_expression(s: &str) -> Option<&str> {
+    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    // `{{ a }} and {{ b }}` is not a single expression.
+    if inner.contains("{{") || inner.contains("}}") {
+        return None;
+    }
+    Some(inner.trim().trim_start_matches('-').trim_end_matches('-').trim())
+}
+
+impl Templates {
+    pub fn new() -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Rendered text goes to models and processes, not to HTML.
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        env.set_keep_trailing_newline(true);
+        Templates { env }
+    }
+
+    pub fn env(&self) -> &Environment<'static> {
+        &self.env
+    }
+
+    /// Checks syntax only; the error message is minijinja's, without its location prefix.
+    pub fn check_syntax(&self, source: &str) -> Result<(), minijinja::Error> {
+        self.env.template_from_str(source).map(|_| ())
+    }
+
+    /// The dotted variable paths a template reads (`steps.research.output`, `vars.topic`).
+    pub fn variables(&self, source: &str) -> Result<Vec<String>, minijinja::Error> {
+        let tmpl = self.env.template_from_str(source)?;
+        let mut vars: Vec<String> = tmpl.undeclared_variables(true).into_iter().collect();
+        vars.sort();
+        Ok(vars)
+    }
+
+    /// Renders a template to text.
+    pub fn render(&self, source: &str, ctx: &Value) -> Result<String, minijinja::Error> {
+        if !is_template(source) {
+            return Ok(source.to_string());
+        }
+        self.env.render_str(source, ctx)
+    }
+
+    /// Renders a YAML value: strings that are exactly one `{{ expression }}` keep the type of
+    /// the expression's result; other strings render to text; maps and lists recursively.
+    pub fn render_value(
+        &self,
+        value: &serde_json::Value,
+        ctx: &Value,
+    ) -> Result<serde_json::Value, minijinja::Error> {
+        Ok(match value {
+            serde_json::Value::String(s) => {
+                if let Some(expr) = single_expression(s) {
+                    let compiled = self.env.compile_expression(expr)?;
+                    let result = compiled.eval(ctx)?;
+                    if result.is_undefined() {
+                        return Err(minijinja::Error::new(
+                            minijinja::ErrorKind::UndefinedError,
+                            format!("`{expr}` is undefined"),
+                        ));
+                    }
+                    to_json(&result)
+                } else {
+                    serde_json::Value::String(self.render(s, ctx)?)
+                }
+            }
+            serde_json::Value::Array(items) => serde_json::Value::Array(
+                items
+                    .iter()
+                    .map(|v| self.render_value(v, ctx))
+                    .collect::<Result<_, _>>()?,
+            ),
+            serde_json::Value::Object(map) => {
+                let mut out = serde_json::Map::new();
+                for (k, v) in map {
+                    out.insert(k.clone(), self.render_value(v, ctx)?);
+                }
+                serde_json::Value::Object(out)
+            }
+            other => other.clone(),
+        })
+    }
+}
+
+/// A minijinja value as JSON; step outputs come back as their data.
+pub fn to_json(value: &Value) -> serde_json::Value {
+    if let Some(output) = value.downcast_object_ref::<JsonOutput>() {
+        return output.data.clone();
+    }
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+/// A step output: text, or data when the text is a JSON object or array.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    Text(String),
+    Data {
+        text: String,
+        data: serde_json::Value,
+    },
+}
+
+impl Output {
+    /// A command's stdout (one trailing newline removed) or an agent's text.
+    pub fn from_text(text: String) -> Output {
+        let trimmed = text.trim_start();
+        if trimmed.starts_with('{') || trimmed.starts_with('[') {
+            if let Ok(data) = serde_json::from_str::<serde_json::Value>(&text) {
+                return Output::Data { text, data };
+            }
+        }
+        Output::Text(text)
+    }
+
+    pub fn text(&self) -> &str {
+        match self {
+            Output::Text(t) => t,
+            Output::Data { text, .. } => text,
+        }
+    }
+
+    /// The output as JSON: a string, or the parsed data.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Output::Text(t) => serde_json::Value::String(t.clone()),
+            Output::Data { data, .. } => data.clone(),
+        }
+    }
+
+    /// The output as a template value.
+    pub fn to_value(&self) -> Value {
+        match self {
+            Output::Text(t) => Value::from(t.as_str()),
+            Output::Data { text, data } => Value::from_object(JsonOutput {
+                text: text.clone(),
+                data: data.clone(),
+                inner: Value::from_serialize(data),
+            }),
+        }
+    }
+}
+
+/// JSON data that renders as the text it was parsed from.
+#[derive(Debug)]
+struct JsonOutput {
+    text: String,
+    data: serde_json::Value,
+    inner: Value,
+}
+
+impl Object for JsonOutput {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        if self.data.is_array() {
+            ObjectRepr::Seq
+        } else {
+            ObjectRepr::Map
+        }
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.inner.get_item(key).ok().filter(|v| !v.is_undefined())
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        match self.inner.try_iter() {
+            Ok(iter) => Enumerator::Values(iter.collect()),
+            Err(_) => Enumerator::Empty,
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use minijinja::context;
+
+    #[test]
+    fn strict_undefined_is_an_error() {
+        let t = Templates::new();
+        let err = t.render("{{ vars.nope }}", &context! { vars => context!{} });
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn json_outputs_are_data_and_text() {
+        let t = Templates::new();
+        let out = Output::from_text(r#"{"records": 100, "items": [1, 2]}"#.to_string());
+        let ctx = context! { steps => context! { load => context! { output => out.to_value() } } };
+        assert_eq!(
+            t.render("{{ steps.load.output.records }}", &ctx).unwrap(),
+            "100"
+        );
+        assert_eq!(
+            t.render("{{ steps.load.output }}", &ctx).unwrap(),
+            r#"{"records": 100, "items": [1, 2]}"#
+        );
+        assert_eq!(
+            t.render("{{ steps.load.output.items | length }}", &ctx)
+                .unwrap(),
+            "2"
+        );
+        let v = t
+            .render_value(&serde_json::json!("{{ steps.load.output.records }}"), &ctx)
+            .unwrap();
+        assert_eq!(v, serde_json::json!(100));
+    }
+
+    #[test]
+    fn single_expressions_keep_their_type() {
+        let t = Templates::new();
+        let ctx = context! { steps => context! { a => context! { output => "hello" } } };
+        let v = t
+            .render_value(&serde_json::json!({"n": "{{ steps.a.output | length }}", "s": "x {{ steps.a.output }}"}), &ctx)
+            .unwrap();
+        assert_eq!(v, serde_json::json!({"n": 5, "s": "x hello"}));
+    }
+
+    #[test]
+    fn variables_are_listed_with_their_paths() {
+        let t = Templates::new();
+        let vars = t
+            .variables("{{ steps.research.output }} {{ vars.topic | upper }}")
+            .unwrap();
+        assert_eq!(vars, ["steps.research.output", "vars.topic"]);
+    }
+}
