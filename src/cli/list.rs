@@ -1,0 +1,106 @@
+//! `agentrace list`: stored traces, newest first, as a table or JSON.
+
+use super::{Globals, parse_key_value, print_stdout};
+use crate::error::{EXIT_OK, Error};
+use crate::render;
+use crate::store::{ListFilter, Store};
+use crate::trace::{Status, Timestamp};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only traces of this group (conversation)
+    #[arg(long, value_name = "ID")]
+    group: Option<String>,
+
+    /// Only traces of this workflow (the file's top-level `name`)
+    #[arg(long, value_name = "NAME")]
+    workflow: Option<String>,
+
+    /// Only traces with this status: ok, error, cancelled, running
+    #[arg(long, value_name = "STATUS", value_parser = parse_status)]
+    status: Option<Status>,
+
+    /// Only traces whose metadata has KEY=VALUE (repeatable; all must match)
+    #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    meta: Vec<(String, String)>,
+
+    /// Only traces started within this long ago: 30s, 15m, 2h, 7d
+    #[arg(long, value_name = "DURATION", value_parser = parse_since)]
+    since: Option<i64>,
+
+    /// At most this many traces
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    limit: usize,
+
+    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+    format: ListFormat,
+}
+
+fn parse_status(s: &str) -> Result<Status, String> {
+    match Status::parse(s) {
+        Some(status) if status != Status::Skipped => Ok(status),
+        _ => Err(format!("unknown status `{s}`: use ok, error, cancelled or running")),
+    }
+}
+
+/// A duration like `2h`, `90m`, `7d`, `1h30m`, in microseconds.
+fn parse_since(s: &str) -> Result<i64, String> {
+    let span: jiff::Span = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid duration `{s}`: use e.g. 30s, 15m, 2h, 7d"))?;
+    let micros = span
+        .total((jiff::Unit::Microsecond, jiff::SpanRelativeTo::days_are_24_hours()))
+        .map_err(|e| format!("invalid duration `{s}`: {e}"))?;
+    if micros < 0.0 {
+        return Err(format!("invalid duration `{s}`: must not be negative"));
+    }
+    Ok(micros as i64)
+}
+
+pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
+    let store = Store::open_existing(&globals.store)?;
+    let filter = ListFilter {
+        group: args.group,
+        workflow: args.workflow,
+        status: args.status,
+        meta: args.meta,
+        since: args.since.map(|micros| Timestamp(Timestamp::now().micros() - micros)),
+        limit: Some(args.limit),
+    };
+    let traces = store.list(&filter)?;
+    match args.format {
+        ListFormat::Table => print_stdout(&render::table::trace_table(
+            &traces,
+            &globals.stdout_theme(),
+            globals.width(),
+        )),
+        ListFormat::Json => {
+            let items: Vec<serde_json::Value> = traces.iter().map(render::json::summary_json).collect();
+            print_stdout(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&items).unwrap_or_default()
+            ));
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_accepts_friendly_durations() {
+        assert_eq!(parse_since("2h").unwrap(), 2 * 3600 * 1_000_000);
+        assert_eq!(parse_since("7d").unwrap(), 7 * 86_400 * 1_000_000);
+        assert_eq!(parse_since("1h30m").unwrap(), 5400 * 1_000_000);
+        assert!(parse_since("soon").is_err());
+    }
+}

@@ -1,0 +1,152 @@
+//! `agentrace run FILE`: validate, resolve model access, then run and record the trace(s).
+//!
+//! Nothing is written before the workflow is valid and model access is settled, so bad input
+//! never leaves a half-written store.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+use super::progress::Progress;
+use super::{Globals, parse_key_value, print_stdout};
+use crate::engine::{Engine, RunOptions, RunOutcome};
+use crate::error::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Error};
+use crate::render;
+use crate::store::{Store, StoreWriter};
+use crate::trace::{Sink, Status};
+use crate::workflow::parse;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunFormat {
+    /// The trace tree
+    Tree,
+    /// One JSON object per trace, one per line
+    Json,
+    /// Nothing (the exit code says how it went)
+    None,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The workflow file
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+
+    /// Override a declared var (repeatable)
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    vars: Vec<(String, String)>,
+
+    /// The group id (conversation) of the traces; overrides the file's `group_id`
+    #[arg(long, value_name = "ID")]
+    group: Option<String>,
+
+    /// Add or override trace metadata (repeatable)
+    #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    meta: Vec<(String, String)>,
+
+    /// Use the built-in deterministic offline model: no network, no key
+    #[arg(long)]
+    offline: bool,
+
+    /// Keep prompts and outputs out of the store
+    #[arg(long)]
+    no_content: bool,
+
+    #[arg(long, value_enum, default_value_t = RunFormat::Tree)]
+    format: RunFormat,
+}
+
+pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
+    let wf = parse::load(&args.file)?;
+    let engine = Engine::new(
+        wf,
+        RunOptions {
+            vars: args.vars,
+            group: args.group,
+            meta: args.meta,
+            offline: args.offline,
+            no_content: args.no_content,
+        },
+    )?;
+    let writer = StoreWriter::spawn(Store::open(&globals.store)?);
+    let mut sinks: Vec<Arc<dyn Sink>> = vec![writer.sink()];
+    if !globals.quiet {
+        sinks.push(Arc::new(Progress));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    let outcome = runtime.block_on(drive(&engine, sinks));
+    runtime.shutdown_background();
+    writer.close()?;
+
+    match args.format {
+        RunFormat::Tree => {
+            let store = Store::open_existing(&globals.store)?;
+            let theme = globals.stdout_theme();
+            let mut out = String::new();
+            for t in &outcome.traces {
+                let doc = store.load(t.trace.trace_id)?;
+                if !out.is_empty() {
+                    out.push('\n');
+                }
+                out.push_str(&render::tree::tree(&doc, &theme, globals.width()));
+            }
+            print_stdout(&out);
+        }
+        RunFormat::Json => {
+            let mut out = String::new();
+            for t in &outcome.traces {
+                let json = render::json::run_json(&t.trace, &t.outputs);
+                out.push_str(&serde_json::to_string(&json).unwrap_or_default());
+                out.push('\n');
+            }
+            print_stdout(&out);
+        }
+        RunFormat::None => {}
+    }
+    Ok(match outcome.status {
+        Status::Ok => EXIT_OK,
+        Status::Cancelled => EXIT_INTERRUPTED,
+        _ => EXIT_FAILED,
+    })
+}
+
+async fn next(signal: &mut Option<Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs the engine; SIGINT or SIGTERM cancels it (open spans close as `cancelled`), a second
+/// SIGINT exits at once.
+async fn drive(engine: &Engine, sinks: Vec<Arc<dyn Sink>>) -> RunOutcome {
+    let cancel = CancellationToken::new();
+    let mut sigint = signal(SignalKind::interrupt()).ok();
+    let mut sigterm = signal(SignalKind::terminate()).ok();
+    let run = engine.run(sinks, cancel.clone());
+    tokio::pin!(run);
+    loop {
+        tokio::select! {
+            outcome = &mut run => return outcome,
+            () = next(&mut sigint) => {
+                if cancel.is_cancelled() {
+                    eprintln!("interrupted again: exiting now");
+                    std::process::exit(EXIT_INTERRUPTED);
+                }
+                eprintln!("interrupted: cancelling the run (Ctrl-C again to exit at once)");
+                cancel.cancel();
+            }
+            () = next(&mut sigterm) => {
+                eprintln!("terminated: cancelling the run");
+                cancel.cancel();
+            }
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! Command steps: one process, never through a shell unless the step is a script string (which
+//! validation guarantees holds no template). stdin is closed; stdout is the step's output.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use tokio::io::AsyncReadExt;
+
+use super::Failure;
+use super::executor::{TraceRun, error_at};
+use crate::trace::{SpanId, SpanKind, Status};
+use crate::workflow::template::Output;
+use crate::workflow::{Command, Step, StepKind};
+
+/// How much of stderr a span keeps.
+const STDERR_TAIL_BYTES: usize = 2048;
+
+/// The end of stderr: at most [`STDERR_TAIL_BYTES`], cut at a line start where possible.
+pub fn stderr_tail(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let text = text.trim_end();
+    if text.len() <= STDERR_TAIL_BYTES {
+        return text.to_string();
+    }
+    let mut start = text.len() - STDERR_TAIL_BYTES;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    let tail = &text[start..];
+    match tail.find('\n') {
+        Some(nl) if nl + 1 < tail.len() => format!("…{}", &tail[nl + 1..]),
+        _ => format!("…{tail}"),
+    }
+}
+
+async fn read_all(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
+    let mut buf = Vec::new();
+    if let Some(mut pipe) = pipe {
+        // A read error only truncates what we record.
+        let _ = pipe.read_to_end(&mut buf).await;
+    }
+    buf
+}
+
+fn workflow_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+impl TraceRun<'_> {
+    pub(crate) async fn run_command(&self, step: &Step, parent: Option<SpanId>) -> Result<(), Failure> {
+        let StepKind::Run { command, env } = &step.kind else {
+            return Ok(());
+        };
+        let no_content = self.engine.opts.no_content;
+        let mut attrs = self.step_attributes(step);
+        // Render before opening the span so that the span can carry what actually runs; a
+        // template error still gets a span to sit on.
+        let rendered: Result<Vec<String>, Failure> = match command {
+            Command::Argv(args) => args
+                .iter()
+                .enumerate()
+                .map(|(i, a)| self.render(&format!("run[{i}]"), a.loc, &a.value))
+                .collect(),
+            Command::Script(script) => Ok(vec![script.value.clone()]),
+        };
+        let program = match (command, &rendered) {
+            (Command::Argv(_), Ok(argv)) => argv.first().cloned().unwrap_or_default(),
+            (Command::Argv(args), Err(_)) => args.first().map(|a| a.value.clone()).unwrap_or_default(),
+            (Command::Script(_), _) => "sh".to_string(),
+        };
+        match (command, &rendered) {
+            (Command::Argv(_), Ok(argv)) if !no_content => {
+                attrs.insert("argv".into(), json!(argv));
+            }
+            (Command::Argv(_), _) => {
+                attrs.insert("argv".into(), json!([program]));
+            }
+            (Command::Script(script), _) if !no_content => {
+                attrs.insert("script".into(), Value::String(script.value.clone()));
+            }
+            (Command::Script(_), _) => {
+                attrs.insert("script".into(), Value::String("<omitted: --no-content>".into()));
+            }
+        }
+        if !env.is_empty() {
+            // Names only: values may be secrets passed on purpose.
+            attrs.insert("env".into(), json!(env.keys().collect::<Vec<_>>()));
+        }
+        let name = match (&step.name, &step.id) {
+            (Some(n), _) => self.render("name", n.loc, &n.value).unwrap_or_else(|_| n.value.clone()),
+            (None, Some(id)) => id.value.clone(),
+            (None, None) => program.clone(),
+        };
+        let span = self.rec.span(parent, SpanKind::Command, name, attrs);
+
+        let result = async {
+            let argv = rendered?;
+            let mut vars = Vec::new();
+            for (key, value) in env {
+                vars.push((key.clone(), self.render(&format!("env.{key}"), value.loc, &value.value)?));
+            }
+            let dir = workflow_dir(&self.engine.wf.path);
+            let mut cmd = match command {
+                Command::Argv(_) => {
+                    let mut prog = PathBuf::from(&argv[0]);
+                    if prog.is_relative() && argv[0].contains('/') {
+                        prog = dir.join(prog);
+                    }
+                    let mut c = tokio::process::Command::new(prog);
+                    c.args(&argv[1..]);
+                    c
+                }
+                Command::Script(_) => {
+                    let mut c = tokio::process::Command::new("sh");
+                    c.arg("-c").arg(&argv[0]);
+                    c
+                }
+            };
+            cmd.current_dir(&dir)
+                .envs(vars)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true)
+                // Its own process group, so that cancelling kills the whole tree it started.
+                .process_group(0);
+            let mut child = cmd.spawn().map_err(|e| {
+                Failure::error(error_at(
+                    format!("cannot start `{program}`: {e}"),
+                    json!({ "program": program }),
+                ))
+            })?;
+            let pid = child.id();
+            if let Some(pid) = pid {
+                span.set_attribute("pid", json!(pid));
+            }
+            let stdout = child.stdout.take();
+            let stderr = child.stderr.take();
+            let work = async {
+                let (out, err, status) = tokio::join!(read_all(stdout), read_all(stderr), child.wait());
+                (out, err, status)
+            };
+            tokio::pin!(work);
+            let finished = tokio::select! {
+                r = &mut work => Some(r),
+                () = self.cancel.cancelled() => None,
+            };
+            let Some((out, err, status)) = finished else {
+                if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+                    let _ = nix::sys::signal::killpg(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                // Reap the child; a grandchild that left the group may hold the pipes open.
+                let _ = tokio::time::timeout(Duration::from_secs(2), &mut work).await;
+                return Err(Failure::cancelled());
+            };
+            let status = status.map_err(|e| {
+                Failure::error(error_at(format!("waiting for `{program}` failed: {e}"), Value::Null))
+            })?;
+            let mut text = String::from_utf8_lossy(&out).into_owned();
+            if text.ends_with('\n') {
+                text.pop();
+                if text.ends_with('\r') {
+                    text.pop();
+                }
+            }
+            span.set_attribute("exit_code", json!(status.code()));
+            let tail = stderr_tail(&err);
+            if status.success() {
+                if !no_content {
+                    span.set_attribute("stdout", Value::String(text.clone()));
+                }
+                Ok(text)
+            } else {
+                let mut data = Map::new();
+                data.insert("exit_code".into(), json!(status.code()));
+                if !no_content && !tail.is_empty() {
+                    span.set_attribute("stderr_tail", Value::String(tail.clone()));
+                    data.insert("stderr_tail".into(), Value::String(tail.clone()));
+                }
+                let how = match (status.code(), status.signal()) {
+                    (Some(code), _) => format!("exited with status {code}"),
+                    (None, Some(sig)) => format!("was killed by signal {sig}"),
+                    (None, None) => "failed".to_string(),
+                };
+                let mut message = format!("command `{program}` {how}");
+                if !no_content && let Some(last) = tail.lines().rev().find(|l| !l.trim().is_empty()) {
+                    message.push_str(": ");
+                    message.push_str(last.trim());
+                }
+                Err(Failure::error(error_at(message, Value::Object(data))))
+            }
+        }
+        .await;
+
+        match result {
+            Ok(text) => {
+                self.record_output(step, &Output::from_text(text), Status::Ok);
+                span.end(Status::Ok, None);
+                Ok(())
+            }
+            Err(failure) => {
+                span.end(failure.status(), (!failure.cancelled).then(|| failure.error.clone()));
+                Err(failure)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stderr_tail_keeps_the_end_at_a_line_start() {
+        assert_eq!(stderr_tail(b"short\n"), "short");
+        let long = format!("{}\nlast line\n", "x".repeat(5000));
+        let tail = stderr_tail(long.as_bytes());
+        assert!(tail.len() <= STDERR_TAIL_BYTES + 4);
+        assert!(tail.ends_with("last line"));
+    }
+}

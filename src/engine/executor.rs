@@ -1,0 +1,270 @@
+//! Walks the steps of each trace: custom spans and events here, agent and command steps in their
+//! own files. A failing step fails every enclosing span and its trace, and nothing after it runs.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use minijinja::Value as TemplateValue;
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::context::{Context, StepResults};
+use super::{Engine, Failure, RunOutcome, TraceOutcome};
+use crate::trace::{ErrorInfo, Recorder, Sink, SpanHandle, SpanKind, Status, Timestamp, Trace, TraceId, Usage};
+use crate::workflow::template::Output;
+use crate::workflow::{EventDef, Loc, LocatedValue, Step, StepKind};
+
+pub(crate) type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'a>>;
+
+/// The state of one trace while it runs.
+pub(crate) struct TraceRun<'a> {
+    pub engine: &'a Engine,
+    pub rec: Recorder,
+    pub ctx: Context,
+    pub cancel: CancellationToken,
+    pub outputs: Mutex<Map<String, Value>>,
+}
+
+impl TraceRun<'_> {
+    /// `FILE:LINE:COL`, for messages about a place in the workflow.
+    pub fn at(&self, loc: Loc) -> String {
+        format!("{}:{}:{}", self.engine.wf.path.display(), loc.line, loc.col)
+    }
+
+    pub fn template_error(&self, field: &str, loc: Loc, e: &minijinja::Error) -> ErrorInfo {
+        template_error(&self.at(loc), field, e)
+    }
+
+    pub fn render(&self, field: &str, loc: Loc, source: &str) -> Result<String, Failure> {
+        self.engine
+            .templates
+            .render(source, &self.ctx.value())
+            .map_err(|e| Failure::error(self.template_error(field, loc, &e)))
+    }
+
+    pub fn render_value(&self, field: &str, value: &LocatedValue) -> Result<Value, Failure> {
+        self.engine
+            .templates
+            .render_value(&value.value, &self.ctx.value())
+            .map_err(|e| Failure::error(self.template_error(field, value.loc, &e)))
+    }
+
+    /// Makes a step's result visible to later templates and to `run --format json`.
+    pub fn record_output(&self, step: &Step, output: &Output, status: Status) {
+        if let Some(id) = &step.id {
+            self.ctx.steps.insert(&id.value, output, status.as_str());
+            self.outputs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id.value.clone(), output.to_json());
+        }
+    }
+
+    /// Attributes every step span starts with.
+    pub fn step_attributes(&self, step: &Step) -> Map<String, Value> {
+        let mut attrs = Map::new();
+        if let Some(id) = &step.id {
+            attrs.insert("step_id".into(), Value::String(id.value.clone()));
+        }
+        attrs
+    }
+
+    pub fn run_steps<'s>(&'s self, steps: &'s [Step], parent: Option<&'s SpanHandle>) -> StepFuture<'s> {
+        Box::pin(async move {
+            for step in steps {
+                if self.cancel.is_cancelled() {
+                    return Err(Failure::cancelled());
+                }
+                self.run_step(step, parent).await?;
+            }
+            Ok(())
+        })
+    }
+
+    async fn run_step(&self, step: &Step, parent: Option<&SpanHandle>) -> Result<(), Failure> {
+        match &step.kind {
+            StepKind::Agent { .. } => self.run_agent(step, parent.map(SpanHandle::id)).await,
+            StepKind::Run { .. } => self.run_command(step, parent.map(SpanHandle::id)).await,
+            StepKind::Span { name, events, steps } => {
+                let span_name = self.render("span", name.loc, &name.value);
+                let display = span_name.as_deref().unwrap_or(&name.value).to_string();
+                let span = self.rec.span(
+                    parent.map(SpanHandle::id),
+                    SpanKind::Custom,
+                    display,
+                    self.step_attributes(step),
+                );
+                let result = async {
+                    span_name?;
+                    for event in events {
+                        self.add_event(&span, event)?;
+                    }
+                    self.run_steps(steps, Some(&span)).await
+                }
+                .await;
+                end_with(span, &result);
+                result
+            }
+            StepKind::Event(event) => match parent {
+                Some(span) => self.add_event(span, event),
+                // Validation rejects events outside a span; nothing to attach one to here.
+                None => Ok(()),
+            },
+        }
+    }
+
+    fn add_event(&self, span: &SpanHandle, event: &EventDef) -> Result<(), Failure> {
+        let name = self.render("event", event.name.loc, &event.name.value)?;
+        let mut attributes = Map::new();
+        for (key, value) in &event.attributes {
+            attributes.insert(key.clone(), self.render_value(&format!("attributes.{key}"), value)?);
+        }
+        span.add_event(name, attributes);
+        Ok(())
+    }
+}
+
+/// Ends a span with the status its steps' result implies; a failure below marks it too.
+pub(crate) fn end_with(span: SpanHandle, result: &Result<(), Failure>) {
+    match result {
+        Ok(()) => span.end(Status::Ok, None),
+        Err(failure) if failure.cancelled => span.end(Status::Cancelled, None),
+        Err(failure) => span.end(Status::Error, Some(failure.error.clone())),
+    }
+}
+
+pub(crate) fn template_error(at: &str, field: &str, e: &minijinja::Error) -> ErrorInfo {
+    let mut message = format!("template error in `{field}` at {at}: {}", e.kind());
+    if let Some(detail) = e.detail() {
+        message.push_str(": ");
+        message.push_str(detail);
+    }
+    ErrorInfo::new(message)
+}
+
+fn random_group_id() -> String {
+    let bytes: [u8; 12] = rand::random();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("group_{hex}")
+}
+
+pub(crate) async fn run(engine: &Engine, sinks: Vec<Arc<dyn Sink>>, cancel: CancellationToken) -> RunOutcome {
+    let wf = engine.wf.clone();
+    let templates = &engine.templates;
+    let mut ctx = Context {
+        vars: TemplateValue::from_serialize(&engine.vars),
+        steps: Arc::new(StepResults::default()),
+        trace_id: String::new(),
+        group_id: None,
+    };
+    let at = |loc: Loc| format!("{}:{}:{}", wf.path.display(), loc.line, loc.col);
+
+    // The group and the workflow's metadata are rendered once, before the first trace starts;
+    // a template failure there fails the first trace.
+    let mut setup_error: Option<ErrorInfo> = None;
+    let group_id = match (&engine.opts.group, &wf.group_id) {
+        (Some(group), _) => Some(group.clone()),
+        (None, Some(template)) => match templates.render(&template.value, &ctx.value()) {
+            Ok(g) if g.trim().is_empty() => None,
+            Ok(g) => Some(g),
+            Err(e) => {
+                setup_error = Some(template_error(&at(template.loc), "group_id", &e));
+                None
+            }
+        },
+        (None, None) => None,
+    };
+    let group_id = group_id.or_else(|| (wf.traces.len() > 1).then(random_group_id));
+    ctx.group_id = group_id.clone();
+    let mut base_metadata = Map::new();
+    for (key, value) in &wf.metadata {
+        match templates.render_value(&value.value, &ctx.value()) {
+            Ok(v) => {
+                base_metadata.insert(key.clone(), v);
+            }
+            Err(e) => {
+                setup_error.get_or_insert_with(|| {
+                    template_error(&at(value.loc), &format!("metadata.{key}"), &e)
+                });
+            }
+        }
+    }
+
+    let mut outcomes = Vec::new();
+    let mut status = Status::Ok;
+    for def in &wf.traces {
+        let trace_id = TraceId::generate();
+        ctx.trace_id = trace_id.to_string();
+        let mut metadata = base_metadata.clone();
+        let mut trace_error = setup_error.take();
+        for (key, value) in &def.metadata {
+            match templates.render_value(&value.value, &ctx.value()) {
+                Ok(v) => {
+                    metadata.insert(key.clone(), v);
+                }
+                Err(e) => {
+                    trace_error.get_or_insert_with(|| {
+                        template_error(&at(value.loc), &format!("metadata.{key}"), &e)
+                    });
+                }
+            }
+        }
+        for (key, value) in &engine.opts.meta {
+            metadata.insert(key.clone(), Value::String(value.clone()));
+        }
+        let name = match templates.render(&def.name.value, &ctx.value()) {
+            Ok(n) => n,
+            Err(e) => {
+                trace_error.get_or_insert_with(|| template_error(&at(def.name.loc), "name", &e));
+                def.name.value.clone()
+            }
+        };
+        let trace = Trace {
+            trace_id,
+            name,
+            workflow: wf.name.value.clone(),
+            group_id: group_id.clone(),
+            metadata,
+            status: Status::Running,
+            started_at: Timestamp::now(),
+            ended_at: None,
+            usage: Usage::default(),
+            error: None,
+            pid: Some(std::process::id()),
+        };
+        let rec = Recorder::start(trace, sinks.clone());
+        let run = TraceRun {
+            engine,
+            rec: rec.clone(),
+            ctx: ctx.clone(),
+            cancel: cancel.clone(),
+            outputs: Mutex::new(Map::new()),
+        };
+        let result = match trace_error {
+            Some(error) => Err(Failure::error(error)),
+            None => run.run_steps(&def.steps, None).await,
+        };
+        let (trace_status, error) = match &result {
+            Ok(()) => (Status::Ok, None),
+            Err(f) if f.cancelled => (Status::Cancelled, Some(ErrorInfo::new("interrupted"))),
+            Err(f) => (Status::Error, Some(f.error.clone())),
+        };
+        let trace = rec.finish(trace_status, error);
+        let outputs = run.outputs.into_inner().unwrap_or_else(|p| p.into_inner());
+        outcomes.push(TraceOutcome { trace, outputs });
+        if trace_status != Status::Ok {
+            status = trace_status;
+            break;
+        }
+    }
+    RunOutcome {
+        traces: outcomes,
+        status,
+    }
+}
+
+/// Error data pointing at the span where a failure started.
+pub(crate) fn error_at(message: impl Into<String>, data: Value) -> ErrorInfo {
+    ErrorInfo::with_data(message, if data.is_null() { json!({}) } else { data })
+}

@@ -1,0 +1,98 @@
+//! Resolves, before anything runs, which model serves each agent: the offline model, or an
+//! OpenAI-compatible server from the agent's or the workflow's `provider:` and the environment.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::llm::Model;
+use crate::llm::offline::OfflineModel;
+use crate::llm::openai::{DEFAULT_BASE_URL, Endpoint, OpenAiModel};
+use crate::workflow::{Provider, StepKind, Workflow};
+
+/// The model client of every agent that a step uses.
+pub struct Models {
+    by_agent: HashMap<String, Arc<dyn Model>>,
+}
+
+/// Reads an environment variable, treating an empty value as unset.
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn endpoint(provider: Option<&Provider>) -> Result<Endpoint, Error> {
+    let base_url = provider
+        .and_then(|p| p.base_url.as_ref())
+        .map(|u| u.value.clone())
+        .or_else(|| env("OPENAI_BASE_URL"));
+    let api_key = match provider.and_then(|p| p.api_key_env.as_ref()) {
+        Some(var) => Some(env(&var.value).ok_or_else(|| Error::MissingKeyVar {
+            var: var.value.clone(),
+            what: "`provider.api_key_env`".into(),
+        })?),
+        None => env("OPENAI_API_KEY"),
+    };
+    if base_url.is_none() && api_key.is_none() {
+        return Err(Error::NoModelAccess);
+    }
+    Ok(Endpoint {
+        base_url: base_url.unwrap_or_else(|| DEFAULT_BASE_URL.to_string()),
+        api_key,
+        headers: provider
+            .map(|p| {
+                p.headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    })
+}
+
+impl Models {
+    pub fn resolve(wf: &Workflow, offline: bool) -> Result<Models, Error> {
+        let mut used: Vec<&str> = Vec::new();
+        for step in wf.all_steps() {
+            if let StepKind::Agent { agent, .. } = &step.kind
+                && !used.contains(&agent.as_str())
+            {
+                used.push(agent.as_str());
+            }
+        }
+        let mut by_agent: HashMap<String, Arc<dyn Model>> = HashMap::new();
+        if offline {
+            let model: Arc<dyn Model> = Arc::new(OfflineModel);
+            for name in used {
+                by_agent.insert(name.to_string(), model.clone());
+            }
+            return Ok(Models { by_agent });
+        }
+        // Agents that share an endpoint share one client (and its connection pool).
+        let mut clients: HashMap<String, Arc<dyn Model>> = HashMap::new();
+        for name in used {
+            let provider = wf
+                .agents
+                .get(name)
+                .and_then(|a| a.provider.as_ref())
+                .or(wf.provider.as_ref());
+            let endpoint = endpoint(provider)?;
+            let key = format!("{:?}|{:?}", endpoint.base_url, provider);
+            let model = match clients.get(&key) {
+                Some(m) => m.clone(),
+                None => {
+                    let m: Arc<dyn Model> = Arc::new(
+                        OpenAiModel::new(&endpoint).map_err(|e| Error::usage(e.message))?,
+                    );
+                    clients.insert(key, m.clone());
+                    m
+                }
+            };
+            by_agent.insert(name.to_string(), model);
+        }
+        Ok(Models { by_agent })
+    }
+
+    pub fn for_agent(&self, agent: &str) -> Option<Arc<dyn Model>> {
+        self.by_agent.get(agent).cloned()
+    }
+}
