@@ -1,6 +1,255 @@
-//! Placeholder: being written.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("store: {0}")]
-    Other(String),
+//! The SQLite store: where every run's trace lands, incrementally, and where `show`, `list` and
+//! `export` read it back.
+//!
+//! One file in WAL mode, shared by every `agentrace` process on the machine: writers take short
+//! `BEGIN IMMEDIATE` transactions (with a busy timeout and a retry on `SQLITE_BUSY`) from one
+//! dedicated thread per process ([`StoreWriter`]), readers never block them. The schema lives in
+//! [`schema`], the writes in [`writer`], the reads and the reconciliation of dead runs in
+//! [`query`].
+
+mod error;
+mod query;
+mod schema;
+mod writer;
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::trace::{Status, Timestamp};
+
+pub use error::StoreError;
+pub use writer::StoreWriter;
+
+/// How long a statement waits for another process's write lock before SQLite gives up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many times a write transaction is retried after `SQLITE_BUSY`.
+const WRITE_RETRIES: u32 = 8;
+
+/// An open store: one SQLite connection and the path it came from (for messages).
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    /// Opened read-only (the file or its directory is not writable): reads work, and dead runs
+    /// are reconciled in the returned values only.
+    read_only: bool,
 }
+
+/// What `list` selects. Every field narrows the result; the default selects everything.
+#[derive(Default, Clone, Debug)]
+pub struct ListFilter {
+    pub group: Option<String>,
+    pub workflow: Option<String>,
+    pub status: Option<Status>,
+    /// `--meta K=V`: the metadata value under K, as text, equals V.
+    pub meta: Vec<(String, String)>,
+    /// Traces started at or after this time.
+    pub since: Option<Timestamp>,
+    pub limit: Option<usize>,
+}
+
+impl Store {
+    /// Opens the store at `path`, creating it (and its directory) if needed, and brings its
+    /// schema up to date.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        create_private_file(path)?;
+        let store = Store::connect(path, false)?;
+        store.tighten_permissions();
+        Ok(store)
+    }
+
+    /// Opens an existing store for reading commands; a missing file is [`StoreError::Empty`]
+    /// and is never created. A store that cannot be written (read-only file or directory) is
+    /// opened read-only.
+    pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::Empty {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(source) => {
+                return Err(StoreError::Io {
+                    action: "read",
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+            Ok(meta) if meta.is_dir() => {
+                return Err(StoreError::NotADatabase {
+                    path: path.to_path_buf(),
+                });
+            }
+            Ok(_) => {}
+        }
+        match Store::connect(path, false) {
+            Ok(store) => Ok(store),
+            Err(e) if e.is_read_only() => Store::connect(path, true),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The path this store was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn connect(path: &Path, read_only: bool) -> Result<Store, StoreError> {
+        let flags = if read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        };
+        let err = |e| StoreError::sqlite(path, e);
+        let conn = Connection::open_with_flags(path, flags).map_err(err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+        // Reading the header is the first thing that notices a file that is not a database.
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(err)?;
+        if !read_only {
+            // Switching to WAL needs the file (and its directory) writable; a store that is
+            // already in WAL mode answers without writing.
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+                .map_err(err)?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(StoreError::ReadOnly {
+                    path: path.to_path_buf(),
+                });
+            }
+            conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+                .map_err(err)?;
+        }
+        let store = Store {
+            conn,
+            path: path.to_path_buf(),
+            read_only,
+        };
+        if version > schema::VERSION {
+            return Err(store.too_new(version));
+        }
+        if read_only {
+            if version < schema::VERSION {
+                // Nothing was ever written here (version 0), or an older binary wrote it and we
+                // may not migrate it.
+                return Err(if version == 0 {
+                    StoreError::Empty {
+                        path: path.to_path_buf(),
+                    }
+                } else {
+                    StoreError::ReadOnly {
+                        path: path.to_path_buf(),
+                    }
+                });
+            }
+        } else if version < schema::VERSION {
+            schema::migrate(&store)?;
+        }
+        Ok(store)
+    }
+
+    fn too_new(&self, found: i64) -> StoreError {
+        StoreError::TooNew {
+            path: self.path.clone(),
+            found,
+            supported: schema::VERSION,
+        }
+    }
+
+    /// SQLite creates `-wal` and `-shm` with the database's mode, but a store created by an
+    /// older build or by hand may not have been private: keep all three at 0600. Best effort.
+    fn tighten_permissions(&self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = self.path.clone().into_os_string();
+            p.push(suffix);
+            let p = PathBuf::from(p);
+            if let Ok(meta) = std::fs::metadata(&p)
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
+            }
+        }
+    }
+
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction, retrying the whole of it when another
+    /// process holds the write lock past the busy timeout (or SQLite reports busy at once, as it
+    /// can during WAL recovery).
+    fn with_write_tx<T>(
+        &self,
+        mut f: impl FnMut(&Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let mut attempt = 0u32;
+        loop {
+            let result = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+                .and_then(|tx| {
+                    let value = f(&tx)?;
+                    tx.commit()?;
+                    Ok(value)
+                });
+            match result {
+                Ok(value) => return Ok(value),
+                Err(e) if error::is_busy(&e) && attempt < WRITE_RETRIES => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(10 << attempt.min(6)));
+                }
+                Err(e) => return Err(self.sql(e)),
+            }
+        }
+    }
+
+    fn sql(&self, e: rusqlite::Error) -> StoreError {
+        StoreError::sqlite(&self.path, e)
+    }
+}
+
+/// Creates the store's directory (0700) and an empty database file (0600) before SQLite sees
+/// it, so that the modes do not depend on the umask.
+fn create_private_file(path: &Path) -> Result<(), StoreError> {
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+        && !parent.exists()
+    {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(|source| StoreError::Io {
+                action: "create the directory of",
+                path: path.to_path_buf(),
+                source,
+            })?;
+        // The umask can only remove bits, but be explicit about the one directory we own.
+        let _ = std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700));
+    }
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(file) => {
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+                return Err(StoreError::NotADatabase {
+                    path: path.to_path_buf(),
+                });
+            }
+            Ok(())
+        }
+        Err(source) => Err(StoreError::Io {
+            action: "create",
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,135 @@
+//! What can go wrong with the store, said so that a user knows what to do next.
+//!
+//! SQLite's own messages ("database is locked", "file is not a database") are translated here,
+//! by result code, into sentences that name the store's path.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::ErrorCode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A read command found no store file.
+    #[error("no traces recorded yet (store {} does not exist)", path.display())]
+    Empty { path: PathBuf },
+
+    /// `last` in a store that holds no trace.
+    #[error("no traces recorded yet (store {} is empty)", path.display())]
+    NoTraces { path: PathBuf },
+
+    #[error("no trace matches {id} in the store {}", path.display())]
+    NotFound { id: String, path: PathBuf },
+
+    #[error(
+        "the trace id prefix {prefix} is ambiguous: it matches {}{}; give more of the id",
+        candidates.join(", "),
+        if *total > candidates.len() { format!(" and {} more", total - candidates.len()) } else { String::new() }
+    )]
+    Ambiguous {
+        prefix: String,
+        candidates: Vec<String>,
+        total: usize,
+    },
+
+    #[error(
+        "{id:?} is not a trace id: expected `last`, a full trace id (trace_ + 32 hex digits) or \
+         a unique prefix of at least 4 hex digits"
+    )]
+    BadId { id: String },
+
+    #[error("{} is not an agentrace store (file is not a database)", path.display())]
+    NotADatabase { path: PathBuf },
+
+    #[error(
+        "the store {} has schema version {found}, newer than this agentrace knows ({supported}); \
+         upgrade agentrace to read it",
+        path.display()
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+
+    #[error("the store {} is corrupted ({detail})", path.display())]
+    Corrupt { path: PathBuf, detail: String },
+
+    #[error("the store {} is read-only: check the permissions of the file and its directory", path.display())]
+    ReadOnly { path: PathBuf },
+
+    #[error("cannot write to the store {}: the disk is full", path.display())]
+    DiskFull { path: PathBuf },
+
+    #[error(
+        "the store {} stayed locked by another process for too long; try again",
+        path.display()
+    )]
+    Busy { path: PathBuf },
+
+    #[error("cannot open the store {}: {detail}", path.display())]
+    CannotOpen { path: PathBuf, detail: String },
+
+    #[error("cannot {action} the store {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("the store {} failed: {source}", path.display())]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+
+    #[error("the store {} holds a malformed {what}: {detail}", path.display())]
+    Malformed {
+        path: PathBuf,
+        what: &'static str,
+        detail: String,
+    },
+
+    #[error("the store writer thread stopped unexpectedly; the last spans may not be saved")]
+    WriterStopped,
+}
+
+impl StoreError {
+    /// Translates a SQLite error by its result code.
+    pub(crate) fn sqlite(path: &Path, e: rusqlite::Error) -> StoreError {
+        let path = path.to_path_buf();
+        let code = e.sqlite_error_code();
+        match code {
+            Some(ErrorCode::NotADatabase) => StoreError::NotADatabase { path },
+            Some(ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
+                path,
+                detail: e.to_string(),
+            },
+            Some(ErrorCode::ReadOnly) => StoreError::ReadOnly { path },
+            Some(ErrorCode::DiskFull) => StoreError::DiskFull { path },
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                StoreError::Busy { path }
+            }
+            Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => StoreError::CannotOpen {
+                path,
+                detail: e.to_string(),
+            },
+            _ => StoreError::Sqlite { path, source: e },
+        }
+    }
+
+    /// The store could be read but not written.
+    pub(crate) fn is_read_only(&self) -> bool {
+        matches!(
+            self,
+            StoreError::ReadOnly { .. } | StoreError::CannotOpen { .. }
+        )
+    }
+}
+
+/// A SQLite error worth retrying: another process holds the write lock.
+pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}

@@ -1,0 +1,537 @@
+//! Reading traces back: resolving what the user typed to a trace id, loading one trace in tree
+//! order, listing traces, and reconciling the runs that died without closing their trace.
+//!
+//! A run killed with `kill -9` (or by the OOM killer, or a power cut) leaves its trace `running`
+//! forever. Every read looks at the running traces' writer pids first; a trace whose process is
+//! gone is closed as `error` ("did not finish") in the store, so that `show`, `list`, `stats`
+//! and the exports all agree about it.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use rusqlite::{OptionalExtension, Row, params, params_from_iter, types::Value as SqlValue};
+use serde_json::{Map, Value};
+
+use super::writer::{error_json, int};
+use super::{ListFilter, Store, StoreError};
+use crate::trace::{
+    ErrorInfo, Event, Span, SpanId, SpanKind, Status, Timestamp, Trace, TraceDoc, TraceId, Usage,
+};
+
+const TRACE_COLUMNS: &str = "trace_id, name, workflow, group_id, metadata, status, started_at, \
+                             ended_at, input_tokens, output_tokens, total_tokens, error, pid";
+
+/// The most candidates an ambiguous prefix lists.
+const CANDIDATES: usize = 5;
+/// The shortest prefix `resolve` accepts, in hex digits.
+const MIN_PREFIX: usize = 4;
+
+impl Store {
+    /// Resolves `last` (the newest trace by start time), a full trace id, or a unique prefix of
+    /// one (with or without `trace_`, at least 4 hex digits).
+    pub fn resolve(&self, id: &str) -> Result<TraceId, StoreError> {
+        let id = id.trim();
+        if id == "last" {
+            let newest: Option<String> = self
+                .conn
+                .query_row(
+                    "SELECT trace_id FROM traces ORDER BY started_at DESC, rowid DESC LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| self.sql(e))?;
+            return match newest {
+                Some(text) => parse_trace_id(&self.path, &text),
+                None => Err(StoreError::NoTraces {
+                    path: self.path.clone(),
+                }),
+            };
+        }
+        let digits = id.strip_prefix("trace_").unwrap_or(id).to_ascii_lowercase();
+        if digits.len() < MIN_PREFIX
+            || digits.len() > 32
+            || !digits.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Err(StoreError::BadId { id: id.to_string() });
+        }
+        let not_found = || StoreError::NotFound {
+            id: id.to_string(),
+            path: self.path.clone(),
+        };
+        if digits.len() == 32 {
+            let trace_id = TraceId::parse(&digits).ok_or_else(not_found)?;
+            let exists: bool = self
+                .conn
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM traces WHERE trace_id = ?1)",
+                    [trace_id.to_string()],
+                    |r| r.get(0),
+                )
+                .map_err(|e| self.sql(e))?;
+            return if exists { Ok(trace_id) } else { Err(not_found()) };
+        }
+        // The digits are hex only, so they cannot carry GLOB metacharacters.
+        let pattern = format!("trace_{digits}*");
+        let total: usize = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM traces WHERE trace_id GLOB ?1",
+                [&pattern],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.sql(e))?;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT trace_id FROM traces WHERE trace_id GLOB ?1
+                 ORDER BY started_at DESC, rowid DESC LIMIT ?2",
+            )
+            .map_err(|e| self.sql(e))?;
+        let candidates = stmt
+            .query_map(params![pattern, CANDIDATES as i64], |r| r.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.sql(e))?;
+        match (total, candidates.first()) {
+            (0, _) | (_, None) => Err(not_found()),
+            (1, Some(only)) => parse_trace_id(&self.path, only),
+            _ => Err(StoreError::Ambiguous {
+                prefix: id.to_string(),
+                candidates,
+                total,
+            }),
+        }
+    }
+
+    /// One trace with its spans in tree order (parents before children, siblings by start time
+    /// then insertion order) and each span's events in time order. Spans whose parent is missing
+    /// come last, as roots.
+    pub fn load(&self, id: TraceId) -> Result<TraceDoc, StoreError> {
+        let mut trace = self.trace_row(id)?.ok_or_else(|| StoreError::NotFound {
+            id: id.to_string(),
+            path: self.path.clone(),
+        })?;
+        let mut spans = self.spans(id)?;
+        self.attach_events(id, &mut spans)?;
+        if is_dead_run(&trace) {
+            self.reconcile(&mut trace, &mut spans);
+        }
+        Ok(TraceDoc {
+            trace,
+            spans: tree_order(spans),
+        })
+    }
+
+    /// Traces matching `filter`, newest first.
+    pub fn list(&self, filter: &ListFilter) -> Result<Vec<Trace>, StoreError> {
+        // Close dead runs first, so that a status filter sees their real status. When the
+        // store cannot be written, the patched rows are remembered and filtered here instead.
+        let mut patched: HashMap<TraceId, Trace> = HashMap::new();
+        for mut trace in self.running_traces()? {
+            if !is_dead_run(&trace) {
+                continue;
+            }
+            let mut spans = self.spans(trace.trace_id)?;
+            if !self.reconcile(&mut trace, &mut spans) {
+                patched.insert(trace.trace_id, trace);
+            }
+        }
+        let in_sql = patched.is_empty();
+        let mut sql = format!("SELECT {TRACE_COLUMNS} FROM traces WHERE 1 = 1");
+        let mut args: Vec<SqlValue> = Vec::new();
+        if let Some(group) = &filter.group {
+            sql.push_str(" AND group_id = ?");
+            args.push(SqlValue::Text(group.clone()));
+        }
+        if let Some(workflow) = &filter.workflow {
+            sql.push_str(" AND workflow = ?");
+            args.push(SqlValue::Text(workflow.clone()));
+        }
+        if let (Some(status), true) = (filter.status, in_sql) {
+            sql.push_str(" AND status = ?");
+            args.push(SqlValue::Text(status.as_str().to_string()));
+        }
+        for (key, value) in &filter.meta {
+            // Values compare as text: numbers as their decimal text, booleans as true/false.
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(traces.metadata) \
+                 THEN traces.metadata ELSE '{}' END) AS m WHERE m.key = ? AND \
+                 (CASE m.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' \
+                 WHEN 'null' THEN 'null' ELSE CAST(m.value AS TEXT) END) = ?)",
+            );
+            args.push(SqlValue::Text(key.clone()));
+            args.push(SqlValue::Text(value.clone()));
+        }
+        if let Some(since) = filter.since {
+            sql.push_str(" AND started_at >= ?");
+            args.push(SqlValue::Integer(since.micros()));
+        }
+        sql.push_str(" ORDER BY started_at DESC, rowid DESC");
+        if let (Some(limit), true) = (filter.limit, in_sql) {
+            sql.push_str(" LIMIT ?");
+            args.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+        }
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map(params_from_iter(args.iter()), TraceRow::read)
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.sql(e))?;
+        let mut traces = Vec::with_capacity(rows.len());
+        for row in rows {
+            let trace = row.into_trace(&self.path)?;
+            traces.push(patched.remove(&trace.trace_id).unwrap_or(trace));
+        }
+        if !in_sql {
+            if let Some(status) = filter.status {
+                traces.retain(|t| t.status == status);
+            }
+            if let Some(limit) = filter.limit {
+                traces.truncate(limit);
+            }
+        }
+        Ok(traces)
+    }
+
+    fn trace_row(&self, id: TraceId) -> Result<Option<Trace>, StoreError> {
+        let row = self
+            .conn
+            .query_row(
+                &format!("SELECT {TRACE_COLUMNS} FROM traces WHERE trace_id = ?1"),
+                [id.to_string()],
+                TraceRow::read,
+            )
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        row.map(|r| r.into_trace(&self.path)).transpose()
+    }
+
+    fn running_traces(&self) -> Result<Vec<Trace>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {TRACE_COLUMNS} FROM traces WHERE status = 'running'"
+            ))
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map([], TraceRow::read)
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.sql(e))?;
+        rows.into_iter().map(|r| r.into_trace(&self.path)).collect()
+    }
+
+    /// The spans of a trace without their events, by start time then insertion order.
+    fn spans(&self, id: TraceId) -> Result<Vec<Span>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT span_id, parent_id, kind, name, status, started_at, ended_at,
+                        attributes, error
+                 FROM spans WHERE trace_id = ?1 ORDER BY started_at, seq",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map([id.to_string()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, Option<i64>>(6)?,
+                    r.get::<_, Option<String>>(7)?,
+                    r.get::<_, Option<String>>(8)?,
+                ))
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.sql(e))?;
+        let malformed = |detail: String| StoreError::Malformed {
+            path: self.path.clone(),
+            what: "span",
+            detail,
+        };
+        rows.into_iter()
+            .map(
+                |(span_id, parent, kind, name, status, started, ended, attrs, error)| {
+                    Ok(Span {
+                        span_id: SpanId::parse(&span_id)
+                            .ok_or_else(|| malformed(format!("bad span id {span_id:?}")))?,
+                        trace_id: id,
+                        // An unreadable parent id makes the span an orphan, not an error.
+                        parent_id: parent.as_deref().and_then(SpanId::parse),
+                        kind: SpanKind::parse(&kind)
+                            .ok_or_else(|| malformed(format!("unknown span kind {kind:?}")))?,
+                        name,
+                        status: Status::parse(&status)
+                            .ok_or_else(|| malformed(format!("unknown status {status:?}")))?,
+                        started_at: Timestamp(started),
+                        ended_at: ended.map(Timestamp),
+                        attributes: json_map(attrs.as_deref()),
+                        events: Vec::new(),
+                        error: json_error(error.as_deref()),
+                    })
+                },
+            )
+            .collect()
+    }
+
+    fn attach_events(&self, id: TraceId, spans: &mut [Span]) -> Result<(), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT span_id, name, time, attributes FROM events
+                 WHERE trace_id = ?1 ORDER BY time, seq",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map([id.to_string()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.sql(e))?;
+        let index: HashMap<SpanId, usize> = spans
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.span_id, i))
+            .collect();
+        for (span_id, name, time, attrs) in rows {
+            if let Some(&i) = SpanId::parse(&span_id).and_then(|s| index.get(&s))
+                && let Some(span) = spans.get_mut(i)
+            {
+                span.events.push(Event {
+                    name,
+                    time: Timestamp(time),
+                    attributes: json_map(attrs.as_deref()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes a dead run: the trace and its running spans become `error`. Written to the store
+    /// when possible; `trace` and `spans` are patched either way. Returns whether the store was
+    /// updated.
+    fn reconcile(&self, trace: &mut Trace, spans: &mut [Span]) -> bool {
+        let pid = trace.pid.unwrap_or_default();
+        let ended = spans
+            .iter()
+            .map(|s| s.ended_at.unwrap_or(s.started_at).max(s.started_at))
+            .max()
+            .unwrap_or(trace.started_at)
+            .max(trace.started_at);
+        let mut usage = Usage::default();
+        for span in spans.iter() {
+            if span.kind == SpanKind::Generation
+                && let Some(u) = span.usage()
+            {
+                usage.add(u);
+            }
+        }
+        let trace_error = ErrorInfo::new(format!(
+            "did not finish: the run (pid {pid}) ended without closing its trace"
+        ));
+        let span_error = ErrorInfo::new("did not finish");
+        trace.status = Status::Error;
+        trace.ended_at = Some(ended);
+        trace.usage = usage;
+        trace.error = Some(trace_error);
+        for span in spans.iter_mut().filter(|s| s.status == Status::Running) {
+            span.status = Status::Error;
+            span.ended_at = Some(span.ended_at.unwrap_or(ended).max(span.started_at));
+            span.error = Some(span_error.clone());
+        }
+        if self.read_only {
+            return false;
+        }
+        let trace_id = trace.trace_id.to_string();
+        self.with_write_tx(|tx| {
+            tx.execute(
+                "UPDATE traces SET status = 'error', ended_at = ?2, input_tokens = ?3,
+                        output_tokens = ?4, total_tokens = ?5, error = ?6
+                 WHERE trace_id = ?1 AND status = 'running'",
+                params![
+                    trace_id,
+                    ended.micros(),
+                    int(usage.input_tokens),
+                    int(usage.output_tokens),
+                    int(usage.total_tokens),
+                    error_json(trace.error.as_ref()),
+                ],
+            )?;
+            tx.execute(
+                "UPDATE spans SET status = 'error', error = ?3,
+                        ended_at = max(coalesce(ended_at, ?2), started_at)
+                 WHERE trace_id = ?1 AND status = 'running'",
+                params![trace_id, ended.micros(), error_json(Some(&span_error))],
+            )?;
+            Ok(())
+        })
+        .is_ok()
+    }
+}
+
+/// A trace row as SQLite returns it, before its text is checked.
+struct TraceRow {
+    trace_id: String,
+    name: String,
+    workflow: String,
+    group_id: Option<String>,
+    metadata: Option<String>,
+    status: String,
+    started_at: i64,
+    ended_at: Option<i64>,
+    tokens: [i64; 3],
+    error: Option<String>,
+    pid: Option<i64>,
+}
+
+impl TraceRow {
+    fn read(r: &Row<'_>) -> rusqlite::Result<TraceRow> {
+        Ok(TraceRow {
+            trace_id: r.get(0)?,
+            name: r.get(1)?,
+            workflow: r.get(2)?,
+            group_id: r.get(3)?,
+            metadata: r.get(4)?,
+            status: r.get(5)?,
+            started_at: r.get(6)?,
+            ended_at: r.get(7)?,
+            tokens: [r.get(8)?, r.get(9)?, r.get(10)?],
+            error: r.get(11)?,
+            pid: r.get(12)?,
+        })
+    }
+
+    fn into_trace(self, path: &Path) -> Result<Trace, StoreError> {
+        let [input, output, total] = self.tokens.map(|n| u64::try_from(n).unwrap_or(0));
+        Ok(Trace {
+            trace_id: parse_trace_id(path, &self.trace_id)?,
+            name: self.name,
+            workflow: self.workflow,
+            group_id: self.group_id,
+            metadata: json_map(self.metadata.as_deref()),
+            status: Status::parse(&self.status).ok_or_else(|| StoreError::Malformed {
+                path: path.to_path_buf(),
+                what: "trace",
+                detail: format!("unknown status {:?}", self.status),
+            })?,
+            started_at: Timestamp(self.started_at),
+            ended_at: self.ended_at.map(Timestamp),
+            usage: Usage {
+                input_tokens: input,
+                output_tokens: output,
+                total_tokens: total,
+            },
+            error: json_error(self.error.as_deref()),
+            pid: self.pid.and_then(|p| u32::try_from(p).ok()),
+        })
+    }
+}
+
+fn parse_trace_id(path: &Path, text: &str) -> Result<TraceId, StoreError> {
+    TraceId::parse(text).ok_or_else(|| StoreError::Malformed {
+        path: path.to_path_buf(),
+        what: "trace",
+        detail: format!("bad trace id {text:?}"),
+    })
+}
+
+/// A JSON object column; anything unreadable becomes an empty object rather than hiding the
+/// whole trace.
+fn json_map(text: Option<&str>) -> Map<String, Value> {
+    text.and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default()
+}
+
+/// An error column: `{"message", "data"}`, or for anything else the raw text as the message.
+fn json_error(text: Option<&str>) -> Option<ErrorInfo> {
+    let text = text?;
+    Some(serde_json::from_str(text).unwrap_or_else(|_| ErrorInfo::new(text)))
+}
+
+/// A running trace whose writer process is gone. Never this process, never a live one, never a
+/// trace without a pid.
+fn is_dead_run(trace: &Trace) -> bool {
+    match trace.pid {
+        Some(pid) if trace.status == Status::Running && pid != std::process::id() => {
+            process_is_gone(pid)
+        }
+        _ => false,
+    }
+}
+
+/// Whether process `pid` has exited: `/proc/<pid>` is missing or is a zombie. Without `/proc`,
+/// a null signal tells (EPERM means it exists but belongs to someone else).
+fn process_is_gone(pid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    if raw <= 0 {
+        return false;
+    }
+    if Path::new("/proc/self/stat").exists() {
+        return match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => {
+                // The state follows the command name, which is in parentheses and may itself
+                // contain spaces and parentheses.
+                let state = stat
+                    .rfind(')')
+                    .and_then(|i| stat.get(i + 1..))
+                    .and_then(|rest| rest.trim_start().chars().next());
+                matches!(state, Some('Z' | 'X'))
+            }
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        };
+    }
+    matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
+}
+
+/// Parents before children, siblings in the order given; orphans (and anything unreachable,
+/// such as a cycle in a damaged store) after, as roots.
+fn tree_order(spans: Vec<Span>) -> Vec<Span> {
+    let ids: HashSet<SpanId> = spans.iter().map(|s| s.span_id).collect();
+    let mut children: HashMap<SpanId, Vec<usize>> = HashMap::new();
+    let mut roots = Vec::new();
+    let mut orphans = Vec::new();
+    for (i, span) in spans.iter().enumerate() {
+        match span.parent_id {
+            None => roots.push(i),
+            Some(p) if ids.contains(&p) && p != span.span_id => {
+                children.entry(p).or_default().push(i)
+            }
+            Some(_) => orphans.push(i),
+        }
+    }
+    let mut order = Vec::with_capacity(spans.len());
+    let mut seen = vec![false; spans.len()];
+    let starts = roots
+        .into_iter()
+        .chain(orphans)
+        .chain(0..spans.len())
+        .collect::<Vec<_>>();
+    for start in starts {
+        let mut stack = vec![start];
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut seen[i], true) {
+                continue;
+            }
+            order.push(i);
+            if let Some(kids) = children.get(&spans[i].span_id) {
+                stack.extend(kids.iter().rev().copied());
+            }
+        }
+    }
+    let mut slots: Vec<Option<Span>> = spans.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .filter_map(|i| slots.get_mut(i).and_then(Option::take))
+        .collect()
+}

@@ -1,0 +1,101 @@
+//! The store's tables and how a store of any older version is brought up to date.
+//!
+//! The version lives in `PRAGMA user_version`. Migration `n` takes a store from version `n - 1`
+//! to `n`; they run in one `BEGIN IMMEDIATE` transaction so that two processes opening a new
+//! store at once cannot both migrate it. Never edit a released migration: add the next one.
+//!
+//! Times are INTEGER microseconds since the Unix epoch; ids are stored in their text form
+//! (`trace_…`, `span_…`) so that the file reads well in the `sqlite3` shell; attributes,
+//! metadata and errors are JSON text.
+
+use super::{Store, StoreError};
+
+/// The schema version this binary writes.
+pub const VERSION: i64 = 1;
+
+/// `MIGRATIONS[n - 1]` takes a store from version `n - 1` to `n`.
+const MIGRATIONS: &[&str] = &[
+    // 1: traces, spans and their events.
+    r#"
+    CREATE TABLE traces (
+        trace_id      TEXT PRIMARY KEY NOT NULL,
+        name          TEXT NOT NULL,
+        workflow      TEXT NOT NULL,
+        group_id      TEXT,
+        metadata      TEXT NOT NULL DEFAULT '{}',
+        status        TEXT NOT NULL,
+        started_at    INTEGER NOT NULL,
+        ended_at      INTEGER,
+        input_tokens  INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        total_tokens  INTEGER NOT NULL DEFAULT 0,
+        error         TEXT,
+        pid           INTEGER
+    );
+    CREATE INDEX traces_by_started_at ON traces (started_at);
+    CREATE INDEX traces_by_group ON traces (group_id, started_at);
+    CREATE INDEX traces_by_workflow ON traces (workflow, started_at);
+    CREATE INDEX traces_running ON traces (pid) WHERE status = 'running';
+
+    CREATE TABLE spans (
+        seq        INTEGER PRIMARY KEY,
+        trace_id   TEXT NOT NULL REFERENCES traces (trace_id) ON DELETE CASCADE,
+        span_id    TEXT NOT NULL,
+        parent_id  TEXT,
+        kind       TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        status     TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        ended_at   INTEGER,
+        attributes TEXT NOT NULL DEFAULT '{}',
+        error      TEXT,
+        UNIQUE (trace_id, span_id)
+    );
+    CREATE INDEX spans_by_trace ON spans (trace_id, started_at);
+
+    CREATE TABLE events (
+        seq        INTEGER PRIMARY KEY,
+        trace_id   TEXT NOT NULL,
+        span_id    TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        time       INTEGER NOT NULL,
+        attributes TEXT NOT NULL DEFAULT '{}',
+        FOREIGN KEY (trace_id, span_id) REFERENCES spans (trace_id, span_id) ON DELETE CASCADE
+    );
+    CREATE INDEX events_by_span ON events (trace_id, span_id);
+    "#,
+];
+
+/// Brings `store` up to [`VERSION`]. Another process may be doing the same: the version is read
+/// again inside the write transaction.
+pub(super) fn migrate(store: &Store) -> Result<(), StoreError> {
+    store.with_write_tx(|tx| {
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version >= VERSION {
+            return Ok(version);
+        }
+        let from = usize::try_from(version).unwrap_or(0);
+        for sql in MIGRATIONS.iter().skip(from) {
+            tx.execute_batch(sql)?;
+        }
+        tx.execute_batch(&format!("PRAGMA user_version = {VERSION}"))?;
+        Ok(version)
+    })
+    .and_then(|found| {
+        if found > VERSION {
+            Err(store.too_new(found))
+        } else {
+            Ok(())
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn there_is_one_migration_per_version() {
+        assert_eq!(MIGRATIONS.len() as i64, VERSION);
+    }
+}

@@ -1,0 +1,480 @@
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use super::*;
+use crate::trace::{ErrorInfo, Event, Sink, Span, SpanId, SpanKind, Trace, TraceId, Usage};
+
+const T0: i64 = 1_795_990_774_000_000;
+
+fn temp() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("traces.db");
+    (dir, path)
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => panic!("not an object"),
+    }
+}
+
+fn trace_id(first: u8, n: u8) -> TraceId {
+    let mut b = [0x11; 16];
+    b[0] = first;
+    b[1] = 0xcd;
+    b[2] = n;
+    TraceId(b)
+}
+
+fn trace(id: TraceId, started: i64) -> Trace {
+    Trace {
+        trace_id: id,
+        name: "Support".into(),
+        workflow: "Support Flow".into(),
+        group_id: None,
+        metadata: Map::new(),
+        status: Status::Running,
+        started_at: Timestamp(started),
+        ended_at: None,
+        usage: Usage::default(),
+        error: None,
+        pid: Some(std::process::id()),
+    }
+}
+
+fn span(t: TraceId, id: u8, parent: Option<u8>, kind: SpanKind, name: &str, start: i64) -> Span {
+    Span {
+        span_id: SpanId([id; 8]),
+        trace_id: t,
+        parent_id: parent.map(|p| SpanId([p; 8])),
+        kind,
+        name: name.into(),
+        status: Status::Running,
+        started_at: Timestamp(start),
+        ended_at: None,
+        attributes: Map::new(),
+        events: Vec::new(),
+        error: None,
+    }
+}
+
+fn ended(mut s: Span, end: i64, status: Status) -> Span {
+    s.ended_at = Some(Timestamp(end));
+    s.status = status;
+    s
+}
+
+/// Writes a finished trace through a writer, as a run would.
+fn record(sink: &dyn Sink, mut t: Trace, spans: &[Span]) {
+    sink.trace_started(&t);
+    for s in spans {
+        let mut started = s.clone();
+        started.status = Status::Running;
+        started.ended_at = None;
+        started.events.clear();
+        sink.span_started(&started);
+    }
+    for s in spans.iter().rev() {
+        sink.span_ended(s);
+    }
+    t.status = Status::Ok;
+    t.ended_at = Some(Timestamp(t.started_at.0 + 1_000_000));
+    sink.trace_ended(&t);
+}
+
+fn write(path: &Path, traces: Vec<(Trace, Vec<Span>)>) {
+    let writer = StoreWriter::spawn(Store::open(path).unwrap());
+    for (t, spans) in traces {
+        record(&*writer.sink(), t, &spans);
+    }
+    writer.close().unwrap();
+}
+
+#[test]
+fn a_trace_round_trips_in_tree_order() {
+    let (_dir, path) = temp();
+    let id = trace_id(0xab, 1);
+    let mut t = trace(id, T0);
+    t.group_id = Some("conv_1".into());
+    t.metadata = obj(json!({"customer_id": "cust_789", "priority": 2}));
+    t.usage = Usage::new(3, 4);
+
+    let mut a = ended(span(id, 1, None, SpanKind::Custom, "A", T0 + 10), T0 + 500, Status::Ok);
+    a.events = vec![
+        Event {
+            name: "first".into(),
+            time: Timestamp(T0 + 11),
+            attributes: obj(json!({"records": 100})),
+        },
+        Event {
+            name: "second".into(),
+            time: Timestamp(T0 + 12),
+            attributes: Map::new(),
+        },
+    ];
+    // Siblings started out of insertion order: C starts before B.
+    let b = ended(span(id, 2, Some(1), SpanKind::Command, "B", T0 + 40), T0 + 50, Status::Ok);
+    let c = ended(span(id, 3, Some(1), SpanKind::Agent, "C", T0 + 20), T0 + 30, Status::Ok);
+    let mut d = ended(
+        span(id, 4, Some(3), SpanKind::Generation, "D", T0 + 21),
+        T0 + 29,
+        Status::Ok,
+    );
+    d.attributes = obj(json!({"model": "gpt-4o-mini", "usage": Usage::new(3, 4)}));
+    let mut e = ended(span(id, 5, None, SpanKind::Command, "E", T0 + 600), T0 + 700, Status::Error);
+    e.error = Some(ErrorInfo::with_data("exit 1", json!({"exit_code": 1})));
+    // A span whose parent was never recorded.
+    let orphan = ended(span(id, 6, Some(9), SpanKind::Custom, "O", T0 + 1), T0 + 2, Status::Ok);
+
+    write(
+        &path,
+        vec![(
+            t.clone(),
+            vec![a.clone(), b.clone(), c.clone(), d.clone(), e.clone(), orphan.clone()],
+        )],
+    );
+
+    let store = Store::open_existing(&path).unwrap();
+    let doc = store.load(id).unwrap();
+    let names: Vec<&str> = doc.spans.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["A", "C", "D", "B", "E", "O"]);
+    assert_eq!(doc.spans, vec![a, c, d, b, e, orphan]);
+    assert_eq!(doc.trace.status, Status::Ok);
+    assert_eq!(doc.trace.usage, Usage::new(3, 4));
+    assert_eq!(doc.trace.metadata, t.metadata);
+    assert_eq!(doc.trace.group_id.as_deref(), Some("conv_1"));
+    assert_eq!(doc.trace.started_at, Timestamp(T0));
+    assert_eq!(doc.trace.ended_at, Some(Timestamp(T0 + 1_000_000)));
+    assert_eq!(doc.trace.pid, Some(std::process::id()));
+}
+
+#[test]
+fn spans_reach_the_disk_without_a_flush() {
+    let (_dir, path) = temp();
+    let id = trace_id(0xab, 1);
+    let writer = StoreWriter::spawn(Store::open(&path).unwrap());
+    let sink = writer.sink();
+    sink.trace_started(&trace(id, T0));
+    // The trace row is committed at once.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let reader = Store::open_existing(&path).unwrap();
+    assert_eq!(reader.load(id).unwrap().trace.status, Status::Running);
+    sink.span_ended(&ended(span(id, 1, None, SpanKind::Custom, "A", T0), T0 + 5, Status::Ok));
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    assert_eq!(reader.load(id).unwrap().spans.len(), 1);
+    writer.close().unwrap();
+}
+
+#[test]
+fn ids_resolve_from_last_full_ids_and_prefixes() {
+    let (_dir, path) = temp();
+    let a = trace_id(0xab, 1);
+    let b = trace_id(0xab, 2);
+    let c = trace_id(0x12, 3);
+    let store = Store::open(&path).unwrap();
+    assert!(matches!(store.resolve("last"), Err(StoreError::NoTraces { .. })));
+    write(
+        &path,
+        vec![
+            (trace(a, T0 + 2), vec![]),
+            (trace(b, T0 + 3), vec![]),
+            (trace(c, T0 + 1), vec![]),
+        ],
+    );
+    assert_eq!(store.resolve("last").unwrap(), b);
+    assert_eq!(store.resolve(&a.to_string()).unwrap(), a);
+    assert_eq!(store.resolve(&a.hex()).unwrap(), a);
+    assert_eq!(store.resolve("abcd01").unwrap(), a);
+    assert_eq!(store.resolve("trace_ABCD02").unwrap(), b);
+    assert_eq!(store.resolve("12cd").unwrap(), c);
+
+    let err = store.resolve("trace_abcd").unwrap_err();
+    assert!(matches!(err, StoreError::Ambiguous { total: 2, .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!("the trace id prefix trace_abcd is ambiguous: it matches {b}, {a}; give more of the id")
+    );
+    assert!(matches!(store.resolve("ffff"), Err(StoreError::NotFound { .. })));
+    let unknown = trace_id(0xee, 9).to_string();
+    let err = store.resolve(&unknown).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("no trace matches {unknown} in the store {}", path.display())
+    );
+    for bad in ["ab", "trace_abc", "xyzw", "", "trace_"] {
+        assert!(matches!(store.resolve(bad), Err(StoreError::BadId { .. })), "{bad}");
+    }
+}
+
+#[test]
+fn list_filters_each_narrow_the_result() {
+    let (_dir, path) = temp();
+    let mk = |n: u8, group: Option<&str>, workflow: &str, meta: Value| {
+        let mut t = trace(trace_id(0x20, n), T0 + i64::from(n) * 1_000_000);
+        t.group_id = group.map(String::from);
+        t.workflow = workflow.into();
+        t.metadata = obj(meta);
+        t
+    };
+    let t1 = mk(1, Some("g1"), "W1", json!({"customer_id": "c1", "n": 5}));
+    let t2 = mk(2, Some("g1"), "W2", json!({"customer_id": "c2", "flag": true}));
+    let t3 = mk(3, None, "W1", json!({"customer_id": "c1"}));
+    let store = Store::open(&path).unwrap();
+    let writer = StoreWriter::spawn(Store::open(&path).unwrap());
+    record(&*writer.sink(), t1.clone(), &[]);
+    record(&*writer.sink(), t2.clone(), &[]);
+    // t3 fails.
+    let sink = writer.sink();
+    sink.trace_started(&t3);
+    let mut failed = t3.clone();
+    failed.status = Status::Error;
+    failed.ended_at = Some(Timestamp(failed.started_at.0 + 5));
+    sink.trace_ended(&failed);
+    writer.close().unwrap();
+
+    let ids = |f: ListFilter| -> Vec<TraceId> {
+        store.list(&f).unwrap().iter().map(|t| t.trace_id).collect()
+    };
+    let (a, b, c) = (t1.trace_id, t2.trace_id, t3.trace_id);
+    assert_eq!(ids(ListFilter::default()), [c, b, a]);
+    let f = ListFilter::default;
+    assert_eq!(ids(ListFilter { group: Some("g1".into()), ..f() }), [b, a]);
+    assert_eq!(ids(ListFilter { workflow: Some("W1".into()), ..f() }), [c, a]);
+    assert_eq!(ids(ListFilter { status: Some(Status::Error), ..f() }), [c]);
+    assert_eq!(ids(ListFilter { status: Some(Status::Ok), ..f() }), [b, a]);
+    let meta = |k: &str, v: &str| ListFilter {
+        meta: vec![(k.into(), v.into())],
+        ..f()
+    };
+    assert_eq!(ids(meta("customer_id", "c1")), [c, a]);
+    assert_eq!(ids(meta("n", "5")), [a]);
+    assert_eq!(ids(meta("flag", "true")), [b]);
+    assert_eq!(ids(meta("customer_id", "nobody")), []);
+    let both = ListFilter {
+        meta: vec![("customer_id".into(), "c1".into()), ("n".into(), "5".into())],
+        ..f()
+    };
+    assert_eq!(ids(both), [a]);
+    let since = ListFilter {
+        since: Some(Timestamp(T0 + 2_000_000)),
+        ..f()
+    };
+    assert_eq!(ids(since), [c, b]);
+    assert_eq!(ids(ListFilter { limit: Some(2), ..f() }), [c, b]);
+    let listed = &store.list(&f()).unwrap()[0];
+    assert_eq!(listed, &failed);
+}
+
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+#[test]
+fn a_dead_run_is_closed_as_did_not_finish() {
+    let (_dir, path) = temp();
+    let pid = dead_pid();
+    let dead = trace_id(0x30, 1);
+    let alive = trace_id(0x30, 2);
+    let mut t = trace(dead, T0);
+    t.pid = Some(pid);
+    let outer = span(dead, 1, None, SpanKind::Agent, "agent", T0 + 10);
+    let mut done = ended(
+        span(dead, 2, Some(1), SpanKind::Generation, "gen", T0 + 20),
+        T0 + 300,
+        Status::Ok,
+    );
+    done.attributes = obj(json!({"usage": Usage::new(10, 20)}));
+    let open = span(dead, 3, Some(1), SpanKind::Generation, "gen2", T0 + 400);
+
+    let writer = StoreWriter::spawn(Store::open(&path).unwrap());
+    let sink = writer.sink();
+    sink.trace_started(&t);
+    sink.span_started(&outer);
+    sink.span_ended(&done);
+    sink.span_started(&open);
+    // A run of this very process, still going: never touched.
+    sink.trace_started(&trace(alive, T0 + 1));
+    writer.close().unwrap();
+
+    let store = Store::open_existing(&path).unwrap();
+    let doc = store.load(dead).unwrap();
+    let message = format!("did not finish: the run (pid {pid}) ended without closing its trace");
+    assert_eq!(doc.trace.status, Status::Error);
+    assert_eq!(doc.trace.error, Some(ErrorInfo::new(message.clone())));
+    assert_eq!(doc.trace.ended_at, Some(Timestamp(T0 + 400)));
+    assert_eq!(doc.trace.usage, Usage::new(10, 20));
+    let statuses: Vec<_> = doc.spans.iter().map(|s| (s.name.as_str(), s.status)).collect();
+    assert_eq!(
+        statuses,
+        [("agent", Status::Error), ("gen", Status::Ok), ("gen2", Status::Error)]
+    );
+    assert_eq!(doc.spans[0].error, Some(ErrorInfo::new("did not finish")));
+    assert_eq!(doc.spans[1].error, None);
+
+    // Written back: a fresh connection sees it without reconciling again.
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let (status, err): (String, String) = raw
+        .query_row(
+            "SELECT status, error FROM traces WHERE trace_id = ?1",
+            [dead.to_string()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(status, "error");
+    assert!(err.contains(&message));
+
+    let listed = store.list(&ListFilter::default()).unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].trace_id, alive);
+    assert_eq!(listed[0].status, Status::Running);
+    assert_eq!(listed[1].status, Status::Error);
+}
+
+#[test]
+fn list_reconciles_dead_runs_before_filtering() {
+    let (_dir, path) = temp();
+    let mut t = trace(trace_id(0x31, 1), T0);
+    t.pid = Some(dead_pid());
+    let writer = StoreWriter::spawn(Store::open(&path).unwrap());
+    writer.sink().trace_started(&t);
+    writer.close().unwrap();
+    let store = Store::open_existing(&path).unwrap();
+    let running = ListFilter {
+        status: Some(Status::Running),
+        ..Default::default()
+    };
+    assert!(store.list(&running).unwrap().is_empty());
+    let failed = ListFilter {
+        status: Some(Status::Error),
+        ..Default::default()
+    };
+    let listed = store.list(&failed).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].ended_at, Some(Timestamp(T0)));
+}
+
+#[test]
+fn a_store_from_a_newer_version_is_refused() {
+    let (_dir, path) = temp();
+    drop(Store::open(&path).unwrap());
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 99")
+        .unwrap();
+    for result in [Store::open(&path), Store::open_existing(&path)] {
+        let err = result.err().unwrap();
+        assert!(matches!(err, StoreError::TooNew { found: 99, supported: 1, .. }));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "the store {} has schema version 99, newer than this agentrace knows (1); \
+                 upgrade agentrace to read it",
+                path.display()
+            )
+        );
+    }
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_named_as_such() {
+    let (_dir, path) = temp();
+    std::fs::write(&path, "name: not a database\n".repeat(100)).unwrap();
+    for result in [Store::open(&path), Store::open_existing(&path)] {
+        let err = result.err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            format!("{} is not an agentrace store (file is not a database)", path.display())
+        );
+    }
+}
+
+#[test]
+fn a_missing_store_is_empty_for_readers_and_not_created() {
+    let (_dir, path) = temp();
+    let err = Store::open_existing(&path).err().unwrap();
+    assert_eq!(
+        err.to_string(),
+        format!("no traces recorded yet (store {} does not exist)", path.display())
+    );
+    assert!(!path.exists());
+}
+
+#[test]
+fn the_store_is_private_even_under_umask_0() {
+    use nix::sys::stat::{Mode, umask};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a/b/traces.db");
+    let old = umask(Mode::empty());
+    let result = Store::open(&path).map(|store| {
+        let writer = StoreWriter::spawn(store);
+        record(&*writer.sink(), trace(trace_id(0x40, 1), T0), &[]);
+        writer.flush().unwrap();
+        writer
+    });
+    umask(old);
+    let writer = result.unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(path.parent().unwrap()), 0o700);
+    assert_eq!(mode(&path), 0o600);
+    for suffix in ["-wal", "-shm"] {
+        let side = PathBuf::from(format!("{}{suffix}", path.display()));
+        if side.exists() {
+            assert_eq!(mode(&side), 0o600, "{suffix}");
+        }
+    }
+    writer.close().unwrap();
+}
+
+#[test]
+fn eight_writers_at_once_lose_nothing() {
+    let (_dir, path) = temp();
+    let threads: Vec<_> = (0..8u8)
+        .map(|w| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let writer = StoreWriter::spawn(Store::open(&path)?);
+                for n in 0..3u8 {
+                    let id = trace_id(0x50 + w, n);
+                    let spans: Vec<Span> = (1..=50u8)
+                        .map(|i| {
+                            let parent = (i > 1).then_some(1);
+                            let s = span(id, i, parent, SpanKind::Command, "step", T0 + i64::from(i));
+                            ended(s, T0 + 100 + i64::from(i), Status::Ok)
+                        })
+                        .collect();
+                    record(&*writer.sink(), trace(id, T0 + i64::from(n)), &spans);
+                }
+                writer.close()
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap().unwrap();
+    }
+    let store = Store::open_existing(&path).unwrap();
+    let traces = store.list(&ListFilter::default()).unwrap();
+    assert_eq!(traces.len(), 24);
+    for t in traces {
+        assert_eq!(t.status, Status::Ok);
+        let doc = store.load(t.trace_id).unwrap();
+        assert_eq!(doc.spans.len(), 50);
+        assert!(doc.spans.iter().all(|s| s.status == Status::Ok));
+    }
+}
+
+#[test]
+fn errors_read_as_sentences() {
+    let path = PathBuf::from("/x/traces.db");
+    let err = StoreError::Empty { path };
+    let text = err.to_string();
+    assert!(!text.starts_with("error"));
+    assert!(text.chars().next().unwrap().is_lowercase());
+    let _unused: Arc<dyn Sink>;
+}

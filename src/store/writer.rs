@@ -1,0 +1,303 @@
+//! The store sink: every SQLite write of a run happens on one dedicated thread, fed by a channel.
+//!
+//! The engine's tasks only clone a span and send it, so a slow disk or another process holding
+//! the write lock never stalls them. The thread gathers what arrives within a short window and
+//! writes it in one `BEGIN IMMEDIATE` transaction: a run of a thousand spans is a handful of
+//! transactions, and a `kill -9` loses at most the last window. The start and the end of a trace
+//! are written at once, so that other commands see the run as soon as it starts.
+
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Transaction, params};
+use serde_json::{Map, Value};
+
+use super::{Store, StoreError};
+use crate::trace::{ErrorInfo, Sink, Span, Trace};
+
+/// The longest a span write waits for company before it is committed.
+const WINDOW: Duration = Duration::from_millis(20);
+/// The most records written in one transaction.
+const MAX_BATCH: usize = 2000;
+
+enum Record {
+    Trace(Trace),
+    SpanStarted(Span),
+    SpanEnded(Span),
+}
+
+enum Msg {
+    Record(Record),
+    Flush(Sender<Result<(), StoreError>>),
+    Close,
+}
+
+/// Owns the writer thread. Dropping it flushes and stops the thread, like [`StoreWriter::close`]
+/// without the error.
+pub struct StoreWriter {
+    tx: Sender<Msg>,
+    sink: Arc<StoreSink>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The [`Sink`] handed to the recorder: a sender and nothing else.
+struct StoreSink {
+    tx: Sender<Msg>,
+}
+
+impl StoreWriter {
+    /// Starts the writer thread; it owns `store` from now on.
+    pub fn spawn(store: Store) -> StoreWriter {
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("agentrace-store".into())
+            .spawn(move || run(store, rx));
+        StoreWriter {
+            sink: Arc::new(StoreSink { tx: tx.clone() }),
+            tx,
+            // If the thread cannot be spawned, every flush reports it: the receiver is gone.
+            thread: thread.ok(),
+        }
+    }
+
+    /// A cheap handle for the recorder.
+    pub fn sink(&self) -> Arc<dyn Sink> {
+        self.sink.clone()
+    }
+
+    /// Blocks until everything sent so far is committed; returns the first write error seen
+    /// since the last flush, if any.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let (reply, answer) = mpsc::channel();
+        self.tx
+            .send(Msg::Flush(reply))
+            .map_err(|_| StoreError::WriterStopped)?;
+        answer.recv().map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// Flushes and stops the thread.
+    pub fn close(mut self) -> Result<(), StoreError> {
+        let result = self.flush();
+        self.stop();
+        result
+    }
+
+    fn stop(&mut self) {
+        let _ = self.tx.send(Msg::Close);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for StoreWriter {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl StoreSink {
+    fn send(&self, record: Record) {
+        // After close the thread is gone; there is nobody left to tell.
+        let _ = self.tx.send(Msg::Record(record));
+    }
+}
+
+impl Sink for StoreSink {
+    fn trace_started(&self, trace: &Trace) {
+        self.send(Record::Trace(trace.clone()));
+    }
+    fn span_started(&self, span: &Span) {
+        self.send(Record::SpanStarted(span.clone()));
+    }
+    fn span_ended(&self, span: &Span) {
+        self.send(Record::SpanEnded(span.clone()));
+    }
+    fn trace_ended(&self, trace: &Trace) {
+        self.send(Record::Trace(trace.clone()));
+    }
+}
+
+/// The writer thread.
+fn run(store: Store, rx: Receiver<Msg>) {
+    let mut pending: Vec<Record> = Vec::new();
+    let mut deadline = Instant::now();
+    let mut first_error: Option<StoreError> = None;
+    let write = |pending: &mut Vec<Record>, first_error: &mut Option<StoreError>| {
+        if pending.is_empty() {
+            return;
+        }
+        if let Err(e) = write_batch(&store, pending)
+            && first_error.is_none()
+        {
+            *first_error = Some(e);
+        }
+        pending.clear();
+    };
+    loop {
+        let msg = if pending.is_empty() {
+            match rx.recv() {
+                Ok(msg) => msg,
+                Err(_) => break,
+            }
+        } else {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(msg) => msg,
+                Err(RecvTimeoutError::Timeout) => {
+                    write(&mut pending, &mut first_error);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        };
+        match msg {
+            Msg::Record(record) => {
+                if pending.is_empty() {
+                    deadline = Instant::now() + WINDOW;
+                }
+                let urgent = matches!(record, Record::Trace(_));
+                pending.push(record);
+                if urgent || pending.len() >= MAX_BATCH {
+                    write(&mut pending, &mut first_error);
+                }
+            }
+            Msg::Flush(reply) => {
+                write(&mut pending, &mut first_error);
+                let _ = reply.send(first_error.take().map_or(Ok(()), Err));
+            }
+            Msg::Close => break,
+        }
+    }
+    write(&mut pending, &mut first_error);
+}
+
+/// Writes `records` in one transaction. If that fails for a reason other than contention, each
+/// record is tried in its own transaction, so that one bad record does not take the others
+/// with it; the first error is returned.
+fn write_batch(store: &Store, records: &[Record]) -> Result<(), StoreError> {
+    let all = store.with_write_tx(|tx| {
+        for record in records {
+            write_record(tx, record)?;
+        }
+        Ok(())
+    });
+    match all {
+        Ok(()) => Ok(()),
+        Err(first) if records.len() > 1 && !matches!(first, StoreError::DiskFull { .. }) => {
+            let mut result = Ok(());
+            for record in records {
+                if let Err(e) = store.with_write_tx(|tx| write_record(tx, record))
+                    && result.is_ok()
+                {
+                    result = Err(e);
+                }
+            }
+            result
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn write_record(tx: &Transaction<'_>, record: &Record) -> rusqlite::Result<()> {
+    match record {
+        Record::Trace(trace) => write_trace(tx, trace),
+        Record::SpanStarted(span) => write_span(tx, span),
+        Record::SpanEnded(span) => {
+            write_span(tx, span)?;
+            write_events(tx, span)
+        }
+    }
+}
+
+fn write_trace(tx: &Transaction<'_>, t: &Trace) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO traces (trace_id, name, workflow, group_id, metadata, status, started_at,
+                             ended_at, input_tokens, output_tokens, total_tokens, error, pid)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT (trace_id) DO UPDATE SET
+             name = excluded.name, workflow = excluded.workflow, group_id = excluded.group_id,
+             metadata = excluded.metadata, status = excluded.status,
+             started_at = excluded.started_at, ended_at = excluded.ended_at,
+             input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
+             total_tokens = excluded.total_tokens, error = excluded.error,
+             pid = coalesce(excluded.pid, traces.pid)",
+    )?;
+    stmt.execute(params![
+        t.trace_id.to_string(),
+        t.name,
+        t.workflow,
+        t.group_id,
+        map_json(&t.metadata),
+        t.status.as_str(),
+        t.started_at.micros(),
+        t.ended_at.map(|e| e.micros()),
+        int(t.usage.input_tokens),
+        int(t.usage.output_tokens),
+        int(t.usage.total_tokens),
+        error_json(t.error.as_ref()),
+        t.pid,
+    ])?;
+    Ok(())
+}
+
+fn write_span(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO spans (trace_id, span_id, parent_id, kind, name, status, started_at,
+                            ended_at, attributes, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (trace_id, span_id) DO UPDATE SET
+             parent_id = excluded.parent_id, kind = excluded.kind, name = excluded.name,
+             status = excluded.status, started_at = excluded.started_at,
+             ended_at = excluded.ended_at, attributes = excluded.attributes,
+             error = excluded.error",
+    )?;
+    stmt.execute(params![
+        s.trace_id.to_string(),
+        s.span_id.to_string(),
+        s.parent_id.map(|p| p.to_string()),
+        s.kind.as_str(),
+        s.name,
+        s.status.as_str(),
+        s.started_at.micros(),
+        s.ended_at.map(|e| e.micros()),
+        map_json(&s.attributes),
+        error_json(s.error.as_ref()),
+    ])?;
+    Ok(())
+}
+
+fn write_events(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<()> {
+    let trace_id = s.trace_id.to_string();
+    let span_id = s.span_id.to_string();
+    tx.prepare_cached("DELETE FROM events WHERE trace_id = ?1 AND span_id = ?2")?
+        .execute(params![trace_id, span_id])?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO events (trace_id, span_id, name, time, attributes)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for event in &s.events {
+        insert.execute(params![
+            trace_id,
+            span_id,
+            event.name,
+            event.time.micros(),
+            map_json(&event.attributes),
+        ])?;
+    }
+    Ok(())
+}
+
+pub(super) fn map_json(map: &Map<String, Value>) -> String {
+    serde_json::to_string(map).unwrap_or_else(|_| String::from("{}"))
+}
+
+pub(super) fn error_json(error: Option<&ErrorInfo>) -> Option<String> {
+    error.and_then(|e| serde_json::to_string(e).ok())
+}
+
+/// Token counts are far below `i64::MAX`; saturate rather than fail if one is not.
+pub(super) fn int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
