@@ -1,0 +1,2006 @@
+//! End-to-end specification of agentrace: the real binary, a real (fake) OpenAI server, a real
+//! store in a temp dir. Each test states one clause of SPEC.md §2–5 and issue 2.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::*;
+
+// ---------------------------------------------------------------------------------------------
+// Reading traces back
+
+fn spans(trace: &Value) -> &Vec<Value> {
+    trace["spans"]
+        .as_array()
+        .unwrap_or_else(|| panic!("trace has no spans array: {trace:#}"))
+}
+
+fn of_kind<'a>(trace: &'a Value, kind: &str) -> Vec<&'a Value> {
+    spans(trace).iter().filter(|s| s["kind"] == kind).collect()
+}
+
+/// The one span of this kind and name.
+#[track_caller]
+fn find<'a>(trace: &'a Value, kind: &str, name: &str) -> &'a Value {
+    let found: Vec<&Value> = spans(trace)
+        .iter()
+        .filter(|s| s["kind"] == kind && s["name"] == name)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected exactly one {kind} span named {name:?}; outline:\n{}",
+        outline(trace).join("\n")
+    );
+    found[0]
+}
+
+fn children<'a>(trace: &'a Value, parent: &Value) -> Vec<&'a Value> {
+    spans(trace)
+        .iter()
+        .filter(|s| s["parent_id"] == parent["span_id"])
+        .collect()
+}
+
+fn parent<'a>(trace: &'a Value, span: &Value) -> Option<&'a Value> {
+    spans(trace)
+        .iter()
+        .find(|s| s["span_id"] == span["parent_id"])
+}
+
+fn event_names(span: &Value) -> Vec<String> {
+    span["events"]
+        .as_array()
+        .map(|es| {
+            es.iter()
+                .map(|e| e["name"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[track_caller]
+fn event<'a>(span: &'a Value, name: &str) -> &'a Value {
+    span["events"]
+        .as_array()
+        .and_then(|es| es.iter().find(|e| e["name"] == name))
+        .unwrap_or_else(|| {
+            panic!(
+                "span {} has no event {name:?}: {:#}",
+                span["name"], span["events"]
+            )
+        })
+}
+
+/// One line per span, indented by depth: `kind name status` (commands show `command` and their
+/// status only, their names being the engine's choice). Also checks that spans are listed parents
+/// before children.
+fn outline(trace: &Value) -> Vec<String> {
+    let mut depth_of: Vec<(Value, usize)> = Vec::new();
+    let mut lines = Vec::new();
+    for s in spans(trace) {
+        let depth = if s["parent_id"].is_null() {
+            0
+        } else {
+            match depth_of.iter().find(|(id, _)| *id == s["parent_id"]) {
+                Some((_, d)) => d + 1,
+                None => {
+                    lines.push(format!("!! {} listed before its parent", s["name"]));
+                    0
+                }
+            }
+        };
+        depth_of.push((s["span_id"].clone(), depth));
+        let kind = s["kind"].as_str().unwrap_or("?");
+        let status = s["status"].as_str().unwrap_or("?");
+        let label = if kind == "command" {
+            format!("command {status}")
+        } else {
+            format!("{kind} {} {status}", s["name"].as_str().unwrap_or("?"))
+        };
+        lines.push(format!("{}{label}", "  ".repeat(depth)));
+    }
+    lines
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object()
+        .unwrap_or_else(|| panic!("not an object: {v:#}"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn is_hex_id(s: &str, prefix: &str, hex_len: usize) -> bool {
+    s.strip_prefix(prefix).is_some_and(|h| {
+        h.len() == hex_len
+            && h.chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    })
+}
+
+/// `2026-11-24T22:19:34.123456Z`: UTC with microseconds.
+fn is_rfc3339_micros(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 27
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'.'
+        && b[26] == b'Z'
+        && s.chars()
+            .enumerate()
+            .all(|(i, c)| [4, 7, 10, 13, 16, 19, 26].contains(&i) || c.is_ascii_digit())
+}
+
+fn usage(input: u64, output: u64) -> Value {
+    json!({"input_tokens": input, "output_tokens": output, "total_tokens": input + output})
+}
+
+/// Runs `run FILE --format json ...` and returns the output and its JSON lines.
+fn run_json(env: &TestEnv, file: &str, extra: &[&str]) -> (std::process::Output, Vec<Value>) {
+    let mut args = vec!["run", file, "--format", "json"];
+    args.extend_from_slice(extra);
+    let out = env.run(&args);
+    let lines = parse_json_lines(&out.stdout);
+    (out, lines)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model requests, chaining, usage
+
+const RESEARCH: &str = r#"
+name: Research and Analysis Workflow
+vars:
+  topic: AI in healthcare
+model: gpt-4o-mini
+agents:
+  researcher:
+    instructions: You research {{ vars.topic }} and answer in five bullet points.
+    temperature: 0.2
+  analyst:
+    instructions: You analyse research about {{ vars.topic }}.
+    model: gpt-4.1-nano
+steps:
+  - id: research
+    agent: researcher
+    input: "Research {{ vars.topic }}"
+  - id: analysis
+    agent: analyst
+    input: "Analyze: {{ steps.research.output }}"
+"#;
+
+#[test]
+fn agent_requests_carry_the_templated_model_and_messages() {
+    let env = TestEnv::with_fake().workflow("research.yaml", RESEARCH);
+    let out = env.run(&["run", "research.yaml", "--var", "topic=quantum computing"]);
+    assert_exit(&out, 0);
+
+    let requests = env.server().requests();
+    assert_eq!(
+        requests.len(),
+        2,
+        "one model call per agent step: {requests:#?}"
+    );
+    let first = &requests[0];
+    assert_eq!(first.path, "/v1/chat/completions");
+    assert_eq!(first.model(), "gpt-4o-mini");
+    assert_eq!(
+        first.messages(),
+        vec![
+            (
+                "system".to_string(),
+                "You research quantum computing and answer in five bullet points.".to_string()
+            ),
+            ("user".to_string(), "Research quantum computing".to_string()),
+        ]
+    );
+    assert_eq!(first.body["temperature"].as_f64(), Some(0.2));
+    assert_eq!(
+        first.headers.get("authorization").map(String::as_str),
+        Some(format!("Bearer {SECRET_KEY}").as_str())
+    );
+
+    let second = &requests[1];
+    assert_eq!(second.model(), "gpt-4.1-nano", "an agent's own model wins");
+    assert_eq!(
+        second.message("system").as_deref(),
+        Some("You analyse research about quantum computing.")
+    );
+}
+
+#[test]
+fn outputs_chain_into_later_steps_and_usage_sums_over_generations() {
+    let env = TestEnv::with_fake().workflow("research.yaml", RESEARCH);
+    env.server()
+        .push(Reply::text("- finding one\n- finding two", 100, 20));
+    // The second call gets the default reply: "echo: <user message>" with usage 10 + 5.
+
+    let (out, lines) = run_json(&env, "research.yaml", &[]);
+    assert_exit(&out, 0);
+    assert_eq!(lines.len(), 1, "one JSON line per trace");
+    let run = &lines[0];
+
+    let requests = env.server().requests();
+    assert_eq!(
+        requests[1].message("user").as_deref(),
+        Some("Analyze: - finding one\n- finding two")
+    );
+    assert_eq!(run["outputs"]["research"], "- finding one\n- finding two");
+    assert_eq!(
+        run["outputs"]["analysis"],
+        "echo: Analyze: - finding one\n- finding two"
+    );
+    assert_eq!(run["usage"], usage(110, 25));
+
+    let trace = env.show_json(run["trace_id"].as_str().unwrap());
+    assert_eq!(trace["usage"], usage(110, 25));
+    let research = find(&trace, "agent", "researcher");
+    assert_eq!(research["attributes"]["usage"], usage(100, 20));
+    let gens = children(&trace, research);
+    assert_eq!(gens.len(), 1);
+    assert_eq!(gens[0]["kind"], "generation");
+    assert_eq!(gens[0]["attributes"]["usage"], usage(100, 20));
+    let analysis_gen = children(&trace, find(&trace, "agent", "analyst"))[0];
+    assert_eq!(analysis_gen["attributes"]["usage"], usage(10, 5));
+}
+
+#[test]
+fn agent_and_generation_spans_record_model_messages_and_reply() {
+    let env = TestEnv::with_fake().workflow("research.yaml", RESEARCH);
+    env.server().push(Reply::text("five bullets", 12, 34));
+    let out = env.run(&["run", "research.yaml", "--format", "none"]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "", "--format none prints nothing on stdout");
+
+    let trace = env.show_json("last");
+    let agent = find(&trace, "agent", "researcher");
+    assert!(agent["parent_id"].is_null());
+    assert_eq!(agent["status"], "ok");
+    assert_eq!(agent["attributes"]["step_id"], "research");
+    assert_eq!(agent["attributes"]["model"], "gpt-4o-mini");
+    assert_eq!(agent["attributes"]["usage"], usage(12, 34));
+    assert_eq!(agent["attributes"]["input"], "Research AI in healthcare");
+    assert_eq!(agent["attributes"]["output"], "five bullets");
+
+    let generation = children(&trace, agent)[0];
+    assert_eq!(generation["kind"], "generation");
+    assert_eq!(generation["status"], "ok");
+    assert_eq!(generation["attributes"]["model"], "gpt-4o-mini");
+    assert_eq!(
+        generation["attributes"]["input"],
+        json!([
+            {"role": "system", "content": "You research AI in healthcare and answer in five bullet points."},
+            {"role": "user", "content": "Research AI in healthcare"}
+        ])
+    );
+    assert_eq!(generation["attributes"]["output"], "five bullets");
+    assert_ne!(
+        generation["attributes"]["offline"],
+        json!(true),
+        "a real model call is not marked offline"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON shapes (SPEC §3)
+
+const SHAPES: &str = r#"
+name: Shapes
+group_id: grp_1
+metadata: { customer_id: cust_789 }
+agents:
+  helper: { instructions: Help. }
+steps:
+  - span: Data Preparation
+    events:
+      - { name: Phase started, attributes: { inputs: 1 } }
+    steps:
+      - id: load
+        run: ["sh", "-c", "echo '{\"records\": 100}'"]
+      - event: Data loaded
+        attributes: { records: "{{ steps.load.output.records }}" }
+  - id: answer
+    agent: helper
+    input: "Summarise {{ steps.load.output.records }} records"
+    mock: Done.
+"#;
+
+#[test]
+fn show_json_has_exactly_the_documented_shape() {
+    let env = TestEnv::new().workflow("shapes.yaml", SHAPES);
+    let out = env.run(&["run", "shapes.yaml", "--offline"]);
+    assert_exit(&out, 0);
+    let trace = env.show_json("last");
+
+    assert_eq!(
+        keys(&trace),
+        set(&[
+            "trace_id",
+            "name",
+            "workflow",
+            "group_id",
+            "metadata",
+            "status",
+            "started_at",
+            "ended_at",
+            "duration_ms",
+            "usage",
+            "spans"
+        ])
+    );
+    assert!(
+        is_hex_id(trace["trace_id"].as_str().unwrap(), "trace_", 32),
+        "{}",
+        trace["trace_id"]
+    );
+    assert!(
+        is_rfc3339_micros(trace["started_at"].as_str().unwrap()),
+        "{}",
+        trace["started_at"]
+    );
+    assert!(
+        is_rfc3339_micros(trace["ended_at"].as_str().unwrap()),
+        "{}",
+        trace["ended_at"]
+    );
+    assert!(trace["duration_ms"].is_number());
+    assert_eq!(trace["name"], "Shapes");
+    assert_eq!(trace["workflow"], "Shapes");
+    assert_eq!(trace["group_id"], "grp_1");
+    assert_eq!(trace["metadata"], json!({"customer_id": "cust_789"}));
+    assert_eq!(trace["status"], "ok");
+    assert_eq!(
+        keys(&trace["usage"]),
+        set(&["input_tokens", "output_tokens", "total_tokens"])
+    );
+
+    for span in spans(&trace) {
+        assert_eq!(
+            keys(span),
+            set(&[
+                "span_id",
+                "parent_id",
+                "kind",
+                "name",
+                "status",
+                "started_at",
+                "ended_at",
+                "duration_ms",
+                "attributes",
+                "events",
+                "error"
+            ]),
+            "span keys of {span:#}"
+        );
+        assert!(
+            is_hex_id(span["span_id"].as_str().unwrap(), "span_", 16),
+            "{}",
+            span["span_id"]
+        );
+        assert!(span["parent_id"].is_null() || span["parent_id"].is_string());
+        assert!(is_rfc3339_micros(span["started_at"].as_str().unwrap()));
+        assert!(is_rfc3339_micros(span["ended_at"].as_str().unwrap()));
+        assert!(span["duration_ms"].is_number());
+        assert!(span["attributes"].is_object());
+        assert!(span["error"].is_null());
+        for e in span["events"].as_array().unwrap() {
+            assert_eq!(keys(e), set(&["name", "time", "attributes"]));
+            assert!(is_rfc3339_micros(e["time"].as_str().unwrap()));
+        }
+    }
+
+    // Redacted, the whole document compares literally except attributes (additive).
+    let mut redacted = redact_json(&trace);
+    for span in redacted["spans"].as_array_mut().unwrap() {
+        span["attributes"] = json!("…");
+    }
+    let gen_usage = trace["usage"].clone();
+    assert_eq!(
+        redacted,
+        json!({
+            "trace_id": "trace_1", "name": "Shapes", "workflow": "Shapes", "group_id": "grp_1",
+            "metadata": {"customer_id": "cust_789"}, "status": "ok",
+            "started_at": "[TIME]", "ended_at": "[TIME]", "duration_ms": "[DUR]",
+            "usage": gen_usage,
+            "spans": [
+                {"span_id": "span_1", "parent_id": null, "kind": "custom", "name": "Data Preparation",
+                 "status": "ok", "started_at": "[TIME]", "ended_at": "[TIME]", "duration_ms": "[DUR]",
+                 "attributes": "…",
+                 "events": [
+                    {"name": "Phase started", "time": "[TIME]", "attributes": {"inputs": 1}},
+                    {"name": "Data loaded", "time": "[TIME]", "attributes": {"records": 100}}
+                 ],
+                 "error": null},
+                {"span_id": "span_2", "parent_id": "span_1", "kind": "command",
+                 "name": spans(&trace)[1]["name"], "status": "ok",
+                 "started_at": "[TIME]", "ended_at": "[TIME]", "duration_ms": "[DUR]",
+                 "attributes": "…", "events": [], "error": null},
+                {"span_id": "span_3", "parent_id": null, "kind": "agent", "name": "helper",
+                 "status": "ok", "started_at": "[TIME]", "ended_at": "[TIME]", "duration_ms": "[DUR]",
+                 "attributes": "…", "events": [], "error": null},
+                {"span_id": "span_4", "parent_id": "span_3", "kind": "generation",
+                 "name": spans(&trace)[3]["name"], "status": "ok",
+                 "started_at": "[TIME]", "ended_at": "[TIME]", "duration_ms": "[DUR]",
+                 "attributes": "…", "events": [], "error": null}
+            ]
+        })
+    );
+}
+
+#[test]
+fn run_json_prints_one_line_per_trace_with_the_documented_fields() {
+    let env = TestEnv::new().workflow("shapes.yaml", SHAPES);
+    let (out, lines) = run_json(&env, "shapes.yaml", &["--offline"]);
+    assert_exit(&out, 0);
+    assert_eq!(lines.len(), 1);
+    let run = &lines[0];
+    assert_eq!(
+        keys(run),
+        set(&[
+            "trace_id",
+            "name",
+            "workflow",
+            "group_id",
+            "status",
+            "duration_ms",
+            "outputs",
+            "usage",
+            "error"
+        ])
+    );
+    assert!(is_hex_id(run["trace_id"].as_str().unwrap(), "trace_", 32));
+    assert_eq!(run["name"], "Shapes");
+    assert_eq!(run["workflow"], "Shapes");
+    assert_eq!(run["group_id"], "grp_1");
+    assert_eq!(run["status"], "ok");
+    assert!(run["duration_ms"].is_number());
+    assert!(run["error"].is_null());
+    // A command's stdout with its trailing newline removed; an agent's final text.
+    assert_eq!(
+        run["outputs"],
+        json!({"load": "{\"records\": 100}", "answer": "Done."})
+    );
+
+    let listed = env.list_json(&[]);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        keys(&listed[0]),
+        set(&[
+            "trace_id",
+            "name",
+            "workflow",
+            "group_id",
+            "status",
+            "duration_ms",
+            "usage",
+            "error",
+            "started_at"
+        ]),
+        "list items are run objects without outputs, plus started_at"
+    );
+    assert_eq!(listed[0]["trace_id"], run["trace_id"]);
+    assert_eq!(listed[0]["usage"], run["usage"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nesting, ordering, events, command outputs
+
+#[test]
+fn spans_nest_in_order_with_events_on_the_enclosing_span() {
+    let env = TestEnv::new().workflow(
+        "nested.yaml",
+        r#"
+name: Nested
+agents:
+  writer: { instructions: Write. }
+steps:
+  - id: first
+    run: ["echo", "one"]
+  - span: Outer
+    events:
+      - { name: Outer started, attributes: { phase: 1 } }
+    steps:
+      - id: second
+        run: "echo two"
+      - span: Inner
+        steps:
+          - id: draft
+            agent: writer
+            input: "Draft from {{ steps.second.output }}"
+            mock: A draft.
+          - event: Draft written
+            attributes: { length: "{{ steps.draft.output | length }}", by: writer }
+      - event: Outer done
+        attributes: { steps: 2 }
+  - id: last
+    run: ["echo", "three"]
+"#,
+    );
+    let out = env.run(&["run", "nested.yaml", "--offline"]);
+    assert_exit(&out, 0);
+    let trace = env.show_json("last");
+
+    assert_eq!(
+        outline(&trace),
+        vec![
+            "command ok",
+            "custom Outer ok",
+            "  command ok",
+            "  custom Inner ok",
+            "    agent writer ok",
+            &format!(
+                "      generation {} ok",
+                spans(&trace)[5]["name"].as_str().unwrap()
+            ),
+            "command ok",
+        ]
+    );
+    let outer = find(&trace, "custom", "Outer");
+    let inner = find(&trace, "custom", "Inner");
+    assert_eq!(event_names(outer), vec!["Outer started", "Outer done"]);
+    assert_eq!(
+        event(outer, "Outer started")["attributes"],
+        json!({"phase": 1})
+    );
+    assert_eq!(
+        event(outer, "Outer done")["attributes"],
+        json!({"steps": 2})
+    );
+    assert_eq!(event_names(inner), vec!["Draft written"]);
+    assert_eq!(
+        event(inner, "Draft written")["attributes"],
+        json!({"length": 8, "by": "writer"}),
+        "a lone {{{{ expression }}}} keeps its type"
+    );
+    assert!(event_names(find(&trace, "agent", "writer")).is_empty());
+
+    // Siblings in start order: the first command started before Outer, Outer before the last.
+    let roots: Vec<&Value> = spans(&trace)
+        .iter()
+        .filter(|s| s["parent_id"].is_null())
+        .collect();
+    assert_eq!(roots.len(), 3);
+    assert!(roots[0]["started_at"].as_str() <= roots[1]["started_at"].as_str());
+    assert!(roots[1]["started_at"].as_str() <= roots[2]["started_at"].as_str());
+    assert_eq!(roots[0]["attributes"]["argv"], json!(["echo", "one"]));
+    assert_eq!(roots[2]["attributes"]["argv"], json!(["echo", "three"]));
+    let script = children(&trace, outer)[0];
+    assert_eq!(script["attributes"]["script"], "echo two");
+    assert_eq!(script["attributes"]["exit_code"], 0);
+}
+
+#[test]
+fn a_command_printing_json_exposes_its_fields_to_later_templates() {
+    let env = TestEnv::new()
+        .script(
+            "scripts/stats.sh",
+            "#!/bin/sh\nprintf '{\"records\": %s, \"source\": \"%s\", \"tags\": [\"a\", \"b\"]}\\n' \"$1\" \"$SRC\"\n",
+        )
+        .workflow(
+            "chain.yaml",
+            r#"
+name: Chain
+vars: { count: "42", source: crm }
+steps:
+  - id: stats
+    run: ["./scripts/stats.sh", "{{ vars.count }}"]
+    env: { SRC: "{{ vars.source }}" }
+  - id: report
+    run: ["printf", "%s|%s|%s", "{{ steps.stats.output.records }}", "{{ steps.stats.output.source }}", "{{ steps.stats.output.tags[1] }}"]
+  - id: whole
+    run: ["printf", "%s", "{{ steps.stats.output }}"]
+"#,
+        );
+    let (out, lines) = run_json(&env, "chain.yaml", &["--offline"]);
+    assert_exit(&out, 0);
+    let outputs = &lines[0]["outputs"];
+    assert_eq!(outputs["report"], "42|crm|b");
+    assert_eq!(
+        outputs["whole"], "{\"records\": 42, \"source\": \"crm\", \"tags\": [\"a\", \"b\"]}",
+        "used whole, JSON output renders as the original text"
+    );
+}
+
+#[test]
+fn argv_and_env_values_reach_the_process_verbatim_never_through_a_shell() {
+    let hostile = "$(touch pwned) `touch pwned2`; echo 'quoted' \"x\" > also-pwned";
+    let env = TestEnv::new()
+        .script("scripts/echo-env.sh", "#!/bin/sh\nprintf '%s' \"$VALUE\"\n")
+        .workflow(
+            "verbatim.yaml",
+            r#"
+name: Verbatim
+vars: { value: plain }
+steps:
+  - id: by_argv
+    run: ["printf", "%s", "{{ vars.value }}"]
+  - id: by_env
+    run: ["./scripts/echo-env.sh"]
+    env: { VALUE: "{{ vars.value }}" }
+"#,
+        );
+    let (out, lines) = run_json(
+        &env,
+        "verbatim.yaml",
+        &["--offline", "--var", &format!("value={hostile}")],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(lines[0]["outputs"]["by_argv"], hostile);
+    assert_eq!(lines[0]["outputs"]["by_env"], hostile);
+    for f in ["pwned", "pwned2", "also-pwned"] {
+        assert!(
+            !env.path().join(f).exists(),
+            "{f} was created: a value went through a shell"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Group id and metadata
+
+const GROUPED: &str = r#"
+name: Grouped
+vars: { conversation_id: conv_12345, customer: cust_789 }
+group_id: "{{ vars.conversation_id }}"
+metadata: { customer_id: "{{ vars.customer }}", priority: high }
+steps:
+  - id: hello
+    run: ["echo", "hello"]
+"#;
+
+#[test]
+fn group_id_and_metadata_are_templated_and_overridable_from_the_command_line() {
+    let env = TestEnv::new().workflow("grouped.yaml", GROUPED);
+    assert_exit(&env.run(&["run", "grouped.yaml", "--offline"]), 0);
+    let trace = env.show_json("last");
+    assert_eq!(trace["group_id"], "conv_12345");
+    assert_eq!(
+        trace["metadata"],
+        json!({"customer_id": "cust_789", "priority": "high"})
+    );
+
+    let out = env.run(&[
+        "run",
+        "grouped.yaml",
+        "--offline",
+        "--var",
+        "conversation_id=conv_999",
+        "--meta",
+        "priority=low",
+        "--meta",
+        "channel=email",
+    ]);
+    assert_exit(&out, 0);
+    let trace = env.show_json("last");
+    assert_eq!(trace["group_id"], "conv_999");
+    assert_eq!(
+        trace["metadata"],
+        json!({"customer_id": "cust_789", "priority": "low", "channel": "email"})
+    );
+
+    assert_exit(
+        &env.run(&["run", "grouped.yaml", "--offline", "--group", "grp_cli"]),
+        0,
+    );
+    assert_eq!(
+        env.show_json("last")["group_id"],
+        "grp_cli",
+        "--group overrides the file"
+    );
+}
+
+#[test]
+fn a_traces_file_runs_its_traces_in_order_in_one_group() {
+    let env = TestEnv::with_fake().workflow(
+        "conversation.yaml",
+        r#"
+name: Conversation
+metadata: { channel: chat }
+agents:
+  support: { instructions: You help customers. }
+traces:
+  - name: Initial Inquiry
+    metadata: { priority: high }
+    steps:
+      - id: inquiry
+        agent: support
+        input: Where is my order?
+  - name: Follow-up
+    steps:
+      - id: follow_up
+        agent: support
+        input: "You said: {{ steps.inquiry.output }}. Can you expedite it?"
+"#,
+    );
+    let (out, lines) = run_json(&env, "conversation.yaml", &[]);
+    assert_exit(&out, 0);
+    assert_eq!(lines.len(), 2, "one JSON line per trace");
+    assert_eq!(lines[0]["name"], "Initial Inquiry");
+    assert_eq!(lines[1]["name"], "Follow-up");
+    assert_eq!(lines[0]["workflow"], "Conversation");
+    assert_eq!(lines[1]["workflow"], "Conversation");
+    let group = lines[0]["group_id"]
+        .as_str()
+        .expect("a group id is generated when none is given");
+    assert!(!group.is_empty());
+    assert_eq!(lines[1]["group_id"], group);
+    assert_ne!(lines[0]["trace_id"], lines[1]["trace_id"]);
+
+    let requests = env.server().requests();
+    assert_eq!(
+        requests[1].message("user").as_deref(),
+        Some("You said: echo: Where is my order?. Can you expedite it?")
+    );
+    assert_eq!(
+        lines[1]["outputs"]["follow_up"],
+        "echo: You said: echo: Where is my order?. Can you expedite it?"
+    );
+
+    let first = env.show_json(lines[0]["trace_id"].as_str().unwrap());
+    assert_eq!(
+        first["metadata"],
+        json!({"channel": "chat", "priority": "high"})
+    );
+    let second = env.show_json(lines[1]["trace_id"].as_str().unwrap());
+    assert_eq!(second["metadata"], json!({"channel": "chat"}));
+    assert_eq!(outline(&second)[0], "agent support ok");
+
+    let listed = env.list_json(&["--group", group]);
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["name"], "Follow-up", "newest first");
+
+    let (out, lines) = run_json(&env, "conversation.yaml", &["--group", "conv_given"]);
+    assert_exit(&out, 0);
+    assert_eq!(lines[0]["group_id"], "conv_given");
+    assert_eq!(lines[1]["group_id"], "conv_given");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failures
+
+#[test]
+fn a_failing_command_fails_its_ancestors_and_the_trace_and_stops_the_run() {
+    let env = TestEnv::new().workflow(
+        "failing.yaml",
+        r#"
+name: Failing
+steps:
+  - id: before
+    run: ["echo", "fine"]
+  - span: Outer
+    steps:
+      - span: Inner
+        steps:
+          - id: boom
+            run: "echo partial; echo 'disk full' >&2; exit 3"
+          - id: after_in_inner
+            run: ["echo", "never"]
+      - event: Never emitted
+        attributes: { x: 1 }
+  - id: after
+    run: ["echo", "never either"]
+"#,
+    );
+    let (out, lines) = run_json(&env, "failing.yaml", &["--offline"]);
+    assert_exit(&out, 1);
+    let run = &lines[0];
+    assert_eq!(run["status"], "error");
+    assert!(
+        run["error"]["message"].is_string(),
+        "the run line carries the error: {run:#}"
+    );
+    assert!(run["outputs"].get("after").is_none());
+
+    let trace = env.show_json("last");
+    assert_eq!(trace["status"], "error");
+    assert_eq!(
+        outline(&trace),
+        vec![
+            "command ok",
+            "custom Outer error",
+            "  custom Inner error",
+            "    command error"
+        ],
+        "later steps do not run and leave no span"
+    );
+    let inner = find(&trace, "custom", "Inner");
+    let boom = children(&trace, inner)[0];
+    assert_eq!(boom["attributes"]["exit_code"], 3);
+    assert!(
+        boom["attributes"]["stderr_tail"]
+            .as_str()
+            .unwrap()
+            .contains("disk full"),
+        "{boom:#}"
+    );
+    let message = boom["error"]["message"]
+        .as_str()
+        .expect("error message on the failed span");
+    assert!(
+        message.contains('3'),
+        "the message names the exit status: {message}"
+    );
+    assert!(
+        find(&trace, "custom", "Outer")["error"]["message"].is_string(),
+        "ancestors carry the error too"
+    );
+    assert!(event_names(find(&trace, "custom", "Outer")).is_empty());
+}
+
+/// What every model failure must leave behind: exit 1, the error on the generation span and its
+/// ancestors, the trace stored as `error`, and the key nowhere in the store.
+#[track_caller]
+fn assert_model_failure(env: &TestEnv, message_must_contain: &str) -> Value {
+    let out = env.run(&["run", "agent.yaml"]);
+    assert_exit(&out, 1);
+    let trace = env.show_json("last");
+    assert_eq!(trace["status"], "error");
+    let agent = find(&trace, "agent", "helper");
+    assert_eq!(agent["status"], "error");
+    assert_eq!(find(&trace, "custom", "Ask")["status"], "error");
+    let generation = children(&trace, agent)
+        .into_iter()
+        .find(|s| s["kind"] == "generation")
+        .unwrap_or_else(|| panic!("the failed model call has a generation span: {trace:#}"));
+    assert_eq!(generation["status"], "error");
+    let message = generation["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error message: {generation:#}"));
+    assert!(
+        message
+            .to_lowercase()
+            .contains(&message_must_contain.to_lowercase()),
+        "generation error {message:?} should mention {message_must_contain:?}"
+    );
+    assert!(
+        spans(&trace).iter().all(|s| s["name"] != "After"),
+        "later steps do not run"
+    );
+    assert_key_absent(env);
+    trace
+}
+
+const AGENT_IN_SPAN: &str = r#"
+name: Ask
+agents:
+  helper: { instructions: You help. }
+steps:
+  - span: Ask
+    steps:
+      - id: ask
+        agent: helper
+        input: Hello
+  - span: After
+    steps: [{ id: later, run: ["echo", "never"] }]
+"#;
+
+#[track_caller]
+fn assert_key_absent(env: &TestEnv) {
+    let bytes = env.store_bytes();
+    assert!(!bytes.is_empty(), "the store exists");
+    assert!(
+        !bytes
+            .windows(SECRET_KEY.len())
+            .any(|w| w == SECRET_KEY.as_bytes()),
+        "the API key reached the store file"
+    );
+}
+
+#[test]
+fn http_401_fails_the_generation_with_the_status_and_keeps_the_trace() {
+    let env = TestEnv::with_fake().workflow("agent.yaml", AGENT_IN_SPAN);
+    env.server().set_default(Reply::unauthorized());
+    let trace = assert_model_failure(&env, "401");
+    let generation = of_kind(&trace, "generation")[0];
+    assert!(
+        generation["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Incorrect API key"),
+        "the server's message is kept: {generation:#}"
+    );
+}
+
+#[test]
+fn http_500_fails_the_generation() {
+    let env = TestEnv::with_fake().workflow("agent.yaml", AGENT_IN_SPAN);
+    env.server().set_default(Reply::server_error());
+    assert_model_failure(&env, "500");
+}
+
+#[test]
+fn a_malformed_response_body_fails_the_generation() {
+    let env = TestEnv::with_fake().workflow("agent.yaml", AGENT_IN_SPAN);
+    env.server().set_default(Reply::Malformed);
+    assert_model_failure(&env, "");
+}
+
+#[test]
+fn a_refused_connection_fails_the_generation() {
+    let env = TestEnv::with_fake()
+        .workflow("agent.yaml", AGENT_IN_SPAN)
+        .env("OPENAI_BASE_URL", &refused_url());
+    assert_model_failure(&env, "");
+    assert!(env.server().requests().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets, content capture, offline
+
+#[test]
+fn the_api_key_and_untemplated_environment_never_reach_the_store() {
+    let env = TestEnv::with_fake()
+        .workflow(
+            "secrets.yaml",
+            r#"
+name: Secrets
+agents:
+  helper: { instructions: You help. }
+steps:
+  - id: ask
+    agent: helper
+    input: Hello
+  - id: env_user
+    run: "test -n \"$PRIVATE_TOKEN\" && echo token-present"
+"#,
+        )
+        .env("PRIVATE_TOKEN", "tok-hidden-456");
+    let out = env.run(&["run", "secrets.yaml"]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        env.server().requests()[0]
+            .headers
+            .get("authorization")
+            .map(String::as_str),
+        Some("Bearer sk-test-SECRET-123"),
+        "the key was used"
+    );
+    assert_key_absent(&env);
+    let bytes = env.store_bytes();
+    assert!(
+        !bytes.windows(14).any(|w| w == b"tok-hidden-456"),
+        "an environment value reached the store"
+    );
+    assert!(!stdout(&out).contains(SECRET_KEY));
+    assert!(!stderr(&out).contains(SECRET_KEY));
+}
+
+#[test]
+fn no_content_keeps_prompts_and_replies_out_of_spans_and_the_store() {
+    let env = TestEnv::with_fake().workflow(
+        "private.yaml",
+        r#"
+name: Private
+agents:
+  helper: { instructions: "INSTRUCTIONS-SENTINEL-7f3a be brief" }
+steps:
+  - id: ask
+    agent: helper
+    input: "PROMPT-SENTINEL-91bc what is up?"
+"#,
+    );
+    env.server()
+        .push(Reply::text("REPLY-SENTINEL-c0de all good", 3, 4));
+    let out = env.run(&["run", "private.yaml", "--no-content"]);
+    assert_exit(&out, 0);
+    let trace = env.show_json("last");
+    for span in spans(&trace) {
+        let attrs = span["attributes"].as_object().unwrap();
+        assert!(
+            !attrs.contains_key("input"),
+            "input kept with --no-content: {span:#}"
+        );
+        assert!(
+            !attrs.contains_key("output"),
+            "output kept with --no-content: {span:#}"
+        );
+    }
+    assert_eq!(
+        of_kind(&trace, "generation")[0]["attributes"]["usage"],
+        usage(3, 4)
+    );
+    assert_eq!(trace["usage"], usage(3, 4));
+    let bytes = env.store_bytes();
+    for sentinel in [
+        "INSTRUCTIONS-SENTINEL-7f3a",
+        "PROMPT-SENTINEL-91bc",
+        "REPLY-SENTINEL-c0de",
+    ] {
+        assert!(
+            !bytes
+                .windows(sentinel.len())
+                .any(|w| w == sentinel.as_bytes()),
+            "{sentinel} reached the store"
+        );
+    }
+}
+
+#[test]
+fn offline_answers_with_mock_text_without_network_and_says_so() {
+    let env = TestEnv::with_fake().workflow(
+        "offline.yaml",
+        r#"
+name: Offline
+agents:
+  helper: { instructions: You help. }
+steps:
+  - id: mocked
+    agent: helper
+    input: Hello
+    mock: A canned answer.
+  - id: derived
+    agent: helper
+    input: "Continue from {{ steps.mocked.output }}"
+"#,
+    );
+    let (out, lines) = run_json(&env, "offline.yaml", &["--offline"]);
+    assert_exit(&out, 0);
+    assert!(
+        env.server().requests().is_empty(),
+        "--offline never calls the server"
+    );
+    assert_eq!(lines[0]["outputs"]["mocked"], "A canned answer.");
+    let derived = lines[0]["outputs"]["derived"].as_str().unwrap().to_string();
+    assert!(!derived.is_empty());
+    assert!(
+        lines[0]["usage"]["total_tokens"].as_u64().unwrap() > 0,
+        "usage is computed from the text"
+    );
+
+    let trace = env.show_json("last");
+    for generation in of_kind(&trace, "generation") {
+        assert_eq!(generation["attributes"]["offline"], true, "{generation:#}");
+        assert!(
+            generation["attributes"]["usage"]["total_tokens"]
+                .as_u64()
+                .unwrap()
+                > 0
+        );
+    }
+
+    let (_, again) = run_json(&env, "offline.yaml", &["--offline"]);
+    assert_eq!(
+        again[0]["outputs"]["derived"],
+        derived.as_str(),
+        "the offline model is deterministic"
+    );
+    assert_eq!(again[0]["usage"], lines[0]["usage"]);
+}
+
+#[test]
+fn without_key_or_base_url_run_exits_2_naming_both_and_offline_and_writes_nothing() {
+    let env = TestEnv::new().workflow("agent.yaml", AGENT_IN_SPAN);
+    let out = env.run(&["run", "agent.yaml"]);
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    for needle in ["OPENAI_API_KEY", "OPENAI_BASE_URL", "--offline"] {
+        assert!(err.contains(needle), "stderr should name {needle}:\n{err}");
+    }
+    assert_eq!(stdout(&out), "");
+    assert!(!env.store().exists(), "nothing is written");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation
+
+/// The 1-based line and column of the `nth` (0-based) occurrence of `needle` in `text`.
+fn pos(text: &str, needle: &str, nth: usize) -> (usize, usize) {
+    let at = text
+        .match_indices(needle)
+        .nth(nth)
+        .unwrap_or_else(|| panic!("{needle:?} #{nth} not in the text"))
+        .0;
+    let line = text[..at].matches('\n').count() + 1;
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    (line, text[line_start..at].chars().count() + 1)
+}
+
+/// Asserts a `FILE:LINE:COL: message` line on stderr at `line` with one of `cols` whose message
+/// contains every word of `words` (case-insensitive).
+#[track_caller]
+fn assert_diagnostic(stderr: &str, file: &str, line: usize, cols: &[usize], words: &[&str]) {
+    let found = stderr.lines().any(|l| {
+        let l = l.strip_prefix("error: ").unwrap_or(l);
+        let Some(rest) = l.strip_prefix(&format!("{file}:{line}:")) else {
+            return false;
+        };
+        let Some((col, message)) = rest.split_once(": ") else {
+            return false;
+        };
+        let message = message.to_lowercase();
+        col.parse::<usize>().is_ok_and(|c| cols.contains(&c))
+            && words.iter().all(|w| message.contains(&w.to_lowercase()))
+    });
+    assert!(
+        found,
+        "expected `{file}:{line}:{cols:?}: …{words:?}…` on stderr:\n{stderr}"
+    );
+}
+
+struct Problem {
+    /// Where the problem is: the text that starts the key, and optionally its value.
+    key: (&'static str, usize),
+    value: Option<(&'static str, usize)>,
+    words: &'static [&'static str],
+}
+
+fn check_problems(yaml: &str, problems: &[Problem]) {
+    let env = TestEnv::new().workflow("bad.yaml", yaml);
+    let out = env.run(&["validate", "bad.yaml"]);
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    for p in problems {
+        let (line, key_col) = pos(yaml, p.key.0, p.key.1);
+        let mut cols = vec![key_col];
+        if let Some((v, n)) = p.value {
+            let (vline, vcol) = pos(yaml, v, n);
+            assert_eq!(vline, line, "test setup: key and value on one line");
+            cols.push(vcol);
+        }
+        assert_diagnostic(&err, "bad.yaml", line, &cols, p.words);
+    }
+
+    let out = env.run(&["run", "bad.yaml", "--offline"]);
+    assert_exit(&out, 2);
+    assert!(
+        !env.store().exists(),
+        "run on an invalid file writes nothing"
+    );
+}
+
+#[test]
+fn validate_accepts_a_valid_file_and_writes_nothing() {
+    let env = TestEnv::new()
+        .workflow("ok.yaml", SHAPES)
+        .workflow("ok2.yaml", GROUPED);
+    let out = env.run(&["validate", "ok.yaml", "ok2.yaml"]);
+    assert_exit(&out, 0);
+    assert!(!env.store().exists());
+}
+
+#[test]
+fn validate_reports_an_unknown_key_with_a_suggestion() {
+    let yaml = "name: Typo\nagents:\n  a: { instructions: hi }\nsteps:\n  - id: one\n    agent: a\n    inptu: hello\n";
+    check_problems(
+        yaml,
+        &[Problem {
+            key: ("inptu", 0),
+            value: None,
+            words: &["inptu", "did you mean", "input"],
+        }],
+    );
+}
+
+#[test]
+fn validate_reports_a_duplicate_id() {
+    let yaml =
+        "name: Dup\nsteps:\n  - id: same\n    run: [\"true\"]\n  - id: same\n    run: [\"true\"]\n";
+    check_problems(
+        yaml,
+        &[Problem {
+            key: ("id: same", 1),
+            value: Some(("same", 1)),
+            words: &["duplicate", "same"],
+        }],
+    );
+}
+
+#[test]
+fn validate_reports_an_unknown_agent() {
+    let yaml = "name: Who\nagents:\n  writer: { instructions: hi }\nsteps:\n  - id: one\n    agent: wrtier\n    input: hello\n";
+    check_problems(
+        yaml,
+        &[Problem {
+            key: ("agent: wrtier", 0),
+            value: Some(("wrtier", 0)),
+            words: &["agent", "wrtier"],
+        }],
+    );
+}
+
+#[test]
+fn validate_reports_a_reference_to_a_step_that_has_not_run_yet() {
+    let yaml = "name: Order\nsteps:\n  - id: first\n    run: [\"echo\", \"{{ steps.second.output }}\"]\n  - id: second\n    run: [\"echo\", \"2\"]\n";
+    let (line, _) = pos(yaml, "{{ steps.second", 0);
+    let env = TestEnv::new().workflow("bad.yaml", yaml);
+    let out = env.run(&["validate", "bad.yaml"]);
+    assert_exit(&out, 2);
+    // The column may point at the run key, the list, the element or the expression.
+    let cols: Vec<usize> = (1..=yaml.lines().nth(line - 1).unwrap().len()).collect();
+    assert_diagnostic(&stderr(&out), "bad.yaml", line, &cols, &["second"]);
+    assert_exit(&env.run(&["run", "bad.yaml", "--offline"]), 2);
+    assert!(!env.store().exists());
+}
+
+#[test]
+fn validate_reports_a_template_syntax_error() {
+    let yaml =
+        "name: Syntax\nvars: { x: 1 }\nsteps:\n  - id: one\n    run: [\"echo\", \"{{ vars.x \"]\n";
+    let (line, _) = pos(yaml, "{{ vars.x", 0);
+    let env = TestEnv::new().workflow("bad.yaml", yaml);
+    let out = env.run(&["validate", "bad.yaml"]);
+    assert_exit(&out, 2);
+    let cols: Vec<usize> = (1..=yaml.lines().nth(line - 1).unwrap().len()).collect();
+    assert_diagnostic(&stderr(&out), "bad.yaml", line, &cols, &[]);
+    assert_exit(&env.run(&["run", "bad.yaml", "--offline"]), 2);
+    assert!(!env.store().exists());
+}
+
+#[test]
+fn validate_rejects_a_template_inside_a_shell_string_and_points_to_env() {
+    let yaml = "name: Injection\nvars: { sku: A1 }\nsteps:\n  - id: one\n    run: \"./check.sh {{ vars.sku }}\"\n";
+    check_problems(
+        yaml,
+        &[Problem {
+            key: ("run:", 0),
+            value: Some(("\"./check.sh", 0)),
+            words: &["env:"],
+        }],
+    );
+}
+
+#[test]
+fn validate_reports_every_problem_in_one_pass() {
+    let yaml = r#"name: Many
+agents:
+  writer: { instructions: hi }
+steps:
+  - id: one
+    agent: writer
+    inptu: hello
+  - id: two
+    agent: ghost
+    input: hi
+  - id: two
+    run: ["echo", "{{ steps.three.output }}"]
+  - id: three
+    run: "echo {{ vars.nope }}"
+  - id: four
+    run: ["echo", "{{ oops "]
+"#;
+    let env = TestEnv::new().workflow("many.yaml", yaml);
+    let out = env.run(&["validate", "many.yaml"]);
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    let any_col =
+        |line: usize| -> Vec<usize> { (1..=yaml.lines().nth(line - 1).unwrap().len()).collect() };
+    for (needle, nth, words) in [
+        ("inptu", 0, &["did you mean"][..]),
+        ("ghost", 0, &["ghost"][..]),
+        ("id: two", 1, &["two"][..]),
+        ("{{ steps.three", 0, &["three"][..]),
+        ("\"echo {{ vars.nope", 0, &["env:"][..]),
+        ("{{ oops", 0, &[][..]),
+    ] {
+        let (line, _) = pos(yaml, needle, nth);
+        assert_diagnostic(&err, "many.yaml", line, &any_col(line), words);
+    }
+    assert_exit(&env.run(&["run", "many.yaml", "--offline"]), 2);
+    assert!(!env.store().exists());
+}
+
+#[test]
+fn a_yaml_syntax_error_is_reported_with_its_location() {
+    let yaml = "name: Broken\nsteps:\n  - id: one\n    run: [\"echo\", \"unterminated\n";
+    let env = TestEnv::new().workflow("broken.yaml", yaml);
+    let out = env.run(&["validate", "broken.yaml"]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).lines().any(|l| l.contains("broken.yaml:")
+            && l.split(':')
+                .nth(2)
+                .is_some_and(|n| n.trim().parse::<u32>().is_ok())),
+        "FILE:LINE:COL on stderr:\n{}",
+        stderr(&out)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exit codes for unusable input
+
+#[test]
+fn unusable_input_exits_2_and_writes_nothing() {
+    let env = TestEnv::new().workflow("grouped.yaml", GROUPED);
+    let cases: &[&[&str]] = &[
+        &["run", "grouped.yaml", "--offline", "--var", "nope=1"],
+        &[
+            "run",
+            "grouped.yaml",
+            "--offline",
+            "--var",
+            "missing-equals",
+        ],
+        &["run", "missing.yaml", "--offline"],
+        &["run", "grouped.yaml", "--offline", "--format", "yaml"],
+        &["run"],
+        &["frobnicate"],
+    ];
+    for args in cases {
+        let out = env.run(args);
+        assert_exit(&out, 2);
+        assert!(
+            !stderr(&out).trim().is_empty(),
+            "{args:?}: a message on stderr"
+        );
+        assert_eq!(stdout(&out), "", "{args:?}: nothing on stdout");
+    }
+    let out = env.run(&["run", "grouped.yaml", "--offline", "--var", "nope=1"]);
+    assert!(
+        stderr(&out).contains("nope"),
+        "the unknown var is named:\n{}",
+        stderr(&out)
+    );
+    assert!(!env.store().exists(), "no partial store");
+}
+
+#[test]
+fn show_finds_last_a_unique_prefix_and_rejects_unknown_ids() {
+    let env = TestEnv::new().workflow("grouped.yaml", GROUPED);
+    let (_, a) = run_json(&env, "grouped.yaml", &["--offline"]);
+    let (_, b) = run_json(&env, "grouped.yaml", &["--offline"]);
+    let a = a[0]["trace_id"].as_str().unwrap().to_string();
+    let b = b[0]["trace_id"].as_str().unwrap().to_string();
+
+    assert_eq!(env.show_json("last")["trace_id"], b.as_str());
+    assert_eq!(env.show_json(&a)["trace_id"], a.as_str());
+    // A prefix long enough to be unique (ids are time-ordered, so share a long prefix).
+    let unique = &a[..a.len() - 2];
+    assert_eq!(env.show_json(unique)["trace_id"], a.as_str());
+
+    for bad in [
+        "trace_00000000000000000000000000000000",
+        "nonsense",
+        "trace_",
+    ] {
+        let out = env.run(&["show", bad, "--format", "json"]);
+        assert_exit(&out, 2);
+        assert_eq!(stdout(&out), "");
+    }
+}
+
+#[test]
+fn show_last_on_an_empty_store_exits_2() {
+    let env = TestEnv::new();
+    assert_exit(&env.run(&["show", "last"]), 2);
+}
+
+#[test]
+fn show_prints_a_tree_with_kinds_names_events_and_no_colour() {
+    let env = TestEnv::new().workflow("shapes.yaml", SHAPES);
+    assert_exit(
+        &env.run(&["run", "shapes.yaml", "--offline", "--format", "none"]),
+        0,
+    );
+    let out = env.run(&["show", "last"]);
+    assert_exit(&out, 0);
+    let tree = stdout(&out);
+    assert!(
+        !tree.contains('\u{1b}'),
+        "NO_COLOR: no escape codes:\n{tree}"
+    );
+    let trace = env.show_json("last");
+    for needle in [
+        trace["trace_id"].as_str().unwrap(),
+        "Shapes",
+        "grp_1",
+        "cust_789",
+        "Data Preparation",
+        "Phase started",
+        "Data loaded",
+        "records",
+        "helper",
+        "custom",
+        "agent",
+        "generation",
+        "command",
+    ] {
+        assert!(tree.contains(needle), "the tree shows {needle:?}:\n{tree}");
+    }
+    let redacted = redact(&tree);
+    assert!(!redacted.contains(trace["trace_id"].as_str().unwrap()));
+
+    // `run` prints the same tree by default, on stdout.
+    let out = env.run(&["run", "shapes.yaml", "--offline"]);
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("Data Preparation"));
+}
+
+#[test]
+fn quiet_run_with_format_none_prints_nothing() {
+    let env = TestEnv::new().workflow("grouped.yaml", GROUPED);
+    let out = env.run(&["-q", "run", "grouped.yaml", "--offline", "--format", "none"]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "");
+    assert_eq!(stderr(&out), "");
+}
+
+// ---------------------------------------------------------------------------------------------
+// list
+
+#[test]
+fn list_filters_by_group_workflow_status_meta_since_and_limit() {
+    let env = TestEnv::new().workflow("grouped.yaml", GROUPED).workflow(
+        "failing.yaml",
+        "name: Failing\nsteps:\n  - id: no\n    run: [\"false\"]\n",
+    );
+    assert_exit(
+        &env.run(&["run", "grouped.yaml", "--offline", "--format", "none"]),
+        0,
+    );
+    assert_exit(
+        &env.run(&["run", "failing.yaml", "--offline", "--format", "none"]),
+        1,
+    );
+    assert_exit(
+        &env.run(&[
+            "run",
+            "grouped.yaml",
+            "--offline",
+            "--format",
+            "none",
+            "--group",
+            "g_other",
+            "--meta",
+            "team=core",
+        ]),
+        0,
+    );
+
+    let names = |filters: &[&str]| -> Vec<(String, String)> {
+        env.list_json(filters)
+            .iter()
+            .map(|t| {
+                (
+                    t["workflow"].as_str().unwrap_or_default().to_string(),
+                    t["group_id"].as_str().unwrap_or("-").to_string(),
+                )
+            })
+            .collect()
+    };
+    let pair = |w: &str, g: &str| (w.to_string(), g.to_string());
+
+    assert_eq!(
+        names(&[]),
+        vec![
+            pair("Grouped", "g_other"),
+            pair("Failing", "-"),
+            pair("Grouped", "conv_12345")
+        ],
+        "newest first"
+    );
+    assert_eq!(names(&["--workflow", "Grouped"]).len(), 2);
+    assert_eq!(names(&["--status", "error"]), vec![pair("Failing", "-")]);
+    assert_eq!(names(&["--status", "ok"]).len(), 2);
+    assert_eq!(
+        names(&["--group", "conv_12345"]),
+        vec![pair("Grouped", "conv_12345")]
+    );
+    assert_eq!(
+        names(&["--meta", "team=core"]),
+        vec![pair("Grouped", "g_other")]
+    );
+    assert_eq!(names(&["--meta", "customer_id=cust_789"]).len(), 2);
+    assert_eq!(names(&["--since", "2h"]).len(), 3);
+    assert_eq!(names(&["--limit", "1"]), vec![pair("Grouped", "g_other")]);
+    assert!(names(&["--workflow", "Nope"]).is_empty());
+
+    let out = env.run(&["list"]);
+    assert_exit(&out, 0);
+    let table = stdout(&out);
+    assert!(
+        table.contains("Grouped") && table.contains("Failing"),
+        "{table}"
+    );
+
+    assert_exit(&env.run(&["list", "--since", "yesterday-ish"]), 2);
+    assert_exit(&env.run(&["list", "--status", "bogus"]), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Store
+
+#[test]
+fn the_store_is_created_private_at_the_given_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new().workflow("grouped.yaml", GROUPED);
+    assert_exit(
+        &env.run(&["run", "grouped.yaml", "--offline", "--format", "none"]),
+        0,
+    );
+    let mode = std::fs::metadata(env.store()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "store file mode {mode:o}");
+    let dir_mode = std::fs::metadata(env.store().parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(dir_mode, 0o700, "store dir mode {dir_mode:o}");
+
+    // `--store` works as well as AGENTRACE_STORE.
+    let other = env.path().join("other.db");
+    let out = env.run_with(
+        &[
+            "--store",
+            other.to_str().unwrap(),
+            "run",
+            "grouped.yaml",
+            "--offline",
+            "--format",
+            "none",
+        ],
+        |c| {
+            c.env_remove("AGENTRACE_STORE");
+        },
+    );
+    assert_exit(&out, 0);
+    assert!(other.exists());
+    let listed = env.run_with(
+        &[
+            "--store",
+            other.to_str().unwrap(),
+            "list",
+            "--format",
+            "json",
+        ],
+        |c| {
+            c.env_remove("AGENTRACE_STORE");
+        },
+    );
+    assert_exit(&listed, 0);
+    assert_eq!(parse_json(&listed.stdout).as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn eight_concurrent_runs_into_one_store_all_succeed_and_all_are_kept() {
+    let env = TestEnv::new().workflow(
+        "busy.yaml",
+        r#"
+name: Busy
+agents:
+  helper: { instructions: You help. }
+steps:
+  - span: Work
+    events: [{ name: Started, attributes: {} }]
+    steps:
+      - { id: a, run: ["echo", "a"] }
+      - { id: b, agent: helper, input: "b", mock: "B." }
+      - { id: c, run: ["echo", "c"] }
+"#,
+    );
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            env.spawn(&[
+                "run",
+                "busy.yaml",
+                "--offline",
+                "--format",
+                "json",
+                "--meta",
+                &format!("n={i}"),
+            ])
+        })
+        .collect();
+    let mut ids = BTreeSet::new();
+    for child in children {
+        let out = wait_within(child, DEADLINE);
+        assert_exit(&out, 0);
+        let lines = parse_json_lines(&out.stdout);
+        ids.insert(lines[0]["trace_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids.len(), 8);
+
+    let listed = env.list_json(&[]);
+    assert_eq!(listed.len(), 8, "every trace is kept");
+    for t in &listed {
+        assert!(ids.contains(t["trace_id"].as_str().unwrap()));
+        assert_eq!(t["status"], "ok");
+        let trace = env.show_json(t["trace_id"].as_str().unwrap());
+        assert_eq!(
+            spans(&trace).len(),
+            5,
+            "every span is kept: {}",
+            outline(&trace).join("\n")
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interruption
+
+/// A run whose second step blocks in `sleep 30` after recording its pid.
+const SLOW: &str = r#"
+name: Slow
+steps:
+  - id: quick
+    run: ["echo", "done quickly"]
+  - span: Waiting
+    steps:
+      - id: slow
+        run: "echo $$ > sleep.pid; exec sleep 30"
+  - id: never
+    run: ["echo", "never"]
+"#;
+
+fn wait_for_file(path: &Path) -> String {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && !text.trim().is_empty()
+        {
+            return text.trim().to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Gone means no such process, or a zombie nobody has reaped yet.
+fn process_is_gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).expect("send a signal");
+}
+
+#[test]
+fn kill_9_mid_run_leaves_finished_spans_readable_and_the_trace_marked_unfinished() {
+    let env = TestEnv::new().workflow("slow.yaml", SLOW);
+    let child = env.spawn(&["run", "slow.yaml", "--offline"]);
+    let pid = child.id();
+    let sleep_pid: i32 = wait_for_file(&env.path().join("sleep.pid"))
+        .parse()
+        .unwrap();
+
+    let running = env.wait_for_trace("the first span to be stored", |t| {
+        spans(t)
+            .iter()
+            .any(|s| s["kind"] == "command" && s["status"] == "ok")
+    });
+    assert_eq!(running["status"], "running", "a live run shows as running");
+
+    signal(pid, nix::sys::signal::Signal::SIGKILL);
+    let out = wait_within(child, DEADLINE);
+    assert_eq!(out.status.code(), None, "killed by a signal");
+    // Tidy up the orphan so it does not outlive the test by 30 s.
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sleep_pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+
+    let trace = env.show_json("last");
+    assert_eq!(trace["status"], "error");
+    let message = trace["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no trace error: {trace:#}"));
+    assert!(message.contains("did not finish"), "{message}");
+    let quick = spans(&trace)
+        .iter()
+        .find(|s| {
+            s["kind"] == "command" && s["attributes"]["argv"] == json!(["echo", "done quickly"])
+        })
+        .unwrap_or_else(|| panic!("the finished span survives: {trace:#}"));
+    assert_eq!(quick["status"], "ok");
+    assert!(
+        !spans(&trace)
+            .iter()
+            .any(|s| s["attributes"]["argv"] == json!(["echo", "never"]))
+    );
+
+    let out = env.run(&["show", "last"]);
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("did not finish"),
+        "the tree says so too:\n{}",
+        stdout(&out)
+    );
+    assert_eq!(env.list_json(&["--status", "error"]).len(), 1);
+}
+
+#[test]
+fn sigint_during_a_command_cancels_the_trace_kills_the_child_and_exits_130() {
+    let env = TestEnv::new().workflow("slow.yaml", SLOW);
+    let child = env.spawn(&["run", "slow.yaml", "--offline"]);
+    let pid = child.id();
+    let sleep_pid: i32 = wait_for_file(&env.path().join("sleep.pid"))
+        .parse()
+        .unwrap();
+
+    signal(pid, nix::sys::signal::Signal::SIGINT);
+    let out = wait_within(child, Duration::from_secs(15));
+    assert_exit(&out, 130);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !process_is_gone(sleep_pid) {
+        if Instant::now() > deadline {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(sleep_pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            panic!("the `sleep` child {sleep_pid} outlived agentrace");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let trace = env.show_json("last");
+    assert_eq!(trace["status"], "cancelled");
+    assert_eq!(
+        outline(&trace),
+        vec![
+            "command ok",
+            "custom Waiting cancelled",
+            "  command cancelled"
+        ],
+        "open spans are closed as cancelled; later steps do not run"
+    );
+}
+
+#[test]
+fn sigint_during_a_model_call_cancels_the_trace_and_exits_130() {
+    let env = TestEnv::with_fake().workflow("agent.yaml", AGENT_IN_SPAN);
+    env.server().set_default(Reply::Hang);
+    let child = env.spawn(&["run", "agent.yaml"]);
+    let pid = child.id();
+
+    let deadline = Instant::now() + DEADLINE;
+    while env.server().requests().is_empty() {
+        assert!(Instant::now() < deadline, "the model was never called");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(pid, nix::sys::signal::Signal::SIGINT);
+    let out = wait_within(child, Duration::from_secs(15));
+    assert_exit(&out, 130);
+
+    let trace = env.show_json("last");
+    assert_eq!(trace["status"], "cancelled");
+    assert_eq!(find(&trace, "custom", "Ask")["status"], "cancelled");
+    assert_eq!(find(&trace, "agent", "helper")["status"], "cancelled");
+    for generation in of_kind(&trace, "generation") {
+        assert_eq!(generation["status"], "cancelled");
+    }
+    assert!(spans(&trace).iter().all(|s| s["name"] != "After"));
+    assert_key_absent(&env);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The example workflows (workflows/)
+
+/// A TestEnv holding a copy of the repository's `workflows/` directory.
+fn examples() -> TestEnv {
+    let env = TestEnv::new();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows");
+    copy_dir(&src, &env.path().join("workflows"));
+    env
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap(); // keeps the mode (chmod +x)
+        }
+    }
+}
+
+#[test]
+fn every_example_workflow_is_valid() {
+    let env = examples();
+    let out = env.run(&[
+        "validate",
+        "workflows/research.yaml",
+        "workflows/document.yaml",
+        "workflows/order.yaml",
+        "workflows/support.yaml",
+    ]);
+    assert_exit(&out, 0);
+}
+
+#[test]
+fn example_research_chains_three_agents_in_one_trace() {
+    let env = examples();
+    let (out, lines) = run_json(&env, "workflows/research.yaml", &["--offline"]);
+    assert_exit(&out, 0);
+    assert_eq!(lines.len(), 1);
+    let run = &lines[0];
+    assert_eq!(run["name"], "Research and Analysis Workflow");
+    let trace = env.show_json(run["trace_id"].as_str().unwrap());
+    let generation_name = |agent: &str| {
+        children(&trace, find(&trace, "agent", agent))[0]["name"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        outline(&trace),
+        vec![
+            "agent researcher ok".to_string(),
+            format!("  generation {} ok", generation_name("researcher")),
+            "agent analyst ok".to_string(),
+            format!("  generation {} ok", generation_name("analyst")),
+            "agent writer ok".to_string(),
+            format!("  generation {} ok", generation_name("writer")),
+        ]
+    );
+    let analysis_input = &find(&trace, "agent", "analyst")["attributes"]["input"];
+    let research_output = run["outputs"]["research"].as_str().unwrap();
+    assert!(
+        analysis_input.as_str().unwrap().contains(research_output),
+        "analysis reads research"
+    );
+    let summary_input = find(&trace, "agent", "writer")["attributes"]["input"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(summary_input.contains(run["outputs"]["analysis"].as_str().unwrap()));
+    assert!(
+        of_kind(&trace, "generation")
+            .iter()
+            .all(|g| g["attributes"]["offline"] == true)
+    );
+}
+
+#[test]
+fn example_document_has_data_preparation_and_ai_processing_spans_with_events() {
+    let env = examples();
+    let (out, lines) = run_json(&env, "workflows/document.yaml", &["--offline"]);
+    assert_exit(&out, 0);
+    let trace = env.show_json(lines[0]["trace_id"].as_str().unwrap());
+
+    let prep = find(&trace, "custom", "Data Preparation");
+    let ai = find(&trace, "custom", "AI Processing");
+    assert!(prep["parent_id"].is_null() && ai["parent_id"].is_null());
+    let prep_children = children(&trace, prep);
+    assert_eq!(prep_children.len(), 1);
+    assert_eq!(prep_children[0]["kind"], "command");
+    assert_eq!(
+        event(prep, "Data loaded")["attributes"],
+        json!({"records": 100})
+    );
+    assert_eq!(
+        event(prep, "Data validated")["attributes"],
+        json!({"errors": 0})
+    );
+
+    let agent = children(&trace, ai)
+        .into_iter()
+        .find(|s| s["kind"] == "agent")
+        .expect("an agent under AI Processing");
+    let output = lines[0]["outputs"]["describe"].as_str().unwrap();
+    let length_event = ai["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["attributes"].get("output_length").is_some())
+        .unwrap_or_else(|| panic!("AI Processing has an event with output_length: {ai:#}"));
+    assert_eq!(
+        length_event["attributes"]["output_length"],
+        output.chars().count()
+    );
+    assert_eq!(agent["status"], "ok");
+}
+
+#[test]
+fn example_order_nests_inventory_and_payment_under_order_validation() {
+    let env = examples();
+    let (out, lines) = run_json(&env, "workflows/order.yaml", &["--offline"]);
+    assert_exit(&out, 0);
+    assert_eq!(lines[0]["name"], "E-commerce Order Processing");
+    let trace = env.show_json(lines[0]["trace_id"].as_str().unwrap());
+
+    let validation = find(&trace, "custom", "Order Validation");
+    let inventory = find(&trace, "custom", "Inventory Check");
+    let payment = find(&trace, "custom", "Payment Validation");
+    assert!(validation["parent_id"].is_null());
+    assert_eq!(
+        parent(&trace, inventory).unwrap()["name"],
+        "Order Validation"
+    );
+    assert_eq!(parent(&trace, payment).unwrap()["name"], "Order Validation");
+    for span in [inventory, payment] {
+        assert!(!event_names(span).is_empty(), "{} has events", span["name"]);
+        let kids = children(&trace, span);
+        assert_eq!(kids.len(), 1);
+        assert_eq!(kids[0]["kind"], "command");
+        assert!(
+            kids[0]["attributes"]["argv"].is_array(),
+            "scripts run in argv form"
+        );
+    }
+    assert_eq!(
+        event(inventory, "Inventory reserved")["attributes"]["reserved"],
+        2
+    );
+    let confirm = of_kind(&trace, "agent");
+    assert_eq!(confirm.len(), 1);
+    assert!(confirm[0]["parent_id"].is_null());
+    assert!(
+        lines[0]["outputs"]["confirmation"]
+            .as_str()
+            .unwrap()
+            .contains("ORD-1001"),
+        "the mock reads like a confirmation"
+    );
+
+    // Out of stock: the inventory script fails, the order fails, nothing after it runs.
+    let (out, lines) = run_json(
+        &env,
+        "workflows/order.yaml",
+        &["--offline", "--var", "quantity=100"],
+    );
+    assert_exit(&out, 1);
+    let trace = env.show_json(lines[0]["trace_id"].as_str().unwrap());
+    assert_eq!(find(&trace, "custom", "Inventory Check")["status"], "error");
+    assert_eq!(
+        find(&trace, "custom", "Order Validation")["status"],
+        "error"
+    );
+    assert!(
+        spans(&trace)
+            .iter()
+            .all(|s| s["name"] != "Payment Validation")
+    );
+    assert!(of_kind(&trace, "agent").is_empty());
+}
+
+#[test]
+fn example_support_runs_two_traces_sharing_a_group_and_metadata() {
+    let env = examples();
+    let (out, lines) = run_json(&env, "workflows/support.yaml", &["--offline"]);
+    assert_exit(&out, 0);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["name"], "Customer Support - Initial Inquiry");
+    assert_eq!(lines[1]["name"], "Customer Support - Follow-up");
+    assert_eq!(lines[0]["group_id"], "conv_12345");
+    assert_eq!(lines[1]["group_id"], "conv_12345");
+
+    let first = env.show_json(lines[0]["trace_id"].as_str().unwrap());
+    let second = env.show_json(lines[1]["trace_id"].as_str().unwrap());
+    for t in [&first, &second] {
+        let meta = t["metadata"].as_object().unwrap();
+        for key in ["customer_id", "priority", "channel"] {
+            assert!(meta.contains_key(key), "metadata has {key}: {meta:?}");
+        }
+    }
+    assert_eq!(first["metadata"]["customer_id"], "cust_789");
+    let answer = lines[0]["outputs"]["inquiry"].as_str().unwrap();
+    let follow_input = of_kind(&second, "agent")[0]["attributes"]["input"]
+        .as_str()
+        .unwrap();
+    assert!(
+        follow_input.contains(answer),
+        "the follow-up reads the first answer"
+    );
+
+    let (out, lines) = run_json(
+        &env,
+        "workflows/support.yaml",
+        &["--offline", "--var", "conversation_id=conv_777"],
+    );
+    assert_exit(&out, 0);
+    assert!(lines.iter().all(|l| l["group_id"] == "conv_777"));
+    assert_eq!(env.list_json(&["--group", "conv_12345"]).len(), 2);
+}

@@ -1,0 +1,9 @@
+//! Shared machinery of the end-to-end tests: a fake OpenAI server and the `TestEnv` builder.
+
+pub mod env;
+pub mod fake_openai;
+
+#[allow(unused_imports)]
+pub use env::*;
+#[allow(unused_imports)]
+pub use fake_openai::{FakeOpenAI, Recorded, Reply, refused_url};
