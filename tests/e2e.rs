@@ -2004,3 +2004,67 @@ fn example_support_runs_two_traces_sharing_a_group_and_metadata() {
     assert!(lines.iter().all(|l| l["group_id"] == "conv_777"));
     assert_eq!(env.list_json(&["--group", "conv_12345"]).len(), 2);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The test tooling itself
+
+#[test]
+fn support_fake_server_answers_and_records_chat_completions() {
+    use std::io::{Read, Write};
+    let server = FakeOpenAI::start();
+    server.push(Reply::unauthorized());
+    let post = |path: &str| -> String {
+        let body = r#"{"model":"m","messages":[{"role":"system","content":"s"},{"role":"user","content":"hi"}]}"#;
+        let mut stream =
+            std::net::TcpStream::connect(server.url().trim_start_matches("http://")).unwrap();
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    let first = post("/v1/chat/completions");
+    assert!(first.starts_with("HTTP/1.1 401"), "{first}");
+    assert!(first.contains("invalid_api_key"));
+    let second = post("/chat/completions");
+    assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+    assert!(second.contains(r#""content":"echo: hi""#), "{second}");
+    assert!(second.contains(r#""total_tokens":15"#), "{second}");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[1].path, "/chat/completions");
+    assert_eq!(requests[0].headers["authorization"], "Bearer k");
+    assert_eq!(requests[0].message("user").as_deref(), Some("hi"));
+    assert!(
+        std::net::TcpStream::connect(
+            refused_url()
+                .trim_start_matches("http://")
+                .trim_end_matches("/v1")
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn support_redaction_replaces_ids_times_and_durations() {
+    let text = "trace_0123456789abcdef0123456789abcdef span_0123456789abcdef 2026-11-24T22:19:34.123456Z took 812.4ms (1.2s) v2 x3";
+    assert_eq!(
+        redact(text),
+        "trace_[ID] span_[ID] [TIME] took [DUR] ([DUR]) v2 x3"
+    );
+    let doc = json!({"trace_id": "trace_0123456789abcdef0123456789abcdef", "spans": [
+        {"span_id": "span_0123456789abcdef", "parent_id": null, "duration_ms": 1.5},
+        {"span_id": "span_1111111111111111", "parent_id": "span_0123456789abcdef", "started_at": "2026-11-24T22:19:34.123456Z"}
+    ]});
+    assert_eq!(
+        redact_json(&doc),
+        json!({"trace_id": "trace_1", "spans": [
+            {"span_id": "span_1", "parent_id": null, "duration_ms": "[DUR]"},
+            {"span_id": "span_2", "parent_id": "span_1", "started_at": "[TIME]"}
+        ]})
+    );
+}
