@@ -69,7 +69,11 @@ impl Store {
                     |r| r.get(0),
                 )
                 .map_err(|e| self.sql(e))?;
-            return if exists { Ok(trace_id) } else { Err(not_found()) };
+            return if exists {
+                Ok(trace_id)
+            } else {
+                Err(not_found())
+            };
         }
         // The digits are hex only, so they cannot carry GLOB metacharacters.
         let pattern = format!("trace_{digits}*");
@@ -89,7 +93,9 @@ impl Store {
             )
             .map_err(|e| self.sql(e))?;
         let candidates = stmt
-            .query_map(params![pattern, CANDIDATES as i64], |r| r.get::<_, String>(0))
+            .query_map(params![pattern, CANDIDATES as i64], |r| {
+                r.get::<_, String>(0)
+            })
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(|e| self.sql(e))?;
         match (total, candidates.first()) {

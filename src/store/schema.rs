@@ -69,25 +69,26 @@ const MIGRATIONS: &[&str] = &[
 /// Brings `store` up to [`VERSION`]. Another process may be doing the same: the version is read
 /// again inside the write transaction.
 pub(super) fn migrate(store: &Store) -> Result<(), StoreError> {
-    store.with_write_tx(|tx| {
-        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version >= VERSION {
-            return Ok(version);
-        }
-        let from = usize::try_from(version).unwrap_or(0);
-        for sql in MIGRATIONS.iter().skip(from) {
-            tx.execute_batch(sql)?;
-        }
-        tx.execute_batch(&format!("PRAGMA user_version = {VERSION}"))?;
-        Ok(version)
-    })
-    .and_then(|found| {
-        if found > VERSION {
-            Err(store.too_new(found))
-        } else {
-            Ok(())
-        }
-    })
+    store
+        .with_write_tx(|tx| {
+            let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if version >= VERSION {
+                return Ok(version);
+            }
+            let from = usize::try_from(version).unwrap_or(0);
+            for sql in MIGRATIONS.iter().skip(from) {
+                tx.execute_batch(sql)?;
+            }
+            tx.execute_batch(&format!("PRAGMA user_version = {VERSION}"))?;
+            Ok(version)
+        })
+        .and_then(|found| {
+            if found > VERSION {
+                Err(store.too_new(found))
+            } else {
+                Ok(())
+            }
+        })
 }
 
 #[cfg(test)]

@@ -103,7 +103,11 @@ fn a_trace_round_trips_in_tree_order() {
     t.metadata = obj(json!({"customer_id": "cust_789", "priority": 2}));
     t.usage = Usage::new(3, 4);
 
-    let mut a = ended(span(id, 1, None, SpanKind::Custom, "A", T0 + 10), T0 + 500, Status::Ok);
+    let mut a = ended(
+        span(id, 1, None, SpanKind::Custom, "A", T0 + 10),
+        T0 + 500,
+        Status::Ok,
+    );
     a.events = vec![
         Event {
             name: "first".into(),
@@ -117,24 +121,47 @@ fn a_trace_round_trips_in_tree_order() {
         },
     ];
     // Siblings started out of insertion order: C starts before B.
-    let b = ended(span(id, 2, Some(1), SpanKind::Command, "B", T0 + 40), T0 + 50, Status::Ok);
-    let c = ended(span(id, 3, Some(1), SpanKind::Agent, "C", T0 + 20), T0 + 30, Status::Ok);
+    let b = ended(
+        span(id, 2, Some(1), SpanKind::Command, "B", T0 + 40),
+        T0 + 50,
+        Status::Ok,
+    );
+    let c = ended(
+        span(id, 3, Some(1), SpanKind::Agent, "C", T0 + 20),
+        T0 + 30,
+        Status::Ok,
+    );
     let mut d = ended(
         span(id, 4, Some(3), SpanKind::Generation, "D", T0 + 21),
         T0 + 29,
         Status::Ok,
     );
     d.attributes = obj(json!({"model": "gpt-4o-mini", "usage": Usage::new(3, 4)}));
-    let mut e = ended(span(id, 5, None, SpanKind::Command, "E", T0 + 600), T0 + 700, Status::Error);
+    let mut e = ended(
+        span(id, 5, None, SpanKind::Command, "E", T0 + 600),
+        T0 + 700,
+        Status::Error,
+    );
     e.error = Some(ErrorInfo::with_data("exit 1", json!({"exit_code": 1})));
     // A span whose parent was never recorded.
-    let orphan = ended(span(id, 6, Some(9), SpanKind::Custom, "O", T0 + 1), T0 + 2, Status::Ok);
+    let orphan = ended(
+        span(id, 6, Some(9), SpanKind::Custom, "O", T0 + 1),
+        T0 + 2,
+        Status::Ok,
+    );
 
     write(
         &path,
         vec![(
             t.clone(),
-            vec![a.clone(), b.clone(), c.clone(), d.clone(), e.clone(), orphan.clone()],
+            vec![
+                a.clone(),
+                b.clone(),
+                c.clone(),
+                d.clone(),
+                e.clone(),
+                orphan.clone(),
+            ],
         )],
     );
 
@@ -163,7 +190,11 @@ fn spans_reach_the_disk_without_a_flush() {
     std::thread::sleep(std::time::Duration::from_millis(100));
     let reader = Store::open_existing(&path).unwrap();
     assert_eq!(reader.load(id).unwrap().trace.status, Status::Running);
-    sink.span_ended(&ended(span(id, 1, None, SpanKind::Custom, "A", T0), T0 + 5, Status::Ok));
+    sink.span_ended(&ended(
+        span(id, 1, None, SpanKind::Custom, "A", T0),
+        T0 + 5,
+        Status::Ok,
+    ));
     std::thread::sleep(std::time::Duration::from_millis(150));
     assert_eq!(reader.load(id).unwrap().spans.len(), 1);
     writer.close().unwrap();
@@ -176,7 +207,10 @@ fn ids_resolve_from_last_full_ids_and_prefixes() {
     let b = trace_id(0xab, 2);
     let c = trace_id(0x12, 3);
     let store = Store::open(&path).unwrap();
-    assert!(matches!(store.resolve("last"), Err(StoreError::NoTraces { .. })));
+    assert!(matches!(
+        store.resolve("last"),
+        Err(StoreError::NoTraces { .. })
+    ));
     write(
         &path,
         vec![
@@ -193,12 +227,20 @@ fn ids_resolve_from_last_full_ids_and_prefixes() {
     assert_eq!(store.resolve("12cd").unwrap(), c);
 
     let err = store.resolve("trace_abcd").unwrap_err();
-    assert!(matches!(err, StoreError::Ambiguous { total: 2, .. }), "{err:?}");
+    assert!(
+        matches!(err, StoreError::Ambiguous { total: 2, .. }),
+        "{err:?}"
+    );
     assert_eq!(
         err.to_string(),
-        format!("the trace id prefix trace_abcd is ambiguous: it matches {b}, {a}; give more of the id")
+        format!(
+            "the trace id prefix trace_abcd is ambiguous: it matches {b}, {a}; give more of the id"
+        )
     );
-    assert!(matches!(store.resolve("ffff"), Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.resolve("ffff"),
+        Err(StoreError::NotFound { .. })
+    ));
     let unknown = trace_id(0xee, 9).to_string();
     let err = store.resolve(&unknown).unwrap_err();
     assert_eq!(
@@ -206,7 +248,10 @@ fn ids_resolve_from_last_full_ids_and_prefixes() {
         format!("no trace matches {unknown} in the store {}", path.display())
     );
     for bad in ["ab", "trace_abc", "xyzw", "", "trace_"] {
-        assert!(matches!(store.resolve(bad), Err(StoreError::BadId { .. })), "{bad}");
+        assert!(
+            matches!(store.resolve(bad), Err(StoreError::BadId { .. })),
+            "{bad}"
+        );
     }
 }
 
@@ -221,7 +266,12 @@ fn list_filters_each_narrow_the_result() {
         t
     };
     let t1 = mk(1, Some("g1"), "W1", json!({"customer_id": "c1", "n": 5}));
-    let t2 = mk(2, Some("g1"), "W2", json!({"customer_id": "c2", "flag": true}));
+    let t2 = mk(
+        2,
+        Some("g1"),
+        "W2",
+        json!({"customer_id": "c2", "flag": true}),
+    );
     let t3 = mk(3, None, "W1", json!({"customer_id": "c1"}));
     let store = Store::open(&path).unwrap();
     let writer = StoreWriter::spawn(Store::open(&path).unwrap());
@@ -242,10 +292,34 @@ fn list_filters_each_narrow_the_result() {
     let (a, b, c) = (t1.trace_id, t2.trace_id, t3.trace_id);
     assert_eq!(ids(ListFilter::default()), [c, b, a]);
     let f = ListFilter::default;
-    assert_eq!(ids(ListFilter { group: Some("g1".into()), ..f() }), [b, a]);
-    assert_eq!(ids(ListFilter { workflow: Some("W1".into()), ..f() }), [c, a]);
-    assert_eq!(ids(ListFilter { status: Some(Status::Error), ..f() }), [c]);
-    assert_eq!(ids(ListFilter { status: Some(Status::Ok), ..f() }), [b, a]);
+    assert_eq!(
+        ids(ListFilter {
+            group: Some("g1".into()),
+            ..f()
+        }),
+        [b, a]
+    );
+    assert_eq!(
+        ids(ListFilter {
+            workflow: Some("W1".into()),
+            ..f()
+        }),
+        [c, a]
+    );
+    assert_eq!(
+        ids(ListFilter {
+            status: Some(Status::Error),
+            ..f()
+        }),
+        [c]
+    );
+    assert_eq!(
+        ids(ListFilter {
+            status: Some(Status::Ok),
+            ..f()
+        }),
+        [b, a]
+    );
     let meta = |k: &str, v: &str| ListFilter {
         meta: vec![(k.into(), v.into())],
         ..f()
@@ -255,7 +329,10 @@ fn list_filters_each_narrow_the_result() {
     assert_eq!(ids(meta("flag", "true")), [b]);
     assert_eq!(ids(meta("customer_id", "nobody")), []);
     let both = ListFilter {
-        meta: vec![("customer_id".into(), "c1".into()), ("n".into(), "5".into())],
+        meta: vec![
+            ("customer_id".into(), "c1".into()),
+            ("n".into(), "5".into()),
+        ],
         ..f()
     };
     assert_eq!(ids(both), [a]);
@@ -264,7 +341,13 @@ fn list_filters_each_narrow_the_result() {
         ..f()
     };
     assert_eq!(ids(since), [c, b]);
-    assert_eq!(ids(ListFilter { limit: Some(2), ..f() }), [c, b]);
+    assert_eq!(
+        ids(ListFilter {
+            limit: Some(2),
+            ..f()
+        }),
+        [c, b]
+    );
     let listed = &store.list(&f()).unwrap()[0];
     assert_eq!(listed, &failed);
 }
@@ -310,10 +393,18 @@ fn a_dead_run_is_closed_as_did_not_finish() {
     assert_eq!(doc.trace.error, Some(ErrorInfo::new(message.clone())));
     assert_eq!(doc.trace.ended_at, Some(Timestamp(T0 + 400)));
     assert_eq!(doc.trace.usage, Usage::new(10, 20));
-    let statuses: Vec<_> = doc.spans.iter().map(|s| (s.name.as_str(), s.status)).collect();
+    let statuses: Vec<_> = doc
+        .spans
+        .iter()
+        .map(|s| (s.name.as_str(), s.status))
+        .collect();
     assert_eq!(
         statuses,
-        [("agent", Status::Error), ("gen", Status::Ok), ("gen2", Status::Error)]
+        [
+            ("agent", Status::Error),
+            ("gen", Status::Ok),
+            ("gen2", Status::Error)
+        ]
     );
     assert_eq!(doc.spans[0].error, Some(ErrorInfo::new("did not finish")));
     assert_eq!(doc.spans[1].error, None);
@@ -370,7 +461,14 @@ fn a_store_from_a_newer_version_is_refused() {
         .unwrap();
     for result in [Store::open(&path), Store::open_existing(&path)] {
         let err = result.err().unwrap();
-        assert!(matches!(err, StoreError::TooNew { found: 99, supported: 1, .. }));
+        assert!(matches!(
+            err,
+            StoreError::TooNew {
+                found: 99,
+                supported: 1,
+                ..
+            }
+        ));
         assert_eq!(
             err.to_string(),
             format!(
@@ -390,7 +488,10 @@ fn a_file_that_is_not_a_database_is_named_as_such() {
         let err = result.err().unwrap();
         assert_eq!(
             err.to_string(),
-            format!("{} is not an agentrace store (file is not a database)", path.display())
+            format!(
+                "{} is not an agentrace store (file is not a database)",
+                path.display()
+            )
         );
     }
 }
@@ -401,7 +502,10 @@ fn a_missing_store_is_empty_for_readers_and_not_created() {
     let err = Store::open_existing(&path).err().unwrap();
     assert_eq!(
         err.to_string(),
-        format!("no traces recorded yet (store {} does not exist)", path.display())
+        format!(
+            "no traces recorded yet (store {} does not exist)",
+            path.display()
+        )
     );
     assert!(!path.exists());
 }
@@ -445,7 +549,8 @@ fn eight_writers_at_once_lose_nothing() {
                     let spans: Vec<Span> = (1..=50u8)
                         .map(|i| {
                             let parent = (i > 1).then_some(1);
-                            let s = span(id, i, parent, SpanKind::Command, "step", T0 + i64::from(i));
+                            let s =
+                                span(id, i, parent, SpanKind::Command, "step", T0 + i64::from(i));
                             ended(s, T0 + 100 + i64::from(i), Status::Ok)
                         })
                         .collect();

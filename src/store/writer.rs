@@ -29,7 +29,7 @@ enum Record {
 }
 
 enum Msg {
-    Record(Record),
+    Record(Box<Record>),
     Flush(Sender<Result<(), StoreError>>),
     Close,
 }
@@ -101,7 +101,7 @@ impl Drop for StoreWriter {
 impl StoreSink {
     fn send(&self, record: Record) {
         // After close the thread is gone; there is nobody left to tell.
-        let _ = self.tx.send(Msg::Record(record));
+        let _ = self.tx.send(Msg::Record(Box::new(record)));
     }
 }
 
@@ -157,8 +157,8 @@ fn run(store: Store, rx: Receiver<Msg>) {
                 if pending.is_empty() {
                     deadline = Instant::now() + WINDOW;
                 }
-                let urgent = matches!(record, Record::Trace(_));
-                pending.push(record);
+                let urgent = matches!(*record, Record::Trace(_));
+                pending.push(*record);
                 if urgent || pending.len() >= MAX_BATCH {
                     write(&mut pending, &mut first_error);
                 }
