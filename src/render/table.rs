@@ -1,10 +1,10 @@
 //! The `list` table: one row per trace, newest first, with the full id so that it can be copied
 //! into `show` or `export`.
 
-use comfy_table::{Attribute, Cell, Color, ColumnConstraint, ContentArrangement, Table, presets};
+use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table, presets};
 
 use super::theme::Theme;
-use super::{human_duration, truncate};
+use super::{human_duration, truncate, width_of};
 use crate::trace::{Status, Timestamp, Trace};
 
 /// The longest a name or group is shown before it is cut with `…`.
@@ -14,19 +14,41 @@ pub fn trace_table(traces: &[Trace], theme: &Theme, width: usize) -> String {
     if traces.is_empty() {
         return String::from("(no traces)\n");
     }
+    let header = [
+        "ID", "NAME", "GROUP", "STATUS", "STARTED", "DURATION", "TOKENS",
+    ];
+    let rows: Vec<[String; 7]> = traces
+        .iter()
+        .map(|t| {
+            [
+                t.trace_id.to_string(),
+                clean(&t.name),
+                clean(t.group_id.as_deref().unwrap_or("-")),
+                t.status.as_str().to_string(),
+                started(t.started_at),
+                t.duration_ms()
+                    .map_or_else(|| String::from("-"), human_duration),
+                if t.usage.is_zero() {
+                    String::from("-")
+                } else {
+                    t.usage.total_tokens.to_string()
+                },
+            ]
+        })
+        .collect();
+    let (name_max, group_max) = text_budget(&header, &rows, width);
+
+    // Columns never wrap: the id is what people copy, and a wrapped row is hard to scan. Names
+    // and groups are cut to the width instead; if even that does not fit, rows run long.
     let mut table = Table::new();
     table
         .load_preset(presets::NOTHING)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_width(u16::try_from(width).unwrap_or(u16::MAX));
+        .set_content_arrangement(ContentArrangement::Disabled);
     if theme.color {
         table.enforce_styling();
     } else {
         table.force_no_tty();
     }
-    let header = [
-        "ID", "NAME", "GROUP", "STATUS", "STARTED", "DURATION", "TOKENS",
-    ];
     table.set_header(header.map(|h| {
         let cell = Cell::new(h);
         if theme.color {
@@ -35,44 +57,25 @@ pub fn trace_table(traces: &[Trace], theme: &Theme, width: usize) -> String {
             cell
         }
     }));
-    for t in traces {
-        let status = Cell::new(t.status.as_str());
+    for (t, [id, name, group, status, started, duration, tokens]) in traces.iter().zip(rows) {
+        let status = Cell::new(status);
         let status = match (theme.color, status_color(t.status)) {
             (true, Some(color)) => status.fg(color),
             _ => status,
         };
         table.add_row(vec![
-            Cell::new(t.trace_id.to_string()),
-            Cell::new(truncate(&clean(&t.name), TEXT_MAX)),
-            Cell::new(truncate(
-                &clean(t.group_id.as_deref().unwrap_or("-")),
-                TEXT_MAX,
-            )),
+            Cell::new(id),
+            Cell::new(truncate(&name, name_max)),
+            Cell::new(truncate(&group, group_max)),
             status,
-            Cell::new(started(t.started_at)),
-            Cell::new(
-                t.duration_ms()
-                    .map_or_else(|| String::from("-"), human_duration),
-            ),
-            Cell::new(if t.usage.is_zero() {
-                String::from("-")
-            } else {
-                t.usage.total_tokens.to_string()
-            }),
+            Cell::new(started),
+            Cell::new(duration),
+            Cell::new(tokens),
         ]);
     }
-    // The id, status and time never wrap: they are what people copy and scan.
-    for (index, constraint) in [
-        (0, ColumnConstraint::ContentWidth),
-        (3, ColumnConstraint::ContentWidth),
-        (4, ColumnConstraint::ContentWidth),
-    ] {
-        if let Some(column) = table.column_mut(index) {
-            column.set_constraint(constraint);
-        }
-    }
-    if let Some(column) = table.column_mut(0) {
-        column.set_padding((0, 1));
+    let last = header.len() - 1;
+    for (index, column) in table.column_iter_mut().enumerate() {
+        column.set_padding((0, if index == last { 0 } else { GAP }));
     }
     let mut out = String::new();
     for line in table.lines() {
@@ -80,6 +83,35 @@ pub fn trace_table(traces: &[Trace], theme: &Theme, width: usize) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The space between columns.
+const GAP: u16 = 2;
+/// The narrowest a name or group is cut to.
+const NAME_MIN: usize = 10;
+const GROUP_MIN: usize = 8;
+
+/// How wide NAME and GROUP may be for the table to fit `width`.
+fn text_budget(header: &[&str; 7], rows: &[[String; 7]], width: usize) -> (usize, usize) {
+    let column = |i: usize| {
+        rows.iter()
+            .map(|r| width_of(&r[i]))
+            .chain(header.get(i).map(|h| width_of(h)))
+            .max()
+            .unwrap_or(0)
+    };
+    let widths: Vec<usize> = (0..header.len()).map(column).collect();
+    let fixed: usize = [0, 3, 4, 5, 6].iter().map(|&i| widths[i]).sum::<usize>()
+        + usize::from(GAP) * (header.len() - 1);
+    let (name, group) = (widths[1].min(TEXT_MAX), widths[2].min(TEXT_MAX));
+    let budget = width.saturating_sub(fixed);
+    if name + group <= budget {
+        return (name, group);
+    }
+    // Groups are ids and short; names take what is left.
+    let group = group.min(GROUP_MIN.max(budget / 3));
+    let name = budget.saturating_sub(group).clamp(NAME_MIN.min(name), name);
+    (name, group)
 }
 
 fn status_color(status: Status) -> Option<Color> {

@@ -66,7 +66,11 @@ pub enum StoreError {
     )]
     Busy { path: PathBuf },
 
-    #[error("cannot open the store {}: {detail}", path.display())]
+    #[error(
+        "cannot open the store {} (check that it and its directory are readable and \
+         writable): {detail}",
+        path.display()
+    )]
     CannotOpen { path: PathBuf, detail: String },
 
     #[error("cannot {action} the store {}: {source}", path.display())]

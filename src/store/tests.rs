@@ -583,3 +583,168 @@ fn errors_read_as_sentences() {
     assert!(text.chars().next().unwrap().is_lowercase());
     let _unused: Arc<dyn Sink>;
 }
+
+#[test]
+fn a_corrupted_store_gives_an_error_not_a_panic() {
+    let (_dir, path) = temp();
+    let id = trace_id(0x60, 1);
+    let spans: Vec<Span> = (1..=40u8)
+        .map(|i| {
+            ended(
+                span(id, i, None, SpanKind::Custom, &"x".repeat(200), T0),
+                T0 + 1,
+                Status::Ok,
+            )
+        })
+        .collect();
+    write(&path, vec![(trace(id, T0), spans)]);
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.len() > 8192);
+    for b in &mut bytes[4096..] {
+        *b = 0x5a;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let result = Store::open_existing(&path).and_then(|store| {
+        store.list(&ListFilter::default())?;
+        store.load(id)
+    });
+    let err = result.expect_err("a corrupted store must not read cleanly");
+    assert!(
+        matches!(
+            err,
+            StoreError::Corrupt { .. } | StoreError::NotADatabase { .. }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_full_disk_is_reported_by_flush() {
+    let (_dir, path) = temp();
+    let store = Store::open(&path).unwrap();
+    // SQLite reports a page limit reached exactly as a full disk.
+    let pages: i64 = store
+        .conn
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .unwrap();
+    store
+        .conn
+        .execute_batch(&format!("PRAGMA max_page_count = {pages}"))
+        .unwrap();
+    let writer = StoreWriter::spawn(store);
+    let id = trace_id(0x70, 1);
+    let spans: Vec<Span> = (1..=100u8)
+        .map(|i| {
+            ended(
+                span(id, i, None, SpanKind::Custom, &"x".repeat(500), T0),
+                T0 + 1,
+                Status::Ok,
+            )
+        })
+        .collect();
+    record(&*writer.sink(), trace(id, T0), &spans);
+    let err = writer.close().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot write to the store {}: the disk is full",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn a_read_only_store_reconciles_in_memory_only() {
+    let (_dir, path) = temp();
+    let mut t = trace(trace_id(0x80, 1), T0);
+    t.pid = Some(dead_pid());
+    let writer = StoreWriter::spawn(Store::open(&path).unwrap());
+    writer.sink().trace_started(&t);
+    writer
+        .sink()
+        .span_started(&span(t.trace_id, 1, None, SpanKind::Custom, "a", T0 + 5));
+    writer.close().unwrap();
+
+    let store = Store::connect(&path, true).unwrap();
+    assert!(store.read_only);
+    let doc = store.load(t.trace_id).unwrap();
+    assert_eq!(doc.trace.status, Status::Error);
+    assert_eq!(doc.spans[0].status, Status::Error);
+    let failed = ListFilter {
+        status: Some(Status::Error),
+        ..Default::default()
+    };
+    assert_eq!(store.list(&failed).unwrap().len(), 1);
+    let running = ListFilter {
+        status: Some(Status::Running),
+        ..Default::default()
+    };
+    assert!(store.list(&running).unwrap().is_empty());
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let status: String = raw
+        .query_row("SELECT status FROM traces", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(status, "running");
+}
+
+/// Writes three 50-span traces as worker `AGENTRACE_TEST_WORKER` into the store named by
+/// `AGENTRACE_TEST_STORE`; run as a child process by `eight_processes_at_once_lose_nothing`.
+#[test]
+#[ignore = "a child process of eight_processes_at_once_lose_nothing"]
+fn writer_process() {
+    let (Some(path), Some(worker)) = (
+        std::env::var_os("AGENTRACE_TEST_STORE"),
+        std::env::var("AGENTRACE_TEST_WORKER").ok(),
+    ) else {
+        return;
+    };
+    let w: u8 = worker.parse().unwrap();
+    let writer = StoreWriter::spawn(Store::open(Path::new(&path)).unwrap());
+    for n in 0..3u8 {
+        let id = trace_id(0x90 + w, n);
+        let spans: Vec<Span> = (1..=50u8)
+            .map(|i| {
+                let s = span(id, i, (i > 1).then_some(1), SpanKind::Command, "step", T0);
+                ended(s, T0 + 100, Status::Ok)
+            })
+            .collect();
+        record(&*writer.sink(), trace(id, T0 + i64::from(n)), &spans);
+    }
+    writer.close().unwrap();
+}
+
+#[test]
+fn eight_processes_at_once_lose_nothing() {
+    let (_dir, path) = temp();
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..8)
+        .map(|w| {
+            std::process::Command::new(&exe)
+                .args([
+                    "--exact",
+                    "store::tests::writer_process",
+                    "--ignored",
+                    "--quiet",
+                ])
+                .env("AGENTRACE_TEST_STORE", &path)
+                .env("AGENTRACE_TEST_WORKER", w.to_string())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let store = Store::open_existing(&path).unwrap();
+    let traces = store.list(&ListFilter::default()).unwrap();
+    assert_eq!(traces.len(), 24);
+    for t in traces {
+        assert_eq!(t.status, Status::Ok);
+        assert_eq!(store.load(t.trace_id).unwrap().spans.len(), 50);
+    }
+}
