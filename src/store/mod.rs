@@ -4,11 +4,12 @@
 //! One file in WAL mode, shared by every `agentrace` process on the machine: writers take short
 //! `BEGIN IMMEDIATE` transactions (with a busy timeout and a retry on `SQLITE_BUSY`) from one
 //! dedicated thread per process ([`StoreWriter`]), readers never block them. The schema lives in
-//! [`schema`], the writes in [`writer`], the reads and the reconciliation of dead runs in
-//! [`query`].
+//! [`schema`], the writes in [`writer`], the reads in [`query`], and the closing of
+//! dead runs in [`reconcile`].
 
 mod error;
 mod query;
+mod reconcile;
 mod schema;
 mod writer;
 
@@ -110,6 +111,14 @@ impl Store {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(err)?;
+        if version > schema::VERSION {
+            // Refuse before touching anything, the journal mode included.
+            return Err(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found: version,
+                supported: schema::VERSION,
+            });
+        }
         if !read_only {
             // Switching to WAL needs the file (and its directory) writable; a store that is
             // already in WAL mode answers without writing.
@@ -129,9 +138,6 @@ impl Store {
             path: path.to_path_buf(),
             read_only,
         };
-        if version > schema::VERSION {
-            return Err(store.too_new(version));
-        }
         if read_only {
             if version < schema::VERSION {
                 // Nothing was ever written here (version 0), or an older binary wrote it and we
