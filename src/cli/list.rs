@@ -45,7 +45,9 @@ pub struct Args {
 fn parse_status(s: &str) -> Result<Status, String> {
     match Status::parse(s) {
         Some(status) if status != Status::Skipped => Ok(status),
-        _ => Err(format!("unknown status `{s}`: use ok, error, cancelled or running")),
+        _ => Err(format!(
+            "unknown status `{s}`: use ok, error, cancelled or running"
+        )),
     }
 }
 
@@ -56,7 +58,10 @@ fn parse_since(s: &str) -> Result<i64, String> {
         .parse()
         .map_err(|_| format!("invalid duration `{s}`: use e.g. 30s, 15m, 2h, 7d"))?;
     let micros = span
-        .total((jiff::Unit::Microsecond, jiff::SpanRelativeTo::days_are_24_hours()))
+        .total((
+            jiff::Unit::Microsecond,
+            jiff::SpanRelativeTo::days_are_24_hours(),
+        ))
         .map_err(|e| format!("invalid duration `{s}`: {e}"))?;
     if micros < 0.0 {
         return Err(format!("invalid duration `{s}`: must not be negative"));
@@ -71,7 +76,9 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
         workflow: args.workflow,
         status: args.status,
         meta: args.meta,
-        since: args.since.map(|micros| Timestamp(Timestamp::now().micros() - micros)),
+        since: args
+            .since
+            .map(|micros| Timestamp(Timestamp::now().micros() - micros)),
         limit: Some(args.limit),
     };
     let traces = store.list(&filter)?;
@@ -82,7 +89,8 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
             globals.width(),
         )),
         ListFormat::Json => {
-            let items: Vec<serde_json::Value> = traces.iter().map(render::json::summary_json).collect();
+            let items: Vec<serde_json::Value> =
+                traces.iter().map(render::json::summary_json).collect();
             print_stdout(&format!(
                 "{}\n",
                 serde_json::to_string_pretty(&items).unwrap_or_default()

@@ -1,2 +1,156 @@
-//! Placeholder: being written.
-pub fn main_entry() -> i32 { 0 }
+//! The command line: clap types, one file per subcommand, and the one dispatcher.
+
+mod list;
+mod progress;
+mod run;
+mod show;
+mod validate;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::{EXIT_USAGE, Error};
+use crate::render::theme::{ColorChoice, Theme};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "agentrace",
+    version,
+    about = "Run LLM agent workflows from YAML and keep every run as a nested trace",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// The trace store (SQLite) [default: $XDG_DATA_HOME/agentrace/traces.db]
+    #[arg(long, global = true, env = "AGENTRACE_STORE", value_name = "PATH")]
+    store: Option<PathBuf>,
+
+    /// Print nothing but the result
+    #[arg(short, long, global = true)]
+    quiet: bool,
+
+    /// When to use colour (NO_COLOR is respected under `auto`)
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    color: ColorChoice,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a workflow and record its trace(s)
+    Run(run::Args),
+    /// Check workflow files without running anything
+    Validate(validate::Args),
+    /// Print one stored trace
+    Show(show::Args),
+    /// List stored traces, newest first
+    List(list::Args),
+}
+
+/// Options every subcommand shares.
+pub struct Globals {
+    pub store: PathBuf,
+    pub quiet: bool,
+    pub color: ColorChoice,
+}
+
+impl Globals {
+    /// The theme for stdout.
+    pub fn stdout_theme(&self) -> Theme {
+        Theme::detect(self.color, std::io::stdout().is_terminal())
+    }
+
+    /// The width to render for: `COLUMNS`, else 100 (wide enough for ids, narrow enough to read).
+    pub fn width(&self) -> usize {
+        std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.trim().parse::<usize>().ok())
+            .filter(|&c| c >= 40)
+            .unwrap_or(100)
+    }
+}
+
+/// `$XDG_DATA_HOME/agentrace/traces.db`, i.e. `~/.local/share/agentrace/traces.db`.
+fn default_store() -> PathBuf {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    data.join("agentrace").join("traces.db")
+}
+
+/// The program: parse arguments, run the subcommand, render any error, return the exit code.
+pub fn main_entry() -> i32 {
+    // `.env` never overrides the real environment; a missing file is fine.
+    let _ = dotenvy::dotenv();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let globals = Globals {
+        store: cli.store.clone().unwrap_or_else(default_store),
+        quiet: cli.quiet,
+        color: cli.color,
+    };
+    let result = match cli.command {
+        Command::Run(args) => run::run(args, &globals),
+        Command::Validate(args) => validate::run(args, &globals),
+        Command::Show(args) => show::run(args, &globals),
+        Command::List(args) => list::run(args, &globals),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => report(&e),
+    }
+}
+
+/// Prints an error to stderr and gives its exit code.
+fn report(e: &Error) -> i32 {
+    eprint!("{}", e.render());
+    e.exit_code()
+}
+
+/// `K=V` for `--var` and `--meta`.
+pub(crate) fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got `{s}`")),
+    }
+}
+
+/// Writes to stdout, treating a closed pipe (`| head`) as success rather than a panic.
+pub(crate) fn print_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_values_split_at_the_first_equals() {
+        assert_eq!(
+            parse_key_value("a=b=c").unwrap(),
+            ("a".into(), "b=c".into())
+        );
+        assert!(parse_key_value("=x").is_err());
+        assert!(parse_key_value("novalue").is_err());
+    }
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

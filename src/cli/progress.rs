@@ -24,7 +24,12 @@ fn line(span: &Span) -> String {
 
 impl Sink for Progress {
     fn trace_started(&self, trace: &Trace) {
-        let _ = writeln!(std::io::stderr(), "trace {}  {}", trace.trace_id, trace.name);
+        let _ = writeln!(
+            std::io::stderr(),
+            "trace {}  {}",
+            trace.trace_id,
+            trace.name
+        );
     }
 
     fn span_started(&self, _span: &Span) {}

@@ -33,7 +33,10 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
         )),
         ShowFormat::Json => {
             let json = render::json::trace_doc_json(&doc);
-            print_stdout(&format!("{}\n", serde_json::to_string_pretty(&json).unwrap_or_default()));
+            print_stdout(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&json).unwrap_or_default()
+            ));
         }
     }
     Ok(EXIT_OK)

@@ -10,7 +10,11 @@ use crate::workflow::template::Output;
 use crate::workflow::{Step, StepKind};
 
 impl TraceRun<'_> {
-    pub(crate) async fn run_agent(&self, step: &Step, parent: Option<SpanId>) -> Result<(), Failure> {
+    pub(crate) async fn run_agent(
+        &self,
+        step: &Step,
+        parent: Option<SpanId>,
+    ) -> Result<(), Failure> {
         let StepKind::Agent { agent, input, mock } = &step.kind else {
             return Ok(());
         };
@@ -24,7 +28,9 @@ impl TraceRun<'_> {
         let mut attrs = self.step_attributes(step);
         attrs.insert("agent".into(), Value::String(agent.value.clone()));
         attrs.insert("model".into(), Value::String(model_name.clone()));
-        let span = self.rec.span(parent, SpanKind::Agent, agent.value.clone(), attrs);
+        let span = self
+            .rec
+            .span(parent, SpanKind::Agent, agent.value.clone(), attrs);
 
         let result = async {
             let Some(def) = def else {

@@ -53,7 +53,11 @@ fn workflow_dir(path: &Path) -> PathBuf {
 }
 
 impl TraceRun<'_> {
-    pub(crate) async fn run_command(&self, step: &Step, parent: Option<SpanId>) -> Result<(), Failure> {
+    pub(crate) async fn run_command(
+        &self,
+        step: &Step,
+        parent: Option<SpanId>,
+    ) -> Result<(), Failure> {
         let StepKind::Run { command, env } = &step.kind else {
             return Ok(());
         };
@@ -71,7 +75,9 @@ impl TraceRun<'_> {
         };
         let program = match (command, &rendered) {
             (Command::Argv(_), Ok(argv)) => argv.first().cloned().unwrap_or_default(),
-            (Command::Argv(args), Err(_)) => args.first().map(|a| a.value.clone()).unwrap_or_default(),
+            (Command::Argv(args), Err(_)) => {
+                args.first().map(|a| a.value.clone()).unwrap_or_default()
+            }
             (Command::Script(_), _) => "sh".to_string(),
         };
         match (command, &rendered) {
@@ -85,7 +91,10 @@ impl TraceRun<'_> {
                 attrs.insert("script".into(), Value::String(script.value.clone()));
             }
             (Command::Script(_), _) => {
-                attrs.insert("script".into(), Value::String("<omitted: --no-content>".into()));
+                attrs.insert(
+                    "script".into(),
+                    Value::String("<omitted: --no-content>".into()),
+                );
             }
         }
         if !env.is_empty() {
@@ -93,7 +102,9 @@ impl TraceRun<'_> {
             attrs.insert("env".into(), json!(env.keys().collect::<Vec<_>>()));
         }
         let name = match (&step.name, &step.id) {
-            (Some(n), _) => self.render("name", n.loc, &n.value).unwrap_or_else(|_| n.value.clone()),
+            (Some(n), _) => self
+                .render("name", n.loc, &n.value)
+                .unwrap_or_else(|_| n.value.clone()),
             (None, Some(id)) => id.value.clone(),
             (None, None) => program.clone(),
         };
@@ -103,7 +114,10 @@ impl TraceRun<'_> {
             let argv = rendered?;
             let mut vars = Vec::new();
             for (key, value) in env {
-                vars.push((key.clone(), self.render(&format!("env.{key}"), value.loc, &value.value)?));
+                vars.push((
+                    key.clone(),
+                    self.render(&format!("env.{key}"), value.loc, &value.value)?,
+                ));
             }
             let dir = workflow_dir(&self.engine.wf.path);
             let mut cmd = match command {
@@ -143,7 +157,8 @@ impl TraceRun<'_> {
             let stdout = child.stdout.take();
             let stderr = child.stderr.take();
             let work = async {
-                let (out, err, status) = tokio::join!(read_all(stdout), read_all(stderr), child.wait());
+                let (out, err, status) =
+                    tokio::join!(read_all(stdout), read_all(stderr), child.wait());
                 (out, err, status)
             };
             tokio::pin!(work);
@@ -163,7 +178,10 @@ impl TraceRun<'_> {
                 return Err(Failure::cancelled());
             };
             let status = status.map_err(|e| {
-                Failure::error(error_at(format!("waiting for `{program}` failed: {e}"), Value::Null))
+                Failure::error(error_at(
+                    format!("waiting for `{program}` failed: {e}"),
+                    Value::Null,
+                ))
             })?;
             let mut text = String::from_utf8_lossy(&out).into_owned();
             if text.ends_with('\n') {
@@ -192,7 +210,8 @@ impl TraceRun<'_> {
                     (None, None) => "failed".to_string(),
                 };
                 let mut message = format!("command `{program}` {how}");
-                if !no_content && let Some(last) = tail.lines().rev().find(|l| !l.trim().is_empty()) {
+                if !no_content && let Some(last) = tail.lines().rev().find(|l| !l.trim().is_empty())
+                {
                     message.push_str(": ");
                     message.push_str(last.trim());
                 }
@@ -208,7 +227,10 @@ impl TraceRun<'_> {
                 Ok(())
             }
             Err(failure) => {
-                span.end(failure.status(), (!failure.cancelled).then(|| failure.error.clone()));
+                span.end(
+                    failure.status(),
+                    (!failure.cancelled).then(|| failure.error.clone()),
+                );
                 Err(failure)
             }
         }

@@ -11,7 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::context::{Context, StepResults};
 use super::{Engine, Failure, RunOutcome, TraceOutcome};
-use crate::trace::{ErrorInfo, Recorder, Sink, SpanHandle, SpanKind, Status, Timestamp, Trace, TraceId, Usage};
+use crate::trace::{
+    ErrorInfo, Recorder, Sink, SpanHandle, SpanKind, Status, Timestamp, Trace, TraceId, Usage,
+};
 use crate::workflow::template::Output;
 use crate::workflow::{EventDef, Loc, LocatedValue, Step, StepKind};
 
@@ -70,7 +72,11 @@ impl TraceRun<'_> {
         attrs
     }
 
-    pub fn run_steps<'s>(&'s self, steps: &'s [Step], parent: Option<&'s SpanHandle>) -> StepFuture<'s> {
+    pub fn run_steps<'s>(
+        &'s self,
+        steps: &'s [Step],
+        parent: Option<&'s SpanHandle>,
+    ) -> StepFuture<'s> {
         Box::pin(async move {
             for step in steps {
                 if self.cancel.is_cancelled() {
@@ -86,7 +92,11 @@ impl TraceRun<'_> {
         match &step.kind {
             StepKind::Agent { .. } => self.run_agent(step, parent.map(SpanHandle::id)).await,
             StepKind::Run { .. } => self.run_command(step, parent.map(SpanHandle::id)).await,
-            StepKind::Span { name, events, steps } => {
+            StepKind::Span {
+                name,
+                events,
+                steps,
+            } => {
                 let span_name = self.render("span", name.loc, &name.value);
                 let display = span_name.as_deref().unwrap_or(&name.value).to_string();
                 let span = self.rec.span(
@@ -118,7 +128,10 @@ impl TraceRun<'_> {
         let name = self.render("event", event.name.loc, &event.name.value)?;
         let mut attributes = Map::new();
         for (key, value) in &event.attributes {
-            attributes.insert(key.clone(), self.render_value(&format!("attributes.{key}"), value)?);
+            attributes.insert(
+                key.clone(),
+                self.render_value(&format!("attributes.{key}"), value)?,
+            );
         }
         span.add_event(name, attributes);
         Ok(())
@@ -149,7 +162,11 @@ fn random_group_id() -> String {
     format!("group_{hex}")
 }
 
-pub(crate) async fn run(engine: &Engine, sinks: Vec<Arc<dyn Sink>>, cancel: CancellationToken) -> RunOutcome {
+pub(crate) async fn run(
+    engine: &Engine,
+    sinks: Vec<Arc<dyn Sink>>,
+    cancel: CancellationToken,
+) -> RunOutcome {
     let wf = engine.wf.clone();
     let templates = &engine.templates;
     let mut ctx = Context {

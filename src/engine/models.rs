@@ -80,9 +80,8 @@ impl Models {
             let model = match clients.get(&key) {
                 Some(m) => m.clone(),
                 None => {
-                    let m: Arc<dyn Model> = Arc::new(
-                        OpenAiModel::new(&endpoint).map_err(|e| Error::usage(e.message))?,
-                    );
+                    let m: Arc<dyn Model> =
+                        Arc::new(OpenAiModel::new(&endpoint).map_err(|e| Error::usage(e.message))?);
                     clients.insert(key, m.clone());
                     m
                 }

@@ -66,7 +66,8 @@ pub struct ModelError {
     pub status: Option<u16>,
 }
 
-pub type ModelFuture<'a> = Pin<Box<dyn Future<Output = Result<ChatResponse, ModelError>> + Send + 'a>>;
+pub type ModelFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<ChatResponse, ModelError>> + Send + 'a>>;
 
 /// A chat model.
 pub trait Model: Send + Sync {

@@ -30,17 +30,18 @@ fn answer(request: &ChatRequest) -> String {
     if words.len() > 12 {
         gist.push_str(" …");
     }
-    format!(
-        "[offline answer] {} words received: {gist}",
-        words.len()
-    )
+    format!("[offline answer] {} words received: {gist}", words.len())
 }
 
 impl Model for OfflineModel {
     fn complete<'a>(&'a self, request: &'a ChatRequest) -> ModelFuture<'a> {
         Box::pin(async move {
             let text = answer(request);
-            let input: u64 = request.messages.iter().map(|m| count_tokens(&m.content)).sum();
+            let input: u64 = request
+                .messages
+                .iter()
+                .map(|m| count_tokens(&m.content))
+                .sum();
             Ok(ChatResponse {
                 usage: Usage::new(input, count_tokens(&text)),
                 text,
@@ -64,7 +65,10 @@ mod tests {
     fn request(mock: Option<&str>) -> ChatRequest {
         ChatRequest {
             model: "gpt-4o-mini".into(),
-            messages: vec![Message::system("Be brief."), Message::user("Research AI in healthcare")],
+            messages: vec![
+                Message::system("Be brief."),
+                Message::user("Research AI in healthcare"),
+            ],
             temperature: None,
             max_tokens: None,
             mock: mock.map(String::from),
@@ -76,7 +80,10 @@ mod tests {
         let a = OfflineModel.complete(&request(None)).await.unwrap();
         let b = OfflineModel.complete(&request(None)).await.unwrap();
         assert_eq!(a, b);
-        assert_eq!(a.text, "[offline answer] 4 words received: Research AI in healthcare");
+        assert_eq!(
+            a.text,
+            "[offline answer] 4 words received: Research AI in healthcare"
+        );
         // "Be brief." = 9 chars -> 3 tokens; 25 chars -> 7 tokens.
         assert_eq!(a.usage.input_tokens, 3 + 7);
         assert_eq!(a.usage.output_tokens, count_tokens(&a.text));
@@ -84,7 +91,10 @@ mod tests {
 
     #[tokio::test]
     async fn mock_text_is_the_answer() {
-        let r = OfflineModel.complete(&request(Some("Five bullets."))).await.unwrap();
+        let r = OfflineModel
+            .complete(&request(Some("Five bullets.")))
+            .await
+            .unwrap();
         assert_eq!(r.text, "Five bullets.");
         assert_eq!(r.usage.output_tokens, 3);
     }

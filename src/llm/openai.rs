@@ -102,9 +102,9 @@ fn to_request(request: &ChatRequest) -> CreateChatCompletionRequest {
         .messages
         .iter()
         .map(|m| match m.role {
-            "system" => ChatCompletionRequestMessage::System(ChatCompletionRequestSystemMessage::from(
-                m.content.as_str(),
-            )),
+            "system" => ChatCompletionRequestMessage::System(
+                ChatCompletionRequestSystemMessage::from(m.content.as_str()),
+            ),
             _ => ChatCompletionRequestMessage::User(ChatCompletionRequestUserMessage::from(
                 m.content.as_str(),
             )),
@@ -203,10 +203,14 @@ impl Model for OpenAiModel {
                 .create(to_request(request))
                 .await
                 .map_err(|e| to_model_error(e, &self.base_url))?;
-            let choice = response.choices.into_iter().next().ok_or_else(|| ModelError {
-                message: "the model server returned no choices".into(),
-                status: None,
-            })?;
+            let choice = response
+                .choices
+                .into_iter()
+                .next()
+                .ok_or_else(|| ModelError {
+                    message: "the model server returned no choices".into(),
+                    status: None,
+                })?;
             let usage = response
                 .usage
                 .map(|u| Usage {
@@ -260,7 +264,10 @@ mod tests {
             inner_message(r#"{"error":{"message":"boom","type":"x"}}"#).as_deref(),
             Some("boom")
         );
-        assert_eq!(inner_message(r#"{"detail":"Invalid API key"}"#).as_deref(), Some("Invalid API key"));
+        assert_eq!(
+            inner_message(r#"{"detail":"Invalid API key"}"#).as_deref(),
+            Some("Invalid API key")
+        );
         assert_eq!(inner_message("Internal Server Error"), None);
     }
 }

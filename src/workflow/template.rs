@@ -33,7 +33,13 @@ pub fn single_expression(s: &str) -> Option<&str> {
     if inner.contains("{{") || inner.contains("}}") {
         return None;
     }
-    Some(inner.trim().trim_start_matches('-').trim_end_matches('-').trim())
+    Some(
+        inner
+            .trim()
+            .trim_start_matches('-')
+            .trim_end_matches('-')
+            .trim(),
+    )
 }
 
 impl Templates {
@@ -134,10 +140,10 @@ impl Output {
     /// A command's stdout (one trailing newline removed) or an agent's text.
     pub fn from_text(text: String) -> Output {
         let trimmed = text.trim_start();
-        if trimmed.starts_with('{') || trimmed.starts_with('[') {
-            if let Ok(data) = serde_json::from_str::<serde_json::Value>(&text) {
-                return Output::Data { text, data };
-            }
+        if (trimmed.starts_with('{') || trimmed.starts_with('['))
+            && let Ok(data) = serde_json::from_str::<serde_json::Value>(&text)
+        {
+            return Output::Data { text, data };
         }
         Output::Text(text)
     }
