@@ -45,11 +45,14 @@ async fn read_all(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
     buf
 }
 
+/// The workflow file's directory, absolute, so that a relative program path resolves the same
+/// way whatever the current directory of the child.
 fn workflow_dir(path: &Path) -> PathBuf {
-    match path.parent() {
+    let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
-    }
+    };
+    std::path::absolute(&dir).unwrap_or(dir)
 }
 
 impl TraceRun<'_> {

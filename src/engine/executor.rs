@@ -59,7 +59,7 @@ impl TraceRun<'_> {
             self.outputs
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(id.value.clone(), output.to_json());
+                .insert(id.value.clone(), Value::String(output.text().to_string()));
         }
     }
 
