@@ -1,6 +1,7 @@
 //! Workflow files: the typed schema, parsing YAML with locations, validation, and templates.
 
 pub mod diagnostic;
+pub mod node;
 pub mod parse;
 pub mod schema;
 pub mod template;

@@ -1,6 +1,727 @@
-//! Placeholder: being written.
+//! Checks the relations inside a parsed workflow: unique step ids, known agents with a model,
+//! events inside spans, no templates in shell scripts, and every template's syntax and
+//! references, each against the point of execution where it is rendered.
+//!
+//! Every problem is reported in one pass, each at the location of the value that holds it.
+
+use std::collections::HashSet;
+
+use indexmap::IndexSet;
+
+use serde_json::Value;
+
+use super::parse::{did_you_mean, list, suggest};
+use super::schema::{Command, EventDef, Loc, Located, LocatedValue, Step, StepKind};
+use super::template::{Templates, is_template};
 use super::{Diagnostic, Workflow};
 
-pub fn validate(_wf: &Workflow) -> Vec<Diagnostic> {
-    Vec::new()
+/// Names minijinja provides itself; templates may call them.
+const GLOBALS: &[&str] = &[
+    "range",
+    "dict",
+    "namespace",
+    "lipsum",
+    "cycler",
+    "joiner",
+    "debug",
+];
+const STEP_FIELDS: &[&str] = &["output", "status"];
+const TRACE_FIELDS: &[&str] = &["id", "group_id"];
+
+pub fn validate(wf: &Workflow) -> Vec<Diagnostic> {
+    let mut v = Validator {
+        wf,
+        file: wf.path.display().to_string(),
+        templates: Templates::new(),
+        all_ids: wf
+            .all_steps()
+            .into_iter()
+            .filter_map(|s| s.id.as_ref().map(|id| id.value.clone()))
+            .collect(),
+        seen: HashSet::new(),
+        diagnostics: Vec::new(),
+    };
+    v.duplicate_ids();
+    v.agents();
+    let before_any = Scope {
+        done: &HashSet::new(),
+        current: None,
+        checks: Checks::All,
+        note: Some("the top-level `group_id` and `metadata` are rendered before any step runs"),
+    };
+    if let Some(group_id) = &wf.group_id {
+        v.template(group_id, &before_any);
+    }
+    for value in wf.metadata.values() {
+        v.value(value, &before_any);
+    }
+    let mut done = HashSet::new();
+    for trace in &wf.traces {
+        let scope = Scope {
+            done: &done,
+            current: None,
+            checks: Checks::All,
+            note: Some("a trace's name and metadata are rendered when the trace starts"),
+        };
+        v.template(&trace.name, &scope);
+        for value in trace.metadata.values() {
+            v.value(value, &scope);
+        }
+        v.steps(&trace.steps, &mut done, false);
+    }
+    v.diagnostics.sort_by_key(|d| d.loc);
+    v.diagnostics
+}
+
+/// Which references a template check looks at.
+#[derive(Clone, Copy, PartialEq)]
+enum Checks {
+    All,
+    /// Syntax, roots, `vars` and `trace`, but not `steps` (checked per use).
+    NotSteps,
+    /// Only `steps` references (the rest was checked once).
+    OnlySteps,
+}
+
+/// The point of execution at which a template is rendered.
+struct Scope<'s> {
+    /// Ids of the steps that have finished by then.
+    done: &'s HashSet<String>,
+    /// The step being rendered, which cannot use its own output.
+    current: Option<&'s str>,
+    checks: Checks,
+    /// Why a step has not run yet, for the help line.
+    note: Option<&'s str>,
+}
+
+struct Validator<'w> {
+    wf: &'w Workflow,
+    file: String,
+    templates: Templates,
+    /// Every step id of the file, in file order.
+    all_ids: IndexSet<String>,
+    /// (location, message) pairs already reported, so a shared template reports once.
+    seen: HashSet<(Loc, String)>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Validator<'_> {
+    fn report(&mut self, loc: Loc, message: String, help: Option<String>, width: usize) {
+        if !self.seen.insert((loc, message.clone())) {
+            return;
+        }
+        let mut d = Diagnostic::new(&self.file, loc, message).width(width);
+        d.help = help;
+        self.diagnostics.push(d);
+    }
+
+    fn duplicate_ids(&mut self) {
+        let mut first: Vec<(&str, Loc)> = Vec::new();
+        for step in self.wf.all_steps() {
+            let Some(id) = &step.id else { continue };
+            match first.iter().find(|(name, _)| *name == id.value) {
+                Some((_, loc)) => {
+                    let message = format!(
+                        "duplicate step id `{}` (first used on line {})",
+                        id.value, loc.line
+                    );
+                    let help = "step ids are unique across the file; rename one of them";
+                    self.report(id.loc, message, Some(help.into()), id.value.chars().count());
+                }
+                None => first.push((&id.value, id.loc)),
+            }
+        }
+    }
+
+    /// Agent instructions: syntax, variables and `trace` once per agent; their step references
+    /// are checked at each step that uses the agent, or for existence when no step does.
+    fn agents(&mut self) {
+        let used: HashSet<&str> = self
+            .wf
+            .all_steps()
+            .into_iter()
+            .filter_map(|s| match &s.kind {
+                StepKind::Agent { agent, .. } => Some(agent.as_str()),
+                _ => None,
+            })
+            .collect();
+        let all: HashSet<String> = self.all_ids.iter().cloned().collect();
+        for agent in self.wf.agents.values() {
+            let Some(instructions) = &agent.instructions else {
+                continue;
+            };
+            let scope = Scope {
+                done: &all,
+                current: None,
+                checks: Checks::NotSteps,
+                note: None,
+            };
+            self.template(instructions, &scope);
+            if !used.contains(agent.name.as_str()) {
+                let scope = Scope {
+                    checks: Checks::OnlySteps,
+                    ..scope
+                };
+                self.template(instructions, &scope);
+            }
+        }
+    }
+
+    fn steps(&mut self, steps: &[Step], done: &mut HashSet<String>, in_span: bool) {
+        for step in steps {
+            let current = step.id.as_ref().map(|id| id.as_str());
+            let scope = Scope {
+                done,
+                current,
+                checks: Checks::All,
+                note: None,
+            };
+            if let Some(name) = &step.name {
+                self.template(name, &scope);
+            }
+            match &step.kind {
+                StepKind::Agent { agent, input, .. } => {
+                    self.agent_use(agent, step, &scope);
+                    self.template(input, &scope);
+                }
+                StepKind::Run { command, env } => {
+                    match command {
+                        Command::Script(script) => self.script(script),
+                        Command::Argv(argv) => {
+                            for arg in argv {
+                                self.template(arg, &scope);
+                            }
+                        }
+                    }
+                    for value in env.values() {
+                        self.template(value, &scope);
+                    }
+                }
+                StepKind::Span {
+                    name,
+                    events,
+                    steps: children,
+                } => {
+                    let scope = Scope {
+                        note: Some("a span's name and events are rendered when the span starts"),
+                        ..scope
+                    };
+                    self.template(name, &scope);
+                    for event in events {
+                        self.event(event, &scope);
+                    }
+                    self.steps(children, done, true);
+                }
+                StepKind::Event(event) => {
+                    if !in_span {
+                        self.report(
+                            step.loc,
+                            "an `event:` step must be inside a `span:` block; events belong to the enclosing span".into(),
+                            Some("move it into the `steps:` of a `span:`, or list it under that span's `events:`".into()),
+                            1,
+                        );
+                    }
+                    self.event(event, &scope);
+                }
+            }
+            if let Some(id) = current {
+                done.insert(id.to_string());
+            }
+        }
+    }
+
+    fn agent_use(&mut self, agent: &Located<String>, step: &Step, scope: &Scope) {
+        if agent.value.is_empty() {
+            return; // reported by the parser
+        }
+        let Some(def) = self.wf.agents.get(&agent.value) else {
+            let names: Vec<&str> = self.wf.agents.keys().map(String::as_str).collect();
+            let suggestion = suggest(&agent.value, names.iter().copied());
+            let help = match suggestion {
+                Some(_) => None,
+                None if names.is_empty() => Some("define it under `agents:`".to_string()),
+                None => Some(format!("agents defined: {}", list(&names))),
+            };
+            let width = agent.value.chars().count();
+            self.report(
+                agent.loc,
+                format!(
+                    "unknown agent `{}`{}",
+                    agent.value,
+                    did_you_mean(suggestion)
+                ),
+                help,
+                width,
+            );
+            return;
+        };
+        if def.model.is_none() && self.wf.model.is_none() {
+            self.report(
+                def.name.loc,
+                format!(
+                    "agent `{}` has no model: set `model:` on the agent or at the top level",
+                    def.name.value
+                ),
+                None,
+                def.name.value.chars().count(),
+            );
+        }
+        if let Some(instructions) = &def.instructions {
+            let note = match &step.id {
+                Some(id) => format!(
+                    "the instructions of agent `{}` are rendered when step `{}` runs (line {})",
+                    def.name.value, id.value, step.loc.line
+                ),
+                None => format!(
+                    "the instructions of agent `{}` are rendered when the step on line {} runs",
+                    def.name.value, step.loc.line
+                ),
+            };
+            let scope = Scope {
+                done: scope.done,
+                current: scope.current,
+                checks: Checks::OnlySteps,
+                note: Some(&note),
+            };
+            self.template(instructions, &scope);
+        }
+    }
+
+    fn script(&mut self, script: &Located<String>) {
+        if is_template(&script.value) {
+            self.report(
+                script.loc,
+                "templates are not allowed in a shell script `run:`; pass values through `env:` or use the argv form".into(),
+                Some(
+                    "pass the value through `env:` (env: { TOPIC: \"{{ vars.topic }}\" }, then use \
+                     \"$TOPIC\" in the script) or use the argv form `run: [prog, arg]`, which never \
+                     goes through a shell"
+                        .into(),
+                ),
+                1,
+            );
+        }
+    }
+
+    fn event(&mut self, event: &EventDef, scope: &Scope) {
+        self.template(&event.name, scope);
+        for value in event.attributes.values() {
+            self.value(value, scope);
+        }
+    }
+
+    /// Every string leaf of a YAML value is a template.
+    fn value(&mut self, value: &LocatedValue, scope: &Scope) {
+        fn leaves<'v>(value: &'v Value, out: &mut Vec<&'v str>) {
+            match value {
+                Value::String(s) => out.push(s),
+                Value::Array(items) => items.iter().for_each(|v| leaves(v, out)),
+                Value::Object(map) => map.values().for_each(|v| leaves(v, out)),
+                _ => {}
+            }
+        }
+        let mut strings = Vec::new();
+        leaves(&value.value, &mut strings);
+        for s in strings {
+            self.check(s, value.loc, scope);
+        }
+    }
+
+    fn template(&mut self, text: &Located<String>, scope: &Scope) {
+        self.check(&text.value, text.loc, scope);
+    }
+
+    fn check(&mut self, text: &str, loc: Loc, scope: &Scope) {
+        if !is_template(text) {
+            return;
+        }
+        let paths = match self.templates.variables(text) {
+            Ok(paths) => paths,
+            Err(err) => {
+                if scope.checks != Checks::OnlySteps {
+                    let message = err.to_string();
+                    let message = match message.rfind(" (in ") {
+                        Some(i) => &message[..i],
+                        None => &message,
+                    };
+                    self.report(loc, format!("template error: {message}"), None, 1);
+                }
+                return;
+            }
+        };
+        for path in paths {
+            let parts: Vec<&str> = path.split('.').collect();
+            match parts[..] {
+                ["steps", id, ref rest @ ..] => {
+                    if scope.checks != Checks::NotSteps {
+                        self.step_ref(id, rest.first().copied(), loc, scope);
+                    }
+                }
+                _ if scope.checks == Checks::OnlySteps => {}
+                ["vars", name, ..] => {
+                    if !self.wf.vars.contains_key(name) {
+                        let suggestion = suggest(name, self.wf.vars.keys().map(String::as_str))
+                            .map(|s| format!("vars.{s}"));
+                        let help = suggestion.is_none().then(|| {
+                            format!(
+                                "declare it under `vars:` with a default value (`--var {name}=...` overrides it)"
+                            )
+                        });
+                        self.report(
+                            loc,
+                            format!(
+                                "unknown variable `vars.{name}`{}",
+                                did_you_mean(suggestion.as_deref())
+                            ),
+                            help,
+                            1,
+                        );
+                    }
+                }
+                ["trace", field, ..] => {
+                    if !TRACE_FIELDS.contains(&field) {
+                        let suggestion = suggest(field, TRACE_FIELDS.iter().copied())
+                            .map(|s| format!("trace.{s}"));
+                        self.report(
+                            loc,
+                            format!(
+                                "`trace.{field}`: a trace has `id` and `group_id`{}",
+                                did_you_mean(suggestion.as_deref())
+                            ),
+                            None,
+                            1,
+                        );
+                    }
+                }
+                [root, ..] => {
+                    if !matches!(root, "vars" | "steps" | "trace") && !GLOBALS.contains(&root) {
+                        self.report(
+                            loc,
+                            format!(
+                                "unknown variable `{root}`; templates can use `vars`, `steps` and `trace`"
+                            ),
+                            None,
+                            1,
+                        );
+                    }
+                }
+                [] => {}
+            }
+        }
+    }
+
+    fn step_ref(&mut self, id: &str, field: Option<&str>, loc: Loc, scope: &Scope) {
+        if !self.all_ids.contains(id) {
+            let suggestion = suggest(id, self.all_ids.iter().map(String::as_str));
+            let help = suggestion
+                .is_none()
+                .then(|| "only steps with an `id:` can be referenced".to_string());
+            self.report(
+                loc,
+                format!("unknown step `{id}`{}", did_you_mean(suggestion)),
+                help,
+                1,
+            );
+        } else if scope.current == Some(id) {
+            self.report(
+                loc,
+                format!("step `{id}` cannot use its own output"),
+                None,
+                1,
+            );
+        } else if !scope.done.contains(id) {
+            let help = scope
+                .note
+                .unwrap_or("a template can only use the outputs of steps that run before it")
+                .to_string();
+            self.report(
+                loc,
+                format!("step `{id}` has not run yet at this point"),
+                Some(help),
+                1,
+            );
+        }
+        if let Some(field) = field
+            && !STEP_FIELDS.contains(&field)
+        {
+            let suggestion =
+                suggest(field, STEP_FIELDS.iter().copied()).map(|s| format!("steps.{id}.{s}"));
+            self.report(
+                loc,
+                format!(
+                    "`steps.{id}.{field}`: a step has `output` and `status`{}",
+                    did_you_mean(suggestion.as_deref())
+                ),
+                None,
+                1,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::workflow::parse::parse_str;
+
+    /// Every problem in the file, parse and validation together, as `FILE:LINE:COL: message`.
+    fn problems(src: &str) -> Vec<String> {
+        let (wf, mut diags) = parse_str("w.yaml", PathBuf::from("w.yaml"), src);
+        if let Some(wf) = &wf {
+            diags.extend(validate(wf));
+        }
+        diags.sort_by_key(|d| d.loc);
+        diags.iter().map(Diagnostic::headline).collect()
+    }
+
+    fn helps(src: &str) -> Vec<String> {
+        let (wf, diags) = parse_str("w.yaml", PathBuf::from("w.yaml"), src);
+        assert_eq!(diags, [], "parse problems");
+        validate(&wf.expect("a workflow"))
+            .into_iter()
+            .map(|d| d.help.unwrap_or_default())
+            .collect()
+    }
+
+    const HEAD: &str =
+        "name: t\nmodel: m\nvars: { topic: x }\nagents:\n  writer: { instructions: hi }\n";
+
+    #[test]
+    fn duplicate_ids_point_at_the_second_and_name_the_first() {
+        let src = format!(
+            "{HEAD}traces:\n  - name: a\n    steps:\n      - {{ id: s, run: echo }}\n  - name: b\n    steps:\n      - span: S\n        steps:\n          - {{ id: s, run: echo }}\n"
+        );
+        assert_eq!(
+            problems(&src),
+            ["w.yaml:14:19: duplicate step id `s` (first used on line 9)"]
+        );
+    }
+
+    #[test]
+    fn agents_must_exist_and_have_a_model() {
+        let src = "name: t\nagents:\n  writer: {}\n  critic: { model: m }\nsteps:\n  - { agent: writr, input: a }\n  - { agent: writer, input: b }\n  - { agent: writer, input: c }\n  - { agent: critic, input: d }\n";
+        assert_eq!(
+            problems(src),
+            [
+                "w.yaml:3:3: agent `writer` has no model: set `model:` on the agent or at the top level",
+                "w.yaml:6:14: unknown agent `writr`; did you mean `writer`?",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_event_step_belongs_inside_a_span() {
+        let src =
+            "name: t\nsteps:\n  - event: too early\n  - span: S\n    steps:\n      - event: fine\n";
+        assert_eq!(
+            problems(src),
+            [
+                "w.yaml:3:5: an `event:` step must be inside a `span:` block; events belong to the enclosing span"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_shell_script_may_not_hold_templates() {
+        let src = "name: t\nvars: { topic: x }\nsteps:\n  - run: echo {{ vars.topic }}\n  - run: \"echo {% if true %}y{% endif %}\"\n  - run: [echo, \"{{ vars.topic }}\"]\n    env: { TOPIC: \"{{ vars.topic }}\" }\n  - run: echo \"$TOPIC\"\n";
+        assert_eq!(
+            problems(src),
+            [
+                "w.yaml:4:10: templates are not allowed in a shell script `run:`; pass values through `env:` or use the argv form",
+                "w.yaml:5:10: templates are not allowed in a shell script `run:`; pass values through `env:` or use the argv form",
+            ]
+        );
+        assert_eq!(
+            helps(src)[0],
+            "pass the value through `env:` (env: { TOPIC: \"{{ vars.topic }}\" }, then use \"$TOPIC\" in the script) or use the argv form `run: [prog, arg]`, which never goes through a shell"
+        );
+    }
+
+    #[test]
+    fn template_syntax_is_checked_in_every_templated_field() {
+        let src = r#"name: "{{ bad"
+model: m
+group_id: "{{ bad"
+metadata: { k: "{{ bad" }
+agents:
+  writer: { instructions: "{{ bad" }
+traces:
+  - name: "{% if %}"
+    metadata: { k: ["ok", "{{ bad"] }
+    steps:
+      - name: "{{ bad"
+        agent: writer
+        input: "{{ bad"
+      - run: [echo, "{{ bad"]
+        env: { A: "{{ bad" }
+      - span: "{{ bad"
+        events:
+          - { name: "{{ bad", attributes: { a: { deep: "{{ bad" } } }
+        steps:
+          - event: "{{ bad"
+            attributes: { b: "{{ bad" }
+"#;
+        let e =
+            "template error: syntax error: unexpected end of input, expected end of variable block";
+        let expected: Vec<String> = [
+            (3, 11),
+            (4, 16),
+            (6, 27),
+            (8, 11),
+            (9, 20),
+            (11, 15),
+            (13, 16),
+            (14, 21),
+            (15, 19),
+            (16, 15),
+            (18, 21),
+            (18, 48),
+            (20, 20),
+            (21, 30),
+        ]
+        .iter()
+        .map(|(l, c)| format!("w.yaml:{l}:{c}: {e}"))
+        .collect();
+        let mut expected = expected;
+        expected[3] = "w.yaml:8:11: template error: syntax error: unexpected end of block".into();
+        assert_eq!(problems(src), expected);
+    }
+
+    #[test]
+    fn templates_can_use_vars_steps_and_trace_only() {
+        let src = format!(
+            "{HEAD}steps:\n  - id: a\n    agent: writer\n    input: \"{{{{ vars.topc }}}} {{{{ foo }}}} {{{{ trace.name }}}} {{{{ trace.id }}}} {{{{ range(2) | list }}}}\"\n"
+        );
+        assert_eq!(
+            problems(&src),
+            [
+                "w.yaml:9:12: unknown variable `foo`; templates can use `vars`, `steps` and `trace`",
+                "w.yaml:9:12: `trace.name`: a trace has `id` and `group_id`",
+                "w.yaml:9:12: unknown variable `vars.topc`; did you mean `vars.topic`?",
+            ]
+        );
+    }
+
+    #[test]
+    fn step_references_follow_execution_order() {
+        let src = format!(
+            "{HEAD}steps:
+  - id: first
+    agent: writer
+    input: \"{{{{ steps.later.output }}}} {{{{ steps.first.output }}}} {{{{ steps.frist.output }}}}\"
+  - id: second
+    run: [echo, \"{{{{ steps.first.outptu }}}}\", \"{{{{ steps.first.status }}}}\", \"{{{{ steps.first.output.field }}}}\"]
+  - id: later
+    run: echo
+"
+        );
+        assert_eq!(
+            problems(&src),
+            [
+                "w.yaml:9:12: step `first` cannot use its own output",
+                "w.yaml:9:12: unknown step `frist`; did you mean `first`?",
+                "w.yaml:9:12: step `later` has not run yet at this point",
+                "w.yaml:11:17: `steps.first.outptu`: a step has `output` and `status`; did you mean `steps.first.output`?",
+            ]
+        );
+    }
+
+    #[test]
+    fn spans_and_workflow_level_values_render_before_their_steps() {
+        let src = r#"name: t
+group_id: "{{ steps.a.output }}"
+metadata: { m: "{{ steps.a.output }}" }
+traces:
+  - name: one
+    steps:
+      - id: a
+        run: echo
+      - span: "{{ steps.inner.output }}"
+        events: [{ name: e, attributes: { x: "{{ steps.inner.output }}", y: "{{ steps.a.output }}" } }]
+        steps:
+          - { id: inner, run: echo }
+          - { event: done, attributes: { n: "{{ steps.inner.output | length }}" } }
+  - name: "two after {{ steps.a.output }}"
+    metadata: { m: "{{ steps.inner.status }}", n: "{{ steps.b.output }}" }
+    steps:
+      - { id: b, run: echo }
+"#;
+        assert_eq!(
+            problems(src),
+            [
+                "w.yaml:2:11: step `a` has not run yet at this point",
+                "w.yaml:3:16: step `a` has not run yet at this point",
+                "w.yaml:9:15: step `inner` has not run yet at this point",
+                "w.yaml:10:46: step `inner` has not run yet at this point",
+                "w.yaml:15:51: step `b` has not run yet at this point",
+            ]
+        );
+        let helps = helps(src);
+        assert_eq!(
+            helps[0],
+            "the top-level `group_id` and `metadata` are rendered before any step runs"
+        );
+        assert_eq!(
+            helps[2],
+            "a span's name and events are rendered when the span starts"
+        );
+    }
+
+    #[test]
+    fn agent_instructions_are_checked_where_each_step_uses_the_agent() {
+        let src = r#"name: t
+model: m
+agents:
+  writer: { instructions: "Improve {{ steps.draft.output }} {{ vars.nope }}" }
+steps:
+  - { id: early, agent: writer, input: go }
+  - { id: draft, run: echo }
+  - { id: late, agent: writer, input: go }
+"#;
+        assert_eq!(
+            problems(src),
+            [
+                "w.yaml:4:27: unknown variable `vars.nope`",
+                "w.yaml:4:27: step `draft` has not run yet at this point",
+            ]
+        );
+        assert_eq!(
+            helps(src)[1],
+            "the instructions of agent `writer` are rendered when step `early` runs (line 6)"
+        );
+    }
+
+    #[test]
+    fn every_problem_in_a_file_is_reported_at_once() {
+        let src = r#"name: many problems
+vars: { topic: x }
+agents:
+  writer: { instructions: "{{ vars.topic }", temprature: 1 }
+steps:
+  - id: one
+    agent: ghost
+    input: "{{ steps.two.output }}"
+  - id: one
+    run: "echo {{ vars.topic }}"
+  - event: loose
+  - id: two
+    run: [echo]
+    input: nope
+"#;
+        assert_eq!(
+            problems(src),
+            [
+                "w.yaml:4:27: template error: syntax error: unexpected `}`, expected end of variable block",
+                "w.yaml:4:46: unknown key `temprature` in agent `writer`; did you mean `temperature`?",
+                "w.yaml:7:12: unknown agent `ghost`",
+                "w.yaml:8:12: step `two` has not run yet at this point",
+                "w.yaml:9:9: duplicate step id `one` (first used on line 6)",
+                "w.yaml:10:10: templates are not allowed in a shell script `run:`; pass values through `env:` or use the argv form",
+                "w.yaml:11:5: an `event:` step must be inside a `span:` block; events belong to the enclosing span",
+                "w.yaml:14:5: `input:` only applies to `agent:` steps",
+            ]
+        );
+    }
 }
