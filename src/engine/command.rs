@@ -212,7 +212,10 @@ impl TraceRun<'_> {
                     (None, Some(sig)) => format!("was killed by signal {sig}"),
                     (None, None) => "failed".to_string(),
                 };
-                let mut message = format!("command `{program}` {how}");
+                let mut message = match command {
+                    Command::Argv(_) => format!("command `{program}` {how}"),
+                    Command::Script(_) => format!("script {how}"),
+                };
                 if !no_content && let Some(last) = tail.lines().rev().find(|l| !l.trim().is_empty())
                 {
                     message.push_str(": ");

@@ -96,6 +96,6 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(r.text, "Five bullets.");
-        assert_eq!(r.usage.output_tokens, 3);
+        assert_eq!(r.usage.output_tokens, 4); // 13 characters
     }
 }
