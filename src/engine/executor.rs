@@ -162,6 +162,32 @@ fn random_group_id() -> String {
     format!("group_{hex}")
 }
 
+/// Renders metadata templates into `into`; the first failure is kept in `error`.
+fn render_metadata(
+    engine: &Engine,
+    entries: &indexmap::IndexMap<String, LocatedValue>,
+    ctx: &Context,
+    into: &mut Map<String, Value>,
+    error: &mut Option<ErrorInfo>,
+) {
+    for (key, value) in entries {
+        match engine.templates.render_value(&value.value, &ctx.value()) {
+            Ok(v) => {
+                into.insert(key.clone(), v);
+            }
+            Err(e) => {
+                let at = format!(
+                    "{}:{}:{}",
+                    engine.wf.path.display(),
+                    value.loc.line,
+                    value.loc.col
+                );
+                error.get_or_insert_with(|| template_error(&at, &format!("metadata.{key}"), &e));
+            }
+        }
+    }
+}
+
 pub(crate) async fn run(
     engine: &Engine,
     sinks: Vec<Arc<dyn Sink>>,
@@ -195,18 +221,7 @@ pub(crate) async fn run(
     let group_id = group_id.or_else(|| (wf.traces.len() > 1).then(random_group_id));
     ctx.group_id = group_id.clone();
     let mut base_metadata = Map::new();
-    for (key, value) in &wf.metadata {
-        match templates.render_value(&value.value, &ctx.value()) {
-            Ok(v) => {
-                base_metadata.insert(key.clone(), v);
-            }
-            Err(e) => {
-                setup_error.get_or_insert_with(|| {
-                    template_error(&at(value.loc), &format!("metadata.{key}"), &e)
-                });
-            }
-        }
-    }
+    render_metadata(engine, &wf.metadata, &ctx, &mut base_metadata, &mut setup_error);
 
     let mut outcomes = Vec::new();
     let mut status = Status::Ok;
@@ -215,18 +230,7 @@ pub(crate) async fn run(
         ctx.trace_id = trace_id.to_string();
         let mut metadata = base_metadata.clone();
         let mut trace_error = setup_error.take();
-        for (key, value) in &def.metadata {
-            match templates.render_value(&value.value, &ctx.value()) {
-                Ok(v) => {
-                    metadata.insert(key.clone(), v);
-                }
-                Err(e) => {
-                    trace_error.get_or_insert_with(|| {
-                        template_error(&at(value.loc), &format!("metadata.{key}"), &e)
-                    });
-                }
-            }
-        }
+        render_metadata(engine, &def.metadata, &ctx, &mut metadata, &mut trace_error);
         for (key, value) in &engine.opts.meta {
             metadata.insert(key.clone(), Value::String(value.clone()));
         }
