@@ -299,6 +299,7 @@ const SHAPES: &str = r#"
 name: Shapes
 group_id: grp_1
 metadata: { customer_id: cust_789 }
+model: gpt-4o-mini
 agents:
   helper: { instructions: Help. }
 steps:
@@ -331,6 +332,8 @@ fn show_json_has_exactly_the_documented_shape() {
             "workflow",
             "group_id",
             "metadata",
+            // Additive (SPEC §3 allows it): the trace's error, as in the run object.
+            "error",
             "status",
             "started_at",
             "ended_at",
@@ -412,7 +415,7 @@ fn show_json_has_exactly_the_documented_shape() {
             "trace_id": "trace_1", "name": "Shapes", "workflow": "Shapes", "group_id": "grp_1",
             "metadata": {"customer_id": "cust_789"}, "status": "ok",
             "started_at": "[TIME]", "ended_at": "[TIME]", "duration_ms": "[DUR]",
-            "usage": gen_usage,
+            "usage": gen_usage, "error": null,
             "spans": [
                 {"span_id": "span_1", "parent_id": null, "kind": "custom", "name": "Data Preparation",
                  "status": "ok", "started_at": "[TIME]", "ended_at": "[TIME]", "duration_ms": "[DUR]",
@@ -485,7 +488,9 @@ fn run_json_prints_one_line_per_trace_with_the_documented_fields() {
             "duration_ms",
             "usage",
             "error",
-            "started_at"
+            "started_at",
+            // Additive (SPEC §3 allows it): the metadata that `--meta` filters on.
+            "metadata"
         ]),
         "list items are run objects without outputs, plus started_at"
     );
@@ -502,6 +507,7 @@ fn spans_nest_in_order_with_events_on_the_enclosing_span() {
         "nested.yaml",
         r#"
 name: Nested
+model: gpt-4o-mini
 agents:
   writer: { instructions: Write. }
 steps:
@@ -707,6 +713,7 @@ fn a_traces_file_runs_its_traces_in_order_in_one_group() {
         r#"
 name: Conversation
 metadata: { channel: chat }
+model: gpt-4o-mini
 agents:
   support: { instructions: You help customers. }
 traces:
@@ -873,6 +880,7 @@ fn assert_model_failure(env: &TestEnv, message_must_contain: &str) -> Value {
 
 const AGENT_IN_SPAN: &str = r#"
 name: Ask
+model: gpt-4o-mini
 agents:
   helper: { instructions: You help. }
 steps:
@@ -945,6 +953,7 @@ fn the_api_key_and_untemplated_environment_never_reach_the_store() {
             "secrets.yaml",
             r#"
 name: Secrets
+model: gpt-4o-mini
 agents:
   helper: { instructions: You help. }
 steps:
@@ -982,6 +991,7 @@ fn no_content_keeps_prompts_and_replies_out_of_spans_and_the_store() {
         "private.yaml",
         r#"
 name: Private
+model: gpt-4o-mini
 agents:
   helper: { instructions: "INSTRUCTIONS-SENTINEL-7f3a be brief" }
 steps:
@@ -1032,6 +1042,7 @@ fn offline_answers_with_mock_text_without_network_and_says_so() {
         "offline.yaml",
         r#"
 name: Offline
+model: gpt-4o-mini
 agents:
   helper: { instructions: You help. }
 steps:
@@ -1128,10 +1139,11 @@ fn assert_diagnostic(stderr: &str, file: &str, line: usize, cols: &[usize], word
     );
 }
 
+/// One expected diagnostic: its line is that of `key`; its column is that of `key` or of any of
+/// `also` (the value, or the offending text inside it), all on the same line.
 struct Problem {
-    /// Where the problem is: the text that starts the key, and optionally its value.
     key: (&'static str, usize),
-    value: Option<(&'static str, usize)>,
+    also: &'static [(&'static str, usize)],
     words: &'static [&'static str],
 }
 
@@ -1143,7 +1155,7 @@ fn check_problems(yaml: &str, problems: &[Problem]) {
     for p in problems {
         let (line, key_col) = pos(yaml, p.key.0, p.key.1);
         let mut cols = vec![key_col];
-        if let Some((v, n)) = p.value {
+        for &(v, n) in p.also {
             let (vline, vcol) = pos(yaml, v, n);
             assert_eq!(vline, line, "test setup: key and value on one line");
             cols.push(vcol);
@@ -1171,12 +1183,12 @@ fn validate_accepts_a_valid_file_and_writes_nothing() {
 
 #[test]
 fn validate_reports_an_unknown_key_with_a_suggestion() {
-    let yaml = "name: Typo\nagents:\n  a: { instructions: hi }\nsteps:\n  - id: one\n    agent: a\n    inptu: hello\n";
+    let yaml = "name: Typo\nmodel: gpt-4o-mini\nagents:\n  a: { instructions: hi }\nsteps:\n  - id: one\n    agent: a\n    inptu: hello\n";
     check_problems(
         yaml,
         &[Problem {
             key: ("inptu", 0),
-            value: None,
+            also: &[],
             words: &["inptu", "did you mean", "input"],
         }],
     );
@@ -1190,7 +1202,7 @@ fn validate_reports_a_duplicate_id() {
         yaml,
         &[Problem {
             key: ("id: same", 1),
-            value: Some(("same", 1)),
+            also: &[("same", 1)],
             words: &["duplicate", "same"],
         }],
     );
@@ -1198,12 +1210,12 @@ fn validate_reports_a_duplicate_id() {
 
 #[test]
 fn validate_reports_an_unknown_agent() {
-    let yaml = "name: Who\nagents:\n  writer: { instructions: hi }\nsteps:\n  - id: one\n    agent: wrtier\n    input: hello\n";
+    let yaml = "name: Who\nmodel: gpt-4o-mini\nagents:\n  writer: { instructions: hi }\nsteps:\n  - id: one\n    agent: wrtier\n    input: hello\n";
     check_problems(
         yaml,
         &[Problem {
             key: ("agent: wrtier", 0),
-            value: Some(("wrtier", 0)),
+            also: &[("wrtier", 0)],
             words: &["agent", "wrtier"],
         }],
     );
@@ -1244,7 +1256,7 @@ fn validate_rejects_a_template_inside_a_shell_string_and_points_to_env() {
         yaml,
         &[Problem {
             key: ("run:", 0),
-            value: Some(("\"./check.sh", 0)),
+            also: &[("\"./check.sh", 0), ("./check.sh", 0), ("{{", 0)],
             words: &["env:"],
         }],
     );
@@ -1253,6 +1265,7 @@ fn validate_rejects_a_template_inside_a_shell_string_and_points_to_env() {
 #[test]
 fn validate_reports_every_problem_in_one_pass() {
     let yaml = r#"name: Many
+model: gpt-4o-mini
 agents:
   writer: { instructions: hi }
 steps:
@@ -1567,6 +1580,7 @@ fn eight_concurrent_runs_into_one_store_all_succeed_and_all_are_kept() {
         "busy.yaml",
         r#"
 name: Busy
+model: gpt-4o-mini
 agents:
   helper: { instructions: You help. }
 steps:
