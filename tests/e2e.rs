@@ -1,6 +1,9 @@
 //! End-to-end specification of agentrace: the real binary, a real (fake) OpenAI server, a real
 //! store in a temp dir. Each test states one clause of SPEC.md §2–5 and issue 2.
 
+// A test that meets an unexpected state should stop right there, and say where.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::BTreeSet;
@@ -2081,4 +2084,182 @@ fn support_redaction_replaces_ids_times_and_durations() {
             {"span_id": "span_2", "parent_id": "span_1", "started_at": "[TIME]"}
         ]})
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Templates at run time, environment, terminal output
+
+#[test]
+fn templates_see_the_trace_id_group_and_step_status() {
+    let env = TestEnv::new().workflow(
+        "context.yaml",
+        r#"
+name: Context
+group_id: grp_ctx
+steps:
+  - id: first
+    run: ["echo", "hi"]
+  - id: about
+    run: ["printf", "%s|%s|%s", "{{ trace.id }}", "{{ trace.group_id }}", "{{ steps.first.status }}"]
+"#,
+    );
+    let (out, lines) = run_json(&env, "context.yaml", &["--offline"]);
+    assert_exit(&out, 0);
+    let trace_id = lines[0]["trace_id"].as_str().unwrap();
+    assert_eq!(
+        lines[0]["outputs"]["about"],
+        format!("{trace_id}|grp_ctx|ok")
+    );
+}
+
+#[test]
+fn validate_reports_undeclared_vars_and_unknown_step_fields() {
+    let yaml = "name: V\nvars: { a: 1 }\nsteps:\n  - id: one\n    run: [\"echo\", \"{{ vars.nope }}\"]\n  - id: two\n    run: [\"echo\", \"{{ steps.ghost.output }}\"]\n";
+    let env = TestEnv::new().workflow("v.yaml", yaml);
+    let out = env.run(&["validate", "v.yaml"]);
+    assert_exit(&out, 2);
+    let (l1, c1) = pos(yaml, "\"{{ vars.nope", 0);
+    let (l2, c2) = pos(yaml, "\"{{ steps.ghost", 0);
+    assert_diagnostic(&stderr(&out), "v.yaml", l1, &[c1, c1 + 1], &["nope"]);
+    assert_diagnostic(&stderr(&out), "v.yaml", l2, &[c2, c2 + 1], &["ghost"]);
+}
+
+#[test]
+fn a_missing_field_of_json_output_fails_the_step_instead_of_rendering_empty() {
+    let env = TestEnv::new().workflow(
+        "strict.yaml",
+        r#"
+name: Strict
+steps:
+  - id: data
+    run: ["echo", "{\"records\": 3}"]
+  - span: Use
+    steps:
+      - id: use
+        run: ["echo", "{{ steps.data.output.recrods }}"]
+  - id: after
+    run: ["echo", "never"]
+"#,
+    );
+    let (out, lines) = run_json(&env, "strict.yaml", &["--offline"]);
+    assert_exit(&out, 1);
+    assert_eq!(lines[0]["status"], "error");
+    let trace = env.show_json("last");
+    assert_eq!(trace["status"], "error");
+    let use_span = find(&trace, "custom", "Use");
+    assert_eq!(use_span["status"], "error");
+    let failed: Vec<&Value> = spans(&trace)
+        .iter()
+        .filter(|s| s["status"] == "error" && s["kind"] != "custom")
+        .collect();
+    assert_eq!(failed.len(), 1, "{}", outline(&trace).join("\n"));
+    let message = failed[0]["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("strict.yaml:9:")
+            && (message.contains("recrods") || message.contains("undefined")),
+        "the error points at the template and says what is undefined: {message}"
+    );
+    assert_eq!(spans(&trace).len(), 3, "{}", outline(&trace).join("\n"));
+}
+
+#[test]
+fn a_dotenv_file_supplies_model_access_without_overriding_the_environment() {
+    let server = FakeOpenAI::start();
+    let env = TestEnv::new()
+        .workflow("agent.yaml", AGENT_IN_SPAN)
+        .workflow(
+            ".env",
+            &format!(
+                "OPENAI_BASE_URL={}\nOPENAI_API_KEY=sk-from-dotenv\n",
+                server.base_url()
+            ),
+        );
+    let out = env.run(&["run", "agent.yaml", "--format", "none"]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        server.requests()[0].headers["authorization"],
+        "Bearer sk-from-dotenv"
+    );
+
+    let out = env.run_with(&["run", "agent.yaml", "--format", "none"], |c| {
+        c.env("OPENAI_API_KEY", "sk-from-environment");
+    });
+    assert_exit(&out, 0);
+    assert_eq!(
+        server.requests()[1].headers["authorization"],
+        "Bearer sk-from-environment",
+        "the real environment wins over .env"
+    );
+    let bytes = env.store_bytes();
+    for key in ["sk-from-dotenv", "sk-from-environment"] {
+        assert!(!bytes.windows(key.len()).any(|w| w == key.as_bytes()));
+    }
+}
+
+#[test]
+fn trees_fit_80_columns() {
+    let env = examples();
+    for file in [
+        "workflows/research.yaml",
+        "workflows/order.yaml",
+        "workflows/support.yaml",
+        "workflows/document.yaml",
+    ] {
+        let out = env.run_with(&["run", file, "--offline"], |c| {
+            c.env("COLUMNS", "80");
+        });
+        assert_exit(&out, 0);
+        for line in stdout(&out).lines() {
+            assert!(
+                line.chars().count() <= 80,
+                "{file}: a tree line is wider than 80 columns:\n{line}"
+            );
+        }
+    }
+}
+
+#[test]
+fn colour_follows_the_flag_and_no_color() {
+    let env = TestEnv::new().workflow("grouped.yaml", GROUPED);
+    assert_exit(
+        &env.run(&["run", "grouped.yaml", "--offline", "--format", "none"]),
+        0,
+    );
+    let plain = env.run(&["show", "last"]);
+    assert!(!stdout(&plain).contains('\u{1b}'), "NO_COLOR=1: no escapes");
+    let never = env.run_with(&["--color", "never", "show", "last"], |c| {
+        c.env_remove("NO_COLOR");
+    });
+    assert!(!stdout(&never).contains('\u{1b}'));
+    let always = env.run_with(&["--color", "always", "show", "last"], |c| {
+        c.env_remove("NO_COLOR");
+    });
+    assert_exit(&always, 0);
+    assert!(
+        stdout(&always).contains('\u{1b}'),
+        "--color always colours even into a pipe"
+    );
+    assert_eq!(
+        redact(&strip_ansi(&stdout(&always))),
+        redact(&stdout(&plain)),
+        "colour changes nothing but colour"
+    );
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

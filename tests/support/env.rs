@@ -110,7 +110,10 @@ impl TestEnv {
             "GITHUB_ACTIONS",
             "NO_COLOR",
             "CLICOLOR_FORCE",
+            "FORCE_COLOR",
             "RUST_LOG",
+            "COLUMNS",
+            "LINES",
         ] {
             cmd.env_remove(key);
         }
@@ -182,13 +185,13 @@ impl TestEnv {
         loop {
             if self.store.exists() {
                 let out = self.run(&["show", "last", "--format", "json"]);
-                if out.status.code() == Some(0) {
-                    if let Ok(v) = serde_json::from_slice::<Value>(&out.stdout) {
-                        if pred(&v) {
-                            return v;
-                        }
-                        last = Some(v);
+                if out.status.code() == Some(0)
+                    && let Ok(v) = serde_json::from_slice::<Value>(&out.stdout)
+                {
+                    if pred(&v) {
+                        return v;
                     }
+                    last = Some(v);
                 }
             }
             if Instant::now() > deadline {
