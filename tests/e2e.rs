@@ -2263,3 +2263,32 @@ fn strip_ansi(s: &str) -> String {
     }
     out
 }
+
+#[test]
+fn every_example_runs_against_an_openai_compatible_server_too() {
+    let env = examples().fake(FakeOpenAI::start());
+    for file in [
+        "workflows/research.yaml",
+        "workflows/document.yaml",
+        "workflows/order.yaml",
+        "workflows/support.yaml",
+    ] {
+        let (out, lines) = run_json(&env, file, &[]);
+        assert_exit(&out, 0);
+        for line in &lines {
+            assert_eq!(line["status"], "ok", "{file}: {line:#}");
+        }
+    }
+    let requests = env.server().requests();
+    assert_eq!(
+        requests.len(),
+        3 + 1 + 1 + 2,
+        "one call per agent step, mocks unused"
+    );
+    for r in &requests {
+        assert_eq!(r.model(), "gpt-4o-mini");
+        let messages = r.messages();
+        assert_eq!(messages.len(), 2, "system and user: {messages:?}");
+        assert!(!messages[0].1.contains("{{") && !messages[1].1.contains("{{"));
+    }
+}
