@@ -2292,3 +2292,25 @@ fn every_example_runs_against_an_openai_compatible_server_too() {
         assert!(!messages[0].1.contains("{{") && !messages[1].1.contains("{{"));
     }
 }
+
+#[test]
+fn under_ci_progress_is_plain_lines_on_stderr_and_stdout_is_only_the_result() {
+    let env = TestEnv::new().workflow("nested.yaml", SHAPES);
+    let out = env.run_with(
+        &["run", "nested.yaml", "--offline", "--format", "json"],
+        |c| {
+            c.env("CI", "true");
+        },
+    );
+    assert_exit(&out, 0);
+    assert_eq!(
+        parse_json_lines(&out.stdout).len(),
+        1,
+        "stdout holds the JSON line only"
+    );
+    let err = stderr(&out);
+    assert!(
+        !err.contains('\r') && !err.contains('\u{1b}'),
+        "no spinner or escape codes under CI:\n{err:?}"
+    );
+}
