@@ -2156,7 +2156,7 @@ steps:
     let message = failed[0]["error"]["message"].as_str().unwrap();
     assert!(
         message.contains("strict.yaml:9:")
-            && (message.contains("recrods") || message.contains("undefined")),
+            && message.contains("`steps.data.output.recrods` is undefined"),
         "the error points at the template and says what is undefined: {message}"
     );
     assert_eq!(spans(&trace).len(), 3, "{}", outline(&trace).join("\n"));

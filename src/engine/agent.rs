@@ -145,7 +145,7 @@ impl TraceRun<'_> {
                     span.set_attribute("output", Value::String(response.text.clone()));
                 }
                 span.end(Status::Ok, None);
-                agent_span.set_attribute("usage", response.usage.to_value());
+                agent_span.add_usage(response.usage);
                 Ok(response.text)
             }
             Err(e) => {

@@ -221,7 +221,13 @@ pub(crate) async fn run(
     let group_id = group_id.or_else(|| (wf.traces.len() > 1).then(random_group_id));
     ctx.group_id = group_id.clone();
     let mut base_metadata = Map::new();
-    render_metadata(engine, &wf.metadata, &ctx, &mut base_metadata, &mut setup_error);
+    render_metadata(
+        engine,
+        &wf.metadata,
+        &ctx,
+        &mut base_metadata,
+        &mut setup_error,
+    );
 
     let mut outcomes = Vec::new();
     let mut status = Status::Ok;

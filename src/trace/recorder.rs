@@ -214,6 +214,16 @@ impl SpanHandle {
         });
     }
 
+    /// Adds `usage` to the span's `usage` attribute (an agent span sums its model calls).
+    pub fn add_usage(&self, usage: Usage) {
+        self.recorder.with_open(self.id, |span| {
+            let mut total = Usage::from_attributes(&span.attributes).unwrap_or_default();
+            total.add(usage);
+            span.attributes
+                .insert("usage".to_string(), total.to_value());
+        });
+    }
+
     pub fn add_event(&self, name: impl Into<String>, attributes: Map<String, Value>) {
         let event = Event {
             name: name.into(),
@@ -245,16 +255,18 @@ mod tests {
             self.0.lock().unwrap().push(format!("span+ {}", s.name));
         }
         fn span_ended(&self, s: &Span) {
+            self.0.lock().unwrap().push(format!(
+                "span- {} {} {}",
+                s.name,
+                s.status,
+                s.events.len()
+            ));
+        }
+        fn trace_ended(&self, t: &Trace) {
             self.0
                 .lock()
                 .unwrap()
-                .push(format!("span- {} {} {}", s.name, s.status, s.events.len()));
-        }
-        fn trace_ended(&self, t: &Trace) {
-            self.0.lock().unwrap().push(format!(
-                "trace- {} {}",
-                t.status, t.usage.total_tokens
-            ));
+                .push(format!("trace- {} {}", t.status, t.usage.total_tokens));
         }
     }
 

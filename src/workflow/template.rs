@@ -74,7 +74,43 @@ impl Templates {
         if !is_template(source) {
             return Ok(source.to_string());
         }
-        self.env.render_str(source, ctx)
+        self.env
+            .render_str(source, ctx)
+            .map_err(|e| self.explain(e, source, ctx))
+    }
+
+    /// Strict mode says only "undefined value"; name the path that is undefined.
+    fn explain(&self, e: minijinja::Error, source: &str, ctx: &Value) -> minijinja::Error {
+        if e.kind() != minijinja::ErrorKind::UndefinedError || e.detail().is_some() {
+            return e;
+        }
+        match self.first_undefined(source, ctx) {
+            Some(path) => minijinja::Error::new(
+                minijinja::ErrorKind::UndefinedError,
+                format!("`{path}` is undefined"),
+            ),
+            None => e,
+        }
+    }
+
+    /// The shortest prefix of a variable path in `source` that is undefined in `ctx`.
+    fn first_undefined(&self, source: &str, ctx: &Value) -> Option<String> {
+        for path in self.variables(source).ok()? {
+            let parts: Vec<&str> = path.split('.').collect();
+            for n in 1..=parts.len() {
+                let prefix = parts[..n].join(".");
+                let defined = self
+                    .env
+                    .compile_expression(&prefix)
+                    .ok()
+                    .and_then(|expr| expr.eval(ctx).ok())
+                    .is_some_and(|v| !v.is_undefined());
+                if !defined {
+                    return Some(prefix);
+                }
+            }
+        }
+        None
     }
 
     /// Renders a YAML value: strings that are exactly one `{{ expression }}` keep the type of
@@ -88,7 +124,9 @@ impl Templates {
             serde_json::Value::String(s) => {
                 if let Some(expr) = single_expression(s) {
                     let compiled = self.env.compile_expression(expr)?;
-                    let result = compiled.eval(ctx)?;
+                    let result = compiled
+                        .eval(ctx)
+                        .map_err(|e| self.explain(e, &format!("{{{{ {expr} }}}}"), ctx))?;
                     if result.is_undefined() {
                         return Err(minijinja::Error::new(
                             minijinja::ErrorKind::UndefinedError,
@@ -213,6 +251,24 @@ impl Object for JsonOutput {
 mod tests {
     use super::*;
     use minijinja::context;
+
+    #[test]
+    fn undefined_errors_name_the_missing_path() {
+        let t = Templates::new();
+        let out = Output::from_text(r#"{"records": 1}"#.to_string());
+        let ctx = context! { steps => context! { load => context! { output => out.to_value() } } };
+        let err = t
+            .render("n={{ steps.load.output.recrods }}", &ctx)
+            .unwrap_err();
+        assert_eq!(
+            err.detail(),
+            Some("`steps.load.output.recrods` is undefined")
+        );
+        let err = t
+            .render_value(&serde_json::json!("{{ steps.nope.output }}"), &ctx)
+            .unwrap_err();
+        assert_eq!(err.detail(), Some("`steps.nope` is undefined"));
+    }
 
     #[test]
     fn strict_undefined_is_an_error() {
