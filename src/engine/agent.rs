@@ -15,7 +15,7 @@ impl TraceRun<'_> {
         step: &Step,
         parent: Option<SpanId>,
     ) -> Result<(), Failure> {
-        let StepKind::Agent { agent, input, mock } = &step.kind else {
+        let StepKind::Agent { agent, input, mock, .. } = &step.kind else {
             return Ok(());
         };
         let wf = &self.engine.wf;
@@ -63,7 +63,10 @@ impl TraceRun<'_> {
                 messages,
                 temperature: def.temperature,
                 max_tokens: def.max_tokens,
-                mock: mock.as_ref().map(|m| m.value.clone()),
+                mock: mock.as_ref().and_then(|turns| match turns.first() {
+                    Some(crate::workflow::MockTurn::Text(t)) => Some(t.value.clone()),
+                    _ => None,
+                }),
             };
             let text = self.generation(&span, model.as_ref(), &request).await?;
             Ok(text)

@@ -385,6 +385,7 @@ impl Parser<'_> {
             metadata,
             model,
             provider,
+            tools: IndexMap::new(),
             agents,
             traces,
         })
@@ -400,6 +401,7 @@ impl Parser<'_> {
                 .into_iter()
                 .map(|(k, v)| (k, v.value))
                 .collect(),
+            stream: None,
             loc: node.loc,
         })
     }
@@ -427,6 +429,11 @@ impl Parser<'_> {
                     temperature: None,
                     max_tokens: None,
                     provider: None,
+                    tools: Vec::new(),
+                    handoffs: Vec::new(),
+                    handoff_description: None,
+                    output_schema: None,
+                    max_turns: None,
                     loc: name.loc,
                 },
                 _ => {
@@ -442,6 +449,11 @@ impl Parser<'_> {
                         temperature: f.value("temperature").and_then(|n| self.temperature(n)),
                         max_tokens: f.value("max_tokens").and_then(|n| self.max_tokens(n)),
                         provider: f.value("provider").and_then(|n| self.provider(n)),
+                        tools: Vec::new(),
+                        handoffs: Vec::new(),
+                        handoff_description: None,
+                        output_schema: None,
+                        max_turns: None,
                         loc: name.loc,
                     }
                 }
@@ -691,7 +703,10 @@ impl Parser<'_> {
         StepKind::Agent {
             agent,
             input,
-            mock: self.opt_text(f, "mock"),
+            mock: self
+                .opt_text(f, "mock")
+                .map(|t| vec![super::schema::MockTurn::Text(t)]),
+            session: None,
         }
     }
 

@@ -59,6 +59,8 @@ pub struct Workflow {
     /// The default model of agents that do not name one.
     pub model: Option<Located<String>>,
     pub provider: Option<Provider>,
+    /// Function tools agents may call: name → definition.
+    pub tools: IndexMap<String, ToolDef>,
     pub agents: IndexMap<String, AgentDef>,
     /// Always at least one: a file with top-level `steps:` holds one trace named after the
     /// workflow.
@@ -74,6 +76,22 @@ pub struct Provider {
     /// Extra HTTP headers sent with every model call (values may not be secrets: they are
     /// written in the file).
     pub headers: IndexMap<String, String>,
+    /// Whether model calls stream (default true; `false` for servers that cannot).
+    pub stream: Option<bool>,
+    pub loc: Loc,
+}
+
+/// A function tool: offered to the model with its JSON Schema, run as a process that reads the
+/// call's arguments as JSON on stdin and answers on stdout.
+#[derive(Clone, Debug)]
+pub struct ToolDef {
+    pub name: Located<String>,
+    pub description: Option<String>,
+    /// JSON Schema of the arguments (an object schema); `{"type":"object","properties":{}}` when
+    /// absent.
+    pub parameters: Option<LocatedValue>,
+    /// argv; elements are templates rendered when the tool is called.
+    pub command: Vec<Located<String>>,
     pub loc: Loc,
 }
 
@@ -86,6 +104,16 @@ pub struct AgentDef {
     pub temperature: Option<f64>,
     pub max_tokens: Option<u32>,
     pub provider: Option<Provider>,
+    /// Names of workflow `tools:` this agent may call.
+    pub tools: Vec<Located<String>>,
+    /// Agents this one may hand the conversation to (offered as `transfer_to_<agent>` tools).
+    pub handoffs: Vec<Located<String>>,
+    /// Told to other agents' models when they may hand off to this one.
+    pub handoff_description: Option<String>,
+    /// JSON Schema the final answer must match (sent as a strict `response_format`).
+    pub output_schema: Option<LocatedValue>,
+    /// Model calls allowed in one agent step (across handoffs); default 10.
+    pub max_turns: Option<Located<u32>>,
     pub loc: Loc,
 }
 
@@ -115,8 +143,11 @@ pub enum StepKind {
     Agent {
         agent: Located<String>,
         input: Located<String>,
-        /// The offline model's answer for this step (ignored by real models).
-        mock: Option<Located<String>>,
+        /// The offline model's answers for this step, one per model call (ignored by real
+        /// models). A plain string is one text turn.
+        mock: Option<Vec<MockTurn>>,
+        /// A template naming a conversation kept in the store across runs.
+        session: Option<Located<String>>,
     },
     /// `run:` — one process.
     Run {
@@ -132,6 +163,24 @@ pub enum StepKind {
     },
     /// `event: NAME` — an event on the enclosing span.
     Event(EventDef),
+}
+
+/// One scripted answer of the offline model.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MockTurn {
+    /// A final text answer (for agents with an `output_schema`, the JSON text).
+    Text(Located<String>),
+    /// `tool_calls: [{ name, arguments }]`: the model calls these tools in one turn.
+    ToolCalls(Vec<MockToolCall>),
+    /// `handoff: AGENT`: the model takes the `transfer_to_AGENT` handoff.
+    Handoff(Located<String>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MockToolCall {
+    pub name: Located<String>,
+    /// The arguments object; sent to the tool as JSON.
+    pub arguments: serde_json::Value,
 }
 
 #[derive(Clone, Debug)]
