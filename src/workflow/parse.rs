@@ -1100,7 +1100,10 @@ steps:
             ]
         );
 
-        let StepKind::Agent { agent, input, mock } = &trace.steps[0].kind else {
+        let StepKind::Agent {
+            agent, input, mock, ..
+        } = &trace.steps[0].kind
+        else {
             panic!("agent step expected")
         };
         assert_eq!(
@@ -1126,7 +1129,12 @@ steps:
         let StepKind::Agent { mock, .. } = &steps[0].kind else {
             panic!("agent step expected")
         };
-        assert_eq!(mock.as_ref().map(|m| m.as_str()), Some("a mocked answer"));
+        match mock.as_deref() {
+            Some([super::super::schema::MockTurn::Text(t)]) => {
+                assert_eq!(t.value, "a mocked answer")
+            }
+            other => panic!("expected one text turn, got {other:?}"),
+        }
         let StepKind::Event(event) = &steps[1].kind else {
             panic!("event step expected")
         };
