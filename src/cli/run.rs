@@ -3,15 +3,16 @@
 //! Nothing is written before the workflow is valid and model access is settled, so bad input
 //! never leaves a half-written store.
 
+use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use super::progress::Progress;
 use super::{Globals, parse_key_value, print_stdout};
-use crate::engine::{Engine, RunOptions, RunOutcome};
+use crate::engine::{Engine, RunOptions, RunOutcome, StreamFn};
 use crate::error::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Error};
 use crate::render;
 use crate::store::{Store, StoreWriter};
@@ -54,6 +55,10 @@ pub struct Args {
     #[arg(long)]
     no_content: bool,
 
+    /// Show agents' text on stderr as it streams from the model
+    #[arg(long)]
+    stream: bool,
+
     #[arg(long, value_enum, default_value_t = RunFormat::Tree)]
     format: RunFormat,
 }
@@ -70,7 +75,20 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
             no_content: args.no_content,
         },
     )?;
-    let writer = StoreWriter::spawn(Store::open(&globals.store)?);
+    let store = Store::open(&globals.store)?;
+    let engine = if engine.uses_sessions() {
+        // A second connection: conversations are read and written while the writer thread
+        // records spans.
+        engine.with_sessions(Store::open(&globals.store)?)
+    } else {
+        engine
+    };
+    let engine = if args.stream {
+        engine.with_text_stream(stream_printer())
+    } else {
+        engine
+    };
+    let writer = StoreWriter::spawn(store);
     let mut sinks: Vec<Arc<dyn Sink>> = vec![writer.sink()];
     if !globals.quiet {
         sinks.push(Arc::new(Progress));
@@ -81,6 +99,9 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
         .map_err(Error::Runtime)?;
     let outcome = runtime.block_on(drive(&engine, sinks));
     runtime.shutdown_background();
+    if args.stream {
+        eprintln!();
+    }
     writer.close()?;
 
     match args.format {
@@ -112,6 +133,21 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
         Status::Ok => EXIT_OK,
         Status::Cancelled => EXIT_INTERRUPTED,
         _ => EXIT_FAILED,
+    })
+}
+
+/// Prints agent text to stderr as it arrives, with the agent's name when the speaker changes.
+fn stream_printer() -> Arc<StreamFn> {
+    let speaker: Mutex<Option<String>> = Mutex::new(None);
+    Arc::new(move |agent: &str, delta: &str| {
+        let mut last = speaker.lock().unwrap_or_else(|p| p.into_inner());
+        let mut err = std::io::stderr().lock();
+        if last.as_deref() != Some(agent) {
+            let _ = write!(err, "\n[{agent}] ");
+            *last = Some(agent.to_string());
+        }
+        let _ = write!(err, "{delta}");
+        let _ = err.flush();
     })
 }
 

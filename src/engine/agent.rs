@@ -1,13 +1,42 @@
-//! Agent steps: one `agent` span with one `generation` child per model call.
+//! Agent steps: the agent loop. Each model call is a `generation` span under the agent's span;
+//! tool calls the model makes run (concurrently within a turn) as `function` spans and their
+//! results go back to the model; a `transfer_to_<agent>` call records a `handoff` span and the
+//! target agent continues the same conversation in a new `agent` span beside the first. The
+//! step's output is the last agent's final answer.
+
+use std::collections::VecDeque;
 
 use serde_json::{Map, Value, json};
 
 use super::Failure;
 use super::executor::{TraceRun, end_with, error_at};
-use crate::llm::{ChatRequest, Message};
+use crate::llm::{ChatRequest, DeltaFn, Message, Model, Scripted, ToolCall, ToolSpec};
 use crate::trace::{SpanHandle, SpanId, SpanKind, Status};
 use crate::workflow::template::Output;
-use crate::workflow::{Step, StepKind};
+use crate::workflow::{AgentDef, MockTurn, Step, StepKind};
+
+/// Model calls one agent step may make when the agent does not set `max_turns`.
+pub const DEFAULT_MAX_TURNS: u32 = 10;
+
+/// The prefix of the tools that stand for handoffs, as in the Agents SDK.
+pub const HANDOFF_PREFIX: &str = "transfer_to_";
+
+/// The conversation of one agent step, shared by the agents it is handed between.
+struct Conversation {
+    /// Everything after the system message.
+    messages: Vec<Message>,
+    /// Model calls made so far in the step.
+    turns: u32,
+    max_turns: u32,
+    /// The offline model's scripted answers still to play.
+    script: VecDeque<MockTurn>,
+    scripted_calls: usize,
+}
+
+enum Turn {
+    Answer(String),
+    Handoff(String),
+}
 
 impl TraceRun<'_> {
     pub(crate) async fn run_agent(
@@ -15,78 +44,312 @@ impl TraceRun<'_> {
         step: &Step,
         parent: Option<SpanId>,
     ) -> Result<(), Failure> {
-        let StepKind::Agent { agent, input, mock, .. } = &step.kind else {
+        let StepKind::Agent {
+            agent,
+            input,
+            mock,
+            session,
+        } = &step.kind
+        else {
             return Ok(());
         };
         let wf = &self.engine.wf;
-        let def = wf.agents.get(&agent.value);
-        let model_name = def
-            .and_then(|d| d.model.as_ref())
-            .or(wf.model.as_ref())
-            .map(|m| m.value.clone())
-            .unwrap_or_default();
-        let mut attrs = self.step_attributes(step);
-        attrs.insert("agent".into(), Value::String(agent.value.clone()));
-        attrs.insert("model".into(), Value::String(model_name.clone()));
-        let span = self
-            .rec
-            .span(parent, SpanKind::Agent, agent.value.clone(), attrs);
+        let no_content = self.engine.opts.no_content;
+        let mut convo = Conversation {
+            messages: Vec::new(),
+            turns: 0,
+            max_turns: wf
+                .agents
+                .get(&agent.value)
+                .and_then(|d| d.max_turns.as_ref())
+                .map_or(DEFAULT_MAX_TURNS, |m| m.value),
+            script: mock.clone().unwrap_or_default().into(),
+            scripted_calls: 0,
+        };
+        let mut current = agent.value.clone();
+        let mut handed_from: Option<String> = None;
+        // Set once the user message is known: (session key, messages of this step to keep).
+        let mut session_key: Option<String> = None;
+        let mut user_text = String::new();
+        loop {
+            let span = self.agent_span(step, parent, &current, handed_from.as_deref());
+            let result = async {
+                if handed_from.is_none() {
+                    user_text = self.render("input", input.loc, &input.value)?;
+                    if !no_content {
+                        span.set_attribute("input", Value::String(user_text.clone()));
+                    }
+                    if let Some(template) = session {
+                        let key = self.render("session", template.loc, &template.value)?;
+                        let history = self.load_session(&key).await?;
+                        span.set_attribute("session", Value::String(key.clone()));
+                        span.set_attribute("session_messages", json!(history.len()));
+                        convo.messages.extend(history);
+                        session_key = Some(key);
+                    }
+                    convo.messages.push(Message::user(user_text.clone()));
+                }
+                self.agent_turns(&span, &current, &mut convo).await
+            }
+            .await;
+            match result {
+                Ok(Turn::Handoff(target)) => {
+                    span.end(Status::Ok, None);
+                    handed_from = Some(std::mem::replace(&mut current, target));
+                }
+                Ok(Turn::Answer(text)) => {
+                    let checked = self.check_output(&current, &text);
+                    if let Err(failure) = checked {
+                        let result = Err(failure);
+                        end_with(span, &result);
+                        return result;
+                    }
+                    if !no_content {
+                        span.set_attribute("output", Value::String(text.clone()));
+                    }
+                    if let Some(key) = &session_key {
+                        self.save_session(key, &user_text, &text).await?;
+                    }
+                    self.record_output(step, &Output::from_text(text), Status::Ok);
+                    span.end(Status::Ok, None);
+                    return Ok(());
+                }
+                Err(failure) => {
+                    let result = Err(failure);
+                    end_with(span, &result);
+                    return result;
+                }
+            }
+        }
+    }
 
-        let result = async {
-            let Some(def) = def else {
+    fn agent_span(
+        &self,
+        step: &Step,
+        parent: Option<SpanId>,
+        agent: &str,
+        handed_from: Option<&str>,
+    ) -> SpanHandle {
+        let wf = &self.engine.wf;
+        let def = wf.agents.get(agent);
+        let mut attrs = self.step_attributes(step);
+        attrs.insert("agent".into(), Value::String(agent.to_string()));
+        attrs.insert("model".into(), Value::String(model_name(self, def)));
+        let tools: Vec<String> = def.map(offered_tool_names).unwrap_or_default();
+        if !tools.is_empty() {
+            attrs.insert("tools".into(), json!(tools));
+        }
+        if let Some(from) = handed_from {
+            attrs.insert("handoff_from".into(), Value::String(from.to_string()));
+        }
+        if def.is_some_and(|d| d.output_schema.is_some()) {
+            attrs.insert("output_type".into(), Value::String("json_schema".into()));
+        }
+        self.rec
+            .span(parent, SpanKind::Agent, agent.to_string(), attrs)
+    }
+
+    /// Model calls until the current agent answers or hands off.
+    async fn agent_turns(
+        &self,
+        span: &SpanHandle,
+        agent: &str,
+        convo: &mut Conversation,
+    ) -> Result<Turn, Failure> {
+        let wf = &self.engine.wf;
+        let Some(def) = wf.agents.get(agent) else {
+            return Err(Failure::error(error_at(
+                format!("unknown agent `{agent}`"),
+                Value::Null,
+            )));
+        };
+        let Some(model) = self.engine.models.for_agent(agent) else {
+            return Err(Failure::error(error_at(
+                format!("no model client for agent `{agent}`"),
+                Value::Null,
+            )));
+        };
+        let instructions = match &def.instructions {
+            Some(i) => self.render("instructions", i.loc, &i.value)?,
+            None => String::new(),
+        };
+        let tools = self.tool_specs(def);
+        loop {
+            if convo.turns >= convo.max_turns {
                 return Err(Failure::error(error_at(
-                    format!("unknown agent `{}` at {}", agent.value, self.at(agent.loc)),
-                    Value::Null,
+                    format!(
+                        "agent `{agent}` exceeded max_turns ({}) without a final answer",
+                        convo.max_turns
+                    ),
+                    json!({ "max_turns": convo.max_turns }),
                 )));
-            };
-            let Some(model) = self.engine.models.for_agent(&agent.value) else {
-                return Err(Failure::error(error_at(
-                    format!("no model client for agent `{}`", agent.value),
-                    Value::Null,
-                )));
-            };
-            let instructions = match &def.instructions {
-                Some(i) => Some(self.render("instructions", i.loc, &i.value)?),
-                None => None,
-            };
-            let user = self.render("input", input.loc, &input.value)?;
-            if !self.engine.opts.no_content {
-                span.set_attribute("input", Value::String(user.clone()));
             }
-            let mut messages = Vec::new();
-            if let Some(system) = instructions.filter(|s| !s.is_empty()) {
-                messages.push(Message::system(system));
+            convo.turns += 1;
+            let mut messages = Vec::with_capacity(convo.messages.len() + 1);
+            if !instructions.is_empty() {
+                messages.push(Message::system(instructions.clone()));
             }
-            messages.push(Message::user(user));
+            messages.extend(convo.messages.iter().cloned());
+            let scripted = convo.script.pop_front().map(|turn| {
+                let base = convo.scripted_calls;
+                let scripted = scripted_answer(turn, base);
+                if let Scripted::ToolCalls(calls) = &scripted {
+                    convo.scripted_calls += calls.len();
+                }
+                scripted
+            });
             let request = ChatRequest {
-                model: model_name.clone(),
+                model: model_name(self, Some(def)),
                 messages,
                 temperature: def.temperature,
                 max_tokens: def.max_tokens,
-                mock: mock.as_ref().and_then(|turns| match turns.first() {
-                    Some(crate::workflow::MockTurn::Text(t)) => Some(t.value.clone()),
-                    _ => None,
-                }),
+                tools: tools.clone(),
+                output_schema: def
+                    .output_schema
+                    .as_ref()
+                    .map(|s| (format!("{agent}_output"), s.value.clone())),
+                stream: model.streams(),
+                scripted,
             };
-            let text = self.generation(&span, model.as_ref(), &request).await?;
-            Ok(text)
-        }
-        .await;
-
-        match result {
-            Ok(text) => {
-                if !self.engine.opts.no_content {
-                    span.set_attribute("output", Value::String(text.clone()));
+            let response = self
+                .generation(span, agent, model.as_ref(), &request)
+                .await?;
+            if response.tool_calls.is_empty() {
+                convo
+                    .messages
+                    .push(Message::assistant(response.text.clone()));
+                return Ok(Turn::Answer(response.text));
+            }
+            convo.messages.push(Message::Assistant {
+                content: response.text.clone(),
+                tool_calls: response.tool_calls.clone(),
+            });
+            // Tool calls run concurrently; handoffs are decided after them, the first one wins.
+            let mut handoff: Option<String> = None;
+            let mut results: Vec<Option<Message>> = vec![None; response.tool_calls.len()];
+            let mut pending = Vec::new();
+            for (i, call) in response.tool_calls.iter().enumerate() {
+                match handoff_target(def, &call.function.name) {
+                    Some(target) if handoff.is_none() => {
+                        self.record_handoff(span, agent, &target);
+                        results[i] = Some(Message::Tool {
+                            tool_call_id: call.id.clone(),
+                            content: json!({ "assistant": target }).to_string(),
+                        });
+                        handoff = Some(target);
+                    }
+                    Some(_) => {
+                        results[i] = Some(Message::Tool {
+                            tool_call_id: call.id.clone(),
+                            content: "Error: only one handoff can be taken per turn".into(),
+                        });
+                    }
+                    None => pending.push((i, call)),
                 }
-                self.record_output(step, &Output::from_text(text), Status::Ok);
-                span.end(Status::Ok, None);
-                Ok(())
             }
-            Err(failure) => {
-                let result = Err(failure);
-                end_with(span, &result);
-                result
+            let outcomes = futures::future::join_all(
+                pending
+                    .iter()
+                    .map(|(_, call)| self.call_tool(span, def, call)),
+            )
+            .await;
+            for ((i, _), outcome) in pending.iter().zip(outcomes) {
+                results[*i] = Some(outcome?);
             }
+            convo.messages.extend(results.into_iter().flatten());
+            if let Some(target) = handoff {
+                return Ok(Turn::Handoff(target));
+            }
+        }
+    }
+
+    /// The tools offered to the model: the agent's function tools, then its handoffs.
+    fn tool_specs(&self, def: &AgentDef) -> Vec<ToolSpec> {
+        let wf = &self.engine.wf;
+        let mut specs = Vec::new();
+        for name in &def.tools {
+            if let Some(tool) = wf.tools.get(&name.value) {
+                specs.push(ToolSpec {
+                    name: name.value.clone(),
+                    description: tool.description.clone().unwrap_or_default(),
+                    parameters: tool
+                        .parameters
+                        .as_ref()
+                        .map(|p| p.value.clone())
+                        .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+                });
+            }
+        }
+        for target in &def.handoffs {
+            let mut description = format!(
+                "Handoff to the {} agent to handle the request.",
+                target.value
+            );
+            if let Some(extra) = wf
+                .agents
+                .get(&target.value)
+                .and_then(|a| a.handoff_description.as_ref())
+            {
+                description.push(' ');
+                description.push_str(extra);
+            }
+            specs.push(ToolSpec {
+                name: format!("{HANDOFF_PREFIX}{}", target.value),
+                description,
+                parameters: json!({"type": "object", "properties": {}, "additionalProperties": false}),
+            });
+        }
+        specs
+    }
+
+    fn record_handoff(&self, agent_span: &SpanHandle, from: &str, to: &str) {
+        let mut attrs = Map::new();
+        attrs.insert("from_agent".into(), Value::String(from.to_string()));
+        attrs.insert("to_agent".into(), Value::String(to.to_string()));
+        self.rec
+            .span(
+                Some(agent_span.id()),
+                SpanKind::Handoff,
+                format!("{from} -> {to}"),
+                attrs,
+            )
+            .end(Status::Ok, None);
+    }
+
+    /// A final answer of an agent with an `output_schema` must be JSON matching it.
+    fn check_output(&self, agent: &str, text: &str) -> Result<(), Failure> {
+        let Some(validator) = self.engine.output_schemas.get(agent) else {
+            return Ok(());
+        };
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            Failure::error(error_at(
+                format!(
+                    "the output of agent `{agent}` is not JSON, but it has an output_schema: {e}"
+                ),
+                Value::Null,
+            ))
+        })?;
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| {
+                let path = e.instance_path().to_string();
+                if path.is_empty() {
+                    e.to_string()
+                } else {
+                    format!("{e} (at {path})")
+                }
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Failure::error(error_at(
+                format!(
+                    "the output of agent `{agent}` does not match its output_schema: {}",
+                    errors.join("; ")
+                ),
+                json!({ "errors": errors }),
+            )))
         }
     }
 
@@ -94,9 +357,10 @@ impl TraceRun<'_> {
     async fn generation(
         &self,
         agent_span: &SpanHandle,
-        model: &dyn crate::llm::Model,
+        agent: &str,
+        model: &dyn Model,
         request: &ChatRequest,
-    ) -> Result<String, Failure> {
+    ) -> Result<crate::llm::ChatResponse, Failure> {
         let no_content = self.engine.opts.no_content;
         let mut attrs = Map::new();
         attrs.insert("model".into(), Value::String(request.model.clone()));
@@ -125,32 +389,26 @@ impl TraceRun<'_> {
             request.model.clone(),
             attrs,
         );
+        let on_text = self.engine.on_text.clone();
+        let forward = move |delta: &str| {
+            if let Some(f) = &on_text {
+                f(agent, delta);
+            }
+        };
+        let on_delta: Option<&DeltaFn<'_>> = if self.engine.on_text.is_some() {
+            Some(&forward)
+        } else {
+            None
+        };
         let response = tokio::select! {
-            r = model.complete(request) => r,
+            r = model.complete(request, on_delta) => r,
             () = self.cancel.cancelled() => {
                 span.end(Status::Cancelled, None);
                 return Err(Failure::cancelled());
             }
         };
-        match response {
-            Ok(response) => {
-                span.set_attribute("usage", response.usage.to_value());
-                if let Some(m) = &response.response_model {
-                    span.set_attribute("response_model", Value::String(m.clone()));
-                }
-                if let Some(f) = &response.finish_reason {
-                    span.set_attribute("finish_reason", Value::String(f.clone()));
-                }
-                if let Some(id) = &response.response_id {
-                    span.set_attribute("response_id", Value::String(id.clone()));
-                }
-                if !no_content {
-                    span.set_attribute("output", Value::String(response.text.clone()));
-                }
-                span.end(Status::Ok, None);
-                agent_span.add_usage(response.usage);
-                Ok(response.text)
-            }
+        let response = match response {
+            Ok(r) => r,
             Err(e) => {
                 let mut data = Map::new();
                 if let Some(status) = e.status {
@@ -158,8 +416,101 @@ impl TraceRun<'_> {
                 }
                 let error = error_at(e.message, Value::Object(data));
                 span.end(Status::Error, Some(error.clone()));
-                Err(Failure::error(error))
+                return Err(Failure::error(error));
             }
+        };
+        span.set_attribute("stream", Value::Bool(response.streamed));
+        span.set_attribute("usage", response.usage.to_value());
+        if response.usage_estimated {
+            span.set_attribute("usage_estimated", Value::Bool(true));
         }
+        if let Some(ms) = response.time_to_first_token_ms {
+            span.set_attribute(
+                "time_to_first_token_ms",
+                json!((ms * 1000.0).round() / 1000.0),
+            );
+        }
+        if let Some(m) = &response.response_model {
+            span.set_attribute("response_model", Value::String(m.clone()));
+        }
+        if let Some(f) = &response.finish_reason {
+            span.set_attribute("finish_reason", Value::String(f.clone()));
+        }
+        if let Some(id) = &response.response_id {
+            span.set_attribute("response_id", Value::String(id.clone()));
+        }
+        if !response.tool_calls.is_empty() {
+            let calls: Vec<Value> = response
+                .tool_calls
+                .iter()
+                .map(|c| {
+                    if no_content {
+                        json!({ "id": c.id, "name": c.function.name })
+                    } else {
+                        json!({ "id": c.id, "name": c.function.name, "arguments": c.function.arguments })
+                    }
+                })
+                .collect();
+            span.set_attribute("tool_calls", Value::Array(calls));
+        }
+        if !no_content && (response.tool_calls.is_empty() || !response.text.is_empty()) {
+            span.set_attribute("output", Value::String(response.text.clone()));
+        }
+        span.end(Status::Ok, None);
+        agent_span.add_usage(response.usage);
+        Ok(response)
+    }
+}
+
+fn model_name(run: &TraceRun<'_>, def: Option<&AgentDef>) -> String {
+    def.and_then(|d| d.model.as_ref())
+        .or(run.engine.wf.model.as_ref())
+        .map(|m| m.value.clone())
+        .unwrap_or_default()
+}
+
+fn offered_tool_names(def: &AgentDef) -> Vec<String> {
+    def.tools
+        .iter()
+        .map(|t| t.value.clone())
+        .chain(
+            def.handoffs
+                .iter()
+                .map(|h| format!("{HANDOFF_PREFIX}{}", h.value)),
+        )
+        .collect()
+}
+
+/// The agent a `transfer_to_<agent>` call hands off to, if `def` may hand off to it.
+fn handoff_target(def: &AgentDef, tool: &str) -> Option<String> {
+    let target = tool.strip_prefix(HANDOFF_PREFIX)?;
+    def.handoffs
+        .iter()
+        .any(|h| h.value == target)
+        .then(|| target.to_string())
+}
+
+/// A scripted mock turn as the offline model's answer; tool-call ids continue from `base`.
+fn scripted_answer(turn: MockTurn, base: usize) -> Scripted {
+    match turn {
+        MockTurn::Text(t) => Scripted::Text(t.value),
+        MockTurn::ToolCalls(calls) => Scripted::ToolCalls(
+            calls
+                .into_iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    ToolCall::new(
+                        format!("call_{}", base + i + 1),
+                        c.name.value,
+                        c.arguments.to_string(),
+                    )
+                })
+                .collect(),
+        ),
+        MockTurn::Handoff(target) => Scripted::ToolCalls(vec![ToolCall::new(
+            format!("call_{}", base + 1),
+            format!("{HANDOFF_PREFIX}{}", target.value),
+            "{}",
+        )]),
     }
 }

@@ -7,11 +7,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Failure;
 use super::executor::{TraceRun, error_at};
-use crate::trace::{SpanId, SpanKind, Status};
+use crate::trace::{SpanHandle, SpanId, SpanKind, Status};
 use crate::workflow::template::Output;
 use crate::workflow::{Command, Step, StepKind};
 
@@ -55,7 +55,134 @@ fn workflow_dir(path: &Path) -> PathBuf {
     std::path::absolute(&dir).unwrap_or(dir)
 }
 
+/// A finished process.
+pub(crate) struct Finished {
+    pub status: std::process::ExitStatus,
+    /// stdout, lossy UTF-8, one trailing newline removed.
+    pub stdout: String,
+    pub stderr_tail: String,
+}
+
+impl Finished {
+    /// `<what> exited with status N: <last stderr line>`.
+    pub fn failure_message(&self, what: &str, no_content: bool) -> String {
+        let how = match (self.status.code(), self.status.signal()) {
+            (Some(code), _) => format!("exited with status {code}"),
+            (None, Some(sig)) => format!("was killed by signal {sig}"),
+            (None, None) => "failed".to_string(),
+        };
+        let mut message = format!("{what} {how}");
+        if !no_content
+            && let Some(last) = self
+                .stderr_tail
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+        {
+            message.push_str(": ");
+            message.push_str(last.trim());
+        }
+        message
+    }
+}
+
 impl TraceRun<'_> {
+    /// A command for `argv` whose relative program path (`./scripts/x.sh`) is resolved from
+    /// the workflow's directory.
+    pub(crate) fn program(&self, argv: &[String]) -> tokio::process::Command {
+        let dir = workflow_dir(&self.engine.wf.path);
+        let first = argv.first().map(String::as_str).unwrap_or_default();
+        let mut prog = PathBuf::from(first);
+        if prog.is_relative() && first.contains('/') {
+            prog = dir.join(prog);
+        }
+        let mut c = tokio::process::Command::new(prog);
+        c.args(argv.iter().skip(1));
+        c
+    }
+
+    /// Runs a process in the workflow's directory, in its own process group, with `stdin`
+    /// (or none), recording its pid on `span`. Cancellation kills the whole group.
+    pub(crate) async fn run_process(
+        &self,
+        span: &SpanHandle,
+        program: &str,
+        mut cmd: tokio::process::Command,
+        stdin: Option<Vec<u8>>,
+    ) -> Result<Finished, Failure> {
+        cmd.current_dir(workflow_dir(&self.engine.wf.path))
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            // Its own process group, so that cancelling kills the whole tree it started.
+            .process_group(0);
+        let mut child = cmd.spawn().map_err(|e| {
+            Failure::error(error_at(
+                format!("cannot start `{program}`: {e}"),
+                json!({ "program": program }),
+            ))
+        })?;
+        let pid = child.id();
+        if let Some(pid) = pid {
+            span.set_attribute("pid", json!(pid));
+        }
+        let input = child.stdin.take();
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let feed = async move {
+            if let (Some(mut pipe), Some(bytes)) = (input, stdin) {
+                // A process that exits without reading its input is not an error here.
+                let _ = pipe.write_all(&bytes).await;
+                let _ = pipe.shutdown().await;
+            }
+        };
+        let work = async {
+            let ((), out, err, status) =
+                tokio::join!(feed, read_all(stdout), read_all(stderr), child.wait());
+            (out, err, status)
+        };
+        tokio::pin!(work);
+        let finished = tokio::select! {
+            r = &mut work => Some(r),
+            () = self.cancel.cancelled() => None,
+        };
+        let Some((out, err, status)) = finished else {
+            if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            // Reap the child; a grandchild that left the group may hold the pipes open.
+            let _ = tokio::time::timeout(Duration::from_secs(2), &mut work).await;
+            return Err(Failure::cancelled());
+        };
+        let status = status.map_err(|e| {
+            Failure::error(error_at(
+                format!("waiting for `{program}` failed: {e}"),
+                Value::Null,
+            ))
+        })?;
+        span.set_attribute("exit_code", json!(status.code()));
+        let mut text = String::from_utf8_lossy(&out).into_owned();
+        if text.ends_with('\n') {
+            text.pop();
+            if text.ends_with('\r') {
+                text.pop();
+            }
+        }
+        Ok(Finished {
+            status,
+            stdout: text,
+            stderr_tail: stderr_tail(&err),
+        })
+    }
+
     pub(crate) async fn run_command(
         &self,
         step: &Step,
@@ -122,105 +249,36 @@ impl TraceRun<'_> {
                     self.render(&format!("env.{key}"), value.loc, &value.value)?,
                 ));
             }
-            let dir = workflow_dir(&self.engine.wf.path);
             let mut cmd = match command {
-                Command::Argv(_) => {
-                    let mut prog = PathBuf::from(&argv[0]);
-                    if prog.is_relative() && argv[0].contains('/') {
-                        prog = dir.join(prog);
-                    }
-                    let mut c = tokio::process::Command::new(prog);
-                    c.args(&argv[1..]);
-                    c
-                }
+                Command::Argv(_) => self.program(&argv),
                 Command::Script(_) => {
                     let mut c = tokio::process::Command::new("sh");
                     c.arg("-c").arg(&argv[0]);
                     c
                 }
             };
-            cmd.current_dir(&dir)
-                .envs(vars)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .kill_on_drop(true)
-                // Its own process group, so that cancelling kills the whole tree it started.
-                .process_group(0);
-            let mut child = cmd.spawn().map_err(|e| {
-                Failure::error(error_at(
-                    format!("cannot start `{program}`: {e}"),
-                    json!({ "program": program }),
-                ))
-            })?;
-            let pid = child.id();
-            if let Some(pid) = pid {
-                span.set_attribute("pid", json!(pid));
-            }
-            let stdout = child.stdout.take();
-            let stderr = child.stderr.take();
-            let work = async {
-                let (out, err, status) =
-                    tokio::join!(read_all(stdout), read_all(stderr), child.wait());
-                (out, err, status)
-            };
-            tokio::pin!(work);
-            let finished = tokio::select! {
-                r = &mut work => Some(r),
-                () = self.cancel.cancelled() => None,
-            };
-            let Some((out, err, status)) = finished else {
-                if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-                    let _ = nix::sys::signal::killpg(
-                        nix::unistd::Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                }
-                // Reap the child; a grandchild that left the group may hold the pipes open.
-                let _ = tokio::time::timeout(Duration::from_secs(2), &mut work).await;
-                return Err(Failure::cancelled());
-            };
-            let status = status.map_err(|e| {
-                Failure::error(error_at(
-                    format!("waiting for `{program}` failed: {e}"),
-                    Value::Null,
-                ))
-            })?;
-            let mut text = String::from_utf8_lossy(&out).into_owned();
-            if text.ends_with('\n') {
-                text.pop();
-                if text.ends_with('\r') {
-                    text.pop();
-                }
-            }
-            span.set_attribute("exit_code", json!(status.code()));
-            let tail = stderr_tail(&err);
-            if status.success() {
+            cmd.envs(vars);
+            let done = self.run_process(&span, &program, cmd, None).await?;
+            if done.status.success() {
                 if !no_content {
-                    span.set_attribute("stdout", Value::String(text.clone()));
+                    span.set_attribute("stdout", Value::String(done.stdout.clone()));
                 }
-                Ok(text)
+                Ok(done.stdout)
             } else {
                 let mut data = Map::new();
-                data.insert("exit_code".into(), json!(status.code()));
-                if !no_content && !tail.is_empty() {
-                    span.set_attribute("stderr_tail", Value::String(tail.clone()));
-                    data.insert("stderr_tail".into(), Value::String(tail.clone()));
+                data.insert("exit_code".into(), json!(done.status.code()));
+                if !no_content && !done.stderr_tail.is_empty() {
+                    span.set_attribute("stderr_tail", Value::String(done.stderr_tail.clone()));
+                    data.insert(
+                        "stderr_tail".into(),
+                        Value::String(done.stderr_tail.clone()),
+                    );
                 }
-                let how = match (status.code(), status.signal()) {
-                    (Some(code), _) => format!("exited with status {code}"),
-                    (None, Some(sig)) => format!("was killed by signal {sig}"),
-                    (None, None) => "failed".to_string(),
+                let what = match command {
+                    Command::Argv(_) => format!("command `{program}`"),
+                    Command::Script(_) => "script".to_string(),
                 };
-                let mut message = match command {
-                    Command::Argv(_) => format!("command `{program}` {how}"),
-                    Command::Script(_) => format!("script {how}"),
-                };
-                if !no_content && let Some(last) = tail.lines().rev().find(|l| !l.trim().is_empty())
-                {
-                    message.push_str(": ");
-                    message.push_str(last.trim());
-                }
+                let message = done.failure_message(&what, no_content);
                 Err(Failure::error(error_at(message, Value::Object(data))))
             }
         }

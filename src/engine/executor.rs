@@ -218,7 +218,20 @@ pub(crate) async fn run(
         },
         (None, None) => None,
     };
-    let group_id = group_id.or_else(|| (wf.traces.len() > 1).then(random_group_id));
+    // A conversation kept across runs is the natural group of its traces.
+    let group_id = group_id
+        .or_else(|| {
+            wf.all_steps().iter().find_map(|step| match &step.kind {
+                StepKind::Agent {
+                    session: Some(key), ..
+                } => templates
+                    .render(&key.value, &ctx.value())
+                    .ok()
+                    .filter(|k| !k.trim().is_empty()),
+                _ => None,
+            })
+        })
+        .or_else(|| (wf.traces.len() > 1).then(random_group_id));
     ctx.group_id = group_id.clone();
     let mut base_metadata = Map::new();
     render_metadata(

@@ -6,16 +6,20 @@ mod command;
 pub mod context;
 mod executor;
 pub mod models;
+mod session;
+mod tools;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
+use crate::store::Store;
 use crate::trace::{ErrorInfo, Sink, Status, Trace};
-use crate::workflow::Workflow;
 use crate::workflow::template::Templates;
+use crate::workflow::{LocatedValue, StepKind, Workflow};
 
 pub use models::Models;
 
@@ -32,6 +36,9 @@ pub struct RunOptions {
     /// Keep prompts and outputs out of every span.
     pub no_content: bool,
 }
+
+/// Receives the text of agent answers as they stream: `(agent, delta)`.
+pub type StreamFn = dyn Fn(&str, &str) + Send + Sync;
 
 /// One trace the run produced, with the outputs of its steps that have ids.
 #[derive(Clone, Debug)]
@@ -85,6 +92,42 @@ pub struct Engine {
     pub(crate) models: Models,
     pub(crate) opts: RunOptions,
     pub(crate) vars: Map<String, Value>,
+    /// Compiled JSON Schemas: tool parameters by tool name, output schemas by agent name.
+    pub(crate) tool_schemas: HashMap<String, Arc<jsonschema::Validator>>,
+    pub(crate) output_schemas: HashMap<String, Arc<jsonschema::Validator>>,
+    /// Where `session:` conversations are kept (the run's store).
+    pub(crate) sessions: Option<Arc<Mutex<Store>>>,
+    pub(crate) on_text: Option<Arc<StreamFn>>,
+}
+
+fn compile_schema(
+    what: &str,
+    schema: &LocatedValue,
+    wf: &Workflow,
+) -> Result<Arc<jsonschema::Validator>, Error> {
+    jsonschema::validator_for(&schema.value)
+        .map(Arc::new)
+        .map_err(|e| {
+            Error::usage(format!(
+                "{}:{}:{}: invalid JSON Schema for {what}: {e}",
+                wf.path.display(),
+                schema.loc.line,
+                schema.loc.col
+            ))
+        })
+}
+
+/// Whether any agent step keeps a conversation.
+fn uses_sessions(wf: &Workflow) -> bool {
+    wf.all_steps().iter().any(|s| {
+        matches!(
+            &s.kind,
+            StepKind::Agent {
+                session: Some(_),
+                ..
+            }
+        )
+    })
 }
 
 impl Engine {
@@ -114,6 +157,30 @@ impl Engine {
             };
             vars.insert(name.clone(), value);
         }
+        if opts.no_content && uses_sessions(&wf) {
+            return Err(Error::usage(
+                "--no-content cannot be used with `session:` steps: a conversation kept across \
+                 runs has to store its messages",
+            ));
+        }
+        let mut tool_schemas = HashMap::new();
+        for (name, tool) in &wf.tools {
+            if let Some(schema) = &tool.parameters {
+                tool_schemas.insert(
+                    name.clone(),
+                    compile_schema(&format!("the parameters of tool `{name}`"), schema, &wf)?,
+                );
+            }
+        }
+        let mut output_schemas = HashMap::new();
+        for (name, agent) in &wf.agents {
+            if let Some(schema) = &agent.output_schema {
+                output_schemas.insert(
+                    name.clone(),
+                    compile_schema(&format!("the output_schema of agent `{name}`"), schema, &wf)?,
+                );
+            }
+        }
         let models = Models::resolve(&wf, opts.offline)?;
         Ok(Engine {
             wf: Arc::new(wf),
@@ -121,7 +188,28 @@ impl Engine {
             models,
             opts,
             vars,
+            tool_schemas,
+            output_schemas,
+            sessions: None,
+            on_text: None,
         })
+    }
+
+    /// Whether the run needs the store for `session:` conversations.
+    pub fn uses_sessions(&self) -> bool {
+        uses_sessions(&self.wf)
+    }
+
+    /// Keeps `session:` conversations in `store`.
+    pub fn with_sessions(mut self, store: Store) -> Self {
+        self.sessions = Some(Arc::new(Mutex::new(store)));
+        self
+    }
+
+    /// Shows agent text as it streams.
+    pub fn with_text_stream(mut self, on_text: Arc<StreamFn>) -> Self {
+        self.on_text = Some(on_text);
+        self
     }
 
     /// Runs every trace of the workflow in order; stops at the first that fails or is

@@ -46,6 +46,7 @@ fn endpoint(provider: Option<&Provider>) -> Result<Endpoint, Error> {
                     .collect()
             })
             .unwrap_or_default(),
+        stream: provider.and_then(|p| p.stream).unwrap_or(true),
     })
 }
 

@@ -1,17 +1,23 @@
 //! Chat completions against any OpenAI-compatible server through async-openai.
+//!
+//! Requests and responses are raw JSON (async-openai's "bring your own types") so that servers
+//! which differ in small ways from OpenAI (llama.cpp, vLLM, Ollama) are read leniently, and so
+//! that the recorded request is exactly what was sent. async-openai's built-in retry layer is
+//! left out: a retry is a decision the engine records on the span.
 
 use std::sync::Once;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
-use async_openai::types::chat::{
-    ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
-    ChatCompletionRequestUserMessage, CreateChatCompletionRequest,
-};
+use async_openai::middleware::ReqwestService;
+use futures::StreamExt;
+use serde_json::{Map, Value, json};
 
-use super::{ChatRequest, ChatResponse, Model, ModelError, ModelFuture};
+use super::offline::{count_request_tokens, count_tokens};
+use super::{ChatRequest, ChatResponse, DeltaFn, Model, ModelError, ModelFuture, ToolCall};
 use crate::trace::Usage;
 
 /// The default endpoint when neither `OPENAI_BASE_URL` nor a provider names one.
@@ -23,6 +29,8 @@ pub struct Endpoint {
     pub base_url: String,
     pub api_key: Option<String>,
     pub headers: Vec<(String, String)>,
+    /// Stream unless the provider says `stream: false`.
+    pub stream: bool,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -30,6 +38,7 @@ impl std::fmt::Debug for Endpoint {
         f.debug_struct("Endpoint")
             .field("base_url", &self.base_url)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("stream", &self.stream)
             .finish()
     }
 }
@@ -37,6 +46,8 @@ impl std::fmt::Debug for Endpoint {
 pub struct OpenAiModel {
     client: Client<OpenAIConfig>,
     base_url: String,
+    /// Cleared when the server turns out not to support streaming.
+    stream: AtomicBool,
 }
 
 static CRYPTO: Once = Once::new();
@@ -56,32 +67,22 @@ impl OpenAiModel {
             .with_api_base(endpoint.base_url.trim_end_matches('/'))
             .with_api_key(endpoint.api_key.clone().unwrap_or_default());
         for (name, value) in &endpoint.headers {
+            let header = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|e| {
+                ModelError::new(format!("invalid provider header name `{name}`: {e}"))
+            })?;
             config = config
-                .with_header(
-                    reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|e| {
-                        ModelError {
-                            message: format!("invalid provider header name `{name}`: {e}"),
-                            status: None,
-                        }
-                    })?,
-                    value.clone(),
-                )
-                .map_err(|e| ModelError {
-                    message: format!("invalid provider header `{name}`: {e}"),
-                    status: None,
-                })?;
+                .with_header(header, value.clone())
+                .map_err(|e| ModelError::new(format!("invalid provider header `{name}`: {e}")))?;
         }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(600))
             .build()
-            .map_err(|e| ModelError {
-                message: format!("cannot build the HTTP client: {e}"),
-                status: None,
-            })?;
+            .map_err(|e| ModelError::new(format!("cannot build the HTTP client: {e}")))?;
         Ok(OpenAiModel {
-            client: Client::with_config(config).with_http_client(http),
+            client: Client::with_config(config).with_http_service(ReqwestService::new(http)),
             base_url: redact_url(&endpoint.base_url),
+            stream: AtomicBool::new(endpoint.stream),
         })
     }
 }
@@ -97,27 +98,48 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-fn to_request(request: &ChatRequest) -> CreateChatCompletionRequest {
-    let messages = request
-        .messages
-        .iter()
-        .map(|m| match m.role {
-            "system" => ChatCompletionRequestMessage::System(
-                ChatCompletionRequestSystemMessage::from(m.content.as_str()),
-            ),
-            _ => ChatCompletionRequestMessage::User(ChatCompletionRequestUserMessage::from(
-                m.content.as_str(),
-            )),
-        })
-        .collect();
-    CreateChatCompletionRequest {
-        model: request.model.clone(),
-        messages,
-        temperature: request.temperature.map(|t| t as f32),
-        #[allow(deprecated)]
-        max_tokens: request.max_tokens,
-        ..Default::default()
+/// The request body, exactly as sent.
+pub fn request_body(request: &ChatRequest, stream: bool) -> Value {
+    let mut body = Map::new();
+    body.insert("model".into(), json!(request.model));
+    body.insert("messages".into(), json!(request.messages));
+    if let Some(t) = request.temperature {
+        body.insert("temperature".into(), json!(t));
     }
+    if let Some(m) = request.max_tokens {
+        body.insert("max_tokens".into(), json!(m));
+    }
+    if !request.tools.is_empty() {
+        let tools: Vec<Value> = request
+            .tools
+            .iter()
+            .map(|t| {
+                json!({
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": t.parameters,
+                    }
+                })
+            })
+            .collect();
+        body.insert("tools".into(), Value::Array(tools));
+    }
+    if let Some((name, schema)) = &request.output_schema {
+        body.insert(
+            "response_format".into(),
+            json!({
+                "type": "json_schema",
+                "json_schema": { "name": name, "schema": schema, "strict": true }
+            }),
+        );
+    }
+    if stream {
+        body.insert("stream".into(), json!(true));
+        body.insert("stream_options".into(), json!({ "include_usage": true }));
+    }
+    Value::Object(body)
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -133,7 +155,7 @@ fn truncate(s: &str, max: usize) -> String {
 
 /// The message inside an OpenAI error body, when a server sent one as text.
 fn inner_message(body: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_str(body).ok()?;
+    let value: Value = serde_json::from_str(body).ok()?;
     let error = value.get("error").unwrap_or(&value);
     error
         .get("message")
@@ -180,67 +202,258 @@ fn to_model_error(error: OpenAIError, base_url: &str) -> ModelError {
                 status: e.status().map(|s| s.as_u16()),
             }
         }
-        OpenAIError::JSONDeserialize(e, body) => ModelError {
-            message: format!(
-                "malformed response from the model server: {e} (body starts: {:?})",
-                truncate(&body, 80)
-            ),
-            status: None,
-        },
-        other => ModelError {
-            message: format!("the model call failed: {other}"),
-            status: None,
-        },
+        OpenAIError::JSONDeserialize(e, body) => ModelError::new(format!(
+            "malformed response from the model server: {e} (body starts: {:?})",
+            truncate(&body, 80)
+        )),
+        OpenAIError::StreamError(e) => {
+            ModelError::new(format!("the response stream from {base_url} failed: {e}"))
+        }
+        other => ModelError::new(format!("the model call failed: {other}")),
+    }
+}
+
+fn malformed(what: &str, value: &Value) -> ModelError {
+    ModelError::new(format!(
+        "malformed response from the model server: {what} (body starts: {:?})",
+        truncate(&value.to_string(), 80)
+    ))
+}
+
+fn usage_of(value: &Value) -> Option<Usage> {
+    let u = value.get("usage").filter(|u| u.is_object())?;
+    let input = u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0);
+    let output = u
+        .get("completion_tokens")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let total = u
+        .get("total_tokens")
+        .and_then(Value::as_u64)
+        .unwrap_or(input + output);
+    Some(Usage {
+        input_tokens: input,
+        output_tokens: output,
+        total_tokens: total,
+    })
+}
+
+fn text_of(value: Option<&Value>) -> Option<String> {
+    value.and_then(Value::as_str).map(String::from)
+}
+
+/// Reads a non-streamed `chat.completion`.
+pub fn parse_completion(body: &Value) -> Result<ChatResponse, ModelError> {
+    let choice = body
+        .get("choices")
+        .and_then(Value::as_array)
+        .and_then(|c| c.first())
+        .ok_or_else(|| malformed("no choices", body))?;
+    let message = choice
+        .get("message")
+        .ok_or_else(|| malformed("a choice without a message", body))?;
+    let tool_calls = match message.get("tool_calls") {
+        Some(Value::Array(calls)) => calls
+            .iter()
+            .map(|c| {
+                let function = c.get("function").unwrap_or(&Value::Null);
+                let arguments = match function.get("arguments") {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(other) if !other.is_null() => other.to_string(),
+                    _ => String::new(),
+                };
+                ToolCall::new(
+                    text_of(c.get("id")).unwrap_or_default(),
+                    text_of(function.get("name")).unwrap_or_default(),
+                    arguments,
+                )
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(ChatResponse {
+        text: text_of(message.get("content")).unwrap_or_default(),
+        tool_calls,
+        usage: usage_of(body).unwrap_or_default(),
+        response_model: text_of(body.get("model")),
+        finish_reason: text_of(choice.get("finish_reason")),
+        response_id: text_of(body.get("id")),
+        ..ChatResponse::default()
+    })
+}
+
+/// Accumulates a streamed response chunk by chunk.
+#[derive(Default)]
+pub struct StreamState {
+    response: ChatResponse,
+    /// Tool calls by their index in the stream.
+    calls: Vec<ToolCall>,
+    saw_usage: bool,
+}
+
+impl StreamState {
+    /// Adds one chunk; returns the text delta it carried, if any.
+    pub fn push(&mut self, chunk: &Value, started: Instant) -> Option<String> {
+        let r = &mut self.response;
+        if r.response_id.is_none() {
+            r.response_id = text_of(chunk.get("id"));
+        }
+        if r.response_model.is_none() {
+            r.response_model = text_of(chunk.get("model"));
+        }
+        if let Some(usage) = usage_of(chunk) {
+            r.usage = usage;
+            self.saw_usage = true;
+        }
+        let choice = chunk
+            .get("choices")
+            .and_then(Value::as_array)
+            .and_then(|c| c.first())?;
+        if let Some(reason) = text_of(choice.get("finish_reason")) {
+            r.finish_reason = Some(reason);
+        }
+        let delta = choice.get("delta")?;
+        let mut first = false;
+        let text = text_of(delta.get("content")).filter(|t| !t.is_empty());
+        if let Some(t) = &text {
+            r.text.push_str(t);
+            first = true;
+        }
+        if let Some(Value::Array(calls)) = delta.get("tool_calls") {
+            for (position, call) in calls.iter().enumerate() {
+                let index = call
+                    .get("index")
+                    .and_then(Value::as_u64)
+                    .map_or(position, |i| i as usize);
+                while self.calls.len() <= index {
+                    self.calls.push(ToolCall::new("", "", ""));
+                }
+                let slot = &mut self.calls[index];
+                // Some servers (llama.cpp) repeat the id and name in every chunk: they are
+                // set once, only the arguments accumulate.
+                if slot.id.is_empty()
+                    && let Some(id) = text_of(call.get("id"))
+                {
+                    slot.id = id;
+                }
+                let function = call.get("function").unwrap_or(&Value::Null);
+                if slot.function.name.is_empty()
+                    && let Some(name) = text_of(function.get("name"))
+                {
+                    slot.function.name = name;
+                }
+                if let Some(args) = text_of(function.get("arguments")) {
+                    slot.function.arguments.push_str(&args);
+                }
+                first = true;
+            }
+        }
+        if first && r.time_to_first_token_ms.is_none() {
+            r.time_to_first_token_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        text
+    }
+
+    /// The whole response, or an error when the stream ended early.
+    pub fn finish(mut self, request: &ChatRequest) -> Result<ChatResponse, ModelError> {
+        if self.response.finish_reason.is_none() {
+            return Err(ModelError::new(
+                "the response stream ended before the response was complete (no finish_reason)",
+            ));
+        }
+        self.response.tool_calls = self.calls;
+        self.response.streamed = true;
+        if !self.saw_usage {
+            let output = count_tokens(&self.response.text)
+                + self
+                    .response
+                    .tool_calls
+                    .iter()
+                    .map(|c| count_tokens(&c.function.arguments))
+                    .sum::<u64>();
+            self.response.usage = Usage::new(count_request_tokens(&request.messages), output);
+            self.response.usage_estimated = true;
+        }
+        Ok(self.response)
+    }
+}
+
+/// Whether an error says the server cannot stream (so a plain request may work).
+fn refuses_streaming(error: &ModelError) -> bool {
+    matches!(error.status, Some(400 | 404 | 405 | 415 | 422 | 501))
+        && error.message.to_ascii_lowercase().contains("stream")
+}
+
+impl OpenAiModel {
+    async fn complete_plain(&self, request: &ChatRequest) -> Result<ChatResponse, ModelError> {
+        let body: Value = self
+            .client
+            .chat()
+            .create_byot(request_body(request, false))
+            .await
+            .map_err(|e| to_model_error(e, &self.base_url))?;
+        parse_completion(&body)
+    }
+
+    async fn complete_streamed(
+        &self,
+        request: &ChatRequest,
+        on_delta: Option<&DeltaFn<'_>>,
+    ) -> Result<ChatResponse, ModelError> {
+        let started = Instant::now();
+        let mut stream = self
+            .client
+            .chat()
+            .create_stream_byot::<Value, Value>(request_body(request, true))
+            .await
+            .map_err(|e| to_model_error(e, &self.base_url))?;
+        let mut state = StreamState::default();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| to_model_error(e, &self.base_url))?;
+            if let Some(text) = state.push(&chunk, started)
+                && let Some(f) = on_delta
+            {
+                f(&text);
+            }
+        }
+        state.finish(request)
     }
 }
 
 impl Model for OpenAiModel {
-    fn complete<'a>(&'a self, request: &'a ChatRequest) -> ModelFuture<'a> {
+    fn complete<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+        on_delta: Option<&'a DeltaFn<'a>>,
+    ) -> ModelFuture<'a> {
         Box::pin(async move {
-            let response = self
-                .client
-                .chat()
-                .create(to_request(request))
-                .await
-                .map_err(|e| to_model_error(e, &self.base_url))?;
-            let choice = response
-                .choices
-                .into_iter()
-                .next()
-                .ok_or_else(|| ModelError {
-                    message: "the model server returned no choices".into(),
-                    status: None,
-                })?;
-            let usage = response
-                .usage
-                .map(|u| Usage {
-                    input_tokens: u64::from(u.prompt_tokens),
-                    output_tokens: u64::from(u.completion_tokens),
-                    total_tokens: u64::from(u.total_tokens),
-                })
-                .unwrap_or_default();
-            let finish_reason = choice
-                .finish_reason
-                .and_then(|r| serde_json::to_value(r).ok())
-                .and_then(|v| v.as_str().map(String::from));
-            Ok(ChatResponse {
-                text: choice.message.content.unwrap_or_default(),
-                usage,
-                response_model: Some(response.model),
-                finish_reason,
-                response_id: Some(response.id),
-            })
+            if !(request.stream && self.stream.load(Ordering::Relaxed)) {
+                return self.complete_plain(request).await;
+            }
+            match self.complete_streamed(request, on_delta).await {
+                Err(e) if refuses_streaming(&e) => {
+                    // Remember for the rest of the run, and answer this call without streaming.
+                    self.stream.store(false, Ordering::Relaxed);
+                    self.complete_plain(request).await
+                }
+                other => other,
+            }
         })
     }
 
     fn endpoint(&self) -> Option<String> {
         Some(self.base_url.clone())
     }
+
+    fn streams(&self) -> bool {
+        self.stream.load(Ordering::Relaxed)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::llm::{Message, ToolSpec};
 
     #[test]
     fn urls_lose_their_credentials() {
@@ -254,6 +467,7 @@ mod tests {
             base_url: "http://x".into(),
             api_key: Some("sk-secret".into()),
             headers: vec![],
+            stream: true,
         };
         assert!(!format!("{e:?}").contains("sk-secret"));
     }
@@ -269,5 +483,122 @@ mod tests {
             Some("Invalid API key")
         );
         assert_eq!(inner_message("Internal Server Error"), None);
+    }
+
+    fn request() -> ChatRequest {
+        ChatRequest {
+            model: "m".into(),
+            messages: vec![Message::user("hi")],
+            temperature: Some(0.5),
+            max_tokens: Some(10),
+            tools: vec![ToolSpec {
+                name: "get".into(),
+                description: "Get it".into(),
+                parameters: json!({"type": "object"}),
+            }],
+            output_schema: Some(("a_output".into(), json!({"type": "object"}))),
+            stream: true,
+            scripted: None,
+        }
+    }
+
+    #[test]
+    fn request_bodies_carry_tools_schema_and_stream_options() {
+        let body = request_body(&request(), true);
+        assert_eq!(
+            body,
+            json!({
+                "model": "m",
+                "messages": [{"role": "user", "content": "hi"}],
+                "temperature": 0.5,
+                "max_tokens": 10,
+                "tools": [{"type": "function", "function": {"name": "get", "description": "Get it", "parameters": {"type": "object"}}}],
+                "response_format": {"type": "json_schema", "json_schema": {"name": "a_output", "schema": {"type": "object"}, "strict": true}},
+                "stream": true,
+                "stream_options": {"include_usage": true}
+            })
+        );
+        assert!(request_body(&request(), false).get("stream").is_none());
+    }
+
+    #[test]
+    fn completions_with_tool_calls_are_read_leniently() {
+        let body = json!({
+            "id": "chatcmpl-1", "model": "smollm2",
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                "role": "assistant", "content": null,
+                "function_call": {"name": "get:", "arguments": "{}"},
+                "tool_calls": [{"id": "call_0", "type": "function", "function": {"name": "get", "arguments": "{ \"a\": 1 }"}}]
+            }}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}
+        });
+        let r = parse_completion(&body).unwrap();
+        assert_eq!(r.text, "");
+        assert_eq!(
+            r.tool_calls,
+            vec![ToolCall::new("call_0", "get", "{ \"a\": 1 }")]
+        );
+        assert_eq!(r.usage, Usage::new(5, 7));
+        assert_eq!(r.finish_reason.as_deref(), Some("tool_calls"));
+        assert!(parse_completion(&json!({"choices": []})).is_err());
+    }
+
+    #[test]
+    fn streams_accumulate_text_tool_calls_and_usage() {
+        let started = Instant::now();
+        let mut s = StreamState::default();
+        let chunks = [
+            json!({"id": "c1", "model": "m", "choices": [{"index": 0, "delta": {"role": "assistant"}}]}),
+            json!({"choices": [{"index": 0, "delta": {"content": "Hel"}}]}),
+            json!({"choices": [{"index": 0, "delta": {"content": "lo"}}]}),
+            // llama.cpp style: id and name repeated in every chunk.
+            json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "call_1", "function": {"name": "get", "arguments": "{\"a\""}}]}}]}),
+            json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "call_1", "function": {"name": "get", "arguments": ": 1}"}}]}}]}),
+            json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
+            json!({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}}),
+        ];
+        let mut texts = Vec::new();
+        for c in &chunks {
+            if let Some(t) = s.push(c, started) {
+                texts.push(t);
+            }
+        }
+        assert_eq!(texts, ["Hel", "lo"]);
+        let r = s.finish(&request()).unwrap();
+        assert_eq!(r.text, "Hello");
+        assert_eq!(
+            r.tool_calls,
+            vec![ToolCall::new("call_1", "get", "{\"a\": 1}")]
+        );
+        assert_eq!(r.usage, Usage::new(3, 4));
+        assert!(!r.usage_estimated);
+        assert!(r.time_to_first_token_ms.is_some());
+        assert_eq!(r.response_id.as_deref(), Some("c1"));
+    }
+
+    #[test]
+    fn a_stream_without_usage_is_estimated_and_a_cut_stream_is_an_error() {
+        let started = Instant::now();
+        let mut s = StreamState::default();
+        s.push(
+            &json!({"choices": [{"index": 0, "delta": {"content": "Hello there"}}]}),
+            started,
+        );
+        s.push(
+            &json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+            started,
+        );
+        let r = s.finish(&request()).unwrap();
+        assert!(r.usage_estimated);
+        assert_eq!(r.usage.output_tokens, 3);
+        assert!(r.usage.input_tokens > 0);
+
+        let mut cut = StreamState::default();
+        cut.push(
+            &json!({"choices": [{"index": 0, "delta": {"content": "Hel"}}]}),
+            started,
+        );
+        let err = cut.finish(&request()).unwrap_err();
+        assert!(err.message.contains("stream ended"), "{}", err.message);
     }
 }

@@ -11,6 +11,7 @@ mod error;
 mod query;
 mod reconcile;
 mod schema;
+mod session;
 mod writer;
 
 use std::fs::{DirBuilder, OpenOptions};

@@ -11,7 +11,7 @@
 use super::{Store, StoreError};
 
 /// The schema version this binary writes.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 /// `MIGRATIONS[n - 1]` takes a store from version `n - 1` to `n`.
 const MIGRATIONS: &[&str] = &[
@@ -63,6 +63,17 @@ const MIGRATIONS: &[&str] = &[
         FOREIGN KEY (trace_id, span_id) REFERENCES spans (trace_id, span_id) ON DELETE CASCADE
     );
     CREATE INDEX events_by_span ON events (trace_id, span_id);
+    "#,
+    // 2: conversations kept across runs (`session:` on agent steps).
+    r#"
+    CREATE TABLE session_messages (
+        session    TEXT NOT NULL,
+        seq        INTEGER NOT NULL,
+        trace_id   TEXT NOT NULL,
+        message    TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (session, seq)
+    );
     "#,
 ];
 

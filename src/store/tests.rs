@@ -465,14 +465,14 @@ fn a_store_from_a_newer_version_is_refused() {
             err,
             StoreError::TooNew {
                 found: 99,
-                supported: 1,
+                supported: 2,
                 ..
             }
         ));
         assert_eq!(
             err.to_string(),
             format!(
-                "the store {} has schema version 99, newer than this agentrace knows (1); \
+                "the store {} has schema version 99, newer than this agentrace knows (2); \
                  upgrade agentrace to read it",
                 path.display()
             )
@@ -747,4 +747,22 @@ fn eight_processes_at_once_lose_nothing() {
         assert_eq!(t.status, Status::Ok);
         assert_eq!(store.load(t.trace_id).unwrap().spans.len(), 50);
     }
+}
+
+#[test]
+fn a_version_1_store_is_migrated_and_keeps_its_traces() {
+    let (_dir, path) = temp();
+    drop(Store::open(&path).unwrap());
+    // Make it look like a store written before sessions existed.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("DROP TABLE session_messages; PRAGMA user_version = 1")
+        .unwrap();
+    drop(conn);
+    let store = Store::open(&path).unwrap();
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    assert_eq!(store.session_messages("any").unwrap(), vec![]);
 }

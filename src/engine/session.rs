@@ -1,0 +1,61 @@
+//! `session:` conversations: the history of a session is read from the store before an agent
+//! step and its new user message and final answer are appended after it, so that a later run
+//! continues the conversation.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use super::Failure;
+use super::executor::{TraceRun, error_at};
+use crate::llm::Message;
+use crate::store::{Store, StoreError};
+
+/// Runs blocking store work off the async workers.
+async fn with_store<T: Send + 'static>(
+    store: &Arc<Mutex<Store>>,
+    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, Failure> {
+    let store = store.clone();
+    let joined = tokio::task::spawn_blocking(move || {
+        let guard = store.lock().unwrap_or_else(|p| p.into_inner());
+        f(&guard)
+    })
+    .await;
+    match joined {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(Failure::error(error_at(
+            format!("session store: {e}"),
+            Value::Null,
+        ))),
+        Err(e) => Err(Failure::error(error_at(
+            format!("session store task failed: {e}"),
+            Value::Null,
+        ))),
+    }
+}
+
+impl TraceRun<'_> {
+    pub(crate) async fn load_session(&self, key: &str) -> Result<Vec<Message>, Failure> {
+        let Some(store) = &self.engine.sessions else {
+            return Ok(Vec::new());
+        };
+        let key = key.to_string();
+        with_store(store, move |s| s.session_messages(&key)).await
+    }
+
+    pub(crate) async fn save_session(
+        &self,
+        key: &str,
+        user: &str,
+        answer: &str,
+    ) -> Result<(), Failure> {
+        let Some(store) = &self.engine.sessions else {
+            return Ok(());
+        };
+        let key = key.to_string();
+        let trace_id = self.rec.trace().trace_id;
+        let messages = vec![Message::user(user), Message::assistant(answer)];
+        with_store(store, move |s| s.append_session(&key, trace_id, &messages)).await
+    }
+}
