@@ -1,16 +1,24 @@
 //! A real HTTP fake of the OpenAI chat completions API.
 //!
 //! The binary under test talks to it over TCP exactly as it would talk to OpenAI, so the tests
-//! see the requests after templating (model, messages, headers) and can script every way the
-//! server may answer: text with usage, HTTP errors, a body that is not JSON, or no answer at all.
+//! see the requests after templating (model, messages, tools, headers) and can script every way
+//! the server may answer: text with usage, tool calls, HTTP errors, a body that is not JSON, or
+//! no answer at all.
+//!
+//! A request with `"stream": true` is answered the way OpenAI streams: `text/event-stream` with
+//! `data: {chat.completion.chunk}` events (the role first, the content or the tool-call
+//! arguments in a few deltas, then a chunk with the finish reason), a usage chunk when the
+//! request asked for one (`stream_options.include_usage`), then `data: [DONE]`. The streamed
+//! text is always exactly the text the same reply has when not streamed.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::TcpListener as StdListener;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -37,7 +45,25 @@ pub enum Reply {
     Delay(u64, Box<Reply>),
     /// The default: `echo: <last user message>` with usage 10 + 5.
     Echo,
+    /// The model calls these tools in one turn: `(name, arguments as JSON text)`. The message
+    /// has `content: null`, the calls get ids `call_1`, `call_2`, … (counted over the server's
+    /// life, so ids never repeat within a conversation), `finish_reason` is `tool_calls`, and
+    /// the usage is [`TOOL_CALL_USAGE`].
+    ToolCalls(Vec<(String, String)>),
+    /// Like [`Reply::Echo`], but without any usage: a stream without a usage chunk even when
+    /// one was asked for (as llama.cpp does), or a JSON body without `usage`.
+    NoUsageStream,
+    /// The stream breaks: the role and two content deltas of `partial: <last user message>`,
+    /// then the connection closes with no finish reason, no usage and no `[DONE]`. Not
+    /// streaming, the JSON body is cut in the middle the same way.
+    CutStream,
 }
+
+/// `(prompt_tokens, completion_tokens)` of a [`Reply::ToolCalls`] answer.
+pub const TOOL_CALL_USAGE: (u64, u64) = (12, 7);
+
+/// How long the fake waits between two streamed chunks, so that deltas really arrive apart.
+const CHUNK_GAP: Duration = Duration::from_millis(15);
 
 #[allow(dead_code)]
 impl Reply {
@@ -61,6 +87,21 @@ impl Reply {
             }})
             .to_string(),
         )
+    }
+
+    /// Tool calls from `(name, arguments)` pairs, the arguments as a JSON value.
+    pub fn tool_calls(calls: &[(&str, Value)]) -> Reply {
+        Reply::ToolCalls(
+            calls
+                .iter()
+                .map(|(name, args)| (name.to_string(), args.to_string()))
+                .collect(),
+        )
+    }
+
+    /// One tool call.
+    pub fn tool_call(name: &str, arguments: Value) -> Reply {
+        Reply::tool_calls(&[(name, arguments)])
     }
 
     pub fn server_error() -> Reply {
@@ -103,6 +144,64 @@ impl Recorded {
             .map(|m| content_text(&m["content"]))
     }
 
+    /// Whether the request asked for a stream.
+    pub fn is_stream(&self) -> bool {
+        self.body["stream"] == Value::Bool(true)
+    }
+
+    /// Whether a streamed request asked for a usage chunk.
+    pub fn wants_stream_usage(&self) -> bool {
+        self.body["stream_options"]["include_usage"] == Value::Bool(true)
+    }
+
+    /// The messages as sent (OpenAI wire shape: tool calls, tool call ids and all).
+    pub fn raw_messages(&self) -> Vec<Value> {
+        self.body["messages"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The names of the functions offered in `tools`, in order.
+    pub fn tool_names(&self) -> Vec<String> {
+        self.body["tools"]
+            .as_array()
+            .map(|ts| {
+                ts.iter()
+                    .map(|t| {
+                        t["function"]["name"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The offered tool of this name (`{"type": "function", "function": {...}}`).
+    pub fn tool(&self, name: &str) -> Option<Value> {
+        self.body["tools"]
+            .as_array()?
+            .iter()
+            .find(|t| t["function"]["name"] == name)
+            .cloned()
+    }
+
+    /// The `tool` messages as `(tool_call_id, content)`, in order.
+    pub fn tool_results(&self) -> Vec<(String, String)> {
+        self.raw_messages()
+            .iter()
+            .filter(|m| m["role"] == "tool")
+            .map(|m| {
+                (
+                    m["tool_call_id"].as_str().unwrap_or_default().to_string(),
+                    content_text(&m["content"]),
+                )
+            })
+            .collect()
+    }
+
     /// `[(role, content)]` of every message.
     pub fn messages(&self) -> Vec<(String, String)> {
         self.body["messages"]
@@ -139,6 +238,8 @@ struct Shared {
     queue: VecDeque<Reply>,
     default: Option<Reply>,
     requests: Vec<Recorded>,
+    /// The last tool call id handed out.
+    call_ids: AtomicU64,
 }
 
 /// The running fake. It lives on its own thread with its own runtime until the test process
@@ -197,6 +298,12 @@ impl FakeOpenAI {
         self
     }
 
+    /// Queues several replies, in order.
+    pub fn push_all(&self, replies: impl IntoIterator<Item = Reply>) -> &Self {
+        self.lock().queue.extend(replies);
+        self
+    }
+
     /// The reply once the queue is empty (initially [`Reply::Echo`]). Error tests set it so that
     /// a client that retries still sees the same failure.
     pub fn set_default(&self, reply: Reply) -> &Self {
@@ -233,18 +340,21 @@ async fn handle(
             .collect(),
         body: body.clone(),
     };
-    let reply = {
+    let (reply, call_ids) = {
         let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
         s.requests.push(recorded.clone());
-        s.queue
+        let reply = s
+            .queue
             .pop_front()
             .or_else(|| s.default.clone())
-            .unwrap_or(Reply::Echo)
+            .unwrap_or(Reply::Echo);
+        (reply, s.call_ids.fetch_add(64, Ordering::SeqCst))
     };
-    answer(reply, &recorded).await
+    // Each answer may hand out up to 64 tool call ids: `call_{call_ids + 1}`, ….
+    answer(reply, &recorded, call_ids).await
 }
 
-async fn answer(mut reply: Reply, request: &Recorded) -> Response {
+async fn answer(mut reply: Reply, request: &Recorded, first_call_id: u64) -> Response {
     loop {
         match reply {
             Reply::Delay(ms, inner) => {
@@ -266,48 +376,272 @@ async fn answer(mut reply: Reply, request: &Recorded) -> Response {
                     .into_response();
             }
             Reply::Echo => {
-                let last_user = request
-                    .messages()
-                    .into_iter()
-                    .rev()
-                    .find(|(role, _)| role == "user")
-                    .map(|(_, c)| c)
-                    .unwrap_or_default();
-                reply = Reply::text(&format!("echo: {last_user}"), 10, 5);
+                reply = Reply::text(&format!("echo: {}", last_user(request)), 10, 5);
             }
             Reply::Text {
                 content,
                 prompt_tokens,
                 completion_tokens,
             } => {
-                let model = request.model().to_string();
-                let body = json!({
-                    "id": "chatcmpl-fake0001",
-                    "object": "chat.completion",
-                    "created": 1_764_000_000u64,
-                    "model": model,
-                    "system_fingerprint": "fp_fake",
-                    "choices": [{
-                        "index": 0,
-                        "message": {"role": "assistant", "content": content, "refusal": null},
-                        "logprobs": null,
-                        "finish_reason": "stop"
-                    }],
-                    "usage": {
-                        "prompt_tokens": prompt_tokens,
-                        "completion_tokens": completion_tokens,
-                        "total_tokens": prompt_tokens + completion_tokens
-                    }
-                });
-                return (
-                    StatusCode::OK,
-                    [("content-type", "application/json")],
-                    body.to_string(),
-                )
-                    .into_response();
+                let answer = Answer {
+                    content: Some(content),
+                    tool_calls: Vec::new(),
+                    usage: Some((prompt_tokens, completion_tokens)),
+                };
+                return respond(answer, request, Ending::Complete);
+            }
+            Reply::ToolCalls(calls) => {
+                let tool_calls = calls
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (name, arguments))| {
+                        (
+                            format!("call_{}", first_call_id + 1 + i as u64),
+                            name,
+                            arguments,
+                        )
+                    })
+                    .collect();
+                let answer = Answer {
+                    content: None,
+                    tool_calls,
+                    usage: Some(TOOL_CALL_USAGE),
+                };
+                return respond(answer, request, Ending::Complete);
+            }
+            Reply::NoUsageStream => {
+                let answer = Answer {
+                    content: Some(format!("echo: {}", last_user(request))),
+                    tool_calls: Vec::new(),
+                    usage: None,
+                };
+                return respond(answer, request, Ending::Complete);
+            }
+            Reply::CutStream => {
+                let answer = Answer {
+                    content: Some(format!("partial: {}", last_user(request))),
+                    tool_calls: Vec::new(),
+                    usage: Some((10, 5)),
+                };
+                return respond(answer, request, Ending::Cut);
             }
         }
     }
+}
+
+fn last_user(request: &Recorded) -> String {
+    request
+        .messages()
+        .into_iter()
+        .rev()
+        .find(|(role, _)| role == "user")
+        .map(|(_, c)| c)
+        .unwrap_or_default()
+}
+
+/// What the model says, however it is delivered.
+struct Answer {
+    content: Option<String>,
+    /// `(id, name, arguments)`
+    tool_calls: Vec<(String, String, String)>,
+    /// `(prompt_tokens, completion_tokens)`; `None`: the server reports no usage.
+    usage: Option<(u64, u64)>,
+}
+
+impl Answer {
+    fn finish_reason(&self) -> &'static str {
+        if self.tool_calls.is_empty() {
+            "stop"
+        } else {
+            "tool_calls"
+        }
+    }
+
+    fn usage_json(&self) -> Option<Value> {
+        self.usage.map(
+            |(p, c)| json!({"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}),
+        )
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Ending {
+    Complete,
+    /// The connection drops part way.
+    Cut,
+}
+
+const COMPLETION_ID: &str = "chatcmpl-fake0001";
+const CREATED: u64 = 1_764_000_000;
+
+fn respond(answer: Answer, request: &Recorded, ending: Ending) -> Response {
+    if request.is_stream() {
+        let events = stream_events(&answer, request, ending);
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "text/event-stream")
+            .header("cache-control", "no-cache")
+            .body(paced(events))
+            .unwrap_or_else(|e| panic!("fake server: build a stream response: {e}"));
+    }
+
+    let tool_calls: Vec<Value> = answer
+        .tool_calls
+        .iter()
+        .map(|(id, name, arguments)| {
+            json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}})
+        })
+        .collect();
+    let mut message = json!({"role": "assistant", "content": answer.content, "refusal": null});
+    if !tool_calls.is_empty() {
+        message["tool_calls"] = Value::Array(tool_calls);
+    }
+    let mut body = json!({
+        "id": COMPLETION_ID,
+        "object": "chat.completion",
+        "created": CREATED,
+        "model": request.model(),
+        "system_fingerprint": "fp_fake",
+        "choices": [{
+            "index": 0,
+            "message": message,
+            "logprobs": null,
+            "finish_reason": answer.finish_reason()
+        }],
+    });
+    if let Some(usage) = answer.usage_json() {
+        body["usage"] = usage;
+    }
+    let text = body.to_string();
+    if ending == Ending::Cut {
+        // Half the body, then the connection drops.
+        let half = (0..=text.len() / 2)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
+        let chunks = vec![
+            Ok(text[..half].to_string()),
+            Err(std::io::Error::other("the fake server cuts the response")),
+        ];
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "application/json")
+            .body(paced(chunks))
+            .unwrap_or_else(|e| panic!("fake server: build a cut response: {e}"));
+    }
+    (StatusCode::OK, [("content-type", "application/json")], text).into_response()
+}
+
+/// The SSE events of a streamed answer, each `data: ...\n\n`; an `Err` cuts the connection.
+fn stream_events(
+    answer: &Answer,
+    request: &Recorded,
+    ending: Ending,
+) -> Vec<Result<String, std::io::Error>> {
+    let with_usage = request.wants_stream_usage() && answer.usage.is_some();
+    let model = request.model().to_string();
+    let chunk = |delta: Value, finish_reason: Value| -> String {
+        let mut c = json!({
+            "id": COMPLETION_ID,
+            "object": "chat.completion.chunk",
+            "created": CREATED,
+            "model": model,
+            "system_fingerprint": "fp_fake",
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}],
+        });
+        if with_usage {
+            c["usage"] = Value::Null;
+        }
+        sse(&c)
+    };
+
+    let mut events = Vec::new();
+    match &answer.content {
+        Some(content) if answer.tool_calls.is_empty() => {
+            events.push(chunk(
+                json!({"role": "assistant", "content": "", "refusal": null}),
+                Value::Null,
+            ));
+            for piece in pieces(content, 3) {
+                events.push(chunk(json!({"content": piece}), Value::Null));
+            }
+        }
+        _ => {
+            for (index, (id, name, arguments)) in answer.tool_calls.iter().enumerate() {
+                let mut opening = json!({"tool_calls": [{
+                    "index": index, "id": id, "type": "function",
+                    "function": {"name": name, "arguments": ""}
+                }]});
+                if index == 0 {
+                    opening["role"] = json!("assistant");
+                    opening["content"] = Value::Null;
+                    opening["refusal"] = Value::Null;
+                }
+                events.push(chunk(opening, Value::Null));
+                for piece in pieces(arguments, 3) {
+                    events.push(chunk(
+                        json!({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}),
+                        Value::Null,
+                    ));
+                }
+            }
+        }
+    }
+
+    let mut out: Vec<Result<String, std::io::Error>> = Vec::new();
+    if ending == Ending::Cut {
+        // The role and two content deltas, then the connection drops.
+        out.extend(events.into_iter().take(3).map(Ok));
+        out.push(Err(std::io::Error::other(
+            "the fake server cuts the stream",
+        )));
+        return out;
+    }
+    out.extend(events.into_iter().map(Ok));
+    out.push(Ok(chunk(json!({}), json!(answer.finish_reason()))));
+    if with_usage && let Some(usage) = answer.usage_json() {
+        out.push(Ok(sse(&json!({
+            "id": COMPLETION_ID,
+            "object": "chat.completion.chunk",
+            "created": CREATED,
+            "model": model,
+            "system_fingerprint": "fp_fake",
+            "choices": [],
+            "usage": usage,
+        }))));
+    }
+    out.push(Ok("data: [DONE]\n\n".to_string()));
+    out
+}
+
+/// A body sent piece by piece, [`CHUNK_GAP`] apart; an `Err` piece drops the connection.
+fn paced(pieces: Vec<Result<String, std::io::Error>>) -> Body {
+    let stream = futures::stream::unfold(
+        (pieces.into_iter(), true),
+        |(mut pieces, first)| async move {
+            if !first {
+                tokio::time::sleep(CHUNK_GAP).await;
+            }
+            let piece = pieces.next()?.map(Bytes::from);
+            Some((piece, (pieces, false)))
+        },
+    );
+    Body::from_stream(stream)
+}
+
+fn sse(v: &Value) -> String {
+    format!("data: {v}\n\n")
+}
+
+/// `text` in up to `n` non-empty pieces of about equal length (on char boundaries); concatenated
+/// they are `text` again.
+pub fn pieces(text: &str, n: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.is_empty() {
+        return Vec::new();
+    }
+    let size = chars.len().div_ceil(n.max(1));
+    chars.chunks(size).map(|c| c.iter().collect()).collect()
 }
 
 /// A URL on which nothing listens: connections are refused.

@@ -6,4 +6,4 @@ pub mod fake_openai;
 #[allow(unused_imports)]
 pub use env::*;
 #[allow(unused_imports)]
-pub use fake_openai::{FakeOpenAI, Recorded, Reply, refused_url};
+pub use fake_openai::{FakeOpenAI, Recorded, Reply, TOOL_CALL_USAGE, refused_url};
