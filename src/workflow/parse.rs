@@ -13,7 +13,8 @@ use indexmap::IndexMap;
 
 use super::node::{self, Node, NodeKind};
 use super::schema::{
-    AgentDef, Command, EventDef, Loc, Located, LocatedValue, Provider, Step, StepKind, TraceDef,
+    AgentDef, Command, EventDef, Loc, Located, LocatedValue, MockToolCall, MockTurn, Provider,
+    Step, StepKind, ToolDef, TraceDef,
 };
 use super::{Diagnostic, Workflow, validate};
 use crate::error::Error;
@@ -26,18 +27,29 @@ const TOP_KEYS: &[&str] = &[
     "metadata",
     "model",
     "provider",
+    "tools",
     "agents",
     "steps",
     "traces",
 ];
-const PROVIDER_KEYS: &[&str] = &["base_url", "api_key_env", "headers"];
+const PROVIDER_KEYS: &[&str] = &["base_url", "api_key_env", "headers", "stream"];
+const TOOL_KEYS: &[&str] = &["description", "parameters", "command"];
 const AGENT_KEYS: &[&str] = &[
     "instructions",
     "model",
     "temperature",
     "max_tokens",
     "provider",
+    "tools",
+    "handoffs",
+    "handoff_description",
+    "output_schema",
+    "max_turns",
 ];
+const MOCK_TURN_KEYS: &[&str] = &["tool_calls", "handoff"];
+const TOOL_CALL_KEYS: &[&str] = &["name", "arguments"];
+/// The prefix of the tools that stand for handoffs (`transfer_to_<agent>`).
+pub(crate) const HANDOFF_PREFIX: &str = "transfer_to_";
 const TRACE_KEYS: &[&str] = &["name", "metadata", "steps"];
 const STEP_KEYS: &[&str] = &[
     "id",
@@ -45,6 +57,7 @@ const STEP_KEYS: &[&str] = &[
     "agent",
     "input",
     "mock",
+    "session",
     "run",
     "env",
     "span",
@@ -60,6 +73,7 @@ const FORMS: &[&str] = &["agent", "run", "span", "event"];
 const FORM_ONLY_KEYS: &[(&str, &str)] = &[
     ("input", "agent"),
     ("mock", "agent"),
+    ("session", "agent"),
     ("env", "run"),
     ("steps", "span"),
     ("events", "span"),
@@ -173,6 +187,15 @@ pub(crate) fn list(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
         .map(|n| format!("`{}`", n.as_ref()))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Whether a name can be a function (tool) name for OpenAI-compatible APIs:
+/// `^[A-Za-z0-9_-]{1,64}$`.
+pub(crate) fn is_function_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// Whether a step id can be written as `steps.<id>` in a template.
@@ -373,6 +396,7 @@ impl Parser<'_> {
         let metadata = self.json_map(&f, "metadata");
         let model = self.opt_text(&f, "model");
         let provider = f.value("provider").and_then(|node| self.provider(node));
+        let tools = self.tools(&f);
         let agents = self.agents(&f);
         let traces = self.traces(&f, root, &name);
         Some(Workflow {
@@ -385,7 +409,7 @@ impl Parser<'_> {
             metadata,
             model,
             provider,
-            tools: IndexMap::new(),
+            tools,
             agents,
             traces,
         })
@@ -401,7 +425,7 @@ impl Parser<'_> {
                 .into_iter()
                 .map(|(k, v)| (k, v.value))
                 .collect(),
-            stream: None,
+            stream: f.value("stream").and_then(|n| self.boolean("stream", n)),
             loc: node.loc,
         })
     }
@@ -449,11 +473,13 @@ impl Parser<'_> {
                         temperature: f.value("temperature").and_then(|n| self.temperature(n)),
                         max_tokens: f.value("max_tokens").and_then(|n| self.max_tokens(n)),
                         provider: f.value("provider").and_then(|n| self.provider(n)),
-                        tools: Vec::new(),
-                        handoffs: Vec::new(),
-                        handoff_description: None,
-                        output_schema: None,
-                        max_turns: None,
+                        tools: self.names(&f, "tools", "tool"),
+                        handoffs: self.names(&f, "handoffs", "agent"),
+                        handoff_description: self
+                            .opt_text(&f, "handoff_description")
+                            .map(|d| d.value),
+                        output_schema: self.schema(&f, "output_schema"),
+                        max_turns: f.value("max_turns").and_then(|n| self.max_turns(n)),
                         loc: name.loc,
                     }
                 }
@@ -703,10 +729,336 @@ impl Parser<'_> {
         StepKind::Agent {
             agent,
             input,
-            mock: self
-                .opt_text(f, "mock")
-                .map(|t| vec![super::schema::MockTurn::Text(t)]),
-            session: None,
+            mock: f.value("mock").and_then(|n| self.mock(n)),
+            session: self.opt_text(f, "session"),
+        }
+    }
+
+    /// `mock:` — a string (one text turn) or a list of turns.
+    fn mock(&mut self, node: &Node) -> Option<Vec<MockTurn>> {
+        let items = match &node.kind {
+            NodeKind::Seq(items) => items,
+            NodeKind::Map(_) => {
+                self.wrong_type("mock", "a string or a list of turns", node);
+                self.help("wrap the turn in a list: `mock: [{ tool_calls: [...] }, \"answer\"]`");
+                return None;
+            }
+            _ => {
+                return match node.scalar_text(self.source) {
+                    Some(text) => Some(vec![MockTurn::Text(Located::new(text, node.loc))]),
+                    None => {
+                        self.wrong_type("mock", "a string or a list of turns", node);
+                        None
+                    }
+                };
+            }
+        };
+        if items.is_empty() {
+            self.error(node.loc, "`mock:` has no turns");
+            self.help("give at least the final answer: `mock: [\"answer\"]`");
+        }
+        Some(
+            items
+                .iter()
+                .filter_map(|item| self.mock_turn(item))
+                .collect(),
+        )
+    }
+
+    fn mock_turn(&mut self, node: &Node) -> Option<MockTurn> {
+        if !matches!(node.kind, NodeKind::Map(_)) {
+            return match node.scalar_text(self.source) {
+                Some(text) => Some(MockTurn::Text(Located::new(text, node.loc))),
+                None => {
+                    self.error(
+                        node.loc,
+                        format!(
+                            "a mock turn must be a string, `{{ tool_calls: [...] }}` or `{{ handoff: AGENT }}`, found {}",
+                            node.describe()
+                        ),
+                    );
+                    None
+                }
+            };
+        }
+        let f = self.fields(node, MOCK_TURN_KEYS, "in a mock turn", "a mock turn")?;
+        match (f.get("tool_calls"), f.get("handoff")) {
+            (Some((_, calls)), None) => self.tool_calls(calls).map(MockTurn::ToolCalls),
+            (None, Some((_, target))) => {
+                let target = self.text("handoff", target)?;
+                if target.value.is_empty() {
+                    self.error(target.loc, "`handoff:` needs the name of an agent");
+                    return None;
+                }
+                Some(MockTurn::Handoff(target))
+            }
+            (Some((calls, _)), Some((handoff, _))) => {
+                let second = if calls.loc > handoff.loc {
+                    calls
+                } else {
+                    handoff
+                };
+                let d = self.error(
+                    second.loc,
+                    "a mock turn cannot have both `tool_calls:` and `handoff:`",
+                );
+                d.width = second.value.len();
+                self.help("split it into two turns");
+                None
+            }
+            (None, None) => {
+                // An entry with only unknown keys has been reported already.
+                if f.entries.is_empty() {
+                    self.error(
+                        node.loc,
+                        "a mock turn needs `tool_calls:` or `handoff:` (or is a string)",
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    fn tool_calls(&mut self, node: &Node) -> Option<Vec<MockToolCall>> {
+        let NodeKind::Seq(items) = &node.kind else {
+            self.wrong_type("tool_calls", "a list of `{ name, arguments }`", node);
+            return None;
+        };
+        if items.is_empty() {
+            self.error(node.loc, "`tool_calls:` has no calls");
+            return None;
+        }
+        let mut calls = Vec::new();
+        for item in items {
+            let Some(f) = self.fields(item, TOOL_CALL_KEYS, "in a tool call", "a tool call") else {
+                continue;
+            };
+            let name = match f.value("name") {
+                Some(n) => self.text("name", n),
+                None => {
+                    self.error(item.loc, "a tool call needs `name:`");
+                    self.help("name one of the workflow's `tools:`");
+                    None
+                }
+            };
+            let arguments = match f.value("arguments") {
+                None => Some(serde_json::Value::Object(serde_json::Map::new())),
+                Some(n) => match &n.kind {
+                    NodeKind::Null => Some(serde_json::Value::Object(serde_json::Map::new())),
+                    NodeKind::Map(_) => Some(n.to_json()),
+                    _ => {
+                        self.wrong_type("arguments", "a mapping", n);
+                        None
+                    }
+                },
+            };
+            if let (Some(name), Some(arguments)) = (name, arguments) {
+                calls.push(MockToolCall { name, arguments });
+            }
+        }
+        Some(calls)
+    }
+
+    /// Top-level `tools:` — name → `{ description, parameters, command }`.
+    fn tools(&mut self, top: &Fields) -> IndexMap<String, ToolDef> {
+        let mut out = IndexMap::new();
+        let Some(node) = top.value("tools") else {
+            return out;
+        };
+        let entries = match &node.kind {
+            NodeKind::Map(entries) => entries,
+            NodeKind::Null => return out,
+            _ => {
+                self.wrong_type("tools", "a mapping of tool names to tools", node);
+                return out;
+            }
+        };
+        for (name, def) in entries {
+            self.tool_name(name);
+            let (description, parameters, command) = match &def.kind {
+                NodeKind::Null => {
+                    self.tool_needs_command(name);
+                    (None, None, Vec::new())
+                }
+                _ => {
+                    let place = format!("in tool `{}`", name.value);
+                    let Some(f) =
+                        self.fields(def, TOOL_KEYS, &place, &format!("tool `{}`", name.value))
+                    else {
+                        continue;
+                    };
+                    let description = self.opt_text(&f, "description").map(|d| d.value);
+                    let parameters = self.schema(&f, "parameters");
+                    let command = match f.value("command") {
+                        Some(n) => self.tool_command(n),
+                        None => {
+                            self.tool_needs_command(name);
+                            Vec::new()
+                        }
+                    };
+                    (description, parameters, command)
+                }
+            };
+            out.insert(
+                name.value.clone(),
+                ToolDef {
+                    name: name.clone(),
+                    description,
+                    parameters,
+                    command,
+                    loc: name.loc,
+                },
+            );
+        }
+        out
+    }
+
+    fn tool_name(&mut self, name: &Located<String>) {
+        let width = name.value.chars().count();
+        if !is_function_name(&name.value) {
+            let d = self.error(
+                name.loc,
+                format!(
+                    "tool name `{}` must be 1 to 64 letters, digits, `_` or `-`",
+                    name.value
+                ),
+            );
+            d.width = width.max(1);
+            self.help("the name is the function name the model sees");
+        } else if name.value.starts_with(HANDOFF_PREFIX) {
+            let d = self.error(
+                name.loc,
+                format!(
+                    "tool name `{}` starts with `{HANDOFF_PREFIX}`, which is reserved for handoffs",
+                    name.value
+                ),
+            );
+            d.width = width.max(1);
+            self.help("handoffs to an agent are offered as `transfer_to_<agent>`; rename the tool");
+        }
+    }
+
+    fn tool_needs_command(&mut self, name: &Located<String>) {
+        let d = self.error(name.loc, format!("tool `{}` needs `command:`", name.value));
+        d.width = name.value.chars().count().max(1);
+        self.help(
+            "add `command: [prog, arg]`; the call's arguments arrive as JSON on stdin and stdout is the result",
+        );
+    }
+
+    /// A tool's `command:` — a non-empty argv list (no shell form).
+    fn tool_command(&mut self, node: &Node) -> Vec<Located<String>> {
+        let NodeKind::Seq(items) = &node.kind else {
+            self.wrong_type("command", "a command list `[prog, arg]`", node);
+            if matches!(node.kind, NodeKind::Str(_)) {
+                self.help("tools run without a shell; write `command: [prog, arg]`");
+            }
+            return Vec::new();
+        };
+        if items.is_empty() {
+            self.error(node.loc, "`command:` list is empty");
+            self.help("give the program and its arguments: `command: [prog, arg]`");
+        }
+        let mut argv = Vec::new();
+        for item in items {
+            match item.scalar_text(self.source) {
+                Some(text) => argv.push(Located::new(text, item.loc)),
+                None => {
+                    self.error(
+                        item.loc,
+                        format!(
+                            "each `command:` argument must be a string, found {}",
+                            item.describe()
+                        ),
+                    );
+                }
+            }
+        }
+        argv
+    }
+
+    /// A JSON Schema written as a mapping (compiled by `validate`).
+    fn schema(&mut self, f: &Fields, key: &str) -> Option<LocatedValue> {
+        let node = f.value(key)?;
+        match &node.kind {
+            NodeKind::Null => None,
+            NodeKind::Map(_) => Some(Located::new(node.to_json(), node.loc)),
+            _ => {
+                self.wrong_type(key, "a mapping (a JSON Schema)", node);
+                None
+            }
+        }
+    }
+
+    /// A list of names (`tools: [a, b]`, `handoffs: [x]`); `what` names one item.
+    fn names(&mut self, f: &Fields, key: &str, what: &str) -> Vec<Located<String>> {
+        let mut out = Vec::new();
+        let Some(node) = f.value(key) else {
+            return out;
+        };
+        let items = match &node.kind {
+            NodeKind::Seq(items) => items,
+            NodeKind::Null => return out,
+            _ => {
+                self.wrong_type(key, &format!("a list of {what} names"), node);
+                return out;
+            }
+        };
+        let article = if what.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
+        for item in items {
+            match item.scalar_text(self.source) {
+                Some(name) if !name.is_empty() => out.push(Located::new(name, item.loc)),
+                text => {
+                    let found = if text.is_some() {
+                        "an empty string"
+                    } else {
+                        item.describe()
+                    };
+                    self.error(
+                        item.loc,
+                        format!("each `{key}:` item must be {article} {what} name, found {found}"),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    fn boolean(&mut self, key: &str, node: &Node) -> Option<bool> {
+        match node.kind {
+            NodeKind::Bool(b) => Some(b),
+            _ => {
+                self.wrong_type(key, "`true` or `false`", node);
+                None
+            }
+        }
+    }
+
+    fn max_turns(&mut self, node: &Node) -> Option<Located<u32>> {
+        match node.kind {
+            NodeKind::Int(i) if i >= 1 => match u32::try_from(i) {
+                Ok(n) => Some(Located::new(n, node.loc)),
+                Err(_) => {
+                    self.error(node.loc, "`max_turns` is too large");
+                    None
+                }
+            },
+            NodeKind::Int(_) => {
+                self.error(node.loc, "`max_turns` must be at least 1");
+                None
+            }
+            NodeKind::UInt(_) => {
+                self.error(node.loc, "`max_turns` is too large");
+                None
+            }
+            _ => {
+                self.wrong_type("max_turns", "a whole number", node);
+                None
+            }
         }
     }
 
@@ -873,7 +1225,7 @@ mod tests {
         assert_eq!(
             helps(src),
             [
-                Some("allowed keys: `base_url`, `api_key_env`, `headers`".to_string()),
+                Some("allowed keys: `base_url`, `api_key_env`, `headers`, `stream`".to_string()),
                 Some("allowed keys: `name`, `attributes`".to_string()),
             ]
         );
@@ -1202,6 +1554,295 @@ steps:
         std::fs::write(&path, EXAMPLE).unwrap();
         assert!(load(&path).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    const ACTING: &str = r#"name: Support
+vars: { conversation_id: c1, region: eu }
+model: m
+provider: { base_url: "http://127.0.0.1:8080/v1", stream: false }
+tools:
+  check_inventory:
+    description: Stock level of one SKU
+    parameters:
+      type: object
+      properties: { sku: { type: string } }
+      required: [sku]
+      additionalProperties: false
+    command: [./scripts/check.sh, --region, "{{ vars.region }}", "{{ trace.id }}"]
+  ping-2:
+    command: [true]
+agents:
+  triage:
+    instructions: Route the customer.
+    tools: [check_inventory, ping-2]
+    handoffs: [billing]
+    max_turns: 4
+    provider: { base_url: "http://localhost:9/v1", stream: true }
+  billing:
+    instructions: Handle payments.
+    handoff_description: Refunds and invoices
+    output_schema:
+      type: object
+      properties: { refund: { type: boolean } }
+      required: [refund]
+steps:
+  - id: answer
+    agent: triage
+    input: I want a refund
+    session: "support-{{ vars.conversation_id }}"
+    mock:
+      - tool_calls:
+          - { name: check_inventory, arguments: { sku: A-1 } }
+          - { name: ping-2 }
+      - handoff: billing
+      - '{"refund": true}'
+  - id: short
+    agent: billing
+    input: hi
+    mock: 42
+"#;
+
+    #[test]
+    fn the_keys_of_agents_that_act_parse_into_the_expected_structure() {
+        let wf = parsed(ACTING);
+        assert_eq!(validate::validate(&wf), []);
+        assert_eq!(wf.provider.as_ref().map(|p| p.stream), Some(Some(false)));
+
+        assert_eq!(
+            wf.tools.keys().collect::<Vec<_>>(),
+            ["check_inventory", "ping-2"]
+        );
+        let tool = &wf.tools["check_inventory"];
+        assert_eq!(tool.name.as_str(), "check_inventory");
+        assert_eq!(tool.loc, Loc { line: 6, col: 3 });
+        assert_eq!(tool.description.as_deref(), Some("Stock level of one SKU"));
+        let parameters = tool.parameters.as_ref().expect("parameters");
+        assert_eq!(
+            parameters.value,
+            json!({
+                "type": "object",
+                "properties": { "sku": { "type": "string" } },
+                "required": ["sku"],
+                "additionalProperties": false
+            })
+        );
+        assert_eq!(parameters.loc, Loc { line: 9, col: 7 });
+        let argv: Vec<&str> = tool.command.iter().map(|a| a.as_str()).collect();
+        assert_eq!(
+            argv,
+            [
+                "./scripts/check.sh",
+                "--region",
+                "{{ vars.region }}",
+                "{{ trace.id }}"
+            ]
+        );
+        assert_eq!(tool.command[2].loc, Loc { line: 13, col: 45 });
+        let ping = &wf.tools["ping-2"];
+        assert_eq!(
+            (ping.description.as_ref(), ping.parameters.as_ref()),
+            (None, None)
+        );
+        assert_eq!(
+            ping.command.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+            ["true"]
+        );
+
+        let triage = &wf.agents["triage"];
+        let names = |v: &[Located<String>]| v.iter().map(|n| n.value.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&triage.tools), ["check_inventory", "ping-2"]);
+        assert_eq!(triage.tools[1].loc, Loc { line: 19, col: 30 });
+        assert_eq!(names(&triage.handoffs), ["billing"]);
+        assert_eq!(
+            triage.max_turns,
+            Some(Located::new(4, Loc { line: 21, col: 16 }))
+        );
+        assert_eq!(triage.provider.as_ref().map(|p| p.stream), Some(Some(true)));
+        assert_eq!(triage.handoff_description, None);
+        assert!(triage.output_schema.is_none());
+        let billing = &wf.agents["billing"];
+        assert_eq!(
+            billing.handoff_description.as_deref(),
+            Some("Refunds and invoices")
+        );
+        assert_eq!(
+            billing.output_schema.as_ref().map(|s| &s.value),
+            Some(&json!({
+                "type": "object",
+                "properties": { "refund": { "type": "boolean" } },
+                "required": ["refund"]
+            }))
+        );
+        assert_eq!(billing.max_turns, None);
+        assert!(billing.tools.is_empty() && billing.handoffs.is_empty());
+
+        let StepKind::Agent { session, mock, .. } = &wf.traces[0].steps[0].kind else {
+            panic!("agent step expected")
+        };
+        assert_eq!(
+            session,
+            &Some(Located::new(
+                "support-{{ vars.conversation_id }}".to_string(),
+                Loc { line: 34, col: 14 }
+            ))
+        );
+        let at = |line, col| Loc { line, col };
+        let expected = vec![
+            MockTurn::ToolCalls(vec![
+                MockToolCall {
+                    name: Located::new("check_inventory".into(), at(37, 21)),
+                    arguments: json!({ "sku": "A-1" }),
+                },
+                MockToolCall {
+                    name: Located::new("ping-2".into(), at(38, 21)),
+                    arguments: json!({}),
+                },
+            ]),
+            MockTurn::Handoff(Located::new("billing".into(), at(39, 18))),
+            MockTurn::Text(Located::new(r#"{"refund": true}"#.into(), at(40, 9))),
+        ];
+        assert_eq!(mock.as_ref(), Some(&expected));
+        let StepKind::Agent { session, mock, .. } = &wf.traces[0].steps[1].kind else {
+            panic!("agent step expected")
+        };
+        assert_eq!(session, &None);
+        assert_eq!(
+            mock.as_ref(),
+            Some(&vec![MockTurn::Text(Located::new("42".into(), at(44, 11)))])
+        );
+    }
+
+    #[test]
+    fn tool_definitions_are_checked() {
+        let src = r#"name: t
+tools:
+  "has space": { command: [a] }
+  transfer_to_billing: { command: [a] }
+  no_command: { description: d }
+  bare:
+  shell: { command: "echo hi", parameters: [a] }
+  empty: { command: [], descripton: d }
+  nested: { command: [a, [b]], parameters: { type: object } }
+  xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx: { command: [a] }
+steps:
+  - run: echo
+"#;
+        assert_eq!(
+            problems(src),
+            [
+                "w.yaml:3:3: tool name `has space` must be 1 to 64 letters, digits, `_` or `-`",
+                "w.yaml:4:3: tool name `transfer_to_billing` starts with `transfer_to_`, which is reserved for handoffs",
+                "w.yaml:5:3: tool `no_command` needs `command:`",
+                "w.yaml:6:3: tool `bare` needs `command:`",
+                "w.yaml:7:21: `command` must be a command list `[prog, arg]`, found a string",
+                "w.yaml:7:44: `parameters` must be a mapping (a JSON Schema), found a list",
+                "w.yaml:8:21: `command:` list is empty",
+                "w.yaml:8:25: unknown key `descripton` in tool `empty`; did you mean `description`?",
+                "w.yaml:9:26: each `command:` argument must be a string, found a list",
+                "w.yaml:10:3: tool name `xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx` must be 1 to 64 letters, digits, `_` or `-`",
+            ]
+        );
+        assert_eq!(
+            problems("name: t\ntools: [a]\nsteps: [{ run: echo }]\n"),
+            ["w.yaml:2:8: `tools` must be a mapping of tool names to tools, found a list"]
+        );
+        assert_eq!(
+            helps("name: t\ntools: { a: { command: echo } }\nsteps: [{ run: echo }]\n"),
+            [Some(
+                "tools run without a shell; write `command: [prog, arg]`".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn agent_and_provider_keys_for_acting_are_checked() {
+        let src = r#"name: t
+model: m
+provider: { stream: "yes" }
+agents:
+  a:
+    tools: check
+    handoffs: [b, [c], ""]
+    max_turns: 0
+    output_schema: "{}"
+    handoff_description: [x]
+    provider: { stream: 1 }
+  b: { max_turns: 2.5, handof: [a] }
+  c: { max_turns: 99999999999 }
+steps:
+  - { agent: a, input: hi }
+"#;
+        assert_eq!(
+            problems(src),
+            [
+                "w.yaml:3:21: `stream` must be `true` or `false`, found a string",
+                "w.yaml:6:12: `tools` must be a list of tool names, found a string",
+                "w.yaml:7:19: each `handoffs:` item must be an agent name, found a list",
+                "w.yaml:7:24: each `handoffs:` item must be an agent name, found an empty string",
+                "w.yaml:8:16: `max_turns` must be at least 1",
+                "w.yaml:9:20: `output_schema` must be a mapping (a JSON Schema), found a string",
+                "w.yaml:10:26: `handoff_description` must be a string, found a list",
+                "w.yaml:11:25: `stream` must be `true` or `false`, found a number",
+                "w.yaml:12:19: `max_turns` must be a whole number, found a number",
+                "w.yaml:12:24: unknown key `handof` in agent `b`; did you mean `handoffs`?",
+                "w.yaml:13:19: `max_turns` is too large",
+            ]
+        );
+    }
+
+    #[test]
+    fn mock_turns_are_checked() {
+        let src = format!(
+            "{HEAD}steps:
+  - agent: a
+    input: hi
+    mock:
+      - {{ tool_calls: [{{ name: t, arguments: [1] }}, {{ arguments: {{}} }}, {{ name: t, argz: 1 }}] }}
+      - {{ handoff: a, tool_calls: [] }}
+      - {{ handof: a }}
+      - {{}}
+      - [nested]
+      - {{ tool_calls: [] }}
+      - {{ tool_calls: x }}
+      - {{ handoff: \"\" }}
+  - {{ agent: a, input: hi, mock: [] }}
+  - {{ agent: a, input: hi, mock: {{ handoff: a }} }}
+  - {{ agent: a, input: hi, mock: }}
+"
+        );
+        assert_eq!(
+            problems(&src),
+            [
+                "w.yaml:8:46: `arguments` must be a mapping, found a list",
+                "w.yaml:8:53: a tool call needs `name:`",
+                "w.yaml:8:80: unknown tool `t`",
+                "w.yaml:8:83: unknown key `argz` in a tool call",
+                "w.yaml:9:23: a mock turn cannot have both `tool_calls:` and `handoff:`",
+                "w.yaml:10:11: unknown key `handof` in a mock turn; did you mean `handoff`?",
+                "w.yaml:11:9: a mock turn needs `tool_calls:` or `handoff:` (or is a string)",
+                "w.yaml:12:9: a mock turn must be a string, `{ tool_calls: [...] }` or `{ handoff: AGENT }`, found a list",
+                "w.yaml:13:23: `tool_calls:` has no calls",
+                "w.yaml:14:23: `tool_calls` must be a list of `{ name, arguments }`, found a string",
+                "w.yaml:15:20: `handoff:` needs the name of an agent",
+                "w.yaml:16:34: `mock:` has no turns",
+                "w.yaml:17:34: `mock` must be a string or a list of turns, found a mapping",
+                "w.yaml:18:32: `mock:` needs a value (a string or a list of turns)",
+            ]
+        );
+    }
+
+    #[test]
+    fn session_only_applies_to_agent_steps() {
+        let src = format!(
+            "{HEAD}steps:\n  - run: echo\n    session: s\n  - {{ agent: a, input: hi, session: [s] }}\n"
+        );
+        assert_eq!(
+            problems(&src),
+            [
+                "w.yaml:6:5: `session:` only applies to `agent:` steps",
+                "w.yaml:7:37: `session` must be a string, found a list",
+            ]
+        );
     }
 
     #[test]

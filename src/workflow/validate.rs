@@ -1,4 +1,5 @@
 //! Checks the relations inside a parsed workflow: unique step ids, known agents with a model,
+//! tools, handoffs and scripted (`mock:`) turns that name what exists, JSON Schemas that compile,
 //! events inside spans, no templates in shell scripts, and every template's syntax and
 //! references, each against the point of execution where it is rendered.
 //!
@@ -10,8 +11,10 @@ use indexmap::IndexSet;
 
 use serde_json::Value;
 
-use super::parse::{did_you_mean, list, suggest};
-use super::schema::{Command, EventDef, Loc, Located, LocatedValue, Step, StepKind};
+use super::parse::{HANDOFF_PREFIX, did_you_mean, is_function_name, list, suggest};
+use super::schema::{
+    AgentDef, Command, EventDef, Loc, Located, LocatedValue, MockTurn, Step, StepKind,
+};
 use super::template::{Templates, is_template};
 use super::{Diagnostic, Workflow};
 
@@ -27,6 +30,20 @@ const GLOBALS: &[&str] = &[
 ];
 const STEP_FIELDS: &[&str] = &["output", "status"];
 const TRACE_FIELDS: &[&str] = &["id", "group_id"];
+/// What a tool's `command:` may reference: it is rendered whenever the tool is called, by any
+/// agent in any step.
+const TOOL_COMMAND: Only = Only {
+    roots: &["vars", "trace"],
+    message: "tool commands can only use `vars` and `trace`",
+    help: "a tool can be called from any step; pass step outputs to it through the agent's input",
+};
+/// What a step's `session:` may reference: it is rendered when the trace starts (the trace's
+/// group id defaults to it).
+const SESSION: Only = Only {
+    roots: &["vars"],
+    message: "a `session:` can only use `vars`",
+    help: "the session key is rendered when the trace starts, because the trace's group id defaults to it",
+};
 
 pub fn validate(wf: &Workflow) -> Vec<Diagnostic> {
     let mut v = Validator {
@@ -42,12 +59,15 @@ pub fn validate(wf: &Workflow) -> Vec<Diagnostic> {
         diagnostics: Vec::new(),
     };
     v.duplicate_ids();
+    v.tools();
+    v.agent_defs();
     v.agents();
     let before_any = Scope {
         done: &HashSet::new(),
         current: None,
         checks: Checks::All,
         note: Some("the top-level `group_id` and `metadata` are rendered before any step runs"),
+        only: None,
     };
     if let Some(group_id) = &wf.group_id {
         v.template(group_id, &before_any);
@@ -62,6 +82,7 @@ pub fn validate(wf: &Workflow) -> Vec<Diagnostic> {
             current: None,
             checks: Checks::All,
             note: Some("a trace's name and metadata are rendered when the trace starts"),
+            only: None,
         };
         v.template(&trace.name, &scope);
         for value in trace.metadata.values() {
@@ -92,6 +113,15 @@ struct Scope<'s> {
     checks: Checks,
     /// Why a step has not run yet, for the help line.
     note: Option<&'s str>,
+    /// The only variables this template may use, when narrower than usual.
+    only: Option<&'s Only>,
+}
+
+/// A narrower set of template roots, and what to say about a reference outside it.
+struct Only {
+    roots: &'static [&'static str],
+    message: &'static str,
+    help: &'static str,
 }
 
 struct Validator<'w> {
@@ -105,7 +135,7 @@ struct Validator<'w> {
     diagnostics: Vec<Diagnostic>,
 }
 
-impl Validator<'_> {
+impl<'w> Validator<'w> {
     fn report(&mut self, loc: Loc, message: String, help: Option<String>, width: usize) {
         if !self.seen.insert((loc, message.clone())) {
             return;
@@ -144,6 +174,8 @@ impl Validator<'_> {
                 StepKind::Agent { agent, .. } => Some(agent.as_str()),
                 _ => None,
             })
+            .flat_map(|name| self.reachable(name))
+            .map(|def| def.name.as_str())
             .collect();
         let all: HashSet<String> = self.all_ids.iter().cloned().collect();
         for agent in self.wf.agents.values() {
@@ -155,6 +187,7 @@ impl Validator<'_> {
                 current: None,
                 checks: Checks::NotSteps,
                 note: None,
+                only: None,
             };
             self.template(instructions, &scope);
             if !used.contains(agent.name.as_str()) {
@@ -175,14 +208,33 @@ impl Validator<'_> {
                 current,
                 checks: Checks::All,
                 note: None,
+                only: None,
             };
             if let Some(name) = &step.name {
                 self.template(name, &scope);
             }
             match &step.kind {
-                StepKind::Agent { agent, input, .. } => {
+                StepKind::Agent {
+                    agent,
+                    input,
+                    mock,
+                    session,
+                } => {
                     self.agent_use(agent, step, &scope);
                     self.template(input, &scope);
+                    if let Some(session) = session {
+                        let scope = Scope {
+                            done: &HashSet::new(),
+                            current,
+                            checks: Checks::All,
+                            note: None,
+                            only: Some(&SESSION),
+                        };
+                        self.template(session, &scope);
+                    }
+                    if let Some(turns) = mock {
+                        self.mock(agent, turns);
+                    }
                 }
                 StepKind::Run { command, env } => {
                     match command {
@@ -234,27 +286,83 @@ impl Validator<'_> {
         if agent.value.is_empty() {
             return; // reported by the parser
         }
-        let Some(def) = self.wf.agents.get(&agent.value) else {
-            let names: Vec<&str> = self.wf.agents.keys().map(String::as_str).collect();
-            let suggestion = suggest(&agent.value, names.iter().copied());
-            let help = match suggestion {
-                Some(_) => None,
-                None if names.is_empty() => Some("define it under `agents:`".to_string()),
-                None => Some(format!("agents defined: {}", list(&names))),
-            };
-            let width = agent.value.chars().count();
-            self.report(
-                agent.loc,
-                format!(
-                    "unknown agent `{}`{}",
-                    agent.value,
-                    did_you_mean(suggestion)
-                ),
-                help,
-                width,
-            );
+        if !self.wf.agents.contains_key(&agent.value) {
+            self.unknown_agent(agent);
             return;
+        }
+        // The step may end with any agent its agent hands off to, directly or not.
+        for def in self.reachable(&agent.value) {
+            self.agent_in_step(def, step, scope);
+        }
+    }
+
+    /// The agents a step that starts with `start` may run: `start` and every agent reachable
+    /// through `handoffs:` (unknown names skipped; they are reported on their own).
+    fn reachable(&self, start: &str) -> Vec<&'w AgentDef> {
+        let wf: &'w Workflow = self.wf;
+        let mut out: Vec<&'w AgentDef> = Vec::new();
+        let Some(first) = wf.agents.get(start) else {
+            return out;
         };
+        out.push(first);
+        let mut i = 0;
+        while let Some(def) = out.get(i).copied() {
+            for target in &def.handoffs {
+                if let Some(next) = wf.agents.get(&target.value)
+                    && !out.iter().any(|d| d.name.value == next.name.value)
+                {
+                    out.push(next);
+                }
+            }
+            i += 1;
+        }
+        out
+    }
+
+    fn unknown_agent(&mut self, agent: &Located<String>) {
+        let names: Vec<&str> = self.wf.agents.keys().map(String::as_str).collect();
+        let suggestion = suggest(&agent.value, names.iter().copied());
+        let help = match suggestion {
+            Some(_) => None,
+            None if names.is_empty() => Some("define it under `agents:`".to_string()),
+            None => Some(format!("agents defined: {}", list(&names))),
+        };
+        let width = agent.value.chars().count();
+        self.report(
+            agent.loc,
+            format!(
+                "unknown agent `{}`{}",
+                agent.value,
+                did_you_mean(suggestion)
+            ),
+            help,
+            width,
+        );
+    }
+
+    fn unknown_tool(&mut self, tool: &Located<String>) {
+        let names: Vec<&str> = self.wf.tools.keys().map(String::as_str).collect();
+        let suggestion = suggest(&tool.value, names.iter().copied());
+        let help = match suggestion {
+            Some(_) => None,
+            None if tool.value.starts_with(HANDOFF_PREFIX) => Some(format!(
+                "handoffs are written `handoff: {}` (in `mock:`) or listed under `handoffs:`",
+                &tool.value[HANDOFF_PREFIX.len()..]
+            )),
+            None if names.is_empty() => Some("define it under the top-level `tools:`".to_string()),
+            None => Some(format!("tools defined: {}", list(&names))),
+        };
+        let width = tool.value.chars().count();
+        self.report(
+            tool.loc,
+            format!("unknown tool `{}`{}", tool.value, did_you_mean(suggestion)),
+            help,
+            width,
+        );
+    }
+
+    /// An agent that runs in a step: it needs a model, and its instructions are rendered then.
+    fn agent_in_step(&mut self, def: &AgentDef, step: &Step, scope: &Scope) {
         if def.model.is_none() && self.wf.model.is_none() {
             self.report(
                 def.name.loc,
@@ -282,6 +390,7 @@ impl Validator<'_> {
                 current: scope.current,
                 checks: Checks::OnlySteps,
                 note: Some(&note),
+                only: None,
             };
             self.template(instructions, &scope);
         }
@@ -351,6 +460,19 @@ impl Validator<'_> {
         };
         for path in paths {
             let parts: Vec<&str> = path.split('.').collect();
+            if let (Some(only), Some(root)) = (scope.only, parts.first())
+                && scope.checks != Checks::OnlySteps
+                && !only.roots.contains(root)
+                && !GLOBALS.contains(root)
+            {
+                self.report(
+                    loc,
+                    format!("`{path}`: {}", only.message),
+                    Some(only.help.to_string()),
+                    1,
+                );
+                continue;
+            }
             match parts[..] {
                 ["steps", id, ref rest @ ..] => {
                     if scope.checks != Checks::NotSteps {
@@ -406,6 +528,175 @@ impl Validator<'_> {
                     }
                 }
                 [] => {}
+            }
+        }
+    }
+
+    /// Tools: a JSON Schema of an object for the arguments, and command templates that only
+    /// use what is known whenever the tool is called.
+    fn tools(&mut self) {
+        let wf: &'w Workflow = self.wf;
+        for tool in wf.tools.values() {
+            if let Some(parameters) = &tool.parameters {
+                let what = format!("the `parameters` of tool `{}`", tool.name.value);
+                if self.json_schema(parameters, &what) {
+                    self.object_schema(parameters, &what);
+                }
+            }
+            let scope = Scope {
+                done: &HashSet::new(),
+                current: None,
+                checks: Checks::All,
+                note: None,
+                only: Some(&TOOL_COMMAND),
+            };
+            for arg in &tool.command {
+                self.template(arg, &scope);
+            }
+        }
+    }
+
+    /// Agents: the tools and handoffs they list exist, and their output schema compiles.
+    fn agent_defs(&mut self) {
+        let wf: &'w Workflow = self.wf;
+        for agent in wf.agents.values() {
+            let mut seen: HashSet<&str> = HashSet::new();
+            for tool in &agent.tools {
+                if !wf.tools.contains_key(&tool.value) {
+                    self.unknown_tool(tool);
+                } else if !seen.insert(&tool.value) {
+                    self.report(
+                        tool.loc,
+                        format!(
+                            "agent `{}` lists tool `{}` twice",
+                            agent.name.value, tool.value
+                        ),
+                        None,
+                        tool.value.chars().count(),
+                    );
+                }
+            }
+            let mut seen: HashSet<&str> = HashSet::new();
+            for target in &agent.handoffs {
+                let width = target.value.chars().count();
+                if target.value == agent.name.value {
+                    self.report(
+                        target.loc,
+                        format!("agent `{}` cannot hand off to itself", agent.name.value),
+                        None,
+                        width,
+                    );
+                } else if !wf.agents.contains_key(&target.value) {
+                    self.unknown_agent(target);
+                } else if !seen.insert(&target.value) {
+                    self.report(
+                        target.loc,
+                        format!(
+                            "agent `{}` lists handoff `{}` twice",
+                            agent.name.value, target.value
+                        ),
+                        None,
+                        width,
+                    );
+                } else if !is_function_name(&format!("{HANDOFF_PREFIX}{}", target.value)) {
+                    self.report(
+                        target.loc,
+                        format!(
+                            "agent `{}` cannot be a handoff target: `{HANDOFF_PREFIX}{}` is not a valid tool name",
+                            target.value, target.value
+                        ),
+                        Some(format!(
+                            "handoffs are offered to the model as `{HANDOFF_PREFIX}<agent>` tools, whose names are 1 to 64 letters, digits, `_` or `-`; rename the agent"
+                        )),
+                        width,
+                    );
+                }
+            }
+            if let Some(schema) = &agent.output_schema {
+                let what = format!("the `output_schema` of agent `{}`", agent.name.value);
+                self.json_schema(schema, &what);
+            }
+        }
+    }
+
+    /// Whether a value compiles as a JSON Schema; reports the compiler's message if not.
+    fn json_schema(&mut self, schema: &LocatedValue, what: &str) -> bool {
+        match jsonschema::validator_for(&schema.value) {
+            Ok(_) => true,
+            Err(err) => {
+                let path = err.instance_path().to_string();
+                let at = if path.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (at `{path}`)")
+                };
+                self.report(
+                    schema.loc,
+                    format!("{what} is not a valid JSON Schema: {err}{at}"),
+                    None,
+                    1,
+                );
+                false
+            }
+        }
+    }
+
+    /// A tool's arguments are one JSON object: the schema's top-level `type` is `object`.
+    fn object_schema(&mut self, schema: &LocatedValue, what: &str) {
+        let found = match schema.value.get("type") {
+            Some(Value::String(t)) if t == "object" => return,
+            Some(other) => format!(", found `type: {other}`"),
+            None => String::new(),
+        };
+        self.report(
+            schema.loc,
+            format!("{what} must have `type: object`{found}"),
+            Some(
+                "a tool's arguments are one JSON object: `{ type: object, properties: { ... } }`"
+                    .into(),
+            ),
+            1,
+        );
+    }
+
+    /// A step's scripted turns: tools that exist, and handoffs the agent speaking at that turn
+    /// may take.
+    fn mock(&mut self, agent: &Located<String>, turns: &[MockTurn]) {
+        let wf: &'w Workflow = self.wf;
+        let mut current = wf.agents.get(&agent.value);
+        for turn in turns {
+            match turn {
+                MockTurn::Text(_) => {}
+                MockTurn::ToolCalls(calls) => {
+                    for call in calls {
+                        if !wf.tools.contains_key(&call.name.value) {
+                            self.unknown_tool(&call.name);
+                        }
+                    }
+                }
+                MockTurn::Handoff(target) => {
+                    let Some(next) = wf.agents.get(&target.value) else {
+                        self.unknown_agent(target);
+                        continue;
+                    };
+                    if let Some(from) = current
+                        && !from.handoffs.iter().any(|h| h.value == target.value)
+                    {
+                        self.report(
+                            target.loc,
+                            format!(
+                                "mock hands off to `{}`, which agent `{}` cannot hand off to",
+                                target.value, from.name.value
+                            ),
+                            Some(format!(
+                                "add `{}` to the `handoffs:` of agent `{}`",
+                                target.value, from.name.value
+                            )),
+                            target.value.chars().count(),
+                        );
+                    }
+                    current = Some(next);
+                }
             }
         }
     }
@@ -690,6 +981,180 @@ steps:
         assert_eq!(
             helps(src)[1],
             "the instructions of agent `writer` are rendered when step `early` runs (line 6)"
+        );
+    }
+
+    #[test]
+    fn tool_parameters_and_output_schemas_must_compile() {
+        let src = r#"name: t
+model: m
+tools:
+  typo: { command: [a], parameters: { type: objekt } }
+  deep: { command: [a], parameters: { type: object, properties: { n: { pattern: "(" } } } }
+  list: { command: [a], parameters: { type: array, items: { type: string } } }
+  untyped: { command: [a], parameters: { properties: {} } }
+  remote: { command: [a], parameters: { $ref: "http://example.com/s.json" } }
+  fine: { command: [a], parameters: { type: object, properties: { n: { type: integer } } } }
+agents:
+  a: { output_schema: { type: object, required: x } }
+  b: { output_schema: { type: string } }
+steps:
+  - { agent: a, input: hi }
+"#;
+        assert_eq!(
+            problems(src),
+            [
+                r#"w.yaml:4:37: the `parameters` of tool `typo` is not a valid JSON Schema: "objekt" is not valid under any of the schemas listed in the 'anyOf' keyword (at `/type`)"#,
+                r#"w.yaml:5:37: the `parameters` of tool `deep` is not a valid JSON Schema: "(" is not a "regex" (at `/properties/n/pattern`)"#,
+                "w.yaml:6:37: the `parameters` of tool `list` must have `type: object`, found `type: \"array\"`",
+                "w.yaml:7:40: the `parameters` of tool `untyped` must have `type: object`",
+                "w.yaml:8:39: the `parameters` of tool `remote` is not a valid JSON Schema: Resource 'http://example.com/s.json' is not present in a registry and retrieving it failed: `resolve-http` feature or a custom resolver is required to resolve external schemas via HTTP",
+                r#"w.yaml:11:23: the `output_schema` of agent `a` is not a valid JSON Schema: "x" is not of type "array" (at `/required`)"#,
+            ]
+        );
+        assert_eq!(
+            helps(src)[2],
+            "a tool's arguments are one JSON object: `{ type: object, properties: { ... } }`"
+        );
+    }
+
+    #[test]
+    fn agents_list_known_tools_and_handoffs() {
+        let src = r#"name: t
+model: m
+tools:
+  lookup: { command: [a] }
+  refund: { command: [a] }
+agents:
+  triage:
+    tools: [lookpu, refund, refund, zzz]
+    handoffs: [billing, triage, biling, billing, ghost, "Billing Desk"]
+  billing: {}
+  Billing Desk: {}
+steps:
+  - { agent: triage, input: hi }
+"#;
+        assert_eq!(
+            problems(src),
+            [
+                "w.yaml:8:13: unknown tool `lookpu`; did you mean `lookup`?",
+                "w.yaml:8:29: agent `triage` lists tool `refund` twice",
+                "w.yaml:8:37: unknown tool `zzz`",
+                "w.yaml:9:25: agent `triage` cannot hand off to itself",
+                "w.yaml:9:33: unknown agent `biling`; did you mean `billing`?",
+                "w.yaml:9:41: agent `triage` lists handoff `billing` twice",
+                "w.yaml:9:50: unknown agent `ghost`",
+                "w.yaml:9:57: agent `Billing Desk` cannot be a handoff target: `transfer_to_Billing Desk` is not a valid tool name",
+            ]
+        );
+        assert_eq!(helps(src)[2], "tools defined: `lookup`, `refund`");
+        assert_eq!(
+            helps(src)[6],
+            "agents defined: `triage`, `billing`, `Billing Desk`"
+        );
+    }
+
+    #[test]
+    fn mock_turns_name_tools_and_handoffs_the_agent_can_take() {
+        let src = r#"name: t
+model: m
+tools:
+  lookup: { command: [a] }
+agents:
+  triage: { tools: [lookup], handoffs: [billing] }
+  billing: { handoffs: [refunds] }
+  refunds: {}
+  other: {}
+steps:
+  - agent: triage
+    input: hi
+    mock:
+      - tool_calls: [{ name: lookup, arguments: { q: 1 } }, { name: lokup }, { name: transfer_to_billing }]
+      - handoff: billing
+      - handoff: refunds
+      - answer
+  - agent: triage
+    input: hi
+    mock: [{ handoff: refunds }, { handoff: other }, { handoff: bilings }]
+"#;
+        assert_eq!(
+            problems(src),
+            [
+                "w.yaml:14:69: unknown tool `lokup`; did you mean `lookup`?",
+                "w.yaml:14:86: unknown tool `transfer_to_billing`",
+                "w.yaml:20:23: mock hands off to `refunds`, which agent `triage` cannot hand off to",
+                "w.yaml:20:45: mock hands off to `other`, which agent `refunds` cannot hand off to",
+                "w.yaml:20:65: unknown agent `bilings`; did you mean `billing`?",
+            ]
+        );
+        let helps = helps(src);
+        assert_eq!(
+            helps[1],
+            "handoffs are written `handoff: billing` (in `mock:`) or listed under `handoffs:`"
+        );
+        assert_eq!(
+            helps[2],
+            "add `refunds` to the `handoffs:` of agent `triage`"
+        );
+    }
+
+    #[test]
+    fn sessions_use_vars_and_tool_commands_use_vars_and_trace() {
+        let src = r#"name: t
+model: m
+vars: { cid: c1 }
+tools:
+  look: { command: [a, "{{ vars.cid }} {{ trace.id }} {{ trace.group_id }}", "{{ steps.s.output }}", "{{ vars.cdi }}", "{{ bad"] }
+agents:
+  w: { tools: [look] }
+steps:
+  - id: s
+    agent: w
+    input: hi
+    session: "{{ vars.cid }}-{{ range(2) | length }}"
+  - id: u
+    agent: w
+    input: hi
+    session: "{{ trace.group_id }} {{ steps.s.output }} {{ vars.nope }}"
+"#;
+        assert_eq!(
+            problems(src),
+            [
+                "w.yaml:5:78: `steps.s.output`: tool commands can only use `vars` and `trace`",
+                "w.yaml:5:102: unknown variable `vars.cdi`; did you mean `vars.cid`?",
+                "w.yaml:5:120: template error: syntax error: unexpected end of input, expected end of variable block",
+                "w.yaml:16:14: `steps.s.output`: a `session:` can only use `vars`",
+                "w.yaml:16:14: `trace.group_id`: a `session:` can only use `vars`",
+                "w.yaml:16:14: unknown variable `vars.nope`",
+            ]
+        );
+        assert_eq!(
+            helps(src)[3],
+            "the session key is rendered when the trace starts, because the trace's group id defaults to it"
+        );
+    }
+
+    #[test]
+    fn handoff_targets_run_in_the_step_so_they_need_a_model_and_their_instructions_are_checked_there()
+     {
+        let src = r#"name: t
+agents:
+  triage: { model: m, handoffs: [billing] }
+  billing: { handoffs: [triage], instructions: "{{ steps.later.output }}" }
+steps:
+  - { id: first, agent: triage, input: hi }
+  - { id: later, run: echo }
+"#;
+        assert_eq!(
+            problems(src),
+            [
+                "w.yaml:4:3: agent `billing` has no model: set `model:` on the agent or at the top level",
+                "w.yaml:4:48: step `later` has not run yet at this point",
+            ]
+        );
+        assert_eq!(
+            helps(src)[1],
+            "the instructions of agent `billing` are rendered when step `first` runs (line 6)"
         );
     }
 
