@@ -52,6 +52,7 @@ fn endpoint(provider: Option<&Provider>) -> Result<Endpoint, Error> {
 
 impl Models {
     pub fn resolve(wf: &Workflow, offline: bool) -> Result<Models, Error> {
+        // The agents steps name, and every agent they can hand off to.
         let mut used: Vec<&str> = Vec::new();
         for step in wf.all_steps() {
             if let StepKind::Agent { agent, .. } = &step.kind
@@ -59,6 +60,17 @@ impl Models {
             {
                 used.push(agent.as_str());
             }
+        }
+        let mut i = 0;
+        while i < used.len() {
+            if let Some(def) = wf.agents.get(used[i]) {
+                for target in &def.handoffs {
+                    if !used.contains(&target.as_str()) {
+                        used.push(target.as_str());
+                    }
+                }
+            }
+            i += 1;
         }
         let mut by_agent: HashMap<String, Arc<dyn Model>> = HashMap::new();
         if offline {
