@@ -57,6 +57,9 @@ pub enum Reply {
     /// then the connection closes with no finish reason, no usage and no `[DONE]`. Not
     /// streaming, the JSON body is cut in the middle the same way.
     CutStream,
+    /// Like [`Reply::CutStream`], but the response ends cleanly (the HTTP body is complete):
+    /// the stream simply stops before any finish reason or `[DONE]`.
+    EndStreamEarly,
 }
 
 /// `(prompt_tokens, completion_tokens)` of a [`Reply::ToolCalls`] answer.
@@ -425,6 +428,14 @@ async fn answer(mut reply: Reply, request: &Recorded, first_call_id: u64) -> Res
                 };
                 return respond(answer, request, Ending::Cut);
             }
+            Reply::EndStreamEarly => {
+                let answer = Answer {
+                    content: Some(format!("partial: {}", last_user(request))),
+                    tool_calls: Vec::new(),
+                    usage: Some((10, 5)),
+                };
+                return respond(answer, request, Ending::Early);
+            }
         }
     }
 }
@@ -469,6 +480,8 @@ enum Ending {
     Complete,
     /// The connection drops part way.
     Cut,
+    /// The body ends part way, cleanly.
+    Early,
 }
 
 const COMPLETION_ID: &str = "chatcmpl-fake0001";
@@ -513,16 +526,18 @@ fn respond(answer: Answer, request: &Recorded, ending: Ending) -> Response {
         body["usage"] = usage;
     }
     let text = body.to_string();
-    if ending == Ending::Cut {
-        // Half the body, then the connection drops.
+    if ending != Ending::Complete {
+        // Half the body, then the connection drops (or the body just ends).
         let half = (0..=text.len() / 2)
             .rev()
             .find(|&i| text.is_char_boundary(i))
             .unwrap_or(0);
-        let chunks = vec![
-            Ok(text[..half].to_string()),
-            Err(std::io::Error::other("the fake server cuts the response")),
-        ];
+        let mut chunks = vec![Ok(text[..half].to_string())];
+        if ending == Ending::Cut {
+            chunks.push(Err(std::io::Error::other(
+                "the fake server cuts the response",
+            )));
+        }
         return Response::builder()
             .status(StatusCode::OK)
             .header("content-type", "application/json")
