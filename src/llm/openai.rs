@@ -409,7 +409,14 @@ impl OpenAiModel {
             .map_err(|e| to_model_error(e, &self.base_url))?;
         let mut state = StreamState::default();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| to_model_error(e, &self.base_url))?;
+            let chunk = chunk.map_err(|e| match e {
+                // The connection broke after the response started.
+                OpenAIError::StreamError(_) | OpenAIError::Reqwest(_) => ModelError::new(format!(
+                    "the response stream ended before the response was complete: {}",
+                    to_model_error(e, &self.base_url).message
+                )),
+                other => to_model_error(other, &self.base_url),
+            })?;
             if let Some(text) = state.push(&chunk, started)
                 && let Some(f) = on_delta
             {
