@@ -3231,21 +3231,30 @@ fn a_stream_without_usage_gets_estimated_usage() {
     assert_eq!(trace["usage"], *estimated);
 }
 
+/// A streamed call that breaks off fails its generation (the message says the stream ended
+/// early), and the run leaves the trace behind like any model failure.
+#[track_caller]
+fn assert_stream_cut_fails(cut: Reply) {
+    let env = TestEnv::with_fake().workflow("agent.yaml", AGENT_IN_SPAN);
+    env.server().set_default(cut.clone());
+    let trace = assert_model_failure(&env, "stream");
+    let generation = of_kind(&trace, "generation")[0];
+    let message = generation["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("ended"),
+        "{cut:?}: the message says the stream ended early: {message}"
+    );
+    assert_eq!(generation["attributes"]["stream"], true, "{generation:#}");
+}
+
 #[test]
 fn a_cut_stream_fails_the_generation_and_keeps_the_trace() {
-    // The connection drops mid-stream, or the body ends cleanly before any finish reason.
-    for cut in [Reply::CutStream, Reply::EndStreamEarly] {
-        let env = TestEnv::with_fake().workflow("agent.yaml", AGENT_IN_SPAN);
-        env.server().set_default(cut.clone());
-        let trace = assert_model_failure(&env, "stream");
-        let generation = of_kind(&trace, "generation")[0];
-        let message = generation["error"]["message"].as_str().unwrap();
-        assert!(
-            message.contains("early"),
-            "{cut:?}: the message says the stream ended early: {message}"
-        );
-        assert_eq!(generation["attributes"]["stream"], true, "{generation:#}");
-    }
+    assert_stream_cut_fails(Reply::CutStream);
+}
+
+#[test]
+fn a_stream_that_ends_before_its_finish_reason_fails_the_generation() {
+    assert_stream_cut_fails(Reply::EndStreamEarly);
 }
 
 #[test]
