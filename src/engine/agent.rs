@@ -383,6 +383,8 @@ impl TraceRun<'_> {
         if !no_content {
             attrs.insert("input".into(), json!(request.messages));
         }
+        // What was asked for; replaced by what happened once the call answers.
+        attrs.insert("stream".into(), Value::Bool(request.stream));
         let span = self.rec.span(
             Some(agent_span.id()),
             SpanKind::Generation,

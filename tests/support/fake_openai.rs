@@ -604,13 +604,22 @@ fn stream_events(
     }
 
     let mut out: Vec<Result<String, std::io::Error>> = Vec::new();
-    if ending == Ending::Cut {
-        // The role and two content deltas, then the connection drops.
-        out.extend(events.into_iter().take(3).map(Ok));
-        out.push(Err(std::io::Error::other(
-            "the fake server cuts the stream",
-        )));
-        return out;
+    match ending {
+        Ending::Cut => {
+            // The role and two content deltas, then the connection drops.
+            out.extend(events.into_iter().take(3).map(Ok));
+            out.push(Err(std::io::Error::other(
+                "the fake server cuts the stream",
+            )));
+            return out;
+        }
+        Ending::Early => {
+            // The role and two content deltas, then the body simply ends: no finish_reason,
+            // no usage, no [DONE].
+            out.extend(events.into_iter().take(3).map(Ok));
+            return out;
+        }
+        Ending::Complete => {}
     }
     out.extend(events.into_iter().map(Ok));
     out.push(Ok(chunk(json!({}), json!(answer.finish_reason()))));
