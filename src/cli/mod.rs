@@ -63,13 +63,18 @@ impl Globals {
         Theme::detect(self.color, std::io::stdout().is_terminal())
     }
 
-    /// The width to render for: `COLUMNS`, else 100 (wide enough for ids, narrow enough to read).
+    /// The width to render for: `COLUMNS`, else the terminal's width, else 120 (output to a
+    /// pipe or a file is rarely read at a narrow width).
     pub fn width(&self) -> usize {
         std::env::var("COLUMNS")
             .ok()
             .and_then(|c| c.trim().parse::<usize>().ok())
+            .or_else(|| {
+                terminal_size::terminal_size_of(std::io::stdout())
+                    .map(|(terminal_size::Width(w), _)| usize::from(w))
+            })
             .filter(|&c| c >= 40)
-            .unwrap_or(100)
+            .unwrap_or(120)
     }
 }
 
