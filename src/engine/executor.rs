@@ -116,6 +116,7 @@ impl TraceRun<'_> {
                 end_with(span, &result);
                 result
             }
+            StepKind::Parallel { .. } | StepKind::Foreach { .. } => Ok(()),
             StepKind::Event(event) => match parent {
                 Some(span) => self.add_event(span, event),
                 // Validation rejects events outside a span; nothing to attach one to here.

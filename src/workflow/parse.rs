@@ -412,6 +412,11 @@ impl Parser<'_> {
             tools,
             agents,
             traces,
+            timeout: None,
+            retry: None,
+            max_concurrency: None,
+            budget: None,
+            prices: IndexMap::new(),
         })
     }
 
@@ -458,6 +463,7 @@ impl Parser<'_> {
                     handoff_description: None,
                     output_schema: None,
                     max_turns: None,
+                    retry: None,
                     loc: name.loc,
                 },
                 _ => {
@@ -480,6 +486,7 @@ impl Parser<'_> {
                             .map(|d| d.value),
                         output_schema: self.schema(&f, "output_schema"),
                         max_turns: f.value("max_turns").and_then(|n| self.max_turns(n)),
+                        retry: None,
                         loc: name.loc,
                     }
                 }
@@ -648,6 +655,10 @@ impl Parser<'_> {
             return Some(Step {
                 id,
                 name,
+                condition: None,
+                continue_on_error: false,
+                timeout: None,
+                retry: None,
                 kind: StepKind::Span {
                     name: placeholder,
                     events: Vec::new(),
@@ -703,6 +714,10 @@ impl Parser<'_> {
         Some(Step {
             id,
             name,
+            condition: None,
+            continue_on_error: false,
+            timeout: None,
+            retry: None,
             kind,
             loc: node.loc,
         })

@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use indexmap::IndexMap;
 use serde_json::Value;
@@ -65,6 +66,45 @@ pub struct Workflow {
     /// Always at least one: a file with top-level `steps:` holds one trace named after the
     /// workflow.
     pub traces: Vec<TraceDef>,
+    /// The whole run's time limit (`timeout: 2m`).
+    pub timeout: Option<Located<Duration>>,
+    /// How model calls are retried unless an agent or step says otherwise.
+    pub retry: Option<RetryDef>,
+    /// Model calls in flight at once across the run; `--max-concurrency` overrides.
+    pub max_concurrency: Option<Located<u32>>,
+    pub budget: Option<BudgetDef>,
+    /// USD per million tokens by model, over the built-in table.
+    pub prices: IndexMap<String, PriceDef>,
+}
+
+/// `retry: { attempts, backoff, timeout }`: model calls retried on HTTP 429, 5xx, connection
+/// errors and timeouts, with exponential backoff and jitter, honouring `Retry-After`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RetryDef {
+    /// Attempts in all, the first included (1 = no retry).
+    pub attempts: Option<u32>,
+    /// The first wait; each later one doubles (plus jitter).
+    pub backoff: Option<Duration>,
+    /// The time limit of each attempt.
+    pub timeout: Option<Duration>,
+    pub loc: Loc,
+}
+
+/// `budget: { max_tokens, max_cost_usd, max_duration }`: crossing one stops the run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BudgetDef {
+    pub max_tokens: Option<u64>,
+    pub max_cost_usd: Option<f64>,
+    pub max_duration: Option<Duration>,
+    pub loc: Loc,
+}
+
+/// `prices: { MODEL: { input, output } }`, USD per million tokens.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PriceDef {
+    pub input: f64,
+    pub output: f64,
+    pub loc: Loc,
 }
 
 /// Where model calls go: an OpenAI-compatible server.
@@ -114,6 +154,7 @@ pub struct AgentDef {
     pub output_schema: Option<LocatedValue>,
     /// Model calls allowed in one agent step (across handoffs); default 10.
     pub max_turns: Option<Located<u32>>,
+    pub retry: Option<RetryDef>,
     pub loc: Loc,
 }
 
@@ -132,6 +173,13 @@ pub struct Step {
     pub id: Option<Located<String>>,
     /// A display name for the step's span.
     pub name: Option<Located<String>>,
+    /// `if:` — a template expression; the step runs only when it is true.
+    pub condition: Option<Located<String>>,
+    /// Record a failure of this step and go on.
+    pub continue_on_error: bool,
+    pub timeout: Option<Located<Duration>>,
+    /// Retries of this step's model calls (agent steps).
+    pub retry: Option<RetryDef>,
     pub kind: StepKind,
     /// Where the step's mapping starts (its `- ` item).
     pub loc: Loc,
@@ -163,6 +211,22 @@ pub enum StepKind {
     },
     /// `event: NAME` — an event on the enclosing span.
     Event(EventDef),
+    /// `parallel: [steps]` — branches run concurrently under one custom span.
+    Parallel {
+        branches: Vec<Step>,
+        /// Cancel the other branches when one fails (default: let them finish).
+        fail_fast: bool,
+    },
+    /// `foreach: LIST` — the steps run once per item, under one custom span per item.
+    Foreach {
+        /// A list, or a template (`"{{ vars.topics }}"`, `"{{ steps.x.output }}"`) that gives one.
+        items: LocatedValue,
+        /// The item's name in templates (`as:`, default `item`).
+        as_name: String,
+        /// Items in flight at once (default 1).
+        concurrency: u32,
+        steps: Vec<Step>,
+    },
 }
 
 /// One scripted answer of the offline model.
@@ -209,6 +273,8 @@ impl Step {
             StepKind::Run { .. } => "run",
             StepKind::Span { .. } => "span",
             StepKind::Event(_) => "event",
+            StepKind::Parallel { .. } => "parallel",
+            StepKind::Foreach { .. } => "foreach",
         }
     }
 }
@@ -219,8 +285,12 @@ impl Workflow {
         fn walk<'a>(steps: &'a [Step], out: &mut Vec<&'a Step>) {
             for step in steps {
                 out.push(step);
-                if let StepKind::Span { steps, .. } = &step.kind {
-                    walk(steps, out);
+                match &step.kind {
+                    StepKind::Span { steps, .. } | StepKind::Foreach { steps, .. } => {
+                        walk(steps, out)
+                    }
+                    StepKind::Parallel { branches, .. } => walk(branches, out),
+                    _ => {}
                 }
             }
         }

@@ -275,6 +275,8 @@ impl<'w> Validator<'w> {
                     }
                     self.event(event, &scope);
                 }
+                // Checked in full when the parser learns these forms.
+                StepKind::Parallel { .. } | StepKind::Foreach { .. } => {}
             }
             if let Some(id) = current {
                 done.insert(id.to_string());
