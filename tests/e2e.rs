@@ -2327,6 +2327,70 @@ fn support_fake_server_can_cut_a_stream() {
     assert!(cut.is_err(), "a cut JSON body ends in a read error too");
 }
 
+/// A raw `POST /v1/chat/completions` (non-streaming), returning the whole HTTP response text
+/// (status line and headers included).
+fn raw_post(server: &FakeOpenAI) -> String {
+    use std::io::{Read, Write};
+    let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+    let mut stream =
+        std::net::TcpStream::connect(server.url().trim_start_matches("http://")).unwrap();
+    write!(
+        stream,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn support_fake_server_injects_faults_and_counts_concurrent_requests() {
+    let server = FakeOpenAI::start();
+    server.push_all([
+        Reply::rate_limited(1),
+        Reply::server_error(),
+        Reply::bad_request(),
+    ]);
+    let limited = raw_post(&server);
+    assert!(limited.starts_with("HTTP/1.1 429"), "{limited}");
+    assert!(
+        limited.to_ascii_lowercase().contains("\r\nretry-after: 1\r\n"),
+        "{limited}"
+    );
+    assert!(raw_post(&server).starts_with("HTTP/1.1 500"));
+    assert!(raw_post(&server).starts_with("HTTP/1.1 400"));
+    assert!(raw_post(&server).starts_with("HTTP/1.1 200"));
+    assert_eq!(server.request_count(), 4);
+    assert_eq!(server.max_in_flight(), 1, "one request at a time so far");
+
+    // Five requests at once, each answered after a delay: all five are in flight together.
+    server.set_default(Reply::delayed(1500, Reply::text("slow", 1, 1)));
+    let started = Instant::now();
+    let posts: Vec<_> = (0..5)
+        .map(|_| {
+            let server = server.clone();
+            std::thread::spawn(move || raw_post(&server))
+        })
+        .collect();
+    for post in posts {
+        let response = post.join().unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert!(response.contains(r#""content":"slow""#), "{response}");
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(1400),
+        "the delay holds the answer"
+    );
+    assert_eq!(server.max_in_flight(), 5);
+    assert_eq!(server.in_flight(), 0);
+    let arrivals = server.arrivals();
+    assert_eq!(arrivals.len(), 9);
+    assert!(arrivals.windows(2).all(|w| w[0] <= w[1]), "in arrival order");
+    assert!(arrivals[3] <= started && arrivals[4] >= started);
+}
+
 #[test]
 fn support_redaction_replaces_ids_times_and_durations() {
     let text = "trace_0123456789abcdef0123456789abcdef span_0123456789abcdef 2026-11-24T22:19:34.123456Z took 812.4ms (1.2s) v2 x3";

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::TcpListener as StdListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -37,11 +37,14 @@ pub enum Reply {
     },
     /// An HTTP status with a literal body (sent as `application/json`).
     Status(u16, String),
+    /// Like [`Reply::Status`], with extra response headers (e.g. `Retry-After`).
+    StatusWithHeaders(u16, String, Vec<(String, String)>),
     /// 200 with a body that is not JSON.
     Malformed,
     /// Never answers: the request stays open until the client gives up or dies.
     Hang,
-    /// Waits, then answers as the inner reply.
+    /// Waits this many milliseconds, then answers as the inner reply. A client that gives up
+    /// meanwhile (a per-attempt timeout) simply never gets the answer.
     Delay(u64, Box<Reply>),
     /// The default: `echo: <last user message>` with usage 10 + 5.
     Echo,
@@ -107,6 +110,40 @@ impl Reply {
         Reply::tool_calls(&[(name, arguments)])
     }
 
+    /// 429 with OpenAI's rate-limit body and `Retry-After: SECONDS`.
+    pub fn rate_limited(retry_after_secs: u64) -> Reply {
+        Reply::StatusWithHeaders(
+            429,
+            json!({"error": {
+                "message": "Rate limit reached for requests",
+                "type": "requests",
+                "param": null,
+                "code": "rate_limit_exceeded"
+            }})
+            .to_string(),
+            vec![("retry-after".to_string(), retry_after_secs.to_string())],
+        )
+    }
+
+    /// 400 with OpenAI's invalid-request body: a client error that must not be retried.
+    pub fn bad_request() -> Reply {
+        Reply::Status(
+            400,
+            json!({"error": {
+                "message": "Invalid value for 'messages': the request is malformed",
+                "type": "invalid_request_error",
+                "param": "messages",
+                "code": null
+            }})
+            .to_string(),
+        )
+    }
+
+    /// This reply, answered after `ms` milliseconds.
+    pub fn delayed(ms: u64, reply: Reply) -> Reply {
+        Reply::Delay(ms, Box::new(reply))
+    }
+
     pub fn server_error() -> Reply {
         Reply::Status(
             500,
@@ -130,6 +167,8 @@ pub struct Recorded {
     pub headers: BTreeMap<String, String>,
     /// The JSON body (`Value::Null` if it was not JSON).
     pub body: Value,
+    /// When the request arrived (its headers and body read).
+    pub at: Instant,
 }
 
 #[allow(dead_code)]
@@ -241,6 +280,11 @@ struct Shared {
     queue: VecDeque<Reply>,
     default: Option<Reply>,
     requests: Vec<Recorded>,
+    /// Requests received and not yet answered (the handler still running: waiting out a
+    /// [`Reply::Delay`], hanging, or building its response).
+    in_flight: usize,
+    /// The most requests ever in flight at once.
+    max_in_flight: usize,
     /// The last tool call id handed out.
     call_ids: AtomicU64,
 }
@@ -318,6 +362,40 @@ impl FakeOpenAI {
         self.lock().requests.clone()
     }
 
+    /// How many requests arrived so far.
+    pub fn request_count(&self) -> usize {
+        self.lock().requests.len()
+    }
+
+    /// When each request arrived, in arrival order.
+    pub fn arrivals(&self) -> Vec<Instant> {
+        self.lock().requests.iter().map(|r| r.at).collect()
+    }
+
+    /// Requests being answered right now.
+    pub fn in_flight(&self) -> usize {
+        self.lock().in_flight
+    }
+
+    /// The most requests that were ever in flight at once. A request counts from its arrival
+    /// until its handler has produced the response head (after any [`Reply::Delay`]) or the
+    /// client went away; so this never overcounts what a client had in flight.
+    pub fn max_in_flight(&self) -> usize {
+        self.lock().max_in_flight
+    }
+
+    /// Waits (bounded by `limit`) until at least `n` requests arrived; false on timeout.
+    pub fn wait_for_requests(&self, n: usize, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while self.request_count() < n {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
         self.shared.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -342,10 +420,15 @@ async fn handle(
             })
             .collect(),
         body: body.clone(),
+        at: Instant::now(),
     };
+    let _in_flight = InFlight::enter(&shared);
     let (reply, call_ids) = {
         let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
-        s.requests.push(recorded.clone());
+        // Stamped under the lock, so that arrival times are in the order of `requests`.
+        let mut recorded = recorded.clone();
+        recorded.at = Instant::now();
+        s.requests.push(recorded);
         let reply = s
             .queue
             .pop_front()
@@ -355,6 +438,26 @@ async fn handle(
     };
     // Each answer may hand out up to 64 tool call ids: `call_{call_ids + 1}`, ….
     answer(reply, &recorded, call_ids).await
+}
+
+/// Counts one request in flight for as long as it lives (dropped when the handler returns or
+/// its future is dropped because the client went away).
+struct InFlight(Arc<Mutex<Shared>>);
+
+impl InFlight {
+    fn enter(shared: &Arc<Mutex<Shared>>) -> InFlight {
+        let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+        s.in_flight += 1;
+        s.max_in_flight = s.max_in_flight.max(s.in_flight);
+        InFlight(shared.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        s.in_flight = s.in_flight.saturating_sub(1);
+    }
 }
 
 async fn answer(mut reply: Reply, request: &Recorded, first_call_id: u64) -> Response {
@@ -369,6 +472,19 @@ async fn answer(mut reply: Reply, request: &Recorded, first_call_id: u64) -> Res
                 let status =
                     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 return (status, [("content-type", "application/json")], body).into_response();
+            }
+            Reply::StatusWithHeaders(code, body, headers) => {
+                let status =
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let mut response = Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json");
+                for (name, value) in headers {
+                    response = response.header(name, value);
+                }
+                return response
+                    .body(Body::from(body))
+                    .unwrap_or_else(|e| panic!("fake server: build a status response: {e}"));
             }
             Reply::Malformed => {
                 return (
