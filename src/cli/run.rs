@@ -59,6 +59,18 @@ pub struct Args {
     #[arg(long)]
     stream: bool,
 
+    /// At most N model calls in flight at once across the run
+    #[arg(long, value_name = "N")]
+    max_concurrency: Option<u32>,
+
+    /// Stop the run once its model calls have used more than N tokens
+    #[arg(long, value_name = "N")]
+    max_tokens: Option<u64>,
+
+    /// Stop the run once its model calls have cost more than USD (from the price table)
+    #[arg(long, value_name = "USD")]
+    max_cost: Option<f64>,
+
     #[arg(long, value_enum, default_value_t = RunFormat::Tree)]
     format: RunFormat,
 }
@@ -73,6 +85,9 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
             meta: args.meta,
             offline: args.offline,
             no_content: args.no_content,
+            max_concurrency: args.max_concurrency,
+            max_tokens: args.max_tokens,
+            max_cost_usd: args.max_cost,
         },
     )?;
     let store = Store::open(&globals.store)?;

@@ -9,7 +9,9 @@ use std::collections::VecDeque;
 use serde_json::{Map, Value, json};
 
 use super::Failure;
-use super::executor::{TraceRun, end_with, error_at};
+use super::executor::{Frame, TraceRun, end_with, error_at};
+use super::limits::RetryPolicy;
+use super::scope::Stop;
 use crate::llm::{ChatRequest, DeltaFn, Message, Model, Scripted, ToolCall, ToolSpec};
 use crate::trace::{SpanHandle, SpanId, SpanKind, Status};
 use crate::workflow::template::Output;
@@ -31,6 +33,8 @@ struct Conversation {
     /// The offline model's scripted answers still to play.
     script: VecDeque<MockTurn>,
     scripted_calls: usize,
+    /// The step's own `retry:`, over the agents' and the workflow's.
+    retry: Option<crate::workflow::RetryDef>,
 }
 
 enum Turn {
@@ -41,6 +45,7 @@ enum Turn {
 impl TraceRun<'_> {
     pub(crate) async fn run_agent(
         &self,
+        frame: &Frame,
         step: &Step,
         parent: Option<SpanId>,
     ) -> Result<(), Failure> {
@@ -65,6 +70,7 @@ impl TraceRun<'_> {
                 .map_or(DEFAULT_MAX_TURNS, |m| m.value),
             script: mock.clone().unwrap_or_default().into(),
             scripted_calls: 0,
+            retry: step.retry.clone(),
         };
         let mut current = agent.value.clone();
         let mut handed_from: Option<String> = None;
@@ -75,12 +81,12 @@ impl TraceRun<'_> {
             let span = self.agent_span(step, parent, &current, handed_from.as_deref());
             let result = async {
                 if handed_from.is_none() {
-                    user_text = self.render("input", input.loc, &input.value)?;
+                    user_text = self.render(frame, "input", input.loc, &input.value)?;
                     if !no_content {
                         span.set_attribute("input", Value::String(user_text.clone()));
                     }
                     if let Some(template) = session {
-                        let key = self.render("session", template.loc, &template.value)?;
+                        let key = self.render(frame, "session", template.loc, &template.value)?;
                         let history = self.load_session(&key).await?;
                         span.set_attribute("session", Value::String(key.clone()));
                         span.set_attribute("session_messages", json!(history.len()));
@@ -89,7 +95,7 @@ impl TraceRun<'_> {
                     }
                     convo.messages.push(Message::user(user_text.clone()));
                 }
-                self.agent_turns(&span, &current, &mut convo).await
+                self.agent_turns(frame, &span, &current, &mut convo).await
             }
             .await;
             match result {
@@ -110,7 +116,7 @@ impl TraceRun<'_> {
                     if let Some(key) = &session_key {
                         self.save_session(key, &user_text, &text).await?;
                     }
-                    self.record_output(step, &Output::from_text(text), Status::Ok);
+                    self.record_output(frame, step, &Output::from_text(text), Status::Ok);
                     span.end(Status::Ok, None);
                     return Ok(());
                 }
@@ -152,6 +158,7 @@ impl TraceRun<'_> {
     /// Model calls until the current agent answers or hands off.
     async fn agent_turns(
         &self,
+        frame: &Frame,
         span: &SpanHandle,
         agent: &str,
         convo: &mut Conversation,
@@ -170,10 +177,12 @@ impl TraceRun<'_> {
             )));
         };
         let instructions = match &def.instructions {
-            Some(i) => self.render("instructions", i.loc, &i.value)?,
+            Some(i) => self.render(frame, "instructions", i.loc, &i.value)?,
             None => String::new(),
         };
         let tools = self.tool_specs(def);
+        let retry =
+            RetryPolicy::resolve(&[convo.retry.as_ref(), def.retry.as_ref(), wf.retry.as_ref()]);
         loop {
             if convo.turns >= convo.max_turns {
                 return Err(Failure::error(error_at(
@@ -212,7 +221,7 @@ impl TraceRun<'_> {
                 scripted,
             };
             let response = self
-                .generation(span, agent, model.as_ref(), &request)
+                .generation(frame, span, agent, model.as_ref(), &request, retry)
                 .await?;
             if response.tool_calls.is_empty() {
                 convo
@@ -250,7 +259,7 @@ impl TraceRun<'_> {
             let outcomes = futures::future::join_all(
                 pending
                     .iter()
-                    .map(|(_, call)| self.call_tool(span, def, call)),
+                    .map(|(_, call)| self.call_tool(frame, span, def, call)),
             )
             .await;
             for ((i, _), outcome) in pending.iter().zip(outcomes) {
@@ -356,10 +365,12 @@ impl TraceRun<'_> {
     /// One model call as a `generation` span under `agent_span`; adds its usage to the agent's.
     async fn generation(
         &self,
+        frame: &Frame,
         agent_span: &SpanHandle,
         agent: &str,
         model: &dyn Model,
         request: &ChatRequest,
+        retry: RetryPolicy,
     ) -> Result<crate::llm::ChatResponse, Failure> {
         let no_content = self.engine.opts.no_content;
         let mut attrs = Map::new();
@@ -402,27 +413,28 @@ impl TraceRun<'_> {
         } else {
             None
         };
+        let attempt = self.call_with_retries(frame, &span, model, request, on_delta, retry);
         let response = tokio::select! {
-            r = model.complete(request, on_delta) => r,
-            () = self.cancel.cancelled() => {
-                span.end(Status::Cancelled, None);
-                return Err(Failure::cancelled());
-            }
+            r = attempt => r,
+            () = frame.scope.cancelled() => Err(frame.scope.failure()),
         };
         let response = match response {
             Ok(r) => r,
-            Err(e) => {
-                let mut data = Map::new();
-                if let Some(status) = e.status {
-                    data.insert("http_status".into(), json!(status));
-                }
-                let error = error_at(e.message, Value::Object(data));
-                span.end(Status::Error, Some(error.clone()));
-                return Err(Failure::error(error));
+            Err(failure) => {
+                span.end(
+                    failure.status(),
+                    (!failure.cancelled).then(|| failure.error.clone()),
+                );
+                return Err(failure);
             }
         };
         span.set_attribute("stream", Value::Bool(response.streamed));
         span.set_attribute("usage", response.usage.to_value());
+        let cost = self.engine.prices.cost(&request.model, response.usage);
+        if let Some(cost) = cost {
+            span.set_attribute("cost_usd", json!(cost));
+        }
+        let crossed = self.engine.budget.charge(response.usage, cost);
         if response.usage_estimated {
             span.set_attribute("usage_estimated", Value::Bool(true));
         }
@@ -457,6 +469,14 @@ impl TraceRun<'_> {
         }
         if !no_content && (response.tool_calls.is_empty() || !response.text.is_empty()) {
             span.set_attribute("output", Value::String(response.text.clone()));
+        }
+        if let Some(exceeded) = crossed {
+            span.add_event("budget exceeded", exceeded.attributes);
+            span.end(Status::Error, Some(exceeded.error.clone()));
+            agent_span.add_usage(response.usage);
+            // Everything else in the run stops too, with the same reason.
+            self.root.stop(Stop::Budget(exceeded.error.clone()));
+            return Err(Failure::error(exceeded.error));
         }
         span.end(Status::Ok, None);
         agent_span.add_usage(response.usage);

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Failure;
-use super::executor::{TraceRun, error_at};
+use super::executor::{Frame, TraceRun, error_at};
 use crate::trace::{SpanHandle, SpanId, SpanKind, Status};
 use crate::workflow::template::Output;
 use crate::workflow::{Command, Step, StepKind};
@@ -105,6 +105,7 @@ impl TraceRun<'_> {
     /// (or none), recording its pid on `span`. Cancellation kills the whole group.
     pub(crate) async fn run_process(
         &self,
+        frame: &Frame,
         span: &SpanHandle,
         program: &str,
         mut cmd: tokio::process::Command,
@@ -149,7 +150,7 @@ impl TraceRun<'_> {
         tokio::pin!(work);
         let finished = tokio::select! {
             r = &mut work => Some(r),
-            () = self.cancel.cancelled() => None,
+            () = frame.scope.cancelled() => None,
         };
         let Some((out, err, status)) = finished else {
             if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
@@ -160,7 +161,7 @@ impl TraceRun<'_> {
             }
             // Reap the child; a grandchild that left the group may hold the pipes open.
             let _ = tokio::time::timeout(Duration::from_secs(2), &mut work).await;
-            return Err(Failure::cancelled());
+            return Err(frame.scope.failure());
         };
         let status = status.map_err(|e| {
             Failure::error(error_at(
@@ -185,6 +186,7 @@ impl TraceRun<'_> {
 
     pub(crate) async fn run_command(
         &self,
+        frame: &Frame,
         step: &Step,
         parent: Option<SpanId>,
     ) -> Result<(), Failure> {
@@ -199,7 +201,7 @@ impl TraceRun<'_> {
             Command::Argv(args) => args
                 .iter()
                 .enumerate()
-                .map(|(i, a)| self.render(&format!("run[{i}]"), a.loc, &a.value))
+                .map(|(i, a)| self.render(frame, &format!("run[{i}]"), a.loc, &a.value))
                 .collect(),
             Command::Script(script) => Ok(vec![script.value.clone()]),
         };
@@ -233,7 +235,7 @@ impl TraceRun<'_> {
         }
         let name = match (&step.name, &step.id) {
             (Some(n), _) => self
-                .render("name", n.loc, &n.value)
+                .render(frame, "name", n.loc, &n.value)
                 .unwrap_or_else(|_| n.value.clone()),
             (None, Some(id)) => id.value.clone(),
             (None, None) => program.clone(),
@@ -246,7 +248,7 @@ impl TraceRun<'_> {
             for (key, value) in env {
                 vars.push((
                     key.clone(),
-                    self.render(&format!("env.{key}"), value.loc, &value.value)?,
+                    self.render(frame, &format!("env.{key}"), value.loc, &value.value)?,
                 ));
             }
             let mut cmd = match command {
@@ -258,7 +260,7 @@ impl TraceRun<'_> {
                 }
             };
             cmd.envs(vars);
-            let done = self.run_process(&span, &program, cmd, None).await?;
+            let done = self.run_process(frame, &span, &program, cmd, None).await?;
             if done.status.success() {
                 if !no_content {
                     span.set_attribute("stdout", Value::String(done.stdout.clone()));
@@ -286,7 +288,7 @@ impl TraceRun<'_> {
 
         match result {
             Ok(text) => {
-                self.record_output(step, &Output::from_text(text), Status::Ok);
+                self.record_output(frame, step, &Output::from_text(text), Status::Ok);
                 span.end(Status::Ok, None);
                 Ok(())
             }

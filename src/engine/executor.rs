@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::context::{Context, StepResults};
+use super::scope::{Scope, Stop};
 use super::{Engine, Failure, RunOutcome, TraceOutcome};
 use crate::trace::{
     ErrorInfo, Recorder, Sink, SpanHandle, SpanKind, Status, Timestamp, Trace, TraceId, Usage,
@@ -19,12 +20,28 @@ use crate::workflow::{EventDef, Loc, LocatedValue, Step, StepKind};
 
 pub(crate) type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'a>>;
 
+/// Where a step runs: what its templates see and the cancellation scope it answers to.
+#[derive(Clone)]
+pub(crate) struct Frame {
+    pub ctx: Context,
+    pub scope: Scope,
+}
+
+impl Frame {
+    pub fn with_scope(&self, scope: Scope) -> Frame {
+        Frame {
+            ctx: self.ctx.clone(),
+            scope,
+        }
+    }
+}
+
 /// The state of one trace while it runs.
 pub(crate) struct TraceRun<'a> {
     pub engine: &'a Engine,
     pub rec: Recorder,
-    pub ctx: Context,
-    pub cancel: CancellationToken,
+    /// The whole run's scope: a crossed budget stops it.
+    pub root: Scope,
     pub outputs: Mutex<Map<String, Value>>,
 }
 
@@ -38,28 +55,43 @@ impl TraceRun<'_> {
         template_error(&self.at(loc), field, e)
     }
 
-    pub fn render(&self, field: &str, loc: Loc, source: &str) -> Result<String, Failure> {
+    pub fn render(
+        &self,
+        frame: &Frame,
+        field: &str,
+        loc: Loc,
+        source: &str,
+    ) -> Result<String, Failure> {
         self.engine
             .templates
-            .render(source, &self.ctx.value())
+            .render(source, &frame.ctx.value())
             .map_err(|e| Failure::error(self.template_error(field, loc, &e)))
     }
 
-    pub fn render_value(&self, field: &str, value: &LocatedValue) -> Result<Value, Failure> {
+    pub fn render_value(
+        &self,
+        frame: &Frame,
+        field: &str,
+        value: &LocatedValue,
+    ) -> Result<Value, Failure> {
         self.engine
             .templates
-            .render_value(&value.value, &self.ctx.value())
+            .render_value(&value.value, &frame.ctx.value())
             .map_err(|e| Failure::error(self.template_error(field, value.loc, &e)))
     }
 
-    /// Makes a step's result visible to later templates and to `run --format json`.
-    pub fn record_output(&self, step: &Step, output: &Output, status: Status) {
+    /// Makes a step's result visible to later templates and, outside loops, to
+    /// `run --format json`.
+    pub fn record_output(&self, frame: &Frame, step: &Step, output: &Output, status: Status) {
+        frame.ctx.steps.set_last(output);
         if let Some(id) = &step.id {
-            self.ctx.steps.insert(&id.value, output, status.as_str());
-            self.outputs
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(id.value.clone(), Value::String(output.text().to_string()));
+            frame.ctx.steps.insert(&id.value, output, status.as_str());
+            if !frame.ctx.in_loop() {
+                self.outputs
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id.value.clone(), Value::String(output.text().to_string()));
+            }
         }
     }
 
@@ -74,33 +106,105 @@ impl TraceRun<'_> {
 
     pub fn run_steps<'s>(
         &'s self,
+        frame: &'s Frame,
         steps: &'s [Step],
         parent: Option<&'s SpanHandle>,
     ) -> StepFuture<'s> {
         Box::pin(async move {
             for step in steps {
-                if self.cancel.is_cancelled() {
-                    return Err(Failure::cancelled());
+                if frame.scope.is_cancelled() {
+                    return Err(frame.scope.failure());
                 }
-                self.run_step(step, parent).await?;
+                self.run_step(frame, step, parent).await?;
             }
             Ok(())
         })
     }
 
-    async fn run_step(&self, step: &Step, parent: Option<&SpanHandle>) -> Result<(), Failure> {
+    /// One step with its policies: `if:`, `timeout:`, `continue_on_error:`.
+    pub fn run_step<'s>(
+        &'s self,
+        frame: &'s Frame,
+        step: &'s Step,
+        parent: Option<&'s SpanHandle>,
+    ) -> StepFuture<'s> {
+        Box::pin(async move {
+            if let Some(condition) = &step.condition
+                && !self.condition_holds(frame, condition)?
+            {
+                self.skip(frame, step, parent, condition);
+                return Ok(());
+            }
+            let result = match &step.timeout {
+                None => self.run_form(frame, step, parent).await,
+                Some(limit) => {
+                    let scope = frame.scope.child();
+                    let inner = frame.with_scope(scope.clone());
+                    let work = self.run_form(&inner, step, parent);
+                    tokio::pin!(work);
+                    tokio::select! {
+                        r = &mut work => r,
+                        () = tokio::time::sleep(limit.value) => {
+                            scope.stop(Stop::TimedOut {
+                                what: format!("step `{}`", self.display_name(step)),
+                                after: limit.value,
+                            });
+                            work.await
+                        }
+                    }
+                }
+            };
+            match result {
+                Err(failure) if step.continue_on_error && !failure.cancelled => {
+                    // The span already says what failed; the run goes on.
+                    if let Some(id) = &step.id {
+                        frame
+                            .ctx
+                            .steps
+                            .insert(&id.value, &Output::Text(String::new()), "error");
+                    }
+                    Ok(())
+                }
+                other => other,
+            }
+        })
+    }
+
+    async fn run_form(
+        &self,
+        frame: &Frame,
+        step: &Step,
+        parent: Option<&SpanHandle>,
+    ) -> Result<(), Failure> {
+        let parent_id = parent.map(SpanHandle::id);
         match &step.kind {
-            StepKind::Agent { .. } => self.run_agent(step, parent.map(SpanHandle::id)).await,
-            StepKind::Run { .. } => self.run_command(step, parent.map(SpanHandle::id)).await,
+            StepKind::Agent { .. } => self.run_agent(frame, step, parent_id).await,
+            StepKind::Run { .. } => self.run_command(frame, step, parent_id).await,
+            StepKind::Parallel {
+                branches,
+                fail_fast,
+            } => {
+                self.run_parallel(frame, step, parent_id, branches, *fail_fast)
+                    .await
+            }
+            StepKind::Foreach {
+                items,
+                as_name,
+                concurrency,
+                steps,
+            } => {
+                self.run_foreach(frame, step, parent_id, items, as_name, *concurrency, steps)
+                    .await
+            }
             StepKind::Span {
                 name,
                 events,
                 steps,
             } => {
-                let span_name = self.render("span", name.loc, &name.value);
+                let span_name = self.render(frame, "span", name.loc, &name.value);
                 let display = span_name.as_deref().unwrap_or(&name.value).to_string();
                 let span = self.rec.span(
-                    parent.map(SpanHandle::id),
+                    parent_id,
                     SpanKind::Custom,
                     display,
                     self.step_attributes(step),
@@ -108,30 +212,29 @@ impl TraceRun<'_> {
                 let result = async {
                     span_name?;
                     for event in events {
-                        self.add_event(&span, event)?;
+                        self.add_event(frame, &span, event)?;
                     }
-                    self.run_steps(steps, Some(&span)).await
+                    self.run_steps(frame, steps, Some(&span)).await
                 }
                 .await;
                 end_with(span, &result);
                 result
             }
-            StepKind::Parallel { .. } | StepKind::Foreach { .. } => Ok(()),
             StepKind::Event(event) => match parent {
-                Some(span) => self.add_event(span, event),
+                Some(span) => self.add_event(frame, span, event),
                 // Validation rejects events outside a span; nothing to attach one to here.
                 None => Ok(()),
             },
         }
     }
 
-    fn add_event(&self, span: &SpanHandle, event: &EventDef) -> Result<(), Failure> {
-        let name = self.render("event", event.name.loc, &event.name.value)?;
+    fn add_event(&self, frame: &Frame, span: &SpanHandle, event: &EventDef) -> Result<(), Failure> {
+        let name = self.render(frame, "event", event.name.loc, &event.name.value)?;
         let mut attributes = Map::new();
         for (key, value) in &event.attributes {
             attributes.insert(
                 key.clone(),
-                self.render_value(&format!("attributes.{key}"), value)?,
+                self.render_value(frame, &format!("attributes.{key}"), value)?,
             );
         }
         span.add_event(name, attributes);
@@ -201,7 +304,10 @@ pub(crate) async fn run(
         steps: Arc::new(StepResults::default()),
         trace_id: String::new(),
         group_id: None,
+        locals: Vec::new(),
     };
+    let root = Scope::root(cancel);
+    let _watchdogs = engine.start_watchdogs(&root);
     let at = |loc: Loc| format!("{}:{}:{}", wf.path.display(), loc.line, loc.col);
 
     // The group and the workflow's metadata are rendered once, before the first trace starts;
@@ -271,21 +377,27 @@ pub(crate) async fn run(
             started_at: Timestamp::now(),
             ended_at: None,
             usage: Usage::default(),
+            cost_usd: None,
             error: None,
             pid: Some(std::process::id()),
         };
         let rec = Recorder::start(trace, sinks.clone());
+        engine.set_current(Some(rec.clone()));
         let run = TraceRun {
             engine,
             rec: rec.clone(),
-            ctx: ctx.clone(),
-            cancel: cancel.clone(),
+            root: root.clone(),
             outputs: Mutex::new(Map::new()),
+        };
+        let frame = Frame {
+            ctx: ctx.clone(),
+            scope: root.clone(),
         };
         let result = match trace_error {
             Some(error) => Err(Failure::error(error)),
-            None => run.run_steps(&def.steps, None).await,
+            None => run.run_steps(&frame, &def.steps, None).await,
         };
+        engine.set_current(None);
         let (trace_status, error) = match &result {
             Ok(()) => (Status::Ok, None),
             Err(f) if f.cancelled => (Status::Cancelled, Some(ErrorInfo::new("interrupted"))),

@@ -5,7 +5,11 @@ mod agent;
 mod command;
 pub mod context;
 mod executor;
+mod flow;
+mod limits;
 pub mod models;
+mod retry;
+mod scope;
 mod session;
 mod tools;
 
@@ -35,6 +39,11 @@ pub struct RunOptions {
     pub offline: bool,
     /// Keep prompts and outputs out of every span.
     pub no_content: bool,
+    /// `--max-concurrency`: model calls in flight at once.
+    pub max_concurrency: Option<u32>,
+    /// `--max-tokens` and `--max-cost`: budgets over the file's.
+    pub max_tokens: Option<u64>,
+    pub max_cost_usd: Option<f64>,
 }
 
 /// Receives the text of agent answers as they stream: `(agent, delta)`.
@@ -98,6 +107,12 @@ pub struct Engine {
     /// Where `session:` conversations are kept (the run's store).
     pub(crate) sessions: Option<Arc<Mutex<Store>>>,
     pub(crate) on_text: Option<Arc<StreamFn>>,
+    pub(crate) prices: limits::Prices,
+    pub(crate) budget: limits::Budget,
+    /// Caps model calls in flight across the run.
+    pub(crate) limiter: Option<Arc<tokio::sync::Semaphore>>,
+    /// The trace being recorded, for events that come from outside any step (budgets).
+    pub(crate) current: Arc<Mutex<Option<crate::trace::Recorder>>>,
 }
 
 fn compile_schema(
@@ -182,7 +197,19 @@ impl Engine {
             }
         }
         let models = Models::resolve(&wf, opts.offline)?;
+        let limit = opts
+            .max_concurrency
+            .or(wf.max_concurrency.as_ref().map(|m| m.value));
+        if limit == Some(0) {
+            return Err(Error::usage("--max-concurrency must be at least 1"));
+        }
+        let prices = limits::Prices::new(&wf.prices);
+        let budget = limits::Budget::new(&wf, opts.max_tokens, opts.max_cost_usd);
         Ok(Engine {
+            prices,
+            budget,
+            limiter: limit.map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize))),
+            current: Arc::new(Mutex::new(None)),
             wf: Arc::new(wf),
             templates: Templates::new(),
             models,
@@ -193,6 +220,19 @@ impl Engine {
             sessions: None,
             on_text: None,
         })
+    }
+
+    pub(crate) fn start_watchdogs(&self, root: &scope::Scope) -> limits::Watchdogs {
+        limits::watchdogs(
+            self.wf.timeout.as_ref().map(|t| t.value),
+            &self.budget,
+            root,
+            self.current.clone(),
+        )
+    }
+
+    pub(crate) fn set_current(&self, rec: Option<crate::trace::Recorder>) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = rec;
     }
 
     /// Whether the run needs the store for `session:` conversations.

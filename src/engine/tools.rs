@@ -6,7 +6,7 @@
 use serde_json::{Map, Value, json};
 
 use super::Failure;
-use super::executor::TraceRun;
+use super::executor::{Frame, TraceRun};
 use crate::llm::{Message, ToolCall};
 use crate::trace::{ErrorInfo, SpanHandle, SpanKind, Status};
 use crate::workflow::AgentDef;
@@ -15,6 +15,7 @@ impl TraceRun<'_> {
     /// Runs one tool call under `agent_span`; the tool message to send back.
     pub(crate) async fn call_tool(
         &self,
+        frame: &Frame,
         agent_span: &SpanHandle,
         agent: &AgentDef,
         call: &ToolCall,
@@ -36,7 +37,7 @@ impl TraceRun<'_> {
             name.clone(),
             attrs,
         );
-        match self.tool_result(&span, agent, call).await {
+        match self.tool_result(frame, &span, agent, call).await {
             Ok(output) => {
                 if !no_content {
                     span.set_attribute("output", Value::String(output.clone()));
@@ -67,6 +68,7 @@ impl TraceRun<'_> {
 
     async fn tool_result(
         &self,
+        frame: &Frame,
         span: &SpanHandle,
         agent: &AgentDef,
         call: &ToolCall,
@@ -120,14 +122,25 @@ impl TraceRun<'_> {
         }
         let mut argv = Vec::with_capacity(tool.command.len());
         for (i, arg) in tool.command.iter().enumerate() {
-            argv.push(self.render(&format!("tools.{name}.command[{i}]"), arg.loc, &arg.value)?);
+            argv.push(self.render(
+                frame,
+                &format!("tools.{name}.command[{i}]"),
+                arg.loc,
+                &arg.value,
+            )?);
         }
         if !self.engine.opts.no_content {
             span.set_attribute("argv", json!(argv));
         }
         let cmd = self.program(&argv);
         let done = self
-            .run_process(span, name, cmd, Some(arguments.to_string().into_bytes()))
+            .run_process(
+                frame,
+                span,
+                name,
+                cmd,
+                Some(arguments.to_string().into_bytes()),
+            )
             .await?;
         if done.status.success() {
             Ok(done.stdout)

@@ -170,13 +170,38 @@ pub struct ModelError {
     pub message: String,
     /// The HTTP status, when the server answered.
     pub status: Option<u16>,
+    /// Whether trying again may work: HTTP 429 and 5xx, connection errors, timeouts, streams
+    /// that broke off. Other 4xx and malformed answers are not retried.
+    pub retryable: bool,
+    /// How long the server asked us to wait (`Retry-After`).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl ModelError {
+    /// An error that trying again will not fix.
     pub fn new(message: impl Into<String>) -> Self {
         ModelError {
             message: message.into(),
             status: None,
+            retryable: false,
+            retry_after: None,
+        }
+    }
+
+    /// An error that may pass: a broken connection, a timeout.
+    pub fn transient(message: impl Into<String>) -> Self {
+        ModelError {
+            retryable: true,
+            ..ModelError::new(message)
+        }
+    }
+
+    /// An HTTP error status; 429 and 5xx may pass.
+    pub fn http(status: u16, message: impl Into<String>) -> Self {
+        ModelError {
+            status: Some(status),
+            retryable: status == 429 || status >= 500,
+            ..ModelError::new(message)
         }
     }
 }

@@ -5,14 +5,18 @@
 //! that the recorded request is exactly what was sent. async-openai's built-in retry layer is
 //! left out: a retry is a decision the engine records on the span.
 
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
-use async_openai::middleware::ReqwestService;
+use async_openai::middleware::{HttpRequestFactory, ReqwestService};
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
@@ -48,6 +52,8 @@ pub struct OpenAiModel {
     base_url: String,
     /// Cleared when the server turns out not to support streaming.
     stream: AtomicBool,
+    /// Cleared when the server turns out not to support `response_format: json_schema`.
+    json_schema: AtomicBool,
 }
 
 static CRYPTO: Once = Once::new();
@@ -80,9 +86,11 @@ impl OpenAiModel {
             .build()
             .map_err(|e| ModelError::new(format!("cannot build the HTTP client: {e}")))?;
         Ok(OpenAiModel {
-            client: Client::with_config(config).with_http_service(ReqwestService::new(http)),
+            client: Client::with_config(config)
+                .with_http_service(Noting(ReqwestService::new(http))),
             base_url: redact_url(&endpoint.base_url),
             stream: AtomicBool::new(endpoint.stream),
+            json_schema: AtomicBool::new(true),
         })
     }
 }
@@ -164,8 +172,65 @@ fn inner_message(body: &str) -> Option<String> {
         .map(String::from)
 }
 
-fn to_model_error(error: OpenAIError, base_url: &str) -> ModelError {
-    match error {
+/// What the HTTP layer saw of the last response of a call: its status and `Retry-After`.
+/// async-openai turns error responses into errors without their headers (and, for bodies it
+/// cannot parse, without their status), so a layer under it notes them for this task.
+#[derive(Clone, Copy, Debug, Default)]
+struct Seen {
+    status: Option<u16>,
+    retry_after: Option<Duration>,
+}
+
+tokio::task_local! {
+    static SEEN: Cell<Seen>;
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs >= 0.0 && secs.is_finite()).then(|| Duration::from_secs_f64(secs));
+    }
+    let when = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+    let secs = when.as_second() - jiff::Timestamp::now().as_second();
+    Some(Duration::from_secs(secs.max(0) as u64))
+}
+
+/// The HTTP service under async-openai: plain reqwest (no retries: the engine retries and
+/// records each attempt), noting what it saw in [`SEEN`].
+#[derive(Clone)]
+struct Noting(ReqwestService);
+
+impl tower::Service<HttpRequestFactory> for Noting {
+    type Response = reqwest::Response;
+    type Error = OpenAIError;
+    type Future = Pin<Box<dyn Future<Output = Result<reqwest::Response, OpenAIError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), OpenAIError>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: HttpRequestFactory) -> Self::Future {
+        let call = self.0.call(request);
+        Box::pin(async move {
+            let response = call.await?;
+            let seen = Seen {
+                status: Some(response.status().as_u16()),
+                retry_after: response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after),
+            };
+            // Outside a scope (no call of ours) there is nothing to note.
+            let _ = SEEN.try_with(|cell| cell.set(seen));
+            Ok(response)
+        })
+    }
+}
+
+fn to_model_error(error: OpenAIError, base_url: &str, seen: Seen) -> ModelError {
+    let mut e = match error {
         OpenAIError::ApiError(response) => {
             let status = response.status_code.as_u16();
             let api = response.api_error;
@@ -178,10 +243,7 @@ fn to_model_error(error: OpenAIError, base_url: &str) -> ModelError {
                 message.push_str(": ");
                 message.push_str(&truncate(&detail, 300));
             }
-            ModelError {
-                message,
-                status: Some(status),
-            }
+            ModelError::http(status, message)
         }
         OpenAIError::Reqwest(e) => {
             let what = if e.is_connect() {
@@ -197,20 +259,35 @@ fn to_model_error(error: OpenAIError, base_url: &str) -> ModelError {
                 root = err.to_string();
                 source = err.source();
             }
-            ModelError {
-                message: format!("{what} at {base_url}: {root}"),
-                status: e.status().map(|s| s.as_u16()),
+            let message = format!("{what} at {base_url}: {root}");
+            match e.status() {
+                Some(status) => ModelError::http(status.as_u16(), message),
+                None => ModelError::transient(message),
             }
         }
-        OpenAIError::JSONDeserialize(e, body) => ModelError::new(format!(
-            "malformed response from the model server: {e} (body starts: {:?})",
-            truncate(&body, 80)
-        )),
+        OpenAIError::JSONDeserialize(e, body) => match seen.status.filter(|s| *s >= 400) {
+            // An error body in a shape async-openai does not know (`{"detail": ...}`).
+            Some(status) => {
+                let detail = inner_message(&body).unwrap_or_else(|| truncate(&body, 300));
+                let mut message = format!("model server answered HTTP {status}");
+                if !detail.trim().is_empty() {
+                    message.push_str(": ");
+                    message.push_str(&detail);
+                }
+                ModelError::http(status, message)
+            }
+            None => ModelError::new(format!(
+                "malformed response from the model server: {e} (body starts: {:?})",
+                truncate(&body, 80)
+            )),
+        },
         OpenAIError::StreamError(e) => {
-            ModelError::new(format!("the response stream from {base_url} failed: {e}"))
+            ModelError::transient(format!("the response stream from {base_url} failed: {e}"))
         }
         other => ModelError::new(format!("the model call failed: {other}")),
-    }
+    };
+    e.retry_after = seen.retry_after;
+    e
 }
 
 fn malformed(what: &str, value: &Value) -> ModelError {
@@ -357,7 +434,7 @@ impl StreamState {
     /// The whole response, or an error when the stream ended early.
     pub fn finish(mut self, request: &ChatRequest) -> Result<ChatResponse, ModelError> {
         if self.response.finish_reason.is_none() {
-            return Err(ModelError::new(
+            return Err(ModelError::transient(
                 "the response stream ended before the response was complete (no finish_reason)",
             ));
         }
@@ -384,14 +461,37 @@ fn refuses_streaming(error: &ModelError) -> bool {
         && error.message.to_ascii_lowercase().contains("stream")
 }
 
+/// Whether an error says the server does not know `response_format: json_schema` (llama.cpp
+/// knows only `json_object` with a `schema`).
+fn refuses_json_schema(error: &ModelError) -> bool {
+    let m = error.message.to_ascii_lowercase();
+    matches!(error.status, Some(400..=599))
+        && (m.contains("json_schema") || m.contains("response_format") || m.contains("json_object"))
+}
+
+/// What this task's HTTP layer saw last.
+fn seen() -> Seen {
+    SEEN.try_with(Cell::get).unwrap_or_default()
+}
+
 impl OpenAiModel {
+    fn body(&self, request: &ChatRequest, stream: bool) -> Value {
+        let mut body = request_body(request, stream);
+        if !self.json_schema.load(Ordering::Relaxed)
+            && let Some((_, schema)) = &request.output_schema
+        {
+            body["response_format"] = json!({ "type": "json_object", "schema": schema });
+        }
+        body
+    }
+
     async fn complete_plain(&self, request: &ChatRequest) -> Result<ChatResponse, ModelError> {
         let body: Value = self
             .client
             .chat()
-            .create_byot(request_body(request, false))
+            .create_byot(self.body(request, false))
             .await
-            .map_err(|e| to_model_error(e, &self.base_url))?;
+            .map_err(|e| to_model_error(e, &self.base_url, seen()))?;
         parse_completion(&body)
     }
 
@@ -404,18 +504,20 @@ impl OpenAiModel {
         let mut stream = self
             .client
             .chat()
-            .create_stream_byot::<Value, Value>(request_body(request, true))
+            .create_stream_byot::<Value, Value>(self.body(request, true))
             .await
-            .map_err(|e| to_model_error(e, &self.base_url))?;
+            .map_err(|e| to_model_error(e, &self.base_url, seen()))?;
         let mut state = StreamState::default();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| match e {
                 // The connection broke after the response started.
-                OpenAIError::StreamError(_) | OpenAIError::Reqwest(_) => ModelError::new(format!(
-                    "the response stream ended before the response was complete: {}",
-                    to_model_error(e, &self.base_url).message
-                )),
-                other => to_model_error(other, &self.base_url),
+                OpenAIError::StreamError(_) | OpenAIError::Reqwest(_) => {
+                    ModelError::transient(format!(
+                        "the response stream ended before the response was complete: {}",
+                        to_model_error(e, &self.base_url, Seen::default()).message
+                    ))
+                }
+                other => to_model_error(other, &self.base_url, seen()),
             })?;
             if let Some(text) = state.push(&chunk, started)
                 && let Some(f) = on_delta
@@ -425,6 +527,36 @@ impl OpenAiModel {
         }
         state.finish(request)
     }
+
+    /// One call, falling back (once per run) to what the server supports: no streaming, or
+    /// `json_object` with a schema instead of `json_schema`.
+    async fn complete_adapting(
+        &self,
+        request: &ChatRequest,
+        on_delta: Option<&DeltaFn<'_>>,
+    ) -> Result<ChatResponse, ModelError> {
+        loop {
+            let streaming = request.stream && self.stream.load(Ordering::Relaxed);
+            let result = if streaming {
+                self.complete_streamed(request, on_delta).await
+            } else {
+                self.complete_plain(request).await
+            };
+            match result {
+                Err(e) if streaming && refuses_streaming(&e) => {
+                    self.stream.store(false, Ordering::Relaxed);
+                }
+                Err(e)
+                    if request.output_schema.is_some()
+                        && self.json_schema.load(Ordering::Relaxed)
+                        && refuses_json_schema(&e) =>
+                {
+                    self.json_schema.store(false, Ordering::Relaxed);
+                }
+                other => return other,
+            }
+        }
+    }
 }
 
 impl Model for OpenAiModel {
@@ -433,19 +565,10 @@ impl Model for OpenAiModel {
         request: &'a ChatRequest,
         on_delta: Option<&'a DeltaFn<'a>>,
     ) -> ModelFuture<'a> {
-        Box::pin(async move {
-            if !(request.stream && self.stream.load(Ordering::Relaxed)) {
-                return self.complete_plain(request).await;
-            }
-            match self.complete_streamed(request, on_delta).await {
-                Err(e) if refuses_streaming(&e) => {
-                    // Remember for the rest of the run, and answer this call without streaming.
-                    self.stream.store(false, Ordering::Relaxed);
-                    self.complete_plain(request).await
-                }
-                other => other,
-            }
-        })
+        Box::pin(SEEN.scope(
+            Cell::new(Seen::default()),
+            self.complete_adapting(request, on_delta),
+        ))
     }
 
     fn endpoint(&self) -> Option<String> {

@@ -15,7 +15,8 @@ use crate::trace::{
 };
 
 const TRACE_COLUMNS: &str = "trace_id, name, workflow, group_id, metadata, status, started_at, \
-                             ended_at, input_tokens, output_tokens, total_tokens, error, pid";
+                             ended_at, input_tokens, output_tokens, total_tokens, error, pid, \
+                             cost_usd";
 
 /// The most candidates an ambiguous prefix lists.
 const CANDIDATES: usize = 5;
@@ -329,6 +330,7 @@ struct TraceRow {
     tokens: [i64; 3],
     error: Option<String>,
     pid: Option<i64>,
+    cost_usd: Option<f64>,
 }
 
 impl TraceRow {
@@ -345,6 +347,7 @@ impl TraceRow {
             tokens: [r.get(8)?, r.get(9)?, r.get(10)?],
             error: r.get(11)?,
             pid: r.get(12)?,
+            cost_usd: r.get(13)?,
         })
     }
 
@@ -368,6 +371,7 @@ impl TraceRow {
                 output_tokens: output,
                 total_tokens: total,
             },
+            cost_usd: self.cost_usd,
             error: json_error(self.error.as_deref()),
             pid: self.pid.and_then(|p| u32::try_from(p).ok()),
         })

@@ -11,7 +11,7 @@
 use super::{Store, StoreError};
 
 /// The schema version this binary writes.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 /// `MIGRATIONS[n - 1]` takes a store from version `n - 1` to `n`.
 const MIGRATIONS: &[&str] = &[
@@ -74,6 +74,10 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         PRIMARY KEY (session, seq)
     );
+    "#,
+    // 3: what a trace's model calls cost.
+    r#"
+    ALTER TABLE traces ADD COLUMN cost_usd REAL;
     "#,
 ];
 

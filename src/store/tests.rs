@@ -41,6 +41,7 @@ fn trace(id: TraceId, started: i64) -> Trace {
         started_at: Timestamp(started),
         ended_at: None,
         usage: Usage::default(),
+        cost_usd: None,
         error: None,
         pid: Some(std::process::id()),
     }
@@ -465,14 +466,14 @@ fn a_store_from_a_newer_version_is_refused() {
             err,
             StoreError::TooNew {
                 found: 99,
-                supported: 2,
+                supported: 3,
                 ..
             }
         ));
         assert_eq!(
             err.to_string(),
             format!(
-                "the store {} has schema version 99, newer than this agentrace knows (2); \
+                "the store {} has schema version 99, newer than this agentrace knows (3); \
                  upgrade agentrace to read it",
                 path.display()
             )
@@ -755,14 +756,17 @@ fn a_version_1_store_is_migrated_and_keeps_its_traces() {
     drop(Store::open(&path).unwrap());
     // Make it look like a store written before sessions existed.
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("DROP TABLE session_messages; PRAGMA user_version = 1")
-        .unwrap();
+    conn.execute_batch(
+        "DROP TABLE session_messages; ALTER TABLE traces DROP COLUMN cost_usd; \
+         PRAGMA user_version = 1",
+    )
+    .unwrap();
     drop(conn);
     let store = Store::open(&path).unwrap();
     let version: i64 = rusqlite::Connection::open(&path)
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, super::schema::VERSION);
     assert_eq!(store.session_messages("any").unwrap(), vec![]);
 }

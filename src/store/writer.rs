@@ -214,15 +214,16 @@ fn write_record(tx: &Transaction<'_>, record: &Record) -> rusqlite::Result<()> {
 fn write_trace(tx: &Transaction<'_>, t: &Trace) -> rusqlite::Result<()> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO traces (trace_id, name, workflow, group_id, metadata, status, started_at,
-                             ended_at, input_tokens, output_tokens, total_tokens, error, pid)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                             ended_at, input_tokens, output_tokens, total_tokens, error, pid,
+                             cost_usd)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
          ON CONFLICT (trace_id) DO UPDATE SET
              name = excluded.name, workflow = excluded.workflow, group_id = excluded.group_id,
              metadata = excluded.metadata, status = excluded.status,
              started_at = excluded.started_at, ended_at = excluded.ended_at,
              input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
              total_tokens = excluded.total_tokens, error = excluded.error,
-             pid = coalesce(excluded.pid, traces.pid)",
+             pid = coalesce(excluded.pid, traces.pid), cost_usd = excluded.cost_usd",
     )?;
     stmt.execute(params![
         t.trace_id.to_string(),
@@ -238,6 +239,7 @@ fn write_trace(tx: &Transaction<'_>, t: &Trace) -> rusqlite::Result<()> {
         int(t.usage.total_tokens),
         error_json(t.error.as_ref()),
         t.pid,
+        t.cost_usd,
     ])?;
     Ok(())
 }

@@ -260,6 +260,8 @@ pub struct Trace {
     pub started_at: Timestamp,
     pub ended_at: Option<Timestamp>,
     pub usage: Usage,
+    /// The summed `cost_usd` of its generation spans; `None` when none had a known price.
+    pub cost_usd: Option<f64>,
     pub error: Option<ErrorInfo>,
     /// The process that writes this trace, so that a later reader can tell a live run from one
     /// that was killed.

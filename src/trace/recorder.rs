@@ -134,10 +134,14 @@ impl Recorder {
             span.status = status;
             span.error = error;
             span.ended_at = Some(Timestamp::now());
-            if span.kind == SpanKind::Generation
-                && let Some(usage) = span.usage()
-            {
-                state.trace.usage.add(usage);
+            if span.kind == SpanKind::Generation {
+                if let Some(usage) = span.usage() {
+                    state.trace.usage.add(usage);
+                }
+                if let Some(cost) = span.attributes.get("cost_usd").and_then(Value::as_f64) {
+                    let total = state.trace.cost_usd.unwrap_or(0.0) + cost;
+                    state.trace.cost_usd = Some((total * 1e9).round() / 1e9);
+                }
             }
             span
         };
@@ -159,6 +163,19 @@ impl Recorder {
         ids.sort_by(|a, b| b.cmp(a));
         for (_, id) in ids {
             self.end_span(id, status, error.clone());
+        }
+    }
+
+    /// Adds an event to the span that started last among those still open (the step that is
+    /// running), for things that happen to the run rather than to a step.
+    pub fn add_event_to_latest(&self, name: &str, attributes: Map<String, Value>) {
+        let mut state = self.state();
+        if let Some(span) = state.open.values_mut().max_by_key(|s| s.started_at) {
+            span.events.push(Event {
+                name: name.to_string(),
+                time: Timestamp::now(),
+                attributes,
+            });
         }
     }
 
@@ -281,6 +298,7 @@ mod tests {
             started_at: Timestamp::now(),
             ended_at: None,
             usage: Usage::default(),
+            cost_usd: None,
             error: None,
             pid: None,
         }

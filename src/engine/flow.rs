@@ -1,0 +1,284 @@
+//! Control flow: `if:` conditions, `parallel:` branches and `foreach:` loops.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use tokio::sync::Semaphore;
+
+use super::Failure;
+use super::executor::{Frame, TraceRun, end_with, error_at};
+use super::scope::Stop;
+use crate::trace::{SpanHandle, SpanId, SpanKind, Status};
+use crate::workflow::template::Output;
+use crate::workflow::{Located, LocatedValue, Step, StepKind};
+
+/// The longest span name an item gives its iteration.
+const ITEM_NAME_MAX: usize = 60;
+
+/// An `if:` as an expression: GitHub Actions style (`steps.x.status == 'ok'`) or wrapped in
+/// `{{ }}`.
+pub(crate) fn condition_expression(text: &str) -> &str {
+    let t = text.trim();
+    t.strip_prefix("{{")
+        .and_then(|rest| rest.strip_suffix("}}"))
+        .map_or(t, str::trim)
+}
+
+fn item_name(item: &Value) -> String {
+    let text = match item {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if text.chars().count() <= ITEM_NAME_MAX {
+        text
+    } else {
+        let mut cut: String = text.chars().take(ITEM_NAME_MAX - 1).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+impl TraceRun<'_> {
+    /// The name a step's span gets: its `name:`, else its id, else its form.
+    pub(crate) fn display_name(&self, step: &Step) -> String {
+        match (&step.name, &step.id, &step.kind) {
+            (Some(n), _, _) => n.value.clone(),
+            (None, _, StepKind::Span { name, .. }) => name.value.clone(),
+            (None, Some(id), _) => id.value.clone(),
+            (None, None, StepKind::Agent { agent, .. }) => agent.value.clone(),
+            (None, None, kind) => match kind {
+                StepKind::Parallel { .. } => "parallel".into(),
+                StepKind::Foreach { .. } => "foreach".into(),
+                _ => "step".into(),
+            },
+        }
+    }
+
+    pub(crate) fn condition_holds(
+        &self,
+        frame: &Frame,
+        condition: &Located<String>,
+    ) -> Result<bool, Failure> {
+        let expr = condition_expression(&condition.value);
+        self.engine
+            .templates
+            .env()
+            .compile_expression(expr)
+            .and_then(|compiled| compiled.eval(frame.ctx.value()))
+            .map(|v| v.is_true())
+            .map_err(|e| Failure::error(self.template_error("if", condition.loc, &e)))
+    }
+
+    /// Records a step whose `if:` was false as a `skipped` span.
+    pub(crate) fn skip(
+        &self,
+        frame: &Frame,
+        step: &Step,
+        parent: Option<&SpanHandle>,
+        condition: &Located<String>,
+    ) {
+        let kind = match step.kind {
+            StepKind::Agent { .. } => SpanKind::Agent,
+            StepKind::Run { .. } => SpanKind::Command,
+            _ => SpanKind::Custom,
+        };
+        let name = match &step.kind {
+            StepKind::Span { name, .. } => self
+                .render(frame, "span", name.loc, &name.value)
+                .unwrap_or_else(|_| name.value.clone()),
+            _ => self.display_name(step),
+        };
+        self.rec.skipped_span(
+            parent.map(SpanHandle::id),
+            kind,
+            name,
+            self.step_attributes(step),
+            &format!("if: {} was false", condition.value.trim()),
+        );
+        if let Some(id) = &step.id {
+            frame
+                .ctx
+                .steps
+                .insert(&id.value, &Output::Text(String::new()), "skipped");
+        }
+    }
+
+    /// Branches run concurrently under one custom span. A failure fails the step once every
+    /// branch is done, or at once with `fail_fast` (the others are cancelled).
+    pub(crate) async fn run_parallel(
+        &self,
+        frame: &Frame,
+        step: &Step,
+        parent: Option<SpanId>,
+        branches: &[Step],
+        fail_fast: bool,
+    ) -> Result<(), Failure> {
+        let mut attrs = self.step_attributes(step);
+        attrs.insert("branches".into(), json!(branches.len()));
+        let span = self
+            .rec
+            .span(parent, SpanKind::Custom, self.display_name(step), attrs);
+        let scope = frame.scope.child();
+        let inner = frame.with_scope(scope.clone());
+        let results = futures::future::join_all(branches.iter().map(|branch| {
+            let inner = &inner;
+            let scope = &scope;
+            let span = &span;
+            async move {
+                let result = self.run_step(inner, branch, Some(span)).await;
+                if fail_fast && matches!(&result, Err(f) if !f.cancelled) {
+                    scope.stop(Stop::SiblingFailed);
+                }
+                result
+            }
+        }))
+        .await;
+        let result = first_failure(results);
+        end_with(span, &result);
+        result
+    }
+
+    /// The steps run once per item (at most `concurrency` at a time), each iteration under a
+    /// custom span named with its item; the output is the list of each item's last output.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn run_foreach(
+        &self,
+        frame: &Frame,
+        step: &Step,
+        parent: Option<SpanId>,
+        items: &LocatedValue,
+        as_name: &str,
+        concurrency: u32,
+        steps: &[Step],
+    ) -> Result<(), Failure> {
+        let mut attrs = self.step_attributes(step);
+        let span_name = self.display_name(step);
+        let list = self.foreach_items(frame, items);
+        if let Ok(list) = &list {
+            attrs.insert("items".into(), json!(list.len()));
+        }
+        attrs.insert("concurrency".into(), json!(concurrency));
+        let span = self.rec.span(parent, SpanKind::Custom, span_name, attrs);
+        let list = match list {
+            Ok(list) => list,
+            Err(failure) => {
+                let result = Err(failure);
+                end_with(span, &result);
+                return result;
+            }
+        };
+        let scope = frame.scope.child();
+        let permits = Arc::new(Semaphore::new(concurrency.max(1) as usize));
+        let results = futures::future::join_all(list.iter().enumerate().map(|(index, item)| {
+            let scope = &scope;
+            let span = &span;
+            let permits = permits.clone();
+            async move {
+                let _permit = permits.acquire().await;
+                if scope.is_cancelled() {
+                    return (index, Err(scope.failure()));
+                }
+                let ctx = frame
+                    .ctx
+                    .iteration(as_name, minijinja::Value::from_serialize(item));
+                let iteration = Frame {
+                    ctx,
+                    scope: scope.clone(),
+                };
+                let mut attrs = Map::new();
+                attrs.insert("index".into(), json!(index));
+                attrs.insert("item".into(), item.clone());
+                let item_span =
+                    self.rec
+                        .span(Some(span.id()), SpanKind::Custom, item_name(item), attrs);
+                let result = self.run_steps(&iteration, steps, Some(&item_span)).await;
+                end_with(item_span, &result);
+                if matches!(&result, Err(f) if !f.cancelled) {
+                    // Items not started yet do not start; running ones are cancelled.
+                    scope.stop(Stop::SiblingFailed);
+                }
+                let last = iteration.ctx.steps.last();
+                (index, result.map(|()| last))
+            }
+        }))
+        .await;
+        let mut outputs = vec![Value::Null; list.len()];
+        let mut failures = Vec::new();
+        for (index, result) in results {
+            match result {
+                Ok(last) => outputs[index] = last.map_or(Value::Null, |o| o.to_json()),
+                Err(f) => failures.push(Err(f)),
+            }
+        }
+        let result = first_failure(failures);
+        if result.is_ok() {
+            let data = Value::Array(outputs);
+            let output = Output::Data {
+                text: data.to_string(),
+                data,
+            };
+            self.record_output(frame, step, &output, Status::Ok);
+        }
+        end_with(span, &result);
+        result
+    }
+
+    fn foreach_items(&self, frame: &Frame, items: &LocatedValue) -> Result<Vec<Value>, Failure> {
+        let value = self.render_value(frame, "foreach", items)?;
+        let value = match value {
+            // A command's JSON output used whole renders as its text.
+            Value::String(text) => {
+                serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text))
+            }
+            other => other,
+        };
+        match value {
+            Value::Array(list) => Ok(list),
+            other => Err(Failure::error(error_at(
+                format!(
+                    "`foreach:` at {} needs a list, got {}",
+                    self.at(items.loc),
+                    crate::render::truncate(&other.to_string(), 80)
+                ),
+                Value::Null,
+            ))),
+        }
+    }
+}
+
+/// The failure a group of concurrent steps reports: the first real error, else a cancellation.
+fn first_failure(results: Vec<Result<(), Failure>>) -> Result<(), Failure> {
+    let mut cancelled = None;
+    for result in results {
+        match result {
+            Err(f) if !f.cancelled => return Err(f),
+            Err(f) => cancelled = Some(f),
+            Ok(()) => {}
+        }
+    }
+    cancelled.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_may_be_bare_or_braced() {
+        assert_eq!(
+            condition_expression("steps.a.status == 'ok'"),
+            "steps.a.status == 'ok'"
+        );
+        assert_eq!(condition_expression(" {{ vars.go }} "), "vars.go");
+    }
+
+    #[test]
+    fn items_name_their_spans() {
+        assert_eq!(item_name(&json!("AI in health")), "AI in health");
+        assert_eq!(item_name(&json!({"a": 1})), "{\"a\":1}");
+        assert_eq!(
+            item_name(&json!("x".repeat(100))).chars().count(),
+            ITEM_NAME_MAX
+        );
+    }
+}
