@@ -144,6 +144,12 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
         }
         RunFormat::None => {}
     }
+    // Say why a failed run failed, even under --quiet: the exit code alone does not.
+    if outcome.status == Status::Error
+        && let Some(error) = outcome.traces.last().and_then(|t| t.trace.error.as_ref())
+    {
+        eprintln!("error: {}", error.message);
+    }
     Ok(match outcome.status {
         Status::Ok => EXIT_OK,
         Status::Cancelled => EXIT_INTERRUPTED,
