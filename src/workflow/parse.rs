@@ -8,13 +8,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use indexmap::IndexMap;
 
 use super::node::{self, Node, NodeKind};
 use super::schema::{
-    AgentDef, Command, EventDef, Loc, Located, LocatedValue, MockToolCall, MockTurn, Provider,
-    Step, StepKind, ToolDef, TraceDef,
+    AgentDef, BudgetDef, Command, EventDef, Loc, Located, LocatedValue, MockToolCall, MockTurn,
+    PriceDef, Provider, RetryDef, Step, StepKind, ToolDef, TraceDef,
 };
 use super::{Diagnostic, Workflow, validate};
 use crate::error::Error;
@@ -31,6 +32,11 @@ const TOP_KEYS: &[&str] = &[
     "agents",
     "steps",
     "traces",
+    "timeout",
+    "retry",
+    "max_concurrency",
+    "budget",
+    "prices",
 ];
 const PROVIDER_KEYS: &[&str] = &["base_url", "api_key_env", "headers", "stream"];
 const TOOL_KEYS: &[&str] = &["description", "parameters", "command"];
@@ -45,7 +51,15 @@ const AGENT_KEYS: &[&str] = &[
     "handoff_description",
     "output_schema",
     "max_turns",
+    "retry",
 ];
+const RETRY_KEYS: &[&str] = &["attempts", "backoff", "timeout"];
+const BUDGET_KEYS: &[&str] = &["max_tokens", "max_cost_usd", "max_duration"];
+const PRICE_KEYS: &[&str] = &["input", "output"];
+/// Attempts a `retry:` may ask for, the first included.
+const MAX_ATTEMPTS: u64 = 20;
+/// Names a `foreach:` variable may not take: they would hide the template's own roots.
+const RESERVED_NAMES: &[&str] = &["vars", "steps", "trace"];
 const MOCK_TURN_KEYS: &[&str] = &["tool_calls", "handoff"];
 const TOOL_CALL_KEYS: &[&str] = &["name", "arguments"];
 /// The prefix of the tools that stand for handoffs (`transfer_to_<agent>`).
@@ -65,20 +79,37 @@ const STEP_KEYS: &[&str] = &[
     "events",
     "event",
     "attributes",
+    "if",
+    "continue_on_error",
+    "timeout",
+    "retry",
+    "parallel",
+    "fail_fast",
+    "foreach",
+    "as",
+    "concurrency",
 ];
 const EVENT_KEYS: &[&str] = &["name", "attributes"];
 /// The keys that choose a step's form.
-const FORMS: &[&str] = &["agent", "run", "span", "event"];
-/// Keys that belong to one form only, and that form.
-const FORM_ONLY_KEYS: &[(&str, &str)] = &[
-    ("input", "agent"),
-    ("mock", "agent"),
-    ("session", "agent"),
-    ("env", "run"),
-    ("steps", "span"),
-    ("events", "span"),
-    ("attributes", "event"),
+const FORMS: &[&str] = &["agent", "run", "span", "event", "parallel", "foreach"];
+/// How a message lists the forms: "`agent:`, `run:`, ... or `foreach:`".
+const FORMS_TEXT: &str = "`agent:`, `run:`, `span:`, `event:`, `parallel:` or `foreach:`";
+/// Keys that belong to some forms only, and those forms.
+const FORM_ONLY_KEYS: &[(&str, &[&str])] = &[
+    ("input", &["agent"]),
+    ("mock", &["agent"]),
+    ("session", &["agent"]),
+    ("retry", &["agent"]),
+    ("env", &["run"]),
+    ("steps", &["span", "foreach"]),
+    ("events", &["span"]),
+    ("attributes", &["event"]),
+    ("fail_fast", &["parallel"]),
+    ("as", &["foreach"]),
+    ("concurrency", &["foreach"]),
 ];
+/// What a duration looks like, for messages.
+const DURATION: &str = "a duration like 30s, 2m or 1h";
 
 /// Reads, parses and validates a workflow file; every problem in one Error::Invalid (sorted by
 /// line/col), or Error::ReadFile.
@@ -205,6 +236,22 @@ pub(crate) fn is_identifier(id: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A duration's text in milliseconds (negative when the text says so); `None` when it is not a
+/// duration. A bare whole number is seconds.
+fn parse_duration_ms(text: &str) -> Option<f64> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<i64>() {
+        return Some(seconds as f64 * 1000.0);
+    }
+    let span = text.parse::<jiff::Span>().ok()?;
+    span.total((
+        jiff::Unit::Millisecond,
+        jiff::SpanRelativeTo::days_are_24_hours(),
+    ))
+    .ok()
+    .filter(|ms| ms.is_finite())
 }
 
 fn identifier_form(id: &str) -> String {
@@ -399,6 +446,16 @@ impl Parser<'_> {
         let tools = self.tools(&f);
         let agents = self.agents(&f);
         let traces = self.traces(&f, root, &name);
+        let timeout = f
+            .value("timeout")
+            .and_then(|n| self.located_duration("timeout", n));
+        let retry = f.value("retry").and_then(|n| self.retry(n));
+        let max_concurrency = f.value("max_concurrency").and_then(|n| {
+            let count = self.whole("max_concurrency", n, 1, u64::from(u32::MAX))?;
+            Some(Located::new(u32::try_from(count).ok()?, n.loc))
+        });
+        let budget = f.value("budget").and_then(|n| self.budget(n));
+        let prices = self.prices(&f);
         Some(Workflow {
             path,
             source: Arc::from(self.source),
@@ -412,11 +469,11 @@ impl Parser<'_> {
             tools,
             agents,
             traces,
-            timeout: None,
-            retry: None,
-            max_concurrency: None,
-            budget: None,
-            prices: IndexMap::new(),
+            timeout,
+            retry,
+            max_concurrency,
+            budget,
+            prices,
         })
     }
 
@@ -486,7 +543,7 @@ impl Parser<'_> {
                             .map(|d| d.value),
                         output_schema: self.schema(&f, "output_schema"),
                         max_turns: f.value("max_turns").and_then(|n| self.max_turns(n)),
-                        retry: None,
+                        retry: f.value("retry").and_then(|n| self.retry(n)),
                         loc: name.loc,
                     }
                 }
@@ -607,7 +664,7 @@ impl Parser<'_> {
             self.error(
                 node.loc,
                 format!(
-                    "a step must be a mapping with one of `agent:`, `run:`, `span:` or `event:`, found {}",
+                    "a step must be a mapping with one of {FORMS_TEXT}, found {}",
                     node.describe()
                 ),
             );
@@ -637,6 +694,21 @@ impl Parser<'_> {
             ));
         }
         let name = self.opt_text(&f, "name");
+        let condition = self.opt_text(&f, "if");
+        if let Some(condition) = &condition
+            && condition.value.trim().is_empty()
+        {
+            self.error(condition.loc, "`if:` is empty");
+            self.help("write a condition such as `steps.check.status == 'ok'`, or remove `if:`");
+        }
+        let continue_on_error = f
+            .value("continue_on_error")
+            .and_then(|n| self.boolean("continue_on_error", n))
+            .unwrap_or(false);
+        let timeout = f
+            .value("timeout")
+            .and_then(|n| self.located_duration("timeout", n));
+        let retry = f.value("retry").and_then(|n| self.retry(n));
         let forms: Vec<(&Located<String>, &Node)> = f
             .entries
             .iter()
@@ -646,7 +718,7 @@ impl Parser<'_> {
         let Some(&(form_key, form_value)) = forms.first() else {
             self.error(
                 node.loc,
-                "a step needs exactly one of `agent:`, `run:`, `span:` or `event:`",
+                format!("a step needs exactly one of {FORMS_TEXT}"),
             );
             // Kept as an empty span so that references to its id do not add noise.
             let placeholder = id
@@ -655,10 +727,10 @@ impl Parser<'_> {
             return Some(Step {
                 id,
                 name,
-                condition: None,
-                continue_on_error: false,
-                timeout: None,
-                retry: None,
+                condition,
+                continue_on_error,
+                timeout,
+                retry,
                 kind: StepKind::Span {
                     name: placeholder,
                     events: Vec::new(),
@@ -677,12 +749,17 @@ impl Parser<'_> {
             self.help("split it into two steps");
         }
         for (key, _) in f.entries {
-            if let Some((_, owner)) = FORM_ONLY_KEYS.iter().find(|(k, _)| *k == key.value)
-                && *owner != form
+            if let Some((_, owners)) = FORM_ONLY_KEYS.iter().find(|(k, _)| *k == key.value)
+                && !owners.contains(&form)
             {
+                let owners: Vec<String> = owners.iter().map(|o| format!("`{o}:`")).collect();
                 let d = self.error(
                     key.loc,
-                    format!("`{}:` only applies to `{owner}:` steps", key.value),
+                    format!(
+                        "`{}:` only applies to {} steps",
+                        key.value,
+                        owners.join(" and ")
+                    ),
                 );
                 d.width = key.value.len();
             }
@@ -703,21 +780,29 @@ impl Parser<'_> {
                     None => Vec::new(),
                 },
             },
-            _ => StepKind::Event(EventDef {
+            "event" => StepKind::Event(EventDef {
                 name: self
                     .text("event", form_value)
                     .unwrap_or_else(|| Located::new(String::new(), form_value.loc)),
                 attributes: self.json_map(&f, "attributes"),
                 loc: node.loc,
             }),
+            "parallel" => StepKind::Parallel {
+                branches: self.steps(form_key, form_value, true),
+                fail_fast: f
+                    .value("fail_fast")
+                    .and_then(|n| self.boolean("fail_fast", n))
+                    .unwrap_or(false),
+            },
+            _ => self.foreach_step(&f, form_value, node),
         };
         Some(Step {
             id,
             name,
-            condition: None,
-            continue_on_error: false,
-            timeout: None,
-            retry: None,
+            condition,
+            continue_on_error,
+            timeout,
+            retry,
             kind,
             loc: node.loc,
         })
@@ -746,6 +831,228 @@ impl Parser<'_> {
             input,
             mock: f.value("mock").and_then(|n| self.mock(n)),
             session: self.opt_text(f, "session"),
+        }
+    }
+
+    /// `foreach: LIST` with `as:`, `concurrency:` and the `steps:` run for each item.
+    fn foreach_step(&mut self, f: &Fields, items: &Node, step: &Node) -> StepKind {
+        match &items.kind {
+            NodeKind::Seq(_) | NodeKind::Str(_) => {}
+            _ => {
+                self.wrong_type(
+                    "foreach",
+                    "a list, or a template like `{{ vars.topics }}` that gives one",
+                    items,
+                );
+            }
+        }
+        let as_name = match f.value("as").and_then(|n| self.text("as", n)) {
+            Some(name) if !is_identifier(&name.value) => {
+                let d = self.error(
+                    name.loc,
+                    format!(
+                        "`as:` name `{}` must be letters, digits and `_`, not starting with a digit",
+                        name.value
+                    ),
+                );
+                d.width = name.value.chars().count().max(1);
+                self.help("the name is used as a variable in templates: `{{ item }}`");
+                name.value
+            }
+            Some(name) if RESERVED_NAMES.contains(&name.as_str()) => {
+                let d = self.error(
+                    name.loc,
+                    format!(
+                        "`as: {}` would hide the template variable `{}`",
+                        name.value, name.value
+                    ),
+                );
+                d.width = name.value.len();
+                self.help("choose another name, such as `item`");
+                name.value
+            }
+            Some(name) => name.value,
+            None => "item".to_string(),
+        };
+        let concurrency = f
+            .value("concurrency")
+            .and_then(|n| self.whole("concurrency", n, 1, u64::from(u32::MAX)))
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(1);
+        let steps = match f.get("steps") {
+            Some((key, steps)) => self.steps(key, steps, true),
+            None => {
+                self.error(step.loc, "a `foreach:` step needs `steps:`");
+                self.help("add `steps:`, the steps run for each item");
+                Vec::new()
+            }
+        };
+        StepKind::Foreach {
+            items: Located::new(items.to_json(), items.loc),
+            as_name,
+            concurrency,
+            steps,
+        }
+    }
+
+    /// `retry: { attempts, backoff, timeout }`.
+    fn retry(&mut self, node: &Node) -> Option<RetryDef> {
+        let f = self.fields(node, RETRY_KEYS, "in retry", "`retry`")?;
+        Some(RetryDef {
+            attempts: f
+                .value("attempts")
+                .and_then(|n| self.whole("attempts", n, 1, MAX_ATTEMPTS))
+                .and_then(|n| u32::try_from(n).ok()),
+            backoff: f.value("backoff").and_then(|n| self.duration("backoff", n)),
+            timeout: f.value("timeout").and_then(|n| self.duration("timeout", n)),
+            loc: node.loc,
+        })
+    }
+
+    /// `budget: { max_tokens, max_cost_usd, max_duration }`.
+    fn budget(&mut self, node: &Node) -> Option<BudgetDef> {
+        let f = self.fields(node, BUDGET_KEYS, "in budget", "`budget`")?;
+        Some(BudgetDef {
+            max_tokens: f
+                .value("max_tokens")
+                .and_then(|n| self.whole("max_tokens", n, 1, i64::MAX.unsigned_abs())),
+            max_cost_usd: f.value("max_cost_usd").and_then(|n| {
+                let cost = self.number("max_cost_usd", n)?;
+                if cost > 0.0 {
+                    Some(cost)
+                } else {
+                    self.error(n.loc, "`max_cost_usd` must be more than zero");
+                    None
+                }
+            }),
+            max_duration: f
+                .value("max_duration")
+                .and_then(|n| self.duration("max_duration", n)),
+            loc: node.loc,
+        })
+    }
+
+    /// `prices: { MODEL: { input, output } }`, USD per million tokens.
+    fn prices(&mut self, top: &Fields) -> IndexMap<String, PriceDef> {
+        let mut out = IndexMap::new();
+        let Some(node) = top.value("prices") else {
+            return out;
+        };
+        let entries = match &node.kind {
+            NodeKind::Map(entries) => entries,
+            NodeKind::Null => return out,
+            _ => {
+                self.wrong_type("prices", "a mapping of model names to prices", node);
+                return out;
+            }
+        };
+        for (model, def) in entries {
+            let what = format!("the price of model `{}`", model.value);
+            let Some(f) = self.fields(def, PRICE_KEYS, &format!("in {what}"), &what) else {
+                continue;
+            };
+            let mut rate = |key: &str| match f.value(key) {
+                Some(n) => {
+                    let usd = self.number(key, n)?;
+                    if usd < 0.0 {
+                        self.error(n.loc, format!("`{key}` must not be negative"));
+                        return None;
+                    }
+                    Some(usd)
+                }
+                None => {
+                    let d = self.error(model.loc, format!("{what} needs `{key}:`"));
+                    d.width = model.value.chars().count().max(1);
+                    self.help("prices are USD per million tokens: `{ input: 0.15, output: 0.6 }`");
+                    None
+                }
+            };
+            let input = rate("input");
+            let output = rate("output");
+            if let (Some(input), Some(output)) = (input, output) {
+                out.insert(
+                    model.value.clone(),
+                    PriceDef {
+                        input,
+                        output,
+                        loc: model.loc,
+                    },
+                );
+            }
+        }
+        out
+    }
+
+    /// A number, integer or not (the YAML parser rejects `.inf` and `.nan`).
+    fn number(&mut self, key: &str, node: &Node) -> Option<f64> {
+        match node.kind {
+            NodeKind::Int(i) => Some(i as f64),
+            NodeKind::UInt(u) => Some(u as f64),
+            NodeKind::Float(f) => Some(f),
+            _ => {
+                self.wrong_type(key, "a number", node);
+                None
+            }
+        }
+    }
+
+    /// A whole number in `min..=max`; a `max` at a type's limit reads as "too large".
+    fn whole(&mut self, key: &str, node: &Node, min: u64, max: u64) -> Option<u64> {
+        let n = match node.kind {
+            NodeKind::Int(i) => i128::from(i),
+            NodeKind::UInt(u) => i128::from(u),
+            _ => {
+                self.wrong_type(key, "a whole number", node);
+                return None;
+            }
+        };
+        if n < i128::from(min) {
+            self.error(node.loc, format!("`{key}` must be at least {min}"));
+            None
+        } else if n > i128::from(max) {
+            let message = if max >= u64::from(u32::MAX) {
+                format!("`{key}` is too large")
+            } else {
+                format!("`{key}` must be at most {max}")
+            };
+            self.error(node.loc, message);
+            None
+        } else {
+            u64::try_from(n).ok()
+        }
+    }
+
+    fn located_duration(&mut self, key: &str, node: &Node) -> Option<Located<Duration>> {
+        self.duration(key, node).map(|d| Located::new(d, node.loc))
+    }
+
+    /// A duration: `500ms`, `30s`, `2m`, `1h30m`, or a whole number of seconds; more than zero.
+    fn duration(&mut self, key: &str, node: &Node) -> Option<Duration> {
+        let parsed = match &node.kind {
+            NodeKind::Int(i) => Some(*i as f64 * 1000.0),
+            NodeKind::UInt(u) => Some(*u as f64 * 1000.0),
+            NodeKind::Str(text) => parse_duration_ms(text),
+            NodeKind::Float(_) => None,
+            _ => {
+                self.wrong_type(key, DURATION, node);
+                return None;
+            }
+        };
+        let Some(ms) = parsed else {
+            self.error(node.loc, format!("`{key}` must be {DURATION}"));
+            self.help("units: ms, s, m, h, d; they combine, as in 1h30m; a bare number is seconds");
+            return None;
+        };
+        if ms <= 0.0 {
+            self.error(node.loc, format!("`{key}` must be longer than zero"));
+            return None;
+        }
+        match Duration::try_from_secs_f64(ms / 1000.0) {
+            Ok(d) => Some(d),
+            Err(_) => {
+                self.error(node.loc, format!("`{key}` is too long"));
+                None
+            }
         }
     }
 
@@ -1054,27 +1361,8 @@ impl Parser<'_> {
     }
 
     fn max_turns(&mut self, node: &Node) -> Option<Located<u32>> {
-        match node.kind {
-            NodeKind::Int(i) if i >= 1 => match u32::try_from(i) {
-                Ok(n) => Some(Located::new(n, node.loc)),
-                Err(_) => {
-                    self.error(node.loc, "`max_turns` is too large");
-                    None
-                }
-            },
-            NodeKind::Int(_) => {
-                self.error(node.loc, "`max_turns` must be at least 1");
-                None
-            }
-            NodeKind::UInt(_) => {
-                self.error(node.loc, "`max_turns` is too large");
-                None
-            }
-            _ => {
-                self.wrong_type("max_turns", "a whole number", node);
-                None
-            }
-        }
+        let turns = self.whole("max_turns", node, 1, u64::from(u32::MAX))?;
+        Some(Located::new(u32::try_from(turns).ok()?, node.loc))
     }
 
     fn command(&mut self, node: &Node) -> Command {
@@ -1302,7 +1590,7 @@ mod tests {
         assert_eq!(
             problems(&src),
             [
-                "w.yaml:5:5: a step needs exactly one of `agent:`, `run:`, `span:` or `event:`",
+                "w.yaml:5:5: a step needs exactly one of `agent:`, `run:`, `span:`, `event:`, `parallel:` or `foreach:`",
                 "w.yaml:10:5: a step cannot have both `agent:` and `run:`",
             ]
         );
@@ -1857,6 +2145,373 @@ steps:
                 "w.yaml:6:5: `session:` only applies to `agent:` steps",
                 "w.yaml:7:37: `session` must be a string, found a list",
             ]
+        );
+    }
+
+    const CONTROL: &str = r#"name: Batch
+model: m
+vars: { topics: [a, b], order: o1 }
+timeout: 1h30m
+retry: { attempts: 3, backoff: 500ms, timeout: 30 }
+max_concurrency: 8
+budget: { max_tokens: 100000, max_cost_usd: 2.5, max_duration: 10m }
+prices:
+  gpt-4o-mini: { input: 0.15, output: 0.6 }
+  local: { input: 0, output: 0 }
+agents:
+  stock: { retry: { attempts: 5 } }
+  payments: {}
+steps:
+  - id: checks
+    name: Checks
+    parallel:
+      - { id: inventory, agent: stock, input: "{{ vars.order }}", retry: { backoff: 2s } }
+      - id: payment
+        agent: payments
+        input: pay
+        timeout: 45s
+        continue_on_error: true
+      - span: Audit
+        steps:
+          - { id: audit, run: [echo, audit] }
+      - event: Checks started
+    fail_fast: true
+  - id: summaries
+    if: "{{ steps.checks.status == 'ok' }}"
+    foreach: "{{ vars.topics }}"
+    as: topic
+    concurrency: 4
+    steps:
+      - event: Item started
+      - id: summary
+        agent: stock
+        input: "Summarise {{ topic }} after {{ steps.payment.output }}"
+        if: topic != 'skip' and steps.inventory.status == 'ok'
+  - id: literal
+    foreach: [x, { name: why }]
+    steps:
+      - { id: echo_item, run: [echo, "{{ item }}", "{{ item.name }}"] }
+  - id: after
+    if: steps.literal.status != 'error'
+    run: [echo, "{{ steps.summaries.output }} {{ steps.audit.output }}"]
+"#;
+
+    #[test]
+    fn the_control_flow_keys_parse_into_the_expected_structure() {
+        use std::time::Duration;
+        let wf = parsed(CONTROL);
+        assert_eq!(validate::validate(&wf), []);
+        let at = |line, col| Loc { line, col };
+        assert_eq!(
+            wf.timeout,
+            Some(Located::new(Duration::from_secs(5400), at(4, 10)))
+        );
+        assert_eq!(
+            wf.retry,
+            Some(RetryDef {
+                attempts: Some(3),
+                backoff: Some(Duration::from_millis(500)),
+                timeout: Some(Duration::from_secs(30)),
+                loc: at(5, 8),
+            })
+        );
+        assert_eq!(wf.max_concurrency, Some(Located::new(8, at(6, 18))));
+        assert_eq!(
+            wf.budget,
+            Some(BudgetDef {
+                max_tokens: Some(100_000),
+                max_cost_usd: Some(2.5),
+                max_duration: Some(Duration::from_secs(600)),
+                loc: at(7, 9),
+            })
+        );
+        assert_eq!(
+            wf.prices.clone().into_iter().collect::<Vec<_>>(),
+            [
+                (
+                    "gpt-4o-mini".to_string(),
+                    PriceDef {
+                        input: 0.15,
+                        output: 0.6,
+                        loc: at(9, 3)
+                    }
+                ),
+                (
+                    "local".to_string(),
+                    PriceDef {
+                        input: 0.0,
+                        output: 0.0,
+                        loc: at(10, 3)
+                    }
+                ),
+            ]
+        );
+        assert_eq!(
+            wf.agents["stock"].retry,
+            Some(RetryDef {
+                attempts: Some(5),
+                loc: at(12, 19),
+                ..RetryDef::default()
+            })
+        );
+        assert_eq!(wf.agents["payments"].retry, None);
+
+        let steps = &wf.traces[0].steps;
+        let forms: Vec<&str> = steps.iter().map(Step::form).collect();
+        assert_eq!(forms, ["parallel", "foreach", "foreach", "run"]);
+        let all: Vec<Option<&str>> = wf
+            .all_steps()
+            .iter()
+            .map(|s| s.id.as_ref().map(|i| i.as_str()))
+            .collect();
+        assert_eq!(
+            all,
+            [
+                Some("checks"),
+                Some("inventory"),
+                Some("payment"),
+                None,
+                Some("audit"),
+                None,
+                Some("summaries"),
+                None,
+                Some("summary"),
+                Some("literal"),
+                Some("echo_item"),
+                Some("after"),
+            ]
+        );
+
+        let checks = &steps[0];
+        assert_eq!(checks.name.as_ref().map(|n| n.as_str()), Some("Checks"));
+        assert_eq!(
+            (checks.condition.as_ref(), checks.continue_on_error),
+            (None, false)
+        );
+        let StepKind::Parallel {
+            branches,
+            fail_fast,
+        } = &checks.kind
+        else {
+            panic!("parallel step expected")
+        };
+        assert!(*fail_fast);
+        let forms: Vec<&str> = branches.iter().map(Step::form).collect();
+        assert_eq!(forms, ["agent", "agent", "span", "event"]);
+        assert_eq!(
+            branches[0].retry,
+            Some(RetryDef {
+                backoff: Some(Duration::from_secs(2)),
+                loc: at(18, 74),
+                ..RetryDef::default()
+            })
+        );
+        assert_eq!(branches[0].timeout, None);
+        assert_eq!(
+            branches[1].timeout,
+            Some(Located::new(Duration::from_secs(45), at(22, 18)))
+        );
+        assert!(branches[1].continue_on_error);
+        assert!(!branches[0].continue_on_error);
+
+        let summaries = &steps[1];
+        assert_eq!(
+            summaries.condition,
+            Some(Located::new(
+                "{{ steps.checks.status == 'ok' }}".to_string(),
+                at(30, 9)
+            ))
+        );
+        let StepKind::Foreach {
+            items,
+            as_name,
+            concurrency,
+            steps: inner,
+        } = &summaries.kind
+        else {
+            panic!("foreach step expected")
+        };
+        assert_eq!(items, &Located::new(json!("{{ vars.topics }}"), at(31, 14)));
+        assert_eq!((as_name.as_str(), *concurrency), ("topic", 4));
+        assert_eq!(
+            inner.iter().map(Step::form).collect::<Vec<_>>(),
+            ["event", "agent"]
+        );
+        assert_eq!(
+            inner[1].condition.as_ref().map(|c| c.as_str()),
+            Some("topic != 'skip' and steps.inventory.status == 'ok'")
+        );
+
+        let StepKind::Foreach {
+            items,
+            as_name,
+            concurrency,
+            steps: inner,
+        } = &steps[2].kind
+        else {
+            panic!("foreach step expected")
+        };
+        assert_eq!(
+            items,
+            &Located::new(json!(["x", { "name": "why" }]), at(41, 14))
+        );
+        assert_eq!((as_name.as_str(), *concurrency), ("item", 1));
+        assert_eq!(inner.len(), 1);
+        assert_eq!(
+            steps[3].condition.as_ref().map(|c| c.as_str()),
+            Some("steps.literal.status != 'error'")
+        );
+    }
+
+    #[test]
+    fn durations_take_units_or_seconds_and_must_be_positive() {
+        let timeout = |value: &str| {
+            let src = format!("name: t\ntimeout: {value}\nsteps: [{{ run: echo }}]\n");
+            let (wf, diags) = parse_str("w.yaml", PathBuf::from("w.yaml"), &src);
+            match diags.first() {
+                Some(d) => Err(d.headline()),
+                None => Ok(wf.and_then(|wf| wf.timeout).map(|t| t.value)),
+            }
+        };
+        use std::time::Duration;
+        assert_eq!(timeout("500ms"), Ok(Some(Duration::from_millis(500))));
+        assert_eq!(timeout("30s"), Ok(Some(Duration::from_secs(30))));
+        assert_eq!(timeout("2m"), Ok(Some(Duration::from_secs(120))));
+        assert_eq!(timeout("1h"), Ok(Some(Duration::from_secs(3600))));
+        assert_eq!(timeout("1h30m"), Ok(Some(Duration::from_secs(5400))));
+        assert_eq!(timeout("1d"), Ok(Some(Duration::from_secs(86400))));
+        assert_eq!(timeout("90"), Ok(Some(Duration::from_secs(90))));
+        assert_eq!(timeout("\"15\""), Ok(Some(Duration::from_secs(15))));
+        let bad = "w.yaml:2:10: `timeout` must be a duration like 30s, 2m or 1h";
+        for text in ["soon", "1.5", "2 parsecs", "1mo", "\"\""] {
+            assert_eq!(timeout(text), Err(bad.to_string()), "{text}");
+        }
+        let zero = "w.yaml:2:10: `timeout` must be longer than zero";
+        for text in ["0", "0s", "-5s", "-3"] {
+            assert_eq!(timeout(text), Err(zero.to_string()), "{text}");
+        }
+        assert_eq!(
+            timeout("[1s]"),
+            Err(
+                "w.yaml:2:10: `timeout` must be a duration like 30s, 2m or 1h, found a list".into()
+            )
+        );
+        assert_eq!(
+            timeout(""),
+            Err("w.yaml:2:8: `timeout:` needs a value (a duration like 30s, 2m or 1h)".into())
+        );
+    }
+
+    #[test]
+    fn top_level_limits_retries_budgets_and_prices_are_checked() {
+        let src = r#"name: t
+model: m
+timeout: forever
+retry: { attempts: 0, backoff: 0s, timeot: 1s }
+max_concurrency: 0
+budget: { max_tokens: 0, max_cost_usd: 0, max_duration: -1m, max_cost: 1 }
+prices:
+  a: { input: -1, output: x }
+  b: { input: 1 }
+  c: 3
+  d: { input: 1, output: 1, cached: 1 }
+agents:
+  w: { retry: { attempts: 21 } }
+steps:
+  - { agent: w, input: hi, retry: { attempts: 2.5, timeout: 0 } }
+"#;
+        assert_eq!(
+            problems(src),
+            [
+                "w.yaml:3:10: `timeout` must be a duration like 30s, 2m or 1h",
+                "w.yaml:4:20: `attempts` must be at least 1",
+                "w.yaml:4:32: `backoff` must be longer than zero",
+                "w.yaml:4:36: unknown key `timeot` in retry; did you mean `timeout`?",
+                "w.yaml:5:18: `max_concurrency` must be at least 1",
+                "w.yaml:6:23: `max_tokens` must be at least 1",
+                "w.yaml:6:40: `max_cost_usd` must be more than zero",
+                "w.yaml:6:57: `max_duration` must be longer than zero",
+                "w.yaml:6:62: unknown key `max_cost` in budget; did you mean `max_cost_usd`?",
+                "w.yaml:8:15: `input` must not be negative",
+                "w.yaml:8:27: `output` must be a number, found a string",
+                "w.yaml:9:3: the price of model `b` needs `output:`",
+                "w.yaml:10:6: the price of model `c` must be a mapping, found a number",
+                "w.yaml:11:29: unknown key `cached` in the price of model `d`",
+                "w.yaml:13:27: `attempts` must be at most 20",
+                "w.yaml:15:47: `attempts` must be a whole number, found a number",
+                "w.yaml:15:61: `timeout` must be longer than zero",
+            ]
+        );
+        assert_eq!(
+            problems(
+                "name: t\nretry: 3\nbudget: [1]\nprices: [a]\nmax_concurrency: 99999999999\nsteps: [{ run: echo }]\n"
+            ),
+            [
+                "w.yaml:2:8: `retry` must be a mapping, found a number",
+                "w.yaml:3:9: `budget` must be a mapping, found a list",
+                "w.yaml:4:9: `prices` must be a mapping of model names to prices, found a list",
+                "w.yaml:5:18: `max_concurrency` is too large",
+            ]
+        );
+    }
+
+    #[test]
+    fn step_control_keys_are_checked() {
+        let src = format!(
+            "{HEAD}steps:
+  - run: echo
+    if: \"\"
+    continue_on_error: \"yes\"
+    timeout: 2 parsecs
+    retry: {{ attempts: 2 }}
+  - span: S
+    fail_fast: true
+    as: x
+    concurrency: 2
+  - parallel: []
+  - parallel: {{ run: echo }}
+  - foreach: 3
+    as: 2nd
+    concurrency: 0
+    steps: [{{ run: echo }}]
+  - foreach: [a]
+    as: vars
+  - foreach:
+    steps: []
+  - agent: a
+    input: hi
+    steps: [{{ run: echo }}]
+    fail_fast: false
+"
+        );
+        assert_eq!(
+            problems(&src),
+            [
+                "w.yaml:6:9: `if:` is empty",
+                "w.yaml:7:24: `continue_on_error` must be `true` or `false`, found a string",
+                "w.yaml:8:14: `timeout` must be a duration like 30s, 2m or 1h",
+                "w.yaml:9:5: `retry:` only applies to `agent:` steps",
+                "w.yaml:11:5: `fail_fast:` only applies to `parallel:` steps",
+                "w.yaml:12:5: `as:` only applies to `foreach:` steps",
+                "w.yaml:13:5: `concurrency:` only applies to `foreach:` steps",
+                "w.yaml:14:15: `parallel:` has no steps",
+                "w.yaml:15:15: `parallel` must be a list of steps, found a mapping",
+                "w.yaml:16:14: `foreach` must be a list, or a template like `{{ vars.topics }}` that gives one, found a number",
+                "w.yaml:17:9: `as:` name `2nd` must be letters, digits and `_`, not starting with a digit",
+                "w.yaml:18:18: `concurrency` must be at least 1",
+                "w.yaml:20:5: a `foreach:` step needs `steps:`",
+                "w.yaml:21:9: `as: vars` would hide the template variable `vars`",
+                "w.yaml:22:12: `foreach:` needs a value (a list, or a template like `{{ vars.topics }}` that gives one)",
+                "w.yaml:23:12: `steps:` has no steps",
+                "w.yaml:26:5: `steps:` only applies to `span:` and `foreach:` steps",
+                "w.yaml:27:5: `fail_fast:` only applies to `parallel:` steps",
+            ]
+        );
+        assert_eq!(
+            problems(&format!(
+                "{HEAD}steps:\n  - parallel: [{{ run: echo }}]\n    foreach: [a]\n"
+            )),
+            ["w.yaml:6:5: a step cannot have both `parallel:` and `foreach:`"]
         );
     }
 

@@ -1,11 +1,14 @@
 //! Checks the relations inside a parsed workflow: unique step ids, known agents with a model,
 //! tools, handoffs and scripted (`mock:`) turns that name what exists, JSON Schemas that compile,
-//! events inside spans, no templates in shell scripts, and every template's syntax and
-//! references, each against the point of execution where it is rendered.
+//! events inside spans, no templates in shell scripts, `if:` conditions, `foreach:` lists, and
+//! every template's syntax and references, each against the point of execution where it is
+//! rendered: a step inside a `foreach:` sees the loop's variable and the earlier steps of the
+//! same item, but the steps after the loop only see the loop's output; a parallel branch cannot
+//! see the branches beside it.
 //!
 //! Every problem is reported in one pass, each at the location of the value that holds it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use indexmap::IndexSet;
 
@@ -15,7 +18,7 @@ use super::parse::{HANDOFF_PREFIX, did_you_mean, is_function_name, list, suggest
 use super::schema::{
     AgentDef, Command, EventDef, Loc, Located, LocatedValue, MockTurn, Step, StepKind,
 };
-use super::template::{Templates, is_template};
+use super::template::{Templates, is_template, single_expression};
 use super::{Diagnostic, Workflow};
 
 /// Names minijinja provides itself; templates may call them.
@@ -29,6 +32,8 @@ const GLOBALS: &[&str] = &[
     "debug",
 ];
 const STEP_FIELDS: &[&str] = &["output", "status"];
+/// The values of `steps.<id>.status`.
+const STATUSES: &[&str] = &["ok", "error", "skipped"];
 const TRACE_FIELDS: &[&str] = &["id", "group_id"];
 /// What a tool's `command:` may reference: it is rendered whenever the tool is called, by any
 /// agent in any step.
@@ -64,6 +69,8 @@ pub fn validate(wf: &Workflow) -> Vec<Diagnostic> {
     v.agents();
     let before_any = Scope {
         done: &HashSet::new(),
+        hidden: None,
+        locals: &[],
         current: None,
         checks: Checks::All,
         note: Some("the top-level `group_id` and `metadata` are rendered before any step runs"),
@@ -75,10 +82,12 @@ pub fn validate(wf: &Workflow) -> Vec<Diagnostic> {
     for value in wf.metadata.values() {
         v.value(value, &before_any);
     }
-    let mut done = HashSet::new();
+    let mut reach = Reach::default();
     for trace in &wf.traces {
         let scope = Scope {
-            done: &done,
+            done: &reach.done,
+            hidden: Some(&reach.hidden),
+            locals: &[],
             current: None,
             checks: Checks::All,
             note: Some("a trace's name and metadata are rendered when the trace starts"),
@@ -88,7 +97,7 @@ pub fn validate(wf: &Workflow) -> Vec<Diagnostic> {
         for value in trace.metadata.values() {
             v.value(value, &scope);
         }
-        v.steps(&trace.steps, &mut done, false);
+        v.steps(&trace.steps, &mut reach, false);
     }
     v.diagnostics.sort_by_key(|d| d.loc);
     v.diagnostics
@@ -104,10 +113,33 @@ enum Checks {
     OnlySteps,
 }
 
+/// Why a step that has finished by some point still cannot be referenced there.
+#[derive(Clone, Debug)]
+enum Hidden {
+    /// It is inside a `foreach:` (the id of the loop step, if it has one): it ran once per item.
+    InLoop(Option<String>),
+    /// It is in a parallel branch beside the one being checked: it runs at the same time.
+    Beside,
+}
+
+/// What the steps at one point of the walk through the file can see.
+#[derive(Clone, Debug, Default)]
+struct Reach {
+    /// Ids of the steps that have finished, and whose outputs can be used.
+    done: HashSet<String>,
+    hidden: HashMap<String, Hidden>,
+    /// The `as:` names of the loops around, outermost first.
+    locals: Vec<String>,
+}
+
 /// The point of execution at which a template is rendered.
 struct Scope<'s> {
     /// Ids of the steps that have finished by then.
     done: &'s HashSet<String>,
+    /// Steps that have run but cannot be referenced from here, and why.
+    hidden: Option<&'s HashMap<String, Hidden>>,
+    /// Loop variables (`item`) defined here.
+    locals: &'s [String],
     /// The step being rendered, which cannot use its own output.
     current: Option<&'s str>,
     checks: Checks,
@@ -184,6 +216,8 @@ impl<'w> Validator<'w> {
             };
             let scope = Scope {
                 done: &all,
+                hidden: None,
+                locals: &[],
                 current: None,
                 checks: Checks::NotSteps,
                 note: None,
@@ -200,11 +234,15 @@ impl<'w> Validator<'w> {
         }
     }
 
-    fn steps(&mut self, steps: &[Step], done: &mut HashSet<String>, in_span: bool) {
+    /// Checks `steps` in execution order; `in_span` tells whether a span encloses them (a
+    /// `span:`, a `parallel:` step, or the item span of a `foreach:`).
+    fn steps(&mut self, steps: &[Step], reach: &mut Reach, in_span: bool) {
         for step in steps {
             let current = step.id.as_ref().map(|id| id.as_str());
             let scope = Scope {
-                done,
+                done: &reach.done,
+                hidden: Some(&reach.hidden),
+                locals: &reach.locals,
                 current,
                 checks: Checks::All,
                 note: None,
@@ -212,6 +250,9 @@ impl<'w> Validator<'w> {
             };
             if let Some(name) = &step.name {
                 self.template(name, &scope);
+            }
+            if let Some(condition) = &step.condition {
+                self.condition(condition, &scope);
             }
             match &step.kind {
                 StepKind::Agent {
@@ -225,6 +266,8 @@ impl<'w> Validator<'w> {
                     if let Some(session) = session {
                         let scope = Scope {
                             done: &HashSet::new(),
+                            hidden: None,
+                            locals: &[],
                             current,
                             checks: Checks::All,
                             note: None,
@@ -262,24 +305,126 @@ impl<'w> Validator<'w> {
                     for event in events {
                         self.event(event, &scope);
                     }
-                    self.steps(children, done, true);
+                    self.steps(children, reach, true);
                 }
                 StepKind::Event(event) => {
                     if !in_span {
                         self.report(
                             step.loc,
                             "an `event:` step must be inside a `span:` block; events belong to the enclosing span".into(),
-                            Some("move it into the `steps:` of a `span:`, or list it under that span's `events:`".into()),
+                            Some("move it into the `steps:` of a `span:` (or of a `foreach:`), or list it under that span's `events:`".into()),
                             1,
                         );
                     }
                     self.event(event, &scope);
                 }
-                // Checked in full when the parser learns these forms.
-                StepKind::Parallel { .. } | StepKind::Foreach { .. } => {}
+                StepKind::Parallel { branches, .. } => self.parallel(branches, reach),
+                StepKind::Foreach {
+                    items,
+                    as_name,
+                    steps: children,
+                    ..
+                } => {
+                    let scope = Scope {
+                        note: Some("a `foreach:` list is rendered before the loop starts"),
+                        ..scope
+                    };
+                    self.foreach_items(items, &scope);
+                    let mut inner = reach.clone();
+                    inner.locals.push(as_name.clone());
+                    self.steps(children, &mut inner, true);
+                    // Each item runs the steps again: after the loop only its output is known.
+                    let loop_id = current.map(str::to_string);
+                    for id in ids_within(children) {
+                        reach.hidden.insert(id, Hidden::InLoop(loop_id.clone()));
+                    }
+                }
             }
             if let Some(id) = current {
-                done.insert(id.to_string());
+                reach.done.insert(id.to_string());
+            }
+        }
+    }
+
+    /// Branches run at the same time: each sees what ran before the `parallel:` step but none
+    /// of the others; the steps after it see every branch.
+    fn parallel(&mut self, branches: &[Step], reach: &mut Reach) {
+        let mut done = reach.done.clone();
+        let mut in_loops = Vec::new();
+        for (i, branch) in branches.iter().enumerate() {
+            let mut inner = reach.clone();
+            for (j, other) in branches.iter().enumerate() {
+                if j != i {
+                    for id in ids_within(std::slice::from_ref(other)) {
+                        inner.hidden.insert(id, Hidden::Beside);
+                    }
+                }
+            }
+            self.steps(std::slice::from_ref(branch), &mut inner, true);
+            done.extend(inner.done);
+            in_loops.extend(
+                inner
+                    .hidden
+                    .into_iter()
+                    .filter(|(_, why)| matches!(why, Hidden::InLoop(_))),
+            );
+        }
+        reach.done = done;
+        reach.hidden.extend(in_loops);
+    }
+
+    /// `foreach:` items: a list (whose strings are templates), or one expression giving a list.
+    fn foreach_items(&mut self, items: &LocatedValue, scope: &Scope) {
+        match &items.value {
+            Value::String(text) => {
+                if single_expression(text).is_none() {
+                    let help = if is_template(text) {
+                        "the expression must give a list; text around `{{ }}` would make a string"
+                    } else {
+                        "write the items as a YAML list (`foreach: [a, b]`) or name one with `{{ vars.topics }}`"
+                    };
+                    self.report(
+                        items.loc,
+                        "`foreach:` must be a list or a single expression like `{{ vars.topics }}`"
+                            .into(),
+                        Some(help.into()),
+                        1,
+                    );
+                }
+                self.check(text, items.loc, scope);
+            }
+            Value::Array(_) => self.value(items, scope),
+            // Anything else was reported by the parser.
+            _ => {}
+        }
+    }
+
+    /// `if:` — one expression, bare (`steps.check.status == 'ok'`) or in `{{ }}`.
+    fn condition(&mut self, condition: &Located<String>, scope: &Scope) {
+        let text = condition.value.trim();
+        if text.is_empty() {
+            return; // reported by the parser
+        }
+        let expr = single_expression(text).unwrap_or(text);
+        match self.templates.env().compile_expression(expr) {
+            Ok(compiled) => {
+                let mut paths: Vec<String> =
+                    compiled.undeclared_variables(true).into_iter().collect();
+                paths.sort();
+                self.paths(&paths, condition.loc, scope);
+                self.statuses(expr, condition.loc);
+            }
+            Err(err) => {
+                let help = is_template(text).then(|| {
+                    "write the condition bare (`steps.check.status == 'ok'`) or as one `{{ ... }}`"
+                        .to_string()
+                });
+                self.report(
+                    condition.loc,
+                    format!("`if:` is not a valid expression: {}", error_text(&err)),
+                    help,
+                    1,
+                );
             }
         }
     }
@@ -389,6 +534,8 @@ impl<'w> Validator<'w> {
             };
             let scope = Scope {
                 done: scope.done,
+                hidden: scope.hidden,
+                locals: scope.locals,
                 current: scope.current,
                 checks: Checks::OnlySteps,
                 note: Some(&note),
@@ -450,16 +597,24 @@ impl<'w> Validator<'w> {
             Ok(paths) => paths,
             Err(err) => {
                 if scope.checks != Checks::OnlySteps {
-                    let message = err.to_string();
-                    let message = match message.rfind(" (in ") {
-                        Some(i) => &message[..i],
-                        None => &message,
-                    };
-                    self.report(loc, format!("template error: {message}"), None, 1);
+                    self.report(
+                        loc,
+                        format!("template error: {}", error_text(&err)),
+                        None,
+                        1,
+                    );
                 }
                 return;
             }
         };
+        self.paths(&paths, loc, scope);
+        for code in code_segments(text) {
+            self.statuses(code, loc);
+        }
+    }
+
+    /// The variable paths a template or an expression reads, against what `scope` can see.
+    fn paths(&mut self, paths: &[String], loc: Loc, scope: &Scope) {
         for path in paths {
             let parts: Vec<&str> = path.split('.').collect();
             if let (Some(only), Some(root)) = (scope.only, parts.first())
@@ -482,6 +637,7 @@ impl<'w> Validator<'w> {
                     }
                 }
                 _ if scope.checks == Checks::OnlySteps => {}
+                [root, ..] if scope.locals.iter().any(|l| l == root) => {}
                 ["vars", name, ..] => {
                     if !self.wf.vars.contains_key(name) {
                         let suggestion = suggest(name, self.wf.vars.keys().map(String::as_str))
@@ -519,18 +675,68 @@ impl<'w> Validator<'w> {
                 }
                 [root, ..] => {
                     if !matches!(root, "vars" | "steps" | "trace") && !GLOBALS.contains(&root) {
-                        self.report(
-                            loc,
-                            format!(
-                                "unknown variable `{root}`; templates can use `vars`, `steps` and `trace`"
-                            ),
-                            None,
-                            1,
-                        );
+                        self.unknown_root(root, loc, scope);
                     }
                 }
                 [] => {}
             }
+        }
+    }
+
+    fn unknown_root(&mut self, root: &str, loc: Loc, scope: &Scope) {
+        let suggestion = suggest(root, scope.locals.iter().map(String::as_str));
+        let message = match (suggestion, scope.locals) {
+            (Some(_), _) => format!("unknown variable `{root}`{}", did_you_mean(suggestion)),
+            (None, []) => {
+                format!("unknown variable `{root}`; templates can use `vars`, `steps` and `trace`")
+            }
+            (None, locals) => {
+                let mut names: Vec<String> = ["vars", "steps", "trace"]
+                    .into_iter()
+                    .map(String::from)
+                    .chain(locals.iter().cloned())
+                    .collect();
+                let last = names.pop().unwrap_or_default();
+                format!(
+                    "unknown variable `{root}`; templates can use {} and `{last}` here",
+                    list(&names)
+                )
+            }
+        };
+        // A loop's variable used outside its loop.
+        let wf: &'w Workflow = self.wf;
+        let help = wf.all_steps().into_iter().find_map(|step| match &step.kind {
+            StepKind::Foreach { as_name, .. } if as_name == root => Some(format!(
+                "`{root}` is the variable of the `foreach:` on line {}; it is only defined in that loop's `steps:`",
+                step.loc.line
+            )),
+            _ => None,
+        });
+        self.report(loc, message, help, 1);
+    }
+
+    /// `steps.<id>.status` compared with a literal it can never equal (GitHub Actions habits
+    /// such as `'success'` included).
+    fn statuses(&mut self, code: &str, loc: Loc) {
+        for (id, literal) in status_comparisons(code) {
+            if STATUSES.contains(&literal.as_str()) {
+                continue;
+            }
+            let suggestion = match literal.to_lowercase().as_str() {
+                "success" | "succeeded" | "passed" | "completed" => Some("ok"),
+                "failure" | "failed" | "fail" | "cancelled" | "canceled" => Some("error"),
+                "skip" => Some("skipped"),
+                other => suggest(other, STATUSES.iter().copied()),
+            };
+            self.report(
+                loc,
+                format!(
+                    "`steps.{id}.status` is `ok`, `error` or `skipped`, never `{literal}`{}",
+                    did_you_mean(suggestion)
+                ),
+                None,
+                1,
+            );
         }
     }
 
@@ -547,6 +753,8 @@ impl<'w> Validator<'w> {
             }
             let scope = Scope {
                 done: &HashSet::new(),
+                hidden: None,
+                locals: &[],
                 current: None,
                 checks: Checks::All,
                 note: None,
@@ -722,6 +930,30 @@ impl<'w> Validator<'w> {
                 None,
                 1,
             );
+        } else if let Some(why) = (!scope.done.contains(id))
+            .then_some(scope.hidden)
+            .flatten()
+            .and_then(|hidden| hidden.get(id))
+        {
+            let (message, help) = match why {
+                Hidden::InLoop(Some(loop_id)) => (
+                    format!(
+                        "step `{id}` is inside a `foreach:`; use the loop's own output (`steps.{loop_id}.output`)"
+                    ),
+                    "the steps of a loop run once per item; the loop's output is the list of each item's last output",
+                ),
+                Hidden::InLoop(None) => (
+                    format!(
+                        "step `{id}` is inside a `foreach:`; use the loop's own output (`steps.<loop id>.output`)"
+                    ),
+                    "give the `foreach:` step an `id:`; its output is the list of each item's last output",
+                ),
+                Hidden::Beside => (
+                    format!("step `{id}` runs in a parallel branch beside this one"),
+                    "the branches of a `parallel:` step run at the same time; use their outputs in the steps after it",
+                ),
+            };
+            self.report(loc, message, Some(help.to_string()), 1);
         } else if !scope.done.contains(id) {
             let help = scope
                 .note
@@ -750,6 +982,127 @@ impl<'w> Validator<'w> {
             );
         }
     }
+}
+
+/// The ids of `steps` and of every step nested in them.
+fn ids_within(steps: &[Step]) -> Vec<String> {
+    let mut out = Vec::new();
+    for step in steps {
+        if let Some(id) = &step.id {
+            out.push(id.value.clone());
+        }
+        match &step.kind {
+            StepKind::Span { steps, .. } | StepKind::Foreach { steps, .. } => {
+                out.extend(ids_within(steps))
+            }
+            StepKind::Parallel { branches, .. } => out.extend(ids_within(branches)),
+            StepKind::Agent { .. } | StepKind::Run { .. } | StepKind::Event(_) => {}
+        }
+    }
+    out
+}
+
+/// minijinja's message without its location suffix.
+fn error_text(err: &minijinja::Error) -> String {
+    let message = err.to_string();
+    match message.rfind(" (in ") {
+        Some(i) => message[..i].to_string(),
+        None => message,
+    }
+}
+
+/// The code inside a template's `{{ }}` and `{% %}` tags.
+fn code_segments(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(['{']) {
+        let after = &rest[start..];
+        let close = if after.starts_with("{{") {
+            "}}"
+        } else if after.starts_with("{%") {
+            "%}"
+        } else {
+            rest = &rest[start + 1..];
+            continue;
+        };
+        let body = &after[2..];
+        match body.find(close) {
+            Some(end) => {
+                out.push(&body[..end]);
+                rest = &body[end + close.len()..];
+            }
+            None => {
+                out.push(body);
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// `(id, literal)` for each `steps.<id>.status == 'literal'` (or `!=`, either way round) in an
+/// expression.
+fn status_comparisons(code: &str) -> Vec<(String, String)> {
+    #[derive(Debug, PartialEq)]
+    enum Token {
+        Path(String),
+        Literal(String),
+        Compare,
+        Other,
+    }
+    let mut tokens = Vec::new();
+    let mut chars = code.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c.is_ascii_alphabetic() || c == '_' {
+            let mut end = i + c.len_utf8();
+            while let Some(&(j, d)) = chars.peek() {
+                if d.is_ascii_alphanumeric() || d == '_' || d == '.' {
+                    end = j + d.len_utf8();
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            tokens.push(Token::Path(code[i..end].to_string()));
+        } else if c == '\'' || c == '"' {
+            let mut literal = String::new();
+            for (_, d) in chars.by_ref() {
+                if d == c {
+                    break;
+                }
+                literal.push(d);
+            }
+            tokens.push(Token::Literal(literal));
+        } else if (c == '=' || c == '!') && chars.peek().is_some_and(|&(_, d)| d == '=') {
+            chars.next();
+            tokens.push(Token::Compare);
+        } else if !c.is_whitespace() {
+            tokens.push(Token::Other);
+        }
+    }
+    let status_of = |token: &Token| match token {
+        Token::Path(path) => path
+            .strip_prefix("steps.")?
+            .strip_suffix(".status")
+            .filter(|id| !id.is_empty() && !id.contains('.'))
+            .map(str::to_string),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    for window in tokens.windows(3) {
+        let [left, Token::Compare, right] = window else {
+            continue;
+        };
+        match (left, right) {
+            (Token::Literal(literal), path) | (path, Token::Literal(literal)) => {
+                if let Some(id) = status_of(path) {
+                    out.push((id, literal.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -1157,6 +1510,222 @@ steps:
         assert_eq!(
             helps(src)[1],
             "the instructions of agent `billing` are rendered when step `first` runs (line 6)"
+        );
+    }
+
+    #[test]
+    fn conditions_are_expressions_checked_like_templates() {
+        let src = format!(
+            "{HEAD}steps:
+  - id: check
+    run: echo
+  - if: steps.check.status == 'ok' and vars.topic
+    run: echo
+  - if: \"{{{{ steps.check.status != 'skipped' }}}}\"
+    run: echo
+  - if: steps.check.status ==
+    run: echo
+  - if: \"{{{{ steps.check.output }}}} == 'x'\"
+    run: echo
+  - id: own
+    if: steps.own.output or steps.later.output or steps.chek.output or vars.topc or foo
+    run: echo
+  - if: steps.check.status == 'success' or 'failure' != steps.check.status or steps.check.status == 'sucess'
+    run: echo
+  - run: [echo, \"{{% if steps.check.status == 'passed' %}}y{{% endif %}}\", \"steps.check.status == 'plain text'\"]
+  - if: true
+    run: echo
+  - id: later
+    run: echo
+"
+        );
+        assert_eq!(
+            problems(&src),
+            [
+                "w.yaml:13:9: `if:` is not a valid expression: syntax error: unexpected end of input, expected expression",
+                "w.yaml:15:9: `if:` is not a valid expression: syntax error: unexpected `}`, expected `:`",
+                "w.yaml:18:9: unknown variable `foo`; templates can use `vars`, `steps` and `trace`",
+                "w.yaml:18:9: unknown step `chek`; did you mean `check`?",
+                "w.yaml:18:9: step `later` has not run yet at this point",
+                "w.yaml:18:9: step `own` cannot use its own output",
+                "w.yaml:18:9: unknown variable `vars.topc`; did you mean `vars.topic`?",
+                "w.yaml:20:9: `steps.check.status` is `ok`, `error` or `skipped`, never `success`; did you mean `ok`?",
+                "w.yaml:20:9: `steps.check.status` is `ok`, `error` or `skipped`, never `failure`; did you mean `error`?",
+                "w.yaml:20:9: `steps.check.status` is `ok`, `error` or `skipped`, never `sucess`",
+                "w.yaml:22:17: `steps.check.status` is `ok`, `error` or `skipped`, never `passed`; did you mean `ok`?",
+            ]
+        );
+        assert_eq!(
+            helps(&src)[1],
+            "write the condition bare (`steps.check.status == 'ok'`) or as one `{{ ... }}`"
+        );
+    }
+
+    #[test]
+    fn foreach_lists_are_lists_or_one_expression() {
+        let src = format!(
+            "{HEAD}vars: {{ topics: [a, b] }}
+steps:
+  - id: first
+    foreach: \"{{{{ vars.topics }}}}\"
+    steps: [{{ run: echo }}]
+  - foreach: \"{{{{ vars.topics }}}} and {{{{ vars.topics }}}}\"
+    steps: [{{ run: echo }}]
+  - foreach: a, b
+    steps: [{{ run: echo }}]
+  - id: loop
+    foreach: \"{{{{ steps.loop.output }}}}{{{{ steps.later.output }}}}\"
+    steps: [{{ run: echo }}]
+  - foreach: [\"{{{{ vars.topic }}}}\", \"{{{{ vars.nope }}}}\", \"{{{{ item }}}}\", 3]
+    steps: [{{ run: echo }}]
+  - foreach: \"{{{{ steps.first.output | map(attribute='x') | list }}}}\"
+    steps: [{{ run: echo }}]
+  - foreach: \"{{{{ bad\"
+    steps: [{{ run: echo }}]
+  - {{ id: later, run: echo }}
+"
+        )
+        .replacen("vars: { topic: x }\n", "", 1);
+        assert_eq!(
+            problems(&src),
+            [
+                "w.yaml:10:14: `foreach:` must be a list or a single expression like `{{ vars.topics }}`",
+                "w.yaml:12:14: `foreach:` must be a list or a single expression like `{{ vars.topics }}`",
+                "w.yaml:15:14: `foreach:` must be a list or a single expression like `{{ vars.topics }}`",
+                "w.yaml:15:14: step `later` has not run yet at this point",
+                "w.yaml:15:14: step `loop` cannot use its own output",
+                "w.yaml:17:14: unknown variable `vars.topic`; did you mean `vars.topics`?",
+                "w.yaml:17:14: unknown variable `vars.nope`",
+                "w.yaml:17:14: unknown variable `item`; templates can use `vars`, `steps` and `trace`",
+                "w.yaml:21:14: `foreach:` must be a list or a single expression like `{{ vars.topics }}`",
+                "w.yaml:21:14: template error: syntax error: unexpected end of input, expected end of variable block",
+            ]
+        );
+        let helps = helps(&src);
+        assert_eq!(
+            helps[1],
+            "write the items as a YAML list (`foreach: [a, b]`) or name one with `{{ vars.topics }}`"
+        );
+        assert_eq!(
+            helps[3],
+            "a `foreach:` list is rendered before the loop starts"
+        );
+    }
+
+    #[test]
+    fn the_loop_variable_is_defined_inside_its_loop_only() {
+        let src = format!(
+            "{HEAD}steps:
+  - foreach: [a, b]
+    steps:
+      - id: inner
+        if: item != 'b'
+        agent: writer
+        input: \"{{{{ item }}}} {{{{ item.name }}}} {{{{ itme }}}}\"
+        session: \"{{{{ item }}}}\"
+      - foreach: [c]
+        as: sub
+        steps:
+          - run: [echo, \"{{{{ item }}}} {{{{ sub }}}} {{{{ other }}}}\"]
+      - run: [echo, \"{{{{ sub }}}}\"]
+  - if: item
+    run: [echo, \"{{{{ item }}}}\"]
+"
+        );
+        assert_eq!(
+            problems(&src),
+            [
+                "w.yaml:12:16: unknown variable `itme`; did you mean `item`?",
+                "w.yaml:13:18: `item`: a `session:` can only use `vars`",
+                "w.yaml:17:25: unknown variable `other`; templates can use `vars`, `steps`, `trace`, `item` and `sub` here",
+                "w.yaml:18:21: unknown variable `sub`; templates can use `vars`, `steps`, `trace` and `item` here",
+                "w.yaml:19:9: unknown variable `item`; templates can use `vars`, `steps` and `trace`",
+                "w.yaml:20:17: unknown variable `item`; templates can use `vars`, `steps` and `trace`",
+            ]
+        );
+        assert_eq!(
+            helps(&src)[3],
+            "`sub` is the variable of the `foreach:` on line 14; it is only defined in that loop's `steps:`"
+        );
+    }
+
+    #[test]
+    fn steps_inside_a_loop_run_per_item_and_are_reached_through_the_loop() {
+        let src = format!(
+            "{HEAD}steps:
+  - {{ id: before, run: echo }}
+  - id: loop
+    foreach: [a]
+    steps:
+      - {{ id: one, run: [echo, \"{{{{ steps.before.output }}}} {{{{ steps.loop.output }}}}\"] }}
+      - {{ id: two, run: [echo, \"{{{{ steps.one.output }}}}\"] }}
+      - span: S
+        steps:
+          - foreach: [b]
+            steps: [{{ id: deep, run: echo }}]
+          - {{ run: [echo, \"{{{{ steps.deep.output }}}}\"] }}
+  - foreach: [c]
+    steps: [{{ id: anonymous, run: echo }}]
+  - run: [echo, \"{{{{ steps.loop.output }}}} {{{{ steps.two.output }}}} {{{{ steps.deep.status }}}} {{{{ steps.anonymous.output }}}}\"]
+"
+        );
+        assert_eq!(
+            problems(&src),
+            [
+                "w.yaml:11:32: step `loop` has not run yet at this point",
+                "w.yaml:17:27: step `deep` is inside a `foreach:`; use the loop's own output (`steps.<loop id>.output`)",
+                "w.yaml:20:17: step `anonymous` is inside a `foreach:`; use the loop's own output (`steps.<loop id>.output`)",
+                "w.yaml:20:17: step `deep` is inside a `foreach:`; use the loop's own output (`steps.loop.output`)",
+                "w.yaml:20:17: step `two` is inside a `foreach:`; use the loop's own output (`steps.loop.output`)",
+            ]
+        );
+        assert_eq!(
+            helps(&src)[3],
+            "the steps of a loop run once per item; the loop's output is the list of each item's last output"
+        );
+    }
+
+    #[test]
+    fn parallel_branches_cannot_see_each_other() {
+        let src = format!(
+            "{HEAD}steps:
+  - {{ id: before, run: echo }}
+  - id: checks
+    parallel:
+      - {{ id: a, run: [echo, \"{{{{ steps.before.output }}}} {{{{ steps.b.output }}}}\"] }}
+      - span: B
+        steps:
+          - {{ id: b, run: echo }}
+          - {{ id: b2, run: [echo, \"{{{{ steps.b.output }}}} {{{{ steps.a.output }}}} {{{{ steps.checks.output }}}}\"] }}
+      - foreach: [x]
+        steps: [{{ id: looped, run: echo }}]
+      - event: started
+  - run: [echo, \"{{{{ steps.a.output }}}} {{{{ steps.b2.output }}}} {{{{ steps.checks.status }}}} {{{{ steps.looped.output }}}}\"]
+"
+        );
+        assert_eq!(
+            problems(&src),
+            [
+                "w.yaml:10:30: step `b` runs in a parallel branch beside this one",
+                "w.yaml:14:35: step `a` runs in a parallel branch beside this one",
+                "w.yaml:14:35: step `checks` has not run yet at this point",
+                "w.yaml:18:17: step `looped` is inside a `foreach:`; use the loop's own output (`steps.<loop id>.output`)",
+            ]
+        );
+        assert_eq!(
+            helps(&src)[0],
+            "the branches of a `parallel:` step run at the same time; use their outputs in the steps after it"
+        );
+    }
+
+    #[test]
+    fn events_need_a_span_and_parallel_steps_and_loop_items_are_spans() {
+        let src = "name: t\nsteps:\n  - event: too early\n  - parallel:\n      - event: on the parallel span\n      - run: echo\n  - foreach: [a]\n    steps:\n      - event: \"on the item span of {{ item }}\"\n      - parallel: [{ event: nested }]\n";
+        assert_eq!(
+            problems(src),
+            [
+                "w.yaml:3:5: an `event:` step must be inside a `span:` block; events belong to the enclosing span"
+            ]
         );
     }
 
