@@ -46,6 +46,16 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] StoreError),
 
+    #[error("cannot write {}: {source}", path.display())]
+    WriteFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    /// An export that could not be made or delivered.
+    #[error("export failed: {0}")]
+    Export(String),
+
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -65,7 +75,9 @@ impl Error {
             | Error::NoModelAccess
             | Error::MissingKeyVar { .. }
             | Error::Store(_)
+            | Error::WriteFile { .. }
             | Error::Runtime(_) => EXIT_USAGE,
+            Error::Export(_) => EXIT_FAILED,
         }
     }
 

@@ -1,5 +1,6 @@
 //! The command line: clap types, one file per subcommand, and the one dispatcher.
 
+mod export;
 mod list;
 mod progress;
 mod run;
@@ -48,6 +49,8 @@ enum Command {
     Show(show::Args),
     /// List stored traces, newest first
     List(list::Args),
+    /// Export stored traces: OTLP, Perfetto, the OpenAI traces payload, HTML
+    Export(export::Args),
 }
 
 /// Options every subcommand shares.
@@ -110,6 +113,7 @@ pub fn main_entry() -> i32 {
         Command::Validate(args) => validate::run(args, &globals),
         Command::Show(args) => show::run(args, &globals),
         Command::List(args) => list::run(args, &globals),
+        Command::Export(args) => export::run(args, &globals),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,61 @@
+//! `agentrace export ID... --format F [-o FILE]`, `--otlp [--endpoint URL]`, `--to-openai`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::Globals;
+use crate::error::{EXIT_OK, Error};
+use crate::export::{self, FileFormat};
+use crate::store::Store;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Trace ids, unique prefixes, or `last`
+    #[arg(required = true, value_name = "ID")]
+    ids: Vec<String>,
+
+    /// Write a file export in this format
+    #[arg(long, value_enum, value_name = "FORMAT", required_unless_present_any = ["otlp", "to_openai"])]
+    format: Option<FileFormat>,
+
+    /// Where to write the file export (default: stdout)
+    #[arg(short, long, value_name = "FILE", requires = "format")]
+    output: Option<PathBuf>,
+
+    /// Push to an OTLP/HTTP endpoint (OTEL_EXPORTER_OTLP_* variables, or --endpoint)
+    #[arg(long, conflicts_with_all = ["format", "to_openai"])]
+    otlp: bool,
+
+    /// The OTLP endpoint (base URL; `/v1/traces` is added) for --otlp
+    #[arg(long, value_name = "URL", requires = "otlp")]
+    endpoint: Option<String>,
+
+    /// Post the OpenAI traces payload to the OpenAI traces dashboard (OPENAI_API_KEY)
+    #[arg(long, conflicts_with = "format")]
+    to_openai: bool,
+}
+
+pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
+    let store = Store::open_existing(&globals.store)?;
+    let mut docs = Vec::with_capacity(args.ids.len());
+    for id in &args.ids {
+        let id = store.resolve(id)?;
+        docs.push(store.load(id)?);
+    }
+    if let Some(format) = args.format {
+        let bytes = export::render_file(format, &docs).map_err(|e| Error::Export(e.to_string()))?;
+        match &args.output {
+            Some(path) => std::fs::write(path, &bytes).map_err(|source| Error::WriteFile {
+                path: path.clone(),
+                source,
+            })?,
+            None => {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(&bytes);
+                let _ = out.flush();
+            }
+        }
+        return Ok(EXIT_OK);
+    }
+    Err(Error::Export("this export is not available yet".into()))
+}
