@@ -1,8 +1,485 @@
-//! Placeholder: being written (the OpenAI Agents SDK traces payload).
-use serde_json::Value;
+//! The payload the OpenAI Agents SDK (0.24, Python) POSTs to `/v1/traces/ingest`, built from
+//! stored traces: `{"data": [trace, span, span, …, trace, span, …]}`.
+//!
+//! Every object has the SDK's keys, in the SDK's order, with the SDK's value shapes (compared
+//! field by field with the real payloads in `../shared/reference/`):
+//!
+//! - a trace object (`object: "trace"`, `id`, `workflow_name`, `group_id`, `metadata` — `null`
+//!   when empty), then its spans in the order they ended, as the SDK's batch processor sends them;
+//! - span objects (`object: "trace.span"`, `id`, `trace_id`, `parent_id`, `started_at`,
+//!   `ended_at` as Python's `datetime.isoformat()` in UTC, `span_data`, `error`).
+//!
+//! Mapping of our spans:
+//!
+//! - `agent` → `{type: agent, name, handoffs, tools, output_type}`; the offered `transfer_to_X`
+//!   tools become `handoffs: [X]`.
+//! - `generation` → `{type: generation, input, output, model, model_config, usage}`, with the
+//!   messages in the chat completions shape the SDK records and `model_config` holding every
+//!   `ModelSettings` key (ours set, the rest `null`) plus `base_url`.
+//! - `function` → `{type: function, name, input, output, mcp_data: null}`.
+//! - `handoff` → `{type: handoff, from_agent, to_agent}`.
+//! - `custom` → `{type: custom, name, data}` with our attributes as `data`.
+//! - `command` has no SDK type: it becomes `custom` with `data.span_kind: "command"` and its
+//!   attributes (argv, exit code, stdout, …).
+//!
+//! Span events have no SDK equivalent: the events of custom and command spans travel in
+//! `data.events` (`[{name, time, attributes}]`). A span that did not end `ok` or `error`
+//! (skipped, cancelled, still running) says so in `data.status` when it is a custom span.
+//!
+//! Ids: our trace ids already have the SDK's form (`trace_` + 32 hex). Our span ids carry an
+//! 8-byte OTLP span id (`span_` + 16 hex) while the SDK's are `span_` + 24 hex, so the export
+//! appends eight zeros: `span_0123456789abcdef` is sent as `span_0123456789abcdef00000000`.
 
-use crate::trace::TraceDoc;
+use serde_json::{Map, Value, json};
 
-pub fn to_json(_docs: &[TraceDoc]) -> Value {
-    Value::Null
+use crate::trace::{Span, SpanId, SpanKind, Status, Timestamp, TraceDoc};
+
+/// The SDK's batch processor exports at most this many items per request.
+pub const MAX_BATCH: usize = 128;
+
+/// The prefix of the tools that hand off to another agent.
+const HANDOFF_PREFIX: &str = "transfer_to_";
+
+/// The whole payload of `docs`: `{"data": [...]}`.
+pub fn to_json(docs: &[TraceDoc]) -> Value {
+    json!({ "data": items(docs) })
+}
+
+/// The trace and span objects of `docs`, in the order the SDK sends them.
+pub fn items(docs: &[TraceDoc]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for doc in docs {
+        out.push(trace_object(doc));
+        for span in end_order(&doc.spans) {
+            out.push(span_object(span));
+        }
+    }
+    out
+}
+
+/// The request bodies of a push: `{"data": [...]}` with at most [`MAX_BATCH`] items each.
+pub fn batches(docs: &[TraceDoc]) -> Vec<Value> {
+    items(docs)
+        .chunks(MAX_BATCH)
+        .map(|chunk| json!({ "data": chunk }))
+        .collect()
+}
+
+/// A span id in the SDK's form: `span_` + 24 hex (ours + eight zeros).
+pub fn span_id(id: &SpanId) -> String {
+    format!("span_{}00000000", id.hex())
+}
+
+/// A time as Python's `datetime.isoformat()` writes an aware UTC datetime:
+/// `2026-11-24T22:34:10.935175+00:00`, without the fraction when it is zero.
+pub fn iso_time(ts: Timestamp) -> String {
+    let Ok(t) = jiff::Timestamp::from_microsecond(ts.micros()) else {
+        return String::from("invalid-time");
+    };
+    let micros = ts.micros().rem_euclid(1_000_000);
+    let seconds = t.strftime("%Y-%m-%dT%H:%M:%S");
+    if micros == 0 {
+        format!("{seconds}+00:00")
+    } else {
+        format!("{seconds}.{micros:06}+00:00")
+    }
+}
+
+fn trace_object(doc: &TraceDoc) -> Value {
+    let t = &doc.trace;
+    json!({
+        "object": "trace",
+        "id": t.trace_id.to_string(),
+        "workflow_name": t.name,
+        "group_id": t.group_id,
+        "metadata": if t.metadata.is_empty() { Value::Null } else { Value::Object(t.metadata.clone()) },
+    })
+}
+
+/// Spans in the order they ended (children before their parents at the same instant); spans
+/// that never ended come last, in tree order.
+fn end_order(spans: &[Span]) -> Vec<&Span> {
+    let parents: std::collections::HashMap<SpanId, Option<SpanId>> =
+        spans.iter().map(|s| (s.span_id, s.parent_id)).collect();
+    let depth = |span: &Span| {
+        let mut d = 0usize;
+        let mut parent = span.parent_id;
+        while let Some(p) = parent {
+            d += 1;
+            parent = parents.get(&p).copied().flatten();
+            if d > spans.len() {
+                break;
+            }
+        }
+        d
+    };
+    let mut keyed: Vec<(i64, std::cmp::Reverse<usize>, usize, &Span)> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let end = s.ended_at.map_or(i64::MAX, Timestamp::micros);
+            (end, std::cmp::Reverse(depth(s)), i, s)
+        })
+        .collect();
+    keyed.sort_by_key(|(end, depth, i, _)| (*end, *depth, *i));
+    keyed.into_iter().map(|(.., s)| s).collect()
+}
+
+fn span_object(span: &Span) -> Value {
+    json!({
+        "object": "trace.span",
+        "id": span_id(&span.span_id),
+        "trace_id": span.trace_id.to_string(),
+        "parent_id": span.parent_id.as_ref().map(span_id),
+        "started_at": iso_time(span.started_at),
+        "ended_at": span.ended_at.map(iso_time),
+        "span_data": span_data(span),
+        "error": span.error.as_ref().map(|e| json!({
+            "message": e.message,
+            "data": if e.data.is_null() || e.data == json!({}) { Value::Null } else { e.data.clone() },
+        })),
+    })
+}
+
+fn attr<'a>(span: &'a Span, key: &str) -> &'a Value {
+    span.attributes.get(key).unwrap_or(&Value::Null)
+}
+
+fn str_attr(span: &Span, key: &str) -> Value {
+    match attr(span, key) {
+        Value::Null => Value::Null,
+        Value::String(s) => Value::String(s.clone()),
+        other => Value::String(other.to_string()),
+    }
+}
+
+fn span_data(span: &Span) -> Value {
+    match span.kind {
+        SpanKind::Agent => agent_data(span),
+        SpanKind::Generation => generation_data(span),
+        SpanKind::Function => json!({
+            "type": "function",
+            "name": span.attributes.get("tool").and_then(Value::as_str).unwrap_or(&span.name),
+            "input": str_attr(span, "input"),
+            "output": str_attr(span, "output"),
+            "mcp_data": null,
+        }),
+        SpanKind::Handoff => json!({
+            "type": "handoff",
+            "from_agent": str_attr(span, "from_agent"),
+            "to_agent": str_attr(span, "to_agent"),
+        }),
+        SpanKind::Custom | SpanKind::Command => custom_data(span),
+    }
+}
+
+fn agent_data(span: &Span) -> Value {
+    let mut tools = Vec::new();
+    let mut handoffs = Vec::new();
+    for name in attr(span, "tools").as_array().into_iter().flatten() {
+        if let Some(name) = name.as_str() {
+            match name.strip_prefix(HANDOFF_PREFIX) {
+                Some(agent) => handoffs.push(agent.to_string()),
+                None => tools.push(name.to_string()),
+            }
+        }
+    }
+    let output_type = span
+        .attributes
+        .get("output_type")
+        .and_then(Value::as_str)
+        .unwrap_or("str");
+    json!({
+        "type": "agent",
+        "name": span.attributes.get("agent").and_then(Value::as_str).unwrap_or(&span.name),
+        "handoffs": handoffs,
+        "tools": tools,
+        "output_type": output_type,
+    })
+}
+
+/// Every key of the SDK's `ModelSettings.to_json_dict()` (0.24), in its order.
+const MODEL_SETTINGS: [&str; 21] = [
+    "temperature",
+    "top_p",
+    "frequency_penalty",
+    "presence_penalty",
+    "tool_choice",
+    "parallel_tool_calls",
+    "truncation",
+    "max_tokens",
+    "reasoning",
+    "verbosity",
+    "metadata",
+    "store",
+    "prompt_cache_retention",
+    "include_usage",
+    "response_include",
+    "top_logprobs",
+    "retry",
+    "context_management",
+    "prompt_cache_options",
+    "timeout",
+    "base_url",
+];
+
+fn generation_data(span: &Span) -> Value {
+    let config = attr(span, "model_config");
+    let mut model_config = Map::new();
+    for key in MODEL_SETTINGS {
+        let value = match key {
+            "base_url" => str_attr(span, "base_url"),
+            _ => config.get(key).cloned().unwrap_or(Value::Null),
+        };
+        model_config.insert(key.to_string(), value);
+    }
+    let input = match attr(span, "input") {
+        Value::Array(messages) => Value::Array(messages.iter().map(input_message).collect()),
+        _ => Value::Null,
+    };
+    let output = output_messages(span);
+    let usage = span.usage().map(|u| {
+        json!({
+            "requests": 1,
+            "input_tokens": u.input_tokens,
+            "output_tokens": u.output_tokens,
+            "total_tokens": u.total_tokens,
+            "input_tokens_details": {
+                "cache_write_tokens": 0,
+                "cached_tokens": 0,
+                "cache_write_tokens_details": null,
+            },
+            "output_tokens_details": { "reasoning_tokens": 0 },
+        })
+    });
+    json!({
+        "type": "generation",
+        "input": input,
+        "output": output,
+        "model": span.attributes.get("model").and_then(Value::as_str).unwrap_or(&span.name),
+        "model_config": model_config,
+        "usage": usage,
+    })
+}
+
+/// A request message as the SDK records it (the chat completions shape, keys in its order).
+fn input_message(m: &Value) -> Value {
+    let role = m["role"].as_str().unwrap_or_default();
+    match role {
+        "system" => json!({ "content": m["content"], "role": "system" }),
+        "user" => json!({ "role": "user", "content": m["content"] }),
+        "assistant" => {
+            let calls: Vec<Value> = m["tool_calls"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    json!({
+                        "id": c["id"],
+                        "type": "function",
+                        "function": {
+                            "name": c["function"]["name"],
+                            "arguments": c["function"]["arguments"],
+                        },
+                    })
+                })
+                .collect();
+            let content = match &m["content"] {
+                Value::String(s) if s.is_empty() && !calls.is_empty() => Value::Null,
+                other => other.clone(),
+            };
+            if calls.is_empty() {
+                json!({ "role": "assistant", "content": content })
+            } else {
+                json!({ "role": "assistant", "content": content, "tool_calls": calls })
+            }
+        }
+        "tool" => json!({
+            "role": "tool",
+            "tool_call_id": m["tool_call_id"],
+            "content": m["content"],
+        }),
+        _ => m.clone(),
+    }
+}
+
+/// The response as the SDK records it: one `ChatCompletionMessage` dump.
+fn output_messages(span: &Span) -> Value {
+    let text = attr(span, "output");
+    let calls = attr(span, "tool_calls").as_array();
+    if text.is_null() && calls.is_none() {
+        return Value::Null;
+    }
+    let tool_calls = calls.map(|calls| {
+        calls
+            .iter()
+            .map(|c| {
+                json!({
+                    "id": c["id"],
+                    "function": { "arguments": c["arguments"], "name": c["name"] },
+                    "type": "function",
+                })
+            })
+            .collect::<Vec<_>>()
+    });
+    let content = match text {
+        Value::String(s) if s.is_empty() && tool_calls.is_some() => Value::Null,
+        other => other.clone(),
+    };
+    json!([{
+        "content": content,
+        "refusal": null,
+        "role": "assistant",
+        "annotations": null,
+        "audio": null,
+        "function_call": null,
+        "tool_calls": tool_calls,
+    }])
+}
+
+fn custom_data(span: &Span) -> Value {
+    let mut data = Map::new();
+    if span.kind == SpanKind::Command {
+        data.insert("span_kind".into(), json!("command"));
+    }
+    for (k, v) in &span.attributes {
+        data.insert(k.clone(), v.clone());
+    }
+    if !matches!(span.status, Status::Ok | Status::Error) {
+        data.insert("status".into(), json!(span.status.as_str()));
+    }
+    if !span.events.is_empty() {
+        let events: Vec<Value> = span
+            .events
+            .iter()
+            .map(|e| {
+                json!({
+                    "name": e.name,
+                    "time": iso_time(e.time),
+                    "attributes": e.attributes,
+                })
+            })
+            .collect();
+        data.insert("events".into(), Value::Array(events));
+    }
+    json!({ "type": "custom", "name": span.name, "data": data })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::{Event, Trace, TraceId, Usage};
+
+    fn span(parent: Option<SpanId>, kind: SpanKind, name: &str, start: i64, end: i64) -> Span {
+        Span {
+            span_id: SpanId::generate(),
+            trace_id: TraceId([1; 16]),
+            parent_id: parent,
+            kind,
+            name: name.into(),
+            status: Status::Ok,
+            started_at: Timestamp(start),
+            ended_at: Some(Timestamp(end)),
+            attributes: Map::new(),
+            events: Vec::new(),
+            error: None,
+        }
+    }
+
+    fn doc(spans: Vec<Span>) -> TraceDoc {
+        TraceDoc {
+            trace: Trace {
+                trace_id: TraceId([1; 16]),
+                name: "W".into(),
+                workflow: "W".into(),
+                group_id: None,
+                metadata: Map::new(),
+                status: Status::Ok,
+                started_at: Timestamp(0),
+                ended_at: Some(Timestamp(100)),
+                usage: Usage::default(),
+                cost_usd: None,
+                error: None,
+                pid: None,
+            },
+            spans,
+        }
+    }
+
+    #[test]
+    fn times_are_python_isoformat() {
+        assert_eq!(
+            iso_time(Timestamp(1_795_990_774_123_456)),
+            "2026-11-29T22:19:34.123456+00:00"
+        );
+        assert_eq!(
+            iso_time(Timestamp(1_795_990_774_000_000)),
+            "2026-11-29T22:19:34+00:00"
+        );
+        assert_eq!(
+            iso_time(Timestamp(1_795_990_774_000_010)),
+            "2026-11-29T22:19:34.000010+00:00"
+        );
+    }
+
+    #[test]
+    fn span_ids_have_24_hex_digits() {
+        let id = SpanId([0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef]);
+        assert_eq!(span_id(&id), "span_0123456789abcdef00000000");
+    }
+
+    #[test]
+    fn spans_come_in_end_order_children_first() {
+        let root = span(None, SpanKind::Custom, "root", 0, 100);
+        let a = span(Some(root.span_id), SpanKind::Custom, "a", 1, 100);
+        let b = span(Some(root.span_id), SpanKind::Command, "b", 2, 50);
+        let names: Vec<Value> = items(&[doc(vec![root, a, b])])
+            .iter()
+            .map(|i| i["span_data"]["name"].clone())
+            .collect();
+        assert_eq!(names, [Value::Null, json!("b"), json!("a"), json!("root")]);
+    }
+
+    #[test]
+    fn commands_and_events_become_custom_data() {
+        let mut cmd = span(None, SpanKind::Command, "build", 0, 10);
+        cmd.attributes.insert("argv".into(), json!(["make"]));
+        cmd.events.push(Event {
+            name: "started".into(),
+            time: Timestamp(5),
+            attributes: Map::new(),
+        });
+        let out = span_data(&cmd);
+        assert_eq!(out["type"], "custom");
+        assert_eq!(out["data"]["span_kind"], "command");
+        assert_eq!(out["data"]["argv"], json!(["make"]));
+        assert_eq!(out["data"]["events"][0]["name"], "started");
+    }
+
+    #[test]
+    fn agents_split_tools_from_handoffs() {
+        let mut agent = span(None, SpanKind::Agent, "triage", 0, 10);
+        agent.attributes.insert("agent".into(), json!("triage"));
+        agent
+            .attributes
+            .insert("tools".into(), json!(["lookup", "transfer_to_billing"]));
+        let out = span_data(&agent);
+        assert_eq!(
+            out,
+            json!({"type": "agent", "name": "triage", "handoffs": ["billing"], "tools": ["lookup"], "output_type": "str"})
+        );
+    }
+
+    #[test]
+    fn batches_hold_at_most_128_items() {
+        let spans: Vec<Span> = (0..300)
+            .map(|i| span(None, SpanKind::Custom, "s", i, i + 1))
+            .collect();
+        let batches = batches(&[doc(spans)]);
+        let sizes: Vec<usize> = batches
+            .iter()
+            .map(|b| b["data"].as_array().map_or(0, Vec::len))
+            .collect();
+        assert_eq!(sizes, [128, 128, 45]);
+    }
 }
