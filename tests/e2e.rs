@@ -347,6 +347,8 @@ fn show_json_has_exactly_the_documented_shape() {
             "ended_at",
             "duration_ms",
             "usage",
+            // Additive (issue 4): the summed cost of the generations, null without prices.
+            "cost_usd",
             "spans"
         ])
     );
@@ -417,13 +419,21 @@ fn show_json_has_exactly_the_documented_shape() {
         span["attributes"] = json!("…");
     }
     let gen_usage = trace["usage"].clone();
+    // The offline model answers as gpt-4o-mini: $0.15 / $0.60 per million tokens.
+    let expected_cost = gen_usage["input_tokens"].as_f64().unwrap() * 0.15e-6
+        + gen_usage["output_tokens"].as_f64().unwrap() * 0.60e-6;
+    assert!(
+        close_to(&trace["cost_usd"], expected_cost),
+        "{} vs {expected_cost}",
+        trace["cost_usd"]
+    );
     assert_eq!(
         redacted,
         json!({
             "trace_id": "trace_1", "name": "Shapes", "workflow": "Shapes", "group_id": "grp_1",
             "metadata": {"customer_id": "cust_789"}, "status": "ok",
             "started_at": "[TIME]", "ended_at": "[TIME]", "duration_ms": "[DUR]",
-            "usage": gen_usage, "error": null,
+            "usage": gen_usage, "cost_usd": trace["cost_usd"], "error": null,
             "spans": [
                 {"span_id": "span_1", "parent_id": null, "kind": "custom", "name": "Data Preparation",
                  "status": "ok", "started_at": "[TIME]", "ended_at": "[TIME]", "duration_ms": "[DUR]",
@@ -467,7 +477,9 @@ fn run_json_prints_one_line_per_trace_with_the_documented_fields() {
             "duration_ms",
             "outputs",
             "usage",
-            "error"
+            "error",
+            // Additive (issue 4): the summed cost of the generations, null without prices.
+            "cost_usd"
         ])
     );
     assert!(is_hex_id(run["trace_id"].as_str().unwrap(), "trace_", 32));
@@ -498,7 +510,9 @@ fn run_json_prints_one_line_per_trace_with_the_documented_fields() {
             "error",
             "started_at",
             // Additive (SPEC §3 allows it): the metadata that `--meta` filters on.
-            "metadata"
+            "metadata",
+            // Additive (issue 4): the summed cost of the generations.
+            "cost_usd"
         ]),
         "list items are run objects without outputs, plus started_at"
     );
@@ -1837,6 +1851,7 @@ fn every_example_workflow_is_valid() {
         "workflows/document.yaml",
         "workflows/order.yaml",
         "workflows/support.yaml",
+        "workflows/batch.yaml",
     ]);
     assert_exit(&out, 0);
 }
@@ -1927,7 +1942,7 @@ fn example_document_has_data_preparation_and_ai_processing_spans_with_events() {
 }
 
 #[test]
-fn example_order_nests_inventory_and_payment_under_order_validation() {
+fn example_order_checks_inventory_and_payment_in_parallel_under_order_validation() {
     let env = examples();
     let (out, lines) = run_json(&env, "workflows/order.yaml", &["--offline"]);
     assert_exit(&out, 0);
@@ -1935,14 +1950,18 @@ fn example_order_nests_inventory_and_payment_under_order_validation() {
     let trace = env.show_json(lines[0]["trace_id"].as_str().unwrap());
 
     let validation = find(&trace, "custom", "Order Validation");
+    let checks = find(&trace, "custom", "Checks");
     let inventory = find(&trace, "custom", "Inventory Check");
     let payment = find(&trace, "custom", "Payment Validation");
     assert!(validation["parent_id"].is_null());
+    assert_eq!(parent(&trace, checks).unwrap()["name"], "Order Validation");
     assert_eq!(
-        parent(&trace, inventory).unwrap()["name"],
-        "Order Validation"
+        child_labels(&trace, checks),
+        ["custom Inventory Check ok", "custom Payment Validation ok"],
+        "the two checks are the branches of one parallel step"
     );
-    assert_eq!(parent(&trace, payment).unwrap()["name"], "Order Validation");
+    assert_eq!(parent(&trace, inventory).unwrap()["name"], "Checks");
+    assert_eq!(parent(&trace, payment).unwrap()["name"], "Checks");
     for span in [inventory, payment] {
         assert!(!event_names(span).is_empty(), "{} has events", span["name"]);
         let kids = children(&trace, span);
@@ -1968,7 +1987,8 @@ fn example_order_nests_inventory_and_payment_under_order_validation() {
         "the mock reads like a confirmation"
     );
 
-    // Out of stock: the inventory script fails, the order fails, nothing after it runs.
+    // Out of stock: the inventory script fails; the payment check, running beside it, still
+    // finishes; the order fails and nothing after it runs.
     let (out, lines) = run_json(
         &env,
         "workflows/order.yaml",
@@ -1977,15 +1997,14 @@ fn example_order_nests_inventory_and_payment_under_order_validation() {
     assert_exit(&out, 1);
     let trace = env.show_json(lines[0]["trace_id"].as_str().unwrap());
     assert_eq!(find(&trace, "custom", "Inventory Check")["status"], "error");
+    assert_eq!(find(&trace, "custom", "Checks")["status"], "error");
     assert_eq!(
         find(&trace, "custom", "Order Validation")["status"],
         "error"
     );
-    assert!(
-        spans(&trace)
-            .iter()
-            .all(|s| s["name"] != "Payment Validation")
-    );
+    let payment = find(&trace, "custom", "Payment Validation");
+    assert_eq!(payment["status"], "ok");
+    assert!(event_names(payment).contains(&"Payment approved".to_string()));
     assert!(of_kind(&trace, "agent").is_empty());
 }
 
@@ -2604,7 +2623,7 @@ fn every_example_runs_against_an_openai_compatible_server_too() {
     let env = examples().fake(FakeOpenAI::start());
     // The research writer must answer in its schema; every other call gets the echo.
     let summary = r#"{"title": "T", "key_points": ["k"], "confidence": "low"}"#;
-    let scripted: [(&str, Vec<Reply>); 4] = [
+    let scripted: [(&str, Vec<Reply>); 5] = [
         (
             "workflows/research.yaml",
             vec![Reply::Echo, Reply::Echo, Reply::text(summary, 10, 5)],
@@ -2612,6 +2631,7 @@ fn every_example_runs_against_an_openai_compatible_server_too() {
         ("workflows/document.yaml", vec![]),
         ("workflows/order.yaml", vec![]),
         ("workflows/support.yaml", vec![]),
+        ("workflows/batch.yaml", vec![]),
     ];
     for (file, replies) in scripted {
         env.server().push_all(replies);
@@ -2624,8 +2644,8 @@ fn every_example_runs_against_an_openai_compatible_server_too() {
     let requests = env.server().requests();
     assert_eq!(
         requests.len(),
-        3 + 1 + 1 + 2,
-        "one call per agent step when the model calls no tools, mocks unused"
+        3 + 1 + 1 + 2 + 5 + 1,
+        "one call per agent step (and per batch topic) when the model calls no tools, mocks unused"
     );
     for r in &requests {
         assert_eq!(r.model(), "gpt-4o-mini");
@@ -3732,6 +3752,1489 @@ fn example_research_summary_is_structured_data() {
         event(find(&trace, "custom", "Executive Summary"), "Summary ready")["attributes"]["title"],
         "T"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Control flow and fault tolerance (issue 4): parallel branches, loops, conditions, error
+// policy, timeouts, retries, the concurrency cap, cancellation, budgets and cost.
+
+/// The command span whose argv is exactly this.
+#[track_caller]
+fn command_with_argv(trace: &Value, argv: Value) -> &Value {
+    spans(trace)
+        .iter()
+        .find(|s| s["kind"] == "command" && s["attributes"]["argv"] == argv)
+        .unwrap_or_else(|| {
+            panic!(
+                "no command span with argv {argv}; outline:\n{}",
+                outline(trace).join("\n")
+            )
+        })
+}
+
+/// `kind name status` of each child, sorted: branches start together, so their order is free.
+fn child_labels(trace: &Value, parent: &Value) -> Vec<String> {
+    let mut labels: Vec<String> = children(trace, parent)
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {} {}",
+                s["kind"].as_str().unwrap(),
+                s["name"].as_str().unwrap(),
+                s["status"].as_str().unwrap()
+            )
+        })
+        .collect();
+    labels.sort();
+    labels
+}
+
+/// A loop's output as `run --format json` reports it: outputs are text, so a list may come as
+/// its JSON text; either way, the list.
+#[track_caller]
+fn output_list(v: &Value) -> Value {
+    match v {
+        Value::Array(_) => v.clone(),
+        Value::String(text) => match serde_json::from_str::<Value>(text) {
+            Ok(list @ Value::Array(_)) => list,
+            _ => panic!("a loop's output is a list, got the text {text:?}"),
+        },
+        other => panic!("a loop's output is a list, got {other}"),
+    }
+}
+
+fn events_named<'a>(span: &'a Value, name: &str) -> Vec<&'a Value> {
+    span["events"]
+        .as_array()
+        .map(|es| es.iter().filter(|e| e["name"] == name).collect())
+        .unwrap_or_default()
+}
+
+#[track_caller]
+fn error_message(v: &Value) -> String {
+    v["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error message on {v:#}"))
+        .to_string()
+}
+
+/// Every span of the trace is closed: a final status and an end time.
+#[track_caller]
+fn assert_all_closed(trace: &Value) {
+    for s in spans(trace) {
+        assert!(
+            ["ok", "error", "cancelled", "skipped"].contains(&s["status"].as_str().unwrap_or("")),
+            "span left open: {s:#}"
+        );
+        assert!(s["ended_at"].is_string(), "span without an end: {s:#}");
+    }
+}
+
+/// Reads a pid that a script wrote to a file (waiting for it, bounded).
+fn pid_from(env: &TestEnv, file: &str) -> i32 {
+    wait_for_file(&env.path().join(file)).parse().unwrap()
+}
+
+/// Waits (bounded) for a process to be gone; kills it and fails the test if it outlives the wait.
+#[track_caller]
+fn assert_gone(pid: i32, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !process_is_gone(pid) {
+        if Instant::now() > deadline {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            panic!("{what} (pid {pid}) outlived agentrace: orphaned, not killed");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn close_to(v: &Value, expected: f64) -> bool {
+    v.as_f64()
+        .is_some_and(|x| (x - expected).abs() <= 1e-9 + expected.abs() * 1e-6)
+}
+
+/// Waits until `started/` holds COUNT files, after adding its own: the branches that call it can
+/// only all finish if they run at the same time. Bounded: fails after about 20 s.
+const RENDEZVOUS: &str = r#"#!/bin/sh
+# rendezvous.sh NAME COUNT
+set -eu
+mkdir -p started
+: > "started/$1"
+i=0
+while [ "$(ls started | wc -l | tr -d ' ')" -lt "$2" ]; do
+  i=$((i + 1))
+  if [ "$i" -gt 400 ]; then
+    echo "$1: only $(ls started | wc -l | tr -d ' ') of $2 branches ever started together" >&2
+    exit 1
+  fi
+  sleep 0.05
+done
+echo "$1 met $2"
+"#;
+
+#[test]
+fn parallel_branches_run_concurrently_under_one_custom_span_and_their_outputs_are_usable() {
+    let env = TestEnv::new().script("rendezvous.sh", RENDEZVOUS).workflow(
+        "fan.yaml",
+        r#"
+name: Fan out
+steps:
+  - name: Checks
+    parallel:
+      - id: a
+        run: ["./rendezvous.sh", "a", "3"]
+      - id: b
+        run: ["./rendezvous.sh", "b", "3"]
+      - span: Third
+        steps:
+          - id: c
+            run: ["./rendezvous.sh", "c", "3"]
+  - id: after
+    run: ["echo", "{{ steps.a.output }} / {{ steps.b.output }} / {{ steps.c.output }}"]
+  - parallel:
+      - { id: d, run: ["echo", "d"] }
+      - { id: e, run: ["echo", "e"] }
+"#,
+    );
+    let (out, lines) = run_json(&env, "fan.yaml", &["--offline"]);
+    assert_exit(&out, 0);
+    assert_eq!(lines[0]["outputs"]["after"], "a met 3 / b met 3 / c met 3");
+
+    let trace = env.show_json("last");
+    assert_eq!(trace["status"], "ok");
+    let checks = find(&trace, "custom", "Checks");
+    assert!(checks["parent_id"].is_null());
+    assert_eq!(checks["status"], "ok");
+    let kids = children(&trace, checks);
+    assert_eq!(kids.len(), 3, "{:#?}", outline(&trace));
+    let third = find(&trace, "custom", "Third");
+    assert_eq!(parent(&trace, third).unwrap()["name"], "Checks");
+    for argv in [
+        json!(["./rendezvous.sh", "a", "3"]),
+        json!(["./rendezvous.sh", "b", "3"]),
+    ] {
+        let branch = command_with_argv(&trace, argv);
+        assert_eq!(branch["parent_id"], checks["span_id"]);
+        assert_eq!(branch["status"], "ok");
+    }
+    let c = command_with_argv(&trace, json!(["./rendezvous.sh", "c", "3"]));
+    assert_eq!(c["parent_id"], third["span_id"]);
+    let after = command_with_argv(&trace, json!(["echo", "a met 3 / b met 3 / c met 3"]));
+    assert!(after["parent_id"].is_null());
+
+    // Unnamed, the parallel span is called `parallel`.
+    let unnamed = find(&trace, "custom", "parallel");
+    assert_eq!(children(&trace, unnamed).len(), 2);
+    assert_eq!(lines[0]["outputs"]["d"], "d");
+    assert_eq!(lines[0]["outputs"]["e"], "e");
+}
+
+#[test]
+fn parallel_agent_steps_call_the_model_at_the_same_time() {
+    let env = TestEnv::with_fake().workflow(
+        "agents.yaml",
+        r#"
+name: Parallel agents
+model: gpt-4o-mini
+agents:
+  stock: { instructions: You check stock. }
+  payments: { instructions: You check payments. }
+steps:
+  - name: Checks
+    parallel:
+      - { id: inventory, agent: stock, input: "Is SKU-1 in stock?" }
+      - { id: payment, agent: payments, input: "Is the card valid?" }
+      - span: Fraud
+        steps:
+          - { id: fraud, agent: payments, input: "Is this fraud?" }
+  - id: summary
+    run: ["echo", "{{ steps.inventory.output }} | {{ steps.payment.output }} | {{ steps.fraud.output }}"]
+"#,
+    );
+    env.server().set_default(Reply::delayed(1000, Reply::Echo));
+    let (out, lines) = run_json(&env, "agents.yaml", &[]);
+    assert_exit(&out, 0);
+    assert_eq!(env.server().request_count(), 3);
+    assert_eq!(
+        env.server().max_in_flight(),
+        3,
+        "the three branches' model calls were in flight together"
+    );
+    assert_eq!(
+        lines[0]["outputs"]["summary"],
+        "echo: Is SKU-1 in stock? | echo: Is the card valid? | echo: Is this fraud?"
+    );
+    let trace = env.show_json("last");
+    let checks = find(&trace, "custom", "Checks");
+    assert_eq!(
+        child_labels(&trace, checks),
+        ["agent payments ok", "agent stock ok", "custom Fraud ok"]
+    );
+    assert_eq!(of_kind(&trace, "generation").len(), 3);
+    for agent in of_kind(&trace, "agent") {
+        let kids = children(&trace, agent);
+        assert_eq!(kids.len(), 1);
+        assert_eq!(kids[0]["kind"], "generation");
+    }
+}
+
+#[test]
+fn a_failing_branch_fails_the_parallel_step_after_the_other_branches_finish() {
+    let env = TestEnv::new().workflow(
+        "fail.yaml",
+        r#"
+name: One branch fails
+steps:
+  - name: Checks
+    parallel:
+      - id: fails
+        run: "i=0; while [ ! -f slow.started ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; echo 'card declined' >&2; exit 3"
+      - id: slow
+        run: "touch slow.started; sleep 1; echo finished > slow.done; echo slow ok"
+  - id: after
+    run: ["echo", "never"]
+"#,
+    );
+    let (out, lines) = run_json(&env, "fail.yaml", &["--offline"]);
+    assert_exit(&out, 1);
+    assert_eq!(lines[0]["status"], "error");
+    assert!(
+        env.path().join("slow.done").exists(),
+        "the other branch ran to its end"
+    );
+    assert_eq!(lines[0]["outputs"]["slow"], "slow ok");
+
+    let trace = env.show_json("last");
+    assert_eq!(trace["status"], "error");
+    let checks = find(&trace, "custom", "Checks");
+    assert_eq!(checks["status"], "error");
+    assert_eq!(children(&trace, checks).len(), 2);
+    let commands = of_kind(&trace, "command");
+    assert_eq!(
+        commands.len(),
+        2,
+        "the step after the parallel one never runs"
+    );
+    let failed: Vec<&&Value> = commands.iter().filter(|c| c["status"] == "error").collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["attributes"]["exit_code"], 3);
+    assert!(
+        commands
+            .iter()
+            .any(|c| c["status"] == "ok" && c["parent_id"] == checks["span_id"]),
+        "the slow branch finished ok: {:#?}",
+        outline(&trace)
+    );
+    assert_all_closed(&trace);
+}
+
+#[test]
+fn fail_fast_cancels_the_other_branches_and_kills_their_processes() {
+    let env = TestEnv::new().workflow(
+        "fast.yaml",
+        r#"
+name: Fail fast
+steps:
+  - name: Checks
+    fail_fast: true
+    parallel:
+      - id: fails
+        run: "i=0; while [ ! -f sleeper.pid ] || [ ! -f nested.pid ]; do [ $i -gt 400 ] && break; sleep 0.05; i=$((i+1)); done; echo 'no stock' >&2; exit 3"
+      - id: sleeper
+        run: "echo $$ > sleeper.tmp; mv sleeper.tmp sleeper.pid; exec sleep 30"
+      - span: Nested
+        steps:
+          - id: nested_sleeper
+            run: "echo $$ > nested.tmp; mv nested.tmp nested.pid; exec sleep 30"
+  - id: after
+    run: ["echo", "never"]
+"#,
+    );
+    let child = env.spawn(&["run", "fast.yaml", "--offline", "--format", "json"]);
+    let sleeper = pid_from(&env, "sleeper.pid");
+    let nested = pid_from(&env, "nested.pid");
+    let out = wait_within(child, DEADLINE);
+    assert_exit(&out, 1);
+    assert_gone(sleeper, "the sleeping branch");
+    assert_gone(nested, "the sleeping branch inside a span");
+
+    let trace = env.show_json("last");
+    assert_eq!(trace["status"], "error");
+    assert_all_closed(&trace);
+    let checks = find(&trace, "custom", "Checks");
+    assert_eq!(checks["status"], "error");
+    let commands = of_kind(&trace, "command");
+    assert_eq!(commands.len(), 3, "{:#?}", outline(&trace));
+    let by_pid = |pid: i32| {
+        *commands
+            .iter()
+            .find(|c| c["attributes"]["pid"] == pid)
+            .unwrap_or_else(|| panic!("no command span records pid {pid}: {trace:#}"))
+    };
+    assert_eq!(by_pid(sleeper)["status"], "cancelled");
+    assert_eq!(by_pid(nested)["status"], "cancelled");
+    assert_eq!(find(&trace, "custom", "Nested")["status"], "cancelled");
+    let failed: Vec<&&Value> = commands.iter().filter(|c| c["status"] == "error").collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["attributes"]["exit_code"], 3);
+}
+
+#[test]
+fn foreach_runs_its_steps_once_per_item_under_a_span_named_with_the_item() {
+    let env = TestEnv::new().workflow(
+        "loop.yaml",
+        r#"
+name: Loop
+vars:
+  topics: [rust, go lang, zig]
+steps:
+  - id: shout
+    foreach: "{{ vars.topics }}"
+    steps:
+      - id: upper
+        run: "printf '%s' \"$ITEM\" | tr a-z A-Z"
+        env: { ITEM: "{{ item }}" }
+      - id: both
+        run: ["echo", "{{ steps.upper.output }}/{{ item }}"]
+  - id: after
+    run: ["echo", "{{ steps.shout.output | join(',') }}"]
+"#,
+    );
+    let (out, lines) = run_json(&env, "loop.yaml", &["--offline"]);
+    assert_exit(&out, 0);
+    let run = &lines[0];
+    assert_eq!(
+        output_list(&run["outputs"]["shout"]),
+        json!(["RUST/rust", "GO LANG/go lang", "ZIG/zig"]),
+        "the loop's output is each item's last output, in order"
+    );
+    assert_eq!(run["outputs"]["after"], "RUST/rust,GO LANG/go lang,ZIG/zig");
+
+    let trace = env.show_json("last");
+    let lp = parent(&trace, find(&trace, "custom", "rust")).unwrap();
+    assert_eq!(lp["kind"], "custom");
+    assert!(lp["parent_id"].is_null());
+    assert_eq!(lp["status"], "ok");
+    let items = children(&trace, lp);
+    assert_eq!(items.len(), 3);
+    for (i, topic) in ["rust", "go lang", "zig"].iter().enumerate() {
+        let span = find(&trace, "custom", topic);
+        assert_eq!(span["parent_id"], lp["span_id"]);
+        assert_eq!(span["status"], "ok");
+        assert_eq!(span["attributes"]["index"], i);
+        assert_eq!(span["attributes"]["item"], *topic);
+        let kids = children(&trace, span);
+        assert_eq!(kids.len(), 2, "both steps run per item");
+        assert!(kids.iter().all(|k| k["kind"] == "command"));
+        assert_eq!(
+            kids[1]["attributes"]["argv"],
+            json!(["echo", format!("{}/{topic}", topic.to_uppercase())]),
+            "step ids inside a loop are per iteration"
+        );
+    }
+}
+
+#[test]
+fn foreach_over_a_literal_list_with_as_names_non_string_items_with_compact_json() {
+    let env = TestEnv::new().workflow(
+        "orders.yaml",
+        r#"
+name: Orders
+steps:
+  - id: each
+    name: Orders
+    foreach:
+      - { sku: A1, qty: 2 }
+      - B2
+      - 3
+    as: order
+    steps:
+      - event: Order seen
+        attributes: { order: "{{ order }}" }
+      - id: echo
+        run: ["echo", "done"]
+"#,
+    );
+    let (out, lines) = run_json(&env, "orders.yaml", &["--offline"]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        output_list(&lines[0]["outputs"]["each"]),
+        json!(["done", "done", "done"])
+    );
+    let trace = env.show_json("last");
+    let lp = find(&trace, "custom", "Orders");
+    let names: Vec<&str> = children(&trace, lp)
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [r#"{"sku":"A1","qty":2}"#, "B2", "3"]);
+    let items = [json!({"sku": "A1", "qty": 2}), json!("B2"), json!(3)];
+    for (i, span) in children(&trace, lp).into_iter().enumerate() {
+        assert_eq!(span["attributes"]["index"], i);
+        assert_eq!(span["attributes"]["item"], items[i]);
+        assert_eq!(
+            event(span, "Order seen")["attributes"]["order"],
+            items[i],
+            "the item's events land on its span, the item keeping its type"
+        );
+    }
+}
+
+#[test]
+fn foreach_over_a_steps_json_output() {
+    let env = TestEnv::new().workflow(
+        "list.yaml",
+        r#"
+name: From a step
+steps:
+  - id: list
+    run: ["echo", '["alpha", "beta"]']
+  - id: each
+    foreach: "{{ steps.list.output }}"
+    as: word
+    steps:
+      - id: exclaim
+        run: ["echo", "{{ word }}!"]
+"#,
+    );
+    let (out, lines) = run_json(&env, "list.yaml", &["--offline"]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        output_list(&lines[0]["outputs"]["each"]),
+        json!(["alpha!", "beta!"])
+    );
+    let trace = env.show_json("last");
+    let lp = parent(&trace, find(&trace, "custom", "alpha")).unwrap();
+    assert_eq!(
+        child_labels(&trace, lp),
+        ["custom alpha ok", "custom beta ok"]
+    );
+
+    // With neither `name:` nor `id:`, the loop's span is called `foreach`.
+    env.write(
+        "anon.yaml",
+        r#"
+name: Anonymous loop
+steps:
+  - foreach: [left, right]
+    steps:
+      - run: ["echo", "{{ item }}"]
+"#,
+    );
+    let (out, _) = run_json(&env, "anon.yaml", &["--offline"]);
+    assert_exit(&out, 0);
+    let trace = env.show_json("last");
+    let lp = find(&trace, "custom", "foreach");
+    assert_eq!(
+        child_labels(&trace, lp),
+        ["custom left ok", "custom right ok"]
+    );
+}
+
+#[test]
+fn foreach_over_100_items_10_at_a_time_keeps_the_input_order() {
+    let items: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+    let yaml = format!(
+        r#"
+name: Hundred
+steps:
+  - id: many
+    foreach: [{}]
+    concurrency: 10
+    steps:
+      - id: work
+        run: "mkdir -p started; : > started/$N; if [ $N = 0 ]; then i=0; while [ ! -e started/1 ]; do i=$((i+1)); [ $i -gt 400 ] && {{ echo 'item 1 never ran alongside item 0' >&2; exit 1; }}; sleep 0.05; done; fi; case $N in *[05]) sleep 0.2 ;; esac; echo out-$N"
+        env: {{ N: "{{{{ item }}}}" }}
+  - id: summary
+    run: ["echo", "{{{{ steps.many.output | length }}}} {{{{ steps.many.output | first }}}} {{{{ steps.many.output | last }}}}"]
+"#,
+        items.join(", ")
+    );
+    let env = TestEnv::new().workflow("many.yaml", &yaml);
+    let (out, lines) = run_json(&env, "many.yaml", &["--offline"]);
+    assert_exit(&out, 0);
+    let expected: Vec<String> = (0..100).map(|i| format!("out-{i}")).collect();
+    assert_eq!(output_list(&lines[0]["outputs"]["many"]), json!(expected));
+    assert_eq!(lines[0]["outputs"]["summary"], "100 out-0 out-99");
+
+    let trace = env.show_json("last");
+    let lp = parent(&trace, find(&trace, "custom", "0")).unwrap();
+    let kids = children(&trace, lp);
+    assert_eq!(kids.len(), 100);
+    let mut seen: Vec<(u64, String)> = kids
+        .iter()
+        .map(|s| {
+            assert_eq!(s["attributes"]["item"], s["attributes"]["index"]);
+            assert_eq!(children(&trace, s).len(), 1);
+            (
+                s["attributes"]["index"].as_u64().unwrap(),
+                s["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let want: Vec<(u64, String)> = (0..100).map(|i| (i, i.to_string())).collect();
+    assert_eq!(seen, want);
+}
+
+#[test]
+fn a_false_if_skips_the_step_but_keeps_it_in_the_trace() {
+    let env = TestEnv::new().workflow(
+        "cond.yaml",
+        r#"
+name: Conditions
+vars: { mode: dry-run }
+model: gpt-4o-mini
+agents:
+  helper: { instructions: You help. }
+steps:
+  - id: check
+    run: ["echo", "fine"]
+  - id: deploy
+    if: "steps.check.output == 'broken'"
+    run: ["echo", "deploying"]
+  - id: notify
+    if: "{{ steps.deploy.status == 'skipped' }}"
+    run: ["echo", "deploy skipped, check was {{ steps.check.status }}"]
+  - id: ask
+    if: "steps.check.status != 'ok'"
+    agent: helper
+    input: Why did the check fail?
+  - span: Release
+    if: "vars.mode == 'release'"
+    steps:
+      - id: publish
+        run: ["echo", "publishing"]
+"#,
+    );
+    let (out, lines) = run_json(&env, "cond.yaml", &["--offline"]);
+    assert_exit(&out, 0);
+    assert_eq!(lines[0]["status"], "ok");
+    assert_eq!(
+        lines[0]["outputs"]["notify"], "deploy skipped, check was ok",
+        "a skipped step's status is `skipped`"
+    );
+
+    let trace = env.show_json("last");
+    assert_eq!(trace["status"], "ok");
+    let deploy = spans(&trace)
+        .iter()
+        .find(|s| s["kind"] == "command" && s["status"] == "skipped")
+        .unwrap_or_else(|| panic!("the skipped command is a span: {:#?}", outline(&trace)));
+    let reason = deploy["attributes"]["skip_reason"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no skip_reason: {deploy:#}"));
+    assert!(
+        reason.contains("steps.check.output == 'broken'"),
+        "the reason names the condition: {reason}"
+    );
+    let agents = of_kind(&trace, "agent");
+    assert_eq!(agents.len(), 1);
+    let ask = agents[0];
+    assert_eq!(ask["status"], "skipped");
+    assert!(ask["attributes"]["skip_reason"].is_string());
+    assert!(children(&trace, ask).is_empty(), "no model call");
+    let release = find(&trace, "custom", "Release");
+    assert_eq!(release["status"], "skipped");
+    assert!(
+        release["attributes"]["skip_reason"]
+            .as_str()
+            .unwrap()
+            .contains("vars.mode == 'release'")
+    );
+    assert!(
+        children(&trace, release).is_empty(),
+        "nothing under it runs"
+    );
+    let roots: Vec<String> = spans(&trace)
+        .iter()
+        .filter(|s| s["parent_id"].is_null())
+        .map(|s| {
+            format!(
+                "{} {}",
+                s["kind"].as_str().unwrap(),
+                s["status"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        roots,
+        [
+            "command ok",
+            "command skipped",
+            "command ok",
+            "agent skipped",
+            "custom skipped"
+        ],
+        "{:#?}",
+        outline(&trace)
+    );
+
+    // The same file in release mode runs the block.
+    let (out, _) = run_json(&env, "cond.yaml", &["--offline", "--var", "mode=release"]);
+    assert_exit(&out, 0);
+    let trace = env.show_json("last");
+    assert_eq!(find(&trace, "custom", "Release")["status"], "ok");
+}
+
+#[test]
+fn continue_on_error_records_the_failure_and_the_run_goes_on() {
+    let env = TestEnv::new().workflow(
+        "tolerant.yaml",
+        r#"
+name: Tolerant
+steps:
+  - span: Work
+    steps:
+      - id: flaky
+        continue_on_error: true
+        run: "echo 'cache unavailable' >&2; exit 4"
+      - id: next
+        run: ["echo", "flaky was {{ steps.flaky.status }}"]
+  - id: last
+    run: ["echo", "done"]
+"#,
+    );
+    let (out, lines) = run_json(&env, "tolerant.yaml", &["--offline"]);
+    assert_exit(&out, 0);
+    assert_eq!(lines[0]["status"], "ok");
+    assert_eq!(lines[0]["outputs"]["next"], "flaky was error");
+    assert_eq!(lines[0]["outputs"]["last"], "done");
+    let trace = env.show_json("last");
+    assert_eq!(trace["status"], "ok");
+    let flaky = spans(&trace)
+        .iter()
+        .find(|s| s["kind"] == "command" && s["attributes"]["exit_code"] == 4)
+        .unwrap();
+    assert_eq!(flaky["status"], "error");
+    assert!(flaky["error"]["message"].is_string());
+    assert_eq!(of_kind(&trace, "command").len(), 3);
+}
+
+#[test]
+fn a_step_timeout_kills_its_process_and_fails_the_run() {
+    let env = TestEnv::new().workflow(
+        "timeout.yaml",
+        r#"
+name: Step timeout
+steps:
+  - span: Slow
+    steps:
+      - id: slow
+        timeout: 1s
+        run: "echo $$ > slow.pid; exec sleep 30"
+  - id: never
+    run: ["echo", "never"]
+"#,
+    );
+    let child = env.spawn(&["run", "timeout.yaml", "--offline", "--format", "json"]);
+    let pid = pid_from(&env, "slow.pid");
+    let out = wait_within(child, DEADLINE);
+    assert_exit(&out, 1);
+    assert_gone(pid, "the timed-out `sleep`");
+    let trace = env.show_json("last");
+    assert_eq!(trace["status"], "error");
+    assert_all_closed(&trace);
+    let slow = of_kind(&trace, "command");
+    assert_eq!(slow.len(), 1, "the step after it does not run");
+    assert_eq!(slow[0]["status"], "error");
+    assert_eq!(slow[0]["attributes"]["pid"], pid);
+    let message = error_message(slow[0]);
+    assert!(message.contains("timed out"), "{message}");
+    assert_eq!(find(&trace, "custom", "Slow")["status"], "error");
+
+    // With continue_on_error the timeout is recorded and the run goes on.
+    env.write(
+        "timeout.yaml",
+        r#"
+name: Step timeout
+steps:
+  - id: slow
+    timeout: 500ms
+    continue_on_error: true
+    run: "exec sleep 30"
+  - id: next
+    run: ["echo", "{{ steps.slow.status }}"]
+"#,
+    );
+    let (out, lines) = run_json(&env, "timeout.yaml", &["--offline"]);
+    assert_exit(&out, 0);
+    assert_eq!(lines[0]["outputs"]["next"], "error");
+}
+
+#[test]
+fn a_workflow_timeout_stops_the_whole_run() {
+    let env = TestEnv::new().workflow(
+        "slowrun.yaml",
+        r#"
+name: Run timeout
+timeout: 1s
+steps:
+  - id: quick
+    run: ["echo", "hi"]
+  - span: Waiting
+    steps:
+      - id: slow
+        run: "echo $$ > slow.pid; exec sleep 30"
+  - id: never
+    run: ["echo", "never"]
+"#,
+    );
+    let child = env.spawn(&["run", "slowrun.yaml", "--offline", "--format", "json"]);
+    let pid = pid_from(&env, "slow.pid");
+    let out = wait_within(child, DEADLINE);
+    assert_exit(&out, 1);
+    assert_gone(pid, "the `sleep` of a timed-out run");
+    let lines = parse_json_lines(&out.stdout);
+    assert_eq!(lines[0]["status"], "error");
+    assert!(
+        error_message(&lines[0]).contains("timed out"),
+        "{:#}",
+        lines[0]
+    );
+
+    let trace = env.show_json("last");
+    assert_eq!(trace["status"], "error");
+    assert!(error_message(&trace).contains("timed out"), "{trace:#}");
+    assert_all_closed(&trace);
+    assert_eq!(
+        command_with_argv(&trace, json!(["echo", "hi"]))["status"],
+        "ok"
+    );
+    assert_ne!(find(&trace, "custom", "Waiting")["status"], "ok");
+    assert!(
+        spans(&trace)
+            .iter()
+            .all(|s| s["attributes"]["argv"] != json!(["echo", "never"]))
+    );
+}
+
+// -- Retries of model calls
+
+/// One agent step inside a span; `RETRY` is replaced by a top-level `retry:` line (or nothing).
+const FLAKY: &str = r#"
+name: Flaky
+model: gpt-4o-mini
+RETRY
+agents:
+  helper: { instructions: You help. }
+steps:
+  - span: Ask
+    steps:
+      - id: ask
+        agent: helper
+        input: Hello
+"#;
+
+fn flaky_env(retry: &str) -> TestEnv {
+    TestEnv::with_fake().workflow("flaky.yaml", &FLAKY.replace("RETRY", retry))
+}
+
+/// Runs flaky.yaml; returns the output, the trace and its one generation span.
+fn run_flaky(env: &TestEnv, code: i32) -> (std::process::Output, Value, Value) {
+    let out = env.run(&["run", "flaky.yaml", "--format", "json"]);
+    assert_exit(&out, code);
+    let trace = env.show_json("last");
+    let generations = of_kind(&trace, "generation");
+    assert_eq!(
+        generations.len(),
+        1,
+        "one generation span per model call, not per attempt: {:#?}",
+        outline(&trace)
+    );
+    let generation = generations[0].clone();
+    (out, trace, generation)
+}
+
+#[test]
+fn a_429_with_retry_after_is_retried_after_the_wait_it_asks_for() {
+    let env = flaky_env("retry: { attempts: 3, backoff: 10ms }");
+    env.server().push(Reply::rate_limited(1)).push(Reply::text(
+        "Hello after the rate limit",
+        10,
+        5,
+    ));
+    let (out, trace, generation) = run_flaky(&env, 0);
+    let lines = parse_json_lines(&out.stdout);
+    assert_eq!(lines[0]["outputs"]["ask"], "Hello after the rate limit");
+    assert_eq!(trace["status"], "ok");
+    assert_eq!(generation["status"], "ok");
+    assert_eq!(env.server().request_count(), 2);
+    let arrivals = env.server().arrivals();
+    assert!(
+        arrivals[1] - arrivals[0] >= Duration::from_millis(900),
+        "Retry-After: 1 is honoured over a 10 ms backoff: {:?}",
+        arrivals[1] - arrivals[0]
+    );
+    let retries = events_named(&generation, "retry");
+    assert_eq!(retries.len(), 1, "{generation:#}");
+    let attrs = &retries[0]["attributes"];
+    assert_eq!(attrs["attempt"], 1);
+    assert_eq!(attrs["status"], 429);
+    assert!(
+        attrs["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{attrs:#}"
+    );
+    assert!(
+        attrs["wait_ms"].as_f64().is_some_and(|w| w >= 900.0),
+        "the wait is Retry-After's: {attrs:#}"
+    );
+    assert_eq!(trace["usage"], usage(10, 5));
+}
+
+#[test]
+fn http_500_twice_then_success_records_two_retries_on_one_generation() {
+    let env = flaky_env("retry: { attempts: 3, backoff: 10ms }");
+    env.server().push_all([
+        Reply::server_error(),
+        Reply::server_error(),
+        Reply::text("third time lucky", 10, 5),
+    ]);
+    let (out, _, generation) = run_flaky(&env, 0);
+    assert_eq!(
+        parse_json_lines(&out.stdout)[0]["outputs"]["ask"],
+        "third time lucky"
+    );
+    assert_eq!(env.server().request_count(), 3);
+    let retries = events_named(&generation, "retry");
+    assert_eq!(retries.len(), 2, "{generation:#}");
+    for (i, r) in retries.iter().enumerate() {
+        let attrs = &r["attributes"];
+        assert_eq!(attrs["attempt"], i + 1);
+        assert_eq!(attrs["status"], 500);
+        assert!(attrs["error"].is_string());
+        assert!(
+            attrs["wait_ms"].as_f64().is_some_and(|w| w >= 0.0),
+            "{attrs:#}"
+        );
+    }
+    assert_eq!(generation["status"], "ok");
+    assert!(generation["error"].is_null());
+}
+
+#[test]
+fn http_400_is_not_retried() {
+    let env = flaky_env("retry: { attempts: 3, backoff: 10ms }");
+    env.server().set_default(Reply::bad_request());
+    let (_, trace, generation) = run_flaky(&env, 1);
+    assert_eq!(
+        env.server().request_count(),
+        1,
+        "a 4xx other than 429 is final"
+    );
+    assert!(
+        events_named(&generation, "retry").is_empty(),
+        "{generation:#}"
+    );
+    assert_eq!(generation["status"], "error");
+    assert!(error_message(&generation).contains("400"));
+    assert_eq!(trace["status"], "error");
+}
+
+#[test]
+fn a_malformed_body_is_not_retried() {
+    // Asked for a plain JSON answer, then (the default) for a stream: a 200 whose body is not
+    // what was asked for is the server's answer, not a transient failure.
+    for provider in ["provider: { stream: false }", ""] {
+        let env = flaky_env(&format!(
+            "retry: {{ attempts: 3, backoff: 10ms }}\n{provider}"
+        ));
+        env.server().set_default(Reply::Malformed);
+        let (_, _, generation) = run_flaky(&env, 1);
+        assert_eq!(
+            env.server().request_count(),
+            1,
+            "{provider:?}: one request; {generation:#}"
+        );
+        assert!(
+            events_named(&generation, "retry").is_empty(),
+            "{generation:#}"
+        );
+        assert_eq!(generation["status"], "error");
+    }
+}
+
+#[test]
+fn exhausted_retries_fail_the_step_with_the_last_error_and_the_attempt_count() {
+    let env = flaky_env("retry: { attempts: 3, backoff: 10ms }");
+    env.server().set_default(Reply::server_error());
+    let (out, trace, generation) = run_flaky(&env, 1);
+    assert_eq!(env.server().request_count(), 3);
+    let message = error_message(&generation);
+    assert!(message.contains("500"), "the last error: {message}");
+    assert!(message.contains("after 3 attempts"), "{message}");
+    let retries = events_named(&generation, "retry");
+    assert!(
+        (2..=3).contains(&retries.len()),
+        "an event per failed attempt: {generation:#}"
+    );
+    for (i, r) in retries.iter().enumerate() {
+        assert_eq!(r["attributes"]["attempt"], i + 1);
+    }
+    assert_eq!(find(&trace, "agent", "helper")["status"], "error");
+    assert_eq!(find(&trace, "custom", "Ask")["status"], "error");
+    assert_eq!(trace["status"], "error");
+    assert!(stderr(&out).contains("500"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_response_slower_than_the_attempt_timeout_is_retried() {
+    let env = flaky_env("retry: { attempts: 2, backoff: 10ms, timeout: 500ms }");
+    env.server().push_all([
+        Reply::delayed(10_000, Reply::text("too late", 10, 5)),
+        Reply::text("in time", 10, 5),
+    ]);
+    let (out, _, generation) = run_flaky(&env, 0);
+    assert_eq!(
+        parse_json_lines(&out.stdout)[0]["outputs"]["ask"],
+        "in time"
+    );
+    assert_eq!(env.server().request_count(), 2);
+    let retries = events_named(&generation, "retry");
+    assert_eq!(retries.len(), 1, "{generation:#}");
+    let attrs = &retries[0]["attributes"];
+    assert_eq!(attrs["attempt"], 1);
+    assert!(attrs["status"].is_null(), "no HTTP status: {attrs:#}");
+    assert!(
+        attrs["error"].as_str().unwrap().contains("timed out"),
+        "{attrs:#}"
+    );
+
+    // Every attempt too slow: the step fails once the attempts are spent.
+    let env = flaky_env("retry: { attempts: 2, backoff: 10ms, timeout: 300ms }");
+    env.server()
+        .set_default(Reply::delayed(10_000, Reply::text("too late", 10, 5)));
+    let (_, trace, generation) = run_flaky(&env, 1);
+    assert_eq!(env.server().request_count(), 2);
+    let message = error_message(&generation);
+    assert!(message.contains("timed out"), "{message}");
+    assert!(message.contains("after 2 attempts"), "{message}");
+    assert_eq!(trace["status"], "error");
+}
+
+#[test]
+fn a_refused_connection_is_retried_then_fails() {
+    let env =
+        flaky_env("retry: { attempts: 2, backoff: 10ms }").env("OPENAI_BASE_URL", &refused_url());
+    let (_, _, generation) = run_flaky(&env, 1);
+    let retries = events_named(&generation, "retry");
+    assert!(!retries.is_empty(), "{generation:#}");
+    assert_eq!(retries[0]["attributes"]["attempt"], 1);
+    assert!(retries[0]["attributes"]["status"].is_null());
+    assert!(error_message(&generation).contains("after 2 attempts"));
+}
+
+#[test]
+fn retry_settings_come_from_the_step_then_the_agent_then_the_workflow_then_the_default() {
+    let env = TestEnv::with_fake().workflow(
+        "layers.yaml",
+        r#"
+name: Layers
+model: gpt-4o-mini
+retry: { attempts: 4, backoff: 10ms }
+agents:
+  strict: { instructions: You are strict., retry: { attempts: 1 } }
+  plain: { instructions: You are plain. }
+steps:
+  - { id: by_workflow, agent: plain, input: by-workflow, continue_on_error: true }
+  - { id: by_agent, agent: strict, input: by-agent, continue_on_error: true }
+  - { id: by_step, agent: strict, input: by-step, continue_on_error: true, retry: { attempts: 2 } }
+"#,
+    );
+    env.server().set_default(Reply::server_error());
+    let out = env.run(&["run", "layers.yaml"]);
+    assert_exit(&out, 0);
+    let count = |input: &str| {
+        env.server()
+            .requests()
+            .iter()
+            .filter(|r| r.message("user").as_deref() == Some(input))
+            .count()
+    };
+    assert_eq!(count("by-workflow"), 4);
+    assert_eq!(count("by-agent"), 1);
+    assert_eq!(count("by-step"), 2);
+    let trace = env.show_json("last");
+    assert_eq!(trace["status"], "ok");
+    assert!(
+        of_kind(&trace, "agent")
+            .iter()
+            .all(|a| a["status"] == "error")
+    );
+
+    // Nothing set: 3 attempts in all.
+    let env = flaky_env("");
+    env.server().set_default(Reply::server_error());
+    let (_, _, generation) = run_flaky(&env, 1);
+    assert_eq!(env.server().request_count(), 3);
+    assert!(error_message(&generation).contains("after 3 attempts"));
+}
+
+// -- The cap on model calls in flight
+
+const SIX_CALLS: &str = r#"
+name: Six calls
+model: gpt-4o-mini
+CAP
+agents:
+  helper: { instructions: You help. }
+steps:
+  - name: Fan out
+    parallel:
+      - { id: c1, agent: helper, input: one }
+      - { id: c2, agent: helper, input: two }
+      - { id: c3, agent: helper, input: three }
+      - { id: c4, agent: helper, input: four }
+      - { id: c5, agent: helper, input: five }
+      - { id: c6, agent: helper, input: six }
+"#;
+
+/// Runs the six parallel calls against a fresh server whose answers take `delay_ms`; returns
+/// the most requests the server saw in flight at once.
+fn six_calls_in_flight(cap_in_file: &str, args: &[&str], delay_ms: u64) -> usize {
+    let env = TestEnv::with_fake().workflow("six.yaml", &SIX_CALLS.replace("CAP", cap_in_file));
+    env.server()
+        .set_default(Reply::delayed(delay_ms, Reply::Echo));
+    let mut all = vec!["run", "six.yaml", "--format", "json"];
+    all.extend_from_slice(args);
+    let out = env.run(&all);
+    assert_exit(&out, 0);
+    assert_eq!(env.server().request_count(), 6);
+    let trace = env.show_json("last");
+    assert_eq!(of_kind(&trace, "generation").len(), 6);
+    assert!(
+        of_kind(&trace, "generation")
+            .iter()
+            .all(|g| g["status"] == "ok")
+    );
+    env.server().max_in_flight()
+}
+
+#[test]
+fn max_concurrency_caps_the_model_calls_in_flight_across_the_run() {
+    assert_eq!(
+        six_calls_in_flight("", &[], 1000),
+        6,
+        "uncapped, all six branches call the model at once"
+    );
+    assert_eq!(six_calls_in_flight("", &["--max-concurrency", "2"], 300), 2);
+    assert_eq!(six_calls_in_flight("max_concurrency: 3", &[], 300), 3);
+    assert_eq!(
+        six_calls_in_flight("max_concurrency: 3", &["--max-concurrency", "1"], 100),
+        1,
+        "the flag overrides the file"
+    );
+}
+
+// -- Cancellation
+
+const PARALLEL_SLEEPERS: &str = r#"
+name: Sleepers
+steps:
+  - id: quick
+    run: ["echo", "hi"]
+  - name: Sleep in parallel
+    parallel:
+      - { id: s1, run: "echo $$ > s1.tmp; mv s1.tmp s1.pid; exec sleep 30" }
+      - { id: s2, run: "echo $$ > s2.tmp; mv s2.tmp s2.pid; exec sleep 30" }
+      - span: Nested
+        steps:
+          - { id: s3, run: "echo $$ > s3.tmp; mv s3.tmp s3.pid; exec sleep 30" }
+  - id: never
+    run: ["echo", "never"]
+"#;
+
+fn signal_during_parallel_sleepers(sig: nix::sys::signal::Signal) {
+    let env = TestEnv::new().workflow("sleepers.yaml", PARALLEL_SLEEPERS);
+    let child = env.spawn(&["run", "sleepers.yaml", "--offline"]);
+    let pid = child.id();
+    let pids: Vec<i32> = ["s1.pid", "s2.pid", "s3.pid"]
+        .iter()
+        .map(|f| pid_from(&env, f))
+        .collect();
+    signal(pid, sig);
+    let out = wait_within(child, Duration::from_secs(15));
+    assert_exit(&out, 130);
+    for p in &pids {
+        assert_gone(*p, "a branch's `sleep`");
+    }
+
+    let trace = env.show_json("last");
+    assert_eq!(trace["status"], "cancelled");
+    assert_all_closed(&trace);
+    assert_eq!(
+        find(&trace, "custom", "Sleep in parallel")["status"],
+        "cancelled"
+    );
+    assert_eq!(find(&trace, "custom", "Nested")["status"], "cancelled");
+    assert_eq!(
+        command_with_argv(&trace, json!(["echo", "hi"]))["status"],
+        "ok"
+    );
+    let sleepers: Vec<&Value> = of_kind(&trace, "command")
+        .into_iter()
+        .filter(|c| c["attributes"]["script"].is_string())
+        .collect();
+    assert_eq!(sleepers.len(), 3, "{:#?}", outline(&trace));
+    for s in sleepers {
+        assert_eq!(s["status"], "cancelled");
+        let recorded = s["attributes"]["pid"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("a command span records its pid: {s:#}"));
+        assert!(pids.contains(&(recorded as i32)), "{recorded} vs {pids:?}");
+        assert!(process_is_gone(recorded as i32));
+    }
+    assert!(
+        spans(&trace)
+            .iter()
+            .all(|s| s["attributes"]["argv"] != json!(["echo", "never"]))
+    );
+}
+
+#[test]
+fn sigint_during_a_parallel_step_cancels_every_branch_and_kills_every_process() {
+    signal_during_parallel_sleepers(nix::sys::signal::Signal::SIGINT);
+}
+
+#[test]
+fn sigterm_during_a_parallel_step_cancels_the_same_way() {
+    signal_during_parallel_sleepers(nix::sys::signal::Signal::SIGTERM);
+}
+
+// -- Budgets and cost
+
+/// Three agent steps; `BUDGET` is replaced by a `budget:` line (or nothing).
+const BUDGETED: &str = r#"
+name: Budgeted
+model: gpt-4o-mini
+BUDGET
+agents:
+  helper: { instructions: You help. }
+steps:
+  - id: first
+    agent: helper
+    input: one
+  - span: Second
+    steps:
+      - id: second
+        agent: helper
+        input: two
+  - id: third
+    agent: helper
+    input: three
+"#;
+
+/// Runs BUDGETED against a server whose two first answers use `usage` tokens each, and checks
+/// that the second call crosses the budget `limit` of `value`, with `used` recorded.
+fn assert_budget_stops_the_run(
+    budget: &str,
+    args: &[&str],
+    reply_usage: (u64, u64),
+    limit: &str,
+    value: f64,
+    used: f64,
+) {
+    let env = TestEnv::with_fake().workflow("budget.yaml", &BUDGETED.replace("BUDGET", budget));
+    env.server().push_all([
+        Reply::text("first answer", reply_usage.0, reply_usage.1),
+        Reply::text("second answer", reply_usage.0, reply_usage.1),
+    ]);
+    let mut all = vec!["run", "budget.yaml", "--format", "json"];
+    all.extend_from_slice(args);
+    let out = env.run(&all);
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("budget exceeded"),
+        "stderr says so: {}",
+        stderr(&out)
+    );
+    assert_eq!(
+        env.server().request_count(),
+        2,
+        "the run stops at the crossing"
+    );
+    let line = &parse_json_lines(&out.stdout)[0];
+    assert_eq!(line["status"], "error");
+    let message = error_message(line);
+    assert!(
+        message.contains("budget exceeded") && message.contains(limit),
+        "{message}"
+    );
+
+    let trace = env.show_json("last");
+    assert_eq!(trace["status"], "error");
+    let message = error_message(&trace);
+    assert!(
+        message.contains("budget exceeded") && message.contains(limit),
+        "{message}"
+    );
+    assert_all_closed(&trace);
+    let generations = of_kind(&trace, "generation");
+    assert_eq!(generations.len(), 2, "{:#?}", outline(&trace));
+    assert!(events_named(generations[0], "budget exceeded").is_empty());
+    let crossing = events_named(generations[1], "budget exceeded");
+    assert_eq!(crossing.len(), 1, "{:#}", generations[1]);
+    let attrs = &crossing[0]["attributes"];
+    assert_eq!(attrs["limit"], limit);
+    assert!(close_to(&attrs["value"], value), "{attrs:#}");
+    assert!(close_to(&attrs["used"], used), "{attrs:#}");
+    assert_eq!(find(&trace, "custom", "Second")["status"], "error");
+    let agents = of_kind(&trace, "agent");
+    assert_eq!(agents.len(), 2, "the third step never runs");
+    assert_eq!(agents[1]["status"], "error");
+    let step_message = error_message(agents[1]);
+    assert!(
+        step_message.contains("budget exceeded") && step_message.contains(limit),
+        "{step_message}"
+    );
+    // The crossing call's tokens were spent: they count.
+    let total = reply_usage.0 + reply_usage.1;
+    assert_eq!(trace["usage"]["total_tokens"], 2 * total);
+}
+
+#[test]
+fn a_token_budget_in_the_file_stops_the_run_at_the_call_that_crosses_it() {
+    assert_budget_stops_the_run(
+        "budget: { max_tokens: 200 }",
+        &[],
+        (100, 50),
+        "max_tokens",
+        200.0,
+        300.0,
+    );
+}
+
+#[test]
+fn max_tokens_on_the_command_line_stops_the_run_too() {
+    assert_budget_stops_the_run(
+        "",
+        &["--max-tokens", "200"],
+        (100, 50),
+        "max_tokens",
+        200.0,
+        300.0,
+    );
+}
+
+// gpt-4o-mini: $0.15 per million input tokens, $0.60 per million output tokens.
+// 100 000 in + 50 000 out = 0.015 + 0.03 = $0.045 per call.
+
+#[test]
+fn a_cost_budget_in_the_file_stops_the_run_at_the_call_that_crosses_it() {
+    assert_budget_stops_the_run(
+        "budget: { max_cost_usd: 0.05 }",
+        &[],
+        (100_000, 50_000),
+        "max_cost_usd",
+        0.05,
+        0.09,
+    );
+}
+
+#[test]
+fn max_cost_on_the_command_line_stops_the_run_too() {
+    assert_budget_stops_the_run(
+        "",
+        &["--max-cost", "0.05"],
+        (100_000, 50_000),
+        "max_cost_usd",
+        0.05,
+        0.09,
+    );
+}
+
+#[test]
+fn a_duration_budget_stops_the_run_at_the_running_step() {
+    let env = TestEnv::new().workflow(
+        "long.yaml",
+        r#"
+name: Long
+budget: { max_duration: 1s }
+steps:
+  - id: quick
+    run: ["echo", "hi"]
+  - span: Waiting
+    steps:
+      - id: slow
+        run: "echo $$ > slow.pid; exec sleep 30"
+  - id: never
+    run: ["echo", "never"]
+"#,
+    );
+    let child = env.spawn(&["run", "long.yaml", "--offline", "--format", "json"]);
+    let pid = pid_from(&env, "slow.pid");
+    let out = wait_within(child, DEADLINE);
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("budget exceeded"), "{}", stderr(&out));
+    assert_gone(pid, "the `sleep` of a run over its time budget");
+    let trace = env.show_json("last");
+    assert_eq!(trace["status"], "error");
+    let message = error_message(&trace);
+    assert!(
+        message.contains("budget exceeded") && message.contains("max_duration"),
+        "{message}"
+    );
+    assert_all_closed(&trace);
+    let slow = spans(&trace)
+        .iter()
+        .find(|s| s["attributes"]["pid"] == pid)
+        .unwrap_or_else(|| panic!("the sleeping step has a span: {trace:#}"));
+    assert_ne!(slow["status"], "ok");
+    let crossing = events_named(slow, "budget exceeded");
+    assert_eq!(crossing.len(), 1, "{slow:#}");
+    assert_eq!(crossing[0]["attributes"]["limit"], "max_duration");
+    assert!(crossing[0]["attributes"].get("value").is_some());
+    assert!(crossing[0]["attributes"].get("used").is_some());
+    assert!(
+        spans(&trace)
+            .iter()
+            .all(|s| s["attributes"]["argv"] != json!(["echo", "never"]))
+    );
+}
+
+#[test]
+fn cost_is_recorded_on_generations_and_summed_on_the_trace() {
+    let env = TestEnv::with_fake().workflow(
+        "cost.yaml",
+        r#"
+name: Costs
+model: gpt-4o-mini
+prices:
+  house-model: { input: 1.0, output: 2.0 }
+agents:
+  mini: { instructions: You are small. }
+  house: { instructions: You are ours., model: house-model }
+steps:
+  - { id: a, agent: mini, input: a }
+  - { id: b, agent: mini, input: b }
+  - { id: c, agent: house, input: c }
+"#,
+    );
+    env.server().push_all([
+        Reply::text("a", 1000, 500),
+        Reply::text("b", 1000, 500),
+        Reply::text("c", 1000, 500),
+    ]);
+    let (out, lines) = run_json(&env, "cost.yaml", &[]);
+    assert_exit(&out, 0);
+    // mini: 1000 × 0.15e-6 + 500 × 0.60e-6 = 0.00045; house: 1000 × 1e-6 + 500 × 2e-6 = 0.002.
+    let total = 0.00045 * 2.0 + 0.002;
+    assert!(close_to(&lines[0]["cost_usd"], total), "{:#}", lines[0]);
+    let trace = env.show_json("last");
+    assert!(close_to(&trace["cost_usd"], total), "{}", trace["cost_usd"]);
+    let costs: Vec<&Value> = of_kind(&trace, "generation")
+        .iter()
+        .map(|g| &g["attributes"]["cost_usd"])
+        .collect();
+    assert!(close_to(costs[0], 0.00045), "{costs:?}");
+    assert!(close_to(costs[1], 0.00045), "{costs:?}");
+    assert!(
+        close_to(costs[2], 0.002),
+        "the workflow's price wins: {costs:?}"
+    );
+    let listed = env.list_json(&[]);
+    assert!(close_to(&listed[0]["cost_usd"], total), "{:#}", listed[0]);
+
+    // A model without a price: no cost anywhere, and null on the trace.
+    env.write(
+        "nocost.yaml",
+        r#"
+name: No price
+model: some-local-model
+agents:
+  local: { instructions: You run locally. }
+steps:
+  - { id: a, agent: local, input: a }
+"#,
+    );
+    let (out, lines) = run_json(&env, "nocost.yaml", &[]);
+    assert_exit(&out, 0);
+    assert!(lines[0]["cost_usd"].is_null(), "{:#}", lines[0]);
+    let trace = env.show_json("last");
+    assert!(trace["cost_usd"].is_null());
+    assert!(trace.as_object().unwrap().contains_key("cost_usd"));
+    let generation = of_kind(&trace, "generation")[0];
+    assert!(generation["attributes"]["cost_usd"].is_null());
+    assert!(env.list_json(&["--workflow", "No price"])[0]["cost_usd"].is_null());
+}
+
+// -- The examples that show these features
+
+#[test]
+fn example_batch_summarises_each_topic_three_at_a_time_then_writes_a_digest() {
+    let env = examples();
+    let (out, lines) = run_json(&env, "workflows/batch.yaml", &["--offline"]);
+    assert_exit(&out, 0);
+    let run = &lines[0];
+    let trace = env.show_json(run["trace_id"].as_str().unwrap());
+    let mut items: Vec<&Value> = spans(&trace)
+        .iter()
+        .filter(|s| s["attributes"].get("index").is_some())
+        .collect();
+    items.sort_by_key(|s| s["attributes"]["index"].as_u64().unwrap());
+    let topics: Vec<String> = items
+        .iter()
+        .map(|s| s["attributes"]["item"].as_str().unwrap().to_string())
+        .collect();
+    assert!(topics.len() >= 3, "a few topics: {topics:?}");
+    let summaries = output_list(&run["outputs"]["summaries"]);
+    let summaries = summaries.as_array().unwrap();
+    assert_eq!(summaries.len(), topics.len());
+    let lp = parent(&trace, items[0]).unwrap();
+    assert_eq!(lp["kind"], "custom");
+    assert_eq!(lp["name"], "Summaries");
+    assert_eq!(
+        event(find(&trace, "custom", "Digest"), "Summaries collected")["attributes"]["topics"],
+        topics.len()
+    );
+    assert_eq!(children(&trace, lp).len(), topics.len());
+    for (i, item) in items.iter().enumerate() {
+        assert_eq!(item["parent_id"], lp["span_id"]);
+        assert_eq!(item["kind"], "custom");
+        assert_eq!(item["attributes"]["index"], i);
+        assert_eq!(item["name"], item["attributes"]["item"]);
+        let kids = children(&trace, item);
+        assert_eq!(kids.len(), 1);
+        assert_eq!(kids[0]["kind"], "agent");
+        assert!(
+            kids[0]["attributes"]["input"]
+                .as_str()
+                .unwrap()
+                .contains(item["name"].as_str().unwrap()),
+            "each item's prompt names its topic"
+        );
+    }
+    // The aggregate step reads every summary.
+    let agents = of_kind(&trace, "agent");
+    let digest = agents.last().unwrap();
+    assert!(digest["parent_id"] != lp["span_id"]);
+    let digest_input = digest["attributes"]["input"].as_str().unwrap();
+    for s in summaries {
+        assert!(digest_input.contains(s.as_str().unwrap()), "{digest_input}");
+    }
+    assert!(
+        of_kind(&trace, "generation")
+            .iter()
+            .all(|g| g["attributes"]["offline"] == true)
+    );
+
+    // Against a server: three calls at a time, outputs in topic order all the same.
+    let env = examples().fake(FakeOpenAI::start());
+    env.server().set_default(Reply::delayed(200, Reply::Echo));
+    let (out, lines) = run_json(&env, "workflows/batch.yaml", &[]);
+    assert_exit(&out, 0);
+    assert_eq!(env.server().max_in_flight(), 3.min(topics.len()));
+    let summaries = output_list(&lines[0]["outputs"]["summaries"]);
+    let summaries = summaries.as_array().unwrap();
+    for (topic, summary) in topics.iter().zip(summaries) {
+        assert!(
+            summary.as_str().unwrap().contains(topic.as_str()),
+            "{summary} for {topic}"
+        );
+    }
 }
 
 // ---- real OpenAI-compatible server (llama.cpp) ----
