@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# The benchmark suite (issue 7): builds in release mode, starts the Rust fake OpenAI-compatible
+# server from examples/bench_server.rs, and measures agentrace end to end. Prints a table and
+# writes bench/results.json and bench/results.md.
+#
+#   bash bench/run.sh            # everything
+#   QUICK=1 bash bench/run.sh    # smaller sizes, for a smoke test of the harness
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --release --quiet --bin agentrace --example bench_server --example bench_fill
+TARGET=${CARGO_TARGET_DIR:-$PWD/target}
+BIN=$TARGET/release/agentrace
+SERVER=$TARGET/release/examples/bench_server
+FILL=$TARGET/release/examples/bench_fill
+WORK=$(mktemp -d)
+SERVER_PIDS=()
+cleanup() {
+  for pid in "${SERVER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+if [ -n "${QUICK:-}" ]; then STEPS=100; PAR=50; SPANS=10000; TRACES=10000; else
+  STEPS=1000; PAR=200; SPANS=100000; TRACES=100000; fi
+
+# start_server LATENCY_MS -> prints the base URL
+start_server() {
+  local out=$WORK/server-$1.out
+  "$SERVER" --port 0 --latency-ms "$1" >"$out" 2>&1 &
+  SERVER_PIDS+=($!)
+  for _ in $(seq 1 100); do
+    if grep -q listening "$out"; then sed -n 's/^listening on //p' "$out"; return; fi
+    sleep 0.05
+  done
+  echo "bench server did not start" >&2; exit 1
+}
+
+# A workflow of N sequential agent steps, or N agent steps in one parallel step.
+gen_workflow() {
+  local file=$1 n=$2 mode=$3
+  {
+    echo "name: bench $mode $n"
+    echo "model: gpt-4o-mini"
+    echo "agents: { a: { instructions: Answer briefly. } }"
+    echo "steps:"
+    if [ "$mode" = parallel ]; then
+      echo "  - name: fan-out"
+      echo "    parallel:"
+      for i in $(seq 1 "$n"); do echo "      - { agent: a, input: \"question $i\" }"; done
+    else
+      for i in $(seq 1 "$n"); do echo "  - { agent: a, input: \"question $i\" }"; done
+    fi
+  } >"$file"
+}
+
+# measure NAME RUNS -- CMD...: median wall ms and peak RSS (MiB) of CMD over RUNS runs.
+measure() {
+  local name=$1 runs=$2; shift 3
+  python3 - "$name" "$runs" "$@" <<'PY'
+import json, os, resource, statistics, subprocess, sys, time
+name, runs, cmd = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+walls, rss = [], 0
+for _ in range(runs):
+    t = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(p.pid, 0)
+    walls.append((time.perf_counter() - t) * 1000)
+    if status != 0:
+        print(f"{name}: command failed ({status}): {' '.join(cmd)}", file=sys.stderr)
+        sys.exit(1)
+    rss = max(rss, usage.ru_maxrss / 1024)
+print(json.dumps({"name": name, "wall_ms": round(statistics.median(walls), 2), "rss_mib": round(rss, 1), "runs": runs}))
+PY
+}
+
+RESULTS=$WORK/results.jsonl
+: >"$RESULTS"
+export AGENTRACE_STORE=$WORK/bench.db NO_COLOR=1 OPENAI_API_KEY=sk-bench
+
+URL0=$(start_server 0)
+gen_workflow "$WORK/b1-1.yaml" 1 seq
+gen_workflow "$WORK/b1.yaml" "$STEPS" seq
+OPENAI_BASE_URL=$URL0 measure b1_one_step 5 -- "$BIN" -q run "$WORK/b1-1.yaml" --format none >>"$RESULTS"
+OPENAI_BASE_URL=$URL0 measure b1_sequential 3 -- "$BIN" -q run "$WORK/b1.yaml" --format none >>"$RESULTS"
+
+URL100=$(start_server 100)
+gen_workflow "$WORK/b2.yaml" "$PAR" parallel
+OPENAI_BASE_URL=$URL100 measure b2_parallel 3 -- "$BIN" -q run "$WORK/b2.yaml" --format none >>"$RESULTS"
+
+SPANS_DB=$WORK/spans.db
+"$FILL" "$SPANS_DB" spans "$SPANS"
+AGENTRACE_STORE=$SPANS_DB measure b3_show_json 3 -- "$BIN" show last --format json >>"$RESULTS"
+AGENTRACE_STORE=$SPANS_DB measure b3_show_tree 3 -- "$BIN" show last >>"$RESULTS"
+TRACES_DB=$WORK/traces.db
+"$FILL" "$TRACES_DB" traces "$TRACES"
+AGENTRACE_STORE=$TRACES_DB measure b3_list_group 10 -- "$BIN" list --group bench-group --limit 20 >>"$RESULTS"
+AGENTRACE_STORE=$TRACES_DB measure b3_list 10 -- "$BIN" list >>"$RESULTS"
+
+measure b4_version 20 -- "$BIN" --version >>"$RESULTS"
+AGENTRACE_STORE=$TRACES_DB measure b4_show_last 20 -- "$BIN" show last >>"$RESULTS"
+
+python3 - "$RESULTS" "$STEPS" "$PAR" "$SPANS" "$TRACES" <<'PY'
+import json, os, platform, subprocess, sys
+path, steps, par, spans, traces = sys.argv[1], *map(int, sys.argv[2:])
+r = {j["name"]: j for j in map(json.loads, open(path))}
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+machine = f"{os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}"
+per_step = (r["b1_sequential"]["wall_ms"] - r["b1_one_step"]["wall_ms"]) / max(steps - 1, 1)
+rows = [
+    ("B1", f"{steps} sequential agent steps, 0 ms latency", f"{r['b1_sequential']['wall_ms']:.0f} ms wall, {per_step:.3f} ms/step, {r['b1_sequential']['rss_mib']} MiB RSS", "≤ 0.3 ms/step, ≤ 20 MB", per_step <= 0.3 and r["b1_sequential"]["rss_mib"] <= 20),
+    ("B2", f"{par} agent steps in one parallel, 100 ms latency", f"{r['b2_parallel']['wall_ms']:.0f} ms wall", f"≤ 110 ms + start-up ({r['b1_one_step']['wall_ms']:.0f} ms)", r["b2_parallel"]["wall_ms"] <= 110 + r["b1_one_step"]["wall_ms"]),
+    ("B3", f"show --format json, {spans} spans", f"{r['b3_show_json']['wall_ms']:.0f} ms", "< 1000 ms", r["b3_show_json"]["wall_ms"] < 1000),
+    ("B3", f"show (tree), {spans} spans", f"{r['b3_show_tree']['wall_ms']:.0f} ms", "-", None),
+    ("B3", f"list --group X --limit 20, {traces} traces", f"{r['b3_list_group']['wall_ms']:.1f} ms", "< 50 ms", r["b3_list_group"]["wall_ms"] < 50),
+    ("B3", f"list, {traces} traces", f"{r['b3_list']['wall_ms']:.1f} ms", "-", None),
+    ("B4", "agentrace --version", f"{r['b4_version']['wall_ms']:.1f} ms", "≤ 10 ms", r["b4_version"]["wall_ms"] <= 10),
+    ("B4", "agentrace show last", f"{r['b4_show_last']['wall_ms']:.1f} ms", "≤ 10 ms", r["b4_show_last"]["wall_ms"] <= 10),
+]
+mark = lambda ok: "-" if ok is None else ("met" if ok else "MISSED")
+width = max(len(d) for _, d, *_ in rows)
+print(f"machine: {machine}")
+print(f"{'':3} {'benchmark':{width}}  {'measured':42}  {'target':24}  result")
+for b, d, m, t, ok in rows:
+    print(f"{b:3} {d:{width}}  {m:42}  {t:24}  {mark(ok)}")
+here = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else "bench"
+json.dump({"machine": machine, "results": r, "per_step_ms": per_step}, open("bench/results.json", "w"), indent=2)
+with open("bench/results.md", "w") as f:
+    f.write(f"Measured on {machine} with `bash bench/run.sh`.\n\n| | benchmark | measured | target | result |\n|---|---|---|---|---|\n")
+    for b, d, m, t, ok in rows:
+        f.write(f"| {b} | {d} | {m} | {t} | {mark(ok)} |\n")
+PY
