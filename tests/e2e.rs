@@ -6,10 +6,10 @@
 
 mod support;
 
-#[path = "e2e/otlp.rs"]
-mod otlp;
 #[path = "e2e/files.rs"]
 mod files;
+#[path = "e2e/otlp.rs"]
+mod otlp;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -4820,8 +4820,8 @@ fn max_concurrency_caps_the_model_calls_in_flight_across_the_run() {
         6,
         "uncapped, all six branches call the model at once"
     );
-    assert_eq!(six_calls_in_flight("", &["--max-concurrency", "2"], 300), 2);
-    assert_eq!(six_calls_in_flight("max_concurrency: 3", &[], 300), 3);
+    assert_eq!(six_calls_in_flight("", &["--max-concurrency", "2"], 500), 2);
+    assert_eq!(six_calls_in_flight("max_concurrency: 3", &[], 500), 3);
     assert_eq!(
         six_calls_in_flight("max_concurrency: 3", &["--max-concurrency", "1"], 100),
         1,
@@ -5223,7 +5223,7 @@ fn example_batch_summarises_each_topic_three_at_a_time_then_writes_a_digest() {
 
     // Against a server: three calls at a time, outputs in topic order all the same.
     let env = examples().fake(FakeOpenAI::start());
-    env.server().set_default(Reply::delayed(200, Reply::Echo));
+    env.server().set_default(Reply::delayed(500, Reply::Echo));
     let (out, lines) = run_json(&env, "workflows/batch.yaml", &[]);
     assert_exit(&out, 0);
     assert_eq!(env.server().max_in_flight(), 3.min(topics.len()));
