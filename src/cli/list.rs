@@ -38,6 +38,11 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 50)]
     limit: usize,
 
+    /// Only traces that mention every word of TEXT in their name, span names, inputs, outputs
+    /// or event names (full-text; `word*` matches a prefix)
+    #[arg(long, value_name = "TEXT")]
+    search: Option<String>,
+
     #[arg(long, value_enum, default_value_t = ListFormat::Table)]
     format: ListFormat,
 }
@@ -70,6 +75,11 @@ fn parse_since(s: &str) -> Result<i64, String> {
 }
 
 pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
+    if let Some(text) = &args.search
+        && !text.split_whitespace().any(|w| w.trim_matches('*') != "")
+    {
+        return Err(Error::usage("--search needs at least one word"));
+    }
     let store = Store::open_existing(&globals.store)?;
     let filter = ListFilter {
         group: args.group,
@@ -80,6 +90,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
             .since
             .map(|micros| Timestamp(Timestamp::now().micros() - micros)),
         limit: Some(args.limit),
+        search: args.search,
     };
     let traces = store.list(&filter)?;
     match args.format {

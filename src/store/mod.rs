@@ -7,11 +7,14 @@
 //! [`schema`], the writes in [`writer`], the reads in [`query`], and the closing of
 //! dead runs in [`reconcile`].
 
+mod delete;
 mod error;
 mod query;
 mod reconcile;
 mod schema;
+mod search;
 mod session;
+pub mod stats;
 mod writer;
 
 use std::fs::{DirBuilder, OpenOptions};
@@ -51,6 +54,9 @@ pub struct ListFilter {
     /// Traces started at or after this time.
     pub since: Option<Timestamp>,
     pub limit: Option<usize>,
+    /// `--search TEXT`: every word appears in the trace's name, workflow, span names, span
+    /// inputs and outputs, or event names (see [`search`]).
+    pub search: Option<String>,
 }
 
 impl Store {

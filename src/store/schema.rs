@@ -11,7 +11,7 @@
 use super::{Store, StoreError};
 
 /// The schema version this binary writes.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 /// `MIGRATIONS[n - 1]` takes a store from version `n - 1` to `n`.
 const MIGRATIONS: &[&str] = &[
@@ -78,6 +78,93 @@ const MIGRATIONS: &[&str] = &[
     // 3: what a trace's model calls cost.
     r#"
     ALTER TABLE traces ADD COLUMN cost_usd REAL;
+    "#,
+    // 4: full-text search for `list --search` (see `search.rs`). Contentless FTS5 tables
+    // keyed by the rowid of what they index (`spans.seq`, `events.seq`, `traces.rowid`), kept
+    // in step by triggers so that every writer (the run's writer thread, reconcile, rm, prune)
+    // updates them in its own transaction. Indexed: trace names and workflows, span names, the
+    // text leaves of a span's `input`, `output` and `stdout` attributes (absent under
+    // `--no-content`, so never indexed then), and event names.
+    r#"
+    CREATE VIRTUAL TABLE fts_traces USING fts5 (
+        name, workflow, content = '', contentless_delete = 1,
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+    CREATE VIRTUAL TABLE fts_spans USING fts5 (
+        name, content, content = '', contentless_delete = 1,
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+    CREATE VIRTUAL TABLE fts_events USING fts5 (
+        name, content = '', contentless_delete = 1,
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+
+    CREATE TRIGGER fts_traces_insert AFTER INSERT ON traces BEGIN
+        INSERT INTO fts_traces (rowid, name, workflow) VALUES (new.rowid, new.name, new.workflow);
+    END;
+    CREATE TRIGGER fts_traces_update AFTER UPDATE OF name, workflow ON traces
+    WHEN old.name IS NOT new.name OR old.workflow IS NOT new.workflow BEGIN
+        DELETE FROM fts_traces WHERE rowid = old.rowid;
+        INSERT INTO fts_traces (rowid, name, workflow) VALUES (new.rowid, new.name, new.workflow);
+    END;
+    CREATE TRIGGER fts_traces_delete AFTER DELETE ON traces BEGIN
+        DELETE FROM fts_traces WHERE rowid = old.rowid;
+    END;
+
+    CREATE TRIGGER fts_spans_insert AFTER INSERT ON spans BEGIN
+        INSERT INTO fts_spans (rowid, name, content) VALUES (new.seq, new.name, (
+            SELECT group_concat(value, ' ') FROM (
+                SELECT value FROM json_tree(CASE WHEN json_valid(new.attributes)
+                    THEN new.attributes ELSE '{}' END, '$.input') WHERE type = 'text'
+                UNION ALL
+                SELECT value FROM json_tree(CASE WHEN json_valid(new.attributes)
+                    THEN new.attributes ELSE '{}' END, '$.output') WHERE type = 'text'
+                UNION ALL
+                SELECT value FROM json_tree(CASE WHEN json_valid(new.attributes)
+                    THEN new.attributes ELSE '{}' END, '$.stdout') WHERE type = 'text')));
+    END;
+    CREATE TRIGGER fts_spans_update AFTER UPDATE OF name, attributes ON spans BEGIN
+        DELETE FROM fts_spans WHERE rowid = old.seq;
+        INSERT INTO fts_spans (rowid, name, content) VALUES (new.seq, new.name, (
+            SELECT group_concat(value, ' ') FROM (
+                SELECT value FROM json_tree(CASE WHEN json_valid(new.attributes)
+                    THEN new.attributes ELSE '{}' END, '$.input') WHERE type = 'text'
+                UNION ALL
+                SELECT value FROM json_tree(CASE WHEN json_valid(new.attributes)
+                    THEN new.attributes ELSE '{}' END, '$.output') WHERE type = 'text'
+                UNION ALL
+                SELECT value FROM json_tree(CASE WHEN json_valid(new.attributes)
+                    THEN new.attributes ELSE '{}' END, '$.stdout') WHERE type = 'text')));
+    END;
+    CREATE TRIGGER fts_spans_delete AFTER DELETE ON spans BEGIN
+        DELETE FROM fts_spans WHERE rowid = old.seq;
+    END;
+
+    CREATE TRIGGER fts_events_insert AFTER INSERT ON events BEGIN
+        INSERT INTO fts_events (rowid, name) VALUES (new.seq, new.name);
+    END;
+    CREATE TRIGGER fts_events_update AFTER UPDATE OF name ON events BEGIN
+        DELETE FROM fts_events WHERE rowid = old.seq;
+        INSERT INTO fts_events (rowid, name) VALUES (new.seq, new.name);
+    END;
+    CREATE TRIGGER fts_events_delete AFTER DELETE ON events BEGIN
+        DELETE FROM fts_events WHERE rowid = old.seq;
+    END;
+
+    INSERT INTO fts_traces (rowid, name, workflow) SELECT rowid, name, workflow FROM traces;
+    INSERT INTO fts_spans (rowid, name, content)
+        SELECT seq, name, (
+            SELECT group_concat(value, ' ') FROM (
+                SELECT value FROM json_tree(CASE WHEN json_valid(attributes)
+                    THEN attributes ELSE '{}' END, '$.input') WHERE type = 'text'
+                UNION ALL
+                SELECT value FROM json_tree(CASE WHEN json_valid(attributes)
+                    THEN attributes ELSE '{}' END, '$.output') WHERE type = 'text'
+                UNION ALL
+                SELECT value FROM json_tree(CASE WHEN json_valid(attributes)
+                    THEN attributes ELSE '{}' END, '$.stdout') WHERE type = 'text'))
+        FROM spans;
+    INSERT INTO fts_events (rowid, name) SELECT seq, name FROM events;
     "#,
 ];
 

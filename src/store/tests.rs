@@ -466,16 +466,17 @@ fn a_store_from_a_newer_version_is_refused() {
             err,
             StoreError::TooNew {
                 found: 99,
-                supported: 3,
+                supported: super::schema::VERSION,
                 ..
             }
         ));
         assert_eq!(
             err.to_string(),
             format!(
-                "the store {} has schema version 99, newer than this agentrace knows (3); \
+                "the store {} has schema version 99, newer than this agentrace knows ({}); \
                  upgrade agentrace to read it",
-                path.display()
+                path.display(),
+                super::schema::VERSION
             )
         );
     }
@@ -758,6 +759,12 @@ fn a_version_1_store_is_migrated_and_keeps_its_traces() {
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "DROP TABLE session_messages; ALTER TABLE traces DROP COLUMN cost_usd; \
+         DROP TABLE fts_traces; DROP TABLE fts_spans; DROP TABLE fts_events; \
+         DROP TRIGGER fts_traces_insert; DROP TRIGGER fts_traces_update; \
+         DROP TRIGGER fts_traces_delete; DROP TRIGGER fts_spans_insert; \
+         DROP TRIGGER fts_spans_update; DROP TRIGGER fts_spans_delete; \
+         DROP TRIGGER fts_events_insert; DROP TRIGGER fts_events_update; \
+         DROP TRIGGER fts_events_delete; \
          PRAGMA user_version = 1",
     )
     .unwrap();
