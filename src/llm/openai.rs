@@ -455,6 +455,15 @@ impl StreamState {
     }
 }
 
+/// A failure before the first event: what the server sent is not a stream, and will not
+/// become one if asked again (unless it is an HTTP error status, which keeps its own verdict).
+fn not_a_stream(mut e: ModelError) -> ModelError {
+    if e.status.is_none() {
+        e.retryable = false;
+    }
+    e
+}
+
 /// Whether an error says the server cannot stream (so a plain request may work).
 fn refuses_streaming(error: &ModelError) -> bool {
     matches!(error.status, Some(400 | 404 | 405 | 415 | 422 | 501))
@@ -508,22 +517,31 @@ impl OpenAiModel {
             .await
             .map_err(|e| to_model_error(e, &self.base_url, seen()))?;
         let mut state = StreamState::default();
+        let mut chunks = 0usize;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| match e {
                 // The connection broke after the response started.
-                OpenAIError::StreamError(_) | OpenAIError::Reqwest(_) => {
+                OpenAIError::StreamError(_) | OpenAIError::Reqwest(_) if chunks > 0 => {
                     ModelError::transient(format!(
                         "the response stream ended before the response was complete: {}",
                         to_model_error(e, &self.base_url, Seen::default()).message
                     ))
                 }
-                other => to_model_error(other, &self.base_url, seen()),
+                other => not_a_stream(to_model_error(other, &self.base_url, seen())),
             })?;
+            chunks += 1;
             if let Some(text) = state.push(&chunk, started)
                 && let Some(f) = on_delta
             {
                 f(&text);
             }
+        }
+        if chunks == 0 {
+            // A 200 whose body holds no event at all: the server answered, but not with a
+            // stream. Asking again would get the same answer.
+            return Err(ModelError::new(
+                "malformed response from the model server: a streamed request got no events",
+            ));
         }
         state.finish(request)
     }
