@@ -44,6 +44,9 @@ impl TraceRun<'_> {
         match (&step.name, &step.id, &step.kind) {
             (Some(n), _, _) => n.value.clone(),
             (None, _, StepKind::Span { name, .. }) => name.value.clone(),
+            // The convention: a parallel or foreach span is named by `name:` only.
+            (None, _, StepKind::Parallel { .. }) => "parallel".into(),
+            (None, _, StepKind::Foreach { .. }) => "foreach".into(),
             (None, Some(id), _) => id.value.clone(),
             (None, None, StepKind::Agent { agent, .. }) => agent.value.clone(),
             (None, None, kind) => match kind {

@@ -5,10 +5,13 @@
 //! width and returns a `String`, so the renderers are pure functions that tests can assert
 //! literally.
 
+mod content;
 pub mod json;
+mod line;
 pub mod table;
 pub mod theme;
 pub mod tree;
+mod waterfall;
 
 pub use theme::{ColorChoice, Theme};
 

@@ -4,7 +4,7 @@
 
 use owo_colors::OwoColorize;
 
-use crate::trace::Status;
+use crate::trace::{SpanKind, Status};
 
 /// `--color auto|always|never`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -29,6 +29,9 @@ pub enum Style {
     Muted,
     Status(Status),
     Error,
+    /// A span's bar on the waterfall: its kind's colour, or its status's when it did not end
+    /// well.
+    Bar(SpanKind, Status),
 }
 
 impl Theme {
@@ -69,6 +72,19 @@ impl Theme {
                 Status::Cancelled => text.yellow().to_string(),
                 Status::Skipped => text.dimmed().to_string(),
                 Status::Running => text.cyan().to_string(),
+            },
+            Style::Bar(kind, status) => match status {
+                Status::Error => text.red().to_string(),
+                Status::Cancelled => text.yellow().to_string(),
+                Status::Skipped => text.dimmed().to_string(),
+                Status::Ok | Status::Running => match kind {
+                    SpanKind::Custom => text.blue().to_string(),
+                    SpanKind::Agent => text.magenta().to_string(),
+                    SpanKind::Generation => text.cyan().to_string(),
+                    SpanKind::Function => text.yellow().to_string(),
+                    SpanKind::Handoff => text.bright_magenta().to_string(),
+                    SpanKind::Command => text.green().to_string(),
+                },
             },
         }
     }

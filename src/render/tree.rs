@@ -1,37 +1,90 @@
-//! The trace as a tree: what `show` prints and what `run` prints when it is done.
+//! The trace as a tree with a waterfall: what `show` prints and what `run` prints when it is
+//! done.
 //!
 //! ```text
 //! Customer Support - Initial Inquiry  ok  812.4ms  460 tokens
 //!   trace_0192abcd000000000000000000000042
-//!   workflow Customer Support · group conv_12345 · customer_id=cust_789 priority=high
-//! ├─ custom  Order Validation  ok  12.3ms
-//! │  • Validation started  order_id=ORD-1
-//! │  └─ command  Inventory Check  ok  5.1ms  exit 0
-//! └─ command  notify  error  3.0ms  exit 1
+//!   workflow Customer Support · group conv_12345
+//!   customer_id=cust_789 priority=high
+//!                                                         0      406.2ms      812.4ms
+//! ├─ custom  Order Validation  ok  12.3ms                 █·······················
+//! │  • Validation started  order_id=ORD-1                 •
+//! │  ├─ command  Inventory Check  ok  5.1ms  exit 0       █·······················
+//! │  └─ agent  researcher  ok  200.1ms  120→340 tokens    ██████··················
+//! │     └─ generation  gpt-4o-mini  ok  199.8ms  120→34…  ██████··················
+//! └─ command  notify  error  3.0ms  exit 1               *·········█··············
 //!    ✗ command exited with status 1: connection refused
 //! ```
 //!
 //! The name leads the header and the id has a line of its own: a 38-character id first would
 //! leave a typical name truncated at 80 columns, and on its own line the id is easy to copy.
-//! Every line is fitted to the width by characters: names shrink first, then the least
-//! important fields at the end of the line go.
+//! Names and bars share the width (see [`Layout`]); every line is fitted to it by characters:
+//! names shrink first, then the least important fields at the end of the line go. `*` marks the
+//! critical path: the spans whose end decides when the trace ends.
 
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
+use super::content::content_lines;
+use super::line::{Line, clean};
 use super::theme::{Style, Theme};
+use super::waterfall::{Axis, Layout, critical_path};
 use super::{human_duration, truncate, width_of};
-use crate::trace::{Span, SpanId, SpanKind, Status, TraceDoc};
+use crate::trace::{Span, SpanId, SpanKind, Status, Timestamp, TraceDoc};
 
 /// The shortest a name is cut to before fields at the end of its line are dropped instead.
 const NAME_MIN: usize = 12;
 /// The longest an event attribute or metadata value is shown.
 const VALUE_MAX: usize = 40;
 
+/// What the tree shows besides the spans themselves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TreeOptions {
+    /// Spans deeper than this (top-level spans are at depth 1) are hidden and counted.
+    pub depth: Option<usize>,
+    /// Inputs and outputs under each span, wrapped.
+    pub content: bool,
+    /// Span events as lines of their own.
+    pub events: bool,
+}
+
+impl Default for TreeOptions {
+    fn default() -> Self {
+        TreeOptions {
+            depth: None,
+            content: false,
+            events: true,
+        }
+    }
+}
+
 /// Renders `doc` as a tree no wider than `width` characters, coloured when `theme.color`.
 pub fn tree(doc: &TraceDoc, theme: &Theme, width: usize) -> String {
-    let mut lines: Vec<Line> = header(doc, width);
+    tree_with(doc, theme, width, &TreeOptions::default())
+}
+
+/// [`tree`] with options.
+pub fn tree_with(doc: &TraceDoc, theme: &Theme, width: usize, opts: &TreeOptions) -> String {
+    let layout = Layout::for_width(width);
+    let axis = Axis::of(doc);
+    let critical = if layout.bars() {
+        critical_path(doc, &axis)
+    } else {
+        HashSet::new()
+    };
+    let mut lines: Vec<Line> = header(doc, width)
+        .into_iter()
+        .map(|l| l.fit(width))
+        .collect();
+    if layout.bars() && !doc.spans.is_empty() {
+        lines.push(
+            Line::default()
+                .pad(layout.name + 2)
+                .append(axis.scale(layout.bar))
+                .trim_end(),
+        );
+    }
     let spans = &doc.spans;
     let ids: HashSet<SpanId> = spans.iter().map(|s| s.span_id).collect();
     let mut children: HashMap<SpanId, Vec<usize>> = HashMap::new();
@@ -46,15 +99,16 @@ pub fn tree(doc: &TraceDoc, theme: &Theme, width: usize) -> String {
     }
     // Depth-first with an explicit stack: a store could hold a very deep (or damaged) tree.
     let mut seen = vec![false; spans.len()];
-    let mut stack: Vec<(usize, String, bool)> = Vec::new();
-    let push_siblings = |stack: &mut Vec<(usize, String, bool)>, kids: &[usize], prefix: &str| {
-        for (n, &i) in kids.iter().enumerate().rev() {
-            stack.push((i, prefix.to_string(), n + 1 == kids.len()));
-        }
-    };
-    push_siblings(&mut stack, &roots, "");
-    while let Some((i, prefix, last)) = stack.pop() {
-        let (Some(span), Some(seen)) = (spans.get(i), seen.get_mut(i)) else {
+    let mut stack: Vec<Entry> = Vec::new();
+    push_siblings(&mut stack, &roots, "", 1);
+    while let Some(Entry {
+        index,
+        prefix,
+        last,
+        depth,
+    }) = stack.pop()
+    {
+        let (Some(span), Some(seen)) = (spans.get(index), seen.get_mut(index)) else {
             continue;
         };
         if std::mem::replace(seen, true) {
@@ -62,31 +116,102 @@ pub fn tree(doc: &TraceDoc, theme: &Theme, width: usize) -> String {
         }
         let connector = if last { "└─ " } else { "├─ " };
         let inner = format!("{prefix}{}", if last { "   " } else { "│  " });
-        lines.push(span_line(span, &format!("{prefix}{connector}")));
-        for event in &span.events {
-            lines.push(
-                Line::default()
+        let kids = children
+            .get(&span.span_id)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        let shown_kids = opts.depth.is_none_or(|max| depth < max) && !kids.is_empty();
+        let on_path = critical.contains(&span.span_id);
+        let left = span_line(span, &format!("{prefix}{connector}"), on_path);
+        lines.push(if layout.bars() {
+            let (mark, style) = if on_path {
+                ("*", Style::Bold)
+            } else {
+                (" ", Style::Plain)
+            };
+            left.fit(layout.name - 1)
+                .pad(layout.name)
+                .text(mark, style)
+                .text(" ", Style::Plain)
+                .append(axis.bar(span, layout.bar))
+        } else {
+            left.fit(width)
+        });
+        if opts.events {
+            for event in &span.events {
+                let left = Line::default()
                     .text(&inner, Style::Muted)
                     .text("• ", Style::Muted)
                     .flex(&clean(&event.name), Style::Plain, NAME_MIN)
-                    .field_flex(&attributes_text(&event.attributes), Style::Muted),
-            );
+                    .field_flex(&attributes_text(&event.attributes), Style::Muted);
+                lines.push(if layout.bars() {
+                    left.fit(layout.name - 1)
+                        .pad(layout.name + 2)
+                        .append(axis.event_mark(event.time, layout.bar))
+                } else {
+                    left.fit(width)
+                });
+            }
         }
         if let Some(error) = &span.error
             && span.status != Status::Ok
         {
-            lines.push(error_line(&inner, &error.message));
+            lines.push(error_line(&inner, &error.message).fit(width));
         }
-        if let Some(kids) = children.get(&span.span_id) {
-            push_siblings(&mut stack, kids, &inner);
+        if opts.content {
+            let rail = if shown_kids { "│ " } else { "  " };
+            lines.extend(content_lines(span, &format!("{inner}{rail}"), width));
+        }
+        if shown_kids {
+            push_siblings(&mut stack, kids, &inner, depth + 1);
+        } else if !kids.is_empty() {
+            let all = descendants(kids, spans, &children);
+            lines.push(hidden_line(&inner, kids.len(), all).fit(width));
         }
     }
     let mut out = String::new();
     for line in lines {
-        out.push_str(&line.render(theme, width));
+        out.push_str(&line.paint(theme));
         out.push('\n');
     }
     out
+}
+
+/// A span still to print, with the tree drawing that leads to it.
+struct Entry {
+    index: usize,
+    prefix: String,
+    last: bool,
+    depth: usize,
+}
+
+fn push_siblings(stack: &mut Vec<Entry>, kids: &[usize], prefix: &str, depth: usize) {
+    for (n, &index) in kids.iter().enumerate().rev() {
+        stack.push(Entry {
+            index,
+            prefix: prefix.to_string(),
+            last: n + 1 == kids.len(),
+            depth,
+        });
+    }
+}
+
+/// How many spans lie below the spans at `kids`, themselves included.
+fn descendants(kids: &[usize], spans: &[Span], children: &HashMap<SpanId, Vec<usize>>) -> usize {
+    let mut seen = vec![false; spans.len()];
+    let mut todo = kids.to_vec();
+    let mut count = 0;
+    while let Some(i) = todo.pop() {
+        let (Some(span), Some(seen)) = (spans.get(i), seen.get_mut(i)) else {
+            continue;
+        };
+        if std::mem::replace(seen, true) {
+            continue;
+        }
+        count += 1;
+        todo.extend(children.get(&span.span_id).into_iter().flatten());
+    }
+    count
 }
 
 fn header(doc: &TraceDoc, width: usize) -> Vec<Line> {
@@ -145,13 +270,17 @@ fn header(doc: &TraceDoc, width: usize) -> Vec<Line> {
     lines
 }
 
-fn span_line(span: &Span, prefix: &str) -> Line {
+fn span_line(span: &Span, prefix: &str, on_path: bool) -> Line {
     let a = &span.attributes;
     let mut line = Line::default()
         .text(prefix, Style::Muted)
         .text(span.kind.as_str(), Style::Muted)
         .text("  ", Style::Plain)
-        .flex(&clean(&span.name), Style::Plain, NAME_MIN)
+        .flex(
+            &clean(&span.name),
+            if on_path { Style::Bold } else { Style::Plain },
+            NAME_MIN,
+        )
         .field(span.status.as_str(), Style::Status(span.status));
     if let Some(ms) = span.duration_ms() {
         line = line.field(&human_duration(ms), Style::Plain);
@@ -207,112 +336,65 @@ fn attributes_text(attributes: &Map<String, Value>) -> String {
         .join(" ")
 }
 
-/// Text from the store may hold newlines or escape sequences; neither may reach the terminal.
-fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+/// `… 3 hidden` (and how many spans that is in all) where `--depth` cut the tree.
+fn hidden_line(prefix: &str, kids: usize, all: usize) -> Line {
+    let noun = if kids == 1 { "child" } else { "children" };
+    let mut text = format!("… {kids} {noun} hidden");
+    if all > kids {
+        text.push_str(&format!(" ({all} spans)"));
+    }
+    Line::default()
+        .text(prefix, Style::Muted)
+        .text("└─ ", Style::Muted)
+        .flex(&text, Style::Muted, 1)
 }
 
-/// One piece of a line.
-struct Seg {
-    text: String,
-    style: Style,
-    /// How far the piece may shrink (with `…`) before pieces at the end go instead; `None`
-    /// for pieces that never shrink.
-    min: Option<usize>,
-}
-
-/// A line as pieces, so that it can be fitted to the width before colour is added.
-#[derive(Default)]
-struct Line {
-    segs: Vec<Seg>,
-}
-
-impl Line {
-    fn push(mut self, text: &str, style: Style, min: Option<usize>) -> Line {
-        if !text.is_empty() {
-            self.segs.push(Seg {
-                text: text.to_string(),
-                style,
-                min,
-            });
-        }
-        self
-    }
-
-    fn text(self, text: &str, style: Style) -> Line {
-        self.push(text, style, None)
-    }
-
-    fn flex(self, text: &str, style: Style, min: usize) -> Line {
-        self.push(text, style, Some(min))
-    }
-
-    /// A field after two spaces.
-    fn field(self, text: &str, style: Style) -> Line {
-        if text.is_empty() {
-            return self;
-        }
-        self.text("  ", Style::Plain).text(text, style)
-    }
-
-    /// A field after two spaces that may be cut down to `…`.
-    fn field_flex(self, text: &str, style: Style) -> Line {
-        if text.is_empty() {
-            return self;
-        }
-        self.text("  ", Style::Plain).flex(text, style, 1)
-    }
-
-    fn width(&self) -> usize {
-        self.segs.iter().map(|s| width_of(&s.text)).sum()
-    }
-
-    /// Shrinks the line to `width` characters: flexible pieces first (down to their minimum),
-    /// then pieces from the end (fixed fields whole, text cut).
-    fn fit(&mut self, width: usize) {
-        let mut over = self.width().saturating_sub(width);
-        for seg in self.segs.iter_mut().rev() {
-            if over == 0 {
-                break;
-            }
-            if let Some(min) = seg.min {
-                let len = width_of(&seg.text);
-                let target = len.saturating_sub(over).max(min.min(len));
-                if target < len {
-                    seg.text = truncate(&seg.text, target);
-                    over -= len - target;
-                }
-            }
-        }
-        while over > 0 {
-            let count = self.segs.len();
-            let Some(seg) = self.segs.last_mut() else {
-                break;
-            };
-            let len = width_of(&seg.text);
-            // A fixed field is dropped whole ("of…" says nothing); text is cut.
-            let whole = seg.min.is_none() && count > 1;
-            if len <= over || whole {
-                over = over.saturating_sub(len);
-                self.segs.pop();
+/// A conversation: its traces in start order, each as [`tree_with`] draws it, with the time
+/// that passed between one trace's end and the next one's start.
+pub fn group(docs: &[TraceDoc], theme: &Theme, width: usize, opts: &TreeOptions) -> String {
+    let mut docs: Vec<&TraceDoc> = docs.iter().collect();
+    docs.sort_by_key(|d| d.trace.started_at);
+    let mut out = String::new();
+    let mut previous_end: Option<Timestamp> = None;
+    for doc in docs {
+        if let Some(end) = previous_end {
+            let ms = end.ms_until(doc.trace.started_at);
+            let text = if ms >= 0.0 {
+                format!("… {} later …", spaced_duration(ms))
             } else {
-                seg.text = truncate(&seg.text, len - over);
-                over = 0;
-            }
+                format!(
+                    "… started {} before the previous one ended …",
+                    spaced_duration(-ms)
+                )
+            };
+            let line = Line::default()
+                .text("  ", Style::Plain)
+                .flex(&text, Style::Muted, 1)
+                .fit(width);
+            out.push('\n');
+            out.push_str(&line.paint(theme));
+            out.push_str("\n\n");
         }
-        while self.segs.last().is_some_and(|s| s.text.trim().is_empty()) {
-            self.segs.pop();
-        }
+        out.push_str(&tree_with(doc, theme, width, opts));
+        previous_end = Some(Axis::of(doc).end());
     }
+    out
+}
 
-    fn render(mut self, theme: &Theme, width: usize) -> String {
-        self.fit(width);
-        self.segs
-            .iter()
-            .map(|s| theme.paint(&s.text, s.style))
-            .collect()
+/// A gap for people, with spaces between units: `120ms`, `4.2s`, `3m 12s`, `2h 05m`.
+fn spaced_duration(ms: f64) -> String {
+    let ms = if ms.is_finite() { ms.max(0.0) } else { 0.0 };
+    if ms < 999.5 {
+        format!("{ms:.0}ms")
+    } else if ms < 59_950.0 {
+        format!("{:.1}s", ms / 1000.0)
+    } else {
+        let secs = (ms / 1000.0).round() as u64;
+        if secs < 3600 {
+            format!("{}m {:02}s", secs / 60, secs % 60)
+        } else {
+            format!("{}h {:02}m", secs / 3600, (secs % 3600) / 60)
+        }
     }
 }
 
@@ -322,9 +404,71 @@ mod tests {
     use crate::render::json::tests::sample_doc;
     use crate::trace::{ErrorInfo, Timestamp};
 
+    fn plain(doc: &TraceDoc, width: usize, opts: TreeOptions) -> String {
+        tree_with(doc, &Theme::plain(), width, &opts)
+    }
+
     #[test]
-    fn a_small_trace_reads_as_a_tree() {
+    fn a_small_trace_reads_as_a_waterfall_at_80_columns() {
         let out = tree(&sample_doc(), &Theme::plain(), 80);
+        assert_eq!(
+            out,
+            "\
+Customer Support - Initial Inquiry  ok  812.4ms  460 tokens
+  trace_0192abcd000000000000000000000042
+  workflow Customer Support · group conv_12345
+  customer_id=cust_789 priority=high
+                                                            0            812.4ms
+├─ custom  Order Validation  ok  12.3ms                     █···················
+│  • Validation started  order_id=ORD-1                     •
+│  ├─ command  Inventory Check  ok  5.1ms  exit 0           █···················
+│  └─ agent  researcher  ok  200.1ms  120→340 tokens        ██████··············
+│     └─ generation  gpt-4o-mini  ok  199.8ms               ██████··············
+└─ command  notify  error  3.0ms  exit 1                  * ·······!············
+   ✗ command exited with status 1: connection refused
+"
+        );
+    }
+
+    #[test]
+    fn wider_terminals_get_longer_names_and_bars() {
+        let out = tree(&sample_doc(), &Theme::plain(), 120);
+        assert_eq!(out, "\
+Customer Support - Initial Inquiry  ok  812.4ms  460 tokens
+  trace_0192abcd000000000000000000000042
+  workflow Customer Support · group conv_12345 · customer_id=cust_789 priority=high
+                                                                                          0           406.2ms    812.4ms
+├─ custom  Order Validation  ok  12.3ms                                                   █·····························
+│  • Validation started  order_id=ORD-1                                                   •
+│  ├─ command  Inventory Check  ok  5.1ms  exit 0                                         █·····························
+│  └─ agent  researcher  ok  200.1ms  120→340 tokens                                      ████████······················
+│     └─ generation  gpt-4o-mini  ok  199.8ms  120→340 tokens  offline                    ████████······················
+└─ command  notify  error  3.0ms  exit 1                                                * ···········!··················
+   ✗ command exited with status 1: connection refused
+");
+    }
+
+    #[test]
+    fn sixty_columns_keep_short_bars_and_fewer_do_without() {
+        let out = tree(&sample_doc(), &Theme::plain(), 60);
+        assert_eq!(
+            out,
+            "\
+Customer Support - Initial Inquiry  ok  812.4ms  460 tokens
+  trace_0192abcd000000000000000000000042
+  workflow Customer Support · group conv_12345
+  customer_id=cust_789 priority=high
+                                            0        812.4ms
+├─ custom  Order Validation  ok  12.3ms     █···············
+│  • Validation started  order_id=ORD-1     •
+│  ├─ command  Inventory C…  ok  5.1ms      █···············
+│  └─ agent  researcher  ok  200.1ms        █████···········
+│     └─ generation  gpt-4o-mini  ok        █████···········
+└─ command  notify  error  3.0ms  exit 1  * ·····!··········
+   ✗ command exited with status 1: connection refused
+"
+        );
+        let out = tree(&sample_doc(), &Theme::plain(), 59);
         assert_eq!(
             out,
             "\
@@ -336,7 +480,7 @@ Customer Support - Initial Inquiry  ok  812.4ms  460 tokens
 │  • Validation started  order_id=ORD-1
 │  ├─ command  Inventory Check  ok  5.1ms  exit 0
 │  └─ agent  researcher  ok  200.1ms  120→340 tokens
-│     └─ generation  gpt-4o-mini  ok  199.8ms  120→340 tokens  offline
+│     └─ generation  gpt-4o-mini  ok  199.8ms
 └─ command  notify  error  3.0ms  exit 1
    ✗ command exited with status 1: connection refused
 "
@@ -353,35 +497,49 @@ Customer Support - Initial Inquiry  ok  812.4ms  460 tokens
             .insert("note".into(), Value::String(long.clone()));
         for span in &mut doc.spans {
             span.name = long.clone();
+            span.attributes
+                .insert("output".into(), Value::String(long.repeat(10)));
         }
         doc.spans[0].events[0]
             .attributes
             .insert("big".into(), serde_json::json!({"k": long}));
         doc.spans[4].error = Some(ErrorInfo::new(long.clone()));
-        for width in [80, 60, 40, 20] {
+        let opts = TreeOptions {
+            content: true,
+            ..TreeOptions::default()
+        };
+        for width in [200, 120, 80, 60, 59, 40, 20] {
             for color in [false, true] {
-                let out = tree(&doc, &Theme { color }, width);
-                let plain = tree(&doc, &Theme::plain(), width);
+                let out = tree_with(&doc, &Theme { color }, width, &opts);
+                let plain = plain(&doc, width, opts);
                 assert_eq!(out.lines().count(), plain.lines().count());
                 for line in plain.lines() {
                     assert!(width_of(line) <= width, "{width}: {line:?}");
+                    assert_eq!(line.trim_end(), line, "{width}: trailing spaces");
                 }
                 assert!(plain.contains("…"));
             }
         }
         let out = tree(&doc, &Theme::plain(), 80);
-        assert!(out.contains(
-            "\n├─ custom  A very long name that goes on and on A very long name th…  ok  12.3ms\n"
-        ));
-        assert!(out.contains(
-            "\n│     └─ generation  A very long…  ok  199.8ms  gpt-4o-mini  120→340 tokens\n"
-        ));
+        assert!(
+            out.contains(
+                "\n├─ custom  A very long name that goes on and…  ok  12.3ms   █···················\n"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "\n│     └─ generation  A very long…  ok  199.8ms              ██████··············\n"
+            ),
+            "{out}"
+        );
     }
 
     #[test]
     fn a_dead_run_says_it_did_not_finish_and_colour_is_optional() {
         let mut doc = sample_doc();
         doc.trace.status = Status::Error;
+        doc.trace.ended_at = None;
         doc.trace.error = Some(ErrorInfo::new(
             "did not finish: the run (pid 42) ended without closing its trace",
         ));
@@ -391,19 +549,227 @@ Customer Support - Initial Inquiry  ok  812.4ms  460 tokens
             .insert("skip_reason".into(), "an earlier step failed".into());
         doc.spans[2].ended_at = None;
         doc.spans[2].status = Status::Running;
-        doc.spans[2].started_at = Timestamp(0);
-        let plain = tree(&doc, &Theme::plain(), 80);
+        doc.spans[4].status = Status::Cancelled;
+        let plain = tree(&doc, &Theme::plain(), 120);
         assert!(
             plain.contains(
                 "\n  ✗ did not finish: the run (pid 42) ended without closing its trace\n"
-            )
+            ),
+            "{plain}"
         );
-        assert!(plain.contains(
-            "│  ├─ command  Inventory Check  skipped  5.1ms  exit 0  an earlier step failed\n"
-        ));
-        assert!(plain.contains("│  └─ agent  researcher  running  120→340 tokens\n"));
+        assert!(
+            plain.contains(
+                "│  ├─ command  Inventory Check  skipped  5.1ms  exit 0  an earlier step failed "
+            ),
+            "{plain}"
+        );
+        // A span that never ended runs to the end of the axis (here the last recorded time).
+        assert!(
+            plain.contains("│  └─ agent  researcher  running  120→340 tokens "),
+            "{plain}"
+        );
+        let agent = plain
+            .lines()
+            .find(|l| l.contains("agent  researcher"))
+            .unwrap();
+        assert!(
+            agent.ends_with(&format!("  {}", "░".repeat(30))),
+            "{agent}"
+        );
+        let skipped = plain
+            .lines()
+            .find(|l| l.contains("Inventory Check"))
+            .unwrap();
+        assert!(
+            skipped.ends_with("  -·····························"),
+            "{skipped}"
+        );
+        let notify = plain.lines().find(|l| l.contains("notify")).unwrap();
+        assert!(
+            notify.ends_with(&format!("* {}░", "·".repeat(29))),
+            "{notify}"
+        );
         assert!(!plain.contains('\u{1b}'));
-        let coloured = tree(&doc, &Theme { color: true }, 80);
+        let coloured = tree(&doc, &Theme { color: true }, 120);
         assert!(coloured.contains('\u{1b}'));
+    }
+
+    #[test]
+    fn the_critical_path_is_marked_down_to_the_model_call() {
+        let mut doc = sample_doc();
+        doc.spans.pop();
+        let out = plain(&doc, 80, TreeOptions::default());
+        let marked: Vec<&str> = out
+            .lines()
+            .filter(|l| l.chars().nth(58) == Some('*'))
+            .map(|l| {
+                let l = l.trim_start_matches(|c| "│├└─ ".contains(c));
+                l.split("  ").nth(1).unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(
+            marked,
+            ["Order Validation", "researcher", "gpt-4o-mini"],
+            "{out}"
+        );
+        let coloured = tree(&doc, &Theme { color: true }, 80);
+        assert!(
+            coloured.contains("\u{1b}[1mresearcher\u{1b}[0m"),
+            "{coloured}"
+        );
+    }
+
+    #[test]
+    fn depth_hides_deeper_spans_and_counts_them() {
+        let doc = sample_doc();
+        let depth = |n| TreeOptions {
+            depth: Some(n),
+            ..TreeOptions::default()
+        };
+        assert_eq!(
+            plain(&doc, 50, depth(1)),
+            "\
+Customer Support - Initi…  ok  812.4ms  460 tokens
+  trace_0192abcd000000000000000000000042
+  workflow Customer Support · group conv_12345
+  customer_id=cust_789 priority=high
+├─ custom  Order Validation  ok  12.3ms
+│  • Validation started  order_id=ORD-1
+│  └─ … 2 children hidden (3 spans)
+└─ command  notify  error  3.0ms  exit 1
+   ✗ command exited with status 1: connection ref…
+"
+        );
+        let out = plain(&doc, 50, depth(2));
+        assert!(out.contains("\n│     └─ … 1 child hidden\n"), "{out}");
+        assert_eq!(plain(&doc, 50, depth(3)), tree(&doc, &Theme::plain(), 50));
+    }
+
+    #[test]
+    fn content_shows_inputs_and_outputs_wrapped_and_cut() {
+        let mut doc = sample_doc();
+        doc.spans[2]
+            .attributes
+            .insert("input".into(), "Research AI in healthcare".into());
+        let output = (1..=12).map(|n| format!("- point {n}")).collect::<Vec<_>>();
+        doc.spans[2]
+            .attributes
+            .insert("output".into(), output.join("\n").into());
+        doc.spans[3].attributes.insert(
+            "input".into(),
+            serde_json::json!([
+                {"role": "system", "content": "You research AI in healthcare and answer in five bullet points, each of them short."},
+                {"role": "user", "content": "Research AI in healthcare"}
+            ]),
+        );
+        doc.spans[4]
+            .attributes
+            .insert("stderr_tail".into(), "connection refused\n".into());
+        let opts = TreeOptions {
+            content: true,
+            events: false,
+            ..TreeOptions::default()
+        };
+        assert_eq!(
+            plain(&doc, 50, opts),
+            "\
+Customer Support - Initi…  ok  812.4ms  460 tokens
+  trace_0192abcd000000000000000000000042
+  workflow Customer Support · group conv_12345
+  customer_id=cust_789 priority=high
+├─ custom  Order Validation  ok  12.3ms
+│  ├─ command  Inventory Check  ok  5.1ms  exit 0
+│  └─ agent  researcher  ok  200.1ms
+│     │ input  Research AI in healthcare
+│     │ output - point 1
+│     │        - point 2
+│     │        - point 3
+│     │        - point 4
+│     │        - point 5
+│     │        - point 6
+│     │        - point 7
+│     │        - point 8
+│     │        … 4 more lines
+│     └─ generation  gpt-4o-mini  ok  199.8ms
+│          input  system: You research AI in
+│                 healthcare and answer in five
+│                 bullet points, each of them
+│                 short.
+│                 user: Research AI in healthcare
+└─ command  notify  error  3.0ms  exit 1
+   ✗ command exited with status 1: connection ref…
+     stderr connection refused
+"
+        );
+    }
+
+    #[test]
+    fn no_events_leaves_the_event_lines_out() {
+        let doc = sample_doc();
+        let opts = TreeOptions {
+            events: false,
+            ..TreeOptions::default()
+        };
+        let with = tree(&doc, &Theme::plain(), 80);
+        let without = plain(&doc, 80, opts);
+        assert!(with.contains("Validation started"));
+        assert!(!without.contains("Validation started"));
+        assert_eq!(with.lines().count(), without.lines().count() + 1);
+    }
+
+    #[test]
+    fn a_group_reads_in_start_order_with_the_gaps_between() {
+        let first = sample_doc();
+        let mut second = sample_doc();
+        let shift = 812_400 + 192_000_000;
+        second.trace.name = "Customer Support - Follow-up".into();
+        second.trace.started_at = Timestamp(second.trace.started_at.0 + shift);
+        second.trace.ended_at = second.trace.ended_at.map(|t| Timestamp(t.0 + shift));
+        for span in &mut second.spans {
+            span.started_at = Timestamp(span.started_at.0 + shift);
+            span.ended_at = span.ended_at.map(|t| Timestamp(t.0 + shift));
+            for e in &mut span.events {
+                e.time = Timestamp(e.time.0 + shift);
+            }
+        }
+        second.spans.truncate(1);
+        let opts = TreeOptions {
+            depth: Some(1),
+            ..TreeOptions::default()
+        };
+        let out = group(&[second.clone(), first.clone()], &Theme::plain(), 50, &opts);
+        assert_eq!(
+            out,
+            "\
+Customer Support - Initi…  ok  812.4ms  460 tokens
+  trace_0192abcd000000000000000000000042
+  workflow Customer Support · group conv_12345
+  customer_id=cust_789 priority=high
+├─ custom  Order Validation  ok  12.3ms
+│  • Validation started  order_id=ORD-1
+│  └─ … 2 children hidden (3 spans)
+└─ command  notify  error  3.0ms  exit 1
+   ✗ command exited with status 1: connection ref…
+
+  … 3m 12s later …
+
+Customer Support - Follo…  ok  812.4ms  460 tokens
+  trace_0192abcd000000000000000000000042
+  workflow Customer Support · group conv_12345
+  customer_id=cust_789 priority=high
+└─ custom  Order Validation  ok  12.3ms
+   • Validation started  order_id=ORD-1
+"
+        );
+        let mut overlapping = second;
+        overlapping.trace.started_at = Timestamp(first.trace.started_at.0 + 800_000);
+        let out = group(&[first, overlapping], &Theme::plain(), 80, &opts);
+        assert!(
+            out.contains("\n  … started 12ms before the previous one ended …\n"),
+            "{out}"
+        );
+        assert_eq!(spaced_duration(61_000.0), "1m 01s");
+        assert_eq!(spaced_duration(7_380_000.0), "2h 03m");
+        assert_eq!(spaced_duration(4_249.0), "4.2s");
     }
 }
