@@ -1,6 +1,9 @@
 //! Workflow files: the typed schema, parsing YAML with locations, validation, and templates.
 
 pub mod diagnostic;
+pub mod expect;
+#[cfg(test)]
+mod fuzz;
 pub mod node;
 pub mod parse;
 pub mod schema;
