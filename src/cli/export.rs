@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::Globals;
 use crate::error::{EXIT_OK, Error};
-use crate::export::{self, FileFormat};
+use crate::export::{self, FileFormat, otlp};
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
@@ -54,6 +54,30 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
                 let _ = out.write_all(&bytes);
                 let _ = out.flush();
             }
+        }
+        return Ok(EXIT_OK);
+    }
+    // -- OTLP/HTTP push (`--otlp`)
+    if args.otlp {
+        let config = otlp::PushConfig::from_env(args.endpoint.as_deref()).map_err(Error::usage)?;
+        let delivered = otlp::push_blocking(&docs, &config).map_err(|e| {
+            Error::Export(format!("OTLP push to {} failed: {e}", config.display_url()))
+        })?;
+        if delivered.rejected_spans > 0 {
+            eprintln!(
+                "warning: {} rejected {} of {} spans: {}",
+                config.display_url(),
+                delivered.rejected_spans,
+                delivered.spans,
+                delivered.message
+            );
+        } else if !globals.quiet {
+            eprintln!(
+                "exported {} spans of {} trace(s) to {}",
+                delivered.spans,
+                docs.len(),
+                config.display_url()
+            );
         }
         return Ok(EXIT_OK);
     }

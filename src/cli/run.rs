@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::progress::Progress;
 use super::{Globals, parse_key_value, print_stdout};
 use crate::engine::{Engine, RunOptions, RunOutcome, StreamFn};
+use crate::export::otlp::{self, context::TraceContext};
 use crate::error::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Error};
 use crate::render;
 use crate::store::{Store, StoreWriter};
@@ -77,6 +78,13 @@ pub struct Args {
 
 pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
     let wf = parse::load(&args.file)?;
+    // -- W3C trace context (OTLP export): join the caller's trace when TRACEPARENT is valid.
+    let trace_context = TraceContext::from_env();
+    if trace_context.is_none() && std::env::var_os("TRACEPARENT").is_some_and(|v| !v.is_empty()) {
+        eprintln!(
+            "warning: TRACEPARENT is not a valid W3C traceparent; the run starts its own trace"
+        );
+    }
     let engine = Engine::new(
         wf,
         RunOptions {
@@ -88,9 +96,18 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
             max_concurrency: args.max_concurrency,
             max_tokens: args.max_tokens,
             max_cost_usd: args.max_cost,
+            trace_context,
+            trace_id_taken: false,
         },
     )?;
     let store = Store::open(&globals.store)?;
+    // A trace id is unique in a store: a second run under the same TRACEPARENT links instead.
+    let taken = engine
+        .opts
+        .trace_context
+        .as_ref()
+        .is_some_and(|c| store.resolve(&c.parent.trace_id.hex()).is_ok());
+    let engine = engine.with_trace_id_taken(taken);
     let engine = if engine.uses_sessions() {
         // A second connection: conversations are read and written while the writer thread
         // records spans.
@@ -144,6 +161,9 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
         }
         RunFormat::None => {}
     }
+    // -- OTLP export at the end of the run (OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT): the traces
+    // are stored by now, so a failure is only a warning.
+    auto_export(&outcome, globals);
     // Say why a failed run failed, even under --quiet: the exit code alone does not.
     if outcome.status == Status::Error
         && let Some(error) = outcome.traces.last().and_then(|t| t.trace.error.as_ref())
@@ -155,6 +175,66 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
         Status::Cancelled => EXIT_INTERRUPTED,
         _ => EXIT_FAILED,
     })
+}
+
+/// Pushes the run's traces to the OTLP endpoint the environment names, if any. Never fails the
+/// run: a problem is a warning that says how to retry.
+fn auto_export(outcome: &RunOutcome, globals: &Globals) {
+    let Some(config) = otlp::PushConfig::auto_from_env() else {
+        return;
+    };
+    let ids: Vec<String> = outcome
+        .traces
+        .iter()
+        .map(|t| t.trace.trace_id.to_string())
+        .collect();
+    if ids.is_empty() {
+        return;
+    }
+    let retry = format!(
+        "the trace is stored, run `agentrace export {} --otlp` to retry",
+        ids.join(" ")
+    );
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("warning: OTLP export skipped: {e}; {retry}");
+            return;
+        }
+    };
+    let docs = Store::open_existing(&globals.store)
+        .map_err(|e| e.to_string())
+        .and_then(|store| {
+            outcome
+                .traces
+                .iter()
+                .map(|t| store.load(t.trace.trace_id).map_err(|e| e.to_string()))
+                .collect::<Result<Vec<_>, _>>()
+        });
+    let result = docs.and_then(|docs| otlp::push_blocking(&docs, &config));
+    match result {
+        Ok(delivered) => {
+            if delivered.rejected_spans > 0 {
+                eprintln!(
+                    "warning: {} rejected {} of {} spans: {}",
+                    config.display_url(),
+                    delivered.rejected_spans,
+                    delivered.spans,
+                    delivered.message
+                );
+            } else if !globals.quiet {
+                eprintln!(
+                    "exported {} spans to {}",
+                    delivered.spans,
+                    config.display_url()
+                );
+            }
+        }
+        Err(e) => eprintln!(
+            "warning: OTLP export to {} failed: {e}; {retry}",
+            config.display_url()
+        ),
+    }
 }
 
 /// Prints agent text to stderr as it arrives, with the agent's name when the speaker changes.

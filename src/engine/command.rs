@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Failure;
 use super::executor::{Frame, TraceRun, error_at};
+use crate::export::otlp::context::TraceParent;
 use crate::trace::{SpanHandle, SpanId, SpanKind, Status};
 use crate::workflow::template::Output;
 use crate::workflow::{Command, Step, StepKind};
@@ -122,6 +123,22 @@ impl TraceRun<'_> {
             .kill_on_drop(true)
             // Its own process group, so that cancelling kills the whole tree it started.
             .process_group(0);
+        // W3C trace context for the process's own span: an `agentrace run` (or anything
+        // instrumented with OpenTelemetry) started here nests under this span.
+        cmd.env(
+            "TRACEPARENT",
+            TraceParent::header(self.rec.trace().trace_id, span.id()),
+        );
+        match self
+            .engine
+            .opts
+            .trace_context
+            .as_ref()
+            .and_then(|c| c.tracestate.as_deref())
+        {
+            Some(state) => cmd.env("TRACESTATE", state),
+            None => cmd.env_remove("TRACESTATE"),
+        };
         let mut child = cmd.spawn().map_err(|e| {
             Failure::error(error_at(
                 format!("cannot start `{program}`: {e}"),

@@ -351,14 +351,24 @@ pub(crate) async fn run(
 
     let mut outcomes = Vec::new();
     let mut status = Status::Ok;
-    for def in &wf.traces {
-        let trace_id = TraceId::generate();
+    for (index, def) in wf.traces.iter().enumerate() {
+        // TRACEPARENT: the first trace takes the caller's trace id (unless this store already
+        // holds it); the others get their own and record the parent as a link.
+        let trace_id = match &engine.opts.trace_context {
+            Some(tc) if index == 0 && !engine.opts.trace_id_taken => tc.parent.trace_id,
+            _ => TraceId::generate(),
+        };
         ctx.trace_id = trace_id.to_string();
         let mut metadata = base_metadata.clone();
         let mut trace_error = setup_error.take();
         render_metadata(engine, &def.metadata, &ctx, &mut metadata, &mut trace_error);
         for (key, value) in &engine.opts.meta {
             metadata.insert(key.clone(), Value::String(value.clone()));
+        }
+        // The reserved trace-context keys say only what the run really joined.
+        metadata.retain(|k, _| !crate::export::otlp::context::is_reserved(k));
+        if let Some(tc) = &engine.opts.trace_context {
+            tc.record(&mut metadata);
         }
         let name = match templates.render(&def.name.value, &ctx.value()) {
             Ok(n) => n,

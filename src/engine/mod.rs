@@ -20,6 +20,7 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
+use crate::export::otlp::context::TraceContext;
 use crate::store::Store;
 use crate::trace::{ErrorInfo, Sink, Status, Trace};
 use crate::workflow::template::Templates;
@@ -44,6 +45,13 @@ pub struct RunOptions {
     /// `--max-tokens` and `--max-cost`: budgets over the file's.
     pub max_tokens: Option<u64>,
     pub max_cost_usd: Option<f64>,
+    // -- W3C trace context (OTLP export) --
+    /// The trace context the run joins (`TRACEPARENT`, `TRACESTATE`).
+    pub trace_context: Option<TraceContext>,
+    /// The joined trace id is already in the store (an earlier run under the same
+    /// `TRACEPARENT`): every trace gets a fresh id and records the parent, which the exporter
+    /// turns into a span link.
+    pub trace_id_taken: bool,
 }
 
 /// Receives the text of agent answers as they stream: `(agent, delta)`.
@@ -243,6 +251,12 @@ impl Engine {
     /// Keeps `session:` conversations in `store`.
     pub fn with_sessions(mut self, store: Store) -> Self {
         self.sessions = Some(Arc::new(Mutex::new(store)));
+        self
+    }
+
+    /// Says whether the trace id of the joined `TRACEPARENT` is already taken in the store.
+    pub fn with_trace_id_taken(mut self, taken: bool) -> Self {
+        self.opts.trace_id_taken = taken;
         self
     }
 

@@ -1,0 +1,670 @@
+//! The mapping of stored traces to OTLP, span by span.
+
+#![allow(clippy::unwrap_used)]
+
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::{Span as OtlpSpan, span, status};
+use prost::Message;
+use serde_json::{Map, Value, json};
+
+use super::context::{META_TRACEPARENT, META_TRACESTATE};
+use super::map::{self, provider_name, root_span_id};
+use super::*;
+use crate::trace::{
+    ErrorInfo, Event, Span, SpanId, SpanKind, Status, Timestamp, Trace, TraceId, Usage,
+};
+
+const T0: i64 = 1_795_990_774_000_000;
+
+fn obj(v: Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+fn sid(n: u8) -> SpanId {
+    SpanId([0, 0, 0, 0, 0, 0, 0, n])
+}
+
+fn tid() -> TraceId {
+    TraceId([0x4b; 16])
+}
+
+#[allow(clippy::too_many_arguments)]
+fn span(
+    n: u8,
+    parent: Option<u8>,
+    kind: SpanKind,
+    name: &str,
+    status: Status,
+    start: i64,
+    end: Option<i64>,
+    attributes: Value,
+) -> Span {
+    Span {
+        span_id: sid(n),
+        trace_id: tid(),
+        parent_id: parent.map(sid),
+        kind,
+        name: name.into(),
+        status,
+        started_at: Timestamp(T0 + start),
+        ended_at: end.map(|e| Timestamp(T0 + e)),
+        attributes: obj(attributes),
+        events: Vec::new(),
+        error: None,
+    }
+}
+
+fn trace(status: Status, metadata: Value) -> Trace {
+    Trace {
+        trace_id: tid(),
+        name: "Support".into(),
+        workflow: "Support workflow".into(),
+        group_id: Some("conv-42".into()),
+        metadata: obj(metadata),
+        status,
+        started_at: Timestamp(T0),
+        ended_at: Some(Timestamp(T0 + 10_000)),
+        usage: Usage::new(30, 12),
+        cost_usd: Some(0.5),
+        error: None,
+        pid: Some(4242),
+    }
+}
+
+/// One span of every kind, with content captured.
+fn doc() -> TraceDoc {
+    let mut custom = span(
+        1,
+        None,
+        SpanKind::Custom,
+        "Triage",
+        Status::Ok,
+        10,
+        Some(9_000),
+        json!({"step_id": "triage"}),
+    );
+    custom.events.push(Event {
+        name: "ticket received".into(),
+        time: Timestamp(T0 + 20),
+        attributes: obj(json!({"priority": 2, "tags": ["a", "b"], "vip": true, "score": 0.5})),
+    });
+    let agent = span(
+        2,
+        Some(1),
+        SpanKind::Agent,
+        "helper",
+        Status::Ok,
+        30,
+        Some(8_000),
+        json!({"agent": "helper", "model": "gpt-4o-mini", "input": "hi", "output": "done",
+               "usage": {"input_tokens": 30, "output_tokens": 12, "total_tokens": 42}}),
+    );
+    let generation = span(
+        3,
+        Some(2),
+        SpanKind::Generation,
+        "gpt-4o-mini",
+        Status::Ok,
+        40,
+        Some(1_000),
+        json!({
+            "model": "gpt-4o-mini",
+            "model_config": {"temperature": 0.2, "max_tokens": 64},
+            "input": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Weather?"}
+            ],
+            "stream": false,
+            "usage": {"input_tokens": 20, "output_tokens": 5, "total_tokens": 25},
+            "response_model": "gpt-4o-mini-2024-07-18",
+            "finish_reason": "tool_calls",
+            "response_id": "chatcmpl-1",
+            "tool_calls": [{"id": "call_1", "name": "weather", "arguments": "{\"city\":\"Paris\"}"}],
+            "cost_usd": 0.25
+        }),
+    );
+    let tool = span(
+        4,
+        Some(2),
+        SpanKind::Function,
+        "weather",
+        Status::Ok,
+        1_100,
+        Some(2_000),
+        json!({"tool": "weather", "call_id": "call_1", "input": "{\"city\":\"Paris\"}",
+               "output": "sunny", "argv": ["./weather.sh"], "pid": 77}),
+    );
+    let handoff = span(
+        5,
+        Some(2),
+        SpanKind::Handoff,
+        "helper -> expert",
+        Status::Ok,
+        2_100,
+        Some(2_100),
+        json!({"from_agent": "helper", "to_agent": "expert"}),
+    );
+    let mut command = span(
+        6,
+        None,
+        SpanKind::Command,
+        "notify",
+        Status::Error,
+        9_100,
+        Some(9_500),
+        json!({"argv": ["notify", "x"], "pid": 99, "exit_code": 3, "stderr_tail": "boom"}),
+    );
+    command.error = Some(ErrorInfo::with_data(
+        "command `notify` exited with status 3: boom",
+        json!({"exit_code": 3}),
+    ));
+    TraceDoc {
+        trace: trace(Status::Error, json!({"team": "ops", "tier": 3})),
+        spans: vec![custom, agent, generation, tool, handoff, command],
+    }
+}
+
+fn spans_of(doc: &TraceDoc) -> Vec<OtlpSpan> {
+    map::trace_spans(doc)
+}
+
+fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
+    attrs
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .and_then(|v| v.value.as_ref())
+}
+
+#[track_caller]
+fn s<'a>(attrs: &'a [KeyValue], key: &str) -> &'a str {
+    match attr(attrs, key) {
+        Some(any_value::Value::StringValue(s)) => s,
+        other => panic!("{key}: expected a string, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn i(attrs: &[KeyValue], key: &str) -> i64 {
+    match attr(attrs, key) {
+        Some(any_value::Value::IntValue(i)) => *i,
+        other => panic!("{key}: expected an int, got {other:?}"),
+    }
+}
+
+fn named<'a>(spans: &'a [OtlpSpan], name: &str) -> &'a OtlpSpan {
+    spans
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no span {name}: {:?}", names(spans)))
+}
+
+fn names(spans: &[OtlpSpan]) -> Vec<&str> {
+    spans.iter().map(|s| s.name.as_str()).collect()
+}
+
+#[test]
+fn the_trace_becomes_a_root_span_over_the_stored_ones() {
+    let d = doc();
+    let spans = spans_of(&d);
+    assert_eq!(
+        names(&spans),
+        [
+            "invoke_workflow Support",
+            "Triage",
+            "invoke_agent helper",
+            "chat gpt-4o-mini",
+            "execute_tool weather",
+            "helper -> expert",
+            "notify"
+        ]
+    );
+    let root = &spans[0];
+    assert_eq!(root.span_id, root_span_id(&d).0.to_vec());
+    assert!(root.parent_span_id.is_empty());
+    assert_eq!(root.trace_id, tid().0.to_vec());
+    assert_eq!(root.start_time_unix_nano, (T0 as u64) * 1000);
+    assert_eq!(root.end_time_unix_nano, (T0 as u64 + 10_000) * 1000);
+    assert_eq!(root.kind, span::SpanKind::Internal as i32);
+    let a = &root.attributes;
+    assert_eq!(s(a, "gen_ai.operation.name"), "invoke_workflow");
+    assert_eq!(s(a, "gen_ai.workflow.name"), "Support");
+    assert_eq!(s(a, "agentrace.workflow"), "Support workflow");
+    assert_eq!(s(a, "gen_ai.conversation.id"), "conv-42");
+    assert_eq!(s(a, "session.id"), "conv-42");
+    assert_eq!(s(a, "agentrace.metadata.team"), "ops");
+    assert_eq!(i(a, "agentrace.metadata.tier"), 3);
+    let meta: Value = serde_json::from_str(s(a, "metadata")).unwrap();
+    assert_eq!(meta, json!({"team": "ops", "tier": 3}));
+    assert_eq!(i(a, "agentrace.usage.input_tokens"), 30);
+    assert_eq!(i(a, "agentrace.usage.output_tokens"), 12);
+    assert_eq!(i(a, "agentrace.usage.total_tokens"), 42);
+    assert_eq!(s(a, "openinference.span.kind"), "CHAIN");
+
+    // Stored spans keep their ids, parents and times; top-level ones hang under the root.
+    let triage = named(&spans, "Triage");
+    assert_eq!(triage.span_id, sid(1).0.to_vec());
+    assert_eq!(triage.parent_span_id, root.span_id);
+    assert_eq!(triage.start_time_unix_nano, (T0 as u64 + 10) * 1000);
+    assert_eq!(triage.end_time_unix_nano, (T0 as u64 + 9_000) * 1000);
+    let agent = named(&spans, "invoke_agent helper");
+    assert_eq!(agent.parent_span_id, sid(1).0.to_vec());
+    assert_eq!(named(&spans, "notify").parent_span_id, root.span_id);
+    assert!(spans.iter().all(|s| s.trace_id == tid().0.to_vec()));
+}
+
+#[test]
+fn generation_spans_carry_genai_and_openinference_attributes() {
+    let spans = spans_of(&doc());
+    let g = named(&spans, "chat gpt-4o-mini");
+    assert_eq!(g.kind, span::SpanKind::Client as i32);
+    assert_eq!(g.parent_span_id, sid(2).0.to_vec());
+    let a = &g.attributes;
+    assert_eq!(s(a, "gen_ai.operation.name"), "chat");
+    assert_eq!(s(a, "gen_ai.provider.name"), "openai");
+    assert_eq!(s(a, "gen_ai.request.model"), "gpt-4o-mini");
+    assert_eq!(s(a, "gen_ai.response.model"), "gpt-4o-mini-2024-07-18");
+    assert_eq!(s(a, "gen_ai.response.id"), "chatcmpl-1");
+    assert_eq!(i(a, "gen_ai.usage.input_tokens"), 20);
+    assert_eq!(i(a, "gen_ai.usage.output_tokens"), 5);
+    assert_eq!(i(a, "gen_ai.request.max_tokens"), 64);
+    assert_eq!(
+        attr(a, "gen_ai.request.temperature"),
+        Some(&any_value::Value::DoubleValue(0.2))
+    );
+    assert_eq!(s(a, "openinference.span.kind"), "LLM");
+    assert_eq!(s(a, "llm.model_name"), "gpt-4o-mini-2024-07-18");
+    assert_eq!(i(a, "llm.token_count.prompt"), 20);
+    assert_eq!(i(a, "llm.token_count.completion"), 5);
+    assert_eq!(i(a, "llm.token_count.total"), 25);
+    assert_eq!(s(a, "llm.input_messages.0.message.role"), "system");
+    assert_eq!(s(a, "llm.input_messages.1.message.content"), "Weather?");
+    assert_eq!(
+        s(
+            a,
+            "llm.output_messages.0.message.tool_calls.0.tool_call.function.name"
+        ),
+        "weather"
+    );
+    let input: Value = serde_json::from_str(s(a, "gen_ai.input.messages")).unwrap();
+    assert_eq!(
+        input,
+        json!([
+            {"role": "system", "parts": [{"type": "text", "content": "Be brief."}]},
+            {"role": "user", "parts": [{"type": "text", "content": "Weather?"}]}
+        ])
+    );
+    let output: Value = serde_json::from_str(s(a, "gen_ai.output.messages")).unwrap();
+    assert_eq!(
+        output,
+        json!([{"role": "assistant", "finish_reason": "tool_calls", "parts": [
+            {"type": "tool_call", "id": "call_1", "name": "weather", "arguments": {"city": "Paris"}}
+        ]}])
+    );
+    // What no convention covers stays, prefixed.
+    assert_eq!(
+        attr(a, "agentrace.cost_usd"),
+        Some(&any_value::Value::DoubleValue(0.25))
+    );
+    assert_eq!(
+        attr(a, "agentrace.stream"),
+        Some(&any_value::Value::BoolValue(false))
+    );
+    assert!(attr(a, "agentrace.model_config").is_some());
+    assert!(attr(a, "agentrace.input").is_none(), "mapped, not repeated");
+    assert_eq!(s(a, "agentrace.span.kind"), "generation");
+}
+
+#[test]
+fn messages_are_left_out_when_content_was_not_captured() {
+    let mut d = doc();
+    let g = &mut d.spans[2];
+    g.attributes.remove("input");
+    g.attributes.insert(
+        "tool_calls".into(),
+        json!([{"id": "call_1", "name": "weather"}]),
+    );
+    let spans = spans_of(&d);
+    let a = &named(&spans, "chat gpt-4o-mini").attributes;
+    for key in [
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "input.value",
+        "output.value",
+        "llm.input_messages.0.message.content",
+    ] {
+        assert!(attr(a, key).is_none(), "{key} without content capture");
+    }
+    assert_eq!(i(a, "llm.token_count.total"), 25, "tokens are not content");
+    assert!(s(a, "agentrace.tool_calls").contains("call_1"));
+}
+
+#[test]
+fn agent_tool_handoff_and_command_spans() {
+    let spans = spans_of(&doc());
+    let a = &named(&spans, "invoke_agent helper").attributes;
+    assert_eq!(s(a, "gen_ai.operation.name"), "invoke_agent");
+    assert_eq!(s(a, "gen_ai.agent.name"), "helper");
+    assert_eq!(s(a, "openinference.span.kind"), "AGENT");
+    assert_eq!(s(a, "input.value"), "hi");
+    assert_eq!(s(a, "output.value"), "done");
+    assert_eq!(s(a, "agentrace.model"), "gpt-4o-mini");
+    assert!(
+        attr(a, "llm.token_count.total").is_none(),
+        "an agent's summed tokens would count twice in a backend"
+    );
+
+    let tool = named(&spans, "execute_tool weather");
+    assert_eq!(tool.kind, span::SpanKind::Internal as i32);
+    let a = &tool.attributes;
+    assert_eq!(s(a, "gen_ai.operation.name"), "execute_tool");
+    assert_eq!(s(a, "gen_ai.tool.name"), "weather");
+    assert_eq!(s(a, "gen_ai.tool.call.id"), "call_1");
+    assert_eq!(s(a, "openinference.span.kind"), "TOOL");
+    assert_eq!(s(a, "input.value"), "{\"city\":\"Paris\"}");
+    assert_eq!(s(a, "output.value"), "sunny");
+    assert_eq!(i(a, "agentrace.pid"), 77);
+    match attr(a, "agentrace.argv") {
+        Some(any_value::Value::ArrayValue(arr)) => assert_eq!(
+            arr.values,
+            vec![AnyValue {
+                value: Some(any_value::Value::StringValue("./weather.sh".into()))
+            }]
+        ),
+        other => panic!("argv as a string array: {other:?}"),
+    }
+
+    let h = &named(&spans, "helper -> expert").attributes;
+    assert_eq!(s(h, "agentrace.span.kind"), "handoff");
+    assert_eq!(s(h, "agentrace.from_agent"), "helper");
+    assert_eq!(s(h, "agentrace.to_agent"), "expert");
+
+    let c = &named(&spans, "notify").attributes;
+    assert_eq!(s(c, "agentrace.span.kind"), "command");
+    assert_eq!(i(c, "process.exit.code"), 3);
+    assert_eq!(i(c, "agentrace.exit_code"), 3);
+    assert_eq!(s(c, "agentrace.stderr_tail"), "boom");
+
+    let t = &named(&spans, "Triage").attributes;
+    assert_eq!(s(t, "agentrace.span.kind"), "custom");
+    assert_eq!(s(t, "agentrace.step_id"), "triage");
+}
+
+#[test]
+fn events_keep_their_times_and_attributes() {
+    let spans = spans_of(&doc());
+    let triage = named(&spans, "Triage");
+    assert_eq!(triage.events.len(), 1);
+    let e = &triage.events[0];
+    assert_eq!(e.name, "ticket received");
+    assert_eq!(e.time_unix_nano, (T0 as u64 + 20) * 1000);
+    assert_eq!(i(&e.attributes, "priority"), 2);
+    assert_eq!(
+        attr(&e.attributes, "vip"),
+        Some(&any_value::Value::BoolValue(true))
+    );
+    assert_eq!(
+        attr(&e.attributes, "score"),
+        Some(&any_value::Value::DoubleValue(0.5))
+    );
+    assert!(matches!(
+        attr(&e.attributes, "tags"),
+        Some(any_value::Value::ArrayValue(_))
+    ));
+}
+
+#[test]
+fn statuses_errors_and_exception_events() {
+    let mut d = doc();
+    d.trace.error = Some(ErrorInfo::new("command `notify` failed"));
+    d.spans.push(span(
+        7,
+        None,
+        SpanKind::Custom,
+        "Stopped",
+        Status::Cancelled,
+        9_600,
+        Some(9_700),
+        json!({}),
+    ));
+    d.spans.push(span(
+        8,
+        None,
+        SpanKind::Agent,
+        "skipped-agent",
+        Status::Skipped,
+        9_800,
+        Some(9_800),
+        json!({"skip_reason": "condition false"}),
+    ));
+    let spans = spans_of(&d);
+    let root = &spans[0];
+    let st = root.status.as_ref().unwrap();
+    assert_eq!(st.code, status::StatusCode::Error as i32);
+    assert_eq!(st.message, "command `notify` failed");
+    assert_eq!(root.events[0].name, "exception");
+
+    let notify = named(&spans, "notify");
+    let st = notify.status.as_ref().unwrap();
+    assert_eq!(st.code, status::StatusCode::Error as i32);
+    assert_eq!(st.message, "command `notify` exited with status 3: boom");
+    let ex = notify
+        .events
+        .iter()
+        .find(|e| e.name == "exception")
+        .unwrap();
+    assert_eq!(s(&ex.attributes, "exception.message"), st.message);
+    assert_eq!(ex.time_unix_nano, notify.end_time_unix_nano);
+    assert_eq!(
+        s(&notify.attributes, "agentrace.error.data"),
+        "{\"exit_code\":3}"
+    );
+
+    let cancelled = named(&spans, "Stopped");
+    let st = cancelled.status.as_ref().unwrap();
+    assert_eq!(st.code, status::StatusCode::Error as i32);
+    assert_eq!(st.message, "cancelled");
+    assert!(cancelled.events.is_empty());
+
+    let skipped = named(&spans, "invoke_agent skipped-agent");
+    assert_eq!(
+        skipped.status.as_ref().unwrap().code,
+        status::StatusCode::Unset as i32
+    );
+    assert_eq!(s(&skipped.attributes, "agentrace.status"), "skipped");
+
+    let ok = named(&spans, "Triage");
+    assert_eq!(
+        ok.status.as_ref().unwrap().code,
+        status::StatusCode::Ok as i32
+    );
+}
+
+#[test]
+fn a_span_still_running_ends_with_its_trace() {
+    let mut d = doc();
+    d.spans[0].ended_at = None;
+    d.spans[0].status = Status::Running;
+    let spans = spans_of(&d);
+    let triage = named(&spans, "Triage");
+    assert_eq!(triage.end_time_unix_nano, (T0 as u64 + 10_000) * 1000);
+    assert_eq!(s(&triage.attributes, "agentrace.status"), "running");
+    assert_eq!(
+        triage.status.as_ref().unwrap().code,
+        status::StatusCode::Unset as i32
+    );
+
+    // A trace still running: everything ends at the latest time seen.
+    d.trace.ended_at = None;
+    d.trace.status = Status::Running;
+    let spans = spans_of(&d);
+    assert_eq!(spans[0].end_time_unix_nano, (T0 as u64 + 9_500) * 1000);
+    assert_eq!(
+        named(&spans, "Triage").end_time_unix_nano,
+        (T0 as u64 + 9_500) * 1000
+    );
+}
+
+#[test]
+fn the_root_span_id_is_stable_and_distinct_per_run() {
+    let d = doc();
+    assert_eq!(root_span_id(&d), root_span_id(&d.clone()));
+    assert_ne!(root_span_id(&d).0, [0; 8]);
+    // Another run in the same (joined) trace: a different start, a different root.
+    let mut other = d.clone();
+    other.trace.started_at = Timestamp(T0 + 1);
+    assert_ne!(root_span_id(&d), root_span_id(&other));
+    // Never a stored span's id.
+    let taken = root_span_id(&d);
+    let mut clash = d.clone();
+    clash.spans[0].span_id = taken;
+    assert_ne!(root_span_id(&clash), taken);
+}
+
+#[test]
+fn a_joined_trace_hangs_under_the_remote_parent() {
+    let mut d = doc();
+    d.trace.metadata.insert(
+        META_TRACEPARENT.into(),
+        json!(format!("00-{}-00f067aa0ba902b7-01", tid().hex())),
+    );
+    d.trace
+        .metadata
+        .insert(META_TRACESTATE.into(), json!("vendor=abc"));
+    let spans = spans_of(&d);
+    let root = &spans[0];
+    assert_eq!(hex(&root.parent_span_id), "00f067aa0ba902b7");
+    assert_eq!(root.trace_state, "vendor=abc");
+    assert_eq!(root.flags & 0x300, 0x300, "the parent is remote");
+    assert!(root.links.is_empty());
+    assert!(spans.iter().all(|s| s.trace_state == "vendor=abc"));
+    assert!(
+        attr(&root.attributes, "agentrace.metadata.agentrace.traceparent").is_none(),
+        "the reserved keys are not metadata"
+    );
+    assert!(
+        attr(&root.attributes, "metadata").unwrap()
+            != &any_value::Value::StringValue(String::new())
+    );
+}
+
+#[test]
+fn a_trace_that_could_not_take_the_parent_id_links_to_it() {
+    let mut d = doc();
+    let other = "0af7651916cd43dd8448eb211c80319c";
+    d.trace.metadata.insert(
+        META_TRACEPARENT.into(),
+        json!(format!("00-{other}-b7ad6b7169203331-01")),
+    );
+    let spans = spans_of(&d);
+    let root = &spans[0];
+    assert!(root.parent_span_id.is_empty());
+    assert_eq!(root.links.len(), 1);
+    assert_eq!(hex(&root.links[0].trace_id), other);
+    assert_eq!(hex(&root.links[0].span_id), "b7ad6b7169203331");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn providers_come_from_the_endpoint() {
+    let p = |v: Value| provider_name(&obj(v));
+    assert_eq!(p(json!({})), "openai");
+    assert_eq!(
+        p(json!({"base_url": "https://api.openai.com/v1"})),
+        "openai"
+    );
+    assert_eq!(
+        p(json!({"base_url": "https://api.groq.com/openai/v1"})),
+        "groq"
+    );
+    assert_eq!(
+        p(json!({"base_url": "https://x.openai.azure.com/openai"})),
+        "azure.ai.openai"
+    );
+    assert_eq!(
+        p(json!({"base_url": "http://127.0.0.1:8088/v1"})),
+        "127.0.0.1"
+    );
+    assert_eq!(
+        p(json!({"base_url": "http://user:pw@Llama.Local:8088/v1"})),
+        "llama.local"
+    );
+    assert_eq!(p(json!({"offline": true})), "agentrace.offline");
+}
+
+#[test]
+fn the_json_encoding_is_the_one_collectors_accept() {
+    let json = to_json(&[doc()], "svc");
+    let rs = &json["resourceSpans"][0];
+    let attrs = rs["resource"]["attributes"].as_array().unwrap();
+    assert!(
+        attrs
+            .iter()
+            .any(|a| a == &json!({"key": "service.name", "value": {"stringValue": "svc"}}))
+    );
+    let spans = rs["scopeSpans"][0]["spans"].as_array().unwrap();
+    assert_eq!(spans.len(), 7);
+    let root = &spans[0];
+    assert_eq!(root["traceId"], tid().hex());
+    assert_eq!(root["spanId"].as_str().unwrap().len(), 16);
+    assert_eq!(
+        root["startTimeUnixNano"],
+        json!(((T0 as u64) * 1000).to_string())
+    );
+    assert_eq!(root["kind"], 1);
+    let triage = &spans[1];
+    assert_eq!(triage["parentSpanId"], root["spanId"]);
+    let tier = root["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["key"] == "agentrace.metadata.tier")
+        .unwrap();
+    assert_eq!(tier["value"], json!({"intValue": "3"}));
+    let g = &spans[3];
+    assert_eq!(g["kind"], 3, "CLIENT");
+    let temp = g["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["key"] == "gen_ai.request.temperature")
+        .unwrap();
+    assert_eq!(temp["value"], json!({"doubleValue": 0.2}));
+    let event = &triage["events"][0];
+    assert_eq!(
+        event["timeUnixNano"],
+        json!(((T0 as u64 + 20) * 1000).to_string())
+    );
+    // And it reads back as the same request.
+    let back: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest =
+        serde_json::from_value(json).unwrap();
+    assert_eq!(back.resource_spans[0].scope_spans[0].spans.len(), 7);
+}
+
+#[test]
+fn protobuf_round_trips() {
+    let request = map::request(&[doc(), doc()], map::resource("agentrace", &[]));
+    let bytes = request.encode_to_vec();
+    let back = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(
+        bytes.as_slice(),
+    )
+    .unwrap();
+    assert_eq!(back, request);
+    assert_eq!(back.resource_spans[0].scope_spans[0].spans.len(), 14);
+}
+
+#[test]
+fn resource_attributes_from_the_environment_keep_the_service_name() {
+    let r = map::resource(
+        "svc",
+        &[
+            ("service.name".into(), "other".into()),
+            ("openinference.project.name".into(), "proj".into()),
+        ],
+    );
+    assert_eq!(s(&r.attributes, "service.name"), "svc");
+    assert_eq!(s(&r.attributes, "openinference.project.name"), "proj");
+}
