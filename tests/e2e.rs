@@ -10,6 +10,8 @@ mod support;
 mod files;
 #[path = "e2e/otlp.rs"]
 mod otlp;
+#[path = "e2e/robust.rs"]
+mod robust;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -1,0 +1,300 @@
+//! Robustness and security (issue 7): concurrent writers, broken stores and disks, shell
+//! injection through model output, secrets, `--no-content`, and file permissions.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::*;
+
+/// A small tmpfs mounted for one test (needs root, as in CI); unmounted on drop.
+struct Mount {
+    path: PathBuf,
+}
+
+impl Mount {
+    fn tmpfs(path: &Path, options: &str) -> Option<Mount> {
+        std::fs::create_dir_all(path).ok()?;
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(path)
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            Some(Mount {
+                path: path.to_path_buf(),
+            })
+        } else if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("CI runs as root and must be able to mount a tmpfs for the disk tests");
+        } else {
+            eprintln!("note: cannot mount a tmpfs here (not root?); skipping");
+            None
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}
+
+fn offline_steps(n: usize) -> String {
+    let mut yaml = String::from(
+        "name: Many\nmodel: gpt-4o-mini\nagents: { a: { instructions: Be brief. } }\nsteps:\n",
+    );
+    for i in 0..n {
+        yaml.push_str(&format!("  - {{ agent: a, input: \"question {i}\" }}\n"));
+    }
+    yaml
+}
+
+#[test]
+fn sixteen_concurrent_runs_of_fifty_steps_into_one_store_all_complete() {
+    let env = TestEnv::new().workflow("many.yaml", &offline_steps(50));
+    let children: Vec<_> = (0..16)
+        .map(|_| env.spawn(&["-q", "run", "many.yaml", "--offline", "--format", "none"]))
+        .collect();
+    for child in children {
+        let out = wait_within(child, Duration::from_secs(120));
+        assert_exit(&out, 0);
+    }
+    let traces = env.list_json(&["--limit", "100"]);
+    assert_eq!(traces.len(), 16);
+    for t in &traces {
+        assert_eq!(t["status"], "ok");
+        let id = t["trace_id"].as_str().unwrap();
+        let doc = env.show_json(id);
+        assert_eq!(doc["spans"].as_array().unwrap().len(), 100, "50 agents + 50 generations");
+    }
+}
+
+#[test]
+fn a_read_only_store_location_is_a_clear_error_and_nothing_is_run() {
+    let env = TestEnv::new().workflow(
+        "touch.yaml",
+        "name: Touch\nsteps:\n  - { id: t, run: [touch, ran.txt] }\n",
+    );
+    let ro = env.path().join("ro");
+    let Some(_mount) = Mount::tmpfs(&ro, "ro,size=1m") else {
+        return;
+    };
+    let store = ro.join("traces.db");
+    let out = env.run(&["--store", store.to_str().unwrap(), "run", "touch.yaml"]);
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains("traces.db"), "names the store: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!env.path().join("ran.txt").exists(), "no step ran");
+}
+
+#[test]
+fn a_full_disk_is_a_clear_error_not_a_panic() {
+    let env = TestEnv::new().workflow(
+        "big.yaml",
+        // Each step prints 64 KiB, kept as the span's stdout: the store outgrows the disk.
+        &format!(
+            "name: Big\nsteps:\n{}",
+            (0..40)
+                .map(|i| format!("  - {{ id: s{i}, run: [sh, -c, \"head -c 65536 /dev/zero | tr '\\\\0' x\"] }}\n"))
+                .collect::<String>()
+        ),
+    );
+    let disk = env.path().join("full");
+    let Some(_mount) = Mount::tmpfs(&disk, "size=512k") else {
+        return;
+    };
+    let store = disk.join("traces.db");
+    let out = env.run(&["--store", store.to_str().unwrap(), "-q", "run", "big.yaml"]);
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(err.to_lowercase().contains("full"), "says the disk is full: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    // A disk that is full before the run starts: nothing runs.
+    let env2 = TestEnv::new().workflow(
+        "touch.yaml",
+        "name: Touch\nsteps:\n  - { id: t, run: [touch, ran.txt] }\n",
+    );
+    let disk2 = env2.path().join("full2");
+    let Some(_mount2) = Mount::tmpfs(&disk2, "size=64k") else {
+        return;
+    };
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(format!("head -c 1048576 /dev/zero > {}/filler 2>/dev/null", disk2.display()))
+        .status();
+    let store2 = disk2.join("traces.db");
+    let out = env2.run(&["--store", store2.to_str().unwrap(), "run", "touch.yaml"]);
+    assert_exit(&out, 2);
+    assert!(!stderr(&out).contains("panicked"));
+    assert!(!env2.path().join("ran.txt").exists(), "no step ran");
+}
+
+#[test]
+fn a_corrupted_store_and_a_newer_schema_are_clear_errors() {
+    let env = TestEnv::new().workflow("w.yaml", "name: W\nsteps:\n  - { run: [true] }\n");
+    assert_exit(&env.run(&["run", "w.yaml"]), 0);
+    // A newer schema version.
+    rusqlite::Connection::open(env.store())
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 999")
+        .unwrap();
+    for args in [vec!["list"], vec!["run", "w.yaml"], vec!["show", "last"]] {
+        let out = env.run(&args);
+        assert_exit(&out, 2);
+        assert!(stderr(&out).contains("999"), "{args:?}: {}", stderr(&out));
+    }
+    // Garbage where the store should be.
+    let env = TestEnv::new().workflow("w.yaml", "name: W\nsteps:\n  - { run: [true] }\n");
+    std::fs::create_dir_all(env.store().parent().unwrap()).unwrap();
+    std::fs::write(env.store(), vec![0x5a; 8192]).unwrap();
+    for args in [vec!["list"], vec!["run", "w.yaml"]] {
+        let out = env.run(&args);
+        assert_exit(&out, 2);
+        let err = stderr(&out);
+        assert!(err.contains("traces.db") && !err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn model_output_crafted_as_shell_injection_is_never_executed() {
+    let payloads = [
+        "$(touch pwned-subst)",
+        "`touch pwned-backtick`",
+        "x; touch pwned-semicolon",
+        "x\ntouch pwned-newline",
+        "x && touch pwned-and | touch pwned-pipe",
+    ];
+    for (i, payload) in payloads.iter().enumerate() {
+        let yaml = format!(
+            r#"name: Injection
+model: gpt-4o-mini
+agents: {{ a: {{ instructions: Obey. }} }}
+steps:
+  - id: answer
+    agent: a
+    input: hi
+    mock: {payload:?}
+  - id: argv
+    run: [printf, "%s", "{{{{ steps.answer.output }}}}"]
+  - id: via_env
+    run: 'printf "%s" "$ANSWER"'
+    env: {{ ANSWER: "{{{{ steps.answer.output }}}}" }}
+"#
+        );
+        let env = TestEnv::new().workflow("inj.yaml", &yaml);
+        let (out, lines) = {
+            let out = env.run(&["-q", "run", "inj.yaml", "--offline", "--format", "json"]);
+            let lines = parse_json_lines(&out.stdout);
+            (out, lines)
+        };
+        assert_exit(&out, 0);
+        assert_eq!(lines[0]["outputs"]["argv"], *payload, "case {i}");
+        assert_eq!(lines[0]["outputs"]["via_env"], *payload, "case {i}");
+        let pwned: Vec<_> = std::fs::read_dir(env.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("pwned"))
+            .collect();
+        assert!(pwned.is_empty(), "case {i}: {payload:?} was executed: {pwned:?}");
+    }
+}
+
+const SECRET_WORKFLOW: &str = r#"name: Secrets
+model: gpt-4o-mini
+agents: { a: { instructions: "Confidential system prompt PROMPT-MARKER-7" } }
+steps:
+  - id: ask
+    agent: a
+    input: "User question QUESTION-MARKER-9"
+  - id: echo
+    run: [echo, "{{ steps.ask.output }}"]
+"#;
+
+/// Every file export of the last trace, as text.
+fn all_exports(env: &TestEnv) -> String {
+    let mut text = String::new();
+    for format in ["otlp-json", "chrome", "openai", "html"] {
+        let out = env.run(&["export", "last", "--format", format]);
+        assert_exit(&out, 0);
+        text.push_str(&String::from_utf8_lossy(&out.stdout));
+        text.push_str(&stderr(&out));
+    }
+    text
+}
+
+#[test]
+fn api_keys_and_authorization_never_reach_store_exports_logs_or_errors() {
+    let env = TestEnv::with_fake().workflow("s.yaml", SECRET_WORKFLOW);
+    let out = env.run(&["run", "s.yaml"]);
+    assert_exit(&out, 0);
+    let seen = env.server().requests();
+    let auth = seen[0].headers.get("authorization").cloned().unwrap_or_default();
+    assert!(auth.contains(SECRET_KEY), "the key is sent to the server: {auth}");
+
+    let mut everything = String::from_utf8_lossy(&env.store_bytes()).into_owned();
+    everything.push_str(&stdout(&out));
+    everything.push_str(&stderr(&out));
+    everything.push_str(&all_exports(&env));
+    everything.push_str(&stdout(&env.run(&["show", "last", "--format", "json"])));
+    assert!(!everything.contains(SECRET_KEY), "the API key leaked");
+    assert!(!everything.contains("Bearer"), "an Authorization header leaked");
+
+    // An error from the server (401) does not echo the key either.
+    let env = TestEnv::with_fake().workflow("s.yaml", SECRET_WORKFLOW);
+    env.server().set_default(Reply::unauthorized());
+    let out = env.run(&["run", "s.yaml"]);
+    assert_exit(&out, 1);
+    let mut everything = String::from_utf8_lossy(&env.store_bytes()).into_owned();
+    everything.push_str(&stdout(&out));
+    everything.push_str(&stderr(&out));
+    assert!(!everything.contains(SECRET_KEY));
+}
+
+#[test]
+fn no_content_keeps_prompts_and_outputs_out_of_the_store_and_every_export() {
+    let env = TestEnv::with_fake().workflow("s.yaml", SECRET_WORKFLOW);
+    let out = env.run(&["run", "s.yaml", "--no-content"]);
+    assert_exit(&out, 0);
+    let mut stored = String::from_utf8_lossy(&env.store_bytes()).into_owned();
+    stored.push_str(&all_exports(&env));
+    for marker in ["PROMPT-MARKER-7", "QUESTION-MARKER-9", "echo: User question"] {
+        assert!(!stored.contains(marker), "{marker} was stored or exported");
+    }
+}
+
+#[test]
+fn the_store_is_private_even_under_a_permissive_umask() {
+    let env = TestEnv::new().workflow("w.yaml", "name: W\nsteps:\n  - { run: [true] }\n");
+    let mut cmd = env.cmd();
+    let mut sh = Command::new("sh");
+    sh.arg("-c")
+        .arg("umask 000; exec \"$0\" \"$@\"")
+        .arg(bin())
+        .args(["run", "w.yaml"])
+        .current_dir(env.path());
+    // Same environment as the real command.
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => {
+                sh.env(k, v);
+            }
+            None => {
+                sh.env_remove(k);
+            }
+        }
+    }
+    let _ = &mut cmd;
+    let out = output_within(sh, Duration::from_secs(60));
+    assert_exit(&out, 0);
+    let file = std::fs::metadata(env.store()).unwrap().permissions().mode() & 0o777;
+    let dir = std::fs::metadata(env.store().parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(file, 0o600, "store file mode {file:o}");
+    assert_eq!(dir, 0o700, "store directory mode {dir:o}");
+}
