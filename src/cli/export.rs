@@ -81,5 +81,20 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
         }
         return Ok(EXIT_OK);
     }
+    // -- The OpenAI traces dashboard (`--to-openai`)
+    if args.to_openai {
+        let config =
+            export::openai::PushConfig::from_env().map_err(|e| Error::Export(e.to_string()))?;
+        let pushed = export::openai::push(&docs, &config).map_err(|e| {
+            Error::Export(format!("posting the traces to {} failed: {e}", config.url))
+        })?;
+        if !globals.quiet {
+            eprintln!(
+                "sent {} trace(s) with {} spans to {} in {} request(s)",
+                pushed.traces, pushed.spans, config.url, pushed.requests
+            );
+        }
+        return Ok(EXIT_OK);
+    }
     Err(Error::Export("this export is not available yet".into()))
 }

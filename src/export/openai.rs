@@ -32,6 +32,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::ExportError;
 use crate::trace::{Span, SpanId, SpanKind, Status, Timestamp, TraceDoc};
 
 /// The SDK's batch processor exports at most this many items per request.
@@ -363,6 +364,156 @@ fn custom_data(span: &Span) -> Value {
         data.insert("events".into(), Value::Array(events));
     }
     json!({ "type": "custom", "name": span.name, "data": data })
+}
+
+/// The OpenAI API base when `OPENAI_BASE_URL` is not set.
+pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+
+/// Where and how `--to-openai` posts, from the environment the SDK reads too.
+#[derive(Clone, Debug)]
+pub struct PushConfig {
+    /// `{base}/traces/ingest`.
+    pub url: String,
+    pub api_key: String,
+    pub organization: Option<String>,
+    pub project: Option<String>,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl PushConfig {
+    /// `OPENAI_API_KEY` (required), `OPENAI_BASE_URL` (default the OpenAI API),
+    /// `OPENAI_ORG_ID` and `OPENAI_PROJECT_ID` (sent as the SDK sends them, when set).
+    pub fn from_env() -> Result<PushConfig, ExportError> {
+        let api_key = env("OPENAI_API_KEY").ok_or_else(|| {
+            ExportError::Failed(
+                "--to-openai needs OPENAI_API_KEY (the key of the project whose traces dashboard \
+                 receives the traces)"
+                    .into(),
+            )
+        })?;
+        let base = env("OPENAI_BASE_URL").unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
+        Ok(PushConfig {
+            url: format!("{}/traces/ingest", base.trim_end_matches('/')),
+            api_key,
+            organization: env("OPENAI_ORG_ID"),
+            project: env("OPENAI_PROJECT_ID"),
+        })
+    }
+}
+
+/// What a push delivered.
+#[derive(Clone, Debug, Default)]
+pub struct Pushed {
+    pub requests: usize,
+    pub traces: usize,
+    pub spans: usize,
+}
+
+/// Posts `docs` as the SDK's exporter does: batches of at most [`MAX_BATCH`] items, bearer auth,
+/// `OpenAI-Beta: traces=v1`; a server error or a network failure is retried (three times, with
+/// backoff), a client error (4xx) is not. The error carries the server's message.
+pub fn push(docs: &[TraceDoc], config: &PushConfig) -> Result<Pushed, ExportError> {
+    // rustls needs a process-wide crypto provider; an error means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ExportError::Failed(format!("cannot start the HTTP runtime: {e}")))?;
+    runtime.block_on(push_async(docs, config))
+}
+
+async fn push_async(docs: &[TraceDoc], config: &PushConfig) -> Result<Pushed, ExportError> {
+    let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .map_err(|e| ExportError::Failed(format!("cannot build the HTTP client: {e}")))?;
+    let mut pushed = Pushed {
+        traces: docs.len(),
+        spans: docs.iter().map(|d| d.spans.len()).sum(),
+        ..Pushed::default()
+    };
+    for body in batches(docs) {
+        let body = serde_json::to_vec(&body).map_err(|e| ExportError::Failed(e.to_string()))?;
+        post_with_retries(&client, config, body).await?;
+        pushed.requests += 1;
+    }
+    Ok(pushed)
+}
+
+const MAX_RETRIES: u32 = 3;
+
+async fn post_with_retries(
+    client: &reqwest::Client,
+    config: &PushConfig,
+    body: Vec<u8>,
+) -> Result<(), ExportError> {
+    let mut attempt = 0;
+    loop {
+        let mut request = client
+            .post(&config.url)
+            .header("Authorization", format!("Bearer {}", config.api_key))
+            .header("Content-Type", "application/json")
+            .header("OpenAI-Beta", "traces=v1")
+            .body(body.clone());
+        if let Some(org) = &config.organization {
+            request = request.header("OpenAI-Organization", org);
+        }
+        if let Some(project) = &config.project {
+            request = request.header("OpenAI-Project", project);
+        }
+        let failure = match request.send().await {
+            Ok(response) if response.status().is_success() => return Ok(()),
+            Ok(response) => {
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                let message = format!("HTTP {status}: {}", server_message(&text));
+                if status.is_client_error() {
+                    return Err(ExportError::Failed(message));
+                }
+                message
+            }
+            Err(e) => error_chain(&e),
+        };
+        attempt += 1;
+        if attempt > MAX_RETRIES {
+            return Err(ExportError::Failed(format!(
+                "{failure} (after {MAX_RETRIES} retries)"
+            )));
+        }
+        // 1 s, 2 s, 4 s, with up to 10% jitter, as the SDK backs off.
+        let base = 1000u64 << (attempt - 1);
+        let jitter = rand::random::<u64>() % (base / 10 + 1);
+        tokio::time::sleep(std::time::Duration::from_millis(base + jitter)).await;
+    }
+}
+
+/// `error.message` of an OpenAI error body, else the body itself (shortened).
+fn server_message(text: &str) -> String {
+    if let Ok(v) = serde_json::from_str::<Value>(text)
+        && let Some(m) = v["error"]["message"].as_str().or(v["message"].as_str())
+    {
+        return m.to_string();
+    }
+    let text = text.trim();
+    if text.is_empty() {
+        return "(empty response)".into();
+    }
+    text.chars().take(500).collect()
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
 }
 
 #[cfg(test)]

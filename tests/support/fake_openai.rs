@@ -321,6 +321,7 @@ impl FakeOpenAI {
                     let app = Router::new()
                         .route("/v1/chat/completions", post(handle))
                         .route("/chat/completions", post(handle))
+                        .route("/v1/traces/ingest", post(ingest))
                         .with_state(state);
                     axum::serve(listener, app).await.expect("fake server");
                 });
@@ -438,6 +439,43 @@ async fn handle(
     };
     // Each answer may hand out up to 64 tool call ids: `call_{call_ids + 1}`, ….
     answer(reply, &recorded, call_ids).await
+}
+
+/// The Agents SDK's traces ingest endpoint: records the request like any other and answers
+/// `204 No Content` as OpenAI does, or the next queued reply when the test queued one.
+async fn ingest(
+    State(shared): State<Arc<Mutex<Shared>>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let queued = {
+        let s = shared.lock().unwrap_or_else(|e| e.into_inner());
+        !s.queue.is_empty()
+    };
+    if queued {
+        return handle(State(shared), uri, headers, body).await;
+    }
+    let recorded = Recorded {
+        path: uri.path().to_string(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_ascii_lowercase(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        at: Instant::now(),
+    };
+    shared
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .requests
+        .push(recorded);
+    StatusCode::NO_CONTENT.into_response()
 }
 
 /// Counts one request in flight for as long as it lives (dropped when the handler returns or
