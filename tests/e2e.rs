@@ -8,6 +8,8 @@ mod support;
 
 #[path = "e2e/files.rs"]
 mod files;
+#[path = "e2e/terminal.rs"]
+mod terminal;
 #[path = "e2e/otlp.rs"]
 mod otlp;
 #[path = "e2e/robust.rs"]

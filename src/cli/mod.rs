@@ -2,7 +2,6 @@
 
 mod export;
 mod list;
-mod progress;
 mod run;
 mod show;
 mod validate;

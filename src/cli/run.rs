@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use super::progress::Progress;
 use super::{Globals, parse_key_value, print_stdout};
 use crate::engine::{Engine, RunOptions, RunOutcome, StreamFn};
 use crate::export::otlp::{self, context::TraceContext};
@@ -122,8 +121,8 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
     };
     let writer = StoreWriter::spawn(store);
     let mut sinks: Vec<Arc<dyn Sink>> = vec![writer.sink()];
-    if !globals.quiet {
-        sinks.push(Arc::new(Progress));
+    if let Some(progress) = render::progress::sink(globals.quiet, args.stream, globals.color) {
+        sinks.push(progress);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -1,9 +1,11 @@
-//! `agentrace show ID|PREFIX|last`: one stored trace as a tree or as JSON.
+//! `agentrace show ID|PREFIX|last`: one stored trace as a tree with a waterfall, or as JSON;
+//! `show --group ID`: the traces of one conversation in start order, with the gaps between them.
 
 use super::{Globals, print_stdout};
 use crate::error::{EXIT_OK, Error};
 use crate::render;
-use crate::store::Store;
+use crate::render::tree::TreeOptions;
+use crate::store::{ListFilter, Store, StoreError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ShowFormat {
@@ -14,25 +16,80 @@ pub enum ShowFormat {
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A trace id, a unique prefix of one, or `last`
-    #[arg(value_name = "ID")]
-    id: String,
+    #[arg(
+        value_name = "ID",
+        required_unless_present = "group",
+        conflicts_with = "group"
+    )]
+    id: Option<String>,
 
+    /// Show every trace of this group (conversation), in start order
+    #[arg(long, value_name = "GROUP")]
+    group: Option<String>,
+
+    /// Hide spans deeper than N (top-level spans are depth 1); hidden children are counted
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    depth: Option<u32>,
+
+    /// Show inputs and outputs under each span, wrapped to the width
+    #[arg(long)]
+    content: bool,
+
+    /// Leave span events out
+    #[arg(long)]
+    no_events: bool,
+
+    /// `json` prints one object (a JSON array of them with --group)
     #[arg(long, value_enum, default_value_t = ShowFormat::Tree)]
     format: ShowFormat,
 }
 
 pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
     let store = Store::open_existing(&globals.store)?;
-    let id = store.resolve(&args.id)?;
-    let doc = store.load(id)?;
+    let docs = match (&args.group, &args.id) {
+        (Some(group), _) => {
+            let filter = ListFilter {
+                group: Some(group.clone()),
+                ..ListFilter::default()
+            };
+            let mut traces = store.list(&filter)?;
+            if traces.is_empty() {
+                return Err(StoreError::NotFound {
+                    id: format!("group {group}"),
+                    path: globals.store.clone(),
+                }
+                .into());
+            }
+            traces.sort_by_key(|t| t.started_at);
+            traces
+                .iter()
+                .map(|t| store.load(t.trace_id))
+                .collect::<Result<Vec<_>, _>>()?
+        }
+        (None, Some(id)) => vec![store.load(store.resolve(id)?)?],
+        (None, None) => Vec::new(),
+    };
+    let opts = TreeOptions {
+        depth: args.depth.map(|d| d as usize),
+        content: args.content,
+        events: !args.no_events,
+    };
     match args.format {
-        ShowFormat::Tree => print_stdout(&render::tree::tree(
-            &doc,
-            &globals.stdout_theme(),
-            globals.width(),
-        )),
+        ShowFormat::Tree => {
+            let theme = globals.stdout_theme();
+            let text = match docs.as_slice() {
+                [doc] if args.group.is_none() => {
+                    render::tree::tree_with(doc, &theme, globals.width(), &opts)
+                }
+                docs => render::tree::group(docs, &theme, globals.width(), &opts),
+            };
+            print_stdout(&text);
+        }
         ShowFormat::Json => {
-            let json = render::json::trace_doc_json(&doc);
+            let json = match docs.as_slice() {
+                [doc] if args.group.is_none() => render::json::trace_doc_json(doc),
+                docs => docs.iter().map(render::json::trace_doc_json).collect(),
+            };
             print_stdout(&format!(
                 "{}\n",
                 serde_json::to_string_pretty(&json).unwrap_or_default()

@@ -8,6 +8,7 @@
 mod content;
 pub mod json;
 mod line;
+pub mod progress;
 pub mod table;
 pub mod theme;
 pub mod tree;

@@ -572,10 +572,7 @@ Customer Support - Initial Inquiry  ok  812.4ms  460 tokens
             .lines()
             .find(|l| l.contains("agent  researcher"))
             .unwrap();
-        assert!(
-            agent.ends_with(&format!("  {}", "░".repeat(30))),
-            "{agent}"
-        );
+        assert!(agent.ends_with(&format!("  {}", "░".repeat(30))), "{agent}");
         let skipped = plain
             .lines()
             .find(|l| l.contains("Inventory Check"))

@@ -114,9 +114,6 @@ impl TestEnv {
             "RUST_LOG",
             "COLUMNS",
             "LINES",
-            // A CI job's own trace context would make every run join it.
-            "TRACEPARENT",
-            "TRACESTATE",
         ] {
             cmd.env_remove(key);
         }

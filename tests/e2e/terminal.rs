@@ -1,0 +1,386 @@
+//! End-to-end tests of the terminal output (issue 6, points 1, 2 and 9): live progress in a
+//! pseudo-terminal, plain progress under CI, and the waterfall of `show` at fixed widths.
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::support::*;
+
+/// Three command steps of 0.3s, two of them inside a custom span: a stable shape in time.
+const SLEEPS: &str = r#"name: Sleeps
+steps:
+  - span: Phase
+    events:
+      - { name: Phase started, attributes: { n: 2 } }
+    steps:
+      - id: first
+        run: ["sleep", "0.3"]
+      - id: second
+        run: ["sleep", "0.3"]
+  - id: last
+    run: "echo hello from the last step"
+"#;
+
+/// Runs `args` with stderr on a pseudo-terminal (100×40) and stdout on a pipe; returns the
+/// exit code, stdout, and everything the terminal received.
+fn run_in_pty(env: &TestEnv, args: &[&str]) -> (Option<i32>, String, String) {
+    let size = nix::pty::Winsize {
+        ws_row: 40,
+        ws_col: 100,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = nix::pty::openpty(Some(&size), None).expect("open a pseudo-terminal");
+    let mut cmd = env.cmd();
+    cmd.args(args)
+        .env("TERM", "xterm-256color")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(OwnedFd::from(pty.slave)));
+    let mut child = cmd.spawn().expect("spawn agentrace");
+    // Only the child may hold the terminal's other end, or reading would never see its end.
+    drop(cmd);
+    let mut master = std::fs::File::from(pty.master);
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // Linux answers EIO once the last holder of the other end has closed it.
+        while let Ok(n) = master.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        buf
+    });
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for agentrace") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("agentrace did not finish in the pty within {DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = out_reader.join().unwrap_or_default();
+    let term = reader.join().unwrap_or_default();
+    (
+        status.code(),
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&term).into_owned(),
+    )
+}
+
+#[test]
+fn on_a_terminal_progress_is_live_and_the_result_still_goes_to_stdout() {
+    let env = TestEnv::new().workflow("sleeps.yaml", SLEEPS);
+    let (code, out, term) = run_in_pty(&env, &["run", "sleeps.yaml", "--format", "json"]);
+    assert_eq!(code, Some(0), "stdout:\n{out}\nterminal:\n{term}");
+    let lines = parse_json_lines(out.as_bytes());
+    assert_eq!(lines.len(), 1, "stdout holds the result only:\n{out}");
+    assert_eq!(lines[0]["status"], "ok");
+    assert!(
+        !out.contains('\u{1b}'),
+        "no escape codes on the piped stdout"
+    );
+    assert!(
+        term.contains('\u{1b}'),
+        "the live view draws with escape codes:\n{term:?}"
+    );
+    for spinner in ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"] {
+        if term.contains(spinner) {
+            break;
+        }
+        assert_ne!(spinner, "⠏", "a spinner turns while a step runs:\n{term:?}");
+    }
+    for needle in [
+        "Phase › first",
+        "✓ Phase › first",
+        "✓ Phase › second",
+        "✓ Phase",
+        "✓ last",
+        "done",
+    ] {
+        assert!(
+            term.contains(needle),
+            "the terminal shows {needle:?}:\n{term:?}"
+        );
+    }
+}
+
+#[test]
+fn on_a_terminal_the_default_tree_output_still_goes_to_stdout_alone() {
+    let env = TestEnv::new().workflow("sleeps.yaml", SLEEPS);
+    let (code, out, term) = run_in_pty(&env, &["run", "sleeps.yaml"]);
+    assert_eq!(code, Some(0), "terminal:\n{term}");
+    assert!(out.starts_with("Sleeps  ok  "), "{out}");
+    assert!(out.contains("custom  Phase  ok"), "{out}");
+    assert!(
+        !term.contains("custom  Phase  ok"),
+        "the tree is not on stderr"
+    );
+}
+
+#[test]
+fn quiet_on_a_terminal_prints_nothing_but_the_result() {
+    let env = TestEnv::new().workflow("sleeps.yaml", SLEEPS);
+    let (code, out, term) = run_in_pty(&env, &["-q", "run", "sleeps.yaml", "--format", "json"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(parse_json_lines(out.as_bytes()).len(), 1);
+    assert_eq!(term, "", "--quiet: nothing on the terminal");
+}
+
+#[test]
+fn ci_on_a_terminal_and_a_pipe_without_ci_both_get_plain_lines() {
+    let env = TestEnv::new().workflow("sleeps.yaml", SLEEPS);
+    let (code, _, term) = run_in_pty(&env, &["run", "sleeps.yaml", "--format", "none"]);
+    assert_eq!(code, Some(0));
+    assert!(term.contains('\u{1b}'));
+    // CI=true on a terminal: plain lines.
+    let mut cmd_env = TestEnv::new().workflow("sleeps.yaml", SLEEPS);
+    cmd_env = cmd_env.env("CI", "true");
+    let (code, _, term) = run_in_pty(&cmd_env, &["run", "sleeps.yaml", "--format", "none"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        !term.contains('\u{1b}'),
+        "CI=true: no escape codes:\n{term:?}"
+    );
+    assert!(term.contains("       ok  command first  "), "{term:?}");
+
+    // A pipe, CI or not: plain lines, stable in format.
+    for ci in [true, false] {
+        let out = env.run_with(&["run", "sleeps.yaml", "--format", "none"], |c| {
+            if ci {
+                c.env("CI", "true");
+            }
+        });
+        assert_exit(&out, 0);
+        let err = stderr(&out);
+        assert!(!err.contains('\u{1b}') && !err.contains('\r'), "{err:?}");
+        let lines: Vec<String> = err.lines().map(redact).collect();
+        assert_eq!(
+            lines,
+            [
+                "trace trace_[ID]  Sleeps",
+                "       ok  command first  [DUR]",
+                "       ok  command second  [DUR]",
+                "       ok  custom Phase  [DUR]",
+                "       ok  command last  [DUR]",
+                "trace trace_[ID]  done  [DUR]",
+            ],
+            "CI={ci}"
+        );
+    }
+}
+
+#[test]
+fn a_failed_step_under_ci_says_why_on_its_line() {
+    let env = TestEnv::new().workflow(
+        "fails.yaml",
+        "name: Fails\nsteps:\n  - id: boom\n    run: \"echo broken >&2; exit 3\"\n",
+    );
+    let out = env.run_with(&["run", "fails.yaml", "--format", "none"], |c| {
+        c.env("CI", "true");
+    });
+    assert_exit(&out, 1);
+    let err = redact(&stderr(&out));
+    assert!(
+        err.contains("    error  command boom  [DUR]  (script exited with status 3: broken)"),
+        "{err}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The waterfall of `show`
+
+/// The name column of each line (the bars cut off), for literal comparison; bar columns vary
+/// with timing and are checked loosely apart.
+fn names(tree: &str, width: usize) -> String {
+    let bar = (width / 4).clamp(16, 60);
+    let name = width - bar - 2;
+    tree.lines()
+        .map(|l| {
+            let cut: String = l.chars().take(name + 1).collect();
+            redact(cut.trim_end())
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The bar column of the line that holds `needle`.
+#[track_caller]
+fn bar_of(tree: &str, width: usize, needle: &str) -> String {
+    let bar = (width / 4).clamp(16, 60);
+    let line = tree
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?}:\n{tree}"));
+    assert_eq!(
+        line.chars().count(),
+        width,
+        "a bar line fills the width: {line:?}"
+    );
+    line.chars().skip(width - bar).collect()
+}
+
+fn recorded() -> TestEnv {
+    let env = TestEnv::new().workflow("sleeps.yaml", SLEEPS);
+    assert_exit(&env.run(&["run", "sleeps.yaml", "--format", "none"]), 0);
+    env
+}
+
+fn show(env: &TestEnv, width: usize, args: &[&str]) -> String {
+    let mut all = vec!["show"];
+    all.extend_from_slice(args);
+    let out = env.run_with(&all, |c| {
+        c.env("COLUMNS", width.to_string());
+    });
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    for line in text.lines() {
+        assert!(
+            line.chars().count() <= width,
+            "wider than {width}: {line:?}"
+        );
+    }
+    assert!(!text.contains('\u{1b}'));
+    text
+}
+
+#[test]
+fn show_draws_a_waterfall_at_80_columns_with_the_critical_path_marked() {
+    // The trace ends when `last` ends: it alone is the critical path.
+    let env = recorded();
+    let tree = show(&env, 80, &["last"]);
+    assert_eq!(
+        names(&tree, 80),
+        "\
+Sleeps  ok  [DUR]
+  trace_[ID]
+
+├─ custom  Phase  ok  [DUR]
+│  • Phase started  n=2
+│  ├─ command  first  ok  [DUR]  exit 0
+│  └─ command  second  ok  [DUR]  exit 0
+└─ command  last  ok  [DUR]  exit 0                       *",
+        "{tree}"
+    );
+    // first runs in the first half of the axis, second in the second half, last at the end.
+    let first = bar_of(&tree, 80, "command  first");
+    let second = bar_of(&tree, 80, "command  second");
+    let last = bar_of(&tree, 80, "command  last");
+    let phase = bar_of(&tree, 80, "custom  Phase");
+    let starts = |b: &str| b.chars().position(|c| c == '█').unwrap();
+    assert!(first.starts_with('█'), "{first}");
+    assert!(starts(&second) >= 8 && starts(&second) <= 11, "{second}");
+    assert!(last.ends_with('█'), "{last}");
+    assert!(phase.starts_with("██████████████████"), "{phase}");
+    assert!(
+        tree.lines().nth(2).unwrap().trim_start().starts_with("0 "),
+        "the axis: {tree}"
+    );
+}
+
+#[test]
+fn show_at_120_and_60_columns_and_without_bars_below() {
+    let env = recorded();
+    let wide = show(&env, 120, &["last"]);
+    assert_eq!(
+        names(&wide, 120),
+        "\
+Sleeps  ok  [DUR]
+  trace_[ID]
+
+├─ custom  Phase  ok  [DUR]
+│  • Phase started  n=2
+│  ├─ command  first  ok  [DUR]  exit 0
+│  └─ command  second  ok  [DUR]  exit 0
+└─ command  last  ok  [DUR]  exit 0                                                     *"
+    );
+    assert_eq!(bar_of(&wide, 120, "command  first").chars().count(), 30);
+    let narrow = show(&env, 60, &["last"]);
+    assert_eq!(bar_of(&narrow, 60, "command  first").chars().count(), 16);
+    let bare = show(&env, 59, &["last"]);
+    assert_eq!(
+        redact(&bare),
+        "\
+Sleeps  ok  [DUR]
+  trace_[ID]
+├─ custom  Phase  ok  [DUR]
+│  • Phase started  n=2
+│  ├─ command  first  ok  [DUR]  exit 0
+│  └─ command  second  ok  [DUR]  exit 0
+└─ command  last  ok  [DUR]  exit 0
+"
+    );
+}
+
+#[test]
+fn show_depth_content_and_no_events() {
+    let env = recorded();
+    let shallow = show(&env, 59, &["last", "--depth", "1"]);
+    assert_eq!(
+        redact(&shallow),
+        "\
+Sleeps  ok  [DUR]
+  trace_[ID]
+├─ custom  Phase  ok  [DUR]
+│  • Phase started  n=2
+│  └─ … 2 children hidden
+└─ command  last  ok  [DUR]  exit 0
+"
+    );
+    let quiet = show(&env, 59, &["last", "--no-events"]);
+    assert!(!quiet.contains("Phase started"), "{quiet}");
+    let content = show(&env, 59, &["last", "--content"]);
+    assert!(
+        content.ends_with(
+            "└─ command  last  ok  [DUR]  exit 0\n     stdout hello from the last step\n"
+        ) || redact(&content).ends_with(
+            "└─ command  last  ok  [DUR]  exit 0\n     stdout hello from the last step\n"
+        ),
+        "{content}"
+    );
+    assert_exit(&env.run(&["show", "last", "--depth", "0"]), 2);
+}
+
+#[test]
+fn show_group_prints_a_conversation_in_order_with_its_gaps() {
+    let env = TestEnv::new()
+        .workflow(
+            "one.yaml",
+            "name: One\nsteps:\n  - id: a\n    run: [\"true\"]\n",
+        )
+        .workflow(
+            "two.yaml",
+            "name: Two\nsteps:\n  - id: b\n    run: [\"true\"]\n",
+        );
+    for file in ["one.yaml", "two.yaml"] {
+        assert_exit(
+            &env.run(&["run", file, "--group", "conv_1", "--format", "none"]),
+            0,
+        );
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let out = show(&env, 59, &["--group", "conv_1"]);
+    let text = redact(&out);
+    let one = text.find("One  ok").expect("the first trace");
+    let gap = text
+        .find("\n  … [DUR] later …\n")
+        .unwrap_or_else(|| panic!("{text}"));
+    let two = text.find("Two  ok").expect("the second trace");
+    assert!(one < gap && gap < two, "{text}");
+    let json = env.json(&["show", "--group", "conv_1", "--format", "json"]);
+    assert_eq!(json.as_array().map(Vec::len), Some(2));
+    assert_exit(&env.run(&["show", "--group", "nobody"]), 2);
+    assert_exit(&env.run(&["show"]), 2);
+}
