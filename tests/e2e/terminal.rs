@@ -2,7 +2,6 @@
 //! pseudo-terminal, plain progress under CI, and the waterfall of `show` at fixed widths.
 
 use std::io::Read;
-use std::os::fd::OwnedFd;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -37,7 +36,7 @@ fn run_in_pty(env: &TestEnv, args: &[&str]) -> (Option<i32>, String, String) {
     cmd.args(args)
         .env("TERM", "xterm-256color")
         .stdout(Stdio::piped())
-        .stderr(Stdio::from(OwnedFd::from(pty.slave)));
+        .stderr(Stdio::from(pty.slave));
     let mut child = cmd.spawn().expect("spawn agentrace");
     // Only the child may hold the terminal's other end, or reading would never see its end.
     drop(cmd);
