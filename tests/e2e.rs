@@ -8,6 +8,8 @@ mod support;
 
 #[path = "e2e/files.rs"]
 mod files;
+#[path = "e2e/insights.rs"]
+mod insights;
 #[path = "e2e/terminal.rs"]
 mod terminal;
 #[path = "e2e/otlp.rs"]

@@ -47,7 +47,7 @@ pub struct Args {
     format: ListFormat,
 }
 
-fn parse_status(s: &str) -> Result<Status, String> {
+pub(super) fn parse_status(s: &str) -> Result<Status, String> {
     match Status::parse(s) {
         Some(status) if status != Status::Skipped => Ok(status),
         _ => Err(format!(
@@ -57,7 +57,7 @@ fn parse_status(s: &str) -> Result<Status, String> {
 }
 
 /// A duration like `2h`, `90m`, `7d`, `1h30m`, in microseconds.
-fn parse_since(s: &str) -> Result<i64, String> {
+pub(super) fn parse_since(s: &str) -> Result<i64, String> {
     let span: jiff::Span = s
         .trim()
         .parse()
@@ -76,7 +76,9 @@ fn parse_since(s: &str) -> Result<i64, String> {
 
 pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
     if let Some(text) = &args.search
-        && !text.split_whitespace().any(|w| w.trim_matches('*') != "")
+        && !text
+            .split_whitespace()
+            .any(|w| !w.trim_matches('*').is_empty())
     {
         return Err(Error::usage("--search needs at least one word"));
     }

@@ -1,9 +1,14 @@
 //! The command line: clap types, one file per subcommand, and the one dispatcher.
 
+mod completions;
+mod diff;
 mod export;
 mod list;
+mod prune;
+mod rm;
 mod run;
 mod show;
+mod stats;
 mod validate;
 
 use std::io::IsTerminal;
@@ -50,6 +55,18 @@ enum Command {
     List(list::Args),
     /// Export stored traces: OTLP, Perfetto, the OpenAI traces payload, HTML
     Export(export::Args),
+    /// Count, error rate, p50/p95/max duration, tokens and cost per span name, agent, model…
+    Stats(stats::Args),
+    /// Compare two traces span by span: added, removed, slower, costlier, changed outputs
+    Diff(diff::Args),
+    /// Delete traces with their spans and events
+    Rm(rm::Args),
+    /// Delete the traces that started before a given age (never one still running)
+    Prune(prune::Args),
+    /// Print a shell completion script: bash, zsh, fish, powershell, elvish
+    Completions(completions::Args),
+    /// Print the man page (roff)
+    Man(completions::ManArgs),
 }
 
 /// Options every subcommand shares.
@@ -113,6 +130,12 @@ pub fn main_entry() -> i32 {
         Command::Show(args) => show::run(args, &globals),
         Command::List(args) => list::run(args, &globals),
         Command::Export(args) => export::run(args, &globals),
+        Command::Stats(args) => stats::run(args, &globals),
+        Command::Diff(args) => diff::run(args, &globals),
+        Command::Rm(args) => rm::run(args, &globals),
+        Command::Prune(args) => prune::run(args, &globals),
+        Command::Completions(args) => completions::run(args, &globals),
+        Command::Man(args) => completions::run_man(args, &globals),
     };
     match result {
         Ok(code) => code,

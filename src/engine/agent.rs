@@ -35,6 +35,8 @@ struct Conversation {
     scripted_calls: usize,
     /// The step's own `retry:`, over the agents' and the workflow's.
     retry: Option<crate::workflow::RetryDef>,
+    /// Tokens used by the step's model calls so far (across handoffs), for `expect:`.
+    usage: crate::trace::Usage,
 }
 
 enum Turn {
@@ -71,7 +73,9 @@ impl TraceRun<'_> {
             script: mock.clone().unwrap_or_default().into(),
             scripted_calls: 0,
             retry: step.retry.clone(),
+            usage: crate::trace::Usage::default(),
         };
+        let started = std::time::Instant::now();
         let mut current = agent.value.clone();
         let mut handed_from: Option<String> = None;
         // Set once the user message is known: (session key, messages of this step to keep).
@@ -104,7 +108,10 @@ impl TraceRun<'_> {
                     handed_from = Some(std::mem::replace(&mut current, target));
                 }
                 Ok(Turn::Answer(text)) => {
-                    let checked = self.check_output(&current, &text);
+                    let checked = self.check_output(&current, &text).and_then(|()| {
+                        // -- `expect:` checks, while the span is open: their events land on it.
+                        self.check_expectations(step, &span, &text, convo.usage, started.elapsed())
+                    });
                     if let Err(failure) = checked {
                         let result = Err(failure);
                         end_with(span, &result);
@@ -223,6 +230,7 @@ impl TraceRun<'_> {
             let response = self
                 .generation(frame, span, agent, model.as_ref(), &request, retry)
                 .await?;
+            convo.usage.add(response.usage);
             if response.tool_calls.is_empty() {
                 convo
                     .messages

@@ -211,6 +211,7 @@ impl TraceRun<'_> {
             return Ok(());
         };
         let no_content = self.engine.opts.no_content;
+        let started = std::time::Instant::now();
         let mut attrs = self.step_attributes(step);
         // Render before opening the span so that the span can carry what actually runs; a
         // template error still gets a span to sit on.
@@ -303,6 +304,12 @@ impl TraceRun<'_> {
         }
         .await;
 
+        // -- `expect:` checks, while the span is open: their events land on it.
+        let result = result.and_then(|text| {
+            let usage = crate::trace::Usage::default();
+            self.check_expectations(step, &span, &text, usage, started.elapsed())?;
+            Ok(text)
+        });
         match result {
             Ok(text) => {
                 self.record_output(frame, step, &Output::from_text(text), Status::Ok);

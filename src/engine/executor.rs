@@ -43,6 +43,8 @@ pub(crate) struct TraceRun<'a> {
     /// The whole run's scope: a crossed budget stops it.
     pub root: Scope,
     pub outputs: Mutex<Map<String, Value>>,
+    /// Where each failure started (see `expect.rs`), for the CI outputs of `run`.
+    pub failures: Mutex<Vec<super::StepFailure>>,
 }
 
 impl TraceRun<'_> {
@@ -154,8 +156,13 @@ impl TraceRun<'_> {
                     }
                 }
             };
+            // -- CI outputs: remember where a failure started (annotations point there).
+            if let Err(failure) = &result {
+                self.note_step_failure(step, failure);
+            }
             match result {
                 Err(failure) if step.continue_on_error && !failure.cancelled => {
+                    self.note_continued(&failure);
                     // The span already says what failed; the run goes on.
                     if let Some(id) = &step.id {
                         frame
@@ -398,6 +405,7 @@ pub(crate) async fn run(
             rec: rec.clone(),
             root: root.clone(),
             outputs: Mutex::new(Map::new()),
+            failures: Mutex::new(Vec::new()),
         };
         let frame = Frame {
             ctx: ctx.clone(),
@@ -407,6 +415,13 @@ pub(crate) async fn run(
             Some(error) => Err(Failure::error(error)),
             None => run.run_steps(&frame, &def.steps, None).await,
         };
+        // -- The workflow's `expect:`, once the last trace's steps have all succeeded.
+        let result = match (&result, &wf.expect) {
+            (Ok(()), Some(expect)) if index + 1 == wf.traces.len() => {
+                run.check_run_expectations(&frame, expect, &outcomes)
+            }
+            _ => result,
+        };
         engine.set_current(None);
         let (trace_status, error) = match &result {
             Ok(()) => (Status::Ok, None),
@@ -415,7 +430,12 @@ pub(crate) async fn run(
         };
         let trace = rec.finish(trace_status, error);
         let outputs = run.outputs.into_inner().unwrap_or_else(|p| p.into_inner());
-        outcomes.push(TraceOutcome { trace, outputs });
+        let failures = run.failures.into_inner().unwrap_or_else(|p| p.into_inner());
+        outcomes.push(TraceOutcome {
+            trace,
+            outputs,
+            failures,
+        });
         if trace_status != Status::Ok {
             status = trace_status;
             break;

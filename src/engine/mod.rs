@@ -5,6 +5,7 @@ mod agent;
 mod command;
 pub mod context;
 mod executor;
+mod expect;
 mod flow;
 mod limits;
 pub mod models;
@@ -26,6 +27,7 @@ use crate::trace::{ErrorInfo, Sink, Status, Trace};
 use crate::workflow::template::Templates;
 use crate::workflow::{LocatedValue, StepKind, Workflow};
 
+pub use expect::StepFailure;
 pub use models::Models;
 
 /// What the command line adds to a workflow.
@@ -62,6 +64,8 @@ pub type StreamFn = dyn Fn(&str, &str) + Send + Sync;
 pub struct TraceOutcome {
     pub trace: Trace,
     pub outputs: Map<String, Value>,
+    /// Where its failures started (for CI annotations), in the order they happened.
+    pub failures: Vec<StepFailure>,
 }
 
 #[derive(Clone, Debug)]

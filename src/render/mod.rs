@@ -6,9 +6,11 @@
 //! literally.
 
 mod content;
+pub mod diff;
 pub mod json;
 mod line;
 pub mod progress;
+pub mod stats;
 pub mod table;
 pub mod theme;
 pub mod tree;

@@ -226,7 +226,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::store::StoreWriter;
-    use crate::trace::{Sink, Timestamp, Trace, TraceId, Usage};
+    use crate::trace::{Timestamp, Trace, TraceId, Usage};
 
     pub(crate) fn obj(v: Value) -> Map<String, Value> {
         match v {

@@ -19,6 +19,9 @@ use super::schema::{
 };
 use super::{Diagnostic, Workflow, validate};
 use crate::error::Error;
+use expect::Level;
+
+mod expect;
 
 const TOP_KEYS: &[&str] = &[
     "name",
@@ -37,6 +40,7 @@ const TOP_KEYS: &[&str] = &[
     "max_concurrency",
     "budget",
     "prices",
+    "expect",
 ];
 const PROVIDER_KEYS: &[&str] = &["base_url", "api_key_env", "headers", "stream"];
 const TOOL_KEYS: &[&str] = &["description", "parameters", "command"];
@@ -88,6 +92,7 @@ const STEP_KEYS: &[&str] = &[
     "foreach",
     "as",
     "concurrency",
+    "expect",
 ];
 const EVENT_KEYS: &[&str] = &["name", "attributes"];
 /// The keys that choose a step's form.
@@ -107,6 +112,7 @@ const FORM_ONLY_KEYS: &[(&str, &[&str])] = &[
     ("fail_fast", &["parallel"]),
     ("as", &["foreach"]),
     ("concurrency", &["foreach"]),
+    ("expect", &["agent", "run"]),
 ];
 /// What a duration looks like, for messages.
 const DURATION: &str = "a duration like 30s, 2m or 1h";
@@ -456,6 +462,9 @@ impl Parser<'_> {
         });
         let budget = f.value("budget").and_then(|n| self.budget(n));
         let prices = self.prices(&f);
+        let expect = f
+            .value("expect")
+            .and_then(|n| self.expect(n, Level::Workflow));
         Some(Workflow {
             path,
             source: Arc::from(self.source),
@@ -474,6 +483,7 @@ impl Parser<'_> {
             max_concurrency,
             budget,
             prices,
+            expect,
         })
     }
 
@@ -709,6 +719,7 @@ impl Parser<'_> {
             .value("timeout")
             .and_then(|n| self.located_duration("timeout", n));
         let retry = f.value("retry").and_then(|n| self.retry(n));
+        let expect = f.value("expect").and_then(|n| self.expect(n, Level::Step));
         let forms: Vec<(&Located<String>, &Node)> = f
             .entries
             .iter()
@@ -731,6 +742,7 @@ impl Parser<'_> {
                 continue_on_error,
                 timeout,
                 retry,
+                expect,
                 kind: StepKind::Span {
                     name: placeholder,
                     events: Vec::new(),
@@ -803,6 +815,7 @@ impl Parser<'_> {
             continue_on_error,
             timeout,
             retry,
+            expect,
             kind,
             loc: node.loc,
         })

@@ -75,6 +75,8 @@ pub struct Workflow {
     pub budget: Option<BudgetDef>,
     /// USD per million tokens by model, over the built-in table.
     pub prices: IndexMap<String, PriceDef>,
+    /// `expect:` on the run as a whole, checked after the last trace's steps.
+    pub expect: Option<super::expect::Expect>,
 }
 
 /// `retry: { attempts, backoff, timeout }`: model calls retried on HTTP 429, 5xx, connection
@@ -180,6 +182,8 @@ pub struct Step {
     pub timeout: Option<Located<Duration>>,
     /// Retries of this step's model calls (agent steps).
     pub retry: Option<RetryDef>,
+    /// `expect:` on the step's output, tokens and time (agent and run steps).
+    pub expect: Option<super::expect::Expect>,
     pub kind: StepKind,
     /// Where the step's mapping starts (its `- ` item).
     pub loc: Loc,

@@ -114,6 +114,9 @@ impl TestEnv {
             "RUST_LOG",
             "COLUMNS",
             "LINES",
+            // A CI job's own trace context would make every run join it.
+            "TRACEPARENT",
+            "TRACESTATE",
         ] {
             cmd.env_remove(key);
         }

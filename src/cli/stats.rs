@@ -1,0 +1,74 @@
+//! `agentrace stats`: count, error rate, p50/p95/max duration, tokens and cost per span name
+//! (or agent, model, workflow, kind) over the traces a filter selects.
+
+use super::list::{parse_since, parse_status};
+use super::{Globals, print_stdout};
+use crate::error::{EXIT_OK, Error};
+use crate::render;
+use crate::store::stats::{StatsBy, compute};
+use crate::store::{ListFilter, Store};
+use crate::trace::{Status, Timestamp};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatsFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// What a row is: span name, agent, model, workflow (whole traces) or span kind
+    #[arg(long, value_enum, default_value_t = StatsBy::Name)]
+    by: StatsBy,
+
+    /// Only traces of this workflow (the file's top-level `name`)
+    #[arg(long, value_name = "NAME")]
+    workflow: Option<String>,
+
+    /// Only traces of this group (conversation)
+    #[arg(long, value_name = "ID")]
+    group: Option<String>,
+
+    /// Only traces with this status: ok, error, cancelled, running
+    #[arg(long, value_name = "STATUS", value_parser = parse_status)]
+    status: Option<Status>,
+
+    /// Only traces started within this long ago: 30s, 15m, 2h, 7d
+    #[arg(long, value_name = "DURATION", value_parser = parse_since)]
+    since: Option<i64>,
+
+    /// At most this many traces, the newest
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+
+    #[arg(long, value_enum, default_value_t = StatsFormat::Table)]
+    format: StatsFormat,
+}
+
+pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
+    let store = Store::open_existing(&globals.store)?;
+    let filter = ListFilter {
+        group: args.group,
+        workflow: args.workflow,
+        status: args.status,
+        since: args
+            .since
+            .map(|micros| Timestamp(Timestamp::now().micros() - micros)),
+        limit: args.limit,
+        ..ListFilter::default()
+    };
+    let rows = compute(&store.load_many(&filter)?, args.by);
+    match args.format {
+        StatsFormat::Table => print_stdout(&render::stats::stats_table(
+            &rows,
+            args.by,
+            &globals.stdout_theme(),
+        )),
+        StatsFormat::Json => print_stdout(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&render::stats::stats_json(&rows, args.by))
+                .unwrap_or_default()
+        )),
+    }
+    Ok(EXIT_OK)
+}
