@@ -10,12 +10,12 @@ mod support;
 mod files;
 #[path = "e2e/insights.rs"]
 mod insights;
-#[path = "e2e/terminal.rs"]
-mod terminal;
 #[path = "e2e/otlp.rs"]
 mod otlp;
 #[path = "e2e/robust.rs"]
 mod robust;
+#[path = "e2e/terminal.rs"]
+mod terminal;
 
 use std::collections::BTreeSet;
 use std::path::Path;
