@@ -12,6 +12,8 @@ mod files;
 mod insights;
 #[path = "e2e/otlp.rs"]
 mod otlp;
+#[path = "e2e/replay.rs"]
+mod replay;
 #[path = "e2e/robust.rs"]
 mod robust;
 #[path = "e2e/terminal.rs"]

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Globals, parse_key_value, print_stdout};
 use crate::engine::{Engine, RunOptions, RunOutcome, StreamFn};
 use crate::export::otlp::{self, context::TraceContext};
+use crate::llm::replay::Recording;
 use crate::error::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Error};
 use crate::render;
 use crate::store::{Store, StoreWriter};
@@ -55,6 +56,11 @@ pub struct Args {
     #[arg(long)]
     no_content: bool,
 
+    /// Answer every model call from the model calls recorded in this trace (id, prefix or
+    /// `last`): no network, no key
+    #[arg(long, value_name = "TRACE_ID", conflicts_with = "offline")]
+    replay: Option<String>,
+
     /// Show agents' text on stderr as it streams from the model
     #[arg(long)]
     stream: bool,
@@ -84,13 +90,23 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
             "warning: TRACEPARENT is not a valid W3C traceparent; the run starts its own trace"
         );
     }
+    // -- Replay: the recorded trace is found and read before anything runs.
+    let replay = match &args.replay {
+        Some(id) => Some(Arc::new(load_replay(id, globals)?)),
+        None => None,
+    };
+    let mut meta = args.meta;
+    if let Some(recording) = &replay {
+        meta.push((REPLAY_OF.to_string(), recording.trace_id().to_string()));
+    }
     let engine = Engine::new(
         wf,
         RunOptions {
             vars: args.vars,
             group: args.group,
-            meta: args.meta,
+            meta,
             offline: args.offline,
+            replay,
             no_content: args.no_content,
             max_concurrency: args.max_concurrency,
             max_tokens: args.max_tokens,
@@ -234,6 +250,21 @@ fn auto_export(outcome: &RunOutcome, globals: &Globals) {
             config.display_url()
         ),
     }
+}
+
+/// The trace metadata key that names the trace a replay answered from.
+pub const REPLAY_OF: &str = "agentrace.replay_of";
+
+/// `--replay ID`: the model calls recorded in that trace (exit 2 when it is unknown or was
+/// recorded without content).
+fn load_replay(id: &str, globals: &Globals) -> Result<Recording, Error> {
+    let store = Store::open_existing(&globals.store)
+        .map_err(|e| Error::usage(format!("--replay {id}: {e}")))?;
+    let doc = store
+        .resolve(id)
+        .and_then(|trace_id| store.load(trace_id))
+        .map_err(|e| Error::usage(format!("--replay {id}: {e}")))?;
+    Recording::from_trace(&doc).map_err(|e| Error::usage(e.to_string()))
 }
 
 /// Prints agent text to stderr as it arrives, with the agent's name when the speaker changes.

@@ -399,6 +399,9 @@ impl TraceRun<'_> {
         if model.is_offline() {
             attrs.insert("offline".into(), Value::Bool(true));
         }
+        if self.engine.opts.replay.is_some() {
+            attrs.insert("replayed".into(), Value::Bool(true));
+        }
         if !no_content {
             attrs.insert("input".into(), json!(request.messages));
         }

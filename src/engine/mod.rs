@@ -40,6 +40,8 @@ pub struct RunOptions {
     /// `--meta K=V`.
     pub meta: Vec<(String, String)>,
     pub offline: bool,
+    /// `--replay TRACE_ID`: every model call is answered from this recorded trace.
+    pub replay: Option<Arc<crate::llm::replay::Recording>>,
     /// Keep prompts and outputs out of every span.
     pub no_content: bool,
     /// `--max-concurrency`: model calls in flight at once.
@@ -208,7 +210,10 @@ impl Engine {
                 );
             }
         }
-        let models = Models::resolve(&wf, opts.offline)?;
+        let models = match &opts.replay {
+            Some(recording) => Models::replay(&wf, recording.clone()),
+            None => Models::resolve(&wf, opts.offline)?,
+        };
         let limit = opts
             .max_concurrency
             .or(wf.max_concurrency.as_ref().map(|m| m.value));

@@ -1,5 +1,6 @@
 //! Resolves, before anything runs, which model serves each agent: the offline model, or an
-//! OpenAI-compatible server from the agent's or the workflow's `provider:` and the environment.
+//! OpenAI-compatible server from the agent's or the workflow's `provider:` and the environment,
+//! or, for `run --replay`, the recorded answers of an earlier trace.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use crate::error::Error;
 use crate::llm::Model;
 use crate::llm::offline::OfflineModel;
 use crate::llm::openai::{DEFAULT_BASE_URL, Endpoint, OpenAiModel};
+use crate::llm::replay::{Recording, ReplayModel};
 use crate::workflow::{Provider, StepKind, Workflow};
 
 /// The model client of every agent that a step uses.
@@ -50,28 +52,46 @@ fn endpoint(provider: Option<&Provider>) -> Result<Endpoint, Error> {
     })
 }
 
-impl Models {
-    pub fn resolve(wf: &Workflow, offline: bool) -> Result<Models, Error> {
-        // The agents steps name, and every agent they can hand off to.
-        let mut used: Vec<&str> = Vec::new();
-        for step in wf.all_steps() {
-            if let StepKind::Agent { agent, .. } = &step.kind
-                && !used.contains(&agent.as_str())
-            {
-                used.push(agent.as_str());
-            }
+/// The agents steps name, and every agent they can hand off to.
+fn used_agents(wf: &Workflow) -> Vec<&str> {
+    let mut used: Vec<&str> = Vec::new();
+    for step in wf.all_steps() {
+        if let StepKind::Agent { agent, .. } = &step.kind
+            && !used.contains(&agent.as_str())
+        {
+            used.push(agent.as_str());
         }
-        let mut i = 0;
-        while i < used.len() {
-            if let Some(def) = wf.agents.get(used[i]) {
-                for target in &def.handoffs {
-                    if !used.contains(&target.as_str()) {
-                        used.push(target.as_str());
-                    }
+    }
+    let mut i = 0;
+    while i < used.len() {
+        if let Some(def) = wf.agents.get(used[i]) {
+            for target in &def.handoffs {
+                if !used.contains(&target.as_str()) {
+                    used.push(target.as_str());
                 }
             }
-            i += 1;
         }
+        i += 1;
+    }
+    used
+}
+
+impl Models {
+    /// Replay (`run --replay`): every agent is answered from the recorded trace; no server, no
+    /// key, no `provider:` is consulted.
+    pub fn replay(wf: &Workflow, recording: Arc<Recording>) -> Models {
+        let by_agent = used_agents(wf)
+            .into_iter()
+            .map(|name| {
+                let model: Arc<dyn Model> = Arc::new(ReplayModel::new(recording.clone(), name));
+                (name.to_string(), model)
+            })
+            .collect();
+        Models { by_agent }
+    }
+
+    pub fn resolve(wf: &Workflow, offline: bool) -> Result<Models, Error> {
+        let used = used_agents(wf);
         let mut by_agent: HashMap<String, Arc<dyn Model>> = HashMap::new();
         if offline {
             let model: Arc<dyn Model> = Arc::new(OfflineModel);

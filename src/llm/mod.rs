@@ -7,6 +7,7 @@
 
 pub mod offline;
 pub mod openai;
+pub mod replay;
 
 use std::future::Future;
 use std::pin::Pin;
