@@ -6,6 +6,8 @@
 
 mod support;
 
+#[path = "e2e/ci.rs"]
+mod ci;
 #[path = "e2e/files.rs"]
 mod files;
 #[path = "e2e/insights.rs"]

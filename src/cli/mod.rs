@@ -3,6 +3,8 @@
 mod completions;
 mod diff;
 mod export;
+mod github;
+mod junit;
 mod list;
 mod prune;
 mod rm;

@@ -79,6 +79,10 @@ pub struct Args {
 
     #[arg(long, value_enum, default_value_t = RunFormat::Tree)]
     format: RunFormat,
+
+    /// Write a JUnit XML report to FILE: a testsuite per trace, a testcase per step
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
 }
 
 pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
@@ -179,6 +183,8 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
     // -- OTLP export at the end of the run (OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT): the traces
     // are stored by now, so a failure is only a warning.
     auto_export(&outcome, globals);
+    // -- CI outputs (JUnit XML, GitHub step summary and annotations), whatever the outcome.
+    ci_outputs(&args.file, args.junit.as_deref(), &outcome, globals)?;
     // Say why a failed run failed, even under --quiet: the exit code alone does not.
     if outcome.status == Status::Error
         && let Some(error) = outcome.traces.last().and_then(|t| t.trace.error.as_ref())
@@ -190,6 +196,42 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
         Status::Cancelled => EXIT_INTERRUPTED,
         _ => EXIT_FAILED,
     })
+}
+
+/// `--junit FILE`, `$GITHUB_STEP_SUMMARY` and, under `GITHUB_ACTIONS=true`, annotations of the
+/// failed steps on stderr (see `junit.rs` and `github.rs`).
+fn ci_outputs(
+    file: &std::path::Path,
+    junit: Option<&std::path::Path>,
+    outcome: &RunOutcome,
+    globals: &Globals,
+) -> Result<(), Error> {
+    let label = file.display().to_string();
+    if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+        eprint!("{}", super::github::annotations(&label, outcome));
+    }
+    let summary = std::env::var_os("GITHUB_STEP_SUMMARY")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    if junit.is_none() && summary.is_none() {
+        return Ok(());
+    }
+    let store = Store::open_existing(&globals.store)?;
+    let docs = outcome
+        .traces
+        .iter()
+        .map(|t| store.load(t.trace.trace_id))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(path) = &summary {
+        super::github::append_summary(path, &super::github::summary(&label, &docs));
+    }
+    if let Some(path) = junit {
+        let workflow = docs
+            .first()
+            .map_or(label.as_str(), |d| d.trace.workflow.as_str());
+        super::junit::write(path, workflow, &docs)?;
+    }
+    Ok(())
 }
 
 /// Pushes the run's traces to the OTLP endpoint the environment names, if any. Never fails the
