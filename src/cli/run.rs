@@ -12,9 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Globals, parse_key_value, print_stdout};
 use crate::engine::{Engine, RunOptions, RunOutcome, StreamFn};
+use crate::error::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Error};
 use crate::export::otlp::{self, context::TraceContext};
 use crate::llm::replay::Recording;
-use crate::error::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Error};
 use crate::render;
 use crate::store::{Store, StoreWriter};
 use crate::trace::{Sink, Status};

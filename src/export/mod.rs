@@ -37,9 +37,8 @@ pub fn render_file(format: FileFormat, docs: &[TraceDoc]) -> Result<Vec<u8>, Exp
             let json = otlp::to_json(docs, &otlp::service_name());
             serde_json::to_vec_pretty(&json).map_err(|e| ExportError::Failed(e.to_string()))?
         }
-        FileFormat::Chrome => {
-            serde_json::to_vec(&chrome::to_json(docs)).map_err(|e| ExportError::Failed(e.to_string()))?
-        }
+        FileFormat::Chrome => serde_json::to_vec(&chrome::to_json(docs))
+            .map_err(|e| ExportError::Failed(e.to_string()))?,
         FileFormat::Openai => serde_json::to_vec_pretty(&openai::to_json(docs))
             .map_err(|e| ExportError::Failed(e.to_string()))?,
         FileFormat::Html => html::render(docs).into_bytes(),

@@ -73,8 +73,14 @@ fn mutate(seed: &str, ops: &[(usize, u8, u8)]) -> String {
             }
             _ => {
                 // Duplicate a line: repeated keys, repeated ids.
-                let start = bytes[..i].iter().rposition(|&x| x == b'\n').map_or(0, |p| p + 1);
-                let end = bytes[i..].iter().position(|&x| x == b'\n').map_or(bytes.len(), |p| i + p);
+                let start = bytes[..i]
+                    .iter()
+                    .rposition(|&x| x == b'\n')
+                    .map_or(0, |p| p + 1);
+                let end = bytes[i..]
+                    .iter()
+                    .position(|&x| x == b'\n')
+                    .map_or(bytes.len(), |p| i + p);
                 let line: Vec<u8> = bytes[start..end].to_vec();
                 bytes.splice(start..start, line.into_iter().chain([b'\n']));
             }
@@ -91,7 +97,11 @@ fn check(source: &str) {
     }
     let lines = source.lines().count().max(1) as u32 + 1;
     for d in diags {
-        assert!(d.loc.line >= 1 && d.loc.line <= lines, "line out of range: {}", d.headline());
+        assert!(
+            d.loc.line >= 1 && d.loc.line <= lines,
+            "line out of range: {}",
+            d.headline()
+        );
         assert!(d.loc.col >= 1, "column out of range: {}", d.headline());
         assert!(!d.message.is_empty());
         // Rendering with a snippet must not panic either.

@@ -66,7 +66,11 @@ fn sixteen_concurrent_runs_of_fifty_steps_into_one_store_all_complete() {
         assert_eq!(t["status"], "ok");
         let id = t["trace_id"].as_str().unwrap();
         let doc = env.show_json(id);
-        assert_eq!(doc["spans"].as_array().unwrap().len(), 100, "50 agents + 50 generations");
+        assert_eq!(
+            doc["spans"].as_array().unwrap().len(),
+            100,
+            "50 agents + 50 generations"
+        );
     }
 }
 
@@ -109,7 +113,10 @@ fn a_full_disk_is_a_clear_error_not_a_panic() {
     let out = env.run(&["--store", store.to_str().unwrap(), "-q", "run", "big.yaml"]);
     assert_exit(&out, 2);
     let err = stderr(&out);
-    assert!(err.to_lowercase().contains("full"), "says the disk is full: {err}");
+    assert!(
+        err.to_lowercase().contains("full"),
+        "says the disk is full: {err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 
     // A disk that is full before the run starts: nothing runs.
@@ -123,7 +130,10 @@ fn a_full_disk_is_a_clear_error_not_a_panic() {
     };
     let _ = Command::new("sh")
         .arg("-c")
-        .arg(format!("head -c 1048576 /dev/zero > {}/filler 2>/dev/null", disk2.display()))
+        .arg(format!(
+            "head -c 1048576 /dev/zero > {}/filler 2>/dev/null",
+            disk2.display()
+        ))
         .status();
     let store2 = disk2.join("traces.db");
     let out = env2.run(&["--store", store2.to_str().unwrap(), "run", "touch.yaml"]);
@@ -154,7 +164,10 @@ fn a_corrupted_store_and_a_newer_schema_are_clear_errors() {
         let out = env.run(&args);
         assert_exit(&out, 2);
         let err = stderr(&out);
-        assert!(err.contains("traces.db") && !err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            err.contains("traces.db") && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
     }
 }
 
@@ -198,7 +211,10 @@ steps:
             .filter_map(|e| e.ok())
             .filter(|e| e.file_name().to_string_lossy().starts_with("pwned"))
             .collect();
-        assert!(pwned.is_empty(), "case {i}: {payload:?} was executed: {pwned:?}");
+        assert!(
+            pwned.is_empty(),
+            "case {i}: {payload:?} was executed: {pwned:?}"
+        );
     }
 }
 
@@ -231,8 +247,15 @@ fn api_keys_and_authorization_never_reach_store_exports_logs_or_errors() {
     let out = env.run(&["run", "s.yaml"]);
     assert_exit(&out, 0);
     let seen = env.server().requests();
-    let auth = seen[0].headers.get("authorization").cloned().unwrap_or_default();
-    assert!(auth.contains(SECRET_KEY), "the key is sent to the server: {auth}");
+    let auth = seen[0]
+        .headers
+        .get("authorization")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        auth.contains(SECRET_KEY),
+        "the key is sent to the server: {auth}"
+    );
 
     let mut everything = String::from_utf8_lossy(&env.store_bytes()).into_owned();
     everything.push_str(&stdout(&out));
@@ -240,7 +263,10 @@ fn api_keys_and_authorization_never_reach_store_exports_logs_or_errors() {
     everything.push_str(&all_exports(&env));
     everything.push_str(&stdout(&env.run(&["show", "last", "--format", "json"])));
     assert!(!everything.contains(SECRET_KEY), "the API key leaked");
-    assert!(!everything.contains("Bearer"), "an Authorization header leaked");
+    assert!(
+        !everything.contains("Bearer"),
+        "an Authorization header leaked"
+    );
 
     // An error from the server (401) does not echo the key either.
     let env = TestEnv::with_fake().workflow("s.yaml", SECRET_WORKFLOW);
@@ -260,7 +286,11 @@ fn no_content_keeps_prompts_and_outputs_out_of_the_store_and_every_export() {
     assert_exit(&out, 0);
     let mut stored = String::from_utf8_lossy(&env.store_bytes()).into_owned();
     stored.push_str(&all_exports(&env));
-    for marker in ["PROMPT-MARKER-7", "QUESTION-MARKER-9", "echo: User question"] {
+    for marker in [
+        "PROMPT-MARKER-7",
+        "QUESTION-MARKER-9",
+        "echo: User question",
+    ] {
         assert!(!stored.contains(marker), "{marker} was stored or exported");
     }
 }
