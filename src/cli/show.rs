@@ -86,14 +86,27 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
             print_stdout(&text);
         }
         ShowFormat::Json => {
-            let json = match docs.as_slice() {
-                [doc] if args.group.is_none() => render::json::trace_doc_json(doc),
-                docs => docs.iter().map(render::json::trace_doc_json).collect(),
+            use std::io::{IsTerminal, Write};
+            // Streamed straight to stdout: pretty for a person at a terminal, compact (and
+            // several times faster on big traces) for scripts and pipes.
+            let stdout = std::io::stdout();
+            let pretty = stdout.is_terminal();
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+            let docs: Vec<render::json::DocJson<'_>> =
+                docs.iter().map(render::json::DocJson).collect();
+            let written = match (docs.as_slice(), pretty) {
+                ([doc], true) if args.group.is_none() => {
+                    serde_json::to_writer_pretty(&mut out, doc)
+                }
+                ([doc], false) if args.group.is_none() => serde_json::to_writer(&mut out, doc),
+                (docs, true) => serde_json::to_writer_pretty(&mut out, docs),
+                (docs, false) => serde_json::to_writer(&mut out, docs),
             };
-            print_stdout(&format!(
-                "{}\n",
-                serde_json::to_string_pretty(&json).unwrap_or_default()
-            ));
+            // A closed pipe (`| head`) is not an error worth reporting.
+            if written.is_ok() {
+                let _ = writeln!(out);
+                let _ = out.flush();
+            }
         }
     }
     Ok(EXIT_OK)

@@ -6,6 +6,7 @@
 //! transactions, and a `kill -9` loses at most the last window. The start and the end of a trace
 //! are written at once, so that other commands see the run as soon as it starts.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
@@ -15,7 +16,7 @@ use rusqlite::{Transaction, params};
 use serde_json::{Map, Value};
 
 use super::{Store, StoreError};
-use crate::trace::{ErrorInfo, Sink, Span, Trace};
+use crate::trace::{ErrorInfo, Sink, Span, SpanId, Trace, TraceId};
 
 /// The longest a span write waits for company before it is committed.
 const WINDOW: Duration = Duration::from_millis(20);
@@ -177,8 +178,21 @@ fn run(store: Store, rx: Receiver<Msg>) {
 /// record is tried in its own transaction, so that one bad record does not take the others
 /// with it; the first error is returned.
 fn write_batch(store: &Store, records: &[Record]) -> Result<(), StoreError> {
+    // A span that started and ended within one batch is written once, as ended: half the
+    // writes (and half the search-index updates) for the short spans that make up most runs.
+    let ended: HashSet<(TraceId, SpanId)> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::SpanEnded(s) => Some((s.trace_id, s.span_id)),
+            _ => None,
+        })
+        .collect();
+    let needed = |r: &&Record| match r {
+        Record::SpanStarted(s) => !ended.contains(&(s.trace_id, s.span_id)),
+        _ => true,
+    };
     let all = store.with_write_tx(|tx| {
-        for record in records {
+        for record in records.iter().filter(needed) {
             write_record(tx, record)?;
         }
         Ok(())

@@ -78,8 +78,11 @@ fn micros(s: &str) -> u128 {
 // The OpenAI Agents SDK payload
 
 fn reference_payloads() -> Option<Vec<Value>> {
+    // A copy of ../shared/reference/openai-agents-sdk-ingest-payloads.json (two real request
+    // bodies of the OpenAI Agents SDK 0.24), kept in the repository so the test does not depend
+    // on where the checkout sits.
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/reference/openai-agents-sdk-ingest-payloads.json");
+        .join("tests/fixtures/openai-agents-sdk-ingest-payloads.json");
     match std::fs::read(&path) {
         Ok(bytes) => Some(serde_json::from_slice::<Vec<Value>>(&bytes).unwrap()),
         Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
