@@ -144,7 +144,10 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
     if let Some(progress) = render::progress::sink(globals.quiet, args.stream, globals.color) {
         sinks.push(progress);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One thread drives the run: the work is waiting on model servers and processes, and a
+    // single thread saves the cross-thread wake-ups that dominated the per-step overhead (the
+    // store writes on its own thread; blocking session reads go to tokio's blocking pool).
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
