@@ -346,17 +346,7 @@ impl TraceRun<'_> {
                 Value::Null,
             ))
         })?;
-        let errors: Vec<String> = validator
-            .iter_errors(&value)
-            .map(|e| {
-                let path = e.instance_path().to_string();
-                if path.is_empty() {
-                    e.to_string()
-                } else {
-                    format!("{e} (at {path})")
-                }
-            })
-            .collect();
+        let errors = super::schema_errors(validator, &value);
         if errors.is_empty() {
             Ok(())
         } else {

@@ -146,6 +146,21 @@ fn compile_schema(
         })
 }
 
+/// Every way `value` fails `validator`, each with the path where it fails.
+pub(crate) fn schema_errors(validator: &jsonschema::Validator, value: &Value) -> Vec<String> {
+    validator
+        .iter_errors(value)
+        .map(|e| {
+            let path = e.instance_path().to_string();
+            if path.is_empty() {
+                e.to_string()
+            } else {
+                format!("{e} (at {path})")
+            }
+        })
+        .collect()
+}
+
 /// Whether any agent step keeps a conversation.
 fn uses_sessions(wf: &Workflow) -> bool {
     wf.all_steps().iter().any(|s| {

@@ -102,17 +102,7 @@ impl TraceRun<'_> {
             })?
         };
         if let Some(validator) = self.engine.tool_schemas.get(name) {
-            let errors: Vec<String> = validator
-                .iter_errors(&arguments)
-                .map(|e| {
-                    let path = e.instance_path().to_string();
-                    if path.is_empty() {
-                        e.to_string()
-                    } else {
-                        format!("{e} (at {path})")
-                    }
-                })
-                .collect();
+            let errors = super::schema_errors(validator, &arguments);
             if !errors.is_empty() {
                 return Err(fail(format!(
                     "invalid arguments for tool `{name}`: {}",
