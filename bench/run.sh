@@ -14,9 +14,12 @@ BIN=$TARGET/release/agentrace
 SERVER=$TARGET/release/examples/bench_server
 FILL=$TARGET/release/examples/bench_fill
 WORK=$(mktemp -d)
-SERVER_PIDS=()
+# start_server runs in a command substitution (a subshell), so pids go to a file, not a variable.
+PIDS=$WORK/server.pids
 cleanup() {
-  for pid in "${SERVER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  if [ -f "$PIDS" ]; then
+    while read -r pid; do kill "$pid" 2>/dev/null || true; done <"$PIDS"
+  fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -28,7 +31,7 @@ if [ -n "${QUICK:-}" ]; then STEPS=100; PAR=50; SPANS=10000; TRACES=10000; else
 start_server() {
   local out=$WORK/server-$1.out
   "$SERVER" --port 0 --latency-ms "$1" >"$out" 2>&1 &
-  SERVER_PIDS+=($!)
+  echo $! >>"$PIDS"
   for _ in $(seq 1 100); do
     if grep -q listening "$out"; then sed -n 's/^listening on //p' "$out"; return; fi
     sleep 0.05
