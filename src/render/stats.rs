@@ -1,8 +1,9 @@
 //! The `stats` table and its JSON: one row per span name (or agent, model, workflow, kind).
 
-use comfy_table::{Attribute, Cell, CellAlignment, ContentArrangement, Table, presets};
+use comfy_table::{Cell, CellAlignment};
 use serde_json::{Map, Value, json};
 
+use super::table::plain_table;
 use super::theme::Theme;
 use super::{human_duration, truncate};
 use crate::store::stats::{StatRow, StatsBy};
@@ -70,23 +71,7 @@ pub fn stats_table(rows: &[StatRow], by: StatsBy, theme: &Theme) -> String {
         "TOKENS",
         "COST",
     ];
-    let mut table = Table::new();
-    table
-        .load_preset(presets::NOTHING)
-        .set_content_arrangement(ContentArrangement::Disabled);
-    if theme.color {
-        table.enforce_styling();
-    } else {
-        table.force_no_tty();
-    }
-    table.set_header(header.map(|h| {
-        let cell = Cell::new(h);
-        if theme.color {
-            cell.add_attribute(Attribute::Bold)
-        } else {
-            cell
-        }
-    }));
+    let mut table = plain_table(theme, &header);
     let dur = |d: Option<f64>| d.map_or_else(|| String::from("-"), human_duration);
     for r in rows {
         let errors = if r.errors == 0 {

@@ -10,6 +10,29 @@ use crate::trace::{Status, Timestamp, Trace};
 /// The longest a name or group is shown before it is cut with `…`.
 const TEXT_MAX: usize = 40;
 
+/// A borderless table that never wraps, with a bold header when colour is on: the house style
+/// of every table agentrace prints.
+pub(crate) fn plain_table(theme: &Theme, header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled);
+    if theme.color {
+        table.enforce_styling();
+    } else {
+        table.force_no_tty();
+    }
+    table.set_header(header.iter().map(|h| {
+        let cell = Cell::new(h);
+        if theme.color {
+            cell.add_attribute(Attribute::Bold)
+        } else {
+            cell
+        }
+    }));
+    table
+}
+
 pub fn trace_table(traces: &[Trace], theme: &Theme, width: usize) -> String {
     if traces.is_empty() {
         return String::from("(no traces)\n");
@@ -40,23 +63,7 @@ pub fn trace_table(traces: &[Trace], theme: &Theme, width: usize) -> String {
 
     // Columns never wrap: the id is what people copy, and a wrapped row is hard to scan. Names
     // and groups are cut to the width instead; if even that does not fit, rows run long.
-    let mut table = Table::new();
-    table
-        .load_preset(presets::NOTHING)
-        .set_content_arrangement(ContentArrangement::Disabled);
-    if theme.color {
-        table.enforce_styling();
-    } else {
-        table.force_no_tty();
-    }
-    table.set_header(header.map(|h| {
-        let cell = Cell::new(h);
-        if theme.color {
-            cell.add_attribute(Attribute::Bold)
-        } else {
-            cell
-        }
-    }));
+    let mut table = plain_table(theme, &header);
     for (t, [id, name, group, status, started, duration, tokens]) in traces.iter().zip(rows) {
         let status = Cell::new(status);
         let status = match (theme.color, status_color(t.status)) {
