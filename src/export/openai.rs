@@ -519,7 +519,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::{Event, Trace, TraceId, Usage};
+    use crate::trace::{Event, Trace, TraceId};
 
     fn span(parent: Option<SpanId>, kind: SpanKind, name: &str, start: i64, end: i64) -> Span {
         Span {
@@ -539,20 +539,7 @@ mod tests {
 
     fn doc(spans: Vec<Span>) -> TraceDoc {
         TraceDoc {
-            trace: Trace {
-                trace_id: TraceId([1; 16]),
-                name: "W".into(),
-                workflow: "W".into(),
-                group_id: None,
-                metadata: Map::new(),
-                status: Status::Ok,
-                started_at: Timestamp(0),
-                ended_at: Some(Timestamp(100)),
-                usage: Usage::default(),
-                cost_usd: None,
-                error: None,
-                pid: None,
-            },
+            trace: Trace::sample("W"),
             spans,
         }
     }

@@ -356,7 +356,7 @@ impl Model for ReplayModel {
 mod tests {
     use super::*;
     use crate::trace::{Span, SpanId, Status, Timestamp, Trace};
-    use serde_json::{Map, json};
+    use serde_json::json;
 
     fn span(kind: SpanKind, parent: Option<SpanId>, name: &str, at: i64, attrs: Value) -> Span {
         Span {
@@ -376,20 +376,7 @@ mod tests {
 
     fn doc(spans: Vec<Span>) -> TraceDoc {
         TraceDoc {
-            trace: Trace {
-                trace_id: TraceId([1; 16]),
-                name: "t".into(),
-                workflow: "t".into(),
-                group_id: None,
-                metadata: Map::new(),
-                status: Status::Ok,
-                started_at: Timestamp(0),
-                ended_at: Some(Timestamp(100)),
-                usage: Usage::default(),
-                cost_usd: None,
-                error: None,
-                pid: None,
-            },
+            trace: Trace::sample("t"),
             spans,
         }
     }

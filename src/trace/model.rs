@@ -269,6 +269,25 @@ pub struct Trace {
 }
 
 impl Trace {
+    /// A finished, empty trace for tests: id `[1; 16]`, from 0 to 100 µs.
+    #[cfg(test)]
+    pub(crate) fn sample(name: &str) -> Trace {
+        Trace {
+            trace_id: TraceId([1; 16]),
+            name: name.into(),
+            workflow: name.into(),
+            group_id: None,
+            metadata: Map::new(),
+            status: Status::Ok,
+            started_at: Timestamp(0),
+            ended_at: Some(Timestamp(100)),
+            usage: Usage::default(),
+            cost_usd: None,
+            error: None,
+            pid: None,
+        }
+    }
+
     pub fn duration_ms(&self) -> Option<f64> {
         self.ended_at.map(|end| self.started_at.ms_until(end))
     }
