@@ -80,13 +80,21 @@ impl OpenAiModel {
                 .with_header(header, value.clone())
                 .map_err(|e| ModelError::new(format!("invalid provider header `{name}`: {e}")))?;
         }
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(600))
+            .timeout(Duration::from_secs(600));
+        if endpoint.base_url.starts_with("http://") {
+            // A plain-HTTP endpoint (a local model server) never does TLS: skip reading and
+            // parsing the system's root certificates, a few milliseconds of every start-up.
+            http = http.tls_certs_only([]);
+        }
+        let http = http
             .build()
             .map_err(|e| ModelError::new(format!("cannot build the HTTP client: {e}")))?;
         Ok(OpenAiModel {
-            client: Client::with_config(config)
+            // `Client::build`, not `with_config`: the latter makes a default reqwest client of
+            // its own (reading the system's root certificates) only to have it replaced.
+            client: Client::build(http.clone(), config)
                 .with_http_service(Noting(ReqwestService::new(http))),
             base_url: redact_url(&endpoint.base_url),
             stream: AtomicBool::new(endpoint.stream),

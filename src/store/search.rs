@@ -169,6 +169,46 @@ mod tests {
     }
 
     #[test]
+    fn a_span_is_indexed_when_it_ends_and_once_however_often_it_is_written() {
+        use crate::store::{Store, StoreWriter};
+        let mut f = Fixture::new();
+        let t = f.trace("Long", "Flow", 0, Status::Running);
+        let running = f.span(&t, None, SpanKind::Agent, "drafter", 0, 0, Status::Running);
+        let writer = StoreWriter::spawn(Store::open(&f.path).unwrap());
+        let sink = writer.sink();
+        sink.trace_started(&t);
+        sink.span_started(&running);
+        writer.flush().unwrap();
+        assert_eq!(
+            search(&f, "long"),
+            ["Long"],
+            "a running trace is found by its name"
+        );
+
+        let mut done = running.clone();
+        done.status = Status::Ok;
+        done.ended_at = Some(Timestamp(f.t0 + 10));
+        done.attributes = obj(json!({"output": "first draft"}));
+        sink.span_ended(&done);
+        writer.flush().unwrap();
+        assert_eq!(search(&f, "draft"), ["Long"]);
+        assert_eq!(search(&f, "drafter"), ["Long"]);
+
+        // Written again with new content (as an ingest retry would): the old words go.
+        done.attributes = obj(json!({"output": "final text"}));
+        sink.span_ended(&done);
+        writer.close().unwrap();
+        assert_eq!(search(&f, "final"), ["Long"]);
+        assert!(search(&f, "draft").is_empty());
+        let store = f.open();
+        let rows: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM fts_spans", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 1, "one index row per span");
+    }
+
+    #[test]
     fn the_migration_indexes_rows_written_before_it() {
         let mut f = Fixture::new();
         let a = f.trace("Old", "Old Flow", 0, Status::Ok);
@@ -183,8 +223,8 @@ mod tests {
             .execute_batch(
                 "DELETE FROM fts_spans; DELETE FROM fts_traces; DELETE FROM fts_events;
                  DROP TRIGGER fts_traces_insert; DROP TRIGGER fts_traces_update;
-                 DROP TRIGGER fts_traces_delete; DROP TRIGGER fts_spans_insert;
-                 DROP TRIGGER fts_spans_update; DROP TRIGGER fts_spans_delete;
+                 DROP TRIGGER fts_traces_delete; DROP TRIGGER IF EXISTS fts_spans_insert;
+                 DROP TRIGGER IF EXISTS fts_spans_update; DROP TRIGGER fts_spans_delete;
                  DROP TRIGGER fts_events_insert; DROP TRIGGER fts_events_update;
                  DROP TRIGGER fts_events_delete;
                  DROP TABLE fts_spans; DROP TABLE fts_traces; DROP TABLE fts_events;

@@ -761,8 +761,8 @@ fn a_version_1_store_is_migrated_and_keeps_its_traces() {
         "DROP TABLE session_messages; ALTER TABLE traces DROP COLUMN cost_usd; \
          DROP TABLE fts_traces; DROP TABLE fts_spans; DROP TABLE fts_events; \
          DROP TRIGGER fts_traces_insert; DROP TRIGGER fts_traces_update; \
-         DROP TRIGGER fts_traces_delete; DROP TRIGGER fts_spans_insert; \
-         DROP TRIGGER fts_spans_update; DROP TRIGGER fts_spans_delete; \
+         DROP TRIGGER fts_traces_delete; DROP TRIGGER IF EXISTS fts_spans_insert; \
+         DROP TRIGGER IF EXISTS fts_spans_update; DROP TRIGGER fts_spans_delete; \
          DROP TRIGGER fts_events_insert; DROP TRIGGER fts_events_update; \
          DROP TRIGGER fts_events_delete; \
          PRAGMA user_version = 1",

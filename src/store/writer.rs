@@ -1,25 +1,26 @@
 //! The store sink: every SQLite write of a run happens on one dedicated thread, fed by a channel.
 //!
 //! The engine's tasks only clone a span and send it, so a slow disk or another process holding
-//! the write lock never stalls them. The thread gathers what arrives within a short window and
-//! writes it in one `BEGIN IMMEDIATE` transaction: a run of a thousand spans is a handful of
-//! transactions, and a `kill -9` loses at most the last window. The start and the end of a trace
-//! are written at once, so that other commands see the run as soon as it starts.
+//! the write lock never stalls them. The thread gathers what arrives within a short window
+//! (3 ms) and writes it in one `BEGIN IMMEDIATE` transaction, search index included: a run of a
+//! thousand spans is a few dozen transactions, other commands see a run within milliseconds of
+//! its start, and a `kill -9` loses at most the last window.
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::{Transaction, params};
 use serde_json::{Map, Value};
 
+use super::schema::index_spans;
 use super::{Store, StoreError};
 use crate::trace::{ErrorInfo, Sink, Span, SpanId, Trace, TraceId};
 
-/// The longest a span write waits for company before it is committed.
-const WINDOW: Duration = Duration::from_millis(20);
+/// How long the writer gathers records after the first one before committing them together.
+const WINDOW: Duration = Duration::from_millis(3);
 /// The most records written in one transaction.
 const MAX_BATCH: usize = 2000;
 
@@ -121,10 +122,12 @@ impl Sink for StoreSink {
     }
 }
 
-/// The writer thread.
+/// The writer thread. It blocks for the first message, then sleeps out the window and takes
+/// whatever arrived meanwhile: a sleeping thread is not a waiting receiver, so the engine's
+/// sends during the window cost no wake-up (blocking in `recv_timeout` instead made every
+/// span record a futex wake and a context switch).
 fn run(store: Store, rx: Receiver<Msg>) {
     let mut pending: Vec<Record> = Vec::new();
-    let mut deadline = Instant::now();
     let mut first_error: Option<StoreError> = None;
     let write = |pending: &mut Vec<Record>, first_error: &mut Option<StoreError>| {
         if pending.is_empty() {
@@ -137,39 +140,32 @@ fn run(store: Store, rx: Receiver<Msg>) {
         }
         pending.clear();
     };
-    loop {
-        let msg = if pending.is_empty() {
-            match rx.recv() {
-                Ok(msg) => msg,
-                Err(_) => break,
-            }
-        } else {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(msg) => msg,
-                Err(RecvTimeoutError::Timeout) => {
-                    write(&mut pending, &mut first_error);
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-        };
-        match msg {
-            Msg::Record(record) => {
-                if pending.is_empty() {
-                    deadline = Instant::now() + WINDOW;
-                }
-                let urgent = matches!(*record, Record::Trace(_));
-                pending.push(*record);
-                if urgent || pending.len() >= MAX_BATCH {
-                    write(&mut pending, &mut first_error);
-                }
-            }
-            Msg::Flush(reply) => {
-                write(&mut pending, &mut first_error);
-                let _ = reply.send(first_error.take().map_or(Ok(()), Err));
-            }
-            Msg::Close => break,
+    while let Ok(first) = rx.recv() {
+        let gather = matches!(first, Msg::Record(_));
+        let mut msgs = vec![first];
+        if gather {
+            std::thread::sleep(WINDOW);
         }
+        msgs.extend(rx.try_iter());
+        for msg in msgs {
+            match msg {
+                Msg::Record(record) => {
+                    pending.push(*record);
+                    if pending.len() >= MAX_BATCH {
+                        write(&mut pending, &mut first_error);
+                    }
+                }
+                Msg::Flush(reply) => {
+                    write(&mut pending, &mut first_error);
+                    let _ = reply.send(first_error.take().map_or(Ok(()), Err));
+                }
+                Msg::Close => {
+                    write(&mut pending, &mut first_error);
+                    return;
+                }
+            }
+        }
+        write(&mut pending, &mut first_error);
     }
     write(&mut pending, &mut first_error);
 }
@@ -191,18 +187,13 @@ fn write_batch(store: &Store, records: &[Record]) -> Result<(), StoreError> {
         Record::SpanStarted(s) => !ended.contains(&(s.trace_id, s.span_id)),
         _ => true,
     };
-    let all = store.with_write_tx(|tx| {
-        for record in records.iter().filter(needed) {
-            write_record(tx, record)?;
-        }
-        Ok(())
-    });
+    let all = store.with_write_tx(|tx| write_records(tx, records.iter().filter(needed)));
     match all {
         Ok(()) => Ok(()),
         Err(first) if records.len() > 1 && !matches!(first, StoreError::DiskFull { .. }) => {
             let mut result = Ok(());
             for record in records {
-                if let Err(e) = store.with_write_tx(|tx| write_record(tx, record))
+                if let Err(e) = store.with_write_tx(|tx| write_records(tx, [record]))
                     && result.is_ok()
                 {
                     result = Err(e);
@@ -214,15 +205,27 @@ fn write_batch(store: &Store, records: &[Record]) -> Result<(), StoreError> {
     }
 }
 
-fn write_record(tx: &Transaction<'_>, record: &Record) -> rusqlite::Result<()> {
-    match record {
-        Record::Trace(trace) => write_trace(tx, trace),
-        Record::SpanStarted(span) => write_span(tx, span),
-        Record::SpanEnded(span) => {
-            write_span(tx, span)?;
-            write_events(tx, span)
+/// Writes `records`, then indexes the spans they touched for search, all at once.
+fn write_records<'a>(
+    tx: &Transaction<'_>,
+    records: impl IntoIterator<Item = &'a Record>,
+) -> rusqlite::Result<()> {
+    let mut seqs = Vec::new();
+    for record in records {
+        match record {
+            Record::Trace(trace) => write_trace(tx, trace)?,
+            // A running span is found by its trace's name; its own name and content are
+            // indexed once, when it ends.
+            Record::SpanStarted(span) => {
+                write_span(tx, span)?;
+            }
+            Record::SpanEnded(span) => {
+                seqs.push(write_span(tx, span)?);
+                write_events(tx, span)?;
+            }
         }
     }
+    index_spans(tx, &seqs)
 }
 
 fn write_trace(tx: &Transaction<'_>, t: &Trace) -> rusqlite::Result<()> {
@@ -258,7 +261,8 @@ fn write_trace(tx: &Transaction<'_>, t: &Trace) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn write_span(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<()> {
+/// Inserts or updates a span row; returns its `seq`.
+pub(super) fn write_span(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<i64> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO spans (trace_id, span_id, parent_id, kind, name, status, started_at,
                             ended_at, attributes, error)
@@ -267,21 +271,24 @@ fn write_span(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<()> {
              parent_id = excluded.parent_id, kind = excluded.kind, name = excluded.name,
              status = excluded.status, started_at = excluded.started_at,
              ended_at = excluded.ended_at, attributes = excluded.attributes,
-             error = excluded.error",
+             error = excluded.error
+         RETURNING seq",
     )?;
-    stmt.execute(params![
-        s.trace_id.to_string(),
-        s.span_id.to_string(),
-        s.parent_id.map(|p| p.to_string()),
-        s.kind.as_str(),
-        s.name,
-        s.status.as_str(),
-        s.started_at.micros(),
-        s.ended_at.map(|e| e.micros()),
-        map_json(&s.attributes),
-        error_json(s.error.as_ref()),
-    ])?;
-    Ok(())
+    stmt.query_row(
+        params![
+            s.trace_id.to_string(),
+            s.span_id.to_string(),
+            s.parent_id.map(|p| p.to_string()),
+            s.kind.as_str(),
+            s.name,
+            s.status.as_str(),
+            s.started_at.micros(),
+            s.ended_at.map(|e| e.micros()),
+            map_json(&s.attributes),
+            error_json(s.error.as_ref()),
+        ],
+        |row| row.get(0),
+    )
 }
 
 fn write_events(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<()> {
