@@ -9,6 +9,7 @@ pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod export;
+pub mod ingest;
 pub mod llm;
 pub mod render;
 pub mod store;
