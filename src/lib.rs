@@ -12,6 +12,7 @@ pub mod export;
 pub mod ingest;
 pub mod llm;
 pub mod render;
+pub mod serve;
 pub mod store;
 pub mod trace;
 pub mod workflow;

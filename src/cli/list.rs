@@ -47,7 +47,7 @@ pub struct Args {
     format: ListFormat,
 }
 
-pub(super) fn parse_status(s: &str) -> Result<Status, String> {
+pub(crate) fn parse_status(s: &str) -> Result<Status, String> {
     match Status::parse(s) {
         Some(status) if status != Status::Skipped => Ok(status),
         _ => Err(format!(
@@ -57,7 +57,7 @@ pub(super) fn parse_status(s: &str) -> Result<Status, String> {
 }
 
 /// A duration like `2h`, `90m`, `7d`, `1h30m`, in microseconds.
-pub(super) fn parse_since(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_since(s: &str) -> Result<i64, String> {
     let span: jiff::Span = s
         .trim()
         .parse()
@@ -91,6 +91,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
         since: args
             .since
             .map(|micros| Timestamp(Timestamp::now().micros() - micros)),
+        until: None,
         limit: Some(args.limit),
         search: args.search,
     };

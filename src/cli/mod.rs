@@ -9,9 +9,12 @@ mod list;
 mod prune;
 mod rm;
 mod run;
+mod serve;
 mod show;
 mod stats;
 mod validate;
+
+pub(crate) use list::{parse_since, parse_status};
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -61,6 +64,8 @@ enum Command {
     Stats(stats::Args),
     /// Compare two traces span by span: added, removed, slower, costlier, changed outputs
     Diff(diff::Args),
+    /// Receive traces (OpenAI Agents SDK, OpenTelemetry) and browse the store in a web UI
+    Serve(serve::Args),
     /// Delete traces with their spans and events
     Rm(rm::Args),
     /// Delete the traces that started before a given age (never one still running)
@@ -134,6 +139,7 @@ pub fn main_entry() -> i32 {
         Command::Export(args) => export::run(args, &globals),
         Command::Stats(args) => stats::run(args, &globals),
         Command::Diff(args) => diff::run(args, &globals),
+        Command::Serve(args) => serve::run(args, &globals),
         Command::Rm(args) => rm::run(args, &globals),
         Command::Prune(args) => prune::run(args, &globals),
         Command::Completions(args) => completions::run(args, &globals),

@@ -9,6 +9,7 @@
 
 mod delete;
 mod error;
+mod ingest;
 mod query;
 mod reconcile;
 mod schema;
@@ -27,6 +28,7 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use crate::trace::{Status, Timestamp};
 
 pub use error::StoreError;
+pub use ingest::IngestSummary;
 pub use writer::StoreWriter;
 
 /// How long a statement waits for another process's write lock before SQLite gives up.
@@ -53,6 +55,8 @@ pub struct ListFilter {
     pub meta: Vec<(String, String)>,
     /// Traces started at or after this time.
     pub since: Option<Timestamp>,
+    /// Traces started before this time.
+    pub until: Option<Timestamp>,
     pub limit: Option<usize>,
     /// `--search TEXT`: every word appears in the trace's name, workflow, span names, span
     /// inputs and outputs, or event names (see [`search`]).
@@ -98,6 +102,13 @@ impl Store {
             Err(e) if e.is_read_only() => Store::connect(path, true),
             Err(e) => Err(e),
         }
+    }
+
+    /// SQLite's `PRAGMA data_version`: it changes whenever another connection commits.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(|e| self.sql(e))
     }
 
     /// The path this store was opened from.

@@ -169,6 +169,10 @@ impl Store {
             sql.push_str(" AND started_at >= ?");
             args.push(SqlValue::Integer(since.micros()));
         }
+        if let Some(until) = filter.until {
+            sql.push_str(" AND started_at < ?");
+            args.push(SqlValue::Integer(until.micros()));
+        }
         if let Some((clause, values)) = filter.search.as_deref().and_then(super::search::clause) {
             sql.push_str(&clause);
             args.extend(values);

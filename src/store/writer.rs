@@ -291,7 +291,7 @@ pub(super) fn write_span(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<i64
     )
 }
 
-fn write_events(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<()> {
+pub(super) fn write_events(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<()> {
     let trace_id = s.trace_id.to_string();
     let span_id = s.span_id.to_string();
     tx.prepare_cached("DELETE FROM events WHERE trace_id = ?1 AND span_id = ?2")?

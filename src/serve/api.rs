@@ -1,0 +1,287 @@
+//! The JSON API: the same shapes as the CLI's `--format json` (SPEC §3), so a script can switch
+//! between `agentrace list --format json` and `GET /api/traces` without changing its parser.
+//!
+//! | route | CLI equivalent |
+//! |---|---|
+//! | `GET /api/traces?workflow=&group=&status=&meta=K=V&search=&since=&from=&until=&limit=` | `list --format json` |
+//! | `GET /api/traces/{id}` (full id, unique prefix or `last`) | `show ID --format json` |
+//! | `GET /api/groups/{group}` | `show --group G --format json` |
+//! | `GET /api/diff?a=&b=[&content=true]` | `diff A B --format json` |
+//! | `GET /api/events` | (server-sent events: `change` on every store change) |
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::{Shared, error, with_store};
+use crate::render;
+use crate::render::diff::TraceDiff;
+use crate::store::{ListFilter, StoreError};
+use crate::trace::Timestamp;
+
+/// The most traces one list request returns.
+const MAX_LIMIT: usize = 5000;
+
+fn json_response(value: &Value) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            Body::from(bytes),
+        )
+            .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `k=v&k2=v2` with `+` and percent escapes decoded; keys may repeat.
+fn pairs(query: Option<&str>) -> Vec<(String, String)> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(p), String::new()),
+        })
+        .collect()
+}
+
+fn timestamp(name: &str, value: &str) -> Result<Timestamp, String> {
+    value
+        .parse::<jiff::Timestamp>()
+        .map(|t| Timestamp(t.as_microsecond()))
+        .map_err(|e| format!("{name}: {value:?} is not an RFC 3339 time ({e})"))
+}
+
+/// The list filter from a query string; unknown parameters are an error, not ignored, so a
+/// typo does not silently return everything.
+fn list_filter(query: Option<&str>) -> Result<ListFilter, String> {
+    let mut filter = ListFilter {
+        limit: Some(100),
+        ..ListFilter::default()
+    };
+    for (key, value) in pairs(query) {
+        let value = value.trim().to_string();
+        if value.is_empty() && key != "search" {
+            continue;
+        }
+        match key.as_str() {
+            "workflow" => filter.workflow = Some(value),
+            "group" => filter.group = Some(value),
+            "status" => {
+                filter.status = Some(crate::cli::parse_status(&value)?);
+            }
+            "meta" => {
+                let (k, v) = value
+                    .split_once('=')
+                    .ok_or_else(|| format!("meta: expected KEY=VALUE, got {value:?}"))?;
+                filter.meta.push((k.to_string(), v.to_string()));
+            }
+            "search" => {
+                if value
+                    .split_whitespace()
+                    .any(|w| !w.trim_matches('*').is_empty())
+                {
+                    filter.search = Some(value);
+                }
+            }
+            "since" => {
+                let micros = crate::cli::parse_since(&value)?;
+                filter.since = Some(Timestamp(Timestamp::now().micros() - micros));
+            }
+            "from" => filter.since = Some(timestamp("from", &value)?),
+            "until" => filter.until = Some(timestamp("until", &value)?),
+            "limit" => {
+                let n: usize = value
+                    .parse()
+                    .map_err(|_| format!("limit: {value:?} is not a number"))?;
+                filter.limit = Some(n.clamp(1, MAX_LIMIT));
+            }
+            other => {
+                return Err(format!(
+                    "unknown parameter {other:?}: use workflow, group, status, meta, search, \
+                     since, from, until or limit"
+                ));
+            }
+        }
+    }
+    Ok(filter)
+}
+
+/// `GET /api/traces`
+pub async fn traces(State(app): State<Shared>, RawQuery(query): RawQuery) -> Response {
+    let filter = match list_filter(query.as_deref()) {
+        Ok(filter) => filter,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    match with_store(&app, move |store| store.list(&filter)).await {
+        Ok(traces) => json_response(&Value::Array(
+            traces.iter().map(render::json::summary_json).collect(),
+        )),
+        Err(response) => response,
+    }
+}
+
+/// `GET /api/traces/{id}`
+pub async fn trace(State(app): State<Shared>, Path(id): Path<String>) -> Response {
+    match with_store(&app, move |store| store.load(store.resolve(&id)?)).await {
+        Ok(doc) => json_response(&render::json::trace_doc_json(&doc)),
+        Err(response) => response,
+    }
+}
+
+/// `GET /api/groups/{group}`: the conversation's traces in start order.
+pub async fn group(State(app): State<Shared>, Path(group): Path<String>) -> Response {
+    let docs = with_store(&app, move |store| {
+        let filter = ListFilter {
+            group: Some(group.clone()),
+            ..ListFilter::default()
+        };
+        let mut traces = store.list(&filter)?;
+        if traces.is_empty() {
+            return Err(StoreError::NotFound {
+                id: format!("group {group}"),
+                path: store.path().to_path_buf(),
+            });
+        }
+        traces.sort_by_key(|t| t.started_at);
+        traces
+            .iter()
+            .map(|t| store.load(t.trace_id))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await;
+    match docs {
+        Ok(docs) => json_response(&Value::Array(
+            docs.iter().map(render::json::trace_doc_json).collect(),
+        )),
+        Err(response) => response,
+    }
+}
+
+/// `GET /api/diff?a=ID&b=ID[&content=true]`
+pub async fn diff(State(app): State<Shared>, RawQuery(query): RawQuery) -> Response {
+    let (mut a, mut b, mut content) = (None, None, false);
+    for (key, value) in pairs(query.as_deref()) {
+        match key.as_str() {
+            "a" => a = Some(value),
+            "b" => b = Some(value),
+            "content" => content = matches!(value.as_str(), "" | "1" | "true" | "yes"),
+            other => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown parameter {other:?}: use a, b and content"),
+                );
+            }
+        }
+    }
+    let (Some(a), Some(b)) = (a, b) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "give the two traces to compare: /api/diff?a=ID&b=ID",
+        );
+    };
+    let docs = with_store(&app, move |store| {
+        Ok((
+            store.load(store.resolve(&a)?)?,
+            store.load(store.resolve(&b)?)?,
+        ))
+    })
+    .await;
+    match docs {
+        Ok((a, b)) => json_response(&render::diff::diff_json(&TraceDiff::new(&a, &b, content))),
+        Err(response) => response,
+    }
+}
+
+/// `GET /api/events`: `event: change` with `{"version": N}` now and after every change to the
+/// store, `: ping` every 15 s; ends when the server shuts down.
+pub async fn events(State(app): State<Shared>) -> impl IntoResponse {
+    let rx = app.changes.clone();
+    let shutdown = app.shutdown.clone();
+    let stream = futures::stream::unfold(
+        (rx, shutdown, true),
+        |(mut rx, shutdown, first)| async move {
+            if !first {
+                tokio::select! {
+                    changed = rx.changed() => changed.ok()?,
+                    () = shutdown.cancelled() => return None,
+                }
+            }
+            let version = *rx.borrow_and_update();
+            let event = Event::default()
+                .event("change")
+                .data(json!({ "version": version }).to_string());
+            Some((Ok::<_, Infallible>(event), (rx, shutdown, false)))
+        },
+    );
+    Sse::new(stream).keep_alive(
+        KeepAlive::new()
+            .interval(Duration::from_secs(15))
+            .text("ping"),
+    )
+}
+
+/// Any other `/api/` path.
+pub async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "no such API route: see /api/traces, /api/traces/{id}, /api/groups/{group}, \
+         /api/diff?a=&b=, /api/events",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::Status;
+
+    #[test]
+    fn list_filters_come_from_the_query_string() {
+        let f = list_filter(Some(
+            "workflow=Support+Flow&status=error&meta=tier%3Dgold&meta=region=eu&limit=7\
+             &from=2026-11-24T00:00:00Z&until=2026-11-25T00:00:00Z&search=",
+        ))
+        .unwrap();
+        assert_eq!(f.workflow.as_deref(), Some("Support Flow"));
+        assert_eq!(f.status, Some(Status::Error));
+        assert_eq!(
+            f.meta,
+            vec![
+                ("tier".into(), "gold".into()),
+                ("region".into(), "eu".into())
+            ]
+        );
+        assert_eq!(f.limit, Some(7));
+        assert!(f.since.unwrap() < f.until.unwrap());
+        assert_eq!(f.search, None, "an empty search is no filter");
+        assert_eq!(list_filter(None).unwrap().limit, Some(100));
+    }
+
+    #[test]
+    fn bad_filters_are_refused_with_a_reason() {
+        for (query, says) in [
+            ("status=great", "unknown status"),
+            ("meta=novalue", "KEY=VALUE"),
+            ("since=soon", "invalid duration"),
+            ("from=yesterday", "RFC 3339"),
+            ("limit=many", "not a number"),
+            ("wokflow=x", "unknown parameter \"wokflow\""),
+        ] {
+            let e = list_filter(Some(query)).unwrap_err();
+            assert!(e.contains(says), "{query}: {e}");
+        }
+    }
+}

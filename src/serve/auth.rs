@@ -1,0 +1,189 @@
+//! Who may talk to `serve`.
+//!
+//! With a token: every request carries `Authorization: Bearer <token>`, or the `agentrace_token`
+//! cookie that a browser gets by opening any page once with `?token=<token>` (a browser cannot
+//! attach a header to a page it navigates to). Without a token (loopback only): the `Host`
+//! header must name a loopback address, which is what stops DNS rebinding — a page on another
+//! site resolving its own name to 127.0.0.1 sends its own name as `Host`.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::{Shared, error};
+
+const COOKIE: &str = "agentrace_token";
+
+pub async fn check(State(app): State<Shared>, request: Request, next: Next) -> Response {
+    match &app.options.token {
+        Some(token) => {
+            if presented(request.headers()).is_some_and(|t| same(t.as_bytes(), token.as_bytes())) {
+                return next.run(request).await;
+            }
+            if request.method() == Method::GET
+                && let Some(t) = query_token(request.uri().query())
+                && same(t.as_bytes(), token.as_bytes())
+            {
+                return login(request.uri().path(), token);
+            }
+            let mut response = error(
+                StatusCode::UNAUTHORIZED,
+                "a token is required: send `Authorization: Bearer <token>` (in a browser, open \
+                 /?token=<token> once)",
+            );
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"agentrace\""),
+            );
+            response
+        }
+        None => {
+            if loopback_host(request.headers()) {
+                next.run(request).await
+            } else {
+                error(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "this server answers only to a loopback Host (127.0.0.1, localhost, \
+                         [::1]), not {:?}; to serve other hosts, start it with --token",
+                        host(request.headers()).unwrap_or("")
+                    ),
+                )
+            }
+        }
+    }
+}
+
+/// The token in the `Authorization` header or the cookie.
+fn presented(headers: &HeaderMap) -> Option<String> {
+    if let Some(value) = headers.get(header::AUTHORIZATION)
+        && let Ok(value) = value.to_str()
+        && let Some((scheme, token)) = value.split_once(' ')
+        && scheme.eq_ignore_ascii_case("bearer")
+    {
+        return Some(token.trim().to_string());
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name == COOKIE).then(|| percent_decode(value))
+        })
+}
+
+fn query_token(query: Option<&str>) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        (name == "token").then(|| percent_decode(value))
+    })
+}
+
+/// Sets the cookie and sends the browser back to the page it asked for, without the token in
+/// its address bar or history.
+fn login(path: &str, token: &str) -> Response {
+    let cookie = format!(
+        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
+        percent_encoding::utf8_percent_encode(token, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        headers.insert(header::SET_COOKIE, value);
+    }
+    let location = if path.starts_with('/') && !path.starts_with("//") {
+        path
+    } else {
+        "/"
+    };
+    if let Ok(value) = HeaderValue::from_str(location) {
+        headers.insert(header::LOCATION, value);
+    }
+    response
+}
+
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(&s.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Compares without stopping at the first difference, so that timing does not reveal a prefix.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn host(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::HOST)?.to_str().ok()
+}
+
+fn loopback_host(headers: &HeaderMap) -> bool {
+    let Some(host) = host(headers) else {
+        // HTTP/1.0 clients may omit it; they are not browsers.
+        return true;
+    };
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _)| name)
+    };
+    let name = name.to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.append(name.clone(), HeaderValue::from_str(value).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn tokens_come_from_the_bearer_header_or_the_cookie() {
+        let h = headers(&[(header::AUTHORIZATION, "Bearer s3cret")]);
+        assert_eq!(presented(&h).as_deref(), Some("s3cret"));
+        let h = headers(&[(header::AUTHORIZATION, "bearer s3cret")]);
+        assert_eq!(presented(&h).as_deref(), Some("s3cret"));
+        let h = headers(&[(header::AUTHORIZATION, "Basic czNjcmV0")]);
+        assert_eq!(presented(&h), None);
+        let h = headers(&[(header::COOKIE, "a=1; agentrace_token=s%2B3; b=2")]);
+        assert_eq!(presented(&h).as_deref(), Some("s+3"));
+        assert_eq!(presented(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn only_loopback_hosts_pass_without_a_token() {
+        for ok in [
+            "127.0.0.1:4318",
+            "localhost:4318",
+            "LOCALHOST",
+            "[::1]:80",
+            "app.localhost",
+        ] {
+            assert!(loopback_host(&headers(&[(header::HOST, ok)])), "{ok}");
+        }
+        for bad in ["evil.example:4318", "192.168.1.2", "127.0.0.1.evil.example"] {
+            assert!(!loopback_host(&headers(&[(header::HOST, bad)])), "{bad}");
+        }
+    }
+
+    #[test]
+    fn comparison_needs_the_whole_token() {
+        assert!(same(b"abc", b"abc"));
+        assert!(!same(b"abc", b"abd"));
+        assert!(!same(b"abc", b"ab"));
+        assert!(!same(b"", b"a"));
+    }
+}

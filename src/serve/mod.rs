@@ -1,0 +1,159 @@
+//! `agentrace serve`: one process that receives traces from other programs, serves the store as
+//! a JSON API, and serves a browser UI over it.
+//!
+//! - `POST /v1/traces/ingest`: the OpenAI Agents SDK's trace export ([`crate::ingest::openai`]).
+//! - `POST /v1/traces`: OTLP/HTTP, protobuf or JSON, gzip or not ([`crate::ingest::otlp`]).
+//! - `GET /api/…`: the CLI's JSON shapes ([`api`]); `GET /api/events`: a server-sent event on
+//!   every change to the store, whoever made it (a run in another process, an ingest).
+//! - Everything else: the single-page UI, embedded in the binary ([`ui`]).
+//!
+//! Every request goes through [`auth`]: with a token, a bearer token (or the cookie the UI gets
+//! from `/?token=…`) is required; without one, only loopback `Host`s are served, so a web page
+//! elsewhere cannot read the store through DNS rebinding. The store is SQLite: every handler
+//! opens its own connection on the blocking pool, exactly like another `agentrace` process.
+
+mod api;
+mod auth;
+mod ingest;
+mod ui;
+mod watch;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::{Store, StoreError};
+
+/// How `serve` was asked to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub store: PathBuf,
+    /// The bearer token every request must carry; required unless listening on loopback.
+    pub token: Option<String>,
+    /// The largest request body accepted, after decompression.
+    pub max_body: usize,
+    /// Print one line per ingest request on stderr.
+    pub log: bool,
+}
+
+/// Shared by every handler.
+struct App {
+    options: Options,
+    changes: tokio::sync::watch::Receiver<u64>,
+    shutdown: CancellationToken,
+}
+
+type Shared = Arc<App>;
+
+/// Serves on `listener` until `shutdown` is cancelled, then finishes the requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    options: Options,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let changes = watch::spawn(options.store.clone(), shutdown.clone());
+    let app = Arc::new(App {
+        options,
+        changes,
+        shutdown: shutdown.clone(),
+    });
+    axum::serve(
+        listener,
+        router(app).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
+}
+
+fn router(app: Shared) -> Router {
+    Router::new()
+        .route("/v1/traces/ingest", post(ingest::openai))
+        .route("/v1/traces", post(ingest::otlp))
+        .route("/api/traces", get(api::traces))
+        .route("/api/traces/{id}", get(api::trace))
+        .route("/api/groups/{group}", get(api::group))
+        .route("/api/diff", get(api::diff))
+        .route("/api/events", get(api::events))
+        .route("/api/{*rest}", get(api::not_found))
+        .route("/assets/app.js", get(ui::script))
+        .route("/assets/app.css", get(ui::style))
+        .fallback(ui::page)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::check,
+        ))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(app)
+}
+
+/// Headers on every response: the UI only runs its own script and talks to its own origin.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+/// A JSON error body: `{"error": "..."}`.
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// The HTTP status for a store error: the client's fault (unknown or ambiguous id) or ours.
+fn store_error(e: &StoreError) -> Response {
+    let status = match e {
+        StoreError::NotFound { .. } | StoreError::NoTraces { .. } | StoreError::Empty { .. } => {
+            StatusCode::NOT_FOUND
+        }
+        StoreError::BadId { .. } | StoreError::Ambiguous { .. } => StatusCode::BAD_REQUEST,
+        StoreError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        StoreError::DiskFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(status, e.to_string())
+}
+
+/// Runs `f` with a connection to the store on the blocking pool.
+async fn with_store<T: Send + 'static>(
+    app: &App,
+    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, Response> {
+    let path = app.options.store.clone();
+    match tokio::task::spawn_blocking(move || Store::open(&path).and_then(|store| f(&store))).await
+    {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(store_error(&e)),
+        Err(e) => Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the store task failed: {e}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,164 @@
+//! Writing what `agentrace serve` receives: trace headers and spans from other programs.
+//!
+//! Unlike a run, an ingest sender never says when a trace ends or how it went. The store keeps
+//! what was sent (name, group, metadata from headers; spans as they come, in any order and over
+//! any number of requests) and derives the rest from the spans after every request: the trace
+//! starts with its first span and ends with its last, is `running` while a span is open, `error`
+//! when a span failed, `ok` otherwise, and its usage and cost are the sums over its generation
+//! spans, as for a run. A span whose trace has not been announced yet gets a placeholder trace
+//! named after the span until the header arrives.
+
+use std::collections::BTreeSet;
+
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::schema::index_spans;
+use super::writer::{map_json, write_events, write_span};
+use super::{Store, StoreError};
+use crate::ingest::Ingest;
+use crate::trace::TraceId;
+
+/// What one ingest request changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IngestSummary {
+    pub traces: Vec<TraceId>,
+    pub spans: usize,
+}
+
+impl Store {
+    /// Writes `ingest` in one transaction: all of it or, on error, nothing.
+    pub fn ingest(&self, ingest: &Ingest) -> Result<IngestSummary, StoreError> {
+        let touched: BTreeSet<TraceId> = ingest
+            .traces
+            .iter()
+            .map(|t| t.trace_id)
+            .chain(ingest.spans.iter().map(|s| s.trace_id))
+            .collect();
+        self.with_write_tx(|tx| {
+            for header in &ingest.traces {
+                tx.prepare_cached(
+                    "INSERT INTO traces (trace_id, name, workflow, group_id, metadata, status,
+                                         started_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6)
+                     ON CONFLICT (trace_id) DO UPDATE SET
+                         name = excluded.name, workflow = excluded.workflow,
+                         group_id = excluded.group_id, metadata = excluded.metadata",
+                )?
+                .execute(params![
+                    header.trace_id.to_string(),
+                    header.name,
+                    header.workflow,
+                    header.group_id,
+                    map_json(&header.metadata),
+                    crate::trace::Timestamp::now().micros(),
+                ])?;
+            }
+            let mut seqs = Vec::with_capacity(ingest.spans.len());
+            for span in &ingest.spans {
+                tx.prepare_cached(
+                    "INSERT INTO traces (trace_id, name, workflow, status, started_at)
+                     VALUES (?1, ?2, ?2, 'running', ?3)
+                     ON CONFLICT (trace_id) DO NOTHING",
+                )?
+                .execute(params![
+                    span.trace_id.to_string(),
+                    span.name,
+                    span.started_at.micros(),
+                ])?;
+                seqs.push(write_span(tx, span)?);
+                write_events(tx, span)?;
+            }
+            for trace_id in &touched {
+                settle(tx, *trace_id)?;
+            }
+            index_spans(tx, &seqs)
+        })?;
+        Ok(IngestSummary {
+            traces: touched.into_iter().collect(),
+            spans: ingest.spans.len(),
+        })
+    }
+}
+
+/// What a trace's spans add up to.
+struct Totals {
+    started: i64,
+    ended: Option<i64>,
+    /// Spans not ended yet.
+    open: i64,
+    /// Input, output and total tokens of the generation spans.
+    tokens: [i64; 3],
+    cost: Option<f64>,
+}
+
+/// Derives a trace's times, status, error, usage and cost from its spans.
+fn settle(tx: &Transaction<'_>, trace_id: TraceId) -> rusqlite::Result<()> {
+    let id = trace_id.to_string();
+    let row: Option<Totals> = tx
+        .prepare_cached(
+            "SELECT min(started_at),
+                    CASE WHEN count(*) = count(ended_at) THEN max(ended_at) END,
+                    count(*) - count(ended_at),
+                    coalesce(sum(CASE WHEN kind = 'generation' THEN
+                        json_extract(attributes, '$.usage.input_tokens') END), 0),
+                    coalesce(sum(CASE WHEN kind = 'generation' THEN
+                        json_extract(attributes, '$.usage.output_tokens') END), 0),
+                    coalesce(sum(CASE WHEN kind = 'generation' THEN
+                        json_extract(attributes, '$.usage.total_tokens') END), 0),
+                    sum(CASE WHEN kind = 'generation' THEN
+                        json_extract(attributes, '$.cost_usd') END)
+             FROM spans WHERE trace_id = ?1 HAVING count(*) > 0",
+        )?
+        .query_row([&id], |r| {
+            Ok(Totals {
+                started: r.get(0)?,
+                ended: r.get(1)?,
+                open: r.get(2)?,
+                tokens: [r.get(3)?, r.get(4)?, r.get(5)?],
+                cost: r.get(6)?,
+            })
+        })
+        .optional()?;
+    let Some(totals) = row else {
+        return Ok(());
+    };
+    // The first failed span, outermost first, explains a failed trace.
+    let failed: Option<(String, Option<String>)> = tx
+        .prepare_cached(
+            "SELECT name, json_extract(error, '$.message') FROM spans
+             WHERE trace_id = ?1 AND status = 'error' ORDER BY started_at, seq LIMIT 1",
+        )?
+        .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let status = if totals.open > 0 {
+        "running"
+    } else if failed.is_some() {
+        "error"
+    } else {
+        "ok"
+    };
+    let error = failed.map(|(name, message)| {
+        let message = match message {
+            Some(m) => format!("span `{name}` failed: {m}"),
+            None => format!("span `{name}` failed"),
+        };
+        serde_json::json!({"message": message, "data": {}}).to_string()
+    });
+    tx.prepare_cached(
+        "UPDATE traces SET started_at = ?2, ended_at = ?3, status = ?4, error = ?5,
+                input_tokens = ?6, output_tokens = ?7, total_tokens = ?8, cost_usd = ?9
+         WHERE trace_id = ?1",
+    )?
+    .execute(params![
+        id,
+        totals.started,
+        totals.ended,
+        status,
+        error,
+        totals.tokens[0],
+        totals.tokens[1],
+        totals.tokens[2],
+        totals.cost
+    ])?;
+    Ok(())
+}
