@@ -18,6 +18,8 @@ mod otlp;
 mod replay;
 #[path = "e2e/robust.rs"]
 mod robust;
+#[path = "e2e/serve.rs"]
+mod serve;
 #[path = "e2e/terminal.rs"]
 mod terminal;
 

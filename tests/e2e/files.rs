@@ -791,7 +791,7 @@ steps:
 
 /// The Chromium binary, or `None` (a skip with a note) outside CI; under `CI=true` a missing
 /// browser fails the test, since `.ci/run` installs it.
-fn chromium() -> Option<PathBuf> {
+pub(crate) fn chromium() -> Option<PathBuf> {
     let candidates = [
         "chromium",
         "chromium-browser",

@@ -2,6 +2,7 @@
 
 pub mod env;
 pub mod fake_openai;
+pub mod serve;
 
 #[allow(unused_imports)]
 pub use env::*;
