@@ -777,3 +777,115 @@ fn a_version_1_store_is_migrated_and_keeps_its_traces() {
     assert_eq!(version, super::schema::VERSION);
     assert_eq!(store.session_messages("any").unwrap(), vec![]);
 }
+
+mod ingest {
+    use super::*;
+    use crate::ingest::{Ingest, TraceHeader};
+
+    fn header(id: TraceId, name: &str) -> TraceHeader {
+        TraceHeader {
+            trace_id: id,
+            name: name.into(),
+            workflow: name.into(),
+            group_id: Some("conv_9".into()),
+            metadata: obj(json!({"customer": "c1"})),
+        }
+    }
+
+    fn generation(t: TraceId, id: u8, parent: Option<u8>, tokens: (u64, u64), cost: f64) -> Span {
+        let mut s = ended(
+            span(
+                t,
+                id,
+                parent,
+                SpanKind::Generation,
+                "gpt-x",
+                T0 + i64::from(id) * 10,
+            ),
+            T0 + i64::from(id) * 10 + 5,
+            Status::Ok,
+        );
+        s.attributes = obj(
+            json!({"model": "gpt-x", "usage": Usage::new(tokens.0, tokens.1), "cost_usd": cost}),
+        );
+        s
+    }
+
+    #[test]
+    fn an_ingested_trace_is_settled_from_its_spans_whatever_the_order() {
+        let (_dir, path) = temp();
+        let store = Store::open(&path).unwrap();
+        let id = trace_id(0x42, 1);
+        // A child arrives first, with no trace header and no parent yet.
+        let child = generation(id, 2, Some(1), (10, 4), 0.5);
+        store
+            .ingest(&Ingest {
+                traces: vec![],
+                spans: vec![child.clone()],
+            })
+            .unwrap();
+        let doc = store.load(id).unwrap();
+        assert_eq!(
+            doc.trace.name, "gpt-x",
+            "a placeholder named after the span"
+        );
+        assert_eq!(doc.trace.status, Status::Ok);
+        assert_eq!(doc.spans.len(), 1);
+
+        // The parent is still open: the trace is running.
+        let open = span(id, 1, None, SpanKind::Agent, "Writer", T0);
+        store
+            .ingest(&Ingest {
+                traces: vec![header(id, "Drafting")],
+                spans: vec![open.clone()],
+            })
+            .unwrap();
+        let doc = store.load(id).unwrap();
+        assert_eq!(doc.trace.name, "Drafting");
+        assert_eq!(doc.trace.group_id.as_deref(), Some("conv_9"));
+        assert_eq!(doc.trace.metadata["customer"], "c1");
+        assert_eq!(doc.trace.status, Status::Running);
+        assert_eq!(doc.trace.ended_at, None);
+        assert_eq!(doc.trace.started_at, Timestamp(T0));
+        assert_eq!(
+            doc.spans[0].name, "Writer",
+            "parents first once both are here"
+        );
+
+        // It ends with an error; a second generation adds its tokens and cost.
+        let mut failed = ended(open, T0 + 100, Status::Error);
+        failed.error = Some(ErrorInfo::new("tool exploded"));
+        let second = generation(id, 3, Some(1), (1, 1), 0.25);
+        store
+            .ingest(&Ingest {
+                traces: vec![],
+                spans: vec![failed, second],
+            })
+            .unwrap();
+        let doc = store.load(id).unwrap();
+        assert_eq!(doc.trace.status, Status::Error);
+        assert_eq!(doc.trace.ended_at, Some(Timestamp(T0 + 100)));
+        assert_eq!(doc.trace.usage, Usage::new(11, 5));
+        assert_eq!(doc.trace.cost_usd, Some(0.75));
+        let error = doc.trace.error.expect("the trace says why");
+        assert!(
+            error.message.contains("Writer") && error.message.contains("tool exploded"),
+            "{error:?}"
+        );
+        assert_eq!(doc.trace.pid, None, "no process to reconcile");
+
+        // The same spans again change nothing.
+        let before = store.load(id).unwrap();
+        store
+            .ingest(&Ingest {
+                traces: vec![header(id, "Drafting")],
+                spans: before.spans.clone(),
+            })
+            .unwrap();
+        let after = store.load(id).unwrap();
+        assert_eq!(after.spans, before.spans);
+        assert_eq!(after.trace.usage, before.trace.usage);
+        assert_eq!(after.trace.status, before.trace.status);
+        assert_eq!(store.list(&ListFilter::default()).unwrap().len(), 1);
+    }
+}
