@@ -1,0 +1,908 @@
+//! OTLP ingest: agentrace's own export read back through both encodings, spans from other SDKs
+//! mapped onto agentrace's kinds and attributes, and the reasons a request is refused.
+
+#![allow(clippy::unwrap_used)]
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{
+    AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList, any_value,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{
+    ResourceSpans, ScopeSpans, Span as OtlpSpan, Status as OtlpStatus, span, status,
+};
+use prost::Message;
+use serde_json::{Map, Value, json};
+
+use super::*;
+use crate::export::otlp::map;
+use crate::trace::{Trace, TraceDoc};
+
+const T0: i64 = 1_795_990_774_000_000;
+
+fn obj(v: Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap()
+}
+
+fn by_name<'a>(spans: &'a [Span], name: &str) -> &'a Span {
+    spans
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no span {name}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// agentrace's own export, read back.
+
+fn sid(n: u8) -> SpanId {
+    SpanId([0x20, 0, 0, 0, 0, 0, 0, n])
+}
+
+#[allow(clippy::too_many_arguments)]
+fn stored(
+    n: u8,
+    parent: Option<u8>,
+    kind: SpanKind,
+    name: &str,
+    status: Status,
+    start: i64,
+    end: Option<i64>,
+    attributes: Value,
+) -> Span {
+    Span {
+        span_id: sid(n),
+        trace_id: TraceId([0x4b; 16]),
+        parent_id: parent.map(sid),
+        kind,
+        name: name.into(),
+        status,
+        started_at: Timestamp(T0 + start),
+        ended_at: end.map(|e| Timestamp(T0 + e)),
+        attributes: obj(attributes),
+        events: Vec::new(),
+        error: None,
+    }
+}
+
+/// One span of every kind and status, shaped as the engine records them.
+fn every_kind() -> TraceDoc {
+    let mut root = stored(
+        1,
+        None,
+        SpanKind::Custom,
+        "Triage",
+        Status::Ok,
+        10,
+        Some(9_000),
+        json!({"step_id": "triage", "nested": {"a": [1, "x"]}, "empty": [], "ratio": 0.5,
+               "tags": ["a", "b"], "vip": true}),
+    );
+    root.events.push(Event {
+        name: "ticket received".into(),
+        time: Timestamp(T0 + 20),
+        attributes: obj(json!({"priority": 2, "tags": ["a", "b"], "detail": {"k": "v"}})),
+    });
+    let agent = stored(
+        2,
+        Some(1),
+        SpanKind::Agent,
+        "helper",
+        Status::Ok,
+        30,
+        Some(8_000),
+        json!({"agent": "helper", "model": "gpt-4o-mini", "input": "hi", "output": "{\"answer\": 1}",
+               "tools": ["weather", "transfer_to_expert"], "output_type": "json_schema",
+               "usage": {"input_tokens": 30, "output_tokens": 12, "total_tokens": 42}}),
+    );
+    let generation = stored(
+        3,
+        Some(2),
+        SpanKind::Generation,
+        "gpt-4o-mini",
+        Status::Ok,
+        40,
+        Some(1_000),
+        json!({
+            "model": "gpt-4o-mini",
+            "model_config": {"temperature": 0.2, "max_tokens": 64},
+            "base_url": "http://127.0.0.1:8088/v1",
+            "input": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Weather?"},
+                {"role": "assistant", "content": "", "tool_calls": [{"id": "call_0", "type": "function",
+                    "function": {"name": "weather", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "call_0", "content": "none"}
+            ],
+            "stream": false,
+            "usage": {"input_tokens": 20, "output_tokens": 5, "total_tokens": 25},
+            "response_model": "gpt-4o-mini-2024-07-18",
+            "finish_reason": "tool_calls",
+            "response_id": "chatcmpl-1",
+            "output": "Let me look.",
+            "tool_calls": [{"id": "call_1", "name": "weather", "arguments": "{\"city\":\"Paris\"}"}],
+            "cost_usd": 0.25,
+            "time_to_first_token_ms": 12.5
+        }),
+    );
+    let no_content = stored(
+        10,
+        Some(2),
+        SpanKind::Generation,
+        "gpt-4o-mini",
+        Status::Ok,
+        1_010,
+        Some(1_050),
+        json!({"model": "gpt-4o-mini", "usage": {"input_tokens": 10, "output_tokens": 7, "total_tokens": 17},
+               "tool_calls": [{"id": "call_2", "name": "weather"}], "offline": true}),
+    );
+    let mut tool = stored(
+        4,
+        Some(2),
+        SpanKind::Function,
+        "weather",
+        Status::Error,
+        1_100,
+        Some(2_000),
+        json!({"tool": "weather", "call_id": "call_1", "input": "{\"city\":\"Paris\"}",
+               "output": "Error: no such city", "argv": ["./weather.sh"], "pid": 77}),
+    );
+    tool.error = Some(ErrorInfo::with_data(
+        "no such city",
+        json!({"city": "Paris", "codes": [1, 2]}),
+    ));
+    let handoff = stored(
+        5,
+        Some(2),
+        SpanKind::Handoff,
+        "helper -> expert",
+        Status::Ok,
+        2_100,
+        Some(2_100),
+        json!({"from_agent": "helper", "to_agent": "expert"}),
+    );
+    let mut command = stored(
+        6,
+        None,
+        SpanKind::Command,
+        "notify",
+        Status::Error,
+        9_100,
+        Some(9_500),
+        json!({"argv": ["notify", "x"], "pid": 99, "exit_code": 3, "stderr_tail": "{boom}",
+               "stdout": "[1, 2]"}),
+    );
+    command.error = Some(ErrorInfo::new("command `notify` exited with status 3"));
+    let skipped = stored(
+        7,
+        None,
+        SpanKind::Command,
+        "deploy",
+        Status::Skipped,
+        9_600,
+        Some(9_600),
+        json!({"script": "make deploy", "skip_reason": "an earlier step failed"}),
+    );
+    let mut cancelled = stored(
+        8,
+        None,
+        SpanKind::Custom,
+        "Wait",
+        Status::Cancelled,
+        9_700,
+        Some(9_800),
+        json!({}),
+    );
+    cancelled.events.push(Event {
+        name: "interrupted".into(),
+        time: Timestamp(T0 + 9_800),
+        attributes: Map::new(),
+    });
+    let running = stored(
+        9,
+        Some(8),
+        SpanKind::Custom,
+        "Still going",
+        Status::Running,
+        9_750,
+        None,
+        json!({"item": {"sku": "A-1"}}),
+    );
+    let mut trace = Trace::sample("Support");
+    trace.trace_id = TraceId([0x4b; 16]);
+    trace.workflow = "Support workflow".into();
+    trace.group_id = Some("conv-42".into());
+    trace.metadata = obj(json!({"team": "ops", "tier": 3, "labels": {"a": "b"}}));
+    trace.status = Status::Error;
+    trace.started_at = Timestamp(T0);
+    trace.ended_at = Some(Timestamp(T0 + 10_000));
+    TraceDoc {
+        trace,
+        spans: vec![
+            root, agent, generation, no_content, tool, handoff, command, skipped, cancelled,
+            running,
+        ],
+    }
+}
+
+fn assert_reads_back(doc: &TraceDoc, ingest: &Ingest) {
+    assert_eq!(
+        ingest.traces,
+        [TraceHeader {
+            trace_id: doc.trace.trace_id,
+            name: "Support".into(),
+            workflow: "Support workflow".into(),
+            group_id: Some("conv-42".into()),
+            metadata: doc.trace.metadata.clone(),
+        }]
+    );
+    // The root span the export adds is the header, not a span.
+    assert_eq!(ingest.spans.len(), doc.spans.len());
+    for expected in &doc.spans {
+        let got = ingest
+            .spans
+            .iter()
+            .find(|s| s.span_id == expected.span_id)
+            .unwrap_or_else(|| panic!("span {} is missing", expected.name));
+        assert_eq!(got, expected, "span {}", expected.name);
+    }
+}
+
+#[test]
+fn agentraces_own_protobuf_export_reads_back_as_the_stored_trace() {
+    let doc = every_kind();
+    let request = map::request(std::slice::from_ref(&doc), map::resource("agentrace", &[]));
+    let ingest = parse_protobuf(&request.encode_to_vec()).unwrap();
+    assert_reads_back(&doc, &ingest);
+}
+
+#[test]
+fn agentraces_own_json_export_reads_back_as_the_stored_trace() {
+    let doc = every_kind();
+    let body = serde_json::to_vec(&crate::export::otlp::to_json(
+        std::slice::from_ref(&doc),
+        "svc",
+    ))
+    .unwrap();
+    let ingest = parse_json(&body).unwrap();
+    assert_reads_back(&doc, &ingest);
+    // The protobuf messages' own serde reads the same bytes to the same request.
+    let theirs: ExportTraceServiceRequest = serde_json::from_slice(&body).unwrap();
+    assert_eq!(from_request(&theirs).unwrap(), ingest);
+}
+
+#[test]
+fn several_exported_traces_in_one_request_keep_apart() {
+    let a = every_kind();
+    let mut b = every_kind();
+    b.trace.trace_id = TraceId([0x4c; 16]);
+    b.trace.name = "Other".into();
+    for s in &mut b.spans {
+        s.trace_id = b.trace.trace_id;
+    }
+    let request = map::request(&[a, b], map::resource("agentrace", &[]));
+    let ingest = parse_protobuf(&request.encode_to_vec()).unwrap();
+    let names: Vec<&str> = ingest.traces.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["Support", "Other"]);
+    assert_eq!(ingest.spans.len(), 20);
+    assert_eq!(
+        ingest
+            .spans
+            .iter()
+            .filter(|s| s.trace_id == TraceId([0x4c; 16]) && s.parent_id.is_none())
+            .count(),
+        4
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Spans from other SDKs.
+
+fn kv(key: &str, value: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
+    }
+}
+
+fn s(key: &str, value: &str) -> KeyValue {
+    kv(key, any_value::Value::StringValue(value.into()))
+}
+
+fn i(key: &str, value: i64) -> KeyValue {
+    kv(key, any_value::Value::IntValue(value))
+}
+
+const TA: [u8; 16] = [0xa1; 16];
+const TB: [u8; 16] = [0xb2; 16];
+const TC: [u8; 16] = [0xc3; 16];
+const NS: u64 = 1_795_990_774_000_000_000;
+
+fn otel_span(
+    trace: [u8; 16],
+    id: u8,
+    parent: Option<u8>,
+    name: &str,
+    kind: span::SpanKind,
+    attributes: Vec<KeyValue>,
+) -> OtlpSpan {
+    OtlpSpan {
+        trace_id: trace.to_vec(),
+        span_id: vec![0, 0, 0, 0, 0, 0, 0x0f, id],
+        parent_span_id: parent.map_or_else(Vec::new, |p| vec![0, 0, 0, 0, 0, 0, 0x0f, p]),
+        name: name.into(),
+        kind: kind as i32,
+        start_time_unix_nano: NS + u64::from(id) * 1_000_000,
+        end_time_unix_nano: NS + u64::from(id) * 1_000_000 + 500_123,
+        attributes,
+        status: Some(OtlpStatus::default()),
+        ..Default::default()
+    }
+}
+
+fn fsid(id: u8) -> SpanId {
+    SpanId([0, 0, 0, 0, 0, 0, 0x0f, id])
+}
+
+fn foreign_request() -> ExportTraceServiceRequest {
+    // Trace A: an HTTP server span over a GenAI agent, a model call, a tool call and a failure.
+    let root = otel_span(
+        TA,
+        1,
+        None,
+        "POST /chat",
+        span::SpanKind::Server,
+        vec![
+            s("http.request.method", "POST"),
+            s("metadata.user", "u1"),
+            i("metadata.attempt", 2),
+        ],
+    );
+    let agent = otel_span(
+        TA,
+        2,
+        Some(1),
+        "invoke_agent Planner",
+        span::SpanKind::Internal,
+        vec![
+            s("gen_ai.operation.name", "invoke_agent"),
+            s("gen_ai.agent.name", "Planner"),
+            s("gen_ai.conversation.id", "conv-7"),
+        ],
+    );
+    let chat = otel_span(
+        TA,
+        3,
+        Some(2),
+        "chat gpt-4o",
+        span::SpanKind::Client,
+        vec![
+            s("gen_ai.operation.name", "chat"),
+            s("gen_ai.request.model", "gpt-4o"),
+            s("gen_ai.response.model", "gpt-4o-2024-08-06"),
+            i("gen_ai.usage.input_tokens", 10),
+            i("gen_ai.usage.output_tokens", 5),
+            s(
+                "gen_ai.input.messages",
+                r#"[{"role":"user","parts":[{"type":"text","content":"hi"}]}]"#,
+            ),
+            s(
+                "gen_ai.output.messages",
+                r#"[{"role":"assistant","parts":[{"type":"text","content":"hello"}]}]"#,
+            ),
+            kv(
+                "gen_ai.response.finish_reasons",
+                any_value::Value::ArrayValue(ArrayValue {
+                    values: vec![AnyValue {
+                        value: Some(any_value::Value::StringValue("stop".into())),
+                    }],
+                }),
+            ),
+            kv(
+                "gen_ai.request.temperature",
+                any_value::Value::DoubleValue(0.3),
+            ),
+        ],
+    );
+    let tool = otel_span(
+        TA,
+        4,
+        Some(2),
+        "execute_tool search",
+        span::SpanKind::Internal,
+        vec![
+            s("gen_ai.operation.name", "execute_tool"),
+            s("gen_ai.tool.name", "search"),
+            s("gen_ai.tool.call.id", "call_9"),
+            s("gen_ai.tool.call.arguments", r#"{"q":"rust"}"#),
+            s("gen_ai.tool.call.result", "3 hits"),
+        ],
+    );
+    let mut failed = otel_span(TA, 5, Some(2), "validate", span::SpanKind::Internal, vec![]);
+    failed.status = Some(OtlpStatus {
+        code: status::StatusCode::Error as i32,
+        message: String::new(),
+    });
+    failed.events.push(span::Event {
+        time_unix_nano: NS + 5_000_000 + 100_000,
+        name: "exception".into(),
+        attributes: vec![
+            s("exception.type", "ValueError"),
+            s("exception.message", "bad input"),
+            s("exception.stacktrace", "Traceback ..."),
+        ],
+        dropped_attributes_count: 0,
+    });
+    let resource_a = Resource {
+        attributes: vec![
+            s("service.name", "support-bot"),
+            s("deployment.environment", "prod"),
+        ],
+        ..Default::default()
+    };
+
+    // Trace B: OpenInference spans, from a process that did not name its service.
+    let chain = otel_span(
+        TB,
+        6,
+        None,
+        "RAG",
+        span::SpanKind::Internal,
+        vec![
+            s("openinference.span.kind", "CHAIN"),
+            s("metadata", r#"{"env":"staging","n":1}"#),
+            s("session.id", "sess-1"),
+        ],
+    );
+    let mut llm = otel_span(
+        TB,
+        7,
+        Some(6),
+        "ChatOpenAI",
+        span::SpanKind::Unspecified,
+        vec![
+            s("openinference.span.kind", "LLM"),
+            s("llm.model_name", "gpt-4o-mini"),
+            i("llm.token_count.prompt", 7),
+            i("llm.token_count.completion", 3),
+            i("llm.token_count.total", 11),
+            s(
+                "input.value",
+                r#"{"messages":[{"role":"user","content":"q"}]}"#,
+            ),
+            s("input.mime_type", "application/json"),
+            s("output.value", "{not json"),
+            kv("raw", any_value::Value::BytesValue(vec![1, 2, 3, 255])),
+            kv(
+                "params",
+                any_value::Value::KvlistValue(KeyValueList {
+                    values: vec![i("k", 1), s("s", "v")],
+                }),
+            ),
+            kv("flag", any_value::Value::BoolValue(true)),
+        ],
+    );
+    llm.end_time_unix_nano = 0;
+    llm.links.push(span::Link {
+        trace_id: TA.to_vec(),
+        span_id: fsid(1).0.to_vec(),
+        attributes: vec![s("why", "follows")],
+        ..Default::default()
+    });
+    llm.trace_state = "vendor=1".into();
+    let retrieve = otel_span(
+        TB,
+        8,
+        Some(6),
+        "retrieve",
+        span::SpanKind::Internal,
+        vec![s("openinference.span.kind", "RETRIEVER")],
+    );
+    let resource_b = Resource {
+        attributes: vec![s("service.name", "unknown_service:python")],
+        ..Default::default()
+    };
+
+    // Trace C: a span whose parent is elsewhere.
+    let orphan = otel_span(TC, 9, Some(42), "late", span::SpanKind::Internal, vec![]);
+
+    let scope = |name: &str| {
+        Some(InstrumentationScope {
+            name: name.into(),
+            version: "1.2.3".into(),
+            ..Default::default()
+        })
+    };
+    ExportTraceServiceRequest {
+        resource_spans: vec![
+            ResourceSpans {
+                resource: Some(resource_a),
+                scope_spans: vec![
+                    ScopeSpans {
+                        scope: scope("opentelemetry.instrumentation.fastapi"),
+                        spans: vec![root],
+                        schema_url: String::new(),
+                    },
+                    ScopeSpans {
+                        scope: scope("opentelemetry.instrumentation.openai_agents"),
+                        spans: vec![agent, chat, tool, failed],
+                        schema_url: String::new(),
+                    },
+                ],
+                schema_url: String::new(),
+            },
+            ResourceSpans {
+                resource: Some(resource_b),
+                scope_spans: vec![ScopeSpans {
+                    scope: None,
+                    spans: vec![chain, llm, retrieve, orphan],
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            },
+        ],
+    }
+}
+
+#[test]
+fn spans_from_other_sdks_map_onto_agentraces_kinds_and_attributes() {
+    let ingest = parse_protobuf(&foreign_request().encode_to_vec()).unwrap();
+
+    // Headers for the traces whose root came; none for trace C.
+    assert_eq!(
+        ingest.traces,
+        [
+            TraceHeader {
+                trace_id: TraceId(TA),
+                name: "POST /chat".into(),
+                workflow: "support-bot".into(),
+                group_id: Some("conv-7".into()),
+                metadata: obj(json!({"user": "u1", "attempt": 2})),
+            },
+            TraceHeader {
+                trace_id: TraceId(TB),
+                name: "RAG".into(),
+                workflow: "RAG".into(),
+                group_id: Some("sess-1".into()),
+                metadata: obj(json!({"env": "staging", "n": 1})),
+            },
+        ]
+    );
+    let spans = &ingest.spans;
+    assert_eq!(spans.len(), 9);
+
+    let root = by_name(spans, "POST /chat");
+    assert_eq!(root.kind, SpanKind::Custom);
+    assert_eq!(root.parent_id, None);
+    assert_eq!(root.status, Status::Ok);
+    assert_eq!(root.started_at, Timestamp(T0 + 1_000));
+    assert_eq!(
+        root.ended_at,
+        Some(Timestamp(T0 + 1_500)),
+        "nanoseconds truncated"
+    );
+    assert_eq!(root.attributes["http.request.method"], "POST");
+    assert_eq!(root.attributes["otel.span_kind"], "server");
+    assert_eq!(
+        root.attributes["otel.scope.name"],
+        "opentelemetry.instrumentation.fastapi"
+    );
+    assert_eq!(root.attributes["otel.scope.version"], "1.2.3");
+    assert_eq!(root.attributes["resource.service.name"], "support-bot");
+    assert_eq!(root.attributes["resource.deployment.environment"], "prod");
+
+    let agent = by_name(spans, "invoke_agent Planner");
+    assert_eq!(agent.kind, SpanKind::Agent);
+    assert_eq!(agent.parent_id, Some(fsid(1)));
+    assert_eq!(agent.attributes["agent"], "Planner");
+
+    let chat = by_name(spans, "chat gpt-4o");
+    assert_eq!(chat.kind, SpanKind::Generation);
+    assert_eq!(chat.parent_id, Some(fsid(2)));
+    assert_eq!(chat.attributes["model"], "gpt-4o-2024-08-06");
+    assert_eq!(chat.usage(), Some(Usage::new(10, 5)));
+    assert_eq!(
+        chat.attributes["input"],
+        json!([{"role": "user", "parts": [{"type": "text", "content": "hi"}]}])
+    );
+    assert_eq!(chat.attributes["output"][0]["parts"][0]["content"], "hello");
+    assert_eq!(
+        chat.attributes["gen_ai.request.model"], "gpt-4o",
+        "originals kept"
+    );
+    assert_eq!(
+        chat.attributes["gen_ai.response.finish_reasons"],
+        json!(["stop"])
+    );
+    assert_eq!(chat.attributes["gen_ai.request.temperature"], 0.3);
+    assert_eq!(chat.attributes["otel.span_kind"], "client");
+
+    let tool = by_name(spans, "execute_tool search");
+    assert_eq!(tool.kind, SpanKind::Function);
+    assert_eq!(tool.attributes["tool"], "search");
+    assert_eq!(tool.attributes["call_id"], "call_9");
+    assert_eq!(tool.attributes["input"], r#"{"q":"rust"}"#);
+    assert_eq!(tool.attributes["output"], "3 hits");
+
+    let failed = by_name(spans, "validate");
+    assert_eq!(failed.status, Status::Error);
+    assert_eq!(
+        failed.error,
+        Some(ErrorInfo::with_data(
+            "bad input",
+            json!({"type": "ValueError", "message": "bad input", "stacktrace": "Traceback ..."})
+        ))
+    );
+    assert_eq!(failed.events.len(), 1);
+    assert_eq!(failed.events[0].name, "exception");
+    assert_eq!(failed.events[0].time, Timestamp(T0 + 5_100));
+    assert_eq!(failed.events[0].attributes["exception.type"], "ValueError");
+
+    let chain = by_name(spans, "RAG");
+    assert_eq!(chain.kind, SpanKind::Custom);
+    assert_eq!(
+        chain.attributes["resource.service.name"],
+        "unknown_service:python"
+    );
+    assert!(!chain.attributes.contains_key("otel.scope.name"));
+
+    let llm = by_name(spans, "ChatOpenAI");
+    assert_eq!(llm.kind, SpanKind::Generation);
+    assert_eq!(llm.status, Status::Running);
+    assert_eq!(llm.ended_at, None);
+    assert_eq!(llm.attributes["model"], "gpt-4o-mini");
+    assert_eq!(
+        llm.usage(),
+        Some(Usage {
+            input_tokens: 7,
+            output_tokens: 3,
+            total_tokens: 11
+        })
+    );
+    assert_eq!(
+        llm.attributes["input"],
+        json!({"messages": [{"role": "user", "content": "q"}]})
+    );
+    assert_eq!(llm.attributes["output"], "{not json");
+    assert_eq!(llm.attributes["raw"], "AQID/w==");
+    assert_eq!(llm.attributes["params"], json!({"k": 1, "s": "v"}));
+    assert_eq!(llm.attributes["flag"], true);
+    assert!(
+        !llm.attributes.contains_key("otel.span_kind"),
+        "unspecified"
+    );
+    assert_eq!(llm.attributes["otel.trace_state"], "vendor=1");
+    assert_eq!(
+        llm.attributes["otel.links"],
+        json!([{"trace_id": "a1".repeat(16), "span_id": "0000000000000f01",
+                "attributes": {"why": "follows"}}])
+    );
+
+    assert_eq!(by_name(spans, "retrieve").kind, SpanKind::Custom);
+    let orphan = by_name(spans, "late");
+    assert_eq!(orphan.parent_id, Some(fsid(42)));
+    assert_eq!(orphan.trace_id, TraceId(TC));
+}
+
+#[test]
+fn the_same_request_in_json_maps_the_same() {
+    let request = foreign_request();
+    let json = serde_json::to_vec(&request).unwrap();
+    assert_eq!(
+        parse_json(&json).unwrap(),
+        parse_protobuf(&request.encode_to_vec()).unwrap()
+    );
+}
+
+/// What OTLP/JSON senders write besides the spec's canonical form.
+#[test]
+fn otlp_json_as_senders_write_it() {
+    let body = json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "web"}}]},
+        "scopeSpans": [{
+            "scope": {"name": "ai"},
+            "spans": [
+                {
+                    "traceId": "5B8EFFF798038103D269B633813FC60C",
+                    "spanId": "EEE19B7EC3C1B174",
+                    "name": "ai.generateText",
+                    "kind": "SPAN_KIND_CLIENT",
+                    "startTimeUnixNano": 1795990774000000000u64,
+                    "endTimeUnixNano": "1795990774250000000",
+                    "attributes": [
+                        {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+                        {"key": "gen_ai.request.model", "value": {"stringValue": "m"}},
+                        {"key": "gen_ai.usage.input_tokens", "value": {"intValue": 4}},
+                        {"key": "gen_ai.usage.output_tokens", "value": {"intValue": "6"}},
+                        {"key": "empty", "value": {"arrayValue": {}}},
+                        {"key": "nan", "value": {"doubleValue": "NaN"}},
+                        {"key": "bytes", "value": {"bytesValue": "AQID"}},
+                        {"key": "nothing", "value": {}},
+                        {"key": "null"}
+                    ],
+                    "events": [],
+                    "links": [],
+                    "status": {"code": "STATUS_CODE_ERROR", "message": "quota"}
+                },
+                {
+                    "trace_id": "5b8efff798038103d269b633813fc60c",
+                    "span_id": "1111111111111111",
+                    "parent_span_id": "eee19b7ec3c1b174",
+                    "name": "child",
+                    "kind": 1,
+                    "start_time_unix_nano": "1795990774100000000",
+                    "end_time_unix_nano": null,
+                    "status": {}
+                }
+            ]
+        }]
+    }]});
+    let ingest = parse_json(&serde_json::to_vec(&body).unwrap()).unwrap();
+    assert_eq!(ingest.traces.len(), 1);
+    assert_eq!(ingest.traces[0].workflow, "web");
+    let g = by_name(&ingest.spans, "ai.generateText");
+    assert_eq!(
+        g.trace_id,
+        TraceId::parse("5b8efff798038103d269b633813fc60c").unwrap()
+    );
+    assert_eq!(g.kind, SpanKind::Generation);
+    assert_eq!(g.status, Status::Error);
+    assert_eq!(g.error, Some(ErrorInfo::with_data("quota", json!({}))));
+    assert_eq!(g.usage(), Some(Usage::new(4, 6)));
+    assert_eq!(g.ended_at, Some(Timestamp(T0 + 250_000)));
+    assert_eq!(g.attributes["otel.span_kind"], "client");
+    assert_eq!(g.attributes["empty"], json!([]));
+    assert_eq!(g.attributes["nan"], "NaN");
+    assert_eq!(g.attributes["bytes"], "AQID");
+    assert_eq!(g.attributes["nothing"], Value::Null);
+    assert_eq!(g.attributes["null"], Value::Null);
+    let child = by_name(&ingest.spans, "child");
+    assert_eq!(child.parent_id, Some(g.span_id));
+    assert_eq!(child.status, Status::Running);
+    assert_eq!(child.attributes["otel.span_kind"], "internal");
+}
+
+#[test]
+fn empty_requests_are_valid() {
+    assert_eq!(parse_protobuf(b"").unwrap(), Ingest::default());
+    assert_eq!(parse_json(b"{}").unwrap(), Ingest::default());
+    assert_eq!(
+        parse_json(br#"{"resourceSpans": [{"scopeSpans": [{"spans": []}]}]}"#).unwrap(),
+        Ingest::default()
+    );
+}
+
+fn json_err(body: Value) -> String {
+    parse_json(&serde_json::to_vec(&body).unwrap())
+        .unwrap_err()
+        .0
+}
+
+fn proto_err(request: &ExportTraceServiceRequest) -> String {
+    parse_protobuf(&request.encode_to_vec()).unwrap_err().0
+}
+
+#[test]
+fn bad_requests_are_refused_with_the_reason() {
+    assert!(
+        parse_protobuf(b"\xff\xff\xff")
+            .unwrap_err()
+            .0
+            .starts_with("invalid OTLP protobuf: ")
+    );
+    assert!(
+        parse_json(b"{nope")
+            .unwrap_err()
+            .0
+            .starts_with("invalid OTLP JSON: ")
+    );
+    assert_eq!(
+        json_err(json!([])),
+        "invalid OTLP JSON: the body: expected an object, got an array"
+    );
+    assert_eq!(
+        json_err(json!({"resourceSpans": {}})),
+        "invalid OTLP JSON: resourceSpans: expected an array, got an object"
+    );
+    let one = |span: Value| json!({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]});
+    let good = json!({"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+                      "name": "x", "startTimeUnixNano": "1", "endTimeUnixNano": "2"});
+    let with = |key: &str, value: Value| {
+        let mut bad = good.clone();
+        bad[key] = value;
+        json_err(one(bad))
+    };
+    assert_eq!(
+        with("kind", json!("SPAN_KIND_WEIRD")),
+        "invalid OTLP JSON: resourceSpans[0].scopeSpans[0].spans[0].kind: unknown value \"SPAN_KIND_WEIRD\""
+    );
+    assert_eq!(
+        with("startTimeUnixNano", json!("soon")),
+        "invalid OTLP JSON: resourceSpans[0].scopeSpans[0].spans[0].startTimeUnixNano: expected an integer, got \"soon\""
+    );
+    assert_eq!(
+        with("endTimeUnixNano", json!(-1)),
+        "invalid OTLP JSON: resourceSpans[0].scopeSpans[0].spans[0].endTimeUnixNano: -1 is out of range"
+    );
+    assert_eq!(
+        with("traceId", json!("xyz!")),
+        "invalid OTLP JSON: resourceSpans[0].scopeSpans[0].spans[0].traceId: not a hex id: \"xyz!\""
+    );
+    assert_eq!(
+        with(
+            "attributes",
+            json!([{"key": "a", "value": {"intValue": true}}])
+        ),
+        "invalid OTLP JSON: resourceSpans[0].scopeSpans[0].spans[0].attributes[0].value.intValue: expected an integer, got true"
+    );
+    assert_eq!(
+        with("name", json!(5)),
+        "invalid OTLP JSON: resourceSpans[0].scopeSpans[0].spans[0].name: expected a string, got a number"
+    );
+    // Ids, the same through either encoding.
+    assert_eq!(
+        with("traceId", json!("abcdef")),
+        "resourceSpans[0].scopeSpans[0].spans[0].traceId: a trace id must be 16 bytes, got 3"
+    );
+    assert_eq!(
+        with("traceId", json!("")),
+        "resourceSpans[0].scopeSpans[0].spans[0].traceId: a trace id must be 16 bytes, got 0"
+    );
+
+    let mut request = foreign_request();
+    request.resource_spans[0].scope_spans[1].spans[2].trace_id = vec![1, 2, 3];
+    assert_eq!(
+        proto_err(&request),
+        "resourceSpans[0].scopeSpans[1].spans[2].traceId: a trace id must be 16 bytes, got 3"
+    );
+    let mut request = foreign_request();
+    request.resource_spans[1].scope_spans[0].spans[3].trace_id = vec![0; 16];
+    assert_eq!(
+        proto_err(&request),
+        "resourceSpans[1].scopeSpans[0].spans[3].traceId: a trace id must not be all zeros"
+    );
+    let mut request = foreign_request();
+    request.resource_spans[0].scope_spans[0].spans[0].span_id = vec![0; 8];
+    assert_eq!(
+        proto_err(&request),
+        "resourceSpans[0].scopeSpans[0].spans[0].spanId: a span id must not be all zeros"
+    );
+    let mut request = foreign_request();
+    request.resource_spans[0].scope_spans[1].spans[0].span_id = vec![1; 4];
+    assert_eq!(
+        proto_err(&request),
+        "resourceSpans[0].scopeSpans[1].spans[0].spanId: a span id must be 8 bytes, got 4"
+    );
+    let mut request = foreign_request();
+    request.resource_spans[0].scope_spans[1].spans[1].parent_span_id = vec![1; 3];
+    assert_eq!(
+        proto_err(&request),
+        "resourceSpans[0].scopeSpans[1].spans[1].parentSpanId: a span id must be 8 bytes, got 3"
+    );
+    // A zero parent is no parent.
+    let mut request = foreign_request();
+    request.resource_spans[0].scope_spans[1].spans[0].parent_span_id = vec![0; 8];
+    let ingest = parse_protobuf(&request.encode_to_vec()).unwrap();
+    assert_eq!(
+        by_name(&ingest.spans, "invoke_agent Planner").parent_id,
+        None
+    );
+}
+
+#[test]
+fn base64_both_ways() {
+    for bytes in [
+        &b""[..],
+        b"\x01",
+        b"\x01\x02",
+        b"\x01\x02\x03",
+        b"\xff\xfe\xfd\xfc\xfb",
+    ] {
+        let text = b64::encode(bytes);
+        assert_eq!(b64::decode(&text).as_deref(), Some(bytes), "{text}");
+    }
+    assert_eq!(b64::encode(b"\x01\x02\x03\xff"), "AQID/w==");
+    assert_eq!(b64::decode("AQID_w").unwrap(), b"\x01\x02\x03\xff");
+    assert_eq!(b64::decode("A"), None);
+    assert_eq!(b64::decode("A*"), None);
+}
