@@ -515,7 +515,7 @@ fn spans_may_arrive_before_their_parents_and_their_trace_over_several_requests()
 #[test]
 fn otlp_protobuf_and_json_with_gzip_round_trip_agentrace_traces() {
     let source = TestEnv::new();
-    source.write("w.yaml", "name: Round Trip\nagents: { a: { instructions: Be brief. } }\nsteps:\n  - span: Prepare\n    steps:\n      - { id: ask, agent: a, input: \"What is OTLP?\" }\n      - run: [\"echo\", \"done\"]\n");
+    source.write("w.yaml", "name: Round Trip\nmodel: gpt-4o-mini\nagents: { a: { instructions: Be brief. } }\nsteps:\n  - span: Prepare\n    steps:\n      - { id: ask, agent: a, input: \"What is OTLP?\" }\n      - run: [\"echo\", \"done\"]\n");
     let out = source.run(&[
         "run",
         "w.yaml",
