@@ -5,7 +5,7 @@ use super::{Globals, print_stdout};
 use crate::error::{EXIT_OK, Error};
 use crate::render;
 use crate::render::tree::TreeOptions;
-use crate::store::{ListFilter, Store, StoreError};
+use crate::store::Store;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ShowFormat {
@@ -47,25 +47,7 @@ pub struct Args {
 pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
     let store = Store::open_existing(&globals.store)?;
     let docs = match (&args.group, &args.id) {
-        (Some(group), _) => {
-            let filter = ListFilter {
-                group: Some(group.clone()),
-                ..ListFilter::default()
-            };
-            let mut traces = store.list(&filter)?;
-            if traces.is_empty() {
-                return Err(StoreError::NotFound {
-                    id: format!("group {group}"),
-                    path: globals.store.clone(),
-                }
-                .into());
-            }
-            traces.sort_by_key(|t| t.started_at);
-            traces
-                .iter()
-                .map(|t| store.load(t.trace_id))
-                .collect::<Result<Vec<_>, _>>()?
-        }
+        (Some(group), _) => store.load_group(group)?,
         (None, Some(id)) => vec![store.load(store.resolve(id)?)?],
         (None, None) => Vec::new(),
     };

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use super::{Shared, error, with_store};
 use crate::render;
 use crate::render::diff::TraceDiff;
-use crate::store::{ListFilter, StoreError};
+use crate::store::ListFilter;
 use crate::trace::Timestamp;
 
 /// The most traces one list request returns.
@@ -144,25 +144,7 @@ pub async fn trace(State(app): State<Shared>, Path(id): Path<String>) -> Respons
 
 /// `GET /api/groups/{group}`: the conversation's traces in start order.
 pub async fn group(State(app): State<Shared>, Path(group): Path<String>) -> Response {
-    let docs = with_store(&app, move |store| {
-        let filter = ListFilter {
-            group: Some(group.clone()),
-            ..ListFilter::default()
-        };
-        let mut traces = store.list(&filter)?;
-        if traces.is_empty() {
-            return Err(StoreError::NotFound {
-                id: format!("group {group}"),
-                path: store.path().to_path_buf(),
-            });
-        }
-        traces.sort_by_key(|t| t.started_at);
-        traces
-            .iter()
-            .map(|t| store.load(t.trace_id))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await;
+    let docs = with_store(&app, move |store| store.load_group(&group)).await;
     match docs {
         Ok(docs) => json_response(&Value::Array(
             docs.iter().map(render::json::trace_doc_json).collect(),

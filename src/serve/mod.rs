@@ -154,6 +154,3 @@ async fn with_store<T: Send + 'static>(
         )),
     }
 }
-
-#[cfg(test)]
-mod tests;

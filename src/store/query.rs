@@ -125,6 +125,24 @@ impl Store {
         })
     }
 
+    /// The traces of one conversation (group id), in start order; an unknown group is
+    /// [`StoreError::NotFound`].
+    pub fn load_group(&self, group: &str) -> Result<Vec<TraceDoc>, StoreError> {
+        let filter = ListFilter {
+            group: Some(group.to_string()),
+            ..ListFilter::default()
+        };
+        let mut traces = self.list(&filter)?;
+        if traces.is_empty() {
+            return Err(StoreError::NotFound {
+                id: format!("group {group}"),
+                path: self.path.clone(),
+            });
+        }
+        traces.sort_by_key(|t| t.started_at);
+        traces.iter().map(|t| self.load(t.trace_id)).collect()
+    }
+
     /// Traces matching `filter`, newest first.
     pub fn list(&self, filter: &ListFilter) -> Result<Vec<Trace>, StoreError> {
         // Close dead runs first, so that a status filter sees their real status. When the
