@@ -1,0 +1,314 @@
+#!/usr/bin/env node
+// Drives the `agentrace serve` UI in headless Chromium the way a person would, and fails on
+// anything a person would notice: a console error or warning, a script error, a failed request,
+// an alert() that fired, or a page that does not show what the store holds.
+//
+//   node tests/ui/drive.mjs --base http://127.0.0.1:PORT --expect-trace TRACE_ID \
+//     --expect-name 'SPAN NAME' --filter-workflow 'WORKFLOW' \
+//     [--expect-escaped '<script>alert(1)</script>'] [--screenshot trace.png] [--no-diff]
+//
+// Environment: CHROMIUM (the browser binary; default /usr/bin/chromium) and NODE_PATH (a
+// node_modules holding playwright-core, see package.json), unless `npm ci` ran in tests/ui.
+// Exit 0 with a one-line JSON summary on stdout; exit 1 with the reason on stderr; exit 2 on
+// bad arguments.
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const started = Date.now();
+
+const USAGE = 'usage: drive.mjs --base URL --expect-trace ID --expect-name NAME --filter-workflow NAME ' +
+  '[--expect-escaped TEXT] [--screenshot PATH] [--timeout MS] [--no-diff]';
+
+function parseArgs(argv) {
+  const flags = new Set(['no-diff']);
+  const known = new Set(['base', 'expect-trace', 'expect-name', 'filter-workflow', 'expect-escaped', 'screenshot', 'timeout']);
+  const out = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('--')) usage(`unexpected argument ${JSON.stringify(a)}`);
+    let key = a.slice(2), value;
+    const eq = key.indexOf('=');
+    if (eq >= 0) { value = key.slice(eq + 1); key = key.slice(0, eq); }
+    if (flags.has(key)) { out[key] = true; continue; }
+    if (!known.has(key)) usage(`unknown option --${key}`);
+    if (value === undefined) {
+      if (i + 1 >= argv.length) usage(`--${key} needs a value`);
+      value = argv[++i];
+    }
+    out[key] = value;
+  }
+  for (const k of ['base', 'expect-trace', 'expect-name', 'filter-workflow']) if (!out[k]) usage(`--${k} is required`);
+  return out;
+}
+
+function usage(message) {
+  process.stderr.write(`drive.mjs: ${message}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+const opts = parseArgs(process.argv.slice(2));
+const base = opts.base.replace(/\/+$/, '');
+const traceId = opts['expect-trace'];
+const spanName = opts['expect-name'];
+const workflow = opts['filter-workflow'];
+const escaped = opts['expect-escaped'];
+const TIMEOUT = Number(opts.timeout || 15000);
+
+let chromium;
+try {
+  ({ chromium } = require('playwright-core'));
+} catch (e) {
+  process.stderr.write('drive.mjs: cannot load playwright-core: install it (npm ci in tests/ui, or ' +
+    'npm install --prefix DIR playwright-core and NODE_PATH=DIR/node_modules)\n' + e.message + '\n');
+  process.exit(1);
+}
+
+class Failure extends Error {}
+const fail = (message) => { throw new Failure(message); };
+const step = { name: 'start' };
+const problems = []; // console errors and warnings, page errors, failed requests, dialogs
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox'],
+});
+let exitCode = 0;
+const summary = { ok: true, base, trace: traceId };
+let page;
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning') {
+      const loc = m.location();
+      problems.push(`console ${m.type()} during "${step.name}": ${m.text()}${loc && loc.url ? ` (${loc.url}:${loc.lineNumber})` : ''}`);
+    }
+  });
+  page.on('pageerror', (e) => problems.push(`page error during "${step.name}": ${e.message}`));
+  page.on('dialog', async (d) => {
+    problems.push(`a ${d.type()} dialog fired during "${step.name}": ${JSON.stringify(d.message())}`);
+    await d.dismiss().catch(() => {});
+  });
+  page.on('requestfailed', (r) => {
+    const err = r.failure() ? r.failure().errorText : 'failed';
+    // The event stream is cut whenever the page goes away; that is not a failure.
+    if (err.includes('ERR_ABORTED') && new URL(r.url()).pathname === '/api/events') return;
+    problems.push(`request failed during "${step.name}": ${r.method()} ${r.url()}: ${err}`);
+  });
+  page.on('response', (r) => {
+    if (r.status() >= 400) problems.push(`HTTP ${r.status()} during "${step.name}": ${r.request().method()} ${r.url()}`);
+  });
+
+  const check = () => { if (problems.length) fail(problems[0]); };
+  const appState = () => page.evaluate(() => {
+    const a = document.getElementById('app');
+    return a ? { page: a.dataset.page, state: a.dataset.state, loaded: a.dataset.loaded, text: a.innerText.slice(0, 300) } : null;
+  });
+  async function waitPage(name, loaded, what) {
+    try {
+      await page.waitForFunction(([name, loaded]) => {
+        const a = document.getElementById('app');
+        if (!a || a.dataset.page !== name) return false;
+        if (a.dataset.state === 'error') return true;
+        return a.dataset.state === 'ready' && (loaded === null || a.dataset.loaded === loaded);
+      }, [name, loaded], { timeout: TIMEOUT });
+    } catch (e) {
+      fail(`${what} did not finish loading within ${TIMEOUT} ms (app: ${JSON.stringify(await appState().catch(() => null))})`);
+    }
+    const s = await appState();
+    if (s.state === 'error') fail(`${what} shows an error: ${s.text}`);
+  }
+  const listQuery = (wf) => (wf === null ? '' : new URLSearchParams({ workflow: wf }).toString());
+
+  // 1. The list shows the trace.
+  step.name = 'open the trace list';
+  const response = await page.goto(base + '/', { waitUntil: 'domcontentloaded' });
+  if (!response || !response.ok()) fail(`GET ${base}/ answered ${response ? response.status() : 'nothing'}`);
+  await waitPage('list', '', 'the trace list');
+  const rowSel = (id) => `tr[data-trace-id="${id}"]`;
+  const listed = await page.locator('tr[data-trace-id]').count();
+  if (!(await page.locator(rowSel(traceId)).count())) fail(`trace ${traceId} is not in the list (${listed} rows shown)`);
+  const workflowsBefore = await page.locator('tr[data-trace-id] td.c-workflow').allTextContents();
+  summary.listed = listed;
+  check();
+
+  // 2. The workflow filter, through the form: the list narrows and the address says so.
+  step.name = 'filter by workflow';
+  const urlBefore = page.url();
+  await page.fill('input[name="workflow"]', workflow);
+  await page.press('input[name="workflow"]', 'Enter');
+  await waitPage('list', listQuery(workflow), 'the filtered trace list');
+  const urlAfter = page.url();
+  if (urlAfter === urlBefore || new URL(urlAfter).searchParams.get('workflow') !== workflow) {
+    fail(`the address did not take the workflow filter: ${urlBefore} → ${urlAfter}`);
+  }
+  const workflowsAfter = await page.locator('tr[data-trace-id] td.c-workflow').allTextContents();
+  if (!workflowsAfter.length) fail(`no trace of workflow ${JSON.stringify(workflow)} is listed after filtering`);
+  const stray = workflowsAfter.filter((w) => w !== workflow);
+  if (stray.length) fail(`the filtered list still shows other workflows: ${JSON.stringify(stray.slice(0, 3))}`);
+  if (workflowsBefore.some((w) => w !== workflow) && workflowsAfter.length >= workflowsBefore.length) {
+    fail(`the list did not narrow: ${workflowsBefore.length} rows before, ${workflowsAfter.length} after`);
+  }
+  summary.filtered = workflowsAfter.length;
+  check();
+
+  // 3. Two ticked rows open the diff (when the filter left two).
+  summary.diff = 'skipped';
+  if (!opts['no-diff'] && workflowsAfter.length >= 2) {
+    step.name = 'compare two traces';
+    const boxes = page.locator('tr[data-trace-id] input[type="checkbox"]');
+    await boxes.nth(0).check();
+    await boxes.nth(1).check();
+    await page.click('button:has-text("Compare")');
+    await waitPage('diff', null, 'the diff page');
+    if (!new URL(page.url()).pathname.startsWith('/diff')) fail(`Compare did not open the diff page: ${page.url()}`);
+    const rows = await page.locator('table.diff tbody tr[data-path]').count();
+    if (!rows) fail('the diff page shows no span rows');
+    summary.diff = `${rows} rows`;
+    await page.goBack();
+    await waitPage('list', listQuery(workflow), 'the filtered trace list (after going back)');
+    check();
+  }
+
+  // 4. Open the trace by clicking it (from the unfiltered list if the filter hid it).
+  step.name = 'open the trace';
+  if (!(await page.locator(rowSel(traceId)).count())) {
+    await page.click('button:has-text("Clear filters")');
+    await waitPage('list', '', 'the trace list (filters cleared)');
+  }
+  await page.click(`${rowSel(traceId)} td.c-name a`);
+  await waitPage('trace', traceId, 'the trace page');
+  if (new URL(page.url()).pathname !== `/traces/${traceId}`) fail(`clicking the trace opened ${page.url()}`);
+  const trace = await page.evaluate(async (id) => {
+    const r = await fetch('/api/traces/' + encodeURIComponent(id));
+    return r.ok ? r.json() : { error: r.status };
+  }, traceId);
+  if (!trace || !Array.isArray(trace.spans)) fail(`GET /api/traces/${traceId} gave ${JSON.stringify(trace).slice(0, 200)}`);
+  const n = trace.spans.length;
+  summary.spans = n;
+
+  // 5. The waterfall: one row per span, the expected span among them as text.
+  step.name = 'check the waterfall';
+  const wf = await page.evaluate(() => {
+    const w = document.querySelector('.waterfall');
+    return w ? { spans: Number(w.dataset.spans), rows: Number(w.dataset.rows), dom: document.querySelectorAll('.waterfall .row').length,
+      ids: Array.from(document.querySelectorAll('.waterfall .row')).map((r) => r.dataset.spanId) } : null;
+  });
+  if (!wf) fail('the trace page has no waterfall');
+  if (wf.spans !== n || wf.rows !== n) fail(`the waterfall has ${wf.rows} rows for ${wf.spans} spans; the trace has ${n}`);
+  const known = new Set(trace.spans.map((s) => s.span_id));
+  if (wf.ids.some((id) => !known.has(id))) fail('the waterfall shows a span that is not in the trace');
+  if (wf.dom < Math.min(n, 20)) fail(`only ${wf.dom} waterfall rows are drawn for ${n} spans`);
+  if (!trace.spans.some((s) => s.name === spanName)) fail(`the trace has no span named ${JSON.stringify(spanName)}`);
+  const nameRow = page.locator('.waterfall .row').filter({ has: page.locator('.name', { hasText: spanName }) });
+  const exactRow = async () => {
+    const count = await nameRow.count();
+    for (let i = 0; i < count; i++) {
+      if ((await nameRow.nth(i).locator('.name').textContent()) === spanName) return nameRow.nth(i);
+    }
+    return null;
+  };
+  let row = await exactRow();
+  if (!row) {
+    // Rows are drawn only where the viewport is: find the span by name.
+    await page.fill('.wf-tools input[type="search"]', spanName);
+    await page.press('.wf-tools input[type="search"]', 'Enter');
+    await page.waitForTimeout(200);
+    row = await exactRow();
+  }
+  if (!row) fail(`no waterfall row shows the span name ${JSON.stringify(spanName)} as text`);
+  check();
+
+  // 6. Clicking the span shows its details; the arrow keys move the selection.
+  step.name = 'open span details';
+  await row.click();
+  const detailName = () => page.locator('.detail h2').textContent().catch(() => null);
+  await page.waitForFunction((name) => {
+    const h2 = document.querySelector('.detail h2');
+    return h2 && h2.textContent === name;
+  }, spanName).catch(async () => fail(`the span details show ${JSON.stringify(await detailName())}, not ${JSON.stringify(spanName)}`));
+  const detailText = await page.locator('.detail').innerText();
+  for (const word of ['duration', 'span id', 'EVENTS', 'ATTRIBUTES']) {
+    if (!detailText.toUpperCase().includes(word.toUpperCase())) fail(`the span details lack "${word}"`);
+  }
+  const selectedId = await page.locator('.waterfall .row.selected').getAttribute('data-span-id');
+  if (n > 1) {
+    step.name = 'move the selection with the keyboard';
+    const rowsNow = await page.evaluate(() => Number(document.querySelector('.waterfall').dataset.rows));
+    const first = await page.evaluate(() => document.querySelector('.waterfall .row.selected')?.style.top);
+    const key = first === '0px' || rowsNow < 2 ? ['ArrowDown', 'ArrowUp'] : ['ArrowUp', 'ArrowDown'];
+    await page.keyboard.press(key[0]);
+    const moved = await page.locator('.waterfall .row.selected').getAttribute('data-span-id');
+    if (rowsNow > 1 && moved === selectedId) fail(`${key[0]} did not move the selection`);
+    const movedName = await detailName();
+    const movedSpan = trace.spans.find((s) => s.span_id === moved);
+    if (!movedSpan || movedName !== movedSpan.name) fail(`after ${key[0]} the details show ${JSON.stringify(movedName)}`);
+    await page.keyboard.press(key[1]);
+    if ((await page.locator('.waterfall .row.selected').getAttribute('data-span-id')) !== selectedId) fail(`${key[1]} did not move the selection back`);
+  }
+  check();
+
+  // 7. Escaping: the text shows literally and no script ran.
+  if (escaped !== undefined) {
+    step.name = 'check escaping';
+    let shown = await page.evaluate((t) => document.body.innerText.includes(t), escaped);
+    if (!shown) {
+      await page.fill('.wf-tools input[type="search"]', escaped);
+      await page.press('.wf-tools input[type="search"]', 'Enter');
+      await page.waitForTimeout(200);
+      shown = await page.evaluate((t) => document.body.innerText.includes(t), escaped);
+      await page.fill('.wf-tools input[type="search"]', '');
+      await page.press('.wf-tools input[type="search"]', 'Escape');
+    }
+    if (!shown) fail(`the text ${JSON.stringify(escaped)} does not appear literally on the trace page`);
+    const injected = await page.evaluate(() => ({
+      scripts: Array.from(document.scripts).map((s) => s.src || '(inline)'),
+      imgs: document.querySelectorAll('img, iframe, object, embed').length,
+      handlers: Array.from(document.querySelectorAll('*')).filter((e) => Array.from(e.attributes).some((a) => a.name.startsWith('on'))).length,
+    }));
+    if (injected.scripts.length !== 1 || !injected.scripts[0].endsWith('/assets/app.js')) fail(`unexpected scripts on the page: ${JSON.stringify(injected.scripts)}`);
+    if (injected.imgs || injected.handlers) fail(`data became markup: ${injected.imgs} img/iframe/object elements, ${injected.handlers} elements with on* attributes`);
+    summary.escaped = true;
+    check();
+  }
+
+  // 8. The screenshot for the README: the trace page with the expected span selected.
+  if (opts.screenshot) {
+    step.name = 'screenshot';
+    await page.evaluate(() => document.activeElement && document.activeElement.blur && document.activeElement.blur());
+    await page.mouse.move(0, 0);
+    await page.screenshot({ path: opts.screenshot });
+    summary.screenshot = opts.screenshot;
+  }
+
+  // 9. The conversation, when the trace belongs to one.
+  summary.group = trace.group_id || null;
+  if (trace.group_id) {
+    step.name = 'open the conversation';
+    await page.click('.trace-head a[href^="/groups/"]');
+    await waitPage('group', trace.group_id, 'the conversation page');
+    const turns = await page.locator('article.turn[data-trace-id]').count();
+    if (!(await page.locator(`article.turn[data-trace-id="${traceId}"]`).count())) fail(`the conversation ${trace.group_id} does not show trace ${traceId}`);
+    const link = page.locator(`article.turn[data-trace-id="${traceId}"] a[href="/traces/${traceId}"]`);
+    if (!(await link.count())) fail('the conversation does not link to the trace page');
+    summary.conversation = turns;
+    check();
+  }
+
+  step.name = 'finish';
+  await page.waitForTimeout(100);
+  check();
+  summary.ms = Date.now() - started;
+} catch (e) {
+  exitCode = 1;
+  const message = e instanceof Failure ? e.message : `${e && e.stack ? e.stack : e}`;
+  process.stderr.write(`drive.mjs: FAIL at "${step.name}": ${message}\n`);
+  for (const p of problems.slice(e instanceof Failure && problems[0] === e.message ? 1 : 0)) process.stderr.write(`  also: ${p}\n`);
+  if (page) process.stderr.write(`  page: ${page.url()}\n`);
+} finally {
+  if (page) page.removeAllListeners('requestfailed');
+  await browser.close().catch(() => {});
+}
+if (exitCode === 0) process.stdout.write(JSON.stringify(summary) + '\n');
+process.exit(exitCode);
