@@ -195,7 +195,7 @@
     try { body = text ? JSON.parse(text) : null; } catch (e) { body = undefined; }
     if (!res.ok) {
       if (res.status === 401) {
-        throw new ApiError(401, 'Unauthorised: open this page with ?token=… (the token `agentrace serve` printed) to sign in, e.g. ' + location.origin + '/?token=<token>');
+        throw new ApiError(401, 'open ' + location.origin + location.pathname + '?token=… once, with the token `agentrace serve` was started with (--token or AGENTRACE_TOKEN); the browser keeps it in a cookie.');
       }
       const msg = body && typeof body.error === 'string' ? body.error : 'HTTP ' + res.status + ' ' + res.statusText;
       throw new ApiError(res.status, msg);
@@ -206,7 +206,7 @@
 
   function errorNotice(err, what) {
     const status = err && err.status;
-    const title = status === 401 ? 'Not signed in' : status === 404 ? 'Not found' : status === 400 ? 'Bad request' : 'Could not load ' + what;
+    const title = status === 401 ? 'Unauthorised' : status === 403 ? 'Forbidden' : status === 404 ? 'Not found' : status === 400 ? 'Bad request' : 'Could not load ' + what;
     return h('div', { class: 'notice error', role: 'alert' }, h('strong', null, title + ': '), String(err && err.message ? err.message : err));
   }
 
@@ -933,6 +933,11 @@
 
     function drawRows(force) {
       if (!m) return;
+      if (!st.rows.length) {
+        rowsBox.replaceChildren(h('div', { class: 'wf-empty' }, isRunning(m.trace) ? 'No span has finished yet; spans appear here as they are written.' : 'This trace has no spans.'));
+        st.drawn = '';
+        return;
+      }
       const height = viewport.clientHeight || 600;
       const top = viewport.scrollTop;
       const first = Math.max(0, Math.floor(top / ROW) - OVERSCAN);
@@ -1141,15 +1146,19 @@
       if (!m || i < 0) {
         detail.replaceChildren(h('div', { class: 'muted' }, m && m.n ? 'Select a span to see its details.' : ''));
         st.detailKey = '';
+        delete detail.dataset.spanId;
         return;
       }
       const s = m.spans[i];
-      const key = s.span_id + '\u0000' + JSON.stringify(s);
-      const same = key === st.detailKey;
+      // A live refresh redraws the details only when the span changed, so an open "Raw span
+      // JSON" or the reader's scroll position survive.
+      const key = s.span_id + '\u0000' + JSON.stringify(s) + '\u0000' + m.lo;
+      if (key === st.detailKey) return;
+      const sameSpan = detail.dataset.spanId === s.span_id;
       st.detailKey = key;
       detail.replaceChildren(spanDetail(m, i, select));
       detail.dataset.spanId = s.span_id;
-      if (same) detail.scrollTop = keep; else detail.scrollTop = 0;
+      detail.scrollTop = sameSpan ? keep : 0;
     }
 
     // ---- loading and live refresh
@@ -1174,7 +1183,6 @@
       drawDetail();
       if (first) {
         if (sel >= 0 && want) scrollToRow(st.rowOf[sel], true);
-        if (!m.n) rowsBox.replaceChildren(h('div', { class: 'wf-empty' }, isRunning(trace) ? 'No span has finished yet; they appear here as they end.' : 'This trace has no spans.'));
       }
       app.dataset.spans = String(m.n);
     }
@@ -1325,7 +1333,7 @@
         if (a.tool_calls !== undefined) out.tool_calls = a.tool_calls;
         box.appendChild(Array.isArray(a.output) ? chatEl(a.output, 'assistant') : h('div', { class: 'chat' }, messageEl(out)));
       }
-      if (a.session_messages !== undefined) {
+      if (a.session_messages !== undefined && a.session_messages !== 0 && !(Array.isArray(a.session_messages) && !a.session_messages.length)) {
         used.add('session_messages');
         box.appendChild(section('Earlier in the session', typeof a.session_messages === 'number' ? plural(a.session_messages, 'message') : null));
         box.appendChild(typeof a.session_messages === 'number' ? h('div', { class: 'muted' }, plural(a.session_messages, 'earlier message') + ' sent before this input.') : chatEl(a.session_messages, 'user'));
@@ -1439,6 +1447,7 @@
             h('span', { class: 'stat' }, running && (t.duration_ms === null || t.duration_ms === undefined) ? h('span', { dataset: { since: String(start) } }, fmtMs(Date.now() - start) + '…') : fmtMs(t.duration_ms)),
             h('span', { class: 'stat', title: usageText(t.usage) }, fmtInt(totalTokens(t.usage)) + ' tokens'),
             h('span', { class: 'stat' }, fmtCost(t.cost_usd))),
+          agentsLine(t),
           h('div', { class: 'bubbles' },
             ex.input !== null ? h('div', { class: 'bubble user' }, h('span', { class: 'who' }, 'user'), ex.input) : null,
             ex.output !== null ? h('div', { class: 'bubble assistant' }, h('span', { class: 'who' }, 'output'), ex.output)
@@ -1466,6 +1475,25 @@
     return { refresh: load, destroy: function () { dead = true; } };
   }
   groupPage.pageName = 'group';
+
+  /** "triage → billing · 2 model calls · 1 tool call": who worked on a turn. */
+  function agentsLine(t) {
+    const spans = Array.isArray(t.spans) ? t.spans : [];
+    const agents = [];
+    let calls = 0, tools = 0, commands = 0;
+    for (const s of spans) {
+      if (s.kind === 'agent' && agents[agents.length - 1] !== s.name) agents.push(s.name);
+      else if (s.kind === 'generation') calls++;
+      else if (s.kind === 'function') tools++;
+      else if (s.kind === 'command') commands++;
+    }
+    const parts = [];
+    if (agents.length) parts.push(agents.join(' → '));
+    if (calls) parts.push(plural(calls, 'model call'));
+    if (tools) parts.push(plural(tools, 'tool call'));
+    if (commands) parts.push(plural(commands, 'command'));
+    return parts.length ? h('div', { class: 'turn-agents' }, parts.join(' · ')) : null;
+  }
 
   // ---------------------------------------------------------------------------------------
   // Page 4: two traces side by side.
