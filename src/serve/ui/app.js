@@ -1614,8 +1614,35 @@
       for (const s of d.added || []) rows.push({ path: s.path, ia: -1, ib: -1 });
       for (const s of d.removed || []) rows.push({ path: s.path, ia: -1, ib: -1 });
     }
-    let nAdded = 0, nRemoved = 0, nChanged = 0, nMatched = 0;
-    const tbody = h('tbody');
+    // Classify every row first; DOM rows are built in pages, because laying out a table of
+    // 10,000 spans would freeze the page for seconds.
+    let nAdded = 0, nRemoved = 0, nChanged = 0, nMatched = 0, nDiffer = 0;
+    const items = [];
+    for (const r of rows) {
+      const mt = matched.get(r.path), ad = added.get(r.path), rm = removed.get(r.path);
+      let it;
+      if (mt) {
+        nMatched++;
+        const stA = mt.status ? mt.status.a : null, stB = mt.status ? mt.status.b : null;
+        const changed = stA !== stB;
+        if (changed) nChanged++;
+        it = { r: r, mt: mt, kind: mt.kind, mark: changed ? '~' : '', cls: changed ? 'changed' : 'same',
+          sa: { kind: mt.kind, status: stA, duration_ms: mt.duration_ms ? mt.duration_ms.a : null, tokens: mt.tokens ? mt.tokens.a : 0 },
+          sb: { kind: mt.kind, status: stB, duration_ms: mt.duration_ms ? mt.duration_ms.b : null, tokens: mt.tokens ? mt.tokens.b : 0 },
+          differs: changed || !!mt.output_diff || !!(mt.tokens && mt.tokens.delta) };
+      } else if (ad) {
+        nAdded++;
+        it = { r: r, ad: ad, kind: ad.kind, mark: '+', cls: 'added absent-a', sa: null, sb: ad, differs: true };
+      } else if (rm) {
+        nRemoved++;
+        it = { r: r, rm: rm, kind: rm.kind, mark: '−', cls: 'removed absent-b', sa: rm, sb: null, differs: true };
+      } else {
+        continue;
+      }
+      if (it.differs) nDiffer++;
+      items.push(it);
+    }
+
     const miniBar = function (mm, i, side) {
       const wrap = h('div', { class: 'mini' });
       if (!mm || i < 0 || !side) return wrap;
@@ -1637,41 +1664,15 @@
         h('td', { class: cls + ' num' }, h('div', null, fmtMs(side.duration_ms)), side.tokens ? h('div', { class: 'faint' }, fmtInt(side.tokens) + ' tok') : null),
       ];
     };
-    for (const r of rows) {
-      const mt = matched.get(r.path), ad = added.get(r.path), rm = removed.get(r.path);
-      let kind, sa = null, sb = null, mark, cls;
-      if (mt) {
-        nMatched++;
-        kind = mt.kind;
-        const stA = mt.status ? mt.status.a : null, stB = mt.status ? mt.status.b : null;
-        sa = { kind: kind, status: stA, duration_ms: mt.duration_ms ? mt.duration_ms.a : null, tokens: mt.tokens ? mt.tokens.a : 0 };
-        sb = { kind: kind, status: stB, duration_ms: mt.duration_ms ? mt.duration_ms.b : null, tokens: mt.tokens ? mt.tokens.b : 0 };
-        const changed = stA !== stB;
-        if (changed) nChanged++;
-        mark = changed ? '~' : '';
-        cls = changed ? 'changed' : 'same';
-      } else if (ad) {
-        nAdded++;
-        kind = ad.kind;
-        sb = ad;
-        mark = '+';
-        cls = 'added absent-a';
-      } else if (rm) {
-        nRemoved++;
-        kind = rm.kind;
-        sa = rm;
-        mark = '−';
-        cls = 'removed absent-b';
-      } else {
-        continue;
-      }
+    const rowEls = function (it) {
+      const r = it.r, mt = it.mt;
       const model = mb && r.ib >= 0 ? mb : ma;
       const idx = mb && r.ib >= 0 ? r.ib : r.ia;
       const depth = model && idx >= 0 ? model.depth[idx] : (r.path.match(/\//g) || []).length;
       const name = model && idx >= 0 ? model.spans[idx].name : r.path.split('/').pop();
       const spanCell = h('div', { class: 'span-cell', title: r.path });
       spanCell.style.paddingLeft = (depth * INDENT) + 'px';
-      spanCell.appendChild(kindChip(kind));
+      spanCell.appendChild(kindChip(it.kind));
       spanCell.appendChild(h('span', { class: 'name' }, name));
       const deltaCell = h('td', { class: 'c-delta num' });
       let diffRow = null;
@@ -1691,27 +1692,49 @@
           deltaCell.appendChild(h('div', null, btn));
         }
       } else {
-        deltaCell.appendChild(h('span', { class: 'faint' }, ad ? 'added in B' : 'removed in B'));
+        deltaCell.appendChild(h('span', { class: 'faint' }, it.ad ? 'added in B' : 'removed in B'));
       }
-      tbody.appendChild(h('tr', { class: cls, dataset: { path: r.path } },
-        h('td', { class: 'c-mark' }, mark),
+      const tr = h('tr', { class: it.cls, dataset: { path: r.path } },
+        h('td', { class: 'c-mark' }, it.mark),
         h('td', { class: 'c-span' }, spanCell),
-        cells(sa, ma, r.ia, 'a'),
-        cells(sb, mb, r.ib, 'b'),
-        deltaCell));
-      if (diffRow) tbody.appendChild(diffRow);
-    }
-    tbody.appendChild(h('tr', { class: 'totals-row' },
+        cells(it.sa, ma, r.ia, 'a'),
+        cells(it.sb, mb, r.ib, 'b'),
+        deltaCell);
+      return diffRow ? [tr, diffRow] : [tr];
+    };
+
+    const PAGE = 400;
+    const view = { only: items.length > PAGE && nDiffer > 0, shown: PAGE };
+    const tbody = h('tbody');
+    const moreBox = h('div', { class: 'more' });
+    const onlyBox = h('input', { type: 'checkbox', checked: view.only, onchange: function (e) { view.only = e.target.checked; view.shown = PAGE; drawBody(); } });
+    const totalsRow = h('tr', { class: 'totals-row' },
       h('td', { class: 'c-mark' }, ''), h('td', { class: 'c-span' }, '(trace)'),
       h('td', { class: 'a l' }, badge(stat.a)), h('td', { class: 'a' }, ''), h('td', { class: 'a num' }, fmtMs(dur.a)),
       h('td', { class: 'b l' }, badge(stat.b)), h('td', { class: 'b' }, ''), h('td', { class: 'b num' }, fmtMs(dur.b)),
-      h('td', { class: 'c-delta num' }, deltaEl(dur.delta, '', dur.pct, fmtMs))));
+      h('td', { class: 'c-delta num' }, deltaEl(dur.delta, '', dur.pct, fmtMs)));
+    function drawBody() {
+      const list = view.only ? items.filter((it) => it.differs) : items;
+      const frag2 = document.createDocumentFragment();
+      const n = Math.min(list.length, view.shown);
+      for (let k = 0; k < n; k++) for (const el of rowEls(list[k])) frag2.appendChild(el);
+      if (!list.length) frag2.appendChild(h('tr', null, h('td', { colspan: '9', class: 'muted' }, view.only ? 'No span was added or removed, or changed status, tokens or output.' : 'Neither trace has spans.')));
+      frag2.appendChild(totalsRow);
+      tbody.replaceChildren(frag2);
+      moreBox.replaceChildren();
+      if (list.length > n) {
+        moreBox.appendChild(h('button', { type: 'button', class: 'btn', onclick: function () { view.shown += PAGE * 5; drawBody(); } },
+          'Show ' + fmtInt(Math.min(PAGE * 5, list.length - n)) + ' more of ' + fmtInt(list.length - n) + ' remaining spans'));
+      }
+    }
+    drawBody();
 
     frag.appendChild(h('div', { class: 'diff-summary' },
-      h('span', { class: 'pill added' }, plural(nAdded, 'added', 'added')),
-      h('span', { class: 'pill removed' }, plural(nRemoved, 'removed', 'removed')),
-      h('span', { class: 'pill changed' }, plural(nChanged, 'changed status', 'changed status')),
+      h('span', { class: 'pill ' + (nAdded ? 'added' : 'same') }, plural(nAdded, 'added', 'added')),
+      h('span', { class: 'pill ' + (nRemoved ? 'removed' : 'same') }, plural(nRemoved, 'removed', 'removed')),
+      h('span', { class: 'pill ' + (nChanged ? 'changed' : 'same') }, plural(nChanged, 'changed status', 'changed status')),
       h('span', { class: 'pill same' }, plural(nMatched, 'matched', 'matched')),
+      h('label', { class: 'only' }, onlyBox, ' only spans that differ (added, removed, status, tokens, output)'),
       h('span', { class: 'faint' }, 'Spans are matched by their path of names, as ', h('code', null, 'agentrace diff'), ' does.')));
     frag.appendChild(h('div', { class: 'card' }, h('table', { class: 'diff' },
       h('colgroup', null, h('col', { class: 'c-mark' }), h('col', { class: 'c-span' }), h('col', { class: 'c-st' }), h('col', { class: 'c-bar' }), h('col', { class: 'c-dur' }),
@@ -1720,6 +1743,7 @@
         h('tr', null, h('th', { class: 'c-mark' }, ''), h('th', { class: 'c-span' }, 'Span'),
           h('th', { class: 'side-head', colspan: '3' }, 'A'), h('th', { class: 'side-head', colspan: '3' }, 'B'), h('th', { class: 'c-delta num' }, 'Δ B − A'))),
       tbody)));
+    frag.appendChild(moreBox);
     return frag;
   }
 
