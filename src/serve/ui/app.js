@@ -302,6 +302,7 @@
 
   function connectLive() {
     if (typeof EventSource === 'undefined') { setLive('closed', 'no live updates'); return; }
+    if (live.source) return;
     const es = new EventSource('/api/events');
     live.source = es;
     es.addEventListener('open', function () { setLive('open', 'live'); });
@@ -318,8 +319,9 @@
       if (es.readyState === EventSource.CLOSED) {
         setLive('closed', 'disconnected');
         es.close();
+        if (live.source === es) live.source = null;
         clearTimeout(live.retry);
-        live.retry = setTimeout(connectLive, 5000);
+        live.retry = setTimeout(function () { if (!live.source && !document.hidden) connectLive(); }, 5000);
       } else {
         setLive('reconnecting', 'reconnecting…');
       }
@@ -333,8 +335,20 @@
       if (current && current.refresh) current.refresh();
     }, 250);
   }
+  // A browser keeps at most six HTTP/1.1 connections per server, and every open tab's event
+  // stream holds one; a tab that stays hidden lets go of its stream and asks again (and catches
+  // up, through the version number) when it is shown.
+  let hiddenTimer = 0;
   document.addEventListener('visibilitychange', function () {
-    if (!document.hidden && live.pending) { live.pending = false; if (current && current.refresh) current.refresh(); }
+    clearTimeout(hiddenTimer);
+    if (document.hidden) {
+      hiddenTimer = setTimeout(function () {
+        if (live.source) { live.source.close(); live.source = null; clearTimeout(live.retry); setLive('closed', 'paused'); }
+      }, 30000);
+      return;
+    }
+    if (!live.source) connectLive();
+    if (live.pending) { live.pending = false; if (current && current.refresh) current.refresh(); }
   });
 
   // One ticker keeps relative times and running clocks current.
@@ -833,6 +847,7 @@
         dd('workflow', t.workflow || '—'),
         t.group_id ? dd('group', link(groupPath(t.group_id), t.group_id)) : null,
         dd('started', [fmtLocal(parseMs(t.started_at)), ' ', h('span', { class: 'muted' }, '(', relTime(parseMs(t.started_at)), ')')]),
+        t.ended_at ? dd('ended', fmtLocal(parseMs(t.ended_at)), fmtLocal(parseMs(t.ended_at), true)) : null,
         dd('duration', running && (t.duration_ms === null || t.duration_ms === undefined)
           ? h('span', { dataset: { since: String(started) } }, fmtMs(Date.now() - started) + '…') : fmtMs(t.duration_ms)),
         dd('spans', fmtInt(m.n)),
