@@ -454,7 +454,7 @@
       const f = {
         search: fSearch.value.trim(), workflow: fWorkflow.value.trim(), group: fGroup.value.trim(),
         status: fStatus.value, since: filters.since, from: fromLocalInput(fFrom.value), until: fromLocalInput(fUntil.value),
-        meta: filters.meta.slice(), limit: filters.limit,
+        meta: filters.meta.slice(), limit: '',
       };
       const pending = fMeta.value.trim();
       if (pending && pending.indexOf('=') > 0 && f.meta.indexOf(pending) < 0) f.meta.push(pending);
@@ -1203,10 +1203,12 @@
     }
 
     let loaded = false;
+    let fetchId = id; // `last` or a prefix at first; the full id once known, so it stays put
     const load = serial(async function () {
       try {
-        const trace = await api('/api/traces/' + encodeURIComponent(id));
+        const trace = await api('/api/traces/' + encodeURIComponent(fetchId));
         if (dead) return;
+        if (trace && typeof trace.trace_id === 'string') fetchId = trace.trace_id;
         setModel(trace, !loaded);
         loaded = true;
         app.dataset.loaded = trace.trace_id;
