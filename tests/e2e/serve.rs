@@ -600,12 +600,7 @@ fn the_ui_lists_filters_and_opens_traces_in_headless_chromium_with_names_as_text
     let driver = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/ui/drive.mjs");
     let screenshot = env.path().join("ui.png");
     for (id, name, workflow, escaped) in [
-        (
-            &support_id,
-            "Triage Agent",
-            "Customer Support Conversation",
-            None,
-        ),
+        (&support_id, "triage", "Customer Support Conversation", None),
         (&hostile_id, hostile, "Hostile", Some(hostile)),
     ] {
         let mut cmd = std::process::Command::new("node");
@@ -618,17 +613,13 @@ fn the_ui_lists_filters_and_opens_traces_in_headless_chromium_with_names_as_text
                 "--expect-name",
                 name,
             ])
-            .args([
-                "--filter-workflow",
-                workflow,
-                "--screenshot",
-                screenshot.to_str().unwrap(),
-            ])
+            .args(["--filter-workflow", workflow])
             .env("CHROMIUM", &browser)
             .env("NODE_PATH", &node_path);
-        if let Some(text) = escaped {
-            cmd.args(["--expect-escaped", text]);
-        }
+        match escaped {
+            Some(text) => cmd.args(["--expect-escaped", text]),
+            None => cmd.args(["--screenshot", screenshot.to_str().unwrap()]),
+        };
         let out = output_within(cmd, Duration::from_secs(120));
         assert!(
             out.status.success(),
