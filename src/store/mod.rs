@@ -126,9 +126,8 @@ impl Store {
         let conn = Connection::open_with_flags(path, flags).map_err(err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
         // Reading the header is the first thing that notices a file that is not a database.
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(err)?;
+        let version: i64 =
+            opening(|| conn.query_row("PRAGMA user_version", [], |r| r.get(0))).map_err(err)?;
         if version > schema::VERSION {
             // Refuse before touching anything, the journal mode included.
             return Err(StoreError::TooNew {
@@ -140,16 +139,27 @@ impl Store {
         if !read_only {
             // Switching to WAL needs the file (and its directory) writable; a store that is
             // already in WAL mode answers without writing.
-            let mode: String = conn
-                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-                .map_err(err)?;
+            // SQLite answers with the old mode when it cannot switch: on a read-only file, or
+            // while another process is switching a new store at the same moment. Only the
+            // first lasts, so try again for a while before calling the store read-only.
+            let mut mode = String::new();
+            for attempt in 0..50 {
+                mode = opening(|| conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)))
+                    .map_err(err)?;
+                if mode.eq_ignore_ascii_case("wal") || !path_is_writable(path) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(2 + attempt));
+            }
             if !mode.eq_ignore_ascii_case("wal") {
                 return Err(StoreError::ReadOnly {
                     path: path.to_path_buf(),
                 });
             }
-            conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-                .map_err(err)?;
+            opening(|| {
+                conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            })
+            .map_err(err)?;
         }
         let store = Store {
             conn,
@@ -228,6 +238,33 @@ impl Store {
     fn sql(&self, e: rusqlite::Error) -> StoreError {
         StoreError::sqlite(&self.path, e)
     }
+}
+
+/// Runs one statement of opening a store, again while SQLite says busy: when several processes
+/// open a new store at once, one switching it to WAL (or recovering its WAL) makes the others'
+/// first statements fail busy at once, without waiting in the busy handler.
+fn opening<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let mut attempt = 0u64;
+    loop {
+        match f() {
+            Err(e) if error::is_busy(&e) && attempt < 100 => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(1 + attempt.min(20)));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Whether this process may write `path` and create files beside it (the WAL and shared-memory
+/// files): if not, a store that is not yet in WAL mode can never be switched.
+fn path_is_writable(path: &Path) -> bool {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    nix::unistd::access(path, nix::unistd::AccessFlags::W_OK).is_ok()
+        && nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_ok()
 }
 
 /// Creates the store's directory (0700) and an empty database file (0600) before SQLite sees

@@ -731,6 +731,8 @@ fn eight_processes_at_once_lose_nothing() {
                     "store::tests::writer_process",
                     "--ignored",
                     "--quiet",
+                    // A failing child's panic then reaches this test's stderr.
+                    "--nocapture",
                 ])
                 .env("AGENTRACE_TEST_STORE", &path)
                 .env("AGENTRACE_TEST_WORKER", w.to_string())
@@ -887,5 +889,28 @@ mod ingest {
         assert_eq!(after.trace.usage, before.trace.usage);
         assert_eq!(after.trace.status, before.trace.status);
         assert_eq!(store.list(&ListFilter::default()).unwrap().len(), 1);
+    }
+}
+
+#[test]
+fn many_openers_of_a_new_store_at_once_all_get_it() {
+    // Several `agentrace run`s started together on a machine's first run: one switches the new
+    // file to WAL while the others read its header; none may fail "locked" or "read-only".
+    for _ in 0..20 {
+        let (_dir, path) = temp();
+        let barrier = Arc::new(std::sync::Barrier::new(8));
+        let openers: Vec<_> = (0..8)
+            .map(|_| {
+                let (path, barrier) = (path.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    Store::open(&path).map(|_| ())
+                })
+            })
+            .collect();
+        for opener in openers {
+            let result = opener.join().unwrap();
+            assert!(result.is_ok(), "{result:?}");
+        }
     }
 }
