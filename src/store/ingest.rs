@@ -5,8 +5,11 @@
 //! any number of requests) and derives the rest from the spans after every request: the trace
 //! starts with its first span and ends with its last, is `running` while a span is open, `error`
 //! when a span failed, `ok` otherwise, and its usage and cost are the sums over its generation
-//! spans, as for a run. A span whose trace has not been announced yet gets a placeholder trace
-//! named after the span until the header arrives.
+//! spans, as for a run (`cancelled` when a span was cancelled and none failed). A span whose
+//! trace has not been announced yet gets a placeholder trace named after the span until the
+//! header arrives. A trace recorded by a local `run` (it has a writer pid) is that run's: an
+//! ingest of the same trace (its own OTLP export sent back here) adds spans but never rewrites
+//! the trace row.
 
 use std::collections::BTreeSet;
 
@@ -42,7 +45,8 @@ impl Store {
                      VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6)
                      ON CONFLICT (trace_id) DO UPDATE SET
                          name = excluded.name, workflow = excluded.workflow,
-                         group_id = excluded.group_id, metadata = excluded.metadata",
+                         group_id = excluded.group_id, metadata = excluded.metadata
+                     WHERE traces.pid IS NULL",
                 )?
                 .execute(params![
                     header.trace_id.to_string(),
@@ -86,6 +90,7 @@ struct Totals {
     ended: Option<i64>,
     /// Spans not ended yet.
     open: i64,
+    cancelled: i64,
     /// Input, output and total tokens of the generation spans.
     tokens: [i64; 3],
     cost: Option<f64>,
@@ -99,6 +104,7 @@ fn settle(tx: &Transaction<'_>, trace_id: TraceId) -> rusqlite::Result<()> {
             "SELECT min(started_at),
                     CASE WHEN count(*) = count(ended_at) THEN max(ended_at) END,
                     count(*) - count(ended_at),
+                    count(CASE WHEN status = 'cancelled' THEN 1 END),
                     coalesce(sum(CASE WHEN kind = 'generation' THEN
                         json_extract(attributes, '$.usage.input_tokens') END), 0),
                     coalesce(sum(CASE WHEN kind = 'generation' THEN
@@ -114,8 +120,9 @@ fn settle(tx: &Transaction<'_>, trace_id: TraceId) -> rusqlite::Result<()> {
                 started: r.get(0)?,
                 ended: r.get(1)?,
                 open: r.get(2)?,
-                tokens: [r.get(3)?, r.get(4)?, r.get(5)?],
-                cost: r.get(6)?,
+                cancelled: r.get(3)?,
+                tokens: [r.get(4)?, r.get(5)?, r.get(6)?],
+                cost: r.get(7)?,
             })
         })
         .optional()?;
@@ -134,6 +141,8 @@ fn settle(tx: &Transaction<'_>, trace_id: TraceId) -> rusqlite::Result<()> {
         "running"
     } else if failed.is_some() {
         "error"
+    } else if totals.cancelled > 0 {
+        "cancelled"
     } else {
         "ok"
     };
@@ -147,7 +156,7 @@ fn settle(tx: &Transaction<'_>, trace_id: TraceId) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "UPDATE traces SET started_at = ?2, ended_at = ?3, status = ?4, error = ?5,
                 input_tokens = ?6, output_tokens = ?7, total_tokens = ?8, cost_usd = ?9
-         WHERE trace_id = ?1",
+         WHERE trace_id = ?1 AND pid IS NULL",
     )?
     .execute(params![
         id,

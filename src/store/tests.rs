@@ -814,6 +814,48 @@ mod ingest {
     }
 
     #[test]
+    fn cancelled_spans_make_a_cancelled_trace_and_a_runs_own_trace_is_left_to_it() {
+        let (_dir, path) = temp();
+        let id = trace_id(0x43, 1);
+        let store = Store::open(&path).unwrap();
+        let stopped = ended(
+            span(id, 1, None, SpanKind::Custom, "Batch", T0),
+            T0 + 50,
+            Status::Cancelled,
+        );
+        store
+            .ingest(&Ingest {
+                traces: vec![header(id, "Nightly")],
+                spans: vec![stopped],
+            })
+            .unwrap();
+        assert_eq!(store.load(id).unwrap().trace.status, Status::Cancelled);
+
+        // A trace written by a run (with its pid) and then sent back here, say by its own OTLP
+        // export: the run's trace row stays as the run wrote it.
+        let own = trace_id(0x43, 2);
+        let mut t = trace(own, T0);
+        t.name = "Local run".into();
+        let failed = ended(
+            span(own, 1, None, SpanKind::Command, "step", T0),
+            T0 + 9,
+            Status::Error,
+        );
+        write(&path, vec![(t, vec![failed.clone()])]);
+        let before = store.load(own).unwrap().trace;
+        let mut resent = failed;
+        resent.status = Status::Ok;
+        store
+            .ingest(&Ingest {
+                traces: vec![header(own, "Renamed")],
+                spans: vec![resent],
+            })
+            .unwrap();
+        let after = store.load(own).unwrap().trace;
+        assert_eq!(after, before);
+    }
+
+    #[test]
     fn an_ingested_trace_is_settled_from_its_spans_whatever_the_order() {
         let (_dir, path) = temp();
         let store = Store::open(&path).unwrap();
