@@ -121,11 +121,11 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
     )?;
     let store = Store::open(&globals.store)?;
     // A trace id is unique in a store: a second run under the same TRACEPARENT links instead.
-    let taken = engine
-        .opts
-        .trace_context
-        .as_ref()
-        .is_some_and(|c| store.resolve(&c.parent.trace_id.hex()).is_ok());
+    // Claimed atomically, so that of runs started at the same instant only one joins.
+    let taken = match &engine.opts.trace_context {
+        Some(c) => !store.claim_trace_id(c.parent.trace_id, engine.workflow_name())?,
+        None => false,
+    };
     let engine = engine.with_trace_id_taken(taken);
     let engine = if engine.uses_sessions() {
         // A second connection: conversations are read and written while the writer thread

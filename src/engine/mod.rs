@@ -267,6 +267,11 @@ impl Engine {
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = rec;
     }
 
+    /// The workflow file's top-level `name`.
+    pub fn workflow_name(&self) -> &str {
+        &self.wf.name.value
+    }
+
     /// Whether the run needs the store for `session:` conversations.
     pub fn uses_sessions(&self) -> bool {
         uses_sessions(&self.wf)

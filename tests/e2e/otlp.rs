@@ -1000,3 +1000,35 @@ fn real_phoenix_receives_the_trace_with_names_parents_times_tokens_events_and_co
         nanos(&stored_event["time"])
     );
 }
+
+#[test]
+fn runs_started_together_under_one_traceparent_join_it_once() {
+    let env = TestEnv::new();
+    env.write("w.yaml", "name: Together\nsteps:\n  - run: [\"true\"]\n");
+    let traceparent = format!("00-{PARENT_TRACE}-{PARENT_SPAN}-01");
+    let children: Vec<_> = (0..6)
+        .map(|_| {
+            let mut cmd = env.cmd();
+            cmd.args(["run", "w.yaml", "--offline", "--format", "none"])
+                .env("TRACEPARENT", &traceparent)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    for child in children {
+        assert_exit(&wait_within(child, Duration::from_secs(60)), 0);
+    }
+    let traces = env.list_json(&[]);
+    assert_eq!(traces.len(), 6, "six runs, six traces: {traces:#?}");
+    let joined = traces
+        .iter()
+        .filter(|t| t["trace_id"] == format!("trace_{PARENT_TRACE}"))
+        .count();
+    assert_eq!(joined, 1, "exactly one run took the parent's trace id");
+    for t in &traces {
+        assert_eq!(t["status"], "ok");
+        let doc = env.show_json(t["trace_id"].as_str().unwrap());
+        assert_eq!(doc["spans"].as_array().unwrap().len(), 1, "{doc:#}");
+    }
+}
