@@ -57,9 +57,9 @@ pub struct Args {
     no_content: bool,
 
     /// Answer every model call from the model calls recorded in this trace (id, prefix or
-    /// `last`): no network, no key
+    /// `last`): no network, no key. Repeat it for each trace of a multi-trace workflow
     #[arg(long, value_name = "TRACE_ID", conflicts_with = "offline")]
-    replay: Option<String>,
+    replay: Vec<String>,
 
     /// Show agents' text on stderr as it streams from the model
     #[arg(long)]
@@ -95,13 +95,19 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
         );
     }
     // -- Replay: the recorded trace is found and read before anything runs.
-    let replay = match &args.replay {
-        Some(id) => Some(Arc::new(load_replay(id, globals)?)),
-        None => None,
+    let replay = if args.replay.is_empty() {
+        None
+    } else {
+        Some(Arc::new(load_replay(&args.replay, globals)?))
     };
     let mut meta = args.meta;
     if let Some(recording) = &replay {
-        meta.push((REPLAY_OF.to_string(), recording.trace_id().to_string()));
+        let ids: Vec<String> = recording
+            .trace_ids()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        meta.push((REPLAY_OF.to_string(), ids.join(",")));
     }
     let engine = Engine::new(
         wf,
@@ -297,19 +303,32 @@ fn auto_export(outcome: &RunOutcome, globals: &Globals) {
     }
 }
 
-/// The trace metadata key that names the trace a replay answered from.
+/// The trace metadata key that names the trace(s) a replay answered from (comma-separated).
 pub const REPLAY_OF: &str = "agentrace.replay_of";
 
-/// `--replay ID`: the model calls recorded in that trace (exit 2 when it is unknown or was
+/// `--replay ID...`: the model calls recorded in those traces (exit 2 when one is unknown or was
 /// recorded without content).
-fn load_replay(id: &str, globals: &Globals) -> Result<Recording, Error> {
+fn load_replay(ids: &[String], globals: &Globals) -> Result<Recording, Error> {
     let store = Store::open_existing(&globals.store)
-        .map_err(|e| Error::usage(format!("--replay {id}: {e}")))?;
-    let doc = store
-        .resolve(id)
-        .and_then(|trace_id| store.load(trace_id))
-        .map_err(|e| Error::usage(format!("--replay {id}: {e}")))?;
-    Recording::from_trace(&doc).map_err(|e| Error::usage(e.to_string()))
+        .map_err(|e| Error::usage(format!("--replay {}: {e}", ids.join(" "))))?;
+    let mut docs = Vec::with_capacity(ids.len());
+    for id in ids {
+        let doc = store
+            .resolve(id)
+            .and_then(|trace_id| store.load(trace_id))
+            .map_err(|e| Error::usage(format!("--replay {id}: {e}")))?;
+        if docs
+            .iter()
+            .any(|d: &crate::trace::TraceDoc| d.trace.trace_id == doc.trace.trace_id)
+        {
+            return Err(Error::usage(format!(
+                "--replay {id}: {} is given twice",
+                doc.trace.trace_id
+            )));
+        }
+        docs.push(doc);
+    }
+    Recording::from_traces(&docs).map_err(|e| Error::usage(e.to_string()))
 }
 
 /// Prints agent text to stderr as it arrives, with the agent's name when the speaker changes.

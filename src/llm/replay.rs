@@ -1,5 +1,6 @@
 //! Replay (`run --replay TRACE_ID`): a model that answers every call from the generation spans
-//! of an earlier trace, with no server at all.
+//! of an earlier trace, with no server at all. A workflow of several `traces:` recorded one
+//! trace each; `--replay` given once per trace pools their calls.
 //!
 //! A request is answered by the first not-yet-used recorded call whose `input` messages equal
 //! the request's messages and whose model is the requested one: parallel branches that call in
@@ -54,7 +55,7 @@ pub enum ReplayError {
 /// answers at most once.
 #[derive(Debug)]
 pub struct Recording {
-    trace_id: TraceId,
+    trace_ids: Vec<TraceId>,
     calls: Vec<RecordedCall>,
     used: Mutex<Vec<bool>>,
 }
@@ -62,75 +63,30 @@ pub struct Recording {
 impl Recording {
     /// Reads the generation spans of `doc`, in the order they started.
     pub fn from_trace(doc: &TraceDoc) -> Result<Recording, ReplayError> {
-        let trace = doc.trace.trace_id.to_string();
-        let mut generations: Vec<_> = doc
-            .spans
-            .iter()
-            .filter(|s| s.kind == SpanKind::Generation)
-            .collect();
-        // Tree order keeps siblings in start order; across branches, start time decides.
-        generations.sort_by_key(|s| s.started_at);
-        let mut calls = Vec::with_capacity(generations.len());
-        for span in generations {
-            let attrs = &span.attributes;
-            let Some(input) = attrs.get("input") else {
-                return Err(ReplayError::NoContent { trace });
-            };
-            let messages: Vec<Message> =
-                serde_json::from_value(input.clone()).map_err(|e| ReplayError::BadInput {
-                    trace: trace.clone(),
-                    span: span.span_id.to_string(),
-                    detail: e.to_string(),
-                })?;
-            let agent = span
-                .parent_id
-                .and_then(|p| doc.spans.iter().find(|s| s.span_id == p))
-                .filter(|p| p.kind == SpanKind::Agent)
-                .map(|p| p.name.clone());
-            let model = text(attrs.get("model")).unwrap_or_else(|| span.name.clone());
-            let answer = match Usage::from_attributes(attrs) {
-                // Only a call that answered has a usage.
-                Some(usage) => Ok(ChatResponse {
-                    text: text(attrs.get("output")).unwrap_or_default(),
-                    tool_calls: recorded_tool_calls(attrs.get("tool_calls")),
-                    usage,
-                    usage_estimated: attrs
-                        .get("usage_estimated")
-                        .and_then(Value::as_bool)
-                        .unwrap_or(false),
-                    response_model: text(attrs.get("response_model")),
-                    finish_reason: text(attrs.get("finish_reason")),
-                    response_id: text(attrs.get("response_id")),
-                    time_to_first_token_ms: None,
-                    streamed: false,
-                }),
-                None => Err(span
-                    .error
-                    .as_ref()
-                    .map(|e| e.message.clone())
-                    .unwrap_or_else(|| format!("it ended {}", span.status))),
-            };
-            calls.push(RecordedCall {
-                agent,
-                model,
-                messages,
-                answer,
-            });
+        Recording::from_traces(std::slice::from_ref(doc))
+    }
+
+    /// Pools the model calls of several traces (the traces of one multi-trace run): each
+    /// trace's calls in the order they started, the traces in the order given.
+    pub fn from_traces(docs: &[TraceDoc]) -> Result<Recording, ReplayError> {
+        let mut calls = Vec::new();
+        for doc in docs {
+            calls.extend(recorded_calls(doc)?);
         }
         let used = Mutex::new(vec![false; calls.len()]);
         Ok(Recording {
-            trace_id: doc.trace.trace_id,
+            trace_ids: docs.iter().map(|d| d.trace.trace_id).collect(),
             calls,
             used,
         })
     }
 
-    /// The trace the answers come from.
-    pub fn trace_id(&self) -> TraceId {
-        self.trace_id
+    /// The traces the answers come from.
+    pub fn trace_ids(&self) -> &[TraceId] {
+        &self.trace_ids
     }
 
-    /// How many model calls the trace recorded.
+    /// How many model calls the traces recorded.
     pub fn len(&self) -> usize {
         self.calls.len()
     }
@@ -167,7 +123,8 @@ impl Recording {
             if request.messages.len() == 1 { "" } else { "s" }
         );
         let reason = if self.calls.is_empty() {
-            format!("; trace {} recorded no model calls", self.trace_id)
+            let ids: Vec<String> = self.trace_ids.iter().map(ToString::to_string).collect();
+            format!("; {} recorded no model calls", ids.join(", "))
         } else if self.calls.iter().any(matches) {
             let n = self.calls.iter().filter(|c| matches(c)).count();
             format!(
@@ -350,6 +307,66 @@ impl Model for ReplayModel {
             Ok(response)
         })
     }
+}
+
+/// The model calls of one trace's generation spans, in the order they started.
+fn recorded_calls(doc: &TraceDoc) -> Result<Vec<RecordedCall>, ReplayError> {
+    let trace = doc.trace.trace_id.to_string();
+    let mut generations: Vec<_> = doc
+        .spans
+        .iter()
+        .filter(|s| s.kind == SpanKind::Generation)
+        .collect();
+    // Tree order keeps siblings in start order; across branches, start time decides.
+    generations.sort_by_key(|s| s.started_at);
+    let mut calls = Vec::with_capacity(generations.len());
+    for span in generations {
+        let attrs = &span.attributes;
+        let Some(input) = attrs.get("input") else {
+            return Err(ReplayError::NoContent { trace });
+        };
+        let messages: Vec<Message> =
+            serde_json::from_value(input.clone()).map_err(|e| ReplayError::BadInput {
+                trace: trace.clone(),
+                span: span.span_id.to_string(),
+                detail: e.to_string(),
+            })?;
+        let agent = span
+            .parent_id
+            .and_then(|p| doc.spans.iter().find(|s| s.span_id == p))
+            .filter(|p| p.kind == SpanKind::Agent)
+            .map(|p| p.name.clone());
+        let model = text(attrs.get("model")).unwrap_or_else(|| span.name.clone());
+        let answer = match Usage::from_attributes(attrs) {
+            // Only a call that answered has a usage.
+            Some(usage) => Ok(ChatResponse {
+                text: text(attrs.get("output")).unwrap_or_default(),
+                tool_calls: recorded_tool_calls(attrs.get("tool_calls")),
+                usage,
+                usage_estimated: attrs
+                    .get("usage_estimated")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                response_model: text(attrs.get("response_model")),
+                finish_reason: text(attrs.get("finish_reason")),
+                response_id: text(attrs.get("response_id")),
+                time_to_first_token_ms: None,
+                streamed: false,
+            }),
+            None => Err(span
+                .error
+                .as_ref()
+                .map(|e| e.message.clone())
+                .unwrap_or_else(|| format!("it ended {}", span.status))),
+        };
+        calls.push(RecordedCall {
+            agent,
+            model,
+            messages,
+            answer,
+        });
+    }
+    Ok(calls)
 }
 
 #[cfg(test)]

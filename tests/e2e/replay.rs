@@ -296,3 +296,92 @@ fn parallel_branches_replay_whatever_order_they_call_in() {
     assert_eq!(order(&trace), ["Is the card valid?", "Is SKU-1 in stock?"]);
     assert_eq!(env.server().request_count(), 2);
 }
+
+#[test]
+fn a_multi_trace_workflow_replays_from_all_its_traces() {
+    let env = TestEnv::new().workflow(
+        "support.yaml",
+        &std::fs::read_to_string(
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("workflows/support.yaml"),
+        )
+        .unwrap(),
+    );
+    // Each run starts a conversation of its own: the session's history is part of a request.
+    let conversation = |id: &str| format!("conversation_id={id}");
+    let recorded = env.run(&[
+        "run",
+        "support.yaml",
+        "--offline",
+        "--var",
+        &conversation("recorded"),
+        "--format",
+        "json",
+    ]);
+    assert_exit(&recorded, 0);
+    let recorded = parse_json_lines(&recorded.stdout);
+    assert_eq!(recorded.len(), 2, "support.yaml records two traces");
+    let ids: Vec<&str> = recorded
+        .iter()
+        .map(|t| t["trace_id"].as_str().unwrap())
+        .collect();
+
+    // One trace's calls do not answer the other trace's requests.
+    let out = offline_run(
+        &env,
+        &[
+            "run",
+            "support.yaml",
+            "--var",
+            &conversation("first-only"),
+            "--replay",
+            ids[0],
+            "--format",
+            "json",
+        ],
+    );
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("no recorded model call matches"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = offline_run(
+        &env,
+        &[
+            "run",
+            "support.yaml",
+            "--var",
+            &conversation("replayed"),
+            "--replay",
+            ids[0],
+            "--replay",
+            ids[1],
+            "--format",
+            "json",
+        ],
+    );
+    assert_exit(&out, 0);
+    let replayed = parse_json_lines(&out.stdout);
+    assert_eq!(replayed.len(), 2);
+    for (r, o) in replayed.iter().zip(&recorded) {
+        assert_eq!(r["outputs"], o["outputs"]);
+        assert_eq!(r["usage"], o["usage"]);
+        let doc = env.show_json(r["trace_id"].as_str().unwrap());
+        assert_eq!(doc["metadata"]["agentrace.replay_of"], ids.join(","));
+    }
+
+    let out = offline_run(
+        &env,
+        &[
+            "run",
+            "support.yaml",
+            "--replay",
+            ids[0],
+            "--replay",
+            ids[0],
+        ],
+    );
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("given twice"), "{}", stderr(&out));
+}
