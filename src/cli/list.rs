@@ -101,6 +101,12 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
             &traces,
             &globals.stdout_theme(),
             globals.width(),
+            // 12 hex digits are a uuid v7's millisecond; most ids are unique by then.
+            &|t| {
+                store
+                    .short_id(t.trace_id, 12)
+                    .unwrap_or_else(|_| t.trace_id.to_string())
+            },
         )),
         ListFormat::Json => {
             let items: Vec<serde_json::Value> =

@@ -1,5 +1,6 @@
-//! The `list` table: one row per trace, newest first, with the full id so that it can be copied
-//! into `show` or `export`.
+//! The `list` table: one row per trace, newest first, with the id so that it can be copied into
+//! `show` or `export` — in full when the width allows, else as its shortest unique prefix (which
+//! those commands accept), with the start time without its year.
 
 use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table, presets};
 
@@ -33,33 +34,51 @@ pub(crate) fn plain_table(theme: &Theme, header: &[&str]) -> Table {
     table
 }
 
-pub fn trace_table(traces: &[Trace], theme: &Theme, width: usize) -> String {
+/// `short_id` gives a trace's shortest unique id prefix; it is asked only when the full ids do
+/// not fit `width`.
+pub fn trace_table(
+    traces: &[Trace],
+    theme: &Theme,
+    width: usize,
+    short_id: &dyn Fn(&Trace) -> String,
+) -> String {
     if traces.is_empty() {
         return String::from("(no traces)\n");
     }
     let header = [
         "ID", "NAME", "GROUP", "STATUS", "STARTED", "DURATION", "TOKENS",
     ];
-    let rows: Vec<[String; 7]> = traces
-        .iter()
-        .map(|t| {
-            [
-                t.trace_id.to_string(),
-                clean(&t.name),
-                clean(t.group_id.as_deref().unwrap_or("-")),
-                t.status.as_str().to_string(),
-                started(t.started_at),
-                t.duration_ms()
-                    .map_or_else(|| String::from("-"), human_duration),
-                if t.usage.is_zero() {
-                    String::from("-")
-                } else {
-                    t.usage.total_tokens.to_string()
-                },
-            ]
-        })
-        .collect();
-    let (name_max, group_max) = text_budget(&header, &rows, width);
+    let build = |short: bool| -> Vec<[String; 7]> {
+        traces
+            .iter()
+            .map(|t| {
+                [
+                    if short {
+                        short_id(t)
+                    } else {
+                        t.trace_id.to_string()
+                    },
+                    clean(&t.name),
+                    clean(t.group_id.as_deref().unwrap_or("-")),
+                    t.status.as_str().to_string(),
+                    started(t.started_at, short),
+                    t.duration_ms()
+                        .map_or_else(|| String::from("-"), human_duration),
+                    if t.usage.is_zero() {
+                        String::from("-")
+                    } else {
+                        t.usage.total_tokens.to_string()
+                    },
+                ]
+            })
+            .collect()
+    };
+    let mut rows = build(false);
+    let (mut name_max, mut group_max) = text_budget(&header, &rows, width);
+    if fitted_width(&header, &rows, name_max, group_max) > width {
+        rows = build(true);
+        (name_max, group_max) = text_budget(&header, &rows, width);
+    }
 
     // Columns never wrap: the id is what people copy, and a wrapped row is hard to scan. Names
     // and groups are cut to the width instead; if even that does not fit, rows run long.
@@ -95,8 +114,28 @@ pub fn trace_table(traces: &[Trace], theme: &Theme, width: usize) -> String {
 /// The space between columns.
 const GAP: u16 = 2;
 /// The narrowest a name or group is cut to.
-const NAME_MIN: usize = 10;
+const NAME_MIN: usize = 8;
 const GROUP_MIN: usize = 8;
+
+/// The width of the table with NAME and GROUP cut to the given widths.
+fn fitted_width(header: &[&str; 7], rows: &[[String; 7]], name: usize, group: usize) -> usize {
+    (0..header.len())
+        .map(|i| {
+            let widest = rows
+                .iter()
+                .map(|r| width_of(&r[i]))
+                .chain([width_of(header[i])])
+                .max()
+                .unwrap_or(0);
+            match i {
+                1 => widest.min(name).max(width_of(header[i])),
+                2 => widest.min(group).max(width_of(header[i])),
+                _ => widest,
+            }
+        })
+        .sum::<usize>()
+        + usize::from(GAP) * (header.len() - 1)
+}
 
 /// How wide NAME and GROUP may be for the table to fit `width`.
 fn text_budget(header: &[&str; 7], rows: &[[String; 7]], width: usize) -> (usize, usize) {
@@ -131,10 +170,15 @@ fn status_color(status: Status) -> Option<Color> {
     }
 }
 
-/// `2026-11-24 22:19:34`, UTC.
-fn started(ts: Timestamp) -> String {
+/// `2026-11-24 22:19:34`, UTC; `11-24 22:19:34` when `short`.
+fn started(ts: Timestamp, short: bool) -> String {
+    let format = if short {
+        "%m-%d %H:%M:%S"
+    } else {
+        "%Y-%m-%d %H:%M:%S"
+    };
     jiff::Timestamp::from_microsecond(ts.micros())
-        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+        .map(|t| t.strftime(format).to_string())
         .unwrap_or_else(|_| String::from("-"))
 }
 
@@ -151,7 +195,10 @@ mod tests {
 
     #[test]
     fn an_empty_list_says_so() {
-        assert_eq!(trace_table(&[], &Theme::plain(), 80), "(no traces)\n");
+        assert_eq!(
+            trace_table(&[], &Theme::plain(), 80, &|_| String::new()),
+            "(no traces)\n"
+        );
     }
 
     #[test]
@@ -163,7 +210,7 @@ mod tests {
         b.status = Status::Running;
         b.ended_at = None;
         b.usage = Default::default();
-        let out = trace_table(&[a, b], &Theme::plain(), 200);
+        let out = trace_table(&[a, b], &Theme::plain(), 200, &|_| unreachable!("it fits"));
         assert_eq!(
             out,
             "\
@@ -172,13 +219,13 @@ trace_0192abcd000000000000000000000042  Customer Support - Initial Inquiry  conv
 trace_0192abcd000000000000000000000042  Nightly                             -           running  2026-11-29 22:19:34  -         -
 "
         );
-        let narrow = trace_table(&[sample_trace()], &Theme::plain(), 80);
-        assert!(
-            narrow.contains("trace_0192abcd000000000000000000000042"),
-            "{narrow}"
-        );
+        let short = |t: &Trace| t.trace_id.to_string()[..18].to_string();
+        let narrow = trace_table(&[sample_trace()], &Theme::plain(), 80, &short);
+        assert!(narrow.contains("trace_0192abcd0000  "), "{narrow}");
+        assert!(narrow.contains("  11-29 22:19:34  "), "{narrow}");
+        assert!(narrow.lines().all(|l| width_of(l) <= 80), "{narrow}");
         assert!(!narrow.contains('\u{1b}'));
-        let coloured = trace_table(&[sample_trace()], &Theme { color: true }, 80);
+        let coloured = trace_table(&[sample_trace()], &Theme { color: true }, 80, &short);
         assert!(coloured.contains('\u{1b}'));
     }
 }

@@ -125,6 +125,27 @@ impl Store {
         })
     }
 
+    /// The shortest prefix of `id` (at least `min` hex digits, as `trace_<digits>`) that
+    /// `resolve` maps to `id` alone in this store: what a narrow table shows.
+    pub fn short_id(&self, id: TraceId, min: usize) -> Result<String, StoreError> {
+        let full = id.to_string();
+        for digits in min.clamp(MIN_PREFIX, 32)..32 {
+            let prefix = &full[..6 + digits];
+            let n: i64 = self
+                .conn
+                .prepare_cached(
+                    "SELECT count(*) FROM (SELECT 1 FROM traces
+                     WHERE trace_id >= ?1 AND trace_id < ?1 || 'g' LIMIT 2)",
+                )
+                .and_then(|mut stmt| stmt.query_row([prefix], |r| r.get(0)))
+                .map_err(|e| self.sql(e))?;
+            if n <= 1 {
+                return Ok(prefix.to_string());
+            }
+        }
+        Ok(full)
+    }
+
     /// The traces of one conversation (group id), in start order; an unknown group is
     /// [`StoreError::NotFound`].
     pub fn load_group(&self, group: &str) -> Result<Vec<TraceDoc>, StoreError> {

@@ -956,3 +956,26 @@ fn many_openers_of_a_new_store_at_once_all_get_it() {
         }
     }
 }
+
+#[test]
+fn a_short_id_is_the_shortest_prefix_that_names_one_trace() {
+    let (_dir, path) = temp();
+    // trace_ab cd 01 11 11 … and trace_ab cd 02 11 11 …: they part at the sixth hex digit.
+    let (a, b, c) = (trace_id(0xab, 1), trace_id(0xab, 2), trace_id(0xef, 1));
+    write(
+        &path,
+        vec![
+            (trace(a, T0), vec![]),
+            (trace(b, T0), vec![]),
+            (trace(c, T0), vec![]),
+        ],
+    );
+    let store = Store::open_existing(&path).unwrap();
+    assert_eq!(store.short_id(a, 4).unwrap(), "trace_abcd01");
+    assert_eq!(store.short_id(c, 4).unwrap(), "trace_efcd");
+    assert_eq!(store.short_id(c, 12).unwrap(), "trace_efcd01111111");
+    for id in [a, b, c] {
+        let short = store.short_id(id, 4).unwrap();
+        assert_eq!(store.resolve(&short).unwrap(), id, "{short}");
+    }
+}

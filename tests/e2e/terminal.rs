@@ -388,3 +388,47 @@ fn show_group_prints_a_conversation_in_order_with_its_gaps() {
     assert_exit(&env.run(&["show", "--group", "nobody"]), 2);
     assert_exit(&env.run(&["show"]), 2);
 }
+
+#[test]
+fn list_fits_80_columns_with_ids_that_show_accepts() {
+    let env = TestEnv::new();
+    env.write(
+        "w.yaml",
+        "name: A workflow with a rather long descriptive name\ngroup_id: conversation-0042\nsteps:\n  - run: [\"true\"]\n",
+    );
+    for _ in 0..3 {
+        assert_exit(
+            &env.run(&["run", "w.yaml", "--offline", "--format", "none"]),
+            0,
+        );
+    }
+    let out = env.run_with(&["list"], |c| {
+        c.env("COLUMNS", "80");
+    });
+    assert_exit(&out, 0);
+    let table = stdout(&out);
+    for line in table.lines() {
+        assert!(
+            line.chars().count() <= 80,
+            "{} columns: {line}",
+            line.chars().count()
+        );
+    }
+    let ids: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    let full = env.list_json(&[]);
+    for (short, trace) in ids.iter().zip(&full) {
+        assert!(short.len() < 38, "a short id: {short}");
+        let shown = env.show_json(short);
+        assert_eq!(shown["trace_id"], trace["trace_id"], "{short}");
+    }
+    // With room, the ids are whole.
+    let wide = env.run_with(&["list"], |c| {
+        c.env("COLUMNS", "200");
+    });
+    assert!(stdout(&wide).contains(full[0]["trace_id"].as_str().unwrap()));
+}
