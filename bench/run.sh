@@ -100,12 +100,28 @@ TRACES_DB=$WORK/traces.db
 AGENTRACE_STORE=$TRACES_DB measure b3_list_group 10 -- "$BIN" list --group bench-group --limit 20 >>"$RESULTS"
 AGENTRACE_STORE=$TRACES_DB measure b3_list 10 -- "$BIN" list >>"$RESULTS"
 
+# B5: agentrace serve. A trace of SERVE_SPANS spans exported as OTLP/JSON, posted to serve's
+# /v1/traces, then read back through the JSON API (each a fresh store per ingest run).
+if [ -n "${QUICK:-}" ]; then SERVE_SPANS=1000; else SERVE_SPANS=10000; fi
+SERVE_SRC=$WORK/serve-src.db
+"$FILL" "$SERVE_SRC" spans "$SERVE_SPANS"
+AGENTRACE_STORE=$SERVE_SRC "$BIN" export last --format otlp-json -o "$WORK/serve.json"
+SERVE_DB=$WORK/serve.db
+AGENTRACE_STORE=$SERVE_DB "$BIN" -q serve --addr 127.0.0.1:0 2>"$WORK/serve.err" &
+echo $! >>"$PIDS"
+for _ in $(seq 1 100); do grep -q listening "$WORK/serve.err" && break; sleep 0.05; done
+SERVE=$(sed -n 's/.*listening on http:\/\/\([^ ]*\).*/\1/p' "$WORK/serve.err")
+measure b5_ingest 3 -- curl -sf -o /dev/null -X POST -H 'Content-Type: application/json' \
+  --data-binary "@$WORK/serve.json" "http://$SERVE/v1/traces" >>"$RESULTS"
+SERVE_ID=$(AGENTRACE_STORE=$SERVE_DB "$BIN" list --format json --limit 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["trace_id"])')
+measure b5_api_trace 5 -- curl -sf -o /dev/null "http://$SERVE/api/traces/$SERVE_ID" >>"$RESULTS"
+
 measure b4_version 20 -- "$BIN" --version >>"$RESULTS"
 AGENTRACE_STORE=$TRACES_DB measure b4_show_last 20 -- "$BIN" show last >>"$RESULTS"
 
-python3 - "$RESULTS" "$STEPS" "$PAR" "$SPANS" "$TRACES" <<'PY'
+python3 - "$RESULTS" "$STEPS" "$PAR" "$SPANS" "$TRACES" "$SERVE_SPANS" <<'PY'
 import json, os, platform, subprocess, sys
-path, steps, par, spans, traces = sys.argv[1], *map(int, sys.argv[2:])
+path, steps, par, spans, traces, serve_spans = sys.argv[1], *map(int, sys.argv[2:])
 r = {j["name"]: j for j in map(json.loads, open(path))}
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
 machine = f"{os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}"
@@ -119,6 +135,8 @@ rows = [
     ("B3", f"list, {traces} traces", f"{r['b3_list']['wall_ms']:.1f} ms", "-", None),
     ("B4", "agentrace --version", f"{r['b4_version']['wall_ms']:.1f} ms", "≤ 10 ms", r["b4_version"]["wall_ms"] <= 10),
     ("B4", "agentrace show last", f"{r['b4_show_last']['wall_ms']:.1f} ms", "≤ 10 ms", r["b4_show_last"]["wall_ms"] <= 10),
+    ("B5", f"serve: POST /v1/traces, OTLP/JSON of {serve_spans} spans", f"{r['b5_ingest']['wall_ms']:.0f} ms ({r['b5_ingest']['wall_ms'] * 1000 / serve_spans:.0f} µs/span)", "-", None),
+    ("B5", f"serve: GET /api/traces/ID, {serve_spans} spans", f"{r['b5_api_trace']['wall_ms']:.0f} ms", "-", None),
 ]
 mark = lambda ok: "-" if ok is None else ("met" if ok else "MISSED")
 width = max(len(d) for _, d, *_ in rows)
