@@ -9,6 +9,9 @@
 pub mod openai;
 pub mod otlp;
 
+#[cfg(test)]
+mod fuzz;
+
 use serde_json::{Map, Value};
 
 use crate::trace::{Span, TraceId};
