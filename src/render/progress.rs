@@ -151,8 +151,12 @@ const TICK: Duration = Duration::from_millis(120);
 
 impl Live {
     pub fn new(theme: Theme) -> Live {
+        Live::with_target(theme, ProgressDrawTarget::stderr())
+    }
+
+    fn with_target(theme: Theme, target: ProgressDrawTarget) -> Live {
         Live {
-            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            multi: MultiProgress::with_draw_target(target),
             theme,
             state: Mutex::new(State::default()),
         }
@@ -186,12 +190,15 @@ impl Live {
             .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ")
     }
 
-    /// A line for a running step.
-    fn bar_for(&self, open: &Open) -> ProgressBar {
+    /// A line for a running step: last among the running steps, above `… and N more running`.
+    fn bar_for(&self, open: &Open, more: Option<&ProgressBar>) -> ProgressBar {
         let bar = ProgressBar::new_spinner()
             .with_style(self.style())
             .with_elapsed(open.started.elapsed());
-        let bar = self.multi.add(bar);
+        let bar = match more {
+            Some(more) => self.multi.insert_before(more, bar),
+            None => self.multi.add(bar),
+        };
         bar.set_prefix(fit_path(&open.path, Self::width().saturating_sub(24)));
         bar.set_message(suffix(open));
         bar.enable_steady_tick(TICK);
@@ -344,7 +351,7 @@ impl Sink for Live {
         } else if has_bar(span.kind) {
             let live = state.open.values().filter(|o| o.bar.is_some()).count();
             if live < Self::cap() {
-                open.bar = Some(self.bar_for(&open));
+                open.bar = Some(self.bar_for(&open, state.more.as_ref()));
             } else {
                 state.waiting.push_back(span.span_id);
                 self.update_more(&mut state);
@@ -393,7 +400,7 @@ impl Sink for Live {
                 && let Some(next) = state.waiting.pop_front()
                 && let Some(o) = state.open.get(&next)
             {
-                let bar = self.bar_for(o);
+                let bar = self.bar_for(o, state.more.as_ref());
                 if let Some(o) = state.open.get_mut(&next) {
                     o.bar = Some(bar);
                 }
@@ -449,6 +456,61 @@ mod tests {
         assert_eq!(
             plain_line(&doc.spans[4]),
             "    error  command notify  3.0ms  (command exited with status 1: connection refused)"
+        );
+    }
+
+    #[test]
+    fn steps_over_the_cap_wait_below_the_running_ones_and_take_freed_lines_above_the_count() {
+        use indicatif::InMemoryTerm;
+        let term = InMemoryTerm::new(40, 100);
+        let live = Live::with_target(
+            Theme::plain(),
+            ProgressDrawTarget::term_like(Box::new(term.clone())),
+        );
+        let cap = Live::cap();
+        let doc = sample_doc();
+        let mut steps: Vec<Span> = (0..cap + 5)
+            .map(|i| {
+                let mut s = doc.spans[1].clone();
+                s.span_id = SpanId([i as u8 + 1; 8]);
+                s.parent_id = None;
+                s.name = format!("branch {i:02}");
+                s.status = Status::Running;
+                s.ended_at = None;
+                s
+            })
+            .collect();
+        for s in &steps {
+            live.span_started(s);
+        }
+        // Free two lines: the two longest waiting steps take them.
+        for s in steps.iter_mut().take(2) {
+            s.status = Status::Ok;
+            s.ended_at = Some(s.started_at);
+            live.span_ended(s);
+        }
+        // A printed line redraws every bar below it.
+        let _ = live.multi.println("");
+        let screen = term.contents();
+        let lines: Vec<&str> = screen.lines().filter(|l| !l.trim().is_empty()).collect();
+        let more = lines
+            .iter()
+            .position(|l| l.contains("more running"))
+            .unwrap_or_else(|| panic!("no count line in\n{screen}"));
+        assert!(lines[more].contains("… and 3 more running"), "{screen}");
+        let running: Vec<&&str> = lines.iter().filter(|l| l.contains("branch")).collect();
+        assert!(
+            lines[more + 1..].iter().all(|l| !l.contains("branch")),
+            "a running step below the count line:\n{screen}"
+        );
+        assert!(
+            running
+                .iter()
+                .any(|l| l.contains(&format!("branch {cap:02}")))
+                && running
+                    .iter()
+                    .any(|l| l.contains(&format!("branch {:02}", cap + 1))),
+            "the waiting steps that took the freed lines are shown:\n{screen}"
         );
     }
 
