@@ -5268,9 +5268,8 @@ fn llama_url() -> Option<String> {
     {
         return Some(url.trim().trim_end_matches('/').to_string());
     }
-    let under_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
     assert!(
-        !under_ci,
+        !under_ci(),
         "AGENTRACE_LLAMA_URL is not set under CI: .ci/run should have started the llama.cpp \
          server (ci/llama-server.sh install && ci/llama-server.sh start) and exported it"
     );

@@ -37,6 +37,18 @@ pub struct TraceHeader {
     pub metadata: Map<String, Value>,
 }
 
+/// "a string", "an object", …: what a refusal says it found.
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// Why a payload was refused: the server answers 400 with this message and stores nothing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IngestError(pub String);

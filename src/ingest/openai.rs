@@ -37,7 +37,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Ingest, IngestError, TraceHeader};
+use super::{Ingest, IngestError, TraceHeader, json_kind};
 use crate::trace::{ErrorInfo, Event, Span, SpanId, SpanKind, Status, Timestamp, TraceId, Usage};
 
 /// The prefix of the tools that hand off to another agent (as the engine names them).
@@ -96,17 +96,6 @@ pub fn parse(body: &[u8]) -> Result<Ingest, IngestError> {
         }
     }
     Ok(ingest)
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// A string field that must be there.

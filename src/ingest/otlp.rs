@@ -837,16 +837,7 @@ mod json {
 
     type Result<T> = std::result::Result<T, String>;
 
-    fn kind(v: &Value) -> &'static str {
-        match v {
-            Value::Null => "null",
-            Value::Bool(_) => "a boolean",
-            Value::Number(_) => "a number",
-            Value::String(_) => "a string",
-            Value::Array(_) => "an array",
-            Value::Object(_) => "an object",
-        }
-    }
+    use crate::ingest::json_kind as kind;
 
     fn join(at: &str, key: &str) -> String {
         if at.is_empty() {

@@ -85,7 +85,7 @@ fn reference_payloads() -> Option<Vec<Value>> {
         .join("tests/fixtures/openai-agents-sdk-ingest-payloads.json");
     match std::fs::read(&path) {
         Ok(bytes) => Some(serde_json::from_slice::<Vec<Value>>(&bytes).unwrap()),
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+        Err(e) if under_ci() => {
             panic!(
                 "the SDK reference payloads are missing at {}: {e}",
                 path.display()
@@ -807,7 +807,7 @@ pub(crate) fn chromium() -> Option<PathBuf> {
             }
         }
     }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
+    if under_ci() {
         panic!("chromium is not installed (.ci/run installs Debian's `chromium`)");
     }
     eprintln!(

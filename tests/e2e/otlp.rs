@@ -856,9 +856,8 @@ fn phoenix_url() -> Option<String> {
     {
         return Some(url.trim().trim_end_matches('/').to_string());
     }
-    let under_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
     assert!(
-        !under_ci,
+        !under_ci(),
         "AGENTRACE_PHOENIX_URL is not set under CI: .ci/run should have started Phoenix \
          (ci/phoenix.sh install && ci/phoenix.sh start) and exported it"
     );

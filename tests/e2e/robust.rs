@@ -25,7 +25,7 @@ impl Mount {
             Some(Mount {
                 path: path.to_path_buf(),
             })
-        } else if std::env::var("CI").as_deref() == Ok("true") {
+        } else if under_ci() {
             panic!("CI runs as root and must be able to mount a tmpfs for the disk tests");
         } else {
             eprintln!("note: cannot mount a tmpfs here (not root?); skipping");

@@ -24,6 +24,17 @@ fn sdk_bodies() -> Vec<Value> {
     }
 }
 
+/// A copy of one of the example workflows in `workflows/`, in the test's directory.
+fn example(env: &TestEnv, name: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("workflows")
+        .join(name);
+    env.write(
+        name,
+        &std::fs::read_to_string(path).expect("example workflow"),
+    )
+}
+
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     enc.write_all(bytes).unwrap();
@@ -175,13 +186,7 @@ fn serve_stops_cleanly_on_sigterm_even_with_a_browser_listening() {
 #[test]
 fn the_api_answers_with_the_clis_json() {
     let env = TestEnv::new();
-    let support = env.write(
-        "support.yaml",
-        &std::fs::read_to_string(
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("workflows/support.yaml"),
-        )
-        .unwrap(),
-    );
+    let support = example(&env, "support.yaml");
     let out = env.run(&[
         "run",
         support.to_str().unwrap(),
@@ -565,13 +570,7 @@ fn the_ui_lists_filters_and_opens_traces_in_headless_chromium_with_names_as_text
         return;
     };
     let env = TestEnv::new();
-    let support = env.write(
-        "support.yaml",
-        &std::fs::read_to_string(
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("workflows/support.yaml"),
-        )
-        .unwrap(),
-    );
+    let support = example(&env, "support.yaml");
     assert_exit(
         &env.run(&[
             "run",
@@ -645,9 +644,8 @@ fn playwright() -> Option<String> {
     {
         return Some(dir);
     }
-    let under_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
     assert!(
-        !under_ci,
+        !under_ci(),
         "AGENTRACE_NODE_PATH is not set under CI: .ci/run should have installed playwright-core \
          (ci/playwright.sh)"
     );
@@ -665,9 +663,8 @@ fn python_clients() -> Option<String> {
     {
         return Some(python.trim().to_string());
     }
-    let under_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
     assert!(
-        !under_ci,
+        !under_ci(),
         "AGENTRACE_PYTHON is not set under CI: .ci/run should have installed the Python clients \
          (ci/python-clients.sh install)"
     );

@@ -218,6 +218,12 @@ impl TestEnv {
     }
 }
 
+/// Whether the tests run under CI (`CI` set, not `false`/`0`): there a missing real peer (a
+/// model server, a browser, the Python clients) fails its test instead of skipping it.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_agentrace"))
 }
