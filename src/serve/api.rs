@@ -19,7 +19,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{Shared, error, with_store};
+use super::{Shared, error, query_pairs as pairs, with_store};
 use crate::render;
 use crate::render::diff::TraceDiff;
 use crate::store::ListFilter;
@@ -38,24 +38,6 @@ fn json_response(value: &Value) -> Response {
             .into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
-}
-
-/// `k=v&k2=v2` with `+` and percent escapes decoded; keys may repeat.
-fn pairs(query: Option<&str>) -> Vec<(String, String)> {
-    let decode = |s: &str| {
-        percent_encoding::percent_decode_str(&s.replace('+', " "))
-            .decode_utf8_lossy()
-            .into_owned()
-    };
-    query
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (decode(k), decode(v)),
-            None => (decode(p), String::new()),
-        })
-        .collect()
 }
 
 fn timestamp(name: &str, value: &str) -> Result<Timestamp, String> {

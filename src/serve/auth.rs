@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::{Shared, error};
+use super::{Shared, decode, error, query_pairs};
 
 const COOKIE: &str = "agentrace_token";
 
@@ -71,15 +71,14 @@ fn presented(headers: &HeaderMap) -> Option<String> {
         .flat_map(|v| v.split(';'))
         .find_map(|pair| {
             let (name, value) = pair.trim().split_once('=')?;
-            (name == COOKIE).then(|| percent_decode(value))
+            (name == COOKIE).then(|| decode(value))
         })
 }
 
 fn query_token(query: Option<&str>) -> Option<String> {
-    query?.split('&').find_map(|pair| {
-        let (name, value) = pair.split_once('=')?;
-        (name == "token").then(|| percent_decode(value))
-    })
+    query_pairs(query)
+        .into_iter()
+        .find_map(|(name, value)| (name == "token").then_some(value))
 }
 
 /// Sets the cookie and sends the browser back to the page it asked for, without the token in
@@ -103,12 +102,6 @@ fn login(path: &str, token: &str) -> Response {
         headers.insert(header::LOCATION, value);
     }
     response
-}
-
-fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(&s.replace('+', " "))
-        .decode_utf8_lossy()
-        .into_owned()
 }
 
 /// Compares without stopping at the first difference, so that timing does not reveal a prefix.

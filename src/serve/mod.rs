@@ -119,6 +119,26 @@ async fn security_headers(mut response: Response) -> Response {
     response
 }
 
+/// A query-string or cookie value with `+` and percent escapes decoded.
+fn decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(&s.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// `k=v&k2=v2`, decoded; keys may repeat.
+fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(p), String::new()),
+        })
+        .collect()
+}
+
 /// A JSON error body: `{"error": "..."}`.
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
@@ -138,13 +158,17 @@ fn store_error(e: &StoreError) -> Response {
     error(status, e.to_string())
 }
 
-/// Runs `f` with a connection to the store on the blocking pool.
+/// Runs `f` with a connection to the store on the blocking pool. `serve` created and migrated
+/// the store when it started, so a request only connects: no file creation, no chmod.
 async fn with_store<T: Send + 'static>(
     app: &App,
     f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, Response> {
     let path = app.options.store.clone();
-    match tokio::task::spawn_blocking(move || Store::open(&path).and_then(|store| f(&store))).await
+    match tokio::task::spawn_blocking(move || {
+        Store::open_existing(&path).and_then(|store| f(&store))
+    })
+    .await
     {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(store_error(&e)),
