@@ -122,6 +122,29 @@ impl Sink for StoreSink {
     }
 }
 
+impl Store {
+    /// Claims `id` for a run about to start under a joined `TRACEPARENT`: writes a placeholder
+    /// trace row owned by this process, unless the id is taken. Atomic, so that of several runs
+    /// started at once under one parent exactly one gets the parent's trace id (the others
+    /// start their own and link to it). Returns whether the id is now this run's.
+    pub fn claim_trace_id(&self, id: TraceId, name: &str) -> Result<bool, StoreError> {
+        self.with_write_tx(|tx| {
+            let inserted = tx.execute(
+                "INSERT INTO traces (trace_id, name, workflow, status, started_at, pid)
+                 VALUES (?1, ?2, ?2, 'running', ?3, ?4)
+                 ON CONFLICT (trace_id) DO NOTHING",
+                params![
+                    id.to_string(),
+                    name,
+                    crate::trace::Timestamp::now().micros(),
+                    std::process::id()
+                ],
+            )?;
+            Ok(inserted == 1)
+        })
+    }
+}
+
 /// The writer thread. It blocks for the first message, then sleeps out the window and takes
 /// whatever arrived meanwhile: a sleeping thread is not a waiting receiver, so the engine's
 /// sends during the window cost no wake-up (blocking in `recv_timeout` instead made every
