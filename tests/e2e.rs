@@ -3273,6 +3273,46 @@ fn an_answer_that_does_not_match_the_output_schema_fails_the_step() {
     );
 }
 
+#[test]
+fn raw_line_breaks_inside_json_strings_are_escaped_and_the_repair_is_an_event() {
+    // llama-cpp-python's grammar for `response_format` allows raw control characters in strings;
+    // small models then put a line break in a title. The data is kept, the repair is on record.
+    let env = TestEnv::with_fake().workflow("structured.yaml", STRUCTURED);
+    let raw = "{\"title\": \"Two\nlines\\t\\\"q\\\"\", \"key_points\": [\"a\\\\\", \"b\\u0001\tc\"], \"confidence\": 0.5}";
+    env.server().push(Reply::text(raw, 9, 9));
+    let (out, lines) = run_json(&env, "structured.yaml", &[]);
+    assert_exit(&out, 0);
+    assert_eq!(lines[0]["outputs"]["use"], "Two\nlines\t\"q\"|2");
+
+    let trace = env.show_json("last");
+    let agent = find(&trace, "agent", "summarizer");
+    let output: Value = serde_json::from_str(agent["attributes"]["output"].as_str().unwrap())
+        .expect("the agent's recorded output is strict JSON");
+    assert_eq!(
+        output,
+        json!({"title": "Two\nlines\t\"q\"", "key_points": ["a\\", "b\u{1}\tc"], "confidence": 0.5})
+    );
+    let events: Vec<&str> = agent["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["output_repaired"], "{agent:#}");
+    // The generation keeps what the model really said.
+    let generation = &of_kind(&trace, "generation")[0];
+    assert_eq!(generation["attributes"]["output"], raw);
+
+    // Anything else that is not JSON still fails the step.
+    env.server()
+        .set_default(Reply::text("{\"title\": \"cut\noff", 9, 9));
+    let (out, _) = run_json(&env, "structured.yaml", &[]);
+    assert_exit(&out, 1);
+    let agent = find(&env.show_json("last"), "agent", "summarizer").clone();
+    let message = agent["error"]["message"].as_str().unwrap();
+    assert!(message.contains("is not JSON"), "{message}");
+}
+
 const CHAT: &str = r#"
 name: Chat
 model: gpt-4o-mini

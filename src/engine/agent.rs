@@ -108,15 +108,19 @@ impl TraceRun<'_> {
                     handed_from = Some(std::mem::replace(&mut current, target));
                 }
                 Ok(Turn::Answer(text)) => {
-                    let checked = self.check_output(&current, &text).and_then(|()| {
+                    let checked = self.check_output(&span, &current, text).and_then(|text| {
                         // -- `expect:` checks, while the span is open: their events land on it.
                         self.check_expectations(step, &span, &text, convo.usage, started.elapsed())
+                            .map(|()| text)
                     });
-                    if let Err(failure) = checked {
-                        let result = Err(failure);
-                        end_with(span, &result);
-                        return result;
-                    }
+                    let text = match checked {
+                        Ok(text) => text,
+                        Err(failure) => {
+                            let result = Err(failure);
+                            end_with(span, &result);
+                            return result;
+                        }
+                    };
                     if !no_content {
                         span.set_attribute("output", Value::String(text.clone()));
                     }
@@ -333,22 +337,45 @@ impl TraceRun<'_> {
             .end(Status::Ok, None);
     }
 
-    /// A final answer of an agent with an `output_schema` must be JSON matching it.
-    fn check_output(&self, agent: &str, text: &str) -> Result<(), Failure> {
+    /// A final answer of an agent with an `output_schema` must be JSON matching it. Returns the
+    /// answer to keep: `text` itself, or, when its only fault is raw control characters inside
+    /// strings, `text` with them escaped (an `output_repaired` event on the span says so).
+    fn check_output(
+        &self,
+        span: &SpanHandle,
+        agent: &str,
+        text: String,
+    ) -> Result<String, Failure> {
         let Some(validator) = self.engine.output_schemas.get(agent) else {
-            return Ok(());
+            return Ok(text);
         };
-        let value: Value = serde_json::from_str(text).map_err(|e| {
-            Failure::error(error_at(
-                format!(
-                    "the output of agent `{agent}` is not JSON, but it has an output_schema: {e}"
-                ),
-                Value::Null,
-            ))
-        })?;
+        let (text, value) = match serde_json::from_str::<Value>(&text) {
+            Ok(value) => (text, value),
+            Err(e) => {
+                let repaired = escape_control_chars_in_strings(&text)
+                    .and_then(|fixed| Some((serde_json::from_str::<Value>(&fixed).ok()?, fixed)));
+                let Some((value, fixed)) = repaired else {
+                    return Err(Failure::error(error_at(
+                        format!(
+                            "the output of agent `{agent}` is not JSON, but it has an output_schema: {e}"
+                        ),
+                        Value::Null,
+                    )));
+                };
+                let mut attrs = Map::new();
+                attrs.insert(
+                    "reason".into(),
+                    Value::String(format!(
+                        "raw control characters inside JSON strings escaped ({e})"
+                    )),
+                );
+                span.add_event("output_repaired", attrs);
+                (fixed, value)
+            }
+        };
         let errors = super::schema_errors(validator, &value);
         if errors.is_empty() {
-            Ok(())
+            Ok(text)
         } else {
             Err(Failure::error(error_at(
                 format!(
@@ -535,5 +562,67 @@ fn scripted_answer(turn: MockTurn, base: usize) -> Scripted {
             format!("{HANDOFF_PREFIX}{}", target.value),
             "{}",
         )]),
+    }
+}
+
+/// `text` with every raw control character (U+0000–U+001F) inside a JSON string literal written
+/// as its escape, or `None` when there is none. Strict JSON forbids them, yet some servers'
+/// grammars for `response_format` let them through (llama-cpp-python's string rule is `[^"\\]`),
+/// and a model then writes a line break inside a string; the data is otherwise what was asked
+/// for. Python's `json.loads(strict=False)` accepts the same.
+fn escape_control_chars_in_strings(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len() + 16);
+    let (mut in_string, mut escaped, mut changed) = (false, false, false);
+    for c in text.chars() {
+        if in_string && c < ' ' {
+            changed = true;
+            escaped = false;
+            match c {
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                _ => out.push_str(&format!("\\u{:04x}", c as u32)),
+            }
+            continue;
+        }
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+        }
+        out.push(c);
+    }
+    changed.then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_control_chars_in_strings as escape;
+
+    #[test]
+    fn only_control_characters_inside_strings_are_escaped() {
+        // Line breaks between tokens are JSON whitespace: nothing to repair.
+        assert_eq!(escape("{\n\t\"a\": \"b\"\r\n}"), None);
+        assert_eq!(
+            escape("{\n\"a\": \"x\ny\",\n\"b\": [\"\t\", \"\\\"\u{7}\"]}").as_deref(),
+            Some("{\n\"a\": \"x\\ny\",\n\"b\": [\"\\t\", \"\\\"\\u0007\"]}")
+        );
+        // An escaped quote does not end the string; an escaped backslash does not escape it.
+        assert_eq!(
+            escape(r#"{"a": "q\"\r"}"#.replace(r"\r", "\r").as_str()).as_deref(),
+            Some(r#"{"a": "q\"\r"}"#)
+        );
+        assert_eq!(
+            escape("[\"\\\\\", \"\n\"]").as_deref(),
+            Some("[\"\\\\\", \"\\n\"]")
+        );
+        // Multi-byte text passes through unchanged.
+        assert_eq!(escape("\"é\n漢\"").as_deref(), Some("\"é\\n漢\""));
     }
 }
