@@ -223,6 +223,7 @@ impl TraceRun<'_> {
                 messages,
                 temperature: def.temperature,
                 max_tokens: def.max_tokens,
+                seed: def.seed,
                 tools: tools.clone(),
                 output_schema: def
                     .output_schema
@@ -406,6 +407,9 @@ impl TraceRun<'_> {
         }
         if let Some(m) = request.max_tokens {
             config.insert("max_tokens".into(), json!(m));
+        }
+        if let Some(s) = request.seed {
+            config.insert("seed".into(), json!(s));
         }
         if !config.is_empty() {
             attrs.insert("model_config".into(), Value::Object(config));

@@ -139,6 +139,7 @@ pub struct ChatRequest {
     pub messages: Vec<Message>,
     pub temperature: Option<f64>,
     pub max_tokens: Option<u32>,
+    pub seed: Option<i64>,
     pub tools: Vec<ToolSpec>,
     /// `(name, schema)`: ask for JSON matching the schema (strict `response_format`).
     pub output_schema: Option<(String, Value)>,

@@ -179,6 +179,7 @@ mod tests {
             ],
             temperature: None,
             max_tokens: None,
+            seed: None,
             tools: Vec::new(),
             output_schema: None,
             stream: false,

@@ -125,6 +125,9 @@ pub fn request_body(request: &ChatRequest, stream: bool) -> Value {
     if let Some(m) = request.max_tokens {
         body.insert("max_tokens".into(), json!(m));
     }
+    if let Some(s) = request.seed {
+        body.insert("seed".into(), json!(s));
+    }
     if !request.tools.is_empty() {
         let tools: Vec<Value> = request
             .tools
@@ -647,6 +650,7 @@ mod tests {
             messages: vec![Message::user("hi")],
             temperature: Some(0.5),
             max_tokens: Some(10),
+            seed: Some(7),
             tools: vec![ToolSpec {
                 name: "get".into(),
                 description: "Get it".into(),
@@ -668,6 +672,7 @@ mod tests {
                 "messages": [{"role": "user", "content": "hi"}],
                 "temperature": 0.5,
                 "max_tokens": 10,
+                "seed": 7,
                 "tools": [{"type": "function", "function": {"name": "get", "description": "Get it", "parameters": {"type": "object"}}}],
                 "response_format": {"type": "json_schema", "json_schema": {"name": "a_output", "schema": {"type": "object"}, "strict": true}},
                 "stream": true,

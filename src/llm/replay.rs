@@ -404,6 +404,7 @@ mod tests {
             messages,
             temperature: None,
             max_tokens: None,
+            seed: None,
             tools: Vec::new(),
             output_schema: None,
             stream: false,

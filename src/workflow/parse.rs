@@ -49,6 +49,7 @@ const AGENT_KEYS: &[&str] = &[
     "model",
     "temperature",
     "max_tokens",
+    "seed",
     "provider",
     "tools",
     "handoffs",
@@ -524,6 +525,7 @@ impl Parser<'_> {
                     model: None,
                     temperature: None,
                     max_tokens: None,
+                    seed: None,
                     provider: None,
                     tools: Vec::new(),
                     handoffs: Vec::new(),
@@ -545,6 +547,7 @@ impl Parser<'_> {
                         model: self.opt_text(&f, "model"),
                         temperature: f.value("temperature").and_then(|n| self.temperature(n)),
                         max_tokens: f.value("max_tokens").and_then(|n| self.max_tokens(n)),
+                        seed: f.value("seed").and_then(|n| self.seed(n)),
                         provider: f.value("provider").and_then(|n| self.provider(n)),
                         tools: self.names(&f, "tools", "tool"),
                         handoffs: self.names(&f, "handoffs", "agent"),
@@ -570,6 +573,20 @@ impl Parser<'_> {
             NodeKind::Float(f) => Some(f),
             _ => {
                 self.wrong_type("temperature", "a number", node);
+                None
+            }
+        }
+    }
+
+    fn seed(&mut self, node: &Node) -> Option<i64> {
+        match node.kind {
+            NodeKind::Int(i) => Some(i),
+            NodeKind::UInt(_) => {
+                self.error(node.loc, "`seed` is too large");
+                None
+            }
+            _ => {
+                self.wrong_type("seed", "a whole number", node);
                 None
             }
         }
@@ -1549,13 +1566,14 @@ mod tests {
 
     #[test]
     fn wrong_types_point_at_the_value() {
-        let src = "name: t\nmodel: m\nagents:\n  a: { temperature: hot, max_tokens: -3 }\n\
+        let src = "name: t\nmodel: m\nagents:\n  a: { temperature: hot, max_tokens: -3, seed: x }\n\
                    steps:\n  - run: { a: 1 }\n  - id: x\n    run: [echo, [nested]]\n    env: { A: 1, B: [2] }\n";
         assert_eq!(
             problems(src),
             [
                 "w.yaml:4:21: `temperature` must be a number, found a string",
                 "w.yaml:4:38: `max_tokens` must be a positive whole number, found a number",
+                "w.yaml:4:48: `seed` must be a whole number, found a string",
                 "w.yaml:6:10: `run` must be a command list `[prog, arg]` or a script string, found a mapping",
                 "w.yaml:8:17: each `run:` argument must be a string, found a list",
                 "w.yaml:9:21: `env.B` must be a string, found a list",
@@ -1745,7 +1763,10 @@ steps:
         let agent = &wf.agents["researcher"];
         assert_eq!(agent.temperature, Some(0.2));
         assert_eq!(agent.max_tokens, Some(500));
+        assert_eq!(agent.seed, None);
         assert_eq!(agent.loc, Loc { line: 9, col: 3 });
+        let seeded = parsed(&EXAMPLE.replace("max_tokens: 500", "max_tokens: 500\n    seed: -12"));
+        assert_eq!(seeded.agents["researcher"].seed, Some(-12));
 
         assert_eq!(wf.traces.len(), 1);
         let trace = &wf.traces[0];

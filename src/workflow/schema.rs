@@ -145,6 +145,8 @@ pub struct AgentDef {
     pub model: Option<Located<String>>,
     pub temperature: Option<f64>,
     pub max_tokens: Option<u32>,
+    /// Sampling seed, for servers that honour it (reproducible answers).
+    pub seed: Option<i64>,
     pub provider: Option<Provider>,
     /// Names of workflow `tools:` this agent may call.
     pub tools: Vec<Located<String>>,

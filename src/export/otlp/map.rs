@@ -584,6 +584,9 @@ fn generation(s: &Span, attrs: &mut Attrs) -> String {
         if let Some(m) = config.get("max_tokens") {
             attrs.json("gen_ai.request.max_tokens", m);
         }
+        if let Some(s) = config.get("seed") {
+            attrs.json("gen_ai.request.seed", s);
+        }
     }
     if let Some(id) = text(a, "response_id") {
         attrs.str("gen_ai.response.id", id);

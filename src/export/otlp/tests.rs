@@ -109,7 +109,7 @@ fn doc() -> TraceDoc {
         Some(1_000),
         json!({
             "model": "gpt-4o-mini",
-            "model_config": {"temperature": 0.2, "max_tokens": 64},
+            "model_config": {"temperature": 0.2, "max_tokens": 64, "seed": 7},
             "input": [
                 {"role": "system", "content": "Be brief."},
                 {"role": "user", "content": "Weather?"}
@@ -268,6 +268,7 @@ fn generation_spans_carry_genai_and_openinference_attributes() {
     assert_eq!(i(a, "gen_ai.usage.input_tokens"), 20);
     assert_eq!(i(a, "gen_ai.usage.output_tokens"), 5);
     assert_eq!(i(a, "gen_ai.request.max_tokens"), 64);
+    assert_eq!(i(a, "gen_ai.request.seed"), 7);
     assert_eq!(
         attr(a, "gen_ai.request.temperature"),
         Some(&any_value::Value::DoubleValue(0.2))
