@@ -187,10 +187,11 @@ fn spans_reach_the_disk_without_a_flush() {
     let writer = StoreWriter::spawn(Store::open(&path).unwrap());
     let sink = writer.sink();
     sink.trace_started(&trace(id, T0));
-    // The trace row is committed at once.
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    // The trace row is committed before trace_started returns: a run started right after
+    // under this trace's TRACEPARENT (by a command step) finds the id taken.
     let reader = Store::open_existing(&path).unwrap();
     assert_eq!(reader.load(id).unwrap().trace.status, Status::Running);
+    assert!(!reader.claim_trace_id(id, "nested").unwrap());
     sink.span_ended(&ended(
         span(id, 1, None, SpanKind::Custom, "A", T0),
         T0 + 5,

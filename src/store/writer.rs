@@ -4,7 +4,9 @@
 //! the write lock never stalls them. The thread gathers what arrives within a short window
 //! (3 ms) and writes it in one `BEGIN IMMEDIATE` transaction, search index included: a run of a
 //! thousand spans is a few dozen transactions, other commands see a run within milliseconds of
-//! its start, and a `kill -9` loses at most the last window.
+//! its start, and a `kill -9` loses at most the last window. A trace's start is the exception:
+//! it is committed before the engine goes on, so that the trace id is taken in the store before
+//! any command step can start a nested run under it.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -32,6 +34,8 @@ enum Record {
 
 enum Msg {
     Record(Box<Record>),
+    /// A trace's start: written at once, with everything before it, and acknowledged.
+    Started(Box<Trace>, Sender<()>),
     Flush(Sender<Result<(), StoreError>>),
     Close,
 }
@@ -108,8 +112,18 @@ impl StoreSink {
 }
 
 impl Sink for StoreSink {
+    /// Waits until the trace row is committed: a command step may start another agentrace
+    /// under this trace's `TRACEPARENT` moments later, and that run must find the id taken
+    /// (see [`Store::claim_trace_id`]), not claim it first.
     fn trace_started(&self, trace: &Trace) {
-        self.send(Record::Trace(trace.clone()));
+        let (reply, done) = mpsc::channel();
+        if self
+            .tx
+            .send(Msg::Started(Box::new(trace.clone()), reply))
+            .is_ok()
+        {
+            let _ = done.recv();
+        }
     }
     fn span_started(&self, span: &Span) {
         self.send(Record::SpanStarted(span.clone()));
@@ -177,6 +191,11 @@ fn run(store: Store, rx: Receiver<Msg>) {
                     if pending.len() >= MAX_BATCH {
                         write(&mut pending, &mut first_error);
                     }
+                }
+                Msg::Started(trace, reply) => {
+                    pending.push(Record::Trace(*trace));
+                    write(&mut pending, &mut first_error);
+                    let _ = reply.send(());
                 }
                 Msg::Flush(reply) => {
                     write(&mut pending, &mut first_error);
