@@ -7,6 +7,7 @@ use tokio::sync::Semaphore;
 
 use super::Failure;
 use super::executor::{Frame, TraceRun, end_with, error_at};
+use super::join::join_staggered;
 use super::scope::Stop;
 use crate::trace::{SpanHandle, SpanId, SpanKind, Status};
 use crate::workflow::template::Output;
@@ -123,18 +124,23 @@ impl TraceRun<'_> {
             .span(parent, SpanKind::Custom, self.display_name(step), attrs);
         let scope = frame.scope.child();
         let inner = frame.with_scope(scope.clone());
-        let results = futures::future::join_all(branches.iter().map(|branch| {
-            let inner = &inner;
-            let scope = &scope;
-            let span = &span;
-            async move {
-                let result = self.run_step(inner, branch, Some(span)).await;
-                if fail_fast && matches!(&result, Err(f) if !f.cancelled) {
-                    scope.stop(Stop::SiblingFailed);
-                }
-                result
-            }
-        }))
+        let results = join_staggered(
+            branches
+                .iter()
+                .map(|branch| {
+                    let inner = &inner;
+                    let scope = &scope;
+                    let span = &span;
+                    async move {
+                        let result = self.run_step(inner, branch, Some(span)).await;
+                        if fail_fast && matches!(&result, Err(f) if !f.cancelled) {
+                            scope.stop(Stop::SiblingFailed);
+                        }
+                        result
+                    }
+                })
+                .collect(),
+        )
         .await;
         let result = first_failure(results);
         end_with(span, &result);
@@ -172,38 +178,46 @@ impl TraceRun<'_> {
         };
         let scope = frame.scope.child();
         let permits = Arc::new(Semaphore::new(concurrency.max(1) as usize));
-        let results = futures::future::join_all(list.iter().enumerate().map(|(index, item)| {
-            let scope = &scope;
-            let span = &span;
-            let permits = permits.clone();
-            async move {
-                let _permit = permits.acquire().await;
-                if scope.is_cancelled() {
-                    return (index, Err(scope.failure()));
-                }
-                let ctx = frame
-                    .ctx
-                    .iteration(as_name, minijinja::Value::from_serialize(item));
-                let iteration = Frame {
-                    ctx,
-                    scope: scope.clone(),
-                };
-                let mut attrs = Map::new();
-                attrs.insert("index".into(), json!(index));
-                attrs.insert("item".into(), item.clone());
-                let item_span =
-                    self.rec
-                        .span(Some(span.id()), SpanKind::Custom, item_name(item), attrs);
-                let result = self.run_steps(&iteration, steps, Some(&item_span)).await;
-                end_with(item_span, &result);
-                if matches!(&result, Err(f) if !f.cancelled) {
-                    // Items not started yet do not start; running ones are cancelled.
-                    scope.stop(Stop::SiblingFailed);
-                }
-                let last = iteration.ctx.steps.last();
-                (index, result.map(|()| last))
-            }
-        }))
+        let results = join_staggered(
+            list.iter()
+                .enumerate()
+                .map(|(index, item)| {
+                    let scope = &scope;
+                    let span = &span;
+                    let permits = permits.clone();
+                    async move {
+                        let _permit = permits.acquire().await;
+                        if scope.is_cancelled() {
+                            return (index, Err(scope.failure()));
+                        }
+                        let ctx = frame
+                            .ctx
+                            .iteration(as_name, minijinja::Value::from_serialize(item));
+                        let iteration = Frame {
+                            ctx,
+                            scope: scope.clone(),
+                        };
+                        let mut attrs = Map::new();
+                        attrs.insert("index".into(), json!(index));
+                        attrs.insert("item".into(), item.clone());
+                        let item_span = self.rec.span(
+                            Some(span.id()),
+                            SpanKind::Custom,
+                            item_name(item),
+                            attrs,
+                        );
+                        let result = self.run_steps(&iteration, steps, Some(&item_span)).await;
+                        end_with(item_span, &result);
+                        if matches!(&result, Err(f) if !f.cancelled) {
+                            // Items not started yet do not start; running ones are cancelled.
+                            scope.stop(Stop::SiblingFailed);
+                        }
+                        let last = iteration.ctx.steps.last();
+                        (index, result.map(|()| last))
+                    }
+                })
+                .collect(),
+        )
         .await;
         let mut outputs = vec![Value::Null; list.len()];
         let mut failures = Vec::new();

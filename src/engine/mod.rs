@@ -7,6 +7,7 @@ pub mod context;
 mod executor;
 mod expect;
 mod flow;
+mod join;
 mod limits;
 pub mod models;
 mod retry;
