@@ -158,11 +158,19 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
         .build()
         .map_err(Error::Runtime)?;
     let outcome = runtime.block_on(drive(&engine, sinks));
-    runtime.shutdown_background();
+    // The runtime's teardown (closing every connection of a wide fan-out) and the store's
+    // final write take milliseconds each: they overlap.
+    let teardown = std::thread::Builder::new()
+        .name("agentrace-teardown".into())
+        .spawn(move || runtime.shutdown_background());
     if args.stream {
         eprintln!();
     }
-    writer.close()?;
+    let closed = writer.close();
+    if let Ok(teardown) = teardown {
+        let _ = teardown.join();
+    }
+    closed?;
 
     match args.format {
         RunFormat::Tree => {

@@ -4,15 +4,17 @@
 //! the write lock never stalls them. The thread gathers what arrives within a short window
 //! (3 ms) and writes it in one `BEGIN IMMEDIATE` transaction, search index included: a run of a
 //! thousand spans is a few dozen transactions, other commands see a run within milliseconds of
-//! its start, and a `kill -9` loses at most the last window. A trace's start is the exception:
-//! it is committed before the engine goes on, so that the trace id is taken in the store before
-//! any command step can start a nested run under it.
+//! its start, and a `kill -9` loses at most the last window (or 25 ms of span starts, which
+//! are held back while nothing else arrives: see [`HOLD`]). A flush cuts the window short. A
+//! trace's start is the exception: it is committed before the engine goes on, so that the
+//! trace id is taken in the store before any command step can start a nested run under it.
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::thread::{JoinHandle, Thread};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Transaction, params};
 use serde_json::{Map, Value};
@@ -23,6 +25,8 @@ use crate::trace::{ErrorInfo, Sink, Span, SpanId, Trace, TraceId};
 
 /// How long the writer gathers records after the first one before committing them together.
 const WINDOW: Duration = Duration::from_millis(3);
+/// How long a batch of nothing but span starts may wait for more (see `run`).
+const HOLD: Duration = Duration::from_millis(25);
 /// The most records written in one transaction.
 const MAX_BATCH: usize = 2000;
 
@@ -48,20 +52,63 @@ pub struct StoreWriter {
     thread: Option<JoinHandle<()>>,
 }
 
-/// The [`Sink`] handed to the recorder: a sender and nothing else.
+/// The [`Sink`] handed to the recorder: a sender, and a way to cut the gathering window short
+/// when somebody waits for the writer.
 struct StoreSink {
     tx: Sender<Msg>,
+    urgent: Arc<Urgent>,
+}
+
+/// Set, and the writer thread unparked, when a message that somebody waits for is sent: the
+/// writer stops gathering and writes at once (a run's final flush no longer waits out the
+/// window). Plain records leave it alone, so they still cost no wake-up.
+#[derive(Default)]
+struct Urgent {
+    flag: AtomicBool,
+    thread: std::sync::OnceLock<Thread>,
+}
+
+impl Urgent {
+    fn raise(&self) {
+        self.flag.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.get() {
+            thread.unpark();
+        }
+    }
+
+    /// Sleeps until `WINDOW` after `from`, or until raised.
+    fn wait_window(&self, from: Instant) {
+        let until = from + WINDOW;
+        loop {
+            if self.flag.load(Ordering::Acquire) {
+                return;
+            }
+            let now = Instant::now();
+            if now >= until {
+                return;
+            }
+            std::thread::park_timeout(until - now);
+        }
+    }
 }
 
 impl StoreWriter {
     /// Starts the writer thread; it owns `store` from now on.
     pub fn spawn(store: Store) -> StoreWriter {
         let (tx, rx) = mpsc::channel();
+        let urgent = Arc::new(Urgent::default());
+        let shared = urgent.clone();
         let thread = std::thread::Builder::new()
             .name("agentrace-store".into())
-            .spawn(move || run(store, rx));
+            .spawn(move || run(store, rx, &shared));
+        if let Ok(handle) = &thread {
+            let _ = urgent.thread.set(handle.thread().clone());
+        }
         StoreWriter {
-            sink: Arc::new(StoreSink { tx: tx.clone() }),
+            sink: Arc::new(StoreSink {
+                tx: tx.clone(),
+                urgent,
+            }),
             tx,
             // If the thread cannot be spawned, every flush reports it: the receiver is gone.
             thread: thread.ok(),
@@ -80,6 +127,7 @@ impl StoreWriter {
         self.tx
             .send(Msg::Flush(reply))
             .map_err(|_| StoreError::WriterStopped)?;
+        self.sink.urgent.raise();
         answer.recv().map_err(|_| StoreError::WriterStopped)?
     }
 
@@ -92,6 +140,7 @@ impl StoreWriter {
 
     fn stop(&mut self) {
         let _ = self.tx.send(Msg::Close);
+        self.sink.urgent.raise();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -122,6 +171,7 @@ impl Sink for StoreSink {
             .send(Msg::Started(Box::new(trace.clone()), reply))
             .is_ok()
         {
+            self.urgent.raise();
             let _ = done.recv();
         }
     }
@@ -159,11 +209,11 @@ impl Store {
     }
 }
 
-/// The writer thread. It blocks for the first message, then sleeps out the window and takes
-/// whatever arrived meanwhile: a sleeping thread is not a waiting receiver, so the engine's
-/// sends during the window cost no wake-up (blocking in `recv_timeout` instead made every
-/// span record a futex wake and a context switch).
-fn run(store: Store, rx: Receiver<Msg>) {
+/// The writer thread. It blocks for the first message, then sleeps out the window (unless
+/// [`Urgent`] is raised) and takes whatever arrived meanwhile: a sleeping thread is not a
+/// waiting receiver, so the engine's sends during the window cost no wake-up (blocking in
+/// `recv_timeout` instead made every span record a futex wake and a context switch).
+fn run(store: Store, rx: Receiver<Msg>, urgent: &Urgent) {
     let mut pending: Vec<Record> = Vec::new();
     let mut first_error: Option<StoreError> = None;
     let write = |pending: &mut Vec<Record>, first_error: &mut Option<StoreError>| {
@@ -177,13 +227,24 @@ fn run(store: Store, rx: Receiver<Msg>) {
         }
         pending.clear();
     };
-    while let Ok(first) = rx.recv() {
-        let gather = matches!(first, Msg::Record(_));
-        let mut msgs = vec![first];
-        if gather {
-            std::thread::sleep(WINDOW);
+    // When the oldest of a batch of nothing but span starts arrived.
+    let mut holding: Option<Instant> = None;
+    loop {
+        // Block for a message only when nothing is pending.
+        let mut msgs = Vec::new();
+        if pending.is_empty() {
+            match rx.recv() {
+                Ok(first) => msgs.push(first),
+                Err(_) => break,
+            }
+        }
+        if msgs.first().is_none_or(|m| matches!(m, Msg::Record(_))) {
+            urgent.wait_window(Instant::now());
         }
         msgs.extend(rx.try_iter());
+        // Whatever raised it was taken just now (or is still queued, and is then the first
+        // message of the next round, which does not gather).
+        urgent.flag.store(false, Ordering::Release);
         for msg in msgs {
             match msg {
                 Msg::Record(record) => {
@@ -207,7 +268,17 @@ fn run(store: Store, rx: Receiver<Msg>) {
                 }
             }
         }
+        // Span starts alone wait up to HOLD: a wide fan-out starts hundreds of spans while the
+        // engine is busiest, and writing them then takes CPU from it; those that end meanwhile
+        // are written once, as ended.
+        if !pending.is_empty() && pending.iter().all(|r| matches!(r, Record::SpanStarted(_))) {
+            let since = *holding.get_or_insert_with(Instant::now);
+            if since.elapsed() < HOLD {
+                continue;
+            }
+        }
         write(&mut pending, &mut first_error);
+        holding = None;
     }
     write(&mut pending, &mut first_error);
 }
