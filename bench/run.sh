@@ -84,12 +84,14 @@ export AGENTRACE_STORE=$WORK/bench.db NO_COLOR=1 OPENAI_API_KEY=sk-bench
 URL0=$(start_server 0)
 gen_workflow "$WORK/b1-1.yaml" 1 seq
 gen_workflow "$WORK/b1.yaml" "$STEPS" seq
-OPENAI_BASE_URL=$URL0 measure b1_one_step 5 -- "$BIN" -q run "$WORK/b1-1.yaml" --format none >>"$RESULTS"
-OPENAI_BASE_URL=$URL0 measure b1_sequential 3 -- "$BIN" -q run "$WORK/b1.yaml" --format none >>"$RESULTS"
+OPENAI_BASE_URL=$URL0 measure b1_one_step 7 -- "$BIN" -q run "$WORK/b1-1.yaml" --format none >>"$RESULTS"
+OPENAI_BASE_URL=$URL0 measure b1_sequential 5 -- "$BIN" -q run "$WORK/b1.yaml" --format none >>"$RESULTS"
 
 URL100=$(start_server 100)
 gen_workflow "$WORK/b2.yaml" "$PAR" parallel
-OPENAI_BASE_URL=$URL100 measure b2_parallel 3 -- "$BIN" -q run "$WORK/b2.yaml" --format none >>"$RESULTS"
+OPENAI_BASE_URL=$URL100 measure b2_parallel 7 -- "$BIN" -q run "$WORK/b2.yaml" --format none >>"$RESULTS"
+# The same fan-out with answers at once: its own cost, which the 100 ms calls overlap or not.
+OPENAI_BASE_URL=$URL0 measure b2_parallel_0ms 7 -- "$BIN" -q run "$WORK/b2.yaml" --format none >>"$RESULTS"
 
 SPANS_DB=$WORK/spans.db
 "$FILL" "$SPANS_DB" spans "$SPANS"
@@ -129,6 +131,7 @@ per_step = (r["b1_sequential"]["wall_ms"] - r["b1_one_step"]["wall_ms"]) / max(s
 rows = [
     ("B1", f"{steps} sequential agent steps, 0 ms latency", f"{r['b1_sequential']['wall_ms']:.0f} ms wall, {per_step:.3f} ms/step, {r['b1_sequential']['rss_mib']} MiB RSS", "≤ 0.3 ms/step, ≤ 20 MB", per_step <= 0.3 and r["b1_sequential"]["rss_mib"] <= 20),
     ("B2", f"{par} agent steps in one parallel, 100 ms latency", f"{r['b2_parallel']['wall_ms']:.0f} ms wall", f"≤ 110 ms + start-up ({r['b1_one_step']['wall_ms']:.0f} ms)", r["b2_parallel"]["wall_ms"] <= 110 + r["b1_one_step"]["wall_ms"]),
+    ("B2", f"  the same at 0 ms latency; what 100 ms calls add", f"{r['b2_parallel_0ms']['wall_ms']:.0f} ms wall; +{r['b2_parallel']['wall_ms'] - r['b2_parallel_0ms']['wall_ms']:.0f} ms", "-", None),
     ("B3", f"show --format json, {spans} spans", f"{r['b3_show_json']['wall_ms']:.0f} ms", "< 1000 ms", r["b3_show_json"]["wall_ms"] < 1000),
     ("B3", f"show (tree), {spans} spans", f"{r['b3_show_tree']['wall_ms']:.0f} ms", "-", None),
     ("B3", f"list --group X --limit 20, {traces} traces", f"{r['b3_list_group']['wall_ms']:.1f} ms", "< 50 ms", r["b3_list_group"]["wall_ms"] < 50),
