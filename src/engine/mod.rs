@@ -121,6 +121,8 @@ pub struct Engine {
     pub(crate) output_schemas: HashMap<String, Arc<jsonschema::Validator>>,
     /// Where `session:` conversations are kept (the run's store).
     pub(crate) sessions: Option<Arc<Mutex<Store>>>,
+    /// Under `--replay`: what this run said in each session, kept here instead of the store.
+    pub(crate) replayed_sessions: Mutex<HashMap<String, Vec<crate::llm::Message>>>,
     pub(crate) on_text: Option<Arc<StreamFn>>,
     pub(crate) prices: limits::Prices,
     pub(crate) budget: limits::Budget,
@@ -251,6 +253,7 @@ impl Engine {
             tool_schemas,
             output_schemas,
             sessions: None,
+            replayed_sessions: Mutex::new(HashMap::new()),
             on_text: None,
         })
     }

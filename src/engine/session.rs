@@ -2,6 +2,7 @@
 //! step and its new user message and final answer are appended after it, so that a later run
 //! continues the conversation.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -36,12 +37,31 @@ async fn with_store<T: Send + 'static>(
 }
 
 impl TraceRun<'_> {
+    /// The history of session `key`. Under `--replay`, as it stood when the recorded run
+    /// started, plus what this run has said in it since: the requests are then the recorded
+    /// ones, even though the recorded run's own turns are in the store by now.
     pub(crate) async fn load_session(&self, key: &str) -> Result<Vec<Message>, Failure> {
         let Some(store) = &self.engine.sessions else {
             return Ok(Vec::new());
         };
-        let key = key.to_string();
-        with_store(store, move |s| s.session_messages(&key)).await
+        let owned = key.to_string();
+        let Some(recording) = &self.engine.opts.replay else {
+            return with_store(store, move |s| s.session_messages(&owned)).await;
+        };
+        let before = recording.started_at();
+        let mut history =
+            with_store(store, move |s| s.session_messages_before(&owned, before)).await?;
+        if let Some(said) = self.replayed().get(key) {
+            history.extend(said.iter().cloned());
+        }
+        Ok(history)
+    }
+
+    fn replayed(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Message>>> {
+        self.engine
+            .replayed_sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) async fn save_session(
@@ -53,9 +73,17 @@ impl TraceRun<'_> {
         let Some(store) = &self.engine.sessions else {
             return Ok(());
         };
+        let messages = vec![Message::user(user), Message::assistant(answer)];
+        if self.engine.opts.replay.is_some() {
+            // A replay re-enacts a conversation; it does not continue it.
+            self.replayed()
+                .entry(key.to_string())
+                .or_default()
+                .extend(messages);
+            return Ok(());
+        }
         let key = key.to_string();
         let trace_id = self.rec.trace().trace_id;
-        let messages = vec![Message::user(user), Message::assistant(answer)];
         with_store(store, move |s| s.append_session(&key, trace_id, &messages)).await
     }
 }

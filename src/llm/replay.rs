@@ -56,6 +56,8 @@ pub enum ReplayError {
 #[derive(Debug)]
 pub struct Recording {
     trace_ids: Vec<TraceId>,
+    /// When the first recorded trace started: `session:` history is read as it stood then.
+    started_at: Option<crate::trace::Timestamp>,
     calls: Vec<RecordedCall>,
     used: Mutex<Vec<bool>>,
 }
@@ -76,6 +78,7 @@ impl Recording {
         let used = Mutex::new(vec![false; calls.len()]);
         Ok(Recording {
             trace_ids: docs.iter().map(|d| d.trace.trace_id).collect(),
+            started_at: docs.iter().map(|d| d.trace.started_at).min(),
             calls,
             used,
         })
@@ -84,6 +87,11 @@ impl Recording {
     /// The traces the answers come from.
     pub fn trace_ids(&self) -> &[TraceId] {
         &self.trace_ids
+    }
+
+    /// When the earliest of the recorded traces started.
+    pub fn started_at(&self) -> Option<crate::trace::Timestamp> {
+        self.started_at
     }
 
     /// How many model calls the traces recorded.

@@ -13,13 +13,26 @@ use crate::trace::{Timestamp, TraceId};
 impl Store {
     /// The messages of `session`, oldest first.
     pub fn session_messages(&self, session: &str) -> Result<Vec<Message>, StoreError> {
+        self.session_messages_before(session, None)
+    }
+
+    /// The messages of `session` said before `before` (all of them without it), oldest first.
+    pub fn session_messages_before(
+        &self,
+        session: &str,
+        before: Option<Timestamp>,
+    ) -> Result<Vec<Message>, StoreError> {
         let err = |e| StoreError::sqlite(&self.path, e);
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT message FROM session_messages WHERE session = ?1 ORDER BY seq")
+            .prepare_cached(
+                "SELECT message FROM session_messages WHERE session = ?1 AND created_at < ?2 \
+                 ORDER BY seq",
+            )
             .map_err(err)?;
+        let before = before.map_or(i64::MAX, |t| t.micros());
         let rows = stmt
-            .query_map([session], |r| r.get::<_, String>(0))
+            .query_map(params![session, before], |r| r.get::<_, String>(0))
             .map_err(err)?;
         let mut out = Vec::new();
         for row in rows {

@@ -306,7 +306,8 @@ fn a_multi_trace_workflow_replays_from_all_its_traces() {
         )
         .unwrap(),
     );
-    // Each run starts a conversation of its own: the session's history is part of a request.
+    // The conversation id is part of every request (it names the session): the replays use the
+    // recorded one, whose stored history by then holds the recorded run's turns.
     let conversation = |id: &str| format!("conversation_id={id}");
     let recorded = env.run(&[
         "run",
@@ -332,7 +333,7 @@ fn a_multi_trace_workflow_replays_from_all_its_traces() {
             "run",
             "support.yaml",
             "--var",
-            &conversation("first-only"),
+            &conversation("recorded"),
             "--replay",
             ids[0],
             "--format",
@@ -352,7 +353,7 @@ fn a_multi_trace_workflow_replays_from_all_its_traces() {
             "run",
             "support.yaml",
             "--var",
-            &conversation("replayed"),
+            &conversation("recorded"),
             "--replay",
             ids[0],
             "--replay",
@@ -384,4 +385,85 @@ fn a_multi_trace_workflow_replays_from_all_its_traces() {
     );
     assert_exit(&out, 2);
     assert!(stderr(&out).contains("given twice"), "{}", stderr(&out));
+}
+
+const CHAT: &str = r#"
+name: Chat
+vars: { conversation_id: c0 }
+model: gpt-4o-mini
+agents:
+  support: { instructions: You support. }
+steps:
+  - id: ask
+    agent: support
+    session: "{{ vars.conversation_id }}"
+    input: Where is my order?
+  - id: follow_up
+    agent: support
+    session: "{{ vars.conversation_id }}"
+    input: Can you expedite it?
+"#;
+
+#[test]
+fn a_session_run_replays_against_the_history_it_had_and_leaves_the_conversation_alone() {
+    let env = TestEnv::with_fake().workflow("chat.yaml", CHAT);
+    let run = |replies: [&str; 2]| {
+        env.server()
+            .push_all(replies.map(|text| Reply::text(text, 9, 3)));
+        let (out, lines) = run_json(&env, "chat.yaml", &["--var", "conversation_id=c1"]);
+        assert_exit(&out, 0);
+        lines[0].clone()
+    };
+    run(["Tomorrow.", "Expedited."]);
+    // The second run continues the conversation: its requests carry the first run's turns.
+    let second = run(["Still tomorrow.", "Already expedited."]);
+    let second_id = second["trace_id"].as_str().unwrap();
+    let recorded = env.show_json(second_id);
+    let messages = |trace: &Value| -> Vec<usize> {
+        generations(trace)
+            .iter()
+            .map(|g| g["attributes"]["input"].as_array().unwrap().len())
+            .collect()
+    };
+    assert_eq!(messages(&recorded), [6, 8], "{:#?}", outline(&recorded));
+
+    // Replayed twice in the same store, where the second run's own turns now are: each time
+    // the requests are the recorded ones, and nothing is added to the conversation.
+    for _ in 0..2 {
+        let out = offline_run(
+            &env,
+            &[
+                "run",
+                "chat.yaml",
+                "--var",
+                "conversation_id=c1",
+                "--replay",
+                second_id,
+                "--format",
+                "json",
+            ],
+        );
+        assert_exit(&out, 0);
+        let replayed = &parse_json_lines(&out.stdout)[0];
+        assert_eq!(replayed["outputs"], second["outputs"]);
+        let trace = env.show_json(replayed["trace_id"].as_str().unwrap());
+        assert_eq!(messages(&trace), [6, 8]);
+        let inputs = |t: &Value| -> Vec<Value> {
+            generations(t)
+                .iter()
+                .map(|g| g["attributes"]["input"].clone())
+                .collect()
+        };
+        assert_eq!(inputs(&trace), inputs(&recorded));
+    }
+
+    // A real third run continues after the two real runs only.
+    let before = env.server().request_count();
+    run(["Yes.", "Done."]);
+    let sent = env.server().requests()[before].messages();
+    assert_eq!(
+        sent.len(),
+        1 + 8 + 1,
+        "system, four turns, the new question: {sent:#?}"
+    );
 }
