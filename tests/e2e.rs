@@ -4149,6 +4149,58 @@ steps:
 }
 
 #[test]
+fn fail_fast_branches_not_started_when_a_sibling_fails_never_start() {
+    // The first branch fails at once (its program does not exist); branches
+    // start eight at a time, so most of the others are not started yet and must not start.
+    let env = TestEnv::new().workflow(
+        "wide.yaml",
+        r#"
+name: Wide
+steps:
+  - name: Fan out
+    fail_fast: true
+    parallel:
+      - run: ["./no-such-program"]
+      - run: ["touch", "started-2"]
+      - run: ["touch", "started-3"]
+      - run: ["touch", "started-4"]
+      - run: ["touch", "started-5"]
+      - run: ["touch", "started-6"]
+      - run: ["touch", "started-7"]
+      - run: ["touch", "started-8"]
+      - run: ["touch", "started-9"]
+      - run: ["touch", "started-10"]
+      - run: ["touch", "started-11"]
+      - run: ["touch", "started-12"]
+      - run: ["touch", "started-13"]
+      - run: ["touch", "started-14"]
+      - run: ["touch", "started-15"]
+      - run: ["touch", "started-16"]
+      - run: ["touch", "started-17"]
+      - run: ["touch", "started-18"]
+      - run: ["touch", "started-19"]
+      - run: ["touch", "started-20"]
+"#,
+    );
+    let out = env.run(&["run", "wide.yaml", "--offline", "--format", "json"]);
+    assert_exit(&out, 1);
+    let started = (2..=20)
+        .filter(|i| env.path().join(format!("started-{i}")).exists())
+        .count();
+    assert!(started <= 7, "{started} branches started after the failure");
+    let trace = env.show_json("last");
+    assert_all_closed(&trace);
+    // Like `foreach:` items not started, they leave no span: only the first batch has one.
+    let commands = of_kind(&trace, "command").len();
+    assert!(
+        commands <= 8,
+        "{commands} command spans: {:#?}",
+        outline(&trace)
+    );
+    assert_eq!(find(&trace, "custom", "Fan out")["status"], "error");
+}
+
+#[test]
 fn foreach_runs_its_steps_once_per_item_under_a_span_named_with_the_item() {
     let env = TestEnv::new().workflow(
         "loop.yaml",
