@@ -503,19 +503,30 @@ impl Parser<'_> {
         })
     }
 
+    /// The entries of the top-level mapping `key` (names to definitions): none when it is
+    /// absent or null, and an error when it is something else.
+    fn named_map<'n>(
+        &mut self,
+        top: &Fields<'n>,
+        key: &str,
+        expected: &str,
+    ) -> &'n [(Located<String>, Node)] {
+        let Some(node) = top.value(key) else {
+            return &[];
+        };
+        match &node.kind {
+            NodeKind::Map(entries) => entries,
+            NodeKind::Null => &[],
+            _ => {
+                self.wrong_type(key, expected, node);
+                &[]
+            }
+        }
+    }
+
     fn agents(&mut self, top: &Fields) -> IndexMap<String, AgentDef> {
         let mut out = IndexMap::new();
-        let Some(node) = top.value("agents") else {
-            return out;
-        };
-        let entries = match &node.kind {
-            NodeKind::Map(entries) => entries,
-            NodeKind::Null => return out,
-            _ => {
-                self.wrong_type("agents", "a mapping of agent names to agents", node);
-                return out;
-            }
-        };
+        let entries = self.named_map(top, "agents", "a mapping of agent names to agents");
         for (name, def) in entries {
             let place = format!("in agent `{}`", name.value);
             let agent = match &def.kind {
@@ -965,17 +976,7 @@ impl Parser<'_> {
     /// `prices: { MODEL: { input, output } }`, USD per million tokens.
     fn prices(&mut self, top: &Fields) -> IndexMap<String, PriceDef> {
         let mut out = IndexMap::new();
-        let Some(node) = top.value("prices") else {
-            return out;
-        };
-        let entries = match &node.kind {
-            NodeKind::Map(entries) => entries,
-            NodeKind::Null => return out,
-            _ => {
-                self.wrong_type("prices", "a mapping of model names to prices", node);
-                return out;
-            }
-        };
+        let entries = self.named_map(top, "prices", "a mapping of model names to prices");
         for (model, def) in entries {
             let what = format!("the price of model `{}`", model.value);
             let Some(f) = self.fields(def, PRICE_KEYS, &format!("in {what}"), &what) else {
@@ -1214,17 +1215,7 @@ impl Parser<'_> {
     /// Top-level `tools:` — name → `{ description, parameters, command }`.
     fn tools(&mut self, top: &Fields) -> IndexMap<String, ToolDef> {
         let mut out = IndexMap::new();
-        let Some(node) = top.value("tools") else {
-            return out;
-        };
-        let entries = match &node.kind {
-            NodeKind::Map(entries) => entries,
-            NodeKind::Null => return out,
-            _ => {
-                self.wrong_type("tools", "a mapping of tool names to tools", node);
-                return out;
-            }
-        };
+        let entries = self.named_map(top, "tools", "a mapping of tool names to tools");
         for (name, def) in entries {
             self.tool_name(name);
             let (description, parameters, command) = match &def.kind {
@@ -2082,6 +2073,10 @@ steps:
         assert_eq!(
             problems("name: t\ntools: [a]\nsteps: [{ run: echo }]\n"),
             ["w.yaml:2:8: `tools` must be a mapping of tool names to tools, found a list"]
+        );
+        assert_eq!(
+            problems("name: t\nagents: 5\ntools: ~\nsteps: [{ run: echo }]\n"),
+            ["w.yaml:2:9: `agents` must be a mapping of agent names to agents, found a number"]
         );
         assert_eq!(
             helps("name: t\ntools: { a: { command: echo } }\nsteps: [{ run: echo }]\n"),
