@@ -22,6 +22,8 @@ mod robust;
 mod serve;
 #[path = "e2e/terminal.rs"]
 mod terminal;
+#[path = "e2e/tls.rs"]
+mod tls;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -430,7 +430,12 @@ async fn push_async(docs: &[TraceDoc], config: &PushConfig) -> Result<Pushed, Ex
         .connect_timeout(std::time::Duration::from_secs(10))
         .timeout(std::time::Duration::from_secs(60))
         .build()
-        .map_err(|e| ExportError::Failed(format!("cannot build the HTTP client: {e}")))?;
+        .map_err(|e| {
+            ExportError::Failed(format!(
+                "cannot build the HTTP client: {}",
+                crate::error::chain(&e)
+            ))
+        })?;
     let mut pushed = Pushed {
         traces: docs.len(),
         spans: docs.iter().map(|d| d.spans.len()).sum(),
@@ -476,7 +481,7 @@ async fn post_with_retries(
                 }
                 message
             }
-            Err(e) => error_chain(&e),
+            Err(e) => crate::error::chain(&e),
         };
         attempt += 1;
         if attempt > MAX_RETRIES {
@@ -503,17 +508,6 @@ fn server_message(text: &str) -> String {
         return "(empty response)".into();
     }
     text.chars().take(500).collect()
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
 }
 
 #[cfg(test)]

@@ -88,9 +88,12 @@ impl OpenAiModel {
             // parsing the system's root certificates, a few milliseconds of every start-up.
             http = http.tls_certs_only([]);
         }
-        let http = http
-            .build()
-            .map_err(|e| ModelError::new(format!("cannot build the HTTP client: {e}")))?;
+        let http = http.build().map_err(|e| {
+            ModelError::new(format!(
+                "cannot build the HTTP client: {}",
+                crate::error::chain(&e)
+            ))
+        })?;
         Ok(OpenAiModel {
             // `Client::build`, not `with_config`: the latter makes a default reqwest client of
             // its own (reading the system's root certificates) only to have it replaced.
@@ -273,6 +276,8 @@ fn to_model_error(error: OpenAIError, base_url: &str, seen: Seen) -> ModelError 
             let message = format!("{what} at {base_url}: {root}");
             match e.status() {
                 Some(status) => ModelError::http(status.as_u16(), message),
+                // A certificate that is not trusted will not be trusted on the next attempt.
+                None if is_tls_error(&e) => ModelError::new(message),
                 None => ModelError::transient(message),
             }
         }
@@ -299,6 +304,24 @@ fn to_model_error(error: OpenAIError, base_url: &str, seen: Seen) -> ModelError 
     };
     e.retry_after = seen.retry_after;
     e
+}
+
+/// Whether the TLS handshake failed (an untrusted or invalid certificate, no common protocol).
+fn is_tls_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if err.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        // An `io::Error` that wraps an error reports that error's source, not the error itself.
+        next = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    false
 }
 
 fn malformed(what: &str, value: &Value) -> ModelError {

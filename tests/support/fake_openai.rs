@@ -169,10 +169,30 @@ pub struct Recorded {
     pub body: Value,
     /// When the request arrived (its headers and body read).
     pub at: Instant,
+    /// `HTTP/1.1` or `HTTP/2.0`.
+    pub version: String,
 }
 
 #[allow(dead_code)]
 impl Recorded {
+    fn new(version: axum::http::Version, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Recorded {
+        Recorded {
+            path: uri.path().to_string(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_ascii_lowercase(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body: serde_json::from_slice(body).unwrap_or(Value::Null),
+            at: Instant::now(),
+            version: format!("{version:?}"),
+        }
+    }
+
     pub fn model(&self) -> &str {
         self.body["model"].as_str().unwrap_or_default()
     }
@@ -295,11 +315,63 @@ struct Shared {
 pub struct FakeOpenAI {
     addr: std::net::SocketAddr,
     shared: Arc<Mutex<Shared>>,
+    /// Set for a server started with [`FakeOpenAI::start_tls`].
+    tls: Option<Arc<Tls>>,
+}
+
+/// What a TLS fake adds: the CA a client must trust, and the connections it accepted.
+pub struct Tls {
+    /// PEM of the CA that signed the server's certificate (for `SSL_CERT_FILE`).
+    pub ca_pem: String,
+    pub connections: AtomicU64,
 }
 
 #[allow(dead_code)]
 impl FakeOpenAI {
     pub fn start() -> FakeOpenAI {
+        FakeOpenAI::start_with(None)
+    }
+
+    /// The same fake over TLS, with a certificate for 127.0.0.1 signed by a CA made now, offering
+    /// these ALPN protocols (`h2`, `http/1.1`): HTTP/2 when the client agrees to it.
+    pub fn start_tls(alpn: &[&str]) -> FakeOpenAI {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // A name of its own: another fake's CA is then an unknown issuer, not a bad signature.
+        static CAS: AtomicU64 = AtomicU64::new(0);
+        ca.distinguished_name.push(
+            DnType::CommonName,
+            format!("agentrace test CA {}", CAS.fetch_add(1, Ordering::SeqCst)),
+        );
+        let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+        let key = KeyPair::generate().expect("server key");
+        let params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".into()])
+            .expect("server params");
+        let cert = params
+            .signed_by(&key, &Issuer::from_params(&ca, &ca_key))
+            .expect("server certificate");
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .expect("server TLS config");
+        config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+        let tls = Arc::new(Tls {
+            ca_pem: ca_cert.pem(),
+            connections: AtomicU64::new(0),
+        });
+        FakeOpenAI::start_with(Some((Arc::new(config), tls)))
+    }
+
+    fn start_with(tls: Option<(Arc<rustls::ServerConfig>, Arc<Tls>)>) -> FakeOpenAI {
         let listener = StdListener::bind("127.0.0.1:0").expect("bind the fake OpenAI server");
         listener
             .set_nonblocking(true)
@@ -307,6 +379,7 @@ impl FakeOpenAI {
         let addr = listener.local_addr().expect("fake server address");
         let shared = Arc::new(Mutex::new(Shared::default()));
         let state = shared.clone();
+        let accepting = tls.clone();
         std::thread::Builder::new()
             .name("fake-openai".into())
             .spawn(move || {
@@ -323,16 +396,29 @@ impl FakeOpenAI {
                         .route("/chat/completions", post(handle))
                         .route("/v1/traces/ingest", post(ingest))
                         .with_state(state);
-                    axum::serve(listener, app).await.expect("fake server");
+                    match accepting {
+                        None => axum::serve(listener, app).await.expect("fake server"),
+                        Some((config, tls)) => serve_tls(listener, app, config, tls).await,
+                    }
                 });
             })
             .expect("spawn the fake server thread");
-        FakeOpenAI { addr, shared }
+        FakeOpenAI {
+            addr,
+            shared,
+            tls: tls.map(|(_, tls)| tls),
+        }
     }
 
-    /// `http://127.0.0.1:PORT`, without `/v1`.
+    /// `http://127.0.0.1:PORT` (`https://` for a TLS fake), without `/v1`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The TLS side of a fake started with [`FakeOpenAI::start_tls`].
+    pub fn tls(&self) -> Option<&Tls> {
+        self.tls.as_deref()
     }
 
     /// What `OPENAI_BASE_URL` should be.
@@ -402,27 +488,41 @@ impl FakeOpenAI {
     }
 }
 
+/// Serves `app` over TLS, HTTP/1.1 or HTTP/2 as ALPN decides, counting the connections.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    config: Arc<rustls::ServerConfig>,
+    tls: Arc<Tls>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        tls.connections.fetch_add(1, Ordering::SeqCst);
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let _ =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+        });
+    }
+}
+
 async fn handle(
     State(shared): State<Arc<Mutex<Shared>>>,
+    version: axum::http::Version,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let recorded = Recorded {
-        path: uri.path().to_string(),
-        headers: headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_ascii_lowercase(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-        body: body.clone(),
-        at: Instant::now(),
-    };
+    let recorded = Recorded::new(version, &uri, &headers, &body);
     let _in_flight = InFlight::enter(&shared);
     let (reply, call_ids) = {
         let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
@@ -445,6 +545,7 @@ async fn handle(
 /// `204 No Content` as OpenAI does, or the next queued reply when the test queued one.
 async fn ingest(
     State(shared): State<Arc<Mutex<Shared>>>,
+    version: axum::http::Version,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -454,22 +555,9 @@ async fn ingest(
         !s.queue.is_empty()
     };
     if queued {
-        return handle(State(shared), uri, headers, body).await;
+        return handle(State(shared), version, uri, headers, body).await;
     }
-    let recorded = Recorded {
-        path: uri.path().to_string(),
-        headers: headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_ascii_lowercase(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-        at: Instant::now(),
-    };
+    let recorded = Recorded::new(version, &uri, &headers, &body);
     shared
         .lock()
         .unwrap_or_else(|e| e.into_inner())
