@@ -114,16 +114,14 @@ impl TraceRun<'_> {
     ) -> StepFuture<'s> {
         Box::pin(async move {
             for step in steps {
-                if frame.scope.is_cancelled() {
-                    return Err(frame.scope.failure());
-                }
                 self.run_step(frame, step, parent).await?;
             }
             Ok(())
         })
     }
 
-    /// One step with its policies: `if:`, `timeout:`, `continue_on_error:`.
+    /// One step with its policies: `if:`, `timeout:`, `continue_on_error:`. A step whose scope
+    /// is already stopped (a budget, a fail-fast sibling) does not start.
     pub fn run_step<'s>(
         &'s self,
         frame: &'s Frame,
@@ -131,6 +129,9 @@ impl TraceRun<'_> {
         parent: Option<&'s SpanHandle>,
     ) -> StepFuture<'s> {
         Box::pin(async move {
+            if frame.scope.is_cancelled() {
+                return Err(frame.scope.failure());
+            }
             if let Some(condition) = &step.condition
                 && !self.condition_holds(frame, condition)?
             {

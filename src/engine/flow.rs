@@ -133,10 +133,7 @@ impl TraceRun<'_> {
                     let span = &span;
                     async move {
                         // Branches start a few at a time: one that a fail-fast failure finds
-                        // not yet started does not start.
-                        if scope.is_cancelled() {
-                            return Err(scope.failure());
-                        }
+                        // not yet started does not start (see `run_step`).
                         let result = self.run_step(inner, branch, Some(span)).await;
                         if fail_fast && matches!(&result, Err(f) if !f.cancelled) {
                             scope.stop(Stop::SiblingFailed);

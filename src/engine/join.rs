@@ -18,17 +18,16 @@ const START_BATCH: usize = 8;
 /// batches, the first requests go out while later branches are still starting, so the answers
 /// come back (and are recorded) spread out instead of all at the end.
 pub(crate) async fn join_staggered<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let total = futures.len();
+    let mut results: Vec<Option<F::Output>> = std::iter::repeat_with(|| None)
+        .take(futures.len())
+        .collect();
     let mut waiting = futures.into_iter().enumerate();
     let mut running = FuturesUnordered::new();
-    let mut results: Vec<Option<F::Output>> = std::iter::repeat_with(|| None).take(total).collect();
-    let mut started = 0;
-    while started < total {
+    loop {
         for (i, f) in waiting.by_ref().take(START_BATCH) {
             running.push(async move { (i, f.await) });
-            started += 1;
         }
-        if started == total {
+        if waiting.len() == 0 {
             break;
         }
         // Poll what runs (the new ones for the first time), keep what finished, and let the

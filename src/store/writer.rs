@@ -76,9 +76,9 @@ impl Urgent {
         }
     }
 
-    /// Sleeps until `WINDOW` after `from`, or until raised.
-    fn wait_window(&self, from: Instant) {
-        let until = from + WINDOW;
+    /// Sleeps out `WINDOW`, or until raised.
+    fn wait_window(&self) {
+        let until = Instant::now() + WINDOW;
         loop {
             if self.flag.load(Ordering::Acquire) {
                 return;
@@ -123,12 +123,7 @@ impl StoreWriter {
     /// Blocks until everything sent so far is committed; returns the first write error seen
     /// since the last flush, if any.
     pub fn flush(&self) -> Result<(), StoreError> {
-        let (reply, answer) = mpsc::channel();
-        self.tx
-            .send(Msg::Flush(reply))
-            .map_err(|_| StoreError::WriterStopped)?;
-        self.sink.urgent.raise();
-        answer.recv().map_err(|_| StoreError::WriterStopped)?
+        self.sink.ask(Msg::Flush).ok_or(StoreError::WriterStopped)?
     }
 
     /// Flushes and stops the thread.
@@ -154,6 +149,15 @@ impl Drop for StoreWriter {
 }
 
 impl StoreSink {
+    /// Sends the message `make` builds around a reply channel, cuts the writer's window short,
+    /// and waits for the reply; `None` when the writer is gone.
+    fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> Msg) -> Option<T> {
+        let (reply, answer) = mpsc::channel();
+        self.tx.send(make(reply)).ok()?;
+        self.urgent.raise();
+        answer.recv().ok()
+    }
+
     fn send(&self, record: Record) {
         // After close the thread is gone; there is nobody left to tell.
         let _ = self.tx.send(Msg::Record(Box::new(record)));
@@ -165,15 +169,8 @@ impl Sink for StoreSink {
     /// under this trace's `TRACEPARENT` moments later, and that run must find the id taken
     /// (see [`Store::claim_trace_id`]), not claim it first.
     fn trace_started(&self, trace: &Trace) {
-        let (reply, done) = mpsc::channel();
-        if self
-            .tx
-            .send(Msg::Started(Box::new(trace.clone()), reply))
-            .is_ok()
-        {
-            self.urgent.raise();
-            let _ = done.recv();
-        }
+        let trace = Box::new(trace.clone());
+        self.ask(|reply| Msg::Started(trace, reply));
     }
     fn span_started(&self, span: &Span) {
         self.send(Record::SpanStarted(span.clone()));
@@ -239,7 +236,7 @@ fn run(store: Store, rx: Receiver<Msg>, urgent: &Urgent) {
             }
         }
         if msgs.first().is_none_or(|m| matches!(m, Msg::Record(_))) {
-            urgent.wait_window(Instant::now());
+            urgent.wait_window();
         }
         msgs.extend(rx.try_iter());
         // Whatever raised it was taken just now (or is still queued, and is then the first
