@@ -351,12 +351,18 @@ impl<'w> Validator<'w> {
     fn parallel(&mut self, branches: &[Step], reach: &mut Reach) {
         let mut done = reach.done.clone();
         let mut in_loops = Vec::new();
+        // Each branch's ids, found once: walking every other branch again for each branch made
+        // a wide `parallel:` quadratic in its size.
+        let ids: Vec<Vec<String>> = branches
+            .iter()
+            .map(|b| ids_within(std::slice::from_ref(b)))
+            .collect();
         for (i, branch) in branches.iter().enumerate() {
             let mut inner = reach.clone();
-            for (j, other) in branches.iter().enumerate() {
+            for (j, others) in ids.iter().enumerate() {
                 if j != i {
-                    for id in ids_within(std::slice::from_ref(other)) {
-                        inner.hidden.insert(id, Hidden::Beside);
+                    for id in others {
+                        inner.hidden.insert(id.clone(), Hidden::Beside);
                     }
                 }
             }
