@@ -139,6 +139,8 @@ impl TraceRun<'_> {
             Some(state) => cmd.env("TRACESTATE", state),
             None => cmd.env_remove("TRACESTATE"),
         };
+        // The process may be another run under this trace: the trace must be in the store.
+        self.rec.settle();
         let mut child = cmd.spawn().map_err(|e| {
             Failure::error(error_at(
                 format!("cannot start `{program}`: {e}"),

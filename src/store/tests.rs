@@ -181,14 +181,48 @@ fn a_trace_round_trips_in_tree_order() {
 }
 
 #[test]
+fn a_trace_start_does_not_wait_for_the_disk_but_settle_does() {
+    let (_dir, path) = temp();
+    let id = trace_id(0xab, 2);
+    let writer = StoreWriter::spawn(Store::open(&path).unwrap());
+    let sink = writer.sink();
+    // Another process holds the write lock for a while.
+    let blocker = rusqlite::Connection::open(&path).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let (locked, release) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let _ = release.recv();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        blocker.execute_batch("COMMIT").unwrap();
+    });
+    // The engine goes on at once (agent steps need nothing from the store) ...
+    sink.trace_started(&trace(id, T0));
+    let reader = Store::open_existing(&path).unwrap();
+    assert!(
+        reader.load(id).is_err(),
+        "trace_started waited for the commit"
+    );
+    // ... and a command step about to start a process waits until the trace is committed.
+    locked.send(()).unwrap();
+    sink.settle();
+    assert_eq!(reader.load(id).unwrap().trace.status, Status::Running);
+    assert!(!reader.claim_trace_id(id, "nested").unwrap());
+    holder.join().unwrap();
+    // Settled once, settling again does not wait.
+    sink.settle();
+    writer.close().unwrap();
+}
+
+#[test]
 fn spans_reach_the_disk_without_a_flush() {
     let (_dir, path) = temp();
     let id = trace_id(0xab, 1);
     let writer = StoreWriter::spawn(Store::open(&path).unwrap());
     let sink = writer.sink();
     sink.trace_started(&trace(id, T0));
-    // The trace row is committed before trace_started returns: a run started right after
-    // under this trace's TRACEPARENT (by a command step) finds the id taken.
+    // The trace row is committed once settle returns: a run started right after under this
+    // trace's TRACEPARENT (by a command step) finds the id taken.
+    sink.settle();
     let reader = Store::open_existing(&path).unwrap();
     assert_eq!(reader.load(id).unwrap().trace.status, Status::Running);
     assert!(!reader.claim_trace_id(id, "nested").unwrap());

@@ -6,13 +6,14 @@
 //! thousand spans is a few dozen transactions, other commands see a run within milliseconds of
 //! its start, and a `kill -9` loses at most the last window (or 25 ms of span starts, which
 //! are held back while nothing else arrives: see [`HOLD`]). A flush cuts the window short. A
-//! trace's start is the exception: it is committed before the engine goes on, so that the
-//! trace id is taken in the store before any command step can start a nested run under it.
+//! trace's start is the exception: it is written at once, and [`Sink::settle`] waits for it,
+//! so that the trace id is taken in the store before a command step can start a nested run
+//! under it (a run of agent steps alone never waits).
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
@@ -57,6 +58,8 @@ pub struct StoreWriter {
 struct StoreSink {
     tx: Sender<Msg>,
     urgent: Arc<Urgent>,
+    /// The writer's answer to the last trace start, until somebody waited for it.
+    started: Mutex<Option<Receiver<()>>>,
 }
 
 /// Set, and the writer thread unparked, when a message that somebody waits for is sent: the
@@ -108,6 +111,7 @@ impl StoreWriter {
             sink: Arc::new(StoreSink {
                 tx: tx.clone(),
                 urgent,
+                started: Mutex::new(None),
             }),
             tx,
             // If the thread cannot be spawned, every flush reports it: the receiver is gone.
@@ -165,12 +169,30 @@ impl StoreSink {
 }
 
 impl Sink for StoreSink {
-    /// Waits until the trace row is committed: a command step may start another agentrace
-    /// under this trace's `TRACEPARENT` moments later, and that run must find the id taken
-    /// (see [`Store::claim_trace_id`]), not claim it first.
+    /// Has the trace row written at once; [`Sink::settle`] waits for it.
     fn trace_started(&self, trace: &Trace) {
-        let trace = Box::new(trace.clone());
-        self.ask(|reply| Msg::Started(trace, reply));
+        let (reply, answer) = mpsc::channel();
+        if self
+            .tx
+            .send(Msg::Started(Box::new(trace.clone()), reply))
+            .is_ok()
+        {
+            self.urgent.raise();
+            *self.started.lock().unwrap_or_else(PoisonError::into_inner) = Some(answer);
+        }
+    }
+    /// Waits until the trace row is committed: a command step is about to start a process,
+    /// maybe another agentrace under this trace's `TRACEPARENT`, and that run must find the id
+    /// taken (see [`Store::claim_trace_id`]), not claim it first.
+    fn settle(&self) {
+        let answer = self
+            .started
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(answer) = answer {
+            let _ = answer.recv();
+        }
     }
     fn span_started(&self, span: &Span) {
         self.send(Record::SpanStarted(span.clone()));

@@ -20,6 +20,10 @@ pub trait Sink: Send + Sync {
     fn span_started(&self, span: &Span);
     fn span_ended(&self, span: &Span);
     fn trace_ended(&self, trace: &Trace);
+    /// Returns once the trace's start is visible to other processes (a store has committed
+    /// it). Called before the run starts a process, which may be another run under this
+    /// trace's `TRACEPARENT`.
+    fn settle(&self) {}
 }
 
 #[derive(Clone)]
@@ -66,6 +70,14 @@ impl Recorder {
     }
 
     /// A snapshot of the trace row as it stands.
+    /// Waits until every sink has made the trace's start visible to other processes: see
+    /// [`Sink::settle`].
+    pub fn settle(&self) {
+        for sink in &self.inner.sinks {
+            sink.settle();
+        }
+    }
+
     pub fn trace(&self) -> Trace {
         self.state().trace.clone()
     }
