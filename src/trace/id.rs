@@ -15,9 +15,12 @@ pub struct TraceId(pub [u8; 16]);
 pub struct SpanId(pub [u8; 8]);
 
 fn hex(bytes: &[u8]) -> String {
+    // By table: a `format!` per byte made formatting ids a tenth of the store writer's time.
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push_str(&format!("{b:02x}"));
+    for &b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
     s
 }
@@ -129,6 +132,19 @@ mod tests {
         let s = SpanId::generate().to_string();
         assert!(s.starts_with("span_") && s.len() == 21, "{s}");
         assert_eq!(SpanId::parse(&s).unwrap().to_string(), s);
+    }
+
+    #[test]
+    fn ids_are_lower_case_hex_of_their_bytes() {
+        let t = TraceId([
+            0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54,
+            0x32, 0x10,
+        ]);
+        assert_eq!(t.to_string(), "trace_0123456789abcdeffedcba9876543210");
+        assert_eq!(
+            SpanId([0, 0x0f, 0xf0, 0xff, 0x10, 0x01, 0x9a, 0xa9]).hex(),
+            "000ff0ff10019aa9"
+        );
     }
 
     #[test]
