@@ -90,9 +90,9 @@ impl Sink for Plain {
         );
     }
 
-    fn span_started(&self, _span: &Span) {}
+    fn span_started(&self, _span: &Arc<Span>) {}
 
-    fn span_ended(&self, span: &Span) {
+    fn span_ended(&self, span: &Arc<Span>) {
         if !is_model_call(span.kind) {
             let _ = writeln!(std::io::stderr(), "{}", plain_line(span));
         }
@@ -313,7 +313,7 @@ impl Sink for Live {
         let _ = self.multi.println(self.theme.paint(&line, Style::Muted));
     }
 
-    fn span_started(&self, span: &Span) {
+    fn span_started(&self, span: &Arc<Span>) {
         let mut state = self.state();
         let parent = span.parent_id.filter(|p| state.open.contains_key(p));
         let name = clean(&span.name);
@@ -360,7 +360,7 @@ impl Sink for Live {
         state.open.insert(span.span_id, open);
     }
 
-    fn span_ended(&self, span: &Span) {
+    fn span_ended(&self, span: &Arc<Span>) {
         let mut line = None;
         {
             let mut state = self.state();
@@ -481,13 +481,13 @@ mod tests {
             })
             .collect();
         for s in &steps {
-            live.span_started(s);
+            live.span_started(&Arc::new(s.clone()));
         }
         // Free two lines: the two longest waiting steps take them.
         for s in steps.iter_mut().take(2) {
             s.status = Status::Ok;
             s.ended_at = Some(s.started_at);
-            live.span_ended(s);
+            live.span_ended(&Arc::new(s.clone()));
         }
         // A printed line redraws every bar below it.
         let _ = live.multi.println("");
@@ -537,7 +537,7 @@ mod tests {
         let doc = sample_doc();
         live.trace_started(&doc.trace);
         for span in &doc.spans[..4] {
-            live.span_started(span);
+            live.span_started(&Arc::new(span.clone()));
         }
         {
             let state = live.state();
@@ -548,7 +548,7 @@ mod tests {
             assert!(agent.bar.is_some());
             assert!(state.open[&doc.spans[0].span_id].bar.is_none());
         }
-        live.span_ended(&doc.spans[3]);
+        live.span_ended(&Arc::new(doc.spans[3].clone()));
         {
             let state = live.state();
             let agent = &state.open[&doc.spans[2].span_id];

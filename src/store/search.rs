@@ -58,6 +58,8 @@ fn fts_query(word: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::store::ListFilter;
     use crate::store::stats::tests::{Fixture, obj};
@@ -177,7 +179,7 @@ mod tests {
         let writer = StoreWriter::spawn(Store::open(&f.path).unwrap());
         let sink = writer.sink();
         sink.trace_started(&t);
-        sink.span_started(&running);
+        sink.span_started(&Arc::new(running.clone()));
         writer.flush().unwrap();
         assert_eq!(
             search(&f, "long"),
@@ -189,14 +191,14 @@ mod tests {
         done.status = Status::Ok;
         done.ended_at = Some(Timestamp(f.t0 + 10));
         done.attributes = obj(json!({"output": "first draft"}));
-        sink.span_ended(&done);
+        sink.span_ended(&Arc::new(done.clone()));
         writer.flush().unwrap();
         assert_eq!(search(&f, "draft"), ["Long"]);
         assert_eq!(search(&f, "drafter"), ["Long"]);
 
         // Written again with new content (as an ingest retry would): the old words go.
         done.attributes = obj(json!({"output": "final text"}));
-        sink.span_ended(&done);
+        sink.span_ended(&Arc::new(done.clone()));
         writer.close().unwrap();
         assert_eq!(search(&f, "final"), ["Long"]);
         assert!(search(&f, "draft").is_empty());

@@ -221,6 +221,7 @@ pub fn compute(docs: &[TraceDoc], by: StatsBy) -> Vec<StatRow> {
 #[cfg(test)]
 pub(crate) mod tests {
     use std::path::PathBuf;
+    use std::sync::Arc;
 
     use serde_json::{Map, Value, json};
 
@@ -375,10 +376,10 @@ pub(crate) mod tests {
                     open.status = Status::Running;
                     open.ended_at = None;
                     open.events.clear();
-                    sink.span_started(&open);
+                    sink.span_started(&Arc::new(open));
                 }
                 for s in spans.iter().rev().filter(|s| s.status != Status::Running) {
-                    sink.span_ended(s);
+                    sink.span_ended(&Arc::new(s.clone()));
                 }
                 if trace.status != Status::Running {
                     sink.trace_ended(&trace);

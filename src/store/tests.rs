@@ -77,10 +77,10 @@ fn record(sink: &dyn Sink, mut t: Trace, spans: &[Span]) {
         started.status = Status::Running;
         started.ended_at = None;
         started.events.clear();
-        sink.span_started(&started);
+        sink.span_started(&Arc::new(started));
     }
     for s in spans.iter().rev() {
-        sink.span_ended(s);
+        sink.span_ended(&Arc::new(s.clone()));
     }
     t.status = Status::Ok;
     t.ended_at = Some(Timestamp(t.started_at.0 + 1_000_000));
@@ -226,15 +226,15 @@ fn spans_reach_the_disk_without_a_flush() {
     let reader = Store::open_existing(&path).unwrap();
     assert_eq!(reader.load(id).unwrap().trace.status, Status::Running);
     assert!(!reader.claim_trace_id(id, "nested").unwrap());
-    sink.span_ended(&ended(
+    sink.span_ended(&Arc::new(ended(
         span(id, 1, None, SpanKind::Custom, "A", T0),
         T0 + 5,
         Status::Ok,
-    ));
+    )));
     std::thread::sleep(std::time::Duration::from_millis(150));
     assert_eq!(reader.load(id).unwrap().spans.len(), 1);
     // A span start on its own is held back a little (see writer.rs), never for good.
-    sink.span_started(&span(id, 2, None, SpanKind::Agent, "B", T0 + 6));
+    sink.span_started(&Arc::new(span(id, 2, None, SpanKind::Agent, "B", T0 + 6)));
     std::thread::sleep(std::time::Duration::from_millis(150));
     let doc = reader.load(id).unwrap();
     assert_eq!(doc.spans.len(), 2);
@@ -421,9 +421,9 @@ fn a_dead_run_is_closed_as_did_not_finish() {
     let writer = StoreWriter::spawn(Store::open(&path).unwrap());
     let sink = writer.sink();
     sink.trace_started(&t);
-    sink.span_started(&outer);
-    sink.span_ended(&done);
-    sink.span_started(&open);
+    sink.span_started(&Arc::new(outer.clone()));
+    sink.span_ended(&Arc::new(done.clone()));
+    sink.span_started(&Arc::new(open.clone()));
     // A run of this very process, still going: never touched.
     sink.trace_started(&trace(alive, T0 + 1));
     writer.close().unwrap();
@@ -707,9 +707,14 @@ fn a_read_only_store_reconciles_in_memory_only() {
     t.pid = Some(dead_pid());
     let writer = StoreWriter::spawn(Store::open(&path).unwrap());
     writer.sink().trace_started(&t);
-    writer
-        .sink()
-        .span_started(&span(t.trace_id, 1, None, SpanKind::Custom, "a", T0 + 5));
+    writer.sink().span_started(&Arc::new(span(
+        t.trace_id,
+        1,
+        None,
+        SpanKind::Custom,
+        "a",
+        T0 + 5,
+    )));
     writer.close().unwrap();
 
     let store = Store::connect(&path, true).unwrap();

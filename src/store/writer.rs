@@ -32,13 +32,13 @@ const HOLD: Duration = Duration::from_millis(25);
 const MAX_BATCH: usize = 2000;
 
 enum Record {
-    Trace(Trace),
-    SpanStarted(Span),
-    SpanEnded(Span),
+    Trace(Box<Trace>),
+    SpanStarted(Arc<Span>),
+    SpanEnded(Arc<Span>),
 }
 
 enum Msg {
-    Record(Box<Record>),
+    Record(Record),
     /// A trace's start: written at once, with everything before it, and acknowledged.
     Started(Box<Trace>, Sender<()>),
     Flush(Sender<Result<(), StoreError>>),
@@ -164,7 +164,7 @@ impl StoreSink {
 
     fn send(&self, record: Record) {
         // After close the thread is gone; there is nobody left to tell.
-        let _ = self.tx.send(Msg::Record(Box::new(record)));
+        let _ = self.tx.send(Msg::Record(record));
     }
 }
 
@@ -194,14 +194,14 @@ impl Sink for StoreSink {
             let _ = answer.recv();
         }
     }
-    fn span_started(&self, span: &Span) {
-        self.send(Record::SpanStarted(span.clone()));
+    fn span_started(&self, span: &Arc<Span>) {
+        self.send(Record::SpanStarted(Arc::clone(span)));
     }
-    fn span_ended(&self, span: &Span) {
-        self.send(Record::SpanEnded(span.clone()));
+    fn span_ended(&self, span: &Arc<Span>) {
+        self.send(Record::SpanEnded(Arc::clone(span)));
     }
     fn trace_ended(&self, trace: &Trace) {
-        self.send(Record::Trace(trace.clone()));
+        self.send(Record::Trace(Box::new(trace.clone())));
     }
 }
 
@@ -267,13 +267,13 @@ fn run(store: Store, rx: Receiver<Msg>, urgent: &Urgent) {
         for msg in msgs {
             match msg {
                 Msg::Record(record) => {
-                    pending.push(*record);
+                    pending.push(record);
                     if pending.len() >= MAX_BATCH {
                         write(&mut pending, &mut first_error);
                     }
                 }
                 Msg::Started(trace, reply) => {
-                    pending.push(Record::Trace(*trace));
+                    pending.push(Record::Trace(trace));
                     write(&mut pending, &mut first_error);
                     let _ = reply.send(());
                 }

@@ -17,8 +17,9 @@ use super::model::{ErrorInfo, Event, Span, SpanKind, Status, Timestamp, Trace, U
 /// Receives the life of a trace as it happens.
 pub trait Sink: Send + Sync {
     fn trace_started(&self, trace: &Trace);
-    fn span_started(&self, span: &Span);
-    fn span_ended(&self, span: &Span);
+    /// A span as it started (shared: a sink keeps it without a deep copy).
+    fn span_started(&self, span: &Arc<Span>);
+    fn span_ended(&self, span: &Arc<Span>);
     fn trace_ended(&self, trace: &Trace);
     /// Returns once the trace's start is visible to other processes (a store has committed
     /// it). Called before the run starts a process, which may be another run under this
@@ -69,7 +70,6 @@ impl Recorder {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A snapshot of the trace row as it stands.
     /// Waits until every sink has made the trace's start visible to other processes: see
     /// [`Sink::settle`].
     pub fn settle(&self) {
@@ -78,6 +78,7 @@ impl Recorder {
         }
     }
 
+    /// A snapshot of the trace row as it stands.
     pub fn trace(&self) -> Trace {
         self.state().trace.clone()
     }
@@ -105,8 +106,9 @@ impl Recorder {
                 events: Vec::new(),
                 error: None,
             };
-            state.open.insert(span.span_id, span.clone());
-            span
+            let shared = Arc::new(span.clone());
+            state.open.insert(span.span_id, span);
+            shared
         };
         for sink in &self.inner.sinks {
             sink.span_started(&span);
@@ -155,7 +157,7 @@ impl Recorder {
                     state.trace.cost_usd = Some((total * 1e9).round() / 1e9);
                 }
             }
-            span
+            Arc::new(span)
         };
         for sink in &self.inner.sinks {
             sink.span_ended(&span);
@@ -280,10 +282,10 @@ mod tests {
         fn trace_started(&self, t: &Trace) {
             self.0.lock().unwrap().push(format!("trace+ {}", t.status));
         }
-        fn span_started(&self, s: &Span) {
+        fn span_started(&self, s: &Arc<Span>) {
             self.0.lock().unwrap().push(format!("span+ {}", s.name));
         }
-        fn span_ended(&self, s: &Span) {
+        fn span_ended(&self, s: &Arc<Span>) {
             self.0.lock().unwrap().push(format!(
                 "span- {} {} {}",
                 s.name,
