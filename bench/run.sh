@@ -91,12 +91,12 @@ OPENAI_BASE_URL=$URL0 measure b1_sequential 5 -- "$BIN" -q run "$WORK/b1.yaml" -
 
 URL100=$(start_server 100)
 gen_workflow "$WORK/b2.yaml" "$PAR" parallel
-OPENAI_BASE_URL=$URL100 measure b2_parallel 7 -- "$BIN" -q run "$WORK/b2.yaml" --format none >>"$RESULTS"
+OPENAI_BASE_URL=$URL100 measure b2_parallel 11 -- "$BIN" -q run "$WORK/b2.yaml" --format none >>"$RESULTS"
 # The same fan-out with answers at once: its own cost, which the 100 ms calls overlap or not.
-OPENAI_BASE_URL=$URL0 measure b2_parallel_0ms 7 -- "$BIN" -q run "$WORK/b2.yaml" --format none >>"$RESULTS"
+OPENAI_BASE_URL=$URL0 measure b2_parallel_0ms 11 -- "$BIN" -q run "$WORK/b2.yaml" --format none >>"$RESULTS"
 # The floor: the same calls made by the HTTP stack alone (async-openai over reqwest, one thread),
 # no workflow, spans or store. B2 minus this is what agentrace adds.
-measure b2_floor 7 -- "$FLOOR" "$URL100" "$PAR" >>"$RESULTS"
+measure b2_floor 11 -- "$FLOOR" "$URL100" "$PAR" >>"$RESULTS"
 
 SPANS_DB=$WORK/spans.db
 "$FILL" "$SPANS_DB" spans "$SPANS"

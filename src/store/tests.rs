@@ -214,6 +214,29 @@ fn a_trace_start_does_not_wait_for_the_disk_but_settle_does() {
 }
 
 #[test]
+fn an_idle_writer_copies_its_commits_into_the_database_file() {
+    let (dir, path) = temp();
+    let id = trace_id(0xab, 3);
+    let writer = StoreWriter::spawn(Store::open(&path).unwrap());
+    let sink = writer.sink();
+    sink.trace_started(&trace(id, T0));
+    sink.settle();
+    sink.span_ended(&Arc::new(ended(
+        span(id, 1, None, SpanKind::Custom, "A", T0),
+        T0 + 5,
+        Status::Ok,
+    )));
+    // Nothing more for a while: the run waits on a model call.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // The database file alone, without its WAL, already holds the run so far.
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(&path, &copy).unwrap();
+    let doc = Store::open(&copy).unwrap().load(id).unwrap();
+    assert_eq!(doc.spans.len(), 1);
+    writer.close().unwrap();
+}
+
+#[test]
 fn spans_reach_the_disk_without_a_flush() {
     let (_dir, path) = temp();
     let id = trace_id(0xab, 1);

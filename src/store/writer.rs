@@ -10,9 +10,10 @@
 //! so that the trace id is taken in the store before a command step can start a nested run
 //! under it (a run of agent steps alone never waits).
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
@@ -28,6 +29,8 @@ use crate::trace::{ErrorInfo, Sink, Span, SpanId, Trace, TraceId};
 const WINDOW: Duration = Duration::from_millis(3);
 /// How long a batch of nothing but span starts may wait for more (see `run`).
 const HOLD: Duration = Duration::from_millis(25);
+/// How long the writer waits with nothing to write before it checkpoints (see `run`).
+const IDLE: Duration = Duration::from_millis(20);
 /// The most records written in one transaction.
 const MAX_BATCH: usize = 2000;
 
@@ -232,13 +235,19 @@ impl Store {
 /// [`Urgent`] is raised) and takes whatever arrived meanwhile: a sleeping thread is not a
 /// waiting receiver, so the engine's sends during the window cost no wake-up (blocking in
 /// `recv_timeout` instead made every span record a futex wake and a context switch).
+///
+/// Idle for [`IDLE`] with commits since the last checkpoint (a run waiting on its model calls),
+/// it copies them from the WAL into the database file: closing the store at the end of the run
+/// then has only what came after left to copy, and the `.db` file alone holds the run so far.
 fn run(store: Store, rx: Receiver<Msg>, urgent: &Urgent) {
     let mut pending: Vec<Record> = Vec::new();
     let mut first_error: Option<StoreError> = None;
+    let unchecked = Cell::new(false);
     let write = |pending: &mut Vec<Record>, first_error: &mut Option<StoreError>| {
         if pending.is_empty() {
             return;
         }
+        unchecked.set(true);
         if let Err(e) = write_batch(&store, pending)
             && first_error.is_none()
         {
@@ -252,9 +261,25 @@ fn run(store: Store, rx: Receiver<Msg>, urgent: &Urgent) {
         // Block for a message only when nothing is pending.
         let mut msgs = Vec::new();
         if pending.is_empty() {
-            match rx.recv() {
-                Ok(first) => msgs.push(first),
-                Err(_) => break,
+            let first = if unchecked.get() {
+                match rx.recv_timeout(IDLE) {
+                    Err(RecvTimeoutError::Timeout) => {
+                        // Passive: never waits for readers or other writers; what it cannot
+                        // copy now is copied later.
+                        let _ = store
+                            .conn
+                            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                        unchecked.set(false);
+                        rx.recv().ok()
+                    }
+                    other => other.ok(),
+                }
+            } else {
+                rx.recv().ok()
+            };
+            match first {
+                Some(first) => msgs.push(first),
+                None => break,
             }
         }
         if msgs.first().is_none_or(|m| matches!(m, Msg::Record(_))) {
