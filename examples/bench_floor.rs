@@ -3,7 +3,7 @@
 //! started eight at a time like agentrace's) and nothing else: no workflow, no spans, no store.
 //!
 //! `bench_floor BASE_URL N` makes N calls at once and exits 0 when every one returned a whole
-//! stream. B2's wall time minus this one's is what agentrace itself adds to the fan-out.
+//! stream (`BENCH_FLOOR_THREADS=2`: on two worker threads instead of one thread). B2's wall time minus this one's is what agentrace itself adds to the fan-out.
 
 use std::time::Duration;
 
@@ -58,13 +58,24 @@ fn main() {
         .with_api_base(base.trim_end_matches('/'))
         .with_api_key(std::env::var("OPENAI_API_KEY").unwrap_or_default());
     let client = Client::build(http, config);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| {
-            eprintln!("cannot start the runtime: {e}");
-            std::process::exit(1)
-        });
+    // `BENCH_FLOOR_THREADS=N`: the calls spread over N worker threads instead.
+    let threads = std::env::var("BENCH_FLOOR_THREADS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|&n| n > 0);
+    let runtime = match threads {
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    }
+    .unwrap_or_else(|e| {
+        eprintln!("cannot start the runtime: {e}");
+        std::process::exit(1)
+    });
     let failed = runtime.block_on(async {
         let mut tasks = Vec::with_capacity(n);
         for i in 0..n {
