@@ -59,23 +59,39 @@ gen_workflow() {
   } >"$file"
 }
 
-# measure NAME RUNS -- CMD...: median wall ms and peak RSS (MiB) of CMD over RUNS runs.
+# measure NAME RUNS -- CMD... [--and NAME -- CMD...]: median wall ms and peak RSS (MiB) of each
+# CMD over RUNS runs, one JSON line each. Several commands run in turn, run after run, so that a
+# comparison between them is not skewed by the machine getting busier or quieter meanwhile.
 measure() {
-  local name=$1 runs=$2; shift 3
-  python3 - "$name" "$runs" "$@" <<'PY'
-import json, os, resource, statistics, subprocess, sys, time
-name, runs, cmd = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-walls, rss = [], 0
+  local runs=$2
+  python3 - "$runs" "$@" <<'PY'
+import json, os, statistics, subprocess, sys
+import time
+runs, args = int(sys.argv[1]), sys.argv[2:]
+groups, cur = [], []
+for a in args + ["--and"]:
+    if a == "--and":
+        # NAME RUNS -- CMD... for the first, NAME -- CMD... for the others
+        name, rest = cur[0], cur[1:]
+        rest = rest[rest.index("--") + 1:]
+        groups.append((name, rest))
+        cur = []
+    else:
+        cur.append(a)
+walls = {name: [] for name, _ in groups}
+rss = {name: 0.0 for name, _ in groups}
 for _ in range(runs):
-    t = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(p.pid, 0)
-    walls.append((time.perf_counter() - t) * 1000)
-    if status != 0:
-        print(f"{name}: command failed ({status}): {' '.join(cmd)}", file=sys.stderr)
-        sys.exit(1)
-    rss = max(rss, usage.ru_maxrss / 1024)
-print(json.dumps({"name": name, "wall_ms": round(statistics.median(walls), 2), "rss_mib": round(rss, 1), "runs": runs}))
+    for name, cmd in groups:
+        t = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(p.pid, 0)
+        walls[name].append((time.perf_counter() - t) * 1000)
+        if status != 0:
+            print(f"{name}: command failed ({status}): {' '.join(cmd)}", file=sys.stderr)
+            sys.exit(1)
+        rss[name] = max(rss[name], usage.ru_maxrss / 1024)
+for name, _ in groups:
+    print(json.dumps({"name": name, "wall_ms": round(statistics.median(walls[name]), 2), "rss_mib": round(rss[name], 1), "runs": runs}))
 PY
 }
 
@@ -91,12 +107,12 @@ OPENAI_BASE_URL=$URL0 measure b1_sequential 5 -- "$BIN" -q run "$WORK/b1.yaml" -
 
 URL100=$(start_server 100)
 gen_workflow "$WORK/b2.yaml" "$PAR" parallel
-OPENAI_BASE_URL=$URL100 measure b2_parallel 11 -- "$BIN" -q run "$WORK/b2.yaml" --format none >>"$RESULTS"
+# With the floor, run by turns: the same calls made by the HTTP stack alone (async-openai over
+# reqwest, one thread), no workflow, spans or store. B2 minus the floor is what agentrace adds.
+OPENAI_BASE_URL=$URL100 measure b2_parallel 11 -- "$BIN" -q run "$WORK/b2.yaml" --format none \
+  --and b2_floor -- "$FLOOR" "$URL100" "$PAR" >>"$RESULTS"
 # The same fan-out with answers at once: its own cost, which the 100 ms calls overlap or not.
 OPENAI_BASE_URL=$URL0 measure b2_parallel_0ms 11 -- "$BIN" -q run "$WORK/b2.yaml" --format none >>"$RESULTS"
-# The floor: the same calls made by the HTTP stack alone (async-openai over reqwest, one thread),
-# no workflow, spans or store. B2 minus this is what agentrace adds.
-measure b2_floor 11 -- "$FLOOR" "$URL100" "$PAR" >>"$RESULTS"
 
 SPANS_DB=$WORK/spans.db
 "$FILL" "$SPANS_DB" spans "$SPANS"
