@@ -237,6 +237,29 @@ fn an_idle_writer_copies_its_commits_into_the_database_file() {
 }
 
 #[test]
+fn once_the_store_is_closed_the_database_file_alone_holds_the_run() {
+    let (dir, path) = temp();
+    let id = trace_id(0xab, 4);
+    let writer = StoreWriter::spawn(Store::open(&path).unwrap());
+    let sink = writer.sink();
+    let mut t = trace(id, T0);
+    sink.trace_started(&t);
+    for n in 1..=50 {
+        let s = span(id, n, None, SpanKind::Custom, "step", T0 + i64::from(n));
+        sink.span_ended(&Arc::new(ended(s, T0 + 100, Status::Ok)));
+    }
+    t.status = Status::Ok;
+    t.ended_at = Some(Timestamp(T0 + 200));
+    sink.trace_ended(&t);
+    writer.close().unwrap();
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(&path, &copy).unwrap();
+    let doc = Store::open(&copy).unwrap().load(id).unwrap();
+    assert_eq!(doc.trace.status, Status::Ok);
+    assert_eq!(doc.spans.len(), 50);
+}
+
+#[test]
 fn spans_reach_the_disk_without_a_flush() {
     let (_dir, path) = temp();
     let id = trace_id(0xab, 1);
