@@ -213,6 +213,14 @@ fn a_trace_start_does_not_wait_for_the_disk_but_settle_does() {
     writer.close().unwrap();
 }
 
+/// Copies the store's `.db` file, without its WAL, into `dir` and reads trace `id` from the copy
+/// (as from a store uploaded as a CI artifact).
+fn load_from_db_file_alone(dir: &Path, path: &Path, id: TraceId) -> crate::trace::TraceDoc {
+    let copy = dir.join("copy.db");
+    std::fs::copy(path, &copy).unwrap();
+    Store::open(&copy).unwrap().load(id).unwrap()
+}
+
 #[test]
 fn an_idle_writer_copies_its_commits_into_the_database_file() {
     let (dir, path) = temp();
@@ -229,9 +237,7 @@ fn an_idle_writer_copies_its_commits_into_the_database_file() {
     // Nothing more for a while: the run waits on a model call.
     std::thread::sleep(std::time::Duration::from_millis(300));
     // The database file alone, without its WAL, already holds the run so far.
-    let copy = dir.path().join("copy.db");
-    std::fs::copy(&path, &copy).unwrap();
-    let doc = Store::open(&copy).unwrap().load(id).unwrap();
+    let doc = load_from_db_file_alone(dir.path(), &path, id);
     assert_eq!(doc.spans.len(), 1);
     writer.close().unwrap();
 }
@@ -252,9 +258,7 @@ fn once_the_store_is_closed_the_database_file_alone_holds_the_run() {
     t.ended_at = Some(Timestamp(T0 + 200));
     sink.trace_ended(&t);
     writer.close().unwrap();
-    let copy = dir.path().join("copy.db");
-    std::fs::copy(&path, &copy).unwrap();
-    let doc = Store::open(&copy).unwrap().load(id).unwrap();
+    let doc = load_from_db_file_alone(dir.path(), &path, id);
     assert_eq!(doc.trace.status, Status::Ok);
     assert_eq!(doc.spans.len(), 50);
 }

@@ -156,13 +156,18 @@ impl Drop for StoreWriter {
 }
 
 impl StoreSink {
-    /// Sends the message `make` builds around a reply channel, cuts the writer's window short,
-    /// and waits for the reply; `None` when the writer is gone.
-    fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> Msg) -> Option<T> {
+    /// Sends the message `make` builds around a reply channel and cuts the writer's window
+    /// short; the answer comes on the returned receiver. `None` when the writer is gone.
+    fn post<T>(&self, make: impl FnOnce(Sender<T>) -> Msg) -> Option<Receiver<T>> {
         let (reply, answer) = mpsc::channel();
         self.tx.send(make(reply)).ok()?;
         self.urgent.raise();
-        answer.recv().ok()
+        Some(answer)
+    }
+
+    /// [`Self::post`], then waits for the answer.
+    fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> Msg) -> Option<T> {
+        self.post(make)?.recv().ok()
     }
 
     fn send(&self, record: Record) {
@@ -174,15 +179,8 @@ impl StoreSink {
 impl Sink for StoreSink {
     /// Has the trace row written at once; [`Sink::settle`] waits for it.
     fn trace_started(&self, trace: &Trace) {
-        let (reply, answer) = mpsc::channel();
-        if self
-            .tx
-            .send(Msg::Started(Box::new(trace.clone()), reply))
-            .is_ok()
-        {
-            self.urgent.raise();
-            *self.started.lock().unwrap_or_else(PoisonError::into_inner) = Some(answer);
-        }
+        let answer = self.post(|reply| Msg::Started(Box::new(trace.clone()), reply));
+        *self.started.lock().unwrap_or_else(PoisonError::into_inner) = answer;
     }
     /// Waits until the trace row is committed: a command step is about to start a process,
     /// maybe another agentrace under this trace's `TRACEPARENT`, and that run must find the id
