@@ -11,6 +11,7 @@ pub mod error;
 pub mod export;
 pub mod ingest;
 pub mod llm;
+pub mod query;
 pub mod render;
 pub mod serve;
 pub mod store;

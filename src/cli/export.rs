@@ -7,6 +7,7 @@ use super::Globals;
 use crate::error::{EXIT_OK, Error};
 use crate::export::{self, FileFormat, otlp};
 use crate::store::Store;
+use crate::trace::redact;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -69,7 +70,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
                 config.display_url(),
                 delivered.rejected_spans,
                 delivered.spans,
-                delivered.message
+                redact::redact(&delivered.message)
             );
         } else if !globals.quiet {
             eprintln!(
@@ -86,12 +87,18 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
         let config =
             export::openai::PushConfig::from_env().map_err(|e| Error::Export(e.to_string()))?;
         let pushed = export::openai::push(&docs, &config).map_err(|e| {
-            Error::Export(format!("posting the traces to {} failed: {e}", config.url))
+            Error::Export(format!(
+                "posting the traces to {} failed: {e}",
+                redact::url(&config.url)
+            ))
         })?;
         if !globals.quiet {
             eprintln!(
                 "sent {} trace(s) with {} spans to {} in {} request(s)",
-                pushed.traces, pushed.spans, config.url, pushed.requests
+                pushed.traces,
+                pushed.spans,
+                redact::url(&config.url),
+                pushed.requests
             );
         }
         return Ok(EXIT_OK);

@@ -153,7 +153,8 @@ pub fn main_entry() -> i32 {
 
 /// Prints an error to stderr and gives its exit code.
 fn report(e: &Error) -> i32 {
-    eprint!("{}", e.render());
+    // A server may have echoed a key into the error: it never reaches the terminal or a log.
+    eprint!("{}", crate::trace::redact::redact(&e.render()));
     e.exit_code()
 }
 

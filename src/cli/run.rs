@@ -17,7 +17,7 @@ use crate::export::otlp::{self, context::TraceContext};
 use crate::llm::replay::Recording;
 use crate::render;
 use crate::store::{Store, StoreWriter};
-use crate::trace::{Sink, Status};
+use crate::trace::{Sink, Status, redact};
 use crate::workflow::parse;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -140,8 +140,9 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
     } else {
         engine
     };
+    let printer = Arc::new(Mutex::new(StreamPrinter::default()));
     let engine = if args.stream {
-        engine.with_text_stream(stream_printer())
+        engine.with_text_stream(stream_printer(printer.clone()))
     } else {
         engine
     };
@@ -164,7 +165,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
         .name("agentrace-teardown".into())
         .spawn(move || runtime.shutdown_background());
     if args.stream {
-        eprintln!();
+        printer.lock().unwrap_or_else(|p| p.into_inner()).finish();
     }
     let closed = writer.close();
     if let Ok(teardown) = teardown {
@@ -189,7 +190,10 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
         RunFormat::Json => {
             let mut out = String::new();
             for t in &outcome.traces {
-                let json = render::json::run_json(&t.trace, &t.outputs);
+                let mut json = render::json::run_json(&t.trace, &t.outputs);
+                // The outputs are the steps' own values, not read back from the store: a key a
+                // server echoed into an answer is taken out here too.
+                redact::redact_value(&mut json);
                 out.push_str(&serde_json::to_string(&json).unwrap_or_default());
                 out.push('\n');
             }
@@ -272,7 +276,10 @@ fn auto_export(outcome: &RunOutcome, globals: &Globals) {
     let config = match config {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("warning: OTLP export skipped: {e}; {retry}");
+            eprintln!(
+                "warning: OTLP export skipped: {}; {retry}",
+                redact::redact(&e)
+            );
             return;
         }
     };
@@ -294,7 +301,7 @@ fn auto_export(outcome: &RunOutcome, globals: &Globals) {
                     config.display_url(),
                     delivered.rejected_spans,
                     delivered.spans,
-                    delivered.message
+                    redact::redact(&delivered.message)
                 );
             } else if !globals.quiet {
                 eprintln!(
@@ -305,8 +312,9 @@ fn auto_export(outcome: &RunOutcome, globals: &Globals) {
             }
         }
         Err(e) => eprintln!(
-            "warning: OTLP export to {} failed: {e}; {retry}",
-            config.display_url()
+            "warning: OTLP export to {} failed: {}; {retry}",
+            config.display_url(),
+            redact::redact(&e)
         ),
     }
 }
@@ -339,18 +347,37 @@ fn load_replay(ids: &[String], globals: &Globals) -> Result<Recording, Error> {
     Recording::from_traces(&docs).map_err(|e| Error::usage(e.to_string()))
 }
 
-/// Prints agent text to stderr as it arrives, with the agent's name when the speaker changes.
-fn stream_printer() -> Arc<StreamFn> {
-    let speaker: Mutex<Option<String>> = Mutex::new(None);
-    Arc::new(move |agent: &str, delta: &str| {
-        let mut last = speaker.lock().unwrap_or_else(|p| p.into_inner());
+/// Prints agent text to stderr as it arrives, with the agent's name when the speaker changes,
+/// and never a key a server echoed into it.
+#[derive(Default)]
+struct StreamPrinter {
+    speaker: Option<String>,
+    redactor: redact::StreamRedactor,
+}
+
+impl StreamPrinter {
+    fn print(&mut self, agent: &str, delta: &str) {
         let mut err = std::io::stderr().lock();
-        if last.as_deref() != Some(agent) {
-            let _ = write!(err, "\n[{agent}] ");
-            *last = Some(agent.to_string());
+        if self.speaker.as_deref() != Some(agent) {
+            let _ = write!(err, "{}\n[{agent}] ", self.redactor.finish());
+            self.speaker = Some(agent.to_string());
         }
-        let _ = write!(err, "{delta}");
+        let _ = write!(err, "{}", self.redactor.push(delta));
         let _ = err.flush();
+    }
+
+    fn finish(&mut self) {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{}", self.redactor.finish());
+    }
+}
+
+fn stream_printer(printer: Arc<Mutex<StreamPrinter>>) -> Arc<StreamFn> {
+    Arc::new(move |agent: &str, delta: &str| {
+        printer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .print(agent, delta);
     })
 }
 

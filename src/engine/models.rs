@@ -10,6 +10,7 @@ use crate::llm::Model;
 use crate::llm::offline::OfflineModel;
 use crate::llm::openai::{DEFAULT_BASE_URL, Endpoint, OpenAiModel};
 use crate::llm::replay::{Recording, ReplayModel};
+use crate::trace::redact;
 use crate::workflow::{Provider, StepKind, Workflow};
 
 /// The model client of every agent that a step uses.
@@ -36,6 +37,22 @@ fn endpoint(provider: Option<&Provider>) -> Result<Endpoint, Error> {
     };
     if base_url.is_none() && api_key.is_none() {
         return Err(Error::NoModelAccess);
+    }
+    // Everything sent as a credential is a secret for whatever this process writes from now
+    // on, should a server echo it back.
+    if let Some(key) = &api_key {
+        redact::register(key);
+    }
+    if let Some(url) = &base_url {
+        redact::register_url(url);
+    }
+    for (name, value) in provider.iter().flat_map(|p| p.headers.iter()) {
+        if redact::secret_name(name) {
+            redact::register(value);
+            if let Some((_, token)) = value.split_once(' ') {
+                redact::register(token);
+            }
+        }
     }
     Ok(Endpoint {
         base_url: base_url.unwrap_or_else(|| DEFAULT_BASE_URL.to_string()),

@@ -395,6 +395,8 @@ impl PushConfig {
             )
         })?;
         let base = env("OPENAI_BASE_URL").unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
+        crate::trace::redact::register(&api_key);
+        crate::trace::redact::register_url(&base);
         Ok(PushConfig {
             url: format!("{}/traces/ingest", base.trim_end_matches('/')),
             api_key,

@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_openai::Client;
-use async_openai::config::OpenAIConfig;
+use async_openai::config::{Config, OpenAIConfig};
 use async_openai::error::OpenAIError;
 use async_openai::middleware::{HttpRequestFactory, ReqwestService};
 use futures::StreamExt;
@@ -40,7 +40,7 @@ pub struct Endpoint {
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Endpoint")
-            .field("base_url", &self.base_url)
+            .field("base_url", &redact_url(&self.base_url))
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("stream", &self.stream)
             .finish()
@@ -48,7 +48,7 @@ impl std::fmt::Debug for Endpoint {
 }
 
 pub struct OpenAiModel {
-    client: Client<OpenAIConfig>,
+    client: Client<QueryConfig>,
     base_url: String,
     /// Cleared when the server turns out not to support streaming.
     stream: AtomicBool,
@@ -69,8 +69,14 @@ fn install_crypto_provider() {
 impl OpenAiModel {
     pub fn new(endpoint: &Endpoint) -> Result<OpenAiModel, ModelError> {
         install_crypto_provider();
+        // A query in the base URL (`…/v1?api-key=…`, as some gateways want) goes after the
+        // path of each call, not before it.
+        let (base, query) = match endpoint.base_url.split_once('?') {
+            Some((base, query)) => (base, crate::query::pairs(Some(query))),
+            None => (endpoint.base_url.as_str(), Vec::new()),
+        };
         let mut config = OpenAIConfig::new()
-            .with_api_base(endpoint.base_url.trim_end_matches('/'))
+            .with_api_base(base.trim_end_matches('/'))
             .with_api_key(endpoint.api_key.clone().unwrap_or_default());
         for (name, value) in &endpoint.headers {
             let header = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|e| {
@@ -97,7 +103,7 @@ impl OpenAiModel {
         Ok(OpenAiModel {
             // `Client::build`, not `with_config`: the latter makes a default reqwest client of
             // its own (reading the system's root certificates) only to have it replaced.
-            client: Client::build(http.clone(), config)
+            client: Client::build(http.clone(), QueryConfig { config, query })
                 .with_http_service(Noting(ReqwestService::new(http))),
             base_url: redact_url(&endpoint.base_url),
             stream: AtomicBool::new(endpoint.stream),
@@ -106,15 +112,38 @@ impl OpenAiModel {
     }
 }
 
-/// A URL without user name or password, safe to record.
-pub fn redact_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((userinfo, host)) if !userinfo.contains('/') => format!("{scheme}://{host}"),
-            _ => url.to_string(),
-        },
-        None => url.to_string(),
+/// async-openai's OpenAI configuration plus the base URL's query parameters, sent with every
+/// call.
+#[derive(Clone)]
+struct QueryConfig {
+    config: OpenAIConfig,
+    query: Vec<(String, String)>,
+}
+
+impl Config for QueryConfig {
+    fn headers(&self) -> reqwest::header::HeaderMap {
+        self.config.headers()
     }
+    fn url(&self, path: &str) -> String {
+        self.config.url(path)
+    }
+    fn query(&self) -> Vec<(&str, &str)> {
+        self.query
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+    fn api_base(&self) -> &str {
+        self.config.api_base()
+    }
+    fn api_key(&self) -> &secrecy::SecretString {
+        self.config.api_key()
+    }
+}
+
+/// A URL without user name, password or credential query values, safe to record.
+pub fn redact_url(url: &str) -> String {
+    crate::trace::redact::url(url)
 }
 
 /// The request body, exactly as sent.

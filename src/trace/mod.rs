@@ -3,6 +3,7 @@
 pub mod id;
 pub mod model;
 pub mod recorder;
+pub mod redact;
 
 pub use id::{SpanId, TraceId};
 pub use model::{ErrorInfo, Event, Span, SpanKind, Status, Timestamp, Trace, TraceDoc, Usage};

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use super::id::SpanId;
 use super::model::{ErrorInfo, Event, Span, SpanKind, Status, Timestamp, Trace, Usage};
+use super::redact;
 
 /// Receives the life of a trace as it happens.
 pub trait Sink: Send + Sync {
@@ -47,6 +48,7 @@ impl Recorder {
     pub fn start(mut trace: Trace, sinks: Vec<Arc<dyn Sink>>) -> Recorder {
         trace.status = Status::Running;
         trace.ended_at = None;
+        redact::redact_trace(&mut trace);
         for sink in &sinks {
             sink.trace_started(&trace);
         }
@@ -93,7 +95,7 @@ impl Recorder {
     ) -> SpanHandle {
         let span = {
             let mut state = self.state();
-            let span = Span {
+            let mut span = Span {
                 span_id: SpanId::generate(),
                 trace_id: state.trace.trace_id,
                 parent_id: parent,
@@ -106,6 +108,7 @@ impl Recorder {
                 events: Vec::new(),
                 error: None,
             };
+            redact::redact_span(&mut span);
             let shared = Arc::new(span.clone());
             state.open.insert(span.span_id, span);
             shared
@@ -148,6 +151,9 @@ impl Recorder {
             span.status = status;
             span.error = error;
             span.ended_at = Some(Timestamp::now());
+            // Whatever was added while it ran (a server's answer, a command's output) may echo a
+            // key: no sink sees it.
+            redact::redact_span(&mut span);
             if span.kind == SpanKind::Generation {
                 if let Some(usage) = span.usage() {
                     state.trace.usage.add(usage);
@@ -210,6 +216,7 @@ impl Recorder {
             state.trace.status = status;
             state.trace.error = error;
             state.trace.ended_at = Some(Timestamp::now());
+            redact::redact_trace(&mut state.trace);
             state.trace.clone()
         };
         for sink in &self.inner.sinks {

@@ -279,6 +279,126 @@ fn api_keys_and_authorization_never_reach_store_exports_logs_or_errors() {
     assert!(!everything.contains(SECRET_KEY));
 }
 
+/// The first span of a `show --format json` document whose `field` is `value`.
+fn span_where<'a>(trace: &'a serde_json::Value, field: &str, value: &str) -> &'a serde_json::Value {
+    trace["spans"]
+        .as_array()
+        .and_then(|spans| spans.iter().find(|s| s[field] == value))
+        .unwrap_or_else(|| panic!("no span with {field} {value:?}: {trace:#}"))
+}
+
+/// The store file, the run's own output, every export and `show` of the last trace.
+fn everything_written(env: &TestEnv, out: &std::process::Output) -> String {
+    let mut everything = String::from_utf8_lossy(&env.store_bytes()).into_owned();
+    everything.push_str(&stdout(out));
+    everything.push_str(&stderr(out));
+    everything.push_str(&all_exports(env));
+    everything.push_str(&stdout(&env.run(&["show", "last", "--format", "json"])));
+    everything.push_str(&stdout(&env.run(&["show", "last"])));
+    everything
+}
+
+#[test]
+fn a_key_the_server_echoes_in_an_error_body_and_a_header_is_redacted_everywhere() {
+    let env = TestEnv::with_fake().workflow("s.yaml", SECRET_WORKFLOW);
+    let body = serde_json::json!({"error": {
+        "message": format!("bad key: Bearer {SECRET_KEY}"),
+        "type": "invalid_request_error",
+    }});
+    env.server().set_default(Reply::StatusWithHeaders(
+        401,
+        body.to_string(),
+        vec![("x-echoed-key".into(), SECRET_KEY.into())],
+    ));
+    let out = env.run(&["run", "s.yaml"]);
+    assert_exit(&out, 1);
+    let everything = everything_written(&env, &out);
+    assert!(!everything.contains(SECRET_KEY), "the key leaked");
+    assert!(
+        stderr(&out).contains("bad key: Bearer [REDACTED]"),
+        "the server's message is kept, the key taken out: {}",
+        stderr(&out)
+    );
+    let trace = env.show_json("last");
+    let generation = span_where(&trace, "kind", "generation");
+    assert!(
+        generation["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 401 (invalid_request_error): bad key: Bearer [REDACTED]"),
+        "{generation:#}"
+    );
+}
+
+#[test]
+fn a_key_the_server_echoes_in_a_streamed_answer_is_redacted_from_spans_commands_and_output() {
+    let env = TestEnv::with_fake().workflow("s.yaml", SECRET_WORKFLOW);
+    env.server().set_default(Reply::text(
+        &format!("your key is {SECRET_KEY}, keep it safe"),
+        10,
+        5,
+    ));
+    // --stream shows the answer as it arrives; the key is split over the streamed chunks.
+    let out = env.run(&["run", "s.yaml", "--stream", "--format", "json"]);
+    assert_exit(&out, 0);
+    assert!(
+        env.server().requests()[0].body["stream"] == true,
+        "the answer was streamed"
+    );
+    let everything = everything_written(&env, &out);
+    assert!(!everything.contains(SECRET_KEY), "the key leaked");
+    assert!(
+        stderr(&out).contains("your key is [REDACTED], keep it safe"),
+        "the streamed text is shown without the key: {}",
+        stderr(&out)
+    );
+    let lines = parse_json_lines(&out.stdout);
+    assert_eq!(
+        lines[0]["outputs"]["ask"],
+        "your key is [REDACTED], keep it safe"
+    );
+    // The command step got the real answer through its argv (the workflow's data is not
+    // changed), but what it printed is recorded without the key.
+    let trace = env.show_json("last");
+    let echo = span_where(&trace, "name", "echo");
+    assert!(
+        echo["attributes"]["stdout"]
+            .as_str()
+            .unwrap()
+            .contains("your key is [REDACTED], keep it safe"),
+        "{echo:#}"
+    );
+}
+
+#[test]
+fn a_key_in_the_base_urls_query_is_sent_but_never_printed_or_stored() {
+    const QUERY_KEY: &str = "qk-QUERY-SECRET-77";
+    let env = TestEnv::with_fake().workflow("s.yaml", SECRET_WORKFLOW);
+    let url = format!("{}?api-key={QUERY_KEY}", env.server().base_url());
+    let env = env.env("OPENAI_BASE_URL", &url);
+    let out = env.run(&["run", "s.yaml"]);
+    assert_exit(&out, 0);
+    let request = &env.server().requests()[0];
+    assert_eq!(request.path, "/v1/chat/completions");
+    assert_eq!(request.query, format!("api-key={QUERY_KEY}"));
+    let everything = everything_written(&env, &out);
+    assert!(!everything.contains(QUERY_KEY), "the query key leaked");
+
+    // A server that cannot be reached is named without the key.
+    env.server().set_default(Reply::unauthorized());
+    let env = env.env(
+        "OPENAI_BASE_URL",
+        &format!("http://127.0.0.1:9/v1?api-key={QUERY_KEY}"),
+    );
+    let out = env.run(&["run", "s.yaml"]);
+    assert_exit(&out, 1);
+    assert!(!stderr(&out).contains(QUERY_KEY), "{}", stderr(&out));
+    assert!(
+        !String::from_utf8_lossy(&env.store_bytes()).contains(QUERY_KEY),
+        "the query key reached the store"
+    );
+}
+
 #[test]
 fn no_content_keeps_prompts_and_outputs_out_of_the_store_and_every_export() {
     let env = TestEnv::with_fake().workflow("s.yaml", SECRET_WORKFLOW);

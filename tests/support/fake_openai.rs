@@ -163,6 +163,8 @@ impl Reply {
 #[allow(dead_code)]
 pub struct Recorded {
     pub path: String,
+    /// The query string, undecoded (empty when there is none).
+    pub query: String,
     /// Header names in lowercase.
     pub headers: BTreeMap<String, String>,
     /// The JSON body (`Value::Null` if it was not JSON).
@@ -178,6 +180,7 @@ impl Recorded {
     fn new(version: axum::http::Version, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Recorded {
         Recorded {
             path: uri.path().to_string(),
+            query: uri.query().unwrap_or_default().to_string(),
             headers: headers
                 .iter()
                 .map(|(k, v)| {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use prost::Message;
 
 use crate::trace::TraceDoc;
+use crate::trace::redact;
 
 /// Attempts per request (the first and two retries).
 pub const ATTEMPTS: u32 = 3;
@@ -188,10 +189,20 @@ impl PushConfig {
             Some(text) => parse_pairs("OTEL_RESOURCE_ATTRIBUTES", &text)?,
             None => Vec::new(),
         };
+        let headers = headers_from_env()?;
+        // Header values are credentials as often as not, and the URL may carry one: whatever a
+        // collector echoes back of them never reaches a message.
+        for (_, value) in &headers {
+            redact::register(value);
+            if let Some((_, token)) = value.split_once(' ') {
+                redact::register(token);
+            }
+        }
+        redact::register_url(&url);
         Ok(PushConfig {
             url,
             protocol,
-            headers: headers_from_env()?,
+            headers,
             gzip,
             timeout: Duration::from_millis(timeout),
             service_name: super::service_name(),
