@@ -11,6 +11,7 @@ use super::Failure;
 use super::executor::{TraceRun, error_at};
 use crate::llm::Message;
 use crate::store::{Store, StoreError};
+use crate::trace::redact;
 
 /// Runs blocking store work off the async workers.
 async fn with_store<T: Send + 'static>(
@@ -73,8 +74,8 @@ impl TraceRun<'_> {
         let Some(store) = &self.engine.sessions else {
             return Ok(());
         };
-        let messages = vec![Message::user(user), Message::assistant(answer)];
         if self.engine.opts.replay.is_some() {
+            let messages = vec![Message::user(user), Message::assistant(answer)];
             // A replay re-enacts a conversation; it does not continue it.
             self.replayed()
                 .entry(key.to_string())
@@ -82,6 +83,12 @@ impl TraceRun<'_> {
                 .extend(messages);
             return Ok(());
         }
+        // The history is written to the store like a span: a key a server echoed into the
+        // answer stays out of it (and out of the next run's prompt).
+        let messages = vec![
+            Message::user(redact::redact(user)),
+            Message::assistant(redact::redact(answer)),
+        ];
         let key = key.to_string();
         let trace_id = self.rec.trace().trace_id;
         with_store(store, move |s| s.append_session(&key, trace_id, &messages)).await

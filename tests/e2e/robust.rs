@@ -332,7 +332,10 @@ fn a_key_the_server_echoes_in_an_error_body_and_a_header_is_redacted_everywhere(
 
 #[test]
 fn a_key_the_server_echoes_in_a_streamed_answer_is_redacted_from_spans_commands_and_output() {
-    let env = TestEnv::with_fake().workflow("s.yaml", SECRET_WORKFLOW);
+    // The agent keeps a session: its history is stored too.
+    let workflow = SECRET_WORKFLOW.replace("    agent: a\n", "    agent: a\n    session: s1\n");
+    assert!(workflow.contains("session: s1"));
+    let env = TestEnv::with_fake().workflow("s.yaml", &workflow);
     env.server().set_default(Reply::text(
         &format!("your key is {SECRET_KEY}, keep it safe"),
         10,
