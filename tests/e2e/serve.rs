@@ -1164,6 +1164,48 @@ fn the_ui_lists_filters_and_opens_traces_in_headless_chromium_with_names_as_text
     );
 }
 
+#[test]
+fn a_page_on_another_origin_cannot_write_into_serve_in_headless_chromium() {
+    let Some(browser) = crate::files::chromium() else {
+        return;
+    };
+    let Some(node_path) = playwright() else {
+        return;
+    };
+    let env = TestEnv::new();
+    let served = Served::start(&env, &[]);
+    let attack = "ffff0000ffff0000ffff0000ffff0001";
+    let control = "ffff0000ffff0000ffff0000ffff0002";
+    let body = |hex: &str, name: &str| {
+        String::from_utf8(sdk_body(hex, name, &now_plus(-2), &now_plus(-1))).unwrap()
+    };
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/ui/cross_origin.mjs"))
+        .args(["--serve", &served.url("")])
+        .args(["--attack-body", &body(attack, "Planted")])
+        .args(["--control-body", &body(control, "Own page")])
+        .env("CHROMIUM", &browser)
+        .env("NODE_PATH", &node_path);
+    let out = output_within(cmd, Duration::from_secs(120));
+    assert!(
+        out.status.success(),
+        "the browser check failed:\n{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let report: Value = serde_json::from_str(stdout(&out).trim()).expect("one JSON line");
+    // Every attempt went out (an opaque answer or a network error, as a page sees it) ...
+    assert_eq!(report["attacked"].as_object().unwrap().len(), 6, "{report}");
+    // ... and none of them stored anything; serve's own page still can.
+    assert_eq!(report["control"], 200, "{report}");
+    let traces = env.list_json(&[]);
+    let ids: Vec<&str> = traces
+        .iter()
+        .map(|t| t["trace_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [format!("trace_{control}")], "{report}");
+}
+
 /// The `node_modules` directory with playwright-core (`ci/playwright.sh` installs it), or
 /// `None` after a note when absent outside CI.
 fn playwright() -> Option<String> {
