@@ -125,10 +125,10 @@ pub async fn otlp(
 }
 
 /// A parsed payload with its times checked and its long fields cut.
-fn checked(mut parsed: Ingest) -> Result<Ingest, IngestError> {
+fn checked(mut parsed: Ingest) -> Result<(Ingest, usize), IngestError> {
     parsed.check_times(Timestamp::now())?;
-    parsed.bound();
-    Ok(parsed)
+    let cut = parsed.bound();
+    Ok((parsed, cut))
 }
 
 fn bad_request(e: &IngestError) -> Response {
@@ -304,16 +304,21 @@ async fn read_body<'a>(
 /// Writes a parsed payload; returns how many traces and spans it touched.
 async fn store(
     app: &App,
-    parsed: Ingest,
+    (parsed, cut): (Ingest, usize),
     source: &'static str,
     peer: SocketAddr,
 ) -> Result<(usize, usize), Response> {
     let summary = with_store(app, move |store| store.ingest(&parsed)).await?;
     if app.options.log {
         eprintln!(
-            "ingest ({source}, from {peer}): {} span(s) in {} trace(s)",
+            "ingest ({source}, from {peer}): {} span(s) in {} trace(s){}",
             summary.spans,
-            summary.traces.len()
+            summary.traces.len(),
+            if cut > 0 {
+                format!(", {cut} over-long field(s) cut")
+            } else {
+                String::new()
+            }
         );
     }
     Ok((summary.traces.len(), summary.spans))

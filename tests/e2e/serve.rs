@@ -833,6 +833,9 @@ fn huge_names_are_cut_on_ingest_and_list_rows_stay_small() {
         &serde_json::to_vec(&body).unwrap(),
     );
     assert_eq!(r.status, 200, "{}", r.text());
+    // The name, the workflow (the same name), the metadata, the span's name and its data.
+    let line = served.wait_log("agents-sdk");
+    assert!(line.ends_with(", 5 over-long field(s) cut"), "{line}");
     let doc = env.show_json(&format!("trace_{hex}"));
     let stored = doc["name"].as_str().unwrap();
     assert!(stored.len() < 1100, "a name of {} bytes", stored.len());
