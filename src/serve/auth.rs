@@ -5,6 +5,11 @@
 //! attach a header to a page it navigates to). Without a token (loopback only): the `Host`
 //! header must name a loopback address, which is what stops DNS rebinding — a page on another
 //! site resolving its own name to 127.0.0.1 sends its own name as `Host`.
+//!
+//! Either way, a request that can change anything (any method but GET and HEAD) from a page of
+//! another origin is refused: without it, any site a user visits could post traces into the
+//! store with a `no-cors` fetch (which needs no preflight), and with a token a page on another
+//! port of the same host is the same *site*, so the `SameSite` cookie goes along.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -132,9 +137,9 @@ fn origin(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::ORIGIN)?.to_str().ok()
 }
 
-/// Whether a request is not from another site's page: it has no `Origin` (programs other than
-/// browsers, and browsers' own navigations), or its `Origin` names the scheme-less address the
-/// request was sent to (`Host`). Browsers send `Origin` on every cross-origin request that can
+/// Whether a request is not from another origin's page: it has no `Origin` (programs other than
+/// browsers, and browsers' own navigations), or its `Origin`'s host and port are the `Host` the
+/// request was sent to. Browsers send `Origin` on every cross-origin request that can
 /// change state, `no-cors` ones included, and a page cannot forge it. `https` origins are
 /// accepted too, for a TLS proxy in front that keeps `Host`: nothing but this server answers on
 /// its own host and port. `Origin: null` (sandboxed frames, `file:` and `data:` pages) is not

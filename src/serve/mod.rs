@@ -9,7 +9,8 @@
 //!
 //! Every request goes through [`auth`]: with a token, a bearer token (or the cookie the UI gets
 //! from `/?token=…`) is required; without one, only loopback `Host`s are served, so a web page
-//! elsewhere cannot read the store through DNS rebinding. The store is SQLite: every handler
+//! elsewhere cannot read the store through DNS rebinding; and a write from another origin's page
+//! is refused whatever the token. The store is SQLite: every handler
 //! opens its own connection on the blocking pool, exactly like another `agentrace` process.
 
 mod api;
