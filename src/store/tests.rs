@@ -1059,6 +1059,42 @@ mod ingest {
 }
 
 #[test]
+fn list_rows_never_carry_large_fields_but_show_has_them_whole() {
+    let (_dir, path) = temp();
+    let id = trace_id(0x61, 1);
+    let mut t = trace(id, T0);
+    t.name = "n".repeat(2 << 20);
+    t.group_id = Some("g".repeat(5000));
+    t.metadata.insert("blob".into(), "m".repeat(1 << 20).into());
+    for i in 0..200 {
+        t.metadata.insert(format!("k{i}"), i.into());
+    }
+    t.error = Some(ErrorInfo {
+        message: "e".repeat(100_000),
+        data: serde_json::json!({"stderr": "x".repeat(100_000)}),
+    });
+    write(&path, vec![(t.clone(), vec![])]);
+    let store = Store::open_existing(&path).unwrap();
+    let rows = store.list(&ListFilter::default()).unwrap();
+    let row = &rows[0];
+    let json = serde_json::to_string(&crate::render::json::summary_json(row)).unwrap();
+    assert!(json.len() < 80 * 1024, "a list row of {} bytes", json.len());
+    assert!(
+        row.name.ends_with("…[truncated: 2097152 bytes in all]"),
+        "{}",
+        &row.name[1000..]
+    );
+    assert!(row.group_id.as_ref().unwrap().contains("truncated"));
+    assert!(row.error.as_ref().unwrap().message.contains("truncated"));
+    assert_eq!(row.metadata.len(), super::query::LIST_ITEMS + 1);
+    // The trace itself is untouched.
+    let doc = store.load(id).unwrap();
+    assert_eq!(doc.trace.name, t.name);
+    assert_eq!(doc.trace.metadata, t.metadata);
+    assert_eq!(doc.trace.error, t.error);
+}
+
+#[test]
 fn many_openers_of_a_new_store_at_once_all_get_it() {
     // Several `agentrace run`s started together on a machine's first run: one switches the new
     // file to WAL while the others read its header; none may fail "locked" or "read-only".
@@ -1102,40 +1138,4 @@ fn a_short_id_is_the_shortest_prefix_that_names_one_trace() {
         let short = store.short_id(id, 4).unwrap();
         assert_eq!(store.resolve(&short).unwrap(), id, "{short}");
     }
-}
-
-#[test]
-fn list_rows_never_carry_large_fields_but_show_has_them_whole() {
-    let (_dir, path) = temp();
-    let id = trace_id(0x61, 1);
-    let mut t = trace(id, T0);
-    t.name = "n".repeat(2 << 20);
-    t.group_id = Some("g".repeat(5000));
-    t.metadata.insert("blob".into(), "m".repeat(1 << 20).into());
-    for i in 0..200 {
-        t.metadata.insert(format!("k{i}"), i.into());
-    }
-    t.error = Some(ErrorInfo {
-        message: "e".repeat(100_000),
-        data: serde_json::json!({"stderr": "x".repeat(100_000)}),
-    });
-    write(&path, vec![(t.clone(), vec![])]);
-    let store = Store::open_existing(&path).unwrap();
-    let rows = store.list(&ListFilter::default()).unwrap();
-    let row = &rows[0];
-    let json = serde_json::to_string(&crate::render::json::summary_json(row)).unwrap();
-    assert!(json.len() < 80 * 1024, "a list row of {} bytes", json.len());
-    assert!(
-        row.name.ends_with("…[truncated: 2097152 bytes in all]"),
-        "{}",
-        &row.name[1000..]
-    );
-    assert!(row.group_id.as_ref().unwrap().contains("truncated"));
-    assert!(row.error.as_ref().unwrap().message.contains("truncated"));
-    assert_eq!(row.metadata.len(), super::query::LIST_ITEMS + 1);
-    // The trace itself is untouched.
-    let doc = store.load(id).unwrap();
-    assert_eq!(doc.trace.name, t.name);
-    assert_eq!(doc.trace.metadata, t.metadata);
-    assert_eq!(doc.trace.error, t.error);
 }
