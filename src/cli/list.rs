@@ -47,6 +47,32 @@ pub struct Args {
     format: ListFormat,
 }
 
+/// The most words a search takes, and the most `--meta` filters: each becomes its own subquery,
+/// and thousands of them overflow SQLite's expression limits (a store error, not the user's).
+pub(crate) const MAX_SEARCH_WORDS: usize = 32;
+pub(crate) const MAX_META_FILTERS: usize = 32;
+
+/// Refuses a filter with more search words or metadata filters than the list query takes; the
+/// same limits for `list` and `GET /api/traces`.
+pub(crate) fn check_filter_counts(filter: &ListFilter) -> Result<(), String> {
+    let words = filter
+        .search
+        .as_deref()
+        .map_or(0, |s| s.split_whitespace().count());
+    if words > MAX_SEARCH_WORDS {
+        return Err(format!(
+            "too many search words ({words}): at most {MAX_SEARCH_WORDS}"
+        ));
+    }
+    if filter.meta.len() > MAX_META_FILTERS {
+        return Err(format!(
+            "too many metadata filters ({}): at most {MAX_META_FILTERS}",
+            filter.meta.len()
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn parse_status(s: &str) -> Result<Status, String> {
     match Status::parse(s) {
         Some(status) if status != Status::Skipped => Ok(status),
@@ -82,7 +108,6 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
     {
         return Err(Error::usage("--search needs at least one word"));
     }
-    let store = Store::open_existing(&globals.store)?;
     let filter = ListFilter {
         group: args.group,
         workflow: args.workflow,
@@ -95,6 +120,8 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
         limit: Some(args.limit),
         search: args.search,
     };
+    check_filter_counts(&filter).map_err(Error::usage)?;
+    let store = Store::open_existing(&globals.store)?;
     let traces = store.list(&filter)?;
     match args.format {
         ListFormat::Table => print_stdout(&render::table::trace_table(

@@ -14,7 +14,7 @@ mod show;
 mod stats;
 mod validate;
 
-pub(crate) use list::{parse_since, parse_status};
+pub(crate) use list::{check_filter_counts, parse_since, parse_status};
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

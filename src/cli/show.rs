@@ -15,7 +15,7 @@ pub enum ShowFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A trace id, a unique prefix of one, or `last`
+    /// A trace id, a unique prefix of one, or `last` (the newest trace recorded by `run`)
     #[arg(
         value_name = "ID",
         required_unless_present = "group",

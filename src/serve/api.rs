@@ -99,6 +99,7 @@ fn list_filter(query: Option<&str>) -> Result<ListFilter, String> {
             }
         }
     }
+    crate::cli::check_filter_counts(&filter)?;
     Ok(filter)
 }
 
@@ -243,6 +244,14 @@ mod tests {
             ("from=yesterday", "RFC 3339"),
             ("limit=many", "not a number"),
             ("wokflow=x", "unknown parameter \"wokflow\""),
+            (
+                "meta=k=v&".repeat(33).as_str(),
+                "too many metadata filters (33): at most 32",
+            ),
+            (
+                format!("search={}", "w+".repeat(33)).as_str(),
+                "too many search words (33): at most 32",
+            ),
         ] {
             let e = list_filter(Some(query)).unwrap_err();
             assert!(e.contains(says), "{query}: {e}");

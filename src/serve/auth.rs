@@ -5,6 +5,11 @@
 //! attach a header to a page it navigates to). Without a token (loopback only): the `Host`
 //! header must name a loopback address, which is what stops DNS rebinding — a page on another
 //! site resolving its own name to 127.0.0.1 sends its own name as `Host`.
+//!
+//! Either way, a request that can change anything (any method but GET and HEAD) from a page of
+//! another origin is refused: without it, any site a user visits could post traces into the
+//! store with a `no-cors` fetch (which needs no preflight), and with a token a page on another
+//! port of the same host is the same *site*, so the `SameSite` cookie goes along.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -16,6 +21,16 @@ use super::{Shared, decode, error, query_pairs};
 const COOKIE: &str = "agentrace_token";
 
 pub async fn check(State(app): State<Shared>, request: Request, next: Next) -> Response {
+    if !matches!(*request.method(), Method::GET | Method::HEAD) && !same_origin(request.headers()) {
+        return error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "refused: a request from the web page at {:?} may not change anything here \
+                 (only this server's own pages may); clients other than browsers send no Origin",
+                origin(request.headers()).unwrap_or("")
+            ),
+        );
+    }
     match &app.options.token {
         Some(token) => {
             if presented(request.headers()).is_some_and(|t| same(t.as_bytes(), token.as_bytes())) {
@@ -93,20 +108,90 @@ fn login(path: &str, token: &str) -> Response {
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         headers.insert(header::SET_COOKIE, value);
     }
-    let location = if path.starts_with('/') && !path.starts_with("//") {
-        path
-    } else {
-        "/"
-    };
-    if let Ok(value) = HeaderValue::from_str(location) {
+    if let Ok(value) = HeaderValue::from_str(safe_redirect(path)) {
         headers.insert(header::LOCATION, value);
     }
     response
 }
 
+/// `path` if a browser can only read it as a path on this server, else `/`. Browsers treat `\`
+/// as `/` and drop tabs and newlines, so `/\evil.example` or `/\t/evil.example` would send
+/// them to `//evil.example`, another site: only plain path characters pass, after a single `/`.
+fn safe_redirect(path: &str) -> &str {
+    let plain = path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@%/".contains(&b));
+    if plain && path.starts_with('/') && !path.starts_with("//") {
+        path
+    } else {
+        "/"
+    }
+}
+
 /// Compares without stopping at the first difference, so that timing does not reveal a prefix.
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn origin(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::ORIGIN)?.to_str().ok()
+}
+
+/// Whether a request is not from another origin's page: it has no `Origin` (programs other than
+/// browsers, and browsers' own navigations), or its `Origin`'s host and port are the `Host` the
+/// request was sent to. Browsers send `Origin` on every cross-origin request that can
+/// change state, `no-cors` ones included, and a page cannot forge it. `https` origins are
+/// accepted too, for a TLS proxy in front that keeps `Host`: nothing but this server answers on
+/// its own host and port. `Origin: null` (sandboxed frames, `file:` and `data:` pages) is not
+/// this server.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let (Ok(origin), Some(host)) = (value.to_str(), host(headers)) else {
+        return false;
+    };
+    let Some((scheme, authority)) = origin.split_once("://") else {
+        return false;
+    };
+    let default_port = match scheme.to_ascii_lowercase().as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return false,
+    };
+    match (
+        authority_parts(authority, default_port),
+        authority_parts(host, default_port),
+    ) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// `name[:port]` or `[v6][:port]` as (lowercased name, port), the port defaulted.
+fn authority_parts(authority: &str, default_port: u16) -> Option<(String, u16)> {
+    if authority.is_empty() || authority.contains(['/', '@', '?', '#', ' ']) {
+        return None;
+    }
+    let (name, port) = match authority.strip_prefix('[') {
+        Some(rest) => {
+            let (inside, after) = rest.split_once(']')?;
+            let port = match after {
+                "" => None,
+                p => Some(p.strip_prefix(':')?),
+            };
+            (format!("[{inside}]"), port)
+        }
+        None => match authority.rsplit_once(':') {
+            Some((name, port)) => (name.to_string(), Some(port)),
+            None => (authority.to_string(), None),
+        },
+    };
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None => default_port,
+    };
+    Some((name.to_ascii_lowercase(), port))
 }
 
 fn host(headers: &HeaderMap) -> Option<&str> {
@@ -169,6 +254,61 @@ mod tests {
         }
         for bad in ["evil.example:4318", "192.168.1.2", "127.0.0.1.evil.example"] {
             assert!(!loopback_host(&headers(&[(header::HOST, bad)])), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_this_servers_own_pages_are_same_origin() {
+        let with = |origin: &str, host: &str| {
+            same_origin(&headers(&[(header::ORIGIN, origin), (header::HOST, host)]))
+        };
+        assert!(same_origin(&headers(&[(header::HOST, "127.0.0.1:4318")])));
+        assert!(with("http://127.0.0.1:4318", "127.0.0.1:4318"));
+        assert!(with("http://LOCALHOST:4318", "localhost:4318"));
+        assert!(with("http://[::1]:4318", "[::1]:4318"));
+        assert!(with("http://traces.example", "traces.example:80"));
+        assert!(with("https://traces.example", "traces.example"));
+        for (origin, host) in [
+            ("http://127.0.0.1:8000", "127.0.0.1:4318"),
+            ("http://localhost:4318", "127.0.0.1:4318"),
+            ("http://evil.example", "127.0.0.1:4318"),
+            ("https://traces.example", "traces.example:80"),
+            ("null", "127.0.0.1:4318"),
+            ("file://", "127.0.0.1:4318"),
+            ("chrome-extension://abc", "abc"),
+            ("http://user@127.0.0.1:4318", "127.0.0.1:4318"),
+            ("http://127.0.0.1:4318/", "127.0.0.1:4318"),
+            ("http://[::1]:4318", "[::1]"),
+            ("http://127.0.0.1:99999", "127.0.0.1:99999"),
+        ] {
+            assert!(!with(origin, host), "{origin} from {host}");
+        }
+        // An Origin and no Host cannot be compared.
+        assert!(!same_origin(&headers(&[(
+            header::ORIGIN,
+            "http://127.0.0.1:4318"
+        )])));
+    }
+
+    #[test]
+    fn login_redirects_only_to_a_path_on_this_server() {
+        for ok in ["/", "/traces/trace_0193", "/groups/conv%201", "/diff"] {
+            assert_eq!(safe_redirect(ok), ok);
+        }
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n//evil.example",
+            "evil.example",
+            "",
+            "/ /evil",
+            "/\u{0}",
+            "/caf\u{e9}",
+        ] {
+            assert_eq!(safe_redirect(bad), "/", "{bad:?}");
         }
     }
 

@@ -1,19 +1,30 @@
 //! The two ingest routes: read the body (bounded, gunzipped), parse it, store it in one
-//! transaction. A payload that does not parse is refused whole with 400 and a reason; a body
-//! over the limit (before or after decompression) gets 413; nothing is stored in either case.
+//! transaction. A payload that does not parse, or whose times no clock gives, is refused whole
+//! with 400 and a reason; a body over the limit (before or after decompression) gets 413;
+//! nothing is stored in either case. Names, metadata and attribute strings over their limits are
+//! cut with a marker ([`Ingest::bound`]).
+//!
+//! Memory: each request holds permits of one shared semaphore for every byte of body it holds,
+//! as received and decompressed, taken as the bytes arrive and given back when the request is
+//! done. A request that finds the budget spent is answered 503 with `Retry-After` at once (OTLP
+//! exporters and the Agents SDK retry), so that 16 senders of 30 MB bodies cannot make the
+//! server hold 16 of them and their parsed forms at once.
 
 use std::io::Read;
 use std::net::SocketAddr;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use prost::Message;
 use serde_json::json;
+use tokio::sync::Semaphore;
 
 use super::{App, Shared, error, with_store};
 use crate::ingest::{self, Ingest, IngestError};
+use crate::trace::Timestamp;
 
 /// `POST /v1/traces/ingest`: what the OpenAI Agents SDK sends to its traces dashboard.
 pub async fn openai(
@@ -22,20 +33,27 @@ pub async fn openai(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if !matches!(
-        media_type(&headers).as_deref(),
-        Some("application/json") | None
-    ) {
-        return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "the Agents SDK ingest route takes Content-Type: application/json",
-        );
+    // Required, not defaulted: a body without a Content-Type is what a web page may send to any
+    // address without a CORS preflight (`fetch(url, {mode: 'no-cors', body})`).
+    match media_type(&headers).as_deref() {
+        Some("application/json") => {}
+        other => {
+            return error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "the Agents SDK ingest route takes Content-Type: application/json, not {}",
+                    other.unwrap_or("none")
+                ),
+            );
+        }
     }
-    let body = match read_body(&app, &headers, body).await {
-        Ok(body) => body,
+    let (body, held) = match read_body(&app, &headers, body).await {
+        Ok(read) => read,
         Err(response) => return response,
     };
-    match ingest::openai::parse(&body) {
+    let parsed = ingest::openai::parse(&body).and_then(checked);
+    drop(body);
+    let answer = match parsed {
         Ok(parsed) => match store(&app, parsed, "agents-sdk", peer).await {
             Ok((traces, spans)) => (
                 StatusCode::OK,
@@ -45,7 +63,9 @@ pub async fn openai(
             Err(response) => response,
         },
         Err(e) => bad_request(&e),
-    }
+    };
+    drop(held);
+    answer
 }
 
 /// `POST /v1/traces`: OTLP/HTTP. The answer is an (empty) `ExportTraceServiceResponse` in the
@@ -70,16 +90,18 @@ pub async fn otlp(
             );
         }
     };
-    let body = match read_body(&app, &headers, body).await {
-        Ok(body) => body,
+    let (body, held) = match read_body(&app, &headers, body).await {
+        Ok(read) => read,
         Err(response) => return response,
     };
     let parsed = if protobuf {
         ingest::otlp::parse_protobuf(&body)
     } else {
         ingest::otlp::parse_json(&body)
-    };
-    match parsed {
+    }
+    .and_then(checked);
+    drop(body);
+    let answer = match parsed {
         Ok(parsed) => match store(&app, parsed, "otlp", peer).await {
             Ok(_) if protobuf => {
                 let answer =
@@ -97,7 +119,16 @@ pub async fn otlp(
             Err(response) => response,
         },
         Err(e) => bad_request(&e),
-    }
+    };
+    drop(held);
+    answer
+}
+
+/// A parsed payload with its times checked and its long fields cut.
+fn checked(mut parsed: Ingest) -> Result<(Ingest, usize), IngestError> {
+    parsed.check_times(Timestamp::now())?;
+    let cut = parsed.bound();
+    Ok((parsed, cut))
 }
 
 fn bad_request(e: &IngestError) -> Response {
@@ -124,8 +155,83 @@ fn too_large(limit: usize) -> Response {
     )
 }
 
-/// The body, decompressed, at most `max_body` bytes either way.
-async fn read_body(app: &App, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+/// Permits of the ingest budget held by one request, one per byte; given back when dropped.
+struct Held<'a> {
+    budget: &'a Semaphore,
+    total: usize,
+    bytes: usize,
+}
+
+impl<'a> Held<'a> {
+    fn new(budget: &'a Semaphore, total: usize) -> Self {
+        Held {
+            budget,
+            total,
+            bytes: 0,
+        }
+    }
+
+    /// Takes `n` more bytes' worth, without waiting: 503 when other requests hold the rest, 413
+    /// when this request alone needs more than the whole budget.
+    fn take(&mut self, n: usize) -> Result<(), Box<Response>> {
+        if n == 0 {
+            return Ok(());
+        }
+        if self.bytes + n > self.total {
+            return Err(Box::new(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the request needs more than the ingest budget of {} bytes for its body as \
+                     sent and decompressed (serve --max-ingest-mb)",
+                    self.total
+                ),
+            )));
+        }
+        let acquired = u32::try_from(n)
+            .ok()
+            .and_then(|n| self.budget.try_acquire_many(n).ok());
+        let Some(permit) = acquired else {
+            let mut response = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "busy: other ingest requests hold the budget of {} bytes of bodies at once \
+                     (serve --max-ingest-mb); retry shortly",
+                    self.total
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return Err(Box::new(response));
+        };
+        permit.forget();
+        self.bytes += n;
+        Ok(())
+    }
+
+    /// Returns `n` bytes' worth that this request no longer holds.
+    fn give_back(&mut self, n: usize) {
+        let n = n.min(self.bytes);
+        self.bytes -= n;
+        self.budget.add_permits(n);
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.budget.add_permits(self.bytes);
+    }
+}
+
+/// How much of a gzip body is inflated between two takes from the budget.
+const INFLATE_STEP: usize = 64 * 1024;
+
+/// The body, decompressed, at most `max_body` bytes either way, with the budget it holds.
+async fn read_body<'a>(
+    app: &'a App,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Bytes, Held<'a>), Response> {
     let limit = app.options.max_body;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -134,47 +240,85 @@ async fn read_body(app: &App, headers: &HeaderMap, body: Body) -> Result<Bytes, 
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large(limit));
     }
-    let raw = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large(limit))?;
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.trim().to_ascii_lowercase());
-    match encoding.as_deref() {
-        None | Some("" | "identity") => Ok(raw),
-        Some("gzip" | "x-gzip") => {
-            let mut out = Vec::new();
-            let decoder = flate2::read::GzDecoder::new(&raw[..]);
-            match decoder.take(limit as u64 + 1).read_to_end(&mut out) {
-                Ok(n) if n > limit => Err(too_large(limit)),
-                Ok(_) => Ok(Bytes::from(out)),
-                Err(e) => Err(error(
-                    StatusCode::BAD_REQUEST,
-                    format!("the body is not valid gzip: {e}"),
-                )),
-            }
+    let gzip = match encoding.as_deref() {
+        None | Some("" | "identity") => false,
+        Some("gzip" | "x-gzip") => true,
+        Some(other) => {
+            return Err(error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("unsupported Content-Encoding {other:?}: send gzip or nothing"),
+            ));
         }
-        Some(other) => Err(error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("unsupported Content-Encoding {other:?}: send gzip or nothing"),
-        )),
+    };
+    let mut held = Held::new(&app.ingest_budget, app.options.max_ingest);
+    // Bytes are taken from the budget as they arrive, not as declared: a sender that stalls
+    // holds only what it sent. (Reserved capacity is not resident until written.)
+    let mut raw = Vec::with_capacity(declared.map_or(0, |n| usize::try_from(n).unwrap_or(0)));
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("the request body could not be read: {e}"),
+            )
+        })?;
+        let len = raw.len() + chunk.len();
+        if len > limit {
+            return Err(too_large(limit));
+        }
+        held.take(len.saturating_sub(held.bytes)).map_err(|r| *r)?;
+        raw.extend_from_slice(&chunk);
     }
+    if !gzip {
+        return Ok((Bytes::from(raw), held));
+    }
+    let mut out = Vec::new();
+    let mut decoder = flate2::read::GzDecoder::new(&raw[..]);
+    let mut buf = vec![0u8; INFLATE_STEP];
+    loop {
+        let n = decoder.read(&mut buf).map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not valid gzip: {e}"),
+            )
+        })?;
+        if n == 0 {
+            break;
+        }
+        if out.len() + n > limit {
+            return Err(too_large(limit));
+        }
+        held.take(n).map_err(|r| *r)?;
+        out.extend_from_slice(&buf[..n]);
+    }
+    let sent = raw.len();
+    drop(raw);
+    held.give_back(sent);
+    Ok((Bytes::from(out), held))
 }
 
 /// Writes a parsed payload; returns how many traces and spans it touched.
 async fn store(
     app: &App,
-    parsed: Ingest,
+    (parsed, cut): (Ingest, usize),
     source: &'static str,
     peer: SocketAddr,
 ) -> Result<(usize, usize), Response> {
     let summary = with_store(app, move |store| store.ingest(&parsed)).await?;
     if app.options.log {
         eprintln!(
-            "ingest ({source}, from {peer}): {} span(s) in {} trace(s)",
+            "ingest ({source}, from {peer}): {} span(s) in {} trace(s){}",
             summary.spans,
-            summary.traces.len()
+            summary.traces.len(),
+            if cut > 0 {
+                format!(", {cut} over-long field(s) cut")
+            } else {
+                String::new()
+            }
         );
     }
     Ok((summary.traces.len(), summary.spans))

@@ -9,7 +9,8 @@
 //!
 //! Every request goes through [`auth`]: with a token, a bearer token (or the cookie the UI gets
 //! from `/?token=…`) is required; without one, only loopback `Host`s are served, so a web page
-//! elsewhere cannot read the store through DNS rebinding. The store is SQLite: every handler
+//! elsewhere cannot read the store through DNS rebinding; and a write from another origin's page
+//! is refused whatever the token. The store is SQLite: every handler
 //! opens its own connection on the blocking pool, exactly like another `agentrace` process.
 
 mod api;
@@ -40,6 +41,9 @@ pub struct Options {
     pub token: Option<String>,
     /// The largest request body accepted, after decompression.
     pub max_body: usize,
+    /// The most bytes of ingest bodies (as received plus decompressed) held at once across all
+    /// requests; past it, 503 with `Retry-After`. At least `max_body`.
+    pub max_ingest: usize,
     /// Print one line per ingest request on stderr.
     pub log: bool,
 }
@@ -47,6 +51,8 @@ pub struct Options {
 /// Shared by every handler.
 struct App {
     options: Options,
+    /// Permits for [`Options::max_ingest`] bytes (see [`ingest`]).
+    ingest_budget: tokio::sync::Semaphore,
     changes: tokio::sync::watch::Receiver<u64>,
     shutdown: CancellationToken,
 }
@@ -61,6 +67,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let changes = watch::spawn(options.store.clone(), shutdown.clone());
     let app = Arc::new(App {
+        ingest_budget: tokio::sync::Semaphore::new(
+            options.max_ingest.min(tokio::sync::Semaphore::MAX_PERMITS),
+        ),
         options,
         changes,
         shutdown: shutdown.clone(),
@@ -144,18 +153,47 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
-/// The HTTP status for a store error: the client's fault (unknown or ambiguous id) or ours.
+/// The answer for a store error: the client's fault (unknown or ambiguous id) or ours. The body
+/// never names the store's path (a client has no business knowing where it lives); what only
+/// the operator can act on goes to serve's stderr in full and to the client as a generic line.
 fn store_error(e: &StoreError) -> Response {
-    let status = match e {
-        StoreError::NotFound { .. } | StoreError::NoTraces { .. } | StoreError::Empty { .. } => {
-            StatusCode::NOT_FOUND
+    let (status, message) = store_answer(e);
+    if status.is_server_error() {
+        eprintln!("agentrace serve: {e}");
+    }
+    error(status, message)
+}
+
+fn store_answer(e: &StoreError) -> (StatusCode, String) {
+    match e {
+        StoreError::NotFound { id, .. } => (
+            StatusCode::NOT_FOUND,
+            format!("no trace matches {id} in the store"),
+        ),
+        StoreError::NoTraces { .. } | StoreError::Empty { .. } => {
+            (StatusCode::NOT_FOUND, "no traces recorded yet".to_string())
         }
-        StoreError::BadId { .. } | StoreError::Ambiguous { .. } => StatusCode::BAD_REQUEST,
-        StoreError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        StoreError::DiskFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    error(status, e.to_string())
+        StoreError::NoRuns { .. } => (
+            StatusCode::NOT_FOUND,
+            "no trace recorded by `run` yet: `last` never names an ingested trace, give its id"
+                .to_string(),
+        ),
+        StoreError::BadId { .. } | StoreError::Ambiguous { .. } => {
+            (StatusCode::BAD_REQUEST, e.to_string())
+        }
+        StoreError::Busy { .. } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the store stayed locked by another process for too long; try again".to_string(),
+        ),
+        StoreError::DiskFull { .. } => (
+            StatusCode::INSUFFICIENT_STORAGE,
+            "cannot write to the store: the disk is full".to_string(),
+        ),
+        _ => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the store failed; the server's log says why".to_string(),
+        ),
+    }
 }
 
 /// Runs `f` with a connection to the store on the blocking pool. `serve` created and migrated
@@ -176,5 +214,53 @@ async fn with_store<T: Send + 'static>(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("the store task failed: {e}"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    #[test]
+    fn store_errors_never_tell_a_client_where_the_store_is() {
+        let path = PathBuf::from("/home/someone/secret/traces.db");
+        let errors = [
+            StoreError::NotFound {
+                id: "trace_0193".into(),
+                path: path.clone(),
+            },
+            StoreError::NoTraces { path: path.clone() },
+            StoreError::NoRuns { path: path.clone() },
+            StoreError::Empty { path: path.clone() },
+            StoreError::BadId { id: "x".into() },
+            StoreError::NotADatabase { path: path.clone() },
+            StoreError::Corrupt {
+                path: path.clone(),
+                detail: format!("{} is damaged", path.display()),
+            },
+            StoreError::ReadOnly { path: path.clone() },
+            StoreError::DiskFull { path: path.clone() },
+            StoreError::Busy { path: path.clone() },
+            StoreError::CannotOpen {
+                path: path.clone(),
+                detail: "unable to open".into(),
+            },
+            StoreError::Malformed {
+                path: path.clone(),
+                what: "trace",
+                detail: "bad".into(),
+            },
+        ];
+        for e in &errors {
+            let (status, message) = store_answer(e);
+            assert!(!message.contains("secret"), "{e:?}: {message}");
+            assert!(!message.is_empty() && !message.ends_with('.'), "{message}");
+            assert_ne!(status, StatusCode::OK);
+        }
+        let (status, message) = store_answer(&errors[0]);
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(message.contains("no trace matches trace_0193"), "{message}");
     }
 }

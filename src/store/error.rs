@@ -17,6 +17,14 @@ pub enum StoreError {
     #[error("no traces recorded yet (store {} is empty)", path.display())]
     NoTraces { path: PathBuf },
 
+    /// `last` in a store that holds only traces sent to `serve`: those never count as `last`.
+    #[error(
+        "no trace recorded by `run` yet (the store {} holds only ingested traces, which `last` \
+         never names: give the trace's id, see `agentrace list`)",
+        path.display()
+    )]
+    NoRuns { path: PathBuf },
+
     #[error("no trace matches {id} in the store {}", path.display())]
     NotFound { id: String, path: PathBuf },
 

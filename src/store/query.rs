@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use super::reconcile::is_dead_run;
 use super::{ListFilter, Store, StoreError};
+use crate::trace::bound::{bound_map, bound_value, truncate_str};
 use crate::trace::{
     ErrorInfo, Event, Span, SpanId, SpanKind, Status, Timestamp, Trace, TraceDoc, TraceId, Usage,
 };
@@ -18,32 +19,50 @@ const TRACE_COLUMNS: &str = "trace_id, name, workflow, group_id, metadata, statu
                              ended_at, input_tokens, output_tokens, total_tokens, error, pid, \
                              cost_usd";
 
+/// The longest string a list row carries (names, group id, error message, metadata and error
+/// data strings), in bytes, and the most entries of its metadata or error data objects and
+/// arrays: a list is re-read on every change by the UI, and `show` has the whole trace.
+pub const LIST_TEXT: usize = 1024;
+pub const LIST_ITEMS: usize = 64;
+
 /// The most candidates an ambiguous prefix lists.
 const CANDIDATES: usize = 5;
 /// The shortest prefix `resolve` accepts, in hex digits.
 const MIN_PREFIX: usize = 4;
 
 impl Store {
-    /// Resolves `last` (the newest trace by start time), a full trace id, or a unique prefix of
-    /// one (with or without `trace_`, at least 4 hex digits).
+    /// Resolves `last`, a full trace id, or a unique prefix of one (with or without `trace_`,
+    /// at least 4 hex digits).
+    ///
+    /// `last` is the newest trace by start time that a `run` recorded (it has a writer pid);
+    /// traces sent to `serve` never are. Anyone who can reach an ingest route picks its trace's
+    /// times, and `run --replay last` runs the tool calls of the model answers it holds.
     pub fn resolve(&self, id: &str) -> Result<TraceId, StoreError> {
         let id = id.trim();
         if id == "last" {
             let newest: Option<String> = self
                 .conn
                 .query_row(
-                    "SELECT trace_id FROM traces ORDER BY started_at DESC, rowid DESC LIMIT 1",
+                    "SELECT trace_id FROM traces WHERE pid IS NOT NULL
+                     ORDER BY started_at DESC, rowid DESC LIMIT 1",
                     [],
                     |r| r.get(0),
                 )
                 .optional()
                 .map_err(|e| self.sql(e))?;
-            return match newest {
-                Some(text) => parse_trace_id(&self.path, &text),
-                None => Err(StoreError::NoTraces {
-                    path: self.path.clone(),
-                }),
-            };
+            if let Some(text) = newest {
+                return parse_trace_id(&self.path, &text);
+            }
+            let any: bool = self
+                .conn
+                .query_row("SELECT EXISTS (SELECT 1 FROM traces)", [], |r| r.get(0))
+                .map_err(|e| self.sql(e))?;
+            let path = self.path.clone();
+            return Err(if any {
+                StoreError::NoRuns { path }
+            } else {
+                StoreError::NoTraces { path }
+            });
         }
         let digits = id.strip_prefix("trace_").unwrap_or(id).to_ascii_lowercase();
         if digits.len() < MIN_PREFIX
@@ -222,14 +241,18 @@ impl Store {
             args.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
         }
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.sql(e))?;
+        // Each row is cut down as it is read, so that a page of rows never holds their large
+        // fields all at once.
         let rows = stmt
-            .query_map(params_from_iter(args.iter()), TraceRow::read)
+            .query_map(params_from_iter(args.iter()), |r| {
+                Ok(TraceRow::read(r)?.into_trace(&self.path).map(list_row))
+            })
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(|e| self.sql(e))?;
         let mut traces = Vec::with_capacity(rows.len());
         for row in rows {
-            let trace = row.into_trace(&self.path)?;
-            traces.push(patched.remove(&trace.trace_id).unwrap_or(trace));
+            let trace = row?;
+            traces.push(patched.remove(&trace.trace_id).map_or(trace, list_row));
         }
         if !in_sql {
             if let Some(status) = filter.status {
@@ -423,6 +446,21 @@ impl TraceRow {
             pid: self.pid.and_then(|p| u32::try_from(p).ok()),
         })
     }
+}
+
+/// A trace as a list row: every long field cut to [`LIST_TEXT`] / [`LIST_ITEMS`] with a marker.
+fn list_row(mut t: Trace) -> Trace {
+    truncate_str(&mut t.name, LIST_TEXT);
+    truncate_str(&mut t.workflow, LIST_TEXT);
+    if let Some(group) = &mut t.group_id {
+        truncate_str(group, LIST_TEXT);
+    }
+    bound_map(&mut t.metadata, LIST_TEXT, LIST_ITEMS);
+    if let Some(error) = &mut t.error {
+        truncate_str(&mut error.message, LIST_TEXT);
+        bound_value(&mut error.data, LIST_TEXT, LIST_ITEMS);
+    }
+    t
 }
 
 fn parse_trace_id(path: &Path, text: &str) -> Result<TraceId, StoreError> {

@@ -952,6 +952,34 @@ mod ingest {
     }
 
     #[test]
+    fn last_names_the_newest_run_never_an_ingested_trace() {
+        let (_dir, path) = temp();
+        let store = Store::open(&path).unwrap();
+        let sent = trace_id(0x51, 1);
+        let future = T0 + 100 * 365 * 24 * 3600 * 1_000_000;
+        store
+            .ingest(&Ingest {
+                traces: vec![header(sent, "Sent")],
+                spans: vec![ended(
+                    span(sent, 1, None, SpanKind::Agent, "a", future),
+                    future + 5,
+                    Status::Ok,
+                )],
+            })
+            .unwrap();
+        let e = store.resolve("last").unwrap_err();
+        assert!(matches!(e, StoreError::NoRuns { .. }), "{e:?}");
+        assert!(e.to_string().contains("give the trace's id"), "{e}");
+        // The ingested trace is newer, and still not `last`.
+        let run = trace_id(0x52, 1);
+        write(&path, vec![(trace(run, T0), vec![])]);
+        assert_eq!(store.resolve("last").unwrap(), run);
+        assert_eq!(store.resolve(&sent.to_string()).unwrap(), sent);
+        let newest = store.list(&ListFilter::default()).unwrap();
+        assert_eq!(newest[0].trace_id, sent, "listed first, by its start");
+    }
+
+    #[test]
     fn an_ingested_trace_is_settled_from_its_spans_whatever_the_order() {
         let (_dir, path) = temp();
         let store = Store::open(&path).unwrap();
@@ -1028,6 +1056,42 @@ mod ingest {
         assert_eq!(after.trace.status, before.trace.status);
         assert_eq!(store.list(&ListFilter::default()).unwrap().len(), 1);
     }
+}
+
+#[test]
+fn list_rows_never_carry_large_fields_but_show_has_them_whole() {
+    let (_dir, path) = temp();
+    let id = trace_id(0x61, 1);
+    let mut t = trace(id, T0);
+    t.name = "n".repeat(2 << 20);
+    t.group_id = Some("g".repeat(5000));
+    t.metadata.insert("blob".into(), "m".repeat(1 << 20).into());
+    for i in 0..200 {
+        t.metadata.insert(format!("k{i}"), i.into());
+    }
+    t.error = Some(ErrorInfo {
+        message: "e".repeat(100_000),
+        data: serde_json::json!({"stderr": "x".repeat(100_000)}),
+    });
+    write(&path, vec![(t.clone(), vec![])]);
+    let store = Store::open_existing(&path).unwrap();
+    let rows = store.list(&ListFilter::default()).unwrap();
+    let row = &rows[0];
+    let json = serde_json::to_string(&crate::render::json::summary_json(row)).unwrap();
+    assert!(json.len() < 80 * 1024, "a list row of {} bytes", json.len());
+    assert!(
+        row.name.ends_with("…[truncated: 2097152 bytes in all]"),
+        "{}",
+        &row.name[1000..]
+    );
+    assert!(row.group_id.as_ref().unwrap().contains("truncated"));
+    assert!(row.error.as_ref().unwrap().message.contains("truncated"));
+    assert_eq!(row.metadata.len(), super::query::LIST_ITEMS + 1);
+    // The trace itself is untouched.
+    let doc = store.load(id).unwrap();
+    assert_eq!(doc.trace.name, t.name);
+    assert_eq!(doc.trace.metadata, t.metadata);
+    assert_eq!(doc.trace.error, t.error);
 }
 
 #[test]

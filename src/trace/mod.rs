@@ -1,5 +1,6 @@
 //! The trace model, ids, and the recorder that turns a running workflow into spans for sinks.
 
+pub mod bound;
 pub mod id;
 pub mod model;
 pub mod recorder;

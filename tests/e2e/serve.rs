@@ -475,7 +475,8 @@ fn spans_may_arrive_before_their_parents_and_their_trace_over_several_requests()
         assert_eq!(r.status, 200, "{}", r.text());
         if i == 0 {
             // Readable at once, under a placeholder name, with the lone span at the top.
-            let doc = served.get_json("/api/traces/last");
+            // (`last` never names an ingested trace: it is asked for by id.)
+            let doc = served.get_json("/api/traces/trace_421f771ffd47478da8eb7f05c9df2a93");
             assert_eq!(doc["spans"].as_array().unwrap().len(), 1);
         }
     }
@@ -559,6 +560,539 @@ fn otlp_protobuf_and_json_with_gzip_round_trip_agentrace_traces() {
     }
 }
 
+// ---- hostile pages and senders (issue 13) ----
+
+/// An Agents SDK body with one trace and one finished span, at the given RFC 3339 times.
+fn sdk_body(trace_hex: &str, name: &str, started: &str, ended: &str) -> Vec<u8> {
+    let trace_id = format!("trace_{trace_hex}");
+    serde_json::to_vec(&json!({"data": [
+        {"object": "trace", "id": trace_id, "workflow_name": name},
+        {"object": "trace.span", "id": format!("span_{}", &trace_hex[..24]),
+         "trace_id": trace_id, "parent_id": null,
+         "started_at": started, "ended_at": ended,
+         "span_data": {"type": "custom", "name": "step", "data": {}}},
+    ]}))
+    .unwrap()
+}
+
+/// Now plus `seconds`, as RFC 3339.
+fn now_plus(seconds: i64) -> String {
+    (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(seconds)).to_string()
+}
+
+#[test]
+fn a_cross_origin_or_untyped_write_is_refused_and_stores_nothing() {
+    let env = TestEnv::new();
+    let served = Served::start(&env, &[]);
+    let body = sdk_body(
+        "aaaa0000aaaa0000aaaa0000aaaa0001",
+        "Attack",
+        &now_plus(-2),
+        &now_plus(-1),
+    );
+    // No Content-Type: what `fetch(url, {mode: 'no-cors', body: arrayBuffer})` sends.
+    for path in ["/v1/traces/ingest", "/v1/traces"] {
+        let r = served.request("POST", path, &[], &body);
+        assert_eq!(r.status, 415, "{path}: {}", r.text());
+        assert!(r.error().contains("not none"), "{}", r.error());
+        let r = served.post(path, "text/plain", &body);
+        assert_eq!(r.status, 415, "{path}");
+    }
+    // Another origin, even with the right Content-Type (a page cannot send that without a
+    // preflight, but a non-browser can; the check does not depend on it).
+    let port = served.addr.rsplit(':').next().unwrap().to_string();
+    for origin in [
+        "http://evil.example".to_string(),
+        format!("http://127.0.0.1:{}", port.parse::<u16>().unwrap() ^ 1),
+        format!("http://localhost:{port}"),
+        "null".to_string(),
+    ] {
+        for (path, content_type) in [
+            ("/v1/traces/ingest", "application/json"),
+            ("/v1/traces", "application/json"),
+        ] {
+            let r = served.request(
+                "POST",
+                path,
+                &[("Content-Type", content_type), ("Origin", &origin)],
+                &body,
+            );
+            assert_eq!(r.status, 403, "{origin} {path}: {}", r.text());
+            assert!(
+                r.error().contains("may not change anything"),
+                "{}",
+                r.error()
+            );
+        }
+        // Any other state-changing method too, and the CORS preflight.
+        for method in ["PUT", "DELETE", "PATCH", "OPTIONS"] {
+            let r = served.request(
+                method,
+                "/api/traces",
+                &[
+                    ("Origin", &origin),
+                    ("Access-Control-Request-Method", "POST"),
+                ],
+                b"",
+            );
+            assert_eq!(r.status, 403, "{method} from {origin}");
+            assert_eq!(r.header("access-control-allow-origin"), None);
+        }
+        // Reading is not a write: a cross-origin GET gets no CORS header, so a page cannot
+        // read the answer.
+        let r = served.request("GET", "/api/traces", &[("Origin", &origin)], b"");
+        assert_eq!(r.header("access-control-allow-origin"), None);
+    }
+    assert_eq!(trace_count(&env), 0, "nothing was stored");
+
+    // The server's own origin (its UI) and clients that send no Origin are served.
+    let own = format!("http://{}", served.addr);
+    let r = served.request(
+        "POST",
+        "/v1/traces/ingest",
+        &[("Content-Type", "application/json"), ("Origin", &own)],
+        &body,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(trace_count(&env), 1);
+
+    // With a token, a page on a sibling port of the same host (same site, so the SameSite
+    // cookie goes along) is refused all the same.
+    let env = TestEnv::new().env("AGENTRACE_TOKEN", "tok-123456789");
+    let served = Served::start(&env, &[]);
+    let r = served.request(
+        "POST",
+        "/v1/traces/ingest",
+        &[
+            ("Content-Type", "application/json"),
+            ("Origin", "http://127.0.0.1:3000"),
+            ("Cookie", "agentrace_token=tok-123456789"),
+        ],
+        &body,
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(trace_count(&env), 0);
+}
+
+const REPLAYED: &str = r#"
+name: Local run
+model: gpt-4o-mini
+agents: { a: { instructions: Answer. } }
+steps:
+  - id: ask
+    agent: a
+    input: "Hello?"
+"#;
+
+#[test]
+fn an_ingested_trace_never_becomes_last_for_show_or_replay() {
+    let env = TestEnv::with_fake().workflow("w.yaml", REPLAYED);
+    let served = Served::start(&env, &[]);
+    let sent = "bbbb0000bbbb0000bbbb0000bbbb0001";
+    let ingest = |started: &str, ended: &str| {
+        served.post(
+            "/v1/traces/ingest",
+            "application/json",
+            &sdk_body(sent, "Sent here", started, ended),
+        )
+    };
+
+    // A store holding only an ingested trace has no `last`: its id is needed.
+    let r = ingest(&now_plus(-3), &now_plus(-2));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let out = env.run(&["show", "last"]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("no trace recorded by `run` yet"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.run(&["run", "w.yaml", "--replay", "last"]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("--replay last: no trace recorded by `run` yet"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(env.server().request_count(), 0, "nothing ran");
+    let r = served.get("/api/traces/last");
+    assert_eq!(r.status, 404);
+    assert!(r.error().contains("give its id"), "{}", r.error());
+
+    // A run, then an ingested trace dated after it (an hour ahead: within what a clock may
+    // be off by): `last` is still the run, for show, diff, export, the API and --replay.
+    env.server().push(Reply::text("Hi from the model.", 5, 3));
+    let out = env.run(&["run", "w.yaml", "--format", "none"]);
+    assert_exit(&out, 0);
+    let run_id = env.list_json(&["--workflow", "Local run"])[0]["trace_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = ingest(&now_plus(3600), &now_plus(3601));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        env.list_json(&[])[0]["trace_id"],
+        format!("trace_{sent}"),
+        "listed first, by its time"
+    );
+    assert_eq!(env.show_json("last")["trace_id"], run_id.as_str());
+    assert_eq!(
+        served.get_json("/api/traces/last")["trace_id"],
+        run_id.as_str()
+    );
+    let out = env.run(&["export", "last", "--format", "openai"]);
+    assert!(stdout(&out).contains(&run_id[6..]), "{}", stdout(&out));
+    let requests = env.server().request_count();
+    let out = env.run(&["run", "w.yaml", "--replay", "last", "--format", "none"]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        env.server().request_count(),
+        requests,
+        "answered from the run"
+    );
+    let replay = env.show_json("last");
+    assert_eq!(replay["metadata"]["agentrace.replay_of"], run_id.as_str());
+    // The ingested trace is still there, by its id.
+    assert_exit(&env.run(&["show", &format!("trace_{sent}")]), 0);
+}
+
+#[test]
+fn ingested_times_no_clock_gives_are_refused_with_a_reason() {
+    let env = TestEnv::new();
+    let served = Served::start(&env, &[]);
+    let hex = "cccc0000cccc0000cccc0000cccc0001";
+    for (started, ended, says) in [
+        (
+            "2099-01-01T00:00:00Z".to_string(),
+            "2099-01-01T00:00:01Z".to_string(),
+            "started_at 2099-01-01T00:00:00.000000Z is more than a day ahead",
+        ),
+        (now_plus(-10), now_plus(2 * 86_400), "ended_at"),
+        (
+            "1999-12-31T23:59:59Z".to_string(),
+            now_plus(-1),
+            "is before 2000-01-01",
+        ),
+        (now_plus(-1), now_plus(-5), "is before its started_at"),
+    ] {
+        let r = served.post(
+            "/v1/traces/ingest",
+            "application/json",
+            &sdk_body(hex, "Timed", &started, &ended),
+        );
+        assert_eq!(r.status, 400, "{started}..{ended}: {}", r.text());
+        assert!(r.error().contains(says), "{}", r.error());
+    }
+    // OTLP's largest time (u64::MAX ns, year 2554), an unset start, an end before the start.
+    for (start, end, says) in [
+        (u64::MAX, u64::MAX, "2554"),
+        (0, 1, "before 2000-01-01"),
+        (
+            1_795_990_000_000_000_000,
+            1_795_980_000_000_000_000,
+            "before its started_at",
+        ),
+    ] {
+        let body = json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
+            "traceId": hex, "spanId": "0123456789abcdef", "name": "step",
+            "startTimeUnixNano": start.to_string(), "endTimeUnixNano": end.to_string()}]}]}]});
+        let r = served.post(
+            "/v1/traces",
+            "application/json",
+            &serde_json::to_vec(&body).unwrap(),
+        );
+        assert_eq!(r.status, 400, "{start}..{end}: {}", r.text());
+        assert!(r.error().contains(says), "{}", r.error());
+    }
+    assert_eq!(trace_count(&env), 0, "nothing was stored");
+    // A clock a few hours ahead is a clock, not an attack; no duration is ever negative.
+    let r = served.post(
+        "/v1/traces/ingest",
+        "application/json",
+        &sdk_body(hex, "Timed", &now_plus(3 * 3600), &now_plus(3 * 3600 + 2)),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let doc = env.show_json(&format!("trace_{hex}"));
+    assert!(doc["duration_ms"].as_f64().unwrap() >= 0.0, "{doc}");
+}
+
+#[test]
+fn huge_names_are_cut_on_ingest_and_list_rows_stay_small() {
+    let env = TestEnv::new();
+    let served = Served::start(&env, &[]);
+    let hex = "dddd0000dddd0000dddd0000dddd0001";
+    let name = "N".repeat(3 << 20);
+    let mut body: Value =
+        serde_json::from_slice(&sdk_body(hex, &name, &now_plus(-2), &now_plus(-1))).unwrap();
+    body["data"][0]["metadata"] = json!({"note": "m".repeat(1 << 20)});
+    body["data"][1]["span_data"]["name"] = json!("S".repeat(1 << 20));
+    body["data"][1]["span_data"]["data"] = json!({"blob": "b".repeat(1 << 20)});
+    let r = served.post(
+        "/v1/traces/ingest",
+        "application/json",
+        &serde_json::to_vec(&body).unwrap(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The name, the workflow (the same name), the metadata, the span's name and its data.
+    let line = served.wait_log("agents-sdk");
+    assert!(line.ends_with(", 5 over-long field(s) cut"), "{line}");
+    let doc = env.show_json(&format!("trace_{hex}"));
+    let stored = doc["name"].as_str().unwrap();
+    assert!(stored.len() < 1100, "a name of {} bytes", stored.len());
+    assert!(
+        stored.ends_with("…[truncated: 3145728 bytes in all]"),
+        "{}",
+        &stored[1000..]
+    );
+    assert!(doc["metadata"]["note"].as_str().unwrap().len() < 1100);
+    let span = &doc["spans"][0];
+    assert!(span["name"].as_str().unwrap().len() < 1100);
+    let blob = span["attributes"]["blob"].as_str().unwrap();
+    assert!(
+        blob.len() < 256 * 1024 + 64 && blob.contains("truncated: 1048576 bytes"),
+        "{}",
+        blob.len()
+    );
+    // What the UI re-reads on every change stays small.
+    let r = served.get("/api/traces?limit=100");
+    assert_eq!(r.status, 200);
+    assert!(r.body.len() < 8 * 1024, "a list of {} bytes", r.body.len());
+    let out = env.run(&["list", "--format", "json"]);
+    assert!(out.stdout.len() < 8 * 1024, "{} bytes", out.stdout.len());
+}
+
+#[test]
+fn concurrent_ingest_bytes_are_bounded_and_the_rest_told_to_retry() {
+    use std::io::Read;
+
+    let env = TestEnv::new();
+    let out = env.run(&["serve", "--max-body-mb", "4", "--max-ingest-mb", "2"]);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("--max-ingest-mb (2) must be at least --max-body-mb (4)"));
+
+    let served = Served::start(&env, &["--max-body-mb", "1", "--max-ingest-mb", "1"]);
+    // A sender that has sent 1,040,000 of its 1,048,000 bytes holds that much of the budget
+    // until it finishes.
+    let padding = 1_048_000 - br#"{"data": []}"#.len();
+    let mut first_body = br#"{"data": []}"#.to_vec();
+    first_body.extend(std::iter::repeat_n(b' ', padding));
+    let mut slow = std::net::TcpStream::connect(&served.addr).unwrap();
+    write!(
+        slow,
+        "POST /v1/traces/ingest HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        served.addr,
+        first_body.len()
+    )
+    .unwrap();
+    slow.write_all(&first_body[..1_040_000]).unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    // Another request finds the budget spent: 503 with Retry-After, at once.
+    let second = sdk_body(
+        "eeee0000eeee0000eeee0000eeee0001",
+        "Second",
+        &now_plus(-2),
+        &now_plus(-1),
+    );
+    let mut padded = second.clone();
+    padded.extend(std::iter::repeat_n(b' ', 20_000));
+    let r = served.post("/v1/traces/ingest", "application/json", &padded);
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert!(r.error().contains("--max-ingest-mb"), "{}", r.error());
+    // The first finishes; the budget is back and the retry goes through.
+    slow.write_all(&first_body[1_040_000..]).unwrap();
+    let mut answer = String::new();
+    slow.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let r = served.post("/v1/traces/ingest", "application/json", &padded);
+    assert_eq!(r.status, 200, "{}", r.text());
+    // One request needing more than the whole budget (gzip: as sent plus inflated) is a 413,
+    // not a 503 it could retry forever.
+    let mut state = 0x2545_f491_u32;
+    let noise: Vec<u8> = (0..600_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as u8
+        })
+        .collect();
+    let r = served.request(
+        "POST",
+        "/v1/traces/ingest",
+        &[
+            ("Content-Type", "application/json"),
+            ("Content-Encoding", "gzip"),
+        ],
+        &gzip(&noise),
+    );
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.error().contains("ingest budget"), "{}", r.error());
+    // A small gzip of a large body fits: what it sent is given back once inflated.
+    let mut big = br#"{"data": []}"#.to_vec();
+    big.extend(std::iter::repeat_n(b' ', 1_000_000));
+    let r = served.request(
+        "POST",
+        "/v1/traces/ingest",
+        &[
+            ("Content-Type", "application/json"),
+            ("Content-Encoding", "gzip"),
+        ],
+        &gzip(&big),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn the_login_redirect_stays_on_this_server() {
+    let env = TestEnv::new().env("AGENTRACE_TOKEN", "tok-123456789");
+    let served = Served::start(&env, &[]);
+    for path in [
+        "/\\evil.example?token=tok-123456789",
+        "/\\/evil.example?token=tok-123456789",
+        "//evil.example?token=tok-123456789",
+        "/%09/evil.example?token=tok-123456789",
+    ] {
+        let r = served.get(path);
+        if r.status == 400 {
+            continue; // refused before it reaches us: no redirect at all
+        }
+        assert_eq!(r.status, 303, "{path}: {}", r.text());
+        let location = r.header("location").unwrap();
+        assert!(
+            location == "/"
+                || (location.starts_with('/')
+                    && !location.contains('\\')
+                    && !location.starts_with("//")),
+            "{path} -> {location}"
+        );
+    }
+    let r = served.get("/\\evil.example?token=tok-123456789");
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(r.header("location"), Some("/"));
+    let r = served.get("/traces/abc?token=tok-123456789");
+    assert_eq!(r.header("location"), Some("/traces/abc"));
+}
+
+#[test]
+fn the_token_can_come_from_a_file_out_of_sight_of_ps() {
+    let env = TestEnv::new();
+    let file = env.write("token", "tok-from-a-file\n");
+    let served = Served::start(&env, &["--token-file", file.to_str().unwrap()]);
+    assert_eq!(served.get("/api/traces").status, 401);
+    let r = served.request(
+        "GET",
+        "/api/traces",
+        &[("Authorization", "Bearer tok-from-a-file")],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    drop(served);
+    let empty = env.write("empty", "\n");
+    for (args, says) in [
+        (vec!["--token-file", empty.to_str().unwrap()], "is empty"),
+        (
+            vec!["--token-file", "/nonexistent/token"],
+            "cannot read the token file",
+        ),
+        (
+            vec![
+                "--token-file",
+                file.to_str().unwrap(),
+                "--token",
+                "tok-123456789",
+            ],
+            "give the token once",
+        ),
+    ] {
+        let mut all = vec!["serve", "--addr", "127.0.0.1:0"];
+        all.extend(args);
+        let out = env.run(&all);
+        assert_exit(&out, 2);
+        assert!(stderr(&out).contains(says), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn thousands_of_search_words_or_meta_filters_are_a_400_not_a_500() {
+    let env = TestEnv::new();
+    env.write("w.yaml", "name: W\nsteps:\n  - run: [\"true\"]\n");
+    assert_exit(
+        &env.run(&["run", "w.yaml", "--offline", "--format", "none"]),
+        0,
+    );
+    let served = Served::start(&env, &[]);
+    let words = format!("/api/traces?search={}", "w+".repeat(3000));
+    let r = served.get(&words);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.error()
+            .contains("too many search words (3000): at most 32"),
+        "{}",
+        r.error()
+    );
+    let metas = format!("/api/traces?{}", "meta=k%3Dv&".repeat(5000));
+    let r = served.get(&metas);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.error().contains("too many metadata filters (5000)"),
+        "{}",
+        r.error()
+    );
+    let ok = format!("/api/traces?search={}", "w+".repeat(32));
+    assert_eq!(served.get(&ok).status, 200);
+
+    let text = "w ".repeat(3000);
+    let out = env.run(&["list", "--search", &text]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("too many search words (3000)"),
+        "{}",
+        stderr(&out)
+    );
+    let mut args = vec!["list"];
+    for _ in 0..5000 {
+        args.extend(["--meta", "k=v"]);
+    }
+    let out = env.run(&args);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("too many metadata filters (5000)"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn error_bodies_never_show_where_the_store_is() {
+    let env = TestEnv::new();
+    env.write("w.yaml", "name: W\nsteps:\n  - run: [\"true\"]\n");
+    assert_exit(
+        &env.run(&["run", "w.yaml", "--offline", "--format", "none"]),
+        0,
+    );
+    let served = Served::start(&env, &[]);
+    let dir = env.path().to_string_lossy().into_owned();
+    let r = served.get("/api/traces/trace_00000000000000000000000000000001");
+    assert_eq!(r.status, 404);
+    assert!(r.error().contains("no trace matches"), "{}", r.error());
+    assert!(!r.text().contains(&dir), "{}", r.text());
+    // A store that breaks under the server: a generic 500, the details on serve's stderr.
+    std::fs::write(env.store(), vec![0x5a; 64 * 1024]).unwrap();
+    let _ = std::fs::remove_file(format!("{}-wal", env.store().display()));
+    let r = served.get("/api/traces");
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(!r.text().contains(&dir), "{}", r.text());
+    assert!(
+        r.error().contains("the server's log says why"),
+        "{}",
+        r.error()
+    );
+    let line = served.wait_log("not an agentrace store");
+    assert!(line.contains(&dir), "{line}");
+}
+
 // ---- the UI in a real browser ----
 
 #[test]
@@ -631,6 +1165,48 @@ fn the_ui_lists_filters_and_opens_traces_in_headless_chromium_with_names_as_text
         std::fs::metadata(&screenshot).unwrap().len() > 10_000,
         "a real screenshot"
     );
+}
+
+#[test]
+fn a_page_on_another_origin_cannot_write_into_serve_in_headless_chromium() {
+    let Some(browser) = crate::files::chromium() else {
+        return;
+    };
+    let Some(node_path) = playwright() else {
+        return;
+    };
+    let env = TestEnv::new();
+    let served = Served::start(&env, &[]);
+    let attack = "ffff0000ffff0000ffff0000ffff0001";
+    let control = "ffff0000ffff0000ffff0000ffff0002";
+    let body = |hex: &str, name: &str| {
+        String::from_utf8(sdk_body(hex, name, &now_plus(-2), &now_plus(-1))).unwrap()
+    };
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/ui/cross_origin.mjs"))
+        .args(["--serve", &served.url("")])
+        .args(["--attack-body", &body(attack, "Planted")])
+        .args(["--control-body", &body(control, "Own page")])
+        .env("CHROMIUM", &browser)
+        .env("NODE_PATH", &node_path);
+    let out = output_within(cmd, Duration::from_secs(120));
+    assert!(
+        out.status.success(),
+        "the browser check failed:\n{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let report: Value = serde_json::from_str(stdout(&out).trim()).expect("one JSON line");
+    // Every attempt went out (an opaque answer or a network error, as a page sees it) ...
+    assert_eq!(report["attacked"].as_object().unwrap().len(), 6, "{report}");
+    // ... and none of them stored anything; serve's own page still can.
+    assert_eq!(report["control"], 200, "{report}");
+    let traces = env.list_json(&[]);
+    let ids: Vec<&str> = traces
+        .iter()
+        .map(|t| t["trace_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [format!("trace_{control}")], "{report}");
 }
 
 /// The `node_modules` directory with playwright-core (`ci/playwright.sh` installs it), or
