@@ -31,6 +31,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::query::{decode, pairs as query_pairs};
 use crate::store::{Store, StoreError};
 
 /// How `serve` was asked to run.
@@ -126,26 +127,6 @@ async fn security_headers(mut response: Response) -> Response {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
-}
-
-/// A query-string or cookie value with `+` and percent escapes decoded.
-fn decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(&s.replace('+', " "))
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
-/// `k=v&k2=v2`, decoded; keys may repeat.
-fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    query
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (decode(k), decode(v)),
-            None => (decode(p), String::new()),
-        })
-        .collect()
 }
 
 /// A JSON error body: `{"error": "..."}`.
