@@ -716,7 +716,7 @@ fn a_corrupted_store_gives_an_error_not_a_panic() {
 }
 
 #[test]
-fn a_full_disk_is_reported_by_flush() {
+fn a_full_disk_is_reported_by_flush_and_raises_the_alarm() {
     let (_dir, path) = temp();
     let store = Store::open(&path).unwrap();
     // SQLite reports a page limit reached exactly as a full disk.
@@ -729,6 +729,8 @@ fn a_full_disk_is_reported_by_flush() {
         .execute_batch(&format!("PRAGMA max_page_count = {pages}"))
         .unwrap();
     let writer = StoreWriter::spawn(store);
+    let alarm = crate::trace::Alarm::default();
+    writer.sink().watch(&alarm);
     let id = trace_id(0x70, 1);
     let spans: Vec<Span> = (1..=100u8)
         .map(|i| {
@@ -741,13 +743,13 @@ fn a_full_disk_is_reported_by_flush() {
         .collect();
     record(&*writer.sink(), trace(id, T0), &spans);
     let err = writer.close().unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        format!(
-            "cannot write to the store {}: the disk is full",
-            path.display()
-        )
+    let reason = format!(
+        "cannot write to the store {}: the disk is full",
+        path.display()
     );
+    assert_eq!(err.to_string(), reason);
+    // The run was told at once, to stop.
+    assert_eq!(alarm.reason(), Some(reason.as_str()));
 }
 
 #[test]

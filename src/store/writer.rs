@@ -9,6 +9,10 @@
 //! trace's start is the exception: it is written at once, and [`Sink::settle`] waits for it,
 //! so that the trace id is taken in the store before a command step can start a nested run
 //! under it (a run of agent steps alone never waits).
+//!
+//! A write that fails (the disk is full, the file became read-only) raises the run's
+//! [`Alarm`]: the run stops at once instead of running its remaining steps unrecorded, and the
+//! error comes back from [`StoreWriter::close`].
 
 use std::cell::Cell;
 use std::collections::HashSet;
@@ -23,7 +27,7 @@ use serde_json::{Map, Value};
 
 use super::schema::index_spans;
 use super::{Store, StoreError};
-use crate::trace::{ErrorInfo, Sink, Span, SpanId, Trace, TraceId};
+use crate::trace::{Alarm, ErrorInfo, Sink, Span, SpanId, Trace, TraceId};
 
 /// How long the writer gathers records after the first one before committing them together.
 const WINDOW: Duration = Duration::from_millis(3);
@@ -63,6 +67,8 @@ struct StoreSink {
     urgent: Arc<Urgent>,
     /// The writer's answer to the last trace start, until somebody waited for it.
     started: Mutex<Option<Receiver<()>>>,
+    /// The run's alarm, shared with the writer thread, which raises it when a write fails.
+    alarm: Arc<Mutex<Option<Alarm>>>,
 }
 
 /// Set, and the writer thread unparked, when a message that somebody waits for is sent: the
@@ -104,9 +110,11 @@ impl StoreWriter {
         let (tx, rx) = mpsc::channel();
         let urgent = Arc::new(Urgent::default());
         let shared = urgent.clone();
+        let alarm: Arc<Mutex<Option<Alarm>>> = Arc::default();
+        let raise = alarm.clone();
         let thread = std::thread::Builder::new()
             .name("agentrace-store".into())
-            .spawn(move || run(store, rx, &shared));
+            .spawn(move || run(store, rx, &shared, &raise));
         if let Ok(handle) = &thread {
             let _ = urgent.thread.set(handle.thread().clone());
         }
@@ -115,6 +123,7 @@ impl StoreWriter {
                 tx: tx.clone(),
                 urgent,
                 started: Mutex::new(None),
+                alarm,
             }),
             tx,
             // If the thread cannot be spawned, every flush reports it: the receiver is gone.
@@ -177,6 +186,9 @@ impl StoreSink {
 }
 
 impl Sink for StoreSink {
+    fn watch(&self, alarm: &Alarm) {
+        *self.alarm.lock().unwrap_or_else(PoisonError::into_inner) = Some(alarm.clone());
+    }
     /// Has the trace row written at once; [`Sink::settle`] waits for it.
     fn trace_started(&self, trace: &Trace) {
         let answer = self.post(|reply| Msg::Started(Box::new(trace.clone()), reply));
@@ -237,7 +249,7 @@ impl Store {
 /// Idle for [`IDLE`] with commits since the last checkpoint (a run waiting on its model calls),
 /// it copies them from the WAL into the database file: closing the store at the end of the run
 /// then has only what came after left to copy, and the `.db` file alone holds the run so far.
-fn run(store: Store, rx: Receiver<Msg>, urgent: &Urgent) {
+fn run(store: Store, rx: Receiver<Msg>, urgent: &Urgent, alarm: &Mutex<Option<Alarm>>) {
     let mut pending: Vec<Record> = Vec::new();
     let mut first_error: Option<StoreError> = None;
     let unchecked = Cell::new(false);
@@ -246,10 +258,18 @@ fn run(store: Store, rx: Receiver<Msg>, urgent: &Urgent) {
             return;
         }
         unchecked.set(true);
-        if let Err(e) = write_batch(&store, pending)
-            && first_error.is_none()
-        {
-            *first_error = Some(e);
+        if let Err(e) = write_batch(&store, pending) {
+            // Every write failure is fatal to the run: what it does next would not be recorded.
+            if let Some(alarm) = alarm
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+            {
+                alarm.raise(e.to_string());
+            }
+            if first_error.is_none() {
+                *first_error = Some(e);
+            }
         }
         pending.clear();
     };
