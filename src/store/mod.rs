@@ -4,12 +4,13 @@
 //! One file in WAL mode, shared by every `agentrace` process on the machine: writers take short
 //! `BEGIN IMMEDIATE` transactions (with a busy timeout and a retry on `SQLITE_BUSY`) from one
 //! dedicated thread per process ([`StoreWriter`]), readers never block them. The schema lives in
-//! [`schema`], the writes in [`writer`], the reads in [`query`], and the closing of
-//! dead runs in [`reconcile`].
+//! [`schema`], the writes in [`writer`], the reads in [`query`], the closing of dead runs in
+//! [`reconcile`], and the locks that tell live runs from dead ones in [`lock`].
 
 mod delete;
 mod error;
 mod ingest;
+mod lock;
 mod query;
 mod reconcile;
 mod schema;
@@ -43,6 +44,8 @@ pub struct Store {
     /// Opened read-only (the file or its directory is not writable): reads work, and dead runs
     /// are reconciled in the returned values only.
     read_only: bool,
+    /// The locks of the runs this store's writer records (see [`lock`]).
+    locks: lock::RunLocks,
 }
 
 /// What `list` selects. Every field narrows the result; the default selects everything.
@@ -165,6 +168,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             read_only,
+            locks: lock::RunLocks::default(),
         };
         if read_only {
             if version < schema::VERSION {

@@ -224,7 +224,11 @@ impl Store {
     /// started at once under one parent exactly one gets the parent's trace id (the others
     /// start their own and link to it). Returns whether the id is now this run's.
     pub fn claim_trace_id(&self, id: TraceId, name: &str) -> Result<bool, StoreError> {
-        self.with_write_tx(|tx| {
+        // The run lock first: the placeholder row is a running trace, and must not look dead.
+        if !self.hold_run(id) {
+            return Ok(false);
+        }
+        let claimed = self.with_write_tx(|tx| {
             let inserted = tx.execute(
                 "INSERT INTO traces (trace_id, name, workflow, status, started_at, pid)
                  VALUES (?1, ?2, ?2, 'running', ?3, ?4)
@@ -237,7 +241,12 @@ impl Store {
                 ],
             )?;
             Ok(inserted == 1)
-        })
+        });
+        if !matches!(claimed, Ok(true)) {
+            // Somebody else's trace (or none): its lock file is not ours to remove.
+            self.drop_run(id);
+        }
+        claimed
     }
 }
 
@@ -316,6 +325,9 @@ fn run(store: Store, rx: Receiver<Msg>, urgent: &Urgent, alarm: &Mutex<Option<Al
                     }
                 }
                 Msg::Started(trace, reply) => {
+                    // Held from before the row exists until the row is closed: readers tell a
+                    // live run from a dead one by it.
+                    store.hold_run(trace.trace_id);
                     pending.push(Record::Trace(trace));
                     write(&mut pending, &mut first_error);
                     let _ = reply.send(());
@@ -364,19 +376,32 @@ fn write_batch(store: &Store, records: &[Record]) -> Result<(), StoreError> {
     };
     let all = store.with_write_tx(|tx| write_records(tx, records.iter().filter(needed)));
     match all {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            records.iter().for_each(|r| release_if_closed(store, r));
+            Ok(())
+        }
         Err(first) if records.len() > 1 && !matches!(first, StoreError::DiskFull { .. }) => {
             let mut result = Ok(());
             for record in records {
-                if let Err(e) = store.with_write_tx(|tx| write_records(tx, [record]))
-                    && result.is_ok()
-                {
-                    result = Err(e);
+                match store.with_write_tx(|tx| write_records(tx, [record])) {
+                    Ok(()) => release_if_closed(store, record),
+                    Err(e) if result.is_ok() => result = Err(e),
+                    Err(_) => {}
                 }
             }
             result
         }
         Err(e) => Err(e),
+    }
+}
+
+/// A trace's closed row is committed: its run lock is no longer needed. A trace whose close
+/// was not written keeps it until the process exits, and the next reader closes the trace.
+fn release_if_closed(store: &Store, record: &Record) {
+    if let Record::Trace(trace) = record
+        && trace.status != crate::trace::Status::Running
+    {
+        store.release_run(trace.trace_id);
     }
 }
 

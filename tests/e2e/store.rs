@@ -2,6 +2,7 @@
 //! a run is decided by the lock it holds (not by a pid another namespace cannot see), and read
 //! commands work on a store that cannot be written.
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::robust::Mount;
@@ -71,4 +72,96 @@ fn a_disk_that_fills_stops_running_children() {
         "the sleeping child was stopped: {:?}",
         started.elapsed()
     );
+}
+
+/// Starts `slow.yaml` (one step sleeping `secs`) and waits until its trace is in the store.
+fn start_slow_run(env: &TestEnv) -> (std::process::Child, String) {
+    let child = env.spawn(&["-q", "run", "slow.yaml", "--format", "none"]);
+    let trace = env.wait_for_trace("the slow run to start its step", |t| {
+        t["status"] == "running" && !t["spans"].as_array().unwrap().is_empty()
+    });
+    (child, trace["trace_id"].as_str().unwrap().to_string())
+}
+
+fn status_of(env: &TestEnv, id: &str) -> serde_json::Value {
+    env.list_json(&[])
+        .into_iter()
+        .find(|t| t["trace_id"] == id)
+        .expect("the trace is listed")["status"]
+        .clone()
+}
+
+#[test]
+fn a_reader_in_another_pid_namespace_leaves_a_live_run_alone() {
+    let env = TestEnv::new().workflow(
+        "slow.yaml",
+        "name: Slow\nsteps:\n  - { id: nap, run: [sleep, \"3\"] }\n",
+    );
+    let (child, id) = start_slow_run(&env);
+    // Its pid means nothing in a new PID namespace (there it is gone, or somebody else).
+    let out = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc"])
+        .arg(bin())
+        .arg("--store")
+        .arg(env.store())
+        .args(["list", "--format", "json"])
+        .env("NO_COLOR", "1")
+        .output();
+    let out = match out {
+        Ok(out) if out.status.success() => out,
+        other => {
+            eprintln!(
+                "note: unshare --pid --fork --mount-proc is not available here; skipping: {other:?}"
+            );
+            let _ = wait_within(child, Duration::from_secs(30));
+            return;
+        }
+    };
+    let listed = parse_json(&out.stdout);
+    let seen = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["trace_id"] == id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(seen["status"], "running", "{seen}");
+    assert_exit(&wait_within(child, Duration::from_secs(30)), 0);
+    let doc = env.show_json(&id);
+    assert_eq!(doc["status"], "ok", "the run closed its own trace: {doc}");
+    assert!(doc["error"].is_null(), "{doc}");
+}
+
+#[test]
+fn liveness_is_the_runs_lock_not_its_pid_and_kill_9_releases_it() {
+    let env = TestEnv::new().workflow(
+        "slow.yaml",
+        "name: Slow\nsteps:\n  - { id: nap, run: [sleep, \"20\"] }\n",
+    );
+    let (mut child, id) = start_slow_run(&env);
+    // The recorded pid is gone (reused, or from another namespace): the run holds its lock.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id();
+    gone.wait().unwrap();
+    rusqlite::Connection::open(env.store())
+        .unwrap()
+        .execute(
+            "UPDATE traces SET pid = ?1 WHERE trace_id = ?2",
+            rusqlite::params![gone_pid, id],
+        )
+        .unwrap();
+    assert_eq!(status_of(&env, &id), "running");
+    assert_eq!(env.show_json(&id)["status"], "running");
+
+    // kill -9: the kernel drops the lock, and the next reader closes the trace.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(status_of(&env, &id), "error");
+    let doc = env.show_json(&id);
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("did not finish"), "{message}");
+    let locks = std::fs::read_dir(format!("{}.locks", env.store().display()))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(locks, 0, "the dead run's lock file is removed");
 }
