@@ -1184,3 +1184,16 @@ fn a_trace_without_a_lock_file_is_judged_by_its_pid() {
     assert_eq!(store.load(dead).unwrap().trace.status, Status::Error);
     assert_eq!(store.load(mine).unwrap().trace.status, Status::Running);
 }
+
+#[test]
+fn an_immutable_open_takes_any_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("odd ?#%é dir").join("traces.db");
+    let id = trace_id(0x94, 1);
+    let writer = StoreWriter::spawn(Store::open(&path).unwrap());
+    writer.sink().trace_started(&trace(id, T0));
+    writer.close().unwrap();
+    let store = Store::connect_immutable(&path).unwrap();
+    assert!(store.read_only);
+    assert_eq!(store.load(id).unwrap().trace.trace_id, id);
+}

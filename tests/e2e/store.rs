@@ -165,3 +165,83 @@ fn liveness_is_the_runs_lock_not_its_pid_and_kill_9_releases_it() {
         .unwrap_or(0);
     assert_eq!(locks, 0, "the dead run's lock file is removed");
 }
+
+fn remount(path: &std::path::Path, how: &str) {
+    let status = Command::new("mount")
+        .args(["-o", &format!("remount,{how}")])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mount -o remount,{how}");
+}
+
+#[test]
+fn list_and_show_read_a_store_on_a_read_only_mount_and_write_nothing() {
+    let env = TestEnv::new().workflow(
+        "slow.yaml",
+        "name: Slow\nsteps:\n  - { id: nap, run: [sleep, \"20\"] }\n",
+    );
+    let disk = env.path().join("disk");
+    let Some(_mount) = Mount::tmpfs(&disk, "size=4m") else {
+        return;
+    };
+    let store = disk.join("traces.db");
+    let store_arg = store.to_str().unwrap();
+    env.write(
+        "ok.yaml",
+        "name: Fine\nsteps:\n  - { id: t, run: [\"true\"] }\n",
+    );
+    assert_exit(&env.run(&["--store", store_arg, "-q", "run", "ok.yaml"]), 0);
+
+    // A store closed cleanly is one file: no -shm to read its WAL through, and none can be
+    // made on a read-only mount.
+    remount(&disk, "ro");
+    let out = env.run(&["--store", store_arg, "list"]);
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("Fine"), "{}", stdout(&out));
+    assert_exit(&env.run(&["--store", store_arg, "show", "last"]), 0);
+    remount(&disk, "rw");
+
+    // A run killed with -9 leaves its trace running, and its -wal and -shm behind.
+    let mut child = env.spawn(&["--store", store_arg, "-q", "run", "slow.yaml"]);
+    let killed = loop {
+        let out = env.run(&["--store", store_arg, "list", "--format", "json"]);
+        let listed = parse_json(&out.stdout);
+        if let Some(t) = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "Slow")
+        {
+            break t["trace_id"].as_str().unwrap().to_string();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    remount(&disk, "ro");
+    let out = env.run(&["--store", store_arg, "list", "--format", "json"]);
+    assert_exit(&out, 0);
+    let listed = parse_json(&out.stdout);
+    let statuses: Vec<_> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t["status"].as_str().unwrap()))
+        .collect();
+    // The dead run is known dead (its lock is free) and shown so, but not written.
+    assert_eq!(statuses, [("Slow", "error"), ("Fine", "ok")]);
+    let out = env.run(&["--store", store_arg, "show", &killed, "--format", "json"]);
+    assert_exit(&out, 0);
+    assert_eq!(parse_json(&out.stdout)["status"], "error");
+    remount(&disk, "rw");
+    let status: String = rusqlite::Connection::open(&store)
+        .unwrap()
+        .query_row(
+            "SELECT status FROM traces WHERE trace_id = ?1",
+            [&killed],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(status, "running", "a read-only reader writes no verdict");
+}
