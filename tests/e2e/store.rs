@@ -153,7 +153,12 @@ fn liveness_is_the_runs_lock_not_its_pid_and_kill_9_releases_it() {
     assert_eq!(status_of(&env, &id), "running");
     assert_eq!(env.show_json(&id)["status"], "running");
 
-    // kill -9: the kernel drops the lock, and the next reader closes the trace.
+    // kill -9: the kernel drops the lock, and the next reader closes the trace, even when the
+    // recorded pid now belongs to another live process (here pid 1, as after pid reuse).
+    let db = rusqlite::Connection::open(env.store()).unwrap();
+    db.execute("UPDATE traces SET pid = 1 WHERE trace_id = ?1", [&id])
+        .unwrap();
+    drop(db);
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(status_of(&env, &id), "error");
