@@ -109,7 +109,9 @@ impl Store {
         match Store::connect(path, false) {
             Ok(store) => Ok(store),
             Err(e) if e.is_read_only() => match Store::connect(path, true) {
-                Err(StoreError::CannotOpen { .. }) if !wal_has_writes(path) => {
+                // SQLite says "cannot open" on a read-only mount and "read-only" in a directory
+                // this user may not write.
+                Err(e) if e.is_read_only() && !wal_has_writes(path) => {
                     Store::connect_immutable(path)
                 }
                 other => other,

@@ -2,6 +2,7 @@
 //! a run is decided by the lock it holds (not by a pid another namespace cannot see), and read
 //! commands work on a store that cannot be written.
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -171,6 +172,24 @@ fn liveness_is_the_runs_lock_not_its_pid_and_kill_9_releases_it() {
     assert_eq!(locks, 0, "the dead run's lock file is removed");
 }
 
+/// Waits until a trace named `name` is in the store at `store`; returns its id.
+fn wait_listed(env: &TestEnv, store: &str, name: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = env.run(&["--store", store, "list", "--format", "json"]);
+        if let Some(t) = parse_json(&out.stdout)
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+        {
+            return t["trace_id"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "no trace {name} appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn remount(path: &std::path::Path, how: &str) {
     let status = Command::new("mount")
         .args(["-o", &format!("remount,{how}")])
@@ -209,19 +228,7 @@ fn list_and_show_read_a_store_on_a_read_only_mount_and_write_nothing() {
 
     // A run killed with -9 leaves its trace running, and its -wal and -shm behind.
     let mut child = env.spawn(&["--store", store_arg, "-q", "run", "slow.yaml"]);
-    let killed = loop {
-        let out = env.run(&["--store", store_arg, "list", "--format", "json"]);
-        let listed = parse_json(&out.stdout);
-        if let Some(t) = listed
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["name"] == "Slow")
-        {
-            break t["trace_id"].as_str().unwrap().to_string();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let killed = wait_listed(&env, store_arg, "Slow");
     child.kill().unwrap();
     child.wait().unwrap();
     remount(&disk, "ro");
@@ -248,5 +255,98 @@ fn list_and_show_read_a_store_on_a_read_only_mount_and_write_nothing() {
             |r| r.get(0),
         )
         .unwrap();
+    assert_eq!(status, "running", "a read-only reader writes no verdict");
+}
+
+/// Runs the binary as user `nobody` (tests run as root, whom permissions do not stop); `None`
+/// when `setpriv` cannot do that here.
+fn as_nobody(args: &[&str]) -> Option<std::process::Output> {
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(bin())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .ok()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    (!err.starts_with("setpriv:")).then_some(out)
+}
+
+/// Hands the store and everything beside it to `nobody`, then takes away the write permission
+/// of the directory and the files.
+fn read_only_for_nobody(dir: &std::path::Path) {
+    let ok = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let ok = Command::new("chmod")
+        .args(["-R", "a-w"])
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[test]
+fn list_and_show_read_a_store_whose_file_and_directory_are_read_only() {
+    let env = TestEnv::new()
+        .workflow(
+            "ok.yaml",
+            "name: Fine\nsteps:\n  - { id: t, run: [\"true\"] }\n",
+        )
+        .workflow(
+            "slow.yaml",
+            "name: Slow\nsteps:\n  - { id: nap, run: [sleep, \"20\"] }\n",
+        );
+    let dir = env.path().join("shared");
+    std::fs::create_dir(&dir).unwrap();
+    let store = dir.join("traces.db");
+    let store_arg = store.to_str().unwrap();
+    std::fs::set_permissions(env.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_exit(&env.run(&["--store", store_arg, "-q", "run", "ok.yaml"]), 0);
+    read_only_for_nobody(&dir);
+    // A store closed cleanly: one file, and no -shm can be made beside it.
+    let Some(out) = as_nobody(&["--store", store_arg, "list"]) else {
+        eprintln!("note: setpriv cannot run as nobody here; skipping");
+        return;
+    };
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("Fine"), "{}", stderr(&out));
+    assert_exit(
+        &as_nobody(&["--store", store_arg, "show", "last"]).unwrap(),
+        0,
+    );
+
+    // A run killed with -9 (its -wal and -shm stay behind).
+    Command::new("chmod")
+        .args(["-R", "u+w"])
+        .arg(&dir)
+        .status()
+        .unwrap();
+    let mut child = env.spawn(&["--store", store_arg, "-q", "run", "slow.yaml"]);
+    let killed = wait_listed(&env, store_arg, "Slow");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    read_only_for_nobody(&dir);
+    let out = as_nobody(&["--store", store_arg, "show", &killed, "--format", "json"]).unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(
+        parse_json(&out.stdout)["status"],
+        "error",
+        "known dead: its lock is free"
+    );
+    let out = as_nobody(&["--store", store_arg, "list"]).unwrap();
+    assert_exit(&out, 0);
+    let status: String =
+        rusqlite::Connection::open_with_flags(&store, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap()
+            .query_row(
+                "SELECT status FROM traces WHERE trace_id = ?1",
+                [&killed],
+                |r| r.get(0),
+            )
+            .unwrap();
     assert_eq!(status, "running", "a read-only reader writes no verdict");
 }
