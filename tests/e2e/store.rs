@@ -45,6 +45,20 @@ fn a_disk_that_fills_during_a_run_stops_it_at_once() {
         ran < 250,
         "the run stopped when the store failed: {ran} of 500 steps ran"
     );
+    // What was written is kept: with room again, the trace holds the steps up to the failure,
+    // closed as a run that did not finish.
+    remount(&disk, "size=4m");
+    let doc = env.json(&[
+        "--store",
+        store.to_str().unwrap(),
+        "show",
+        "last",
+        "--format",
+        "json",
+    ]);
+    let spans = doc["spans"].as_array().unwrap().len();
+    assert!(spans > 0 && spans <= ran, "{spans} spans for {ran} steps");
+    assert_eq!(doc["status"], "error", "{doc}");
 }
 
 #[test]
