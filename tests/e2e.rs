@@ -20,6 +20,8 @@ mod replay;
 mod robust;
 #[path = "e2e/serve.rs"]
 mod serve;
+#[path = "e2e/store.rs"]
+mod store;
 #[path = "e2e/terminal.rs"]
 mod terminal;
 #[path = "e2e/tls.rs"]

@@ -13,7 +13,8 @@ use super::context::{Context, StepResults};
 use super::scope::{Scope, Stop};
 use super::{Engine, Failure, RunOutcome, TraceOutcome};
 use crate::trace::{
-    ErrorInfo, Recorder, Sink, SpanHandle, SpanKind, Status, Timestamp, Trace, TraceId, Usage,
+    Alarm, ErrorInfo, Recorder, Sink, SpanHandle, SpanKind, Status, Timestamp, Trace, TraceId,
+    Usage,
 };
 use crate::workflow::template::Output;
 use crate::workflow::{EventDef, Loc, LocatedValue, Step, StepKind};
@@ -315,7 +316,10 @@ pub(crate) async fn run(
         locals: Vec::new(),
     };
     let root = Scope::root(cancel);
-    let _watchdogs = engine.start_watchdogs(&root);
+    // A sink that fails for good (the store's disk is full) stops the run like Ctrl-C does,
+    // with its reason: steps must not go on running unrecorded.
+    let alarm = Alarm::default();
+    let _watchdogs = engine.start_watchdogs(&root, &alarm);
     let at = |loc: Loc| format!("{}:{}:{}", wf.path.display(), loc.line, loc.col);
 
     // The group and the workflow's metadata are rendered once, before the first trace starts;
@@ -399,7 +403,7 @@ pub(crate) async fn run(
             error: None,
             pid: Some(std::process::id()),
         };
-        let rec = Recorder::start(trace, sinks.clone());
+        let rec = Recorder::start_watched(trace, sinks.clone(), &alarm);
         engine.set_current(Some(rec.clone()));
         let run = TraceRun {
             engine,

@@ -9,7 +9,7 @@ use serde_json::{Map, json};
 use tokio::task::JoinHandle;
 
 use super::scope::{Scope, Stop, human};
-use crate::trace::{ErrorInfo, Recorder, Usage};
+use crate::trace::{Alarm, ErrorInfo, Recorder, Usage};
 use crate::workflow::{PriceDef, RetryDef, Workflow};
 
 /// Attempts of a model call when nothing says otherwise (the first included).
@@ -217,15 +217,25 @@ impl Drop for Watchdogs {
     }
 }
 
-/// Starts the workflow `timeout:` and the `max_duration` budget against `root`. A budget
-/// crossing also leaves an event on the span that was running.
+/// Starts the workflow `timeout:`, the `max_duration` budget and the sinks' `alarm` against
+/// `root`. A budget crossing also leaves an event on the span that was running.
 pub fn watchdogs(
     timeout: Option<Duration>,
     budget: &Budget,
     root: &Scope,
     current: std::sync::Arc<Mutex<Option<Recorder>>>,
+    alarm: &Alarm,
 ) -> Watchdogs {
     let mut handles = Vec::new();
+    {
+        let root = root.clone();
+        let alarm = alarm.clone();
+        handles.push(tokio::spawn(async move {
+            alarm.raised().await;
+            let reason = alarm.reason().unwrap_or("a sink failed");
+            root.stop(Stop::SinkFailed(ErrorInfo::new(reason)));
+        }));
+    }
     if let Some(after) = timeout {
         let root = root.clone();
         handles.push(tokio::spawn(async move {

@@ -258,12 +258,17 @@ impl Engine {
         })
     }
 
-    pub(crate) fn start_watchdogs(&self, root: &scope::Scope) -> limits::Watchdogs {
+    pub(crate) fn start_watchdogs(
+        &self,
+        root: &scope::Scope,
+        alarm: &crate::trace::Alarm,
+    ) -> limits::Watchdogs {
         limits::watchdogs(
             self.wf.timeout.as_ref().map(|t| t.value),
             &self.budget,
             root,
             self.current.clone(),
+            alarm,
         )
     }
 

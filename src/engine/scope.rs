@@ -25,6 +25,8 @@ pub(crate) enum Stop {
     TimedOut { what: String, after: Duration },
     /// A budget was crossed; the error names the limit.
     Budget(ErrorInfo),
+    /// A sink can no longer record the run (the store cannot be written); the error says why.
+    SinkFailed(ErrorInfo),
 }
 
 #[derive(Clone)]
@@ -100,7 +102,7 @@ impl Scope {
                 format!("{what} timed out after {}", human(after)),
                 serde_json::json!({ "timeout_ms": after.as_millis() as u64 }),
             )),
-            Some(Stop::Budget(error)) => Failure::error(error),
+            Some(Stop::Budget(error) | Stop::SinkFailed(error)) => Failure::error(error),
         }
     }
 }

@@ -4,12 +4,13 @@
 //! One file in WAL mode, shared by every `agentrace` process on the machine: writers take short
 //! `BEGIN IMMEDIATE` transactions (with a busy timeout and a retry on `SQLITE_BUSY`) from one
 //! dedicated thread per process ([`StoreWriter`]), readers never block them. The schema lives in
-//! [`schema`], the writes in [`writer`], the reads in [`query`], and the closing of
-//! dead runs in [`reconcile`].
+//! [`schema`], the writes in [`writer`], the reads in [`query`], the closing of dead runs in
+//! [`reconcile`], and the locks that tell live runs from dead ones in [`lock`].
 
 mod delete;
 mod error;
 mod ingest;
+mod lock;
 mod query;
 mod reconcile;
 mod schema;
@@ -43,6 +44,8 @@ pub struct Store {
     /// Opened read-only (the file or its directory is not writable): reads work, and dead runs
     /// are reconciled in the returned values only.
     read_only: bool,
+    /// The locks of the runs this store's writer records (see [`lock`]).
+    locks: lock::RunLocks,
 }
 
 /// What `list` selects. Every field narrows the result; the default selects everything.
@@ -75,7 +78,13 @@ impl Store {
 
     /// Opens an existing store for reading commands; a missing file is [`StoreError::Empty`]
     /// and is never created. A store that cannot be written (read-only file or directory) is
-    /// opened read-only.
+    /// opened read-only, and then never written: dead runs are closed in the values returned
+    /// only.
+    ///
+    /// SQLite reads a WAL-mode database through its `-shm` file, which it cannot create in a
+    /// read-only directory (a read-only mount, a store left by a run that closed it cleanly):
+    /// then the store is opened `immutable`, which needs no `-shm`, provided no `-wal` holds
+    /// writes that only the `-shm` could make sense of.
     pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
         match std::fs::metadata(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -99,9 +108,30 @@ impl Store {
         }
         match Store::connect(path, false) {
             Ok(store) => Ok(store),
-            Err(e) if e.is_read_only() => Store::connect(path, true),
+            Err(e) if e.is_read_only() => match Store::connect(path, true) {
+                // SQLite says "cannot open" on a read-only mount and "read-only" in a directory
+                // this user may not write.
+                Err(e) if e.is_read_only() && !wal_has_writes(path) => {
+                    Store::connect_immutable(path)
+                }
+                other => other,
+            },
             Err(e) => Err(e),
         }
+    }
+
+    /// Opens a store that nobody can write (see [`Store::open_existing`]) without its `-shm`.
+    fn connect_immutable(path: &Path) -> Result<Store, StoreError> {
+        let mut uri = String::from("file:");
+        for &byte in path.as_os_str().as_encoded_bytes() {
+            if byte.is_ascii_alphanumeric() || b"/-_.~".contains(&byte) {
+                uri.push(char::from(byte));
+            } else {
+                uri.push_str(&format!("%{byte:02X}"));
+            }
+        }
+        uri.push_str("?immutable=1");
+        Store::connect_with(path, Some(&uri), true)
     }
 
     /// SQLite's `PRAGMA data_version`: it changes whenever another connection commits.
@@ -117,13 +147,25 @@ impl Store {
     }
 
     fn connect(path: &Path, read_only: bool) -> Result<Store, StoreError> {
-        let flags = if read_only {
+        Store::connect_with(path, None, read_only)
+    }
+
+    /// Opens `path`, or the SQLite `uri` for it when given (messages name `path`).
+    fn connect_with(path: &Path, uri: Option<&str>, read_only: bool) -> Result<Store, StoreError> {
+        let mut flags = if read_only {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
         } else {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
         };
+        if uri.is_some() {
+            flags |= OpenFlags::SQLITE_OPEN_URI;
+        }
         let err = |e| StoreError::sqlite(path, e);
-        let conn = Connection::open_with_flags(path, flags).map_err(err)?;
+        let conn = match uri {
+            Some(uri) => Connection::open_with_flags(uri, flags),
+            None => Connection::open_with_flags(path, flags),
+        }
+        .map_err(err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
         // Reading the header is the first thing that notices a file that is not a database.
         let version: i64 =
@@ -165,6 +207,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             read_only,
+            locks: lock::RunLocks::default(),
         };
         if read_only {
             if version < schema::VERSION {
@@ -254,6 +297,14 @@ fn opening<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T>
             other => return other,
         }
     }
+}
+
+/// Whether the store's `-wal` file holds writes not yet copied into the database: an
+/// `immutable` open would not see them.
+fn wal_has_writes(path: &Path) -> bool {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(PathBuf::from(wal)).is_ok_and(|m| m.len() > 0)
 }
 
 /// Whether this process may write `path` and create files beside it (the WAL and shared-memory

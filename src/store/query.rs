@@ -8,7 +8,8 @@ use std::path::Path;
 use rusqlite::{OptionalExtension, Row, params, params_from_iter, types::Value as SqlValue};
 use serde_json::{Map, Value};
 
-use super::reconcile::is_dead_run;
+use super::lock::Liveness;
+use super::reconcile::Reconciled;
 use super::{ListFilter, Store, StoreError};
 use crate::trace::bound::{bound_map, bound_value, truncate_str};
 use crate::trace::{
@@ -135,8 +136,13 @@ impl Store {
         })?;
         let mut spans = self.spans(id)?;
         self.attach_events(id, &mut spans)?;
-        if is_dead_run(&trace) {
-            self.reconcile(&mut trace, &mut spans);
+        if let Liveness::Dead(dead) = self.liveness(&trace)
+            && self.reconcile(&mut trace, &mut spans, dead) == Reconciled::Stale
+        {
+            // Its run closed it just now: what it wrote is the truth.
+            trace = self.trace_row(id)?.unwrap_or(trace);
+            spans = self.spans(id)?;
+            self.attach_events(id, &mut spans)?;
         }
         Ok(TraceDoc {
             trace,
@@ -189,11 +195,11 @@ impl Store {
         // store cannot be written, the patched rows are remembered and filtered here instead.
         let mut patched: HashMap<TraceId, Trace> = HashMap::new();
         for mut trace in self.running_traces()? {
-            if !is_dead_run(&trace) {
+            let Liveness::Dead(dead) = self.liveness(&trace) else {
                 continue;
-            }
+            };
             let mut spans = self.spans(trace.trace_id)?;
-            if !self.reconcile(&mut trace, &mut spans) {
+            if self.reconcile(&mut trace, &mut spans, dead) == Reconciled::InMemory {
                 patched.insert(trace.trace_id, trace);
             }
         }

@@ -1,24 +1,39 @@
 //! Closing the traces of runs that died without closing them.
 //!
 //! A run killed with `kill -9` (or by the OOM killer, or a power cut) leaves its trace `running`
-//! forever. Every read looks at the running traces' writer pids first; a trace whose process is
-//! gone is closed as `error` ("did not finish") in the store, so that `show`, `list`, `stats`
-//! and the exports all agree about it. A store that cannot be written is patched in the values
-//! returned only.
-
-use std::path::Path;
+//! forever. Every read asks first whether the running traces' runs are alive (by the lock each
+//! run holds: see [`super::lock`]); a trace whose run is certainly gone is closed as `error`
+//! ("did not finish") in the store, so that `show`, `list`, `stats` and the exports all agree
+//! about it. A store that cannot be written is patched in the values returned only.
 
 use rusqlite::params;
 
 use super::Store;
+use super::lock::DeadRun;
 use super::writer::{error_json, int};
 use crate::trace::{ErrorInfo, Span, SpanKind, Status, Trace, Usage};
 
+/// What closing a dead run did.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Reconciled {
+    /// Written to the store (and `trace` and `spans` patched).
+    Written,
+    /// Patched in `trace` and `spans` only: the store cannot be written.
+    InMemory,
+    /// Nothing: the trace was closed in the store meanwhile (its run finished after it was
+    /// read); read it again.
+    Stale,
+}
+
 impl Store {
-    /// Closes a dead run: the trace and its running spans become `error`. Written to the store
-    /// when possible; `trace` and `spans` are patched either way. Returns whether the store was
-    /// updated.
-    pub(super) fn reconcile(&self, trace: &mut Trace, spans: &mut [Span]) -> bool {
+    /// Closes a dead run: the trace and its running spans become `error`. `dead` is the run's
+    /// lock, held until the store says so and then removed.
+    pub(super) fn reconcile(
+        &self,
+        trace: &mut Trace,
+        spans: &mut [Span],
+        dead: Option<DeadRun>,
+    ) -> Reconciled {
         let pid = trace.pid.unwrap_or_default();
         let ended = spans
             .iter()
@@ -48,11 +63,11 @@ impl Store {
             span.error = Some(span_error.clone());
         }
         if self.read_only {
-            return false;
+            return Reconciled::InMemory;
         }
         let trace_id = trace.trace_id.to_string();
-        self.with_write_tx(|tx| {
-            tx.execute(
+        let written = self.with_write_tx(|tx| {
+            let closed = tx.execute(
                 "UPDATE traces SET status = 'error', ended_at = ?2, input_tokens = ?3,
                         output_tokens = ?4, total_tokens = ?5, error = ?6
                  WHERE trace_id = ?1 AND status = 'running'",
@@ -65,54 +80,26 @@ impl Store {
                     error_json(trace.error.as_ref()),
                 ],
             )?;
+            if closed == 0 {
+                return Ok(false);
+            }
             tx.execute(
                 "UPDATE spans SET status = 'error', error = ?3,
                         ended_at = max(coalesce(ended_at, ?2), started_at)
                  WHERE trace_id = ?1 AND status = 'running'",
                 params![trace_id, ended.micros(), error_json(Some(&span_error))],
             )?;
-            Ok(())
-        })
-        .is_ok()
-    }
-}
-
-/// A running trace whose writer process is gone. Never this process, never a live one, never a
-/// trace without a pid.
-pub(super) fn is_dead_run(trace: &Trace) -> bool {
-    match trace.pid {
-        Some(pid) if trace.status == Status::Running && pid != std::process::id() => {
-            process_is_gone(pid)
-        }
-        _ => false,
-    }
-}
-
-/// Whether process `pid` has exited: `/proc/<pid>` is missing or is a zombie. Without `/proc`,
-/// a null signal tells (EPERM means it exists but belongs to someone else).
-fn process_is_gone(pid: u32) -> bool {
-    let Ok(raw) = i32::try_from(pid) else {
-        return false;
-    };
-    if raw <= 0 {
-        return false;
-    }
-    if Path::new("/proc/self/stat").exists() {
-        return match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Ok(stat) => {
-                // The state follows the command name, which is in parentheses and may itself
-                // contain spaces and parentheses.
-                let state = stat
-                    .rfind(')')
-                    .and_then(|i| stat.get(i + 1..))
-                    .and_then(|rest| rest.trim_start().chars().next());
-                matches!(state, Some('Z' | 'X'))
+            Ok(true)
+        });
+        match written {
+            Ok(true) => {
+                if let Some(dead) = dead {
+                    dead.remove();
+                }
+                Reconciled::Written
             }
-            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
-        };
+            Ok(false) => Reconciled::Stale,
+            Err(_) => Reconciled::InMemory,
+        }
     }
-    matches!(
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None),
-        Err(nix::errno::Errno::ESRCH)
-    )
 }

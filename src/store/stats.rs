@@ -244,6 +244,9 @@ pub(crate) mod tests {
         pub ids: Vec<TraceId>,
         pending: Vec<(Trace, Vec<Span>)>,
         next: u64,
+        /// Holds the run locks of the traces left running by this process, as a run still
+        /// going would (see `store::lock`).
+        live: Vec<Store>,
     }
 
     impl Fixture {
@@ -257,6 +260,7 @@ pub(crate) mod tests {
                 ids: Vec::new(),
                 pending: Vec::new(),
                 next: 0,
+                live: Vec::new(),
             }
         }
 
@@ -366,7 +370,11 @@ pub(crate) mod tests {
         pub fn write(&mut self) {
             let writer = StoreWriter::spawn(Store::open(&self.path).unwrap());
             let sink = writer.sink();
+            let live = Store::open(&self.path).unwrap();
             for (trace, spans) in self.pending.drain(..) {
+                if trace.status == Status::Running && trace.pid == Some(std::process::id()) {
+                    assert!(live.hold_run(trace.trace_id));
+                }
                 let mut started = trace.clone();
                 started.status = Status::Running;
                 started.ended_at = None;
@@ -386,6 +394,7 @@ pub(crate) mod tests {
                 }
             }
             writer.close().unwrap();
+            self.live.push(live);
         }
 
         pub fn open(&self) -> Store {

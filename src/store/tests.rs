@@ -474,7 +474,9 @@ fn a_dead_run_is_closed_as_did_not_finish() {
     sink.span_started(&Arc::new(outer.clone()));
     sink.span_ended(&Arc::new(done.clone()));
     sink.span_started(&Arc::new(open.clone()));
-    // A run of this very process, still going: never touched.
+    // A run still going (it holds its run lock): never touched.
+    let live = Store::open(&path).unwrap();
+    assert!(live.hold_run(alive));
     sink.trace_started(&trace(alive, T0 + 1));
     writer.close().unwrap();
 
@@ -716,7 +718,7 @@ fn a_corrupted_store_gives_an_error_not_a_panic() {
 }
 
 #[test]
-fn a_full_disk_is_reported_by_flush() {
+fn a_full_disk_is_reported_by_flush_and_raises_the_alarm() {
     let (_dir, path) = temp();
     let store = Store::open(&path).unwrap();
     // SQLite reports a page limit reached exactly as a full disk.
@@ -729,6 +731,8 @@ fn a_full_disk_is_reported_by_flush() {
         .execute_batch(&format!("PRAGMA max_page_count = {pages}"))
         .unwrap();
     let writer = StoreWriter::spawn(store);
+    let alarm = crate::trace::Alarm::default();
+    writer.sink().watch(&alarm);
     let id = trace_id(0x70, 1);
     let spans: Vec<Span> = (1..=100u8)
         .map(|i| {
@@ -741,13 +745,13 @@ fn a_full_disk_is_reported_by_flush() {
         .collect();
     record(&*writer.sink(), trace(id, T0), &spans);
     let err = writer.close().unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        format!(
-            "cannot write to the store {}: the disk is full",
-            path.display()
-        )
+    let reason = format!(
+        "cannot write to the store {}: the disk is full",
+        path.display()
     );
+    assert_eq!(err.to_string(), reason);
+    // The run was told at once, to stop.
+    assert_eq!(alarm.reason(), Some(reason.as_str()));
 }
 
 #[test]
@@ -1138,4 +1142,122 @@ fn a_short_id_is_the_shortest_prefix_that_names_one_trace() {
         let short = store.short_id(id, 4).unwrap();
         assert_eq!(store.resolve(&short).unwrap(), id, "{short}");
     }
+}
+
+fn lock_files(path: &Path) -> Vec<String> {
+    let mut dir = path.as_os_str().to_owned();
+    dir.push(".locks");
+    match std::fs::read_dir(PathBuf::from(dir)) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn a_run_holding_its_lock_is_alive_whatever_its_pid_says() {
+    let (_dir, path) = temp();
+    // A pid that is gone here (as it looks from another PID namespace, or once reused).
+    let mut t = trace(trace_id(0x90, 1), T0);
+    t.pid = Some(dead_pid());
+    let writer = StoreWriter::spawn(Store::open(&path).unwrap());
+    let sink = writer.sink();
+    sink.trace_started(&t);
+    sink.span_started(&Arc::new(span(
+        t.trace_id,
+        1,
+        None,
+        SpanKind::Command,
+        "step",
+        T0 + 5,
+    )));
+    writer.flush().unwrap();
+    assert_eq!(lock_files(&path), [format!("{}.lock", t.trace_id)]);
+
+    let reader = Store::open_existing(&path).unwrap();
+    assert_eq!(
+        reader.load(t.trace_id).unwrap().trace.status,
+        Status::Running
+    );
+    let listed = reader.list(&ListFilter::default()).unwrap();
+    assert_eq!(listed[0].status, Status::Running);
+
+    // The run dies without closing its trace (its lock goes with it): the next read closes it
+    // and removes the lock file.
+    drop(writer);
+    let doc = reader.load(t.trace_id).unwrap();
+    assert_eq!(doc.trace.status, Status::Error);
+    assert_eq!(doc.spans[0].status, Status::Error);
+    assert!(lock_files(&path).is_empty());
+}
+
+#[test]
+fn a_finished_run_removes_its_lock_file() {
+    let (_dir, path) = temp();
+    let id = trace_id(0x91, 1);
+    let writer = StoreWriter::spawn(Store::open(&path).unwrap());
+    let sink = writer.sink();
+    sink.trace_started(&trace(id, T0));
+    writer.flush().unwrap();
+    assert_eq!(lock_files(&path).len(), 1);
+    let mut done = trace(id, T0);
+    done.status = Status::Ok;
+    done.ended_at = Some(Timestamp(T0 + 10));
+    sink.trace_ended(&done);
+    writer.close().unwrap();
+    assert!(lock_files(&path).is_empty());
+    let store = Store::open_existing(&path).unwrap();
+    assert_eq!(store.load(id).unwrap().trace.status, Status::Ok);
+}
+
+#[test]
+fn a_claimed_trace_id_is_locked_and_a_held_one_cannot_be_claimed() {
+    let (_dir, path) = temp();
+    let id = trace_id(0x92, 1);
+    let first = Store::open(&path).unwrap();
+    assert!(first.claim_trace_id(id, "w").unwrap());
+    // The placeholder row is a live run's: readers leave it alone.
+    let reader = Store::open_existing(&path).unwrap();
+    assert_eq!(reader.load(id).unwrap().trace.status, Status::Running);
+    let second = Store::open(&path).unwrap();
+    assert!(!second.claim_trace_id(id, "w").unwrap());
+    // A lost claim does not take the winner's lock file with it.
+    drop(second);
+    assert_eq!(lock_files(&path).len(), 1);
+    assert_eq!(reader.load(id).unwrap().trace.status, Status::Running);
+}
+
+#[test]
+fn a_trace_without_a_lock_file_is_judged_by_its_pid() {
+    // Rows as an agentrace from before run locks wrote them.
+    let (_dir, path) = temp();
+    drop(Store::open(&path).unwrap());
+    let dead = trace_id(0x93, 1);
+    let mine = trace_id(0x93, 2);
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    for (id, pid) in [(dead, dead_pid()), (mine, std::process::id())] {
+        raw.execute(
+            "INSERT INTO traces (trace_id, name, workflow, status, started_at, pid)
+             VALUES (?1, 'w', 'w', 'running', ?2, ?3)",
+            rusqlite::params![id.to_string(), T0, pid],
+        )
+        .unwrap();
+    }
+    let store = Store::open_existing(&path).unwrap();
+    assert_eq!(store.load(dead).unwrap().trace.status, Status::Error);
+    assert_eq!(store.load(mine).unwrap().trace.status, Status::Running);
+}
+
+#[test]
+fn an_immutable_open_takes_any_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("odd ?#%é dir").join("traces.db");
+    let id = trace_id(0x94, 1);
+    let writer = StoreWriter::spawn(Store::open(&path).unwrap());
+    writer.sink().trace_started(&trace(id, T0));
+    writer.close().unwrap();
+    let store = Store::connect_immutable(&path).unwrap();
+    assert!(store.read_only);
+    assert_eq!(store.load(id).unwrap().trace.trace_id, id);
 }

@@ -9,6 +9,10 @@
 //! trace's start is the exception: it is written at once, and [`Sink::settle`] waits for it,
 //! so that the trace id is taken in the store before a command step can start a nested run
 //! under it (a run of agent steps alone never waits).
+//!
+//! A write that fails (the disk is full, the file became read-only) raises the run's
+//! [`Alarm`]: the run stops at once instead of running its remaining steps unrecorded, and the
+//! error comes back from [`StoreWriter::close`].
 
 use std::cell::Cell;
 use std::collections::HashSet;
@@ -23,7 +27,7 @@ use serde_json::{Map, Value};
 
 use super::schema::index_spans;
 use super::{Store, StoreError};
-use crate::trace::{ErrorInfo, Sink, Span, SpanId, Trace, TraceId};
+use crate::trace::{Alarm, ErrorInfo, Sink, Span, SpanId, Trace, TraceId};
 
 /// How long the writer gathers records after the first one before committing them together.
 const WINDOW: Duration = Duration::from_millis(3);
@@ -63,6 +67,8 @@ struct StoreSink {
     urgent: Arc<Urgent>,
     /// The writer's answer to the last trace start, until somebody waited for it.
     started: Mutex<Option<Receiver<()>>>,
+    /// The run's alarm, shared with the writer thread, which raises it when a write fails.
+    alarm: Arc<Mutex<Option<Alarm>>>,
 }
 
 /// Set, and the writer thread unparked, when a message that somebody waits for is sent: the
@@ -104,9 +110,11 @@ impl StoreWriter {
         let (tx, rx) = mpsc::channel();
         let urgent = Arc::new(Urgent::default());
         let shared = urgent.clone();
+        let alarm: Arc<Mutex<Option<Alarm>>> = Arc::default();
+        let raise = alarm.clone();
         let thread = std::thread::Builder::new()
             .name("agentrace-store".into())
-            .spawn(move || run(store, rx, &shared));
+            .spawn(move || run(store, rx, &shared, &raise));
         if let Ok(handle) = &thread {
             let _ = urgent.thread.set(handle.thread().clone());
         }
@@ -115,6 +123,7 @@ impl StoreWriter {
                 tx: tx.clone(),
                 urgent,
                 started: Mutex::new(None),
+                alarm,
             }),
             tx,
             // If the thread cannot be spawned, every flush reports it: the receiver is gone.
@@ -177,6 +186,9 @@ impl StoreSink {
 }
 
 impl Sink for StoreSink {
+    fn watch(&self, alarm: &Alarm) {
+        *self.alarm.lock().unwrap_or_else(PoisonError::into_inner) = Some(alarm.clone());
+    }
     /// Has the trace row written at once; [`Sink::settle`] waits for it.
     fn trace_started(&self, trace: &Trace) {
         let answer = self.post(|reply| Msg::Started(Box::new(trace.clone()), reply));
@@ -212,7 +224,11 @@ impl Store {
     /// started at once under one parent exactly one gets the parent's trace id (the others
     /// start their own and link to it). Returns whether the id is now this run's.
     pub fn claim_trace_id(&self, id: TraceId, name: &str) -> Result<bool, StoreError> {
-        self.with_write_tx(|tx| {
+        // The run lock first: the placeholder row is a running trace, and must not look dead.
+        if !self.hold_run(id) {
+            return Ok(false);
+        }
+        let claimed = self.with_write_tx(|tx| {
             let inserted = tx.execute(
                 "INSERT INTO traces (trace_id, name, workflow, status, started_at, pid)
                  VALUES (?1, ?2, ?2, 'running', ?3, ?4)
@@ -225,7 +241,12 @@ impl Store {
                 ],
             )?;
             Ok(inserted == 1)
-        })
+        });
+        if !matches!(claimed, Ok(true)) {
+            // Somebody else's trace (or none): its lock file is not ours to remove.
+            self.drop_run(id);
+        }
+        claimed
     }
 }
 
@@ -237,7 +258,7 @@ impl Store {
 /// Idle for [`IDLE`] with commits since the last checkpoint (a run waiting on its model calls),
 /// it copies them from the WAL into the database file: closing the store at the end of the run
 /// then has only what came after left to copy, and the `.db` file alone holds the run so far.
-fn run(store: Store, rx: Receiver<Msg>, urgent: &Urgent) {
+fn run(store: Store, rx: Receiver<Msg>, urgent: &Urgent, alarm: &Mutex<Option<Alarm>>) {
     let mut pending: Vec<Record> = Vec::new();
     let mut first_error: Option<StoreError> = None;
     let unchecked = Cell::new(false);
@@ -246,10 +267,18 @@ fn run(store: Store, rx: Receiver<Msg>, urgent: &Urgent) {
             return;
         }
         unchecked.set(true);
-        if let Err(e) = write_batch(&store, pending)
-            && first_error.is_none()
-        {
-            *first_error = Some(e);
+        if let Err(e) = write_batch(&store, pending) {
+            // Every write failure is fatal to the run: what it does next would not be recorded.
+            if let Some(alarm) = alarm
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+            {
+                alarm.raise(e.to_string());
+            }
+            if first_error.is_none() {
+                *first_error = Some(e);
+            }
         }
         pending.clear();
     };
@@ -296,6 +325,9 @@ fn run(store: Store, rx: Receiver<Msg>, urgent: &Urgent) {
                     }
                 }
                 Msg::Started(trace, reply) => {
+                    // Held from before the row exists until the row is closed: readers tell a
+                    // live run from a dead one by it.
+                    store.hold_run(trace.trace_id);
                     pending.push(Record::Trace(trace));
                     write(&mut pending, &mut first_error);
                     let _ = reply.send(());
@@ -344,19 +376,32 @@ fn write_batch(store: &Store, records: &[Record]) -> Result<(), StoreError> {
     };
     let all = store.with_write_tx(|tx| write_records(tx, records.iter().filter(needed)));
     match all {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            records.iter().for_each(|r| release_if_closed(store, r));
+            Ok(())
+        }
         Err(first) if records.len() > 1 && !matches!(first, StoreError::DiskFull { .. }) => {
             let mut result = Ok(());
             for record in records {
-                if let Err(e) = store.with_write_tx(|tx| write_records(tx, [record]))
-                    && result.is_ok()
-                {
-                    result = Err(e);
+                match store.with_write_tx(|tx| write_records(tx, [record])) {
+                    Ok(()) => release_if_closed(store, record),
+                    Err(e) if result.is_ok() => result = Err(e),
+                    Err(_) => {}
                 }
             }
             result
         }
         Err(e) => Err(e),
+    }
+}
+
+/// A trace's closed row is committed: its run lock is no longer needed. A trace whose close
+/// was not written keeps it until the process exits, and the next reader closes the trace.
+fn release_if_closed(store: &Store, record: &Record) {
+    if let Record::Trace(trace) = record
+        && trace.status != crate::trace::Status::Running
+    {
+        store.release_run(trace.trace_id);
     }
 }
 

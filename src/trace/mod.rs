@@ -8,4 +8,4 @@ pub mod redact;
 
 pub use id::{SpanId, TraceId};
 pub use model::{ErrorInfo, Event, Span, SpanKind, Status, Timestamp, Trace, TraceDoc, Usage};
-pub use recorder::{Recorder, Sink, SpanHandle};
+pub use recorder::{Alarm, Recorder, Sink, SpanHandle};

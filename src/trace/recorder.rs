@@ -5,9 +5,15 @@
 //! `TracingProcessor`. The engine never talks to the store or the terminal directly; it opens and
 //! closes spans here, and each sink (store, progress, a live exporter) decides what to do with
 //! them. Sinks must not block: the store sink hands records to its own writer thread.
+//!
+//! A sink that can no longer do its job (the store's disk is full) raises the run's [`Alarm`]:
+//! a run that goes on unrecorded, running commands with side effects nobody will see in the
+//! trace, is worse than a run stopped with a reason.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use tokio_util::sync::CancellationToken;
 
 use serde_json::{Map, Value};
 
@@ -26,6 +32,40 @@ pub trait Sink: Send + Sync {
     /// it). Called before the run starts a process, which may be another run under this
     /// trace's `TRACEPARENT`.
     fn settle(&self) {}
+    /// Hands the sink the run's alarm, before [`Sink::trace_started`]: a sink that fails for
+    /// good raises it, and the run stops. Sinks that cannot fail ignore it.
+    fn watch(&self, _alarm: &Alarm) {}
+}
+
+/// Raised by a sink that failed for good; the run watches it and stops as it does on Ctrl-C
+/// (no new steps, running ones cut short), with the sink's reason as the error. The first
+/// reason is kept.
+#[derive(Clone, Default)]
+pub struct Alarm {
+    inner: Arc<AlarmInner>,
+}
+
+#[derive(Default)]
+struct AlarmInner {
+    token: CancellationToken,
+    reason: OnceLock<String>,
+}
+
+impl Alarm {
+    pub fn raise(&self, reason: impl Into<String>) {
+        let _ = self.inner.reason.set(reason.into());
+        self.inner.token.cancel();
+    }
+
+    /// Why it was raised; `None` while it was not.
+    pub fn reason(&self) -> Option<&str> {
+        self.inner.reason.get().map(String::as_str)
+    }
+
+    /// Resolves once the alarm is raised.
+    pub async fn raised(&self) {
+        self.inner.token.cancelled().await;
+    }
 }
 
 #[derive(Clone)]
@@ -44,12 +84,19 @@ struct State {
 }
 
 impl Recorder {
-    /// Starts recording `trace` (its status is set to running) and tells every sink.
-    pub fn start(mut trace: Trace, sinks: Vec<Arc<dyn Sink>>) -> Recorder {
+    /// Starts recording `trace` (its status is set to running) and tells every sink. Nobody
+    /// hears a sink that fails for good: see [`Recorder::start_watched`].
+    pub fn start(trace: Trace, sinks: Vec<Arc<dyn Sink>>) -> Recorder {
+        Recorder::start_watched(trace, sinks, &Alarm::default())
+    }
+
+    /// [`Recorder::start`], and a sink that fails for good raises `alarm`.
+    pub fn start_watched(mut trace: Trace, sinks: Vec<Arc<dyn Sink>>, alarm: &Alarm) -> Recorder {
         trace.status = Status::Running;
         trace.ended_at = None;
         redact::redact_trace(&mut trace);
         for sink in &sinks {
+            sink.watch(alarm);
             sink.trace_started(&trace);
         }
         Recorder {
@@ -362,5 +409,33 @@ mod tests {
         assert_eq!(log[3], "span- inner cancelled 0");
         assert_eq!(log[4], "span- outer cancelled 0");
         assert_eq!(log[5], "trace- cancelled 0");
+    }
+
+    /// Fails every span start, as a store on a full disk does.
+    #[derive(Default)]
+    struct Failing(Mutex<Option<Alarm>>);
+
+    impl Sink for Failing {
+        fn watch(&self, alarm: &Alarm) {
+            *self.0.lock().unwrap() = Some(alarm.clone());
+        }
+        fn trace_started(&self, _: &Trace) {}
+        fn span_started(&self, _: &Arc<Span>) {
+            if let Some(alarm) = self.0.lock().unwrap().as_ref() {
+                alarm.raise("disk full");
+                alarm.raise("second reason");
+            }
+        }
+        fn span_ended(&self, _: &Arc<Span>) {}
+        fn trace_ended(&self, _: &Trace) {}
+    }
+
+    #[test]
+    fn a_failing_sink_raises_the_run_alarm_with_its_first_reason() {
+        let alarm = Alarm::default();
+        let rec = Recorder::start_watched(trace(), vec![Arc::new(Failing::default())], &alarm);
+        assert_eq!(alarm.reason(), None);
+        let _span = rec.span(None, SpanKind::Command, "step", Map::new());
+        assert_eq!(alarm.reason(), Some("disk full"));
     }
 }

@@ -9,12 +9,12 @@ use std::time::Duration;
 use crate::support::*;
 
 /// A small tmpfs mounted for one test (needs root, as in CI); unmounted on drop.
-struct Mount {
+pub(crate) struct Mount {
     path: PathBuf,
 }
 
 impl Mount {
-    fn tmpfs(path: &Path, options: &str) -> Option<Mount> {
+    pub(crate) fn tmpfs(path: &Path, options: &str) -> Option<Mount> {
         std::fs::create_dir_all(path).ok()?;
         let ok = Command::new("mount")
             .args(["-t", "tmpfs", "-o", options, "tmpfs"])
