@@ -218,11 +218,22 @@ impl TraceRun<'_> {
         // Render before opening the span so that the span can carry what actually runs; a
         // template error still gets a span to sit on.
         let rendered: Result<Vec<String>, Failure> = match command {
-            Command::Argv(args) => args
-                .iter()
-                .enumerate()
-                .map(|(i, a)| self.render(frame, &format!("run[{i}]"), a.loc, &a.value))
-                .collect(),
+            Command::Argv(args) => {
+                let mut argv = Ok(Vec::with_capacity(args.len()));
+                for (i, a) in args.iter().enumerate() {
+                    match self
+                        .render(frame, &format!("run[{i}]"), a.loc, &a.value)
+                        .await
+                    {
+                        Ok(arg) => argv.iter_mut().for_each(|v| v.push(arg.clone())),
+                        Err(e) => {
+                            argv = Err(e);
+                            break;
+                        }
+                    }
+                }
+                argv
+            }
             Command::Script(script) => Ok(vec![script.value.clone()]),
         };
         let program = match (command, &rendered) {
@@ -256,6 +267,7 @@ impl TraceRun<'_> {
         let name = match (&step.name, &step.id) {
             (Some(n), _) => self
                 .render(frame, "name", n.loc, &n.value)
+                .await
                 .unwrap_or_else(|_| n.value.clone()),
             (None, Some(id)) => id.value.clone(),
             (None, None) => program.clone(),
@@ -268,7 +280,8 @@ impl TraceRun<'_> {
             for (key, value) in env {
                 vars.push((
                     key.clone(),
-                    self.render(frame, &format!("env.{key}"), value.loc, &value.value)?,
+                    self.render(frame, &format!("env.{key}"), value.loc, &value.value)
+                        .await?,
                 ));
             }
             let mut cmd = match command {

@@ -15,7 +15,7 @@ use super::{Engine, Failure, RunOutcome, TraceOutcome};
 use crate::trace::{
     ErrorInfo, Recorder, Sink, SpanHandle, SpanKind, Status, Timestamp, Trace, TraceId, Usage,
 };
-use crate::workflow::template::Output;
+use crate::workflow::template::{Output, is_template};
 use crate::workflow::{EventDef, Loc, LocatedValue, Step, StepKind};
 
 pub(crate) type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'a>>;
@@ -57,29 +57,70 @@ impl TraceRun<'_> {
         template_error(&self.at(loc), field, e)
     }
 
-    pub fn render(
+    /// Renders a template off the runtime thread; the step's scope (its `timeout:`, Ctrl-C)
+    /// stops the wait.
+    pub async fn render(
         &self,
         frame: &Frame,
         field: &str,
         loc: Loc,
         source: &str,
     ) -> Result<String, Failure> {
-        self.engine
+        if !is_template(source) {
+            return Ok(source.to_string());
+        }
+        let source = source.to_string();
+        let ctx = frame.ctx.value();
+        let work = self
+            .engine
             .templates
-            .render(source, &frame.ctx.value())
-            .map_err(|e| Failure::error(self.template_error(field, loc, &e)))
+            .off_thread(move |t| t.render(&source, &ctx));
+        self.bounded(frame, field, loc, work).await
     }
 
-    pub fn render_value(
+    pub async fn render_value(
         &self,
         frame: &Frame,
         field: &str,
         value: &LocatedValue,
     ) -> Result<Value, Failure> {
-        self.engine
+        let source = value.value.clone();
+        let ctx = frame.ctx.value();
+        let work = self
+            .engine
             .templates
-            .render_value(&value.value, &frame.ctx.value())
-            .map_err(|e| Failure::error(self.template_error(field, value.loc, &e)))
+            .off_thread(move |t| t.render_value(&source, &ctx));
+        self.bounded(frame, field, value.loc, work).await
+    }
+
+    /// Evaluates an expression (an `if:`) off the runtime thread.
+    pub async fn eval(
+        &self,
+        frame: &Frame,
+        field: &str,
+        loc: Loc,
+        expr: &str,
+    ) -> Result<TemplateValue, Failure> {
+        let expr = expr.to_string();
+        let ctx = frame.ctx.value();
+        let work = self
+            .engine
+            .templates
+            .off_thread(move |t| t.eval(&expr, &ctx));
+        self.bounded(frame, field, loc, work).await
+    }
+
+    async fn bounded<T>(
+        &self,
+        frame: &Frame,
+        field: &str,
+        loc: Loc,
+        work: impl Future<Output = Result<T, minijinja::Error>>,
+    ) -> Result<T, Failure> {
+        tokio::select! {
+            r = work => r.map_err(|e| Failure::error(self.template_error(field, loc, &e))),
+            () = frame.scope.cancelled() => Err(frame.scope.failure()),
+        }
     }
 
     /// Makes a step's result visible to later templates and, outside loops, to
@@ -133,9 +174,9 @@ impl TraceRun<'_> {
                 return Err(frame.scope.failure());
             }
             if let Some(condition) = &step.condition
-                && !self.condition_holds(frame, condition)?
+                && !self.condition_holds(frame, condition).await?
             {
-                self.skip(frame, step, parent, condition);
+                self.skip(frame, step, parent, condition).await;
                 return Ok(());
             }
             let result = match &step.timeout {
@@ -209,7 +250,7 @@ impl TraceRun<'_> {
                 events,
                 steps,
             } => {
-                let span_name = self.render(frame, "span", name.loc, &name.value);
+                let span_name = self.render(frame, "span", name.loc, &name.value).await;
                 let display = span_name.as_deref().unwrap_or(&name.value).to_string();
                 let span = self.rec.span(
                     parent_id,
@@ -220,7 +261,7 @@ impl TraceRun<'_> {
                 let result = async {
                     span_name?;
                     for event in events {
-                        self.add_event(frame, &span, event)?;
+                        self.add_event(frame, &span, event).await?;
                     }
                     self.run_steps(frame, steps, Some(&span)).await
                 }
@@ -229,20 +270,28 @@ impl TraceRun<'_> {
                 result
             }
             StepKind::Event(event) => match parent {
-                Some(span) => self.add_event(frame, span, event),
+                Some(span) => self.add_event(frame, span, event).await,
                 // Validation rejects events outside a span; nothing to attach one to here.
                 None => Ok(()),
             },
         }
     }
 
-    fn add_event(&self, frame: &Frame, span: &SpanHandle, event: &EventDef) -> Result<(), Failure> {
-        let name = self.render(frame, "event", event.name.loc, &event.name.value)?;
+    async fn add_event(
+        &self,
+        frame: &Frame,
+        span: &SpanHandle,
+        event: &EventDef,
+    ) -> Result<(), Failure> {
+        let name = self
+            .render(frame, "event", event.name.loc, &event.name.value)
+            .await?;
         let mut attributes = Map::new();
         for (key, value) in &event.attributes {
             attributes.insert(
                 key.clone(),
-                self.render_value(frame, &format!("attributes.{key}"), value)?,
+                self.render_value(frame, &format!("attributes.{key}"), value)
+                    .await?,
             );
         }
         span.add_event(name, attributes);

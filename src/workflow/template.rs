@@ -3,16 +3,76 @@
 //!
 //! Step outputs that are JSON objects or arrays become data (`steps.x.output.field`) that still
 //! renders as the original text when used whole.
+//!
+//! A template is a small program written by whoever wrote the workflow, so its evaluation is
+//! bounded: every render gets [`FUEL`] instructions and may produce at most
+//! [`MAX_OUTPUT_BYTES`]. The engine renders on a thread of its own ([`Templates::off_thread`]) so
+//! that a step's `timeout:` and Ctrl-C still act while a slow template burns its fuel.
 
 use std::fmt;
+use std::future::Future;
+use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use minijinja::value::{Enumerator, Object, ObjectRepr};
 use minijinja::{Environment, UndefinedBehavior, Value};
 
-/// The template engine for one run (or one validation).
+/// Instructions one render (or one expression) may execute: far more than any real prompt needs
+/// (a loop over 10,000 items with a few fields each uses well under a million), few enough that
+/// a runaway loop stops within seconds.
+pub const FUEL: u64 = 10_000_000;
+
+/// The most text one render may produce (8 MiB): far above any prompt or argument a model or a
+/// process accepts.
+pub const MAX_OUTPUT_BYTES: usize = 8 << 20;
+
+/// The template engine for one run (or one validation). Cloning shares the environment.
+#[derive(Clone)]
 pub struct Templates {
-    env: Environment<'static>,
+    env: Arc<Environment<'static>>,
+}
+
+/// Renders into memory, refusing to grow past [`MAX_OUTPUT_BYTES`].
+struct CappedWriter {
+    out: Vec<u8>,
+    over: Arc<AtomicBool>,
+}
+
+impl io::Write for CappedWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.out.len() + buf.len() > MAX_OUTPUT_BYTES {
+            self.over.store(true, Ordering::Relaxed);
+            return Err(io::Error::other("template output too large"));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn output_too_large() -> minijinja::Error {
+    minijinja::Error::new(
+        minijinja::ErrorKind::InvalidOperation,
+        format!(
+            "rendered text is over {} MiB (the limit of one template)",
+            MAX_OUTPUT_BYTES >> 20
+        ),
+    )
+}
+
+/// Says how much fuel a render may burn when it runs out.
+fn explain_fuel(e: minijinja::Error) -> minijinja::Error {
+    if e.kind() == minijinja::ErrorKind::OutOfFuel {
+        return minijinja::Error::new(
+            minijinja::ErrorKind::OutOfFuel,
+            format!("the template ran more than {FUEL} instructions (a runaway loop?)"),
+        );
+    }
+    e
 }
 
 impl Default for Templates {
@@ -49,7 +109,39 @@ impl Templates {
         // Rendered text goes to models and processes, not to HTML.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         env.set_keep_trailing_newline(true);
-        Templates { env }
+        env.set_fuel(Some(FUEL));
+        Templates { env: Arc::new(env) }
+    }
+
+    /// Runs `work` on a thread of its own and waits for it without blocking the runtime. When
+    /// the caller stops waiting (a timeout, a signal), the thread runs on until its fuel is
+    /// spent and its result is dropped; the process may exit meanwhile.
+    pub fn off_thread<T, F>(&self, work: F) -> impl Future<Output = Result<T, minijinja::Error>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Templates) -> Result<T, minijinja::Error> + Send + 'static,
+    {
+        let templates = self.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("template".into())
+            .spawn(move || {
+                let _ = tx.send(work(&templates));
+            });
+        async move {
+            if let Err(e) = spawned {
+                return Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    format!("cannot start a thread to render the template: {e}"),
+                ));
+            }
+            rx.await.unwrap_or_else(|_| {
+                Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    "the template thread stopped without a result",
+                ))
+            })
+        }
     }
 
     pub fn env(&self) -> &Environment<'static> {
@@ -74,9 +166,38 @@ impl Templates {
         if !is_template(source) {
             return Ok(source.to_string());
         }
-        self.env
-            .render_str(source, ctx)
-            .map_err(|e| self.explain(e, source, ctx))
+        let over = Arc::new(AtomicBool::new(false));
+        let mut writer = CappedWriter {
+            out: Vec::new(),
+            over: over.clone(),
+        };
+        let rendered = self
+            .env
+            .template_from_str(source)
+            .and_then(|t| t.render_captured_to(ctx, &mut writer).map(|_| ()));
+        match rendered {
+            _ if over.load(Ordering::Relaxed) => Err(output_too_large()),
+            Err(e) => Err(explain_fuel(self.explain(e, source, ctx))),
+            Ok(()) => String::from_utf8(writer.out).map_err(|_| {
+                minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    "rendered text is not UTF-8",
+                )
+            }),
+        }
+    }
+
+    /// Evaluates one expression under the same bounds as a render.
+    pub fn eval(&self, expr: &str, ctx: &Value) -> Result<Value, minijinja::Error> {
+        let value = self
+            .env
+            .compile_expression(expr)?
+            .eval(ctx)
+            .map_err(explain_fuel)?;
+        if value.as_str().is_some_and(|s| s.len() > MAX_OUTPUT_BYTES) {
+            return Err(output_too_large());
+        }
+        Ok(value)
     }
 
     /// Strict mode says only "undefined value"; name the path that is undefined.
@@ -123,9 +244,8 @@ impl Templates {
         Ok(match value {
             serde_json::Value::String(s) => {
                 if let Some(expr) = single_expression(s) {
-                    let compiled = self.env.compile_expression(expr)?;
-                    let result = compiled
-                        .eval(ctx)
+                    let result = self
+                        .eval(expr, ctx)
                         .map_err(|e| self.explain(e, &format!("{{{{ {expr} }}}}"), ctx))?;
                     if result.is_undefined() {
                         return Err(minijinja::Error::new(

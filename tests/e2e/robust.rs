@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::support::*;
 
@@ -327,4 +327,112 @@ fn the_store_is_private_even_under_a_permissive_umask() {
         & 0o777;
     assert_eq!(file, 0o600, "store file mode {file:o}");
     assert_eq!(dir, 0o700, "store directory mode {dir:o}");
+}
+
+// -- Issue 13: templates are bounded programs --
+
+/// Ten billion empty iterations: without fuel this renders for hours.
+const NESTED_LOOP: &str =
+    "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+
+#[test]
+fn a_runaway_template_stops_at_its_step_timeout_and_the_trace_is_stored() {
+    let env = TestEnv::new().workflow(
+        "spin.yaml",
+        &format!(
+            "name: Spin\nsteps:\n  - id: spin\n    timeout: 1s\n    run: [\"echo\", \"{NESTED_LOOP}\"]\n"
+        ),
+    );
+    let started = Instant::now();
+    let out = output_within(
+        {
+            let mut c = env.cmd();
+            c.args(["run", "spin.yaml"]);
+            c
+        },
+        DEADLINE,
+    );
+    assert_exit(&out, 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the timeout acts while the template renders: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        stderr(&out).contains("step `spin` timed out after 1s"),
+        "{}",
+        stderr(&out)
+    );
+    let trace = env.show_json("last");
+    assert_eq!(trace["status"], "error");
+    let span = &trace["spans"][0];
+    assert_eq!(span["status"], "error", "{trace:#}");
+    assert!(
+        span["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("timed out")
+    );
+}
+
+#[test]
+fn a_runaway_template_runs_out_of_fuel_with_a_located_error() {
+    let env = TestEnv::new().workflow(
+        "spin.yaml",
+        &format!("name: Spin\nsteps:\n  - id: spin\n    run: [\"echo\", \"{NESTED_LOOP}\"]\n"),
+    );
+    let out = env.run(&["run", "spin.yaml"]);
+    assert_exit(&out, 1);
+    let expected = "error: template error in `run[1]` at spin.yaml:4:19: engine ran out of fuel: \
+                    the template ran more than 10000000 instructions (a runaway loop?)";
+    assert!(stderr(&out).contains(expected), "{}", stderr(&out));
+    let trace = env.show_json("last");
+    assert_eq!(trace["status"], "error");
+    assert_eq!(trace["spans"][0]["status"], "error");
+    assert!(
+        trace["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("ran out of fuel"),
+        "{trace:#}"
+    );
+}
+
+#[test]
+fn sigterm_stops_a_run_while_a_template_renders() {
+    // Each iteration builds and drops 50 KB: the render lasts many seconds before its fuel runs
+    // out, so only the signal can end the run quickly.
+    let env = TestEnv::new().workflow(
+        "slow.yaml",
+        "name: Slow\nsteps:\n  - run: \"touch started\"\n  - id: render\n    run: [\"echo\", \"{% for i in range(100000) %}{% for j in range(100000) %}{% set _ = 'x' * 50000 %}{% endfor %}{% endfor %}\"]\n",
+    );
+    let child = env.spawn(&["run", "slow.yaml"]);
+    let pid = child.id();
+    let deadline = Instant::now() + DEADLINE;
+    while !env.path().join("started").exists() {
+        assert!(Instant::now() < deadline, "the first step never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let signalled = Instant::now();
+    crate::signal(pid, nix::sys::signal::Signal::SIGTERM);
+    let out = wait_within(child, DEADLINE);
+    assert!(
+        signalled.elapsed() < Duration::from_millis(1500),
+        "the run stops within a second of SIGTERM: {:?}",
+        signalled.elapsed()
+    );
+    assert_exit(&out, 130);
+    assert!(
+        stderr(&out).contains("terminated: cancelling the run"),
+        "{}",
+        stderr(&out)
+    );
+    let trace = env.show_json("last");
+    assert_eq!(trace["status"], "cancelled", "{trace:#}");
+    assert_eq!(spans_of(&trace).len(), 2, "{trace:#}");
+}
+
+fn spans_of(trace: &serde_json::Value) -> Vec<serde_json::Value> {
+    trace["spans"].as_array().cloned().unwrap_or_default()
 }
