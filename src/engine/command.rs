@@ -37,13 +37,56 @@ pub fn stderr_tail(stderr: &[u8]) -> String {
     }
 }
 
-async fn read_all(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
-    let mut buf = Vec::new();
-    if let Some(mut pipe) = pipe {
-        // A read error only truncates what we record.
-        let _ = pipe.read_to_end(&mut buf).await;
+/// How much of stdout a step keeps (its last 1 MiB): the output later steps and the store see.
+pub const STDOUT_KEPT_BYTES: usize = 1 << 20;
+
+/// How much of stderr is read into memory; only its tail is ever kept.
+const STDERR_KEPT_BYTES: usize = 64 << 10;
+
+/// The end of a stream and how long the whole was.
+struct Tail {
+    bytes: Vec<u8>,
+    total: u64,
+}
+
+impl Tail {
+    fn cut(&self) -> bool {
+        self.total > self.bytes.len() as u64
     }
-    buf
+}
+
+/// Reads a pipe to its end, keeping only the last `keep` bytes: the process is drained (so it
+/// never blocks on a full pipe) while memory stays under twice `keep`.
+async fn read_tail(pipe: Option<impl tokio::io::AsyncRead + Unpin>, keep: usize) -> Tail {
+    let mut buf = Vec::new();
+    let mut total = 0u64;
+    if let Some(mut pipe) = pipe {
+        let mut chunk = vec![0u8; 64 << 10];
+        // A read error only truncates what we record.
+        while let Ok(n) = pipe.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            buf.extend_from_slice(&chunk[..n]);
+            if buf.len() > 2 * keep {
+                buf.drain(..buf.len() - keep);
+            }
+        }
+    }
+    if buf.len() > keep {
+        buf.drain(..buf.len() - keep);
+    }
+    if total > buf.len() as u64 {
+        // Start at a character, not inside one.
+        let skip = buf
+            .iter()
+            .take(3)
+            .take_while(|b| (**b & 0xC0) == 0x80)
+            .count();
+        buf.drain(..skip);
+    }
+    Tail { bytes: buf, total }
 }
 
 /// The workflow file's directory, absolute, so that a relative program path resolves the same
@@ -162,8 +205,12 @@ impl TraceRun<'_> {
             }
         };
         let work = async {
-            let ((), out, err, status) =
-                tokio::join!(feed, read_all(stdout), read_all(stderr), child.wait());
+            let ((), out, err, status) = tokio::join!(
+                feed,
+                read_tail(stdout, STDOUT_KEPT_BYTES),
+                read_tail(stderr, STDERR_KEPT_BYTES),
+                child.wait()
+            );
             (out, err, status)
         };
         tokio::pin!(work);
@@ -189,7 +236,14 @@ impl TraceRun<'_> {
             ))
         })?;
         span.set_attribute("exit_code", json!(status.code()));
-        let mut text = String::from_utf8_lossy(&out).into_owned();
+        // A cut stream says so, with its full size; the output is its last part.
+        for (name, tail) in [("stdout", &out), ("stderr", &err)] {
+            if tail.cut() {
+                span.set_attribute(&format!("{name}_bytes"), json!(tail.total));
+                span.set_attribute(&format!("{name}_truncated"), json!(true));
+            }
+        }
+        let mut text = String::from_utf8_lossy(&out.bytes).into_owned();
         if text.ends_with('\n') {
             text.pop();
             if text.ends_with('\r') {
@@ -199,7 +253,7 @@ impl TraceRun<'_> {
         Ok(Finished {
             status,
             stdout: text,
-            stderr_tail: stderr_tail(&err),
+            stderr_tail: stderr_tail(&err.bytes),
         })
     }
 

@@ -39,6 +39,10 @@ fn item_name(item: &Value) -> String {
     }
 }
 
+/// The most items one `foreach:` runs: each iteration holds a context, a span and a task, so a
+/// list from a runaway command must not become a million of them.
+pub const MAX_FOREACH_ITEMS: usize = 10_000;
+
 impl TraceRun<'_> {
     /// The name a step's span gets: its `name:`, else its id, else its form.
     pub(crate) fn display_name(&self, step: &Step) -> String {
@@ -253,6 +257,14 @@ impl TraceRun<'_> {
             other => other,
         };
         match value {
+            Value::Array(list) if list.len() > MAX_FOREACH_ITEMS => Err(Failure::error(error_at(
+                format!(
+                    "`foreach:` at {} has {} items, more than the limit of {MAX_FOREACH_ITEMS}",
+                    self.at(items.loc),
+                    list.len()
+                ),
+                Value::Null,
+            ))),
             Value::Array(list) => Ok(list),
             other => Err(Failure::error(error_at(
                 format!(

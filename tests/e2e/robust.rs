@@ -436,3 +436,100 @@ fn sigterm_stops_a_run_while_a_template_renders() {
 fn spans_of(trace: &serde_json::Value) -> Vec<serde_json::Value> {
     trace["spans"].as_array().cloned().unwrap_or_default()
 }
+
+// -- Issue 13: memory stays bounded --
+
+#[test]
+fn a_command_printing_50_mb_keeps_the_last_mib_and_records_the_full_size() {
+    let env = TestEnv::new().workflow(
+        "loud.yaml",
+        r#"
+name: Loud
+steps:
+  - id: loud
+    run: ["sh", "-c", "head -c 50000000 /dev/zero | tr '\\0' a; echo; echo END; head -c 3000000 /dev/zero >&2"]
+  - id: after
+    run: ["echo", "{{ steps.loud.output | length }}"]
+"#,
+    );
+    let out = env.run(&["run", "loud.yaml", "--format", "json"]);
+    assert_exit(&out, 0);
+    let trace = env.show_json("last");
+    let loud = &trace["spans"][0];
+    assert_eq!(
+        loud["attributes"]["stdout_bytes"], 50_000_005,
+        "{}",
+        loud["attributes"]["stdout_bytes"]
+    );
+    assert_eq!(loud["attributes"]["stdout_truncated"], true);
+    assert_eq!(loud["attributes"]["stderr_bytes"], 3_000_000);
+    assert_eq!(loud["attributes"]["stderr_truncated"], true);
+    let kept = loud["attributes"]["stdout"].as_str().unwrap_or("");
+    assert!(kept.ends_with("\nEND"), "the tail is kept");
+    assert_eq!(
+        kept.len(),
+        (1 << 20) - 1,
+        "the last MiB, less the final newline"
+    );
+    assert_eq!(trace["spans"][1]["attributes"]["stdout"], "1048575");
+}
+
+#[test]
+fn a_workflow_path_to_dev_zero_or_an_oversized_file_is_a_clear_error() {
+    let env = TestEnv::new();
+    let out = output_within(
+        {
+            let mut c = env.cmd();
+            c.args(["run", "/dev/zero"]);
+            c
+        },
+        Duration::from_secs(20),
+    );
+    assert_exit(&out, 2);
+    assert_eq!(
+        stderr(&out).trim(),
+        "error: cannot read /dev/zero: the file is over 10 MiB, the limit of a workflow file"
+    );
+    let big = env.write(
+        "big.yaml",
+        &format!(
+            "name: Big\n# {}\nsteps: [{{ run: [\"true\"] }}]\n",
+            "x".repeat(11 << 20)
+        ),
+    );
+    let out = env.run(&["validate", big.to_str().unwrap_or_default()]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("the file is over 10 MiB"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_foreach_over_more_than_ten_thousand_items_is_refused_with_its_location() {
+    let env = TestEnv::new().workflow(
+        "wide.yaml",
+        r#"
+name: Wide
+steps:
+  - id: list
+    run: ["sh", "-c", "seq 0 10000 | paste -sd, | sed 's/.*/[&]/'"]
+  - foreach: "{{ steps.list.output }}"
+    steps:
+      - run: ["echo", "{{ item }}"]
+"#,
+    );
+    let out = env.run(&["run", "wide.yaml"]);
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains(
+            "error: `foreach:` at wide.yaml:6:14 has 10001 items, more than the limit of 10000"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let trace = env.show_json("last");
+    assert_eq!(trace["status"], "error");
+    assert_eq!(spans_of(&trace).len(), 2, "no iteration ran: {trace:#}");
+}
