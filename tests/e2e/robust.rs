@@ -533,3 +533,41 @@ steps:
     assert_eq!(trace["status"], "error");
     assert_eq!(spans_of(&trace).len(), 2, "no iteration ran: {trace:#}");
 }
+
+#[test]
+fn error_snippets_escape_terminal_controls_and_cut_long_lines() {
+    let env = TestEnv::new().workflow(
+        "evil.yaml",
+        "name: Evil\nsteps:\n  - run: [\"true\"]\n    \"bogus\\e]0;pwned\\a\": x\n",
+    );
+    let out = env.run(&["validate", "evil.yaml"]);
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(
+        !out.stderr.contains(&0x1b) && !out.stderr.contains(&0x07),
+        "raw control bytes reach the terminal: {err}"
+    );
+    assert!(err.contains("bogus\\u{1b}]0;pwned\\u{7}"), "{err}");
+
+    let long = "a".repeat(5_000_000);
+    let env = env.workflow(
+        "long.yaml",
+        &format!("name: Long\nsteps:\n  - {{ run: [\"true\"], name: \"{long}\", bogus: 1 }}\n"),
+    );
+    let out = env.run(&["validate", "long.yaml"]);
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(
+        out.stderr.len() < 2_000,
+        "{} bytes of stderr",
+        out.stderr.len()
+    );
+    assert!(
+        err.contains("long.yaml:3:5000032: unknown key `bogus`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("\", bogus: 1 }"),
+        "the window shows the column: {err}"
+    );
+}
