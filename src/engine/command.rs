@@ -89,6 +89,35 @@ async fn read_tail(pipe: Option<impl tokio::io::AsyncRead + Unpin>, keep: usize)
     Tail { bytes: buf, total }
 }
 
+/// Asks the kernel to SIGKILL the child when this process dies, even by `kill -9`, so that no
+/// command outlives its run (its own children, in its process group, are its to stop).
+///
+/// PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not the process: a
+/// child spawned from a short-lived thread (a `spawn_blocking` worker retires after 10 s idle)
+/// would be killed mid-step. `run` drives the engine on a current-thread runtime, so children
+/// are forked from the main thread, which lives as long as the process; from any other thread
+/// the signal is not set rather than risk that.
+#[allow(unsafe_code)]
+fn die_with_this_process(cmd: &mut tokio::process::Command) {
+    let parent = nix::unistd::getpid();
+    if nix::unistd::gettid() != parent {
+        return;
+    }
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are sound. It makes two plain system calls (prctl, getppid) and
+    // neither allocates nor takes a lock; its errors are errno values, built without allocating.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            // The parent may have died before the signal was armed.
+            if nix::unistd::getppid() != parent {
+                return Err(nix::errno::Errno::ESRCH.into());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// The workflow file's directory, absolute, so that a relative program path resolves the same
 /// way whatever the current directory of the child.
 fn workflow_dir(path: &Path) -> PathBuf {
@@ -182,6 +211,7 @@ impl TraceRun<'_> {
             Some(state) => cmd.env("TRACESTATE", state),
             None => cmd.env_remove("TRACESTATE"),
         };
+        die_with_this_process(&mut cmd);
         // The process may be another run under this trace: the trace must be in the store.
         self.rec.settle();
         let mut child = cmd.spawn().map_err(|e| {

@@ -571,3 +571,31 @@ fn error_snippets_escape_terminal_controls_and_cut_long_lines() {
         "the window shows the column: {err}"
     );
 }
+
+#[test]
+fn kill_9_of_run_takes_its_running_command_with_it() {
+    let env = TestEnv::new().workflow(
+        "slow.yaml",
+        "name: Slow\nsteps:\n  - run: \"echo $$ > child.pid; exec sleep 30\"\n",
+    );
+    let child = env.spawn(&["run", "slow.yaml"]);
+    let pid = child.id();
+    let child_pid: i32 = crate::wait_for_file(&env.path().join("child.pid"))
+        .parse()
+        .unwrap_or_default();
+    assert!(child_pid > 0);
+    crate::signal(pid, nix::sys::signal::Signal::SIGKILL);
+    let out = wait_within(child, DEADLINE);
+    assert_eq!(out.status.code(), None, "killed by a signal");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !crate::process_is_gone(child_pid) {
+        if Instant::now() > deadline {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child_pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            panic!("the command outlived its run by 3 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
