@@ -323,16 +323,51 @@ fn random_group_id() -> String {
     format!("group_{hex}")
 }
 
-/// Renders metadata templates into `into`; the first failure is kept in `error`.
-fn render_metadata(
+/// Renders a template of the run's setup (group, names, metadata) off the runtime thread, like
+/// a step's; Ctrl-C stops the wait.
+async fn setup_render<T: Send + 'static>(
     engine: &Engine,
+    root: &Scope,
+    work: impl FnOnce(&crate::workflow::template::Templates) -> Result<T, minijinja::Error>
+    + Send
+    + 'static,
+) -> Result<T, minijinja::Error> {
+    tokio::select! {
+        r = engine.templates.off_thread(work) => r,
+        () = root.cancelled() => Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            "interrupted",
+        )),
+    }
+}
+
+async fn setup_text(
+    engine: &Engine,
+    root: &Scope,
+    source: &str,
+    ctx: &Context,
+) -> Result<String, minijinja::Error> {
+    if !is_template(source) {
+        return Ok(source.to_string());
+    }
+    let source = source.to_string();
+    let ctx = ctx.value();
+    setup_render(engine, root, move |t| t.render(&source, &ctx)).await
+}
+
+/// Renders metadata templates into `into`; the first failure is kept in `error`.
+async fn render_metadata(
+    engine: &Engine,
+    root: &Scope,
     entries: &indexmap::IndexMap<String, LocatedValue>,
     ctx: &Context,
     into: &mut Map<String, Value>,
     error: &mut Option<ErrorInfo>,
 ) {
     for (key, value) in entries {
-        match engine.templates.render_value(&value.value, &ctx.value()) {
+        let source = value.value.clone();
+        let values = ctx.value();
+        match setup_render(engine, root, move |t| t.render_value(&source, &values)).await {
             Ok(v) => {
                 into.insert(key.clone(), v);
             }
@@ -355,7 +390,6 @@ pub(crate) async fn run(
     cancel: CancellationToken,
 ) -> RunOutcome {
     let wf = engine.wf.clone();
-    let templates = &engine.templates;
     let mut ctx = Context {
         vars: TemplateValue::from_serialize(&engine.vars),
         steps: Arc::new(StepResults::default()),
@@ -372,7 +406,7 @@ pub(crate) async fn run(
     let mut setup_error: Option<ErrorInfo> = None;
     let group_id = match (&engine.opts.group, &wf.group_id) {
         (Some(group), _) => Some(group.clone()),
-        (None, Some(template)) => match templates.render(&template.value, &ctx.value()) {
+        (None, Some(template)) => match setup_text(engine, &root, &template.value, &ctx).await {
             Ok(g) if g.trim().is_empty() => None,
             Ok(g) => Some(g),
             Err(e) => {
@@ -383,28 +417,33 @@ pub(crate) async fn run(
         (None, None) => None,
     };
     // A conversation kept across runs is the natural group of its traces.
+    let session_key = wf.all_steps().iter().find_map(|step| match &step.kind {
+        StepKind::Agent {
+            session: Some(key), ..
+        } => Some(key.value.clone()),
+        _ => None,
+    });
+    let session_group = match (&group_id, session_key) {
+        (None, Some(key)) => setup_text(engine, &root, &key, &ctx)
+            .await
+            .ok()
+            .filter(|k| !k.trim().is_empty()),
+        _ => None,
+    };
     let group_id = group_id
-        .or_else(|| {
-            wf.all_steps().iter().find_map(|step| match &step.kind {
-                StepKind::Agent {
-                    session: Some(key), ..
-                } => templates
-                    .render(&key.value, &ctx.value())
-                    .ok()
-                    .filter(|k| !k.trim().is_empty()),
-                _ => None,
-            })
-        })
+        .or(session_group)
         .or_else(|| (wf.traces.len() > 1).then(random_group_id));
     ctx.group_id = group_id.clone();
     let mut base_metadata = Map::new();
     render_metadata(
         engine,
+        &root,
         &wf.metadata,
         &ctx,
         &mut base_metadata,
         &mut setup_error,
-    );
+    )
+    .await;
 
     let mut outcomes = Vec::new();
     let mut status = Status::Ok;
@@ -418,7 +457,15 @@ pub(crate) async fn run(
         ctx.trace_id = trace_id.to_string();
         let mut metadata = base_metadata.clone();
         let mut trace_error = setup_error.take();
-        render_metadata(engine, &def.metadata, &ctx, &mut metadata, &mut trace_error);
+        render_metadata(
+            engine,
+            &root,
+            &def.metadata,
+            &ctx,
+            &mut metadata,
+            &mut trace_error,
+        )
+        .await;
         for (key, value) in &engine.opts.meta {
             metadata.insert(key.clone(), Value::String(value.clone()));
         }
@@ -427,7 +474,7 @@ pub(crate) async fn run(
         if let Some(tc) = &engine.opts.trace_context {
             tc.record(&mut metadata);
         }
-        let name = match templates.render(&def.name.value, &ctx.value()) {
+        let name = match setup_text(engine, &root, &def.name.value, &ctx).await {
             Ok(n) => n,
             Err(e) => {
                 trace_error.get_or_insert_with(|| template_error(&at(def.name.loc), "name", &e));

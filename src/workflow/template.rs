@@ -27,6 +27,10 @@ pub const FUEL: u64 = 10_000_000;
 /// process accepts.
 pub const MAX_OUTPUT_BYTES: usize = 8 << 20;
 
+/// The memory one render may hold at once (64 MiB): its output and everything it builds on the
+/// way (see [`super::budget`]).
+pub const MAX_MEMORY_BYTES: usize = 64 << 20;
+
 /// The template engine for one run (or one validation). Cloning shares the environment.
 #[derive(Clone)]
 pub struct Templates {
@@ -60,6 +64,16 @@ fn output_too_large() -> minijinja::Error {
         format!(
             "rendered text is over {} MiB (the limit of one template)",
             MAX_OUTPUT_BYTES >> 20
+        ),
+    )
+}
+
+fn out_of_memory() -> minijinja::Error {
+    minijinja::Error::new(
+        minijinja::ErrorKind::InvalidOperation,
+        format!(
+            "the template needed more than {} MiB of memory",
+            MAX_MEMORY_BYTES >> 20
         ),
     )
 }
@@ -123,10 +137,13 @@ impl Templates {
     {
         let templates = self.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let spent = Arc::new(AtomicBool::new(false));
+        let flag = spent.clone();
         let spawned = std::thread::Builder::new()
             .name("template".into())
             .spawn(move || {
-                let _ = tx.send(work(&templates));
+                let result = super::budget::capped(MAX_MEMORY_BYTES, flag, || work(&templates));
+                let _ = tx.send(result);
             });
         async move {
             if let Err(e) = spawned {
@@ -135,12 +152,21 @@ impl Templates {
                     format!("cannot start a thread to render the template: {e}"),
                 ));
             }
-            rx.await.unwrap_or_else(|_| {
-                Err(minijinja::Error::new(
-                    minijinja::ErrorKind::InvalidOperation,
-                    "the template thread stopped without a result",
-                ))
-            })
+            // A thread that spent its memory budget never answers: watch its flag.
+            let spent = async {
+                while !spent.load(Ordering::SeqCst) {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            };
+            tokio::select! {
+                r = rx => r.unwrap_or_else(|_| {
+                    Err(minijinja::Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        "the template thread stopped without a result",
+                    ))
+                }),
+                () = spent => Err(out_of_memory()),
+            }
         }
     }
 
@@ -148,13 +174,77 @@ impl Templates {
         &self.env
     }
 
-    /// Checks syntax only; the error message is minijinja's, without its location prefix.
-    pub fn check_syntax(&self, source: &str) -> Result<(), minijinja::Error> {
-        self.env.template_from_str(source).map(|_| ())
+    /// Runs `work` on a thread under the memory budget and waits for it on this one (for
+    /// validation, which has no runtime). Compiling evaluates constant expressions, so a
+    /// template can spend memory before it ever renders: `{{ ['x' * 100000000] * 10 }}`.
+    pub fn capped<T, F>(&self, work: F) -> Result<T, minijinja::Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Templates) -> Result<T, minijinja::Error> + Send + 'static,
+    {
+        let templates = self.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spent = Arc::new(AtomicBool::new(false));
+        let flag = spent.clone();
+        std::thread::Builder::new()
+            .name("template".into())
+            .spawn(move || {
+                let result = super::budget::capped(MAX_MEMORY_BYTES, flag, || work(&templates));
+                let _ = tx.send(result);
+            })
+            .map_err(|e| {
+                minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    format!("cannot start a thread to compile the template: {e}"),
+                )
+            })?;
+        loop {
+            match rx.recv_timeout(std::time::Duration::from_millis(20)) {
+                Ok(result) => return result,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if spent.load(Ordering::SeqCst) => {
+                    return Err(out_of_memory());
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(minijinja::Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        "the template thread stopped without a result",
+                    ));
+                }
+            }
+        }
     }
 
-    /// The dotted variable paths a template reads (`steps.research.output`, `vars.topic`).
+    /// Checks syntax only; the error message is minijinja's, without its location prefix.
+    pub fn check_syntax(&self, source: &str) -> Result<(), minijinja::Error> {
+        let source = source.to_string();
+        self.capped(move |t| t.env.template_from_str(&source).map(|_| ()))
+    }
+
+    /// The dotted variable paths a template reads (`steps.research.output`, `vars.topic`),
+    /// compiled under the memory budget.
     pub fn variables(&self, source: &str) -> Result<Vec<String>, minijinja::Error> {
+        let source = source.to_string();
+        self.capped(move |t| t.variables_here(&source))
+    }
+
+    /// The dotted variable paths an `if:` expression reads, compiled under the memory budget.
+    pub fn expression_variables(&self, expr: &str) -> Result<Vec<String>, minijinja::Error> {
+        let expr = expr.to_string();
+        self.capped(move |t| {
+            let mut vars: Vec<String> = t
+                .env
+                .compile_expression(&expr)?
+                .undeclared_variables(true)
+                .into_iter()
+                .collect();
+            vars.sort();
+            Ok(vars)
+        })
+    }
+
+    /// [`Templates::variables`] on this thread.
+    fn variables_here(&self, source: &str) -> Result<Vec<String>, minijinja::Error> {
         let tmpl = self.env.template_from_str(source)?;
         let mut vars: Vec<String> = tmpl.undeclared_variables(true).into_iter().collect();
         vars.sort();
@@ -216,7 +306,7 @@ impl Templates {
 
     /// The shortest prefix of a variable path in `source` that is undefined in `ctx`.
     fn first_undefined(&self, source: &str, ctx: &Value) -> Option<String> {
-        for path in self.variables(source).ok()? {
+        for path in self.variables_here(source).ok()? {
             let parts: Vec<&str> = path.split('.').collect();
             for n in 1..=parts.len() {
                 let prefix = parts[..n].join(".");

@@ -404,7 +404,7 @@ fn sigterm_stops_a_run_while_a_template_renders() {
     // out, so only the signal can end the run quickly.
     let env = TestEnv::new().workflow(
         "slow.yaml",
-        "name: Slow\nsteps:\n  - run: \"touch started\"\n  - id: render\n    run: [\"echo\", \"{% for i in range(100000) %}{% for j in range(100000) %}{% set _ = 'x' * 50000 %}{% endfor %}{% endfor %}\"]\n",
+        "name: Slow\nsteps:\n  - run: \"touch started\"\n  - id: render\n    run: [\"echo\", \"{% for i in range(100000) %}{% for j in range(100000) %}{% set _ = 'x' * (50000 + j) %}{% endfor %}{% endfor %}\"]\n",
     );
     let child = env.spawn(&["run", "slow.yaml"]);
     let pid = child.id();
@@ -598,4 +598,49 @@ fn kill_9_of_run_takes_its_running_command_with_it() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn a_template_doubling_a_string_stops_at_its_memory_budget() {
+    // Forty doublings would be a terabyte; before the budget this aborted the process.
+    let doubling = "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}";
+    // Compiling folds constants, so a template can spend memory before it renders.
+    let folded = format!(
+        "{{{{ [{}] | length }}}}",
+        vec!["'x' * 100000000"; 20].join(", ")
+    );
+    let env = TestEnv::new()
+        .workflow(
+            "grow.yaml",
+            &format!("name: Grow\nsteps:\n  - id: grow\n    run: [\"echo\", \"{doubling}\"]\n"),
+        )
+        .workflow(
+            "fold.yaml",
+            &format!("name: Fold\nsteps:\n  - run: [\"echo\", \"{folded}\"]\n"),
+        );
+    let out = env.run(&["run", "grow.yaml"]);
+    assert_exit(&out, 1);
+    let expected = "error: template error in `run[1]` at grow.yaml:4:19: invalid operation: the \
+                    template needed more than 64 MiB of memory";
+    assert!(stderr(&out).contains(expected), "{}", stderr(&out));
+    let trace = env.show_json("last");
+    assert_eq!(trace["status"], "error");
+    assert_eq!(trace["spans"][0]["status"], "error", "{trace:#}");
+    assert!(
+        trace["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("more than 64 MiB of memory"),
+        "{trace:#}"
+    );
+
+    let out = env.run(&["validate", "fold.yaml"]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains(
+            "fold.yaml:3:19: template error: invalid operation: the template needed more than 64 MiB of memory"
+        ),
+        "{}",
+        stderr(&out)
+    );
 }
