@@ -16,8 +16,20 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
+
+/// Threads stopped for good by their budget, each holding up to its budget until exit.
+static STOPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// How many template threads may be stopped before no new one starts: a loop whose every item
+/// spends its budget (under `continue_on_error`) must not pile up 64 MiB per item.
+pub const MAX_STOPPED: usize = 4;
+
+/// Whether a new budgeted thread may start.
+pub fn may_start() -> bool {
+    STOPPED.load(Ordering::SeqCst) < MAX_STOPPED
+}
 
 /// The allocator of the whole program: [`System`], with the budget of template threads.
 pub struct Budgeted;
@@ -66,6 +78,7 @@ fn charge(bytes: usize) {
                 flag.store(true, Ordering::SeqCst);
             }
         });
+        STOPPED.fetch_add(1, Ordering::SeqCst);
         // The allocation is refused by never returning; sleeping takes no lock and no memory.
         loop {
             std::thread::sleep(Duration::from_secs(3600));

@@ -68,6 +68,21 @@ fn output_too_large() -> minijinja::Error {
     )
 }
 
+/// Refuses to start a template thread once [`super::budget::MAX_STOPPED`] have spent their
+/// memory budget (each still holds it).
+fn too_many_stopped() -> Result<(), minijinja::Error> {
+    if super::budget::may_start() {
+        return Ok(());
+    }
+    Err(minijinja::Error::new(
+        minijinja::ErrorKind::InvalidOperation,
+        format!(
+            "{} templates of this run already ran out of memory; no more are rendered",
+            super::budget::MAX_STOPPED
+        ),
+    ))
+}
+
 fn out_of_memory() -> minijinja::Error {
     minijinja::Error::new(
         minijinja::ErrorKind::InvalidOperation,
@@ -139,18 +154,24 @@ impl Templates {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let spent = Arc::new(AtomicBool::new(false));
         let flag = spent.clone();
-        let spawned = std::thread::Builder::new()
-            .name("template".into())
-            .spawn(move || {
-                let result = super::budget::capped(MAX_MEMORY_BYTES, flag, || work(&templates));
-                let _ = tx.send(result);
-            });
+        let spawned = too_many_stopped().map(|()| {
+            std::thread::Builder::new()
+                .name("template".into())
+                .spawn(move || {
+                    let result = super::budget::capped(MAX_MEMORY_BYTES, flag, || work(&templates));
+                    let _ = tx.send(result);
+                })
+        });
         async move {
-            if let Err(e) = spawned {
-                return Err(minijinja::Error::new(
-                    minijinja::ErrorKind::InvalidOperation,
-                    format!("cannot start a thread to render the template: {e}"),
-                ));
+            match spawned {
+                Err(e) => return Err(e),
+                Ok(Err(e)) => {
+                    return Err(minijinja::Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        format!("cannot start a thread to render the template: {e}"),
+                    ));
+                }
+                Ok(Ok(_)) => {}
             }
             // A thread that spent its memory budget never answers: watch its flag.
             let spent = async {
@@ -186,6 +207,7 @@ impl Templates {
         let (tx, rx) = std::sync::mpsc::channel();
         let spent = Arc::new(AtomicBool::new(false));
         let flag = spent.clone();
+        too_many_stopped()?;
         std::thread::Builder::new()
             .name("template".into())
             .spawn(move || {

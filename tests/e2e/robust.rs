@@ -644,3 +644,36 @@ fn a_template_doubling_a_string_stops_at_its_memory_budget() {
         stderr(&out)
     );
 }
+
+#[test]
+fn templates_out_of_memory_in_a_loop_stop_piling_up_after_four() {
+    let env = TestEnv::new().workflow(
+        "many.yaml",
+        r#"
+name: Many
+steps:
+  - foreach: "{{ range(8) | list }}"
+    steps:
+      - continue_on_error: true
+        run: ["echo", "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}"]
+"#,
+    );
+    let out = env.run(&["run", "many.yaml"]);
+    assert_exit(&out, 0);
+    let trace = env.show_json("last");
+    let errors: Vec<String> = spans_of(&trace)
+        .iter()
+        .filter(|s| s["kind"] == "command")
+        .map(|s| s["error"]["message"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(errors.len(), 8);
+    let spent = errors
+        .iter()
+        .filter(|m| m.contains("more than 64 MiB of memory"))
+        .count();
+    let refused = errors
+        .iter()
+        .filter(|m| m.contains("4 templates of this run already ran out of memory"))
+        .count();
+    assert_eq!((spent, refused), (4, 4), "{errors:#?}");
+}
