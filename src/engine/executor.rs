@@ -15,7 +15,7 @@ use super::{Engine, Failure, RunOutcome, TraceOutcome};
 use crate::trace::{
     ErrorInfo, Recorder, Sink, SpanHandle, SpanKind, Status, Timestamp, Trace, TraceId, Usage,
 };
-use crate::workflow::template::{Output, is_template};
+use crate::workflow::template::{Output, has_template, is_template};
 use crate::workflow::{EventDef, Loc, LocatedValue, Step, StepKind};
 
 pub(crate) type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'a>>;
@@ -84,6 +84,9 @@ impl TraceRun<'_> {
         field: &str,
         value: &LocatedValue,
     ) -> Result<Value, Failure> {
+        if !has_template(&value.value) {
+            return Ok(value.value.clone());
+        }
         let source = value.value.clone();
         let ctx = frame.ctx.value();
         let work = self

@@ -37,7 +37,7 @@ pub struct Budgeted;
 thread_local! {
     /// The bytes this thread may hold; 0 when it has no budget.
     static LIMIT: Cell<usize> = const { Cell::new(0) };
-    /// The bytes it holds now (what it allocated less what it freed, so it may dip below 0).
+    /// The bytes it holds now: what it allocated less what it freed, never below 0.
     static HELD: Cell<isize> = const { Cell::new(0) };
     /// Raised when the budget is spent; the engine watches it.
     static FLAG: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
@@ -88,7 +88,8 @@ fn charge(bytes: usize) {
 
 fn credit(bytes: usize) {
     if LIMIT.try_with(Cell::get).is_ok_and(|l| l > 0) {
-        HELD.with(|h| h.set(h.get().saturating_sub(bytes as isize)));
+        // Memory from before this budget does not make room for more.
+        HELD.with(|h| h.set(h.get().saturating_sub(bytes as isize).max(0)));
     }
 }
 

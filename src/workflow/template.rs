@@ -12,8 +12,8 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 
 use minijinja::value::{Enumerator, Object, ObjectRepr};
 use minijinja::{Environment, UndefinedBehavior, Value};
@@ -68,6 +68,45 @@ fn output_too_large() -> minijinja::Error {
     )
 }
 
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Template threads waiting for work. Starting a thread per render doubled the run time of a
+/// template-heavy loop; a thread goes back here after each job, unless its budget stopped it.
+static IDLE: Mutex<Vec<mpsc::Sender<Job>>> = Mutex::new(Vec::new());
+
+/// Runs `job` on an idle template thread, or a new one.
+fn on_template_thread(job: Job) -> Result<(), minijinja::Error> {
+    too_many_stopped()?;
+    let idle = IDLE.lock().unwrap_or_else(|p| p.into_inner()).pop();
+    let job = match idle {
+        Some(worker) => match worker.send(job) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::SendError(job)) => job,
+        },
+        None => job,
+    };
+    let (tx, rx) = mpsc::channel::<Job>();
+    let me = tx.clone();
+    let _ = tx.send(job);
+    std::thread::Builder::new()
+        .name("template".into())
+        .spawn(move || {
+            while let Ok(job) = rx.recv() {
+                job();
+                IDLE.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(me.clone());
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| {
+            minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("cannot start a thread to render the template: {e}"),
+            )
+        })
+}
+
 /// Refuses to start a template thread once [`super::budget::MAX_STOPPED`] have spent their
 /// memory budget (each still holds it).
 fn too_many_stopped() -> Result<(), minijinja::Error> {
@@ -115,6 +154,16 @@ pub fn is_template(s: &str) -> bool {
     s.contains("{{") || s.contains("{%") || s.contains("{#")
 }
 
+/// Whether any string in a YAML value holds template syntax.
+pub fn has_template(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => is_template(s),
+        serde_json::Value::Array(items) => items.iter().any(has_template),
+        serde_json::Value::Object(map) => map.values().any(has_template),
+        _ => false,
+    }
+}
+
 /// If `s` is exactly one `{{ expression }}` (surrounding white space aside), the expression.
 pub fn single_expression(s: &str) -> Option<&str> {
     let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
@@ -154,25 +203,12 @@ impl Templates {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let spent = Arc::new(AtomicBool::new(false));
         let flag = spent.clone();
-        let spawned = too_many_stopped().map(|()| {
-            std::thread::Builder::new()
-                .name("template".into())
-                .spawn(move || {
-                    let result = super::budget::capped(MAX_MEMORY_BYTES, flag, || work(&templates));
-                    let _ = tx.send(result);
-                })
-        });
+        let spawned = on_template_thread(Box::new(move || {
+            let result = super::budget::capped(MAX_MEMORY_BYTES, flag, || work(&templates));
+            let _ = tx.send(result);
+        }));
         async move {
-            match spawned {
-                Err(e) => return Err(e),
-                Ok(Err(e)) => {
-                    return Err(minijinja::Error::new(
-                        minijinja::ErrorKind::InvalidOperation,
-                        format!("cannot start a thread to render the template: {e}"),
-                    ));
-                }
-                Ok(Ok(_)) => {}
-            }
+            spawned?;
             // A thread that spent its memory budget never answers: watch its flag.
             let spent = async {
                 while !spent.load(Ordering::SeqCst) {
@@ -207,19 +243,10 @@ impl Templates {
         let (tx, rx) = std::sync::mpsc::channel();
         let spent = Arc::new(AtomicBool::new(false));
         let flag = spent.clone();
-        too_many_stopped()?;
-        std::thread::Builder::new()
-            .name("template".into())
-            .spawn(move || {
-                let result = super::budget::capped(MAX_MEMORY_BYTES, flag, || work(&templates));
-                let _ = tx.send(result);
-            })
-            .map_err(|e| {
-                minijinja::Error::new(
-                    minijinja::ErrorKind::InvalidOperation,
-                    format!("cannot start a thread to compile the template: {e}"),
-                )
-            })?;
+        on_template_thread(Box::new(move || {
+            let result = super::budget::capped(MAX_MEMORY_BYTES, flag, || work(&templates));
+            let _ = tx.send(result);
+        }))?;
         loop {
             match rx.recv_timeout(std::time::Duration::from_millis(20)) {
                 Ok(result) => return result,
