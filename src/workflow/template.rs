@@ -5,9 +5,11 @@
 //! renders as the original text when used whole.
 //!
 //! A template is a small program written by whoever wrote the workflow, so its evaluation is
-//! bounded: every render gets [`FUEL`] instructions and may produce at most
-//! [`MAX_OUTPUT_BYTES`]. The engine renders on a thread of its own ([`Templates::off_thread`]) so
-//! that a step's `timeout:` and Ctrl-C still act while a slow template burns its fuel.
+//! bounded: every render gets [`FUEL`] instructions, may produce at most [`MAX_OUTPUT_BYTES`] and
+//! hold at most [`MAX_MEMORY_BYTES`] (compiling included: it folds constant expressions). Work
+//! runs on template threads, never on the engine's ([`Templates::off_thread`]), so that a step's
+//! `timeout:` and Ctrl-C still act while a slow template burns its fuel, and so that the memory
+//! budget (`super::budget`), which stops a thread for good, never stops the engine.
 
 use std::fmt;
 use std::future::Future;
