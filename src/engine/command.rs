@@ -97,6 +97,7 @@ async fn read_tail(pipe: Option<impl tokio::io::AsyncRead + Unpin>, keep: usize)
 /// would be killed mid-step. `run` drives the engine on a current-thread runtime, so children
 /// are forked from the main thread, which lives as long as the process; from any other thread
 /// the signal is not set rather than risk that.
+#[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 fn die_with_this_process(cmd: &mut tokio::process::Command) {
     let parent = nix::unistd::getpid();
@@ -117,6 +118,10 @@ fn die_with_this_process(cmd: &mut tokio::process::Command) {
         });
     }
 }
+
+/// Elsewhere there is no PR_SET_PDEATHSIG; cancellation still kills the process group.
+#[cfg(not(target_os = "linux"))]
+fn die_with_this_process(_cmd: &mut tokio::process::Command) {}
 
 /// The workflow file's directory, absolute, so that a relative program path resolves the same
 /// way whatever the current directory of the child.
