@@ -532,6 +532,34 @@ mod tests {
     }
 
     #[test]
+    fn output_past_the_cap_and_runaway_loops_are_errors() {
+        let t = Templates::new();
+        let ctx = context! {};
+        let err = t
+            .render(
+                "{% for i in range(9) %}{{ 'x' * 1048576 }}{% endfor %}",
+                &ctx,
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.detail(),
+            Some("rendered text is over 8 MiB (the limit of one template)")
+        );
+        assert!(t.render("{{ 'x' * 1048576 }}", &ctx).is_ok());
+        let err = t
+            .eval("range(100000) | map('string') | join('') * 20", &ctx)
+            .unwrap_err();
+        assert!(err.to_string().contains("over 8 MiB"), "{err}");
+        let err = t
+            .render(
+                "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+                &ctx,
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), minijinja::ErrorKind::OutOfFuel);
+    }
+
+    #[test]
     fn strict_undefined_is_an_error() {
         let t = Templates::new();
         let err = t.render("{{ vars.nope }}", &context! { vars => context!{} });
