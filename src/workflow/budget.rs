@@ -50,9 +50,15 @@ pub fn capped<T>(limit: usize, spent: Arc<AtomicBool>, work: impl FnOnce() -> T)
     FLAG.with(|f| *f.borrow_mut() = Some(spent));
     HELD.with(|h| h.set(0));
     LIMIT.with(|l| l.set(limit));
-    let out = work();
-    LIMIT.with(|l| l.set(0));
-    out
+    // Lifted even if `work` panics, so that the unwinding thread allocates freely.
+    struct Lift;
+    impl Drop for Lift {
+        fn drop(&mut self) {
+            let _ = LIMIT.try_with(|l| l.set(0));
+        }
+    }
+    let _lift = Lift;
+    work()
 }
 
 /// Counts `bytes` more held by this thread; past its budget, stops the thread for good.
