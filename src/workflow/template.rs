@@ -302,7 +302,8 @@ impl Templates {
         Ok(vars)
     }
 
-    /// Renders a template to text.
+    /// Renders a template to text, under fuel and the output cap. Its memory is bounded only on
+    /// a template thread: the engine calls this through [`Templates::off_thread`].
     pub fn render(&self, source: &str, ctx: &Value) -> Result<String, minijinja::Error> {
         if !is_template(source) {
             return Ok(source.to_string());
