@@ -85,12 +85,14 @@ impl TraceRun<'_> {
             let span = self.agent_span(step, parent, &current, handed_from.as_deref());
             let result = async {
                 if handed_from.is_none() {
-                    user_text = self.render(frame, "input", input.loc, &input.value)?;
+                    user_text = self.render(frame, "input", input.loc, &input.value).await?;
                     if !no_content {
                         span.set_attribute("input", Value::String(user_text.clone()));
                     }
                     if let Some(template) = session {
-                        let key = self.render(frame, "session", template.loc, &template.value)?;
+                        let key = self
+                            .render(frame, "session", template.loc, &template.value)
+                            .await?;
                         let history = self.load_session(&key).await?;
                         span.set_attribute("session", Value::String(key.clone()));
                         span.set_attribute("session_messages", json!(history.len()));
@@ -188,7 +190,7 @@ impl TraceRun<'_> {
             )));
         };
         let instructions = match &def.instructions {
-            Some(i) => self.render(frame, "instructions", i.loc, &i.value)?,
+            Some(i) => self.render(frame, "instructions", i.loc, &i.value).await?,
             None => String::new(),
         };
         let tools = self.tool_specs(def);

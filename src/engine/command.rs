@@ -37,14 +37,91 @@ pub fn stderr_tail(stderr: &[u8]) -> String {
     }
 }
 
-async fn read_all(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
-    let mut buf = Vec::new();
-    if let Some(mut pipe) = pipe {
-        // A read error only truncates what we record.
-        let _ = pipe.read_to_end(&mut buf).await;
-    }
-    buf
+/// How much of stdout a step keeps (its last 1 MiB): the output later steps and the store see.
+pub const STDOUT_KEPT_BYTES: usize = 1 << 20;
+
+/// How much of stderr is read into memory; only its tail is ever kept.
+const STDERR_KEPT_BYTES: usize = 64 << 10;
+
+/// The end of a stream and how long the whole was.
+struct Tail {
+    bytes: Vec<u8>,
+    total: u64,
 }
+
+impl Tail {
+    fn cut(&self) -> bool {
+        self.total > self.bytes.len() as u64
+    }
+}
+
+/// Reads a pipe to its end, keeping only the last `keep` bytes: the process is drained (so it
+/// never blocks on a full pipe) while memory stays under twice `keep`.
+async fn read_tail(pipe: Option<impl tokio::io::AsyncRead + Unpin>, keep: usize) -> Tail {
+    let mut buf = Vec::new();
+    let mut total = 0u64;
+    if let Some(mut pipe) = pipe {
+        let mut chunk = vec![0u8; 64 << 10];
+        // A read error only truncates what we record.
+        while let Ok(n) = pipe.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            buf.extend_from_slice(&chunk[..n]);
+            if buf.len() > 2 * keep {
+                buf.drain(..buf.len() - keep);
+            }
+        }
+    }
+    if buf.len() > keep {
+        buf.drain(..buf.len() - keep);
+    }
+    if total > buf.len() as u64 {
+        // Start at a character, not inside one.
+        let skip = buf
+            .iter()
+            .take(3)
+            .take_while(|b| (**b & 0xC0) == 0x80)
+            .count();
+        buf.drain(..skip);
+    }
+    Tail { bytes: buf, total }
+}
+
+/// Asks the kernel to SIGKILL the child when this process dies, even by `kill -9`, so that no
+/// command outlives its run (its own children, in its process group, are its to stop).
+///
+/// PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not the process: a
+/// child spawned from a short-lived thread (a `spawn_blocking` worker retires after 10 s idle)
+/// would be killed mid-step. `run` drives the engine on a current-thread runtime, so children
+/// are forked from the main thread, which lives as long as the process; from any other thread
+/// the signal is not set rather than risk that.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn die_with_this_process(cmd: &mut tokio::process::Command) {
+    let parent = nix::unistd::getpid();
+    if nix::unistd::gettid() != parent {
+        return;
+    }
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are sound. It makes two plain system calls (prctl, getppid) and
+    // neither allocates nor takes a lock; its errors are errno values, built without allocating.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            // The parent may have died before the signal was armed.
+            if nix::unistd::getppid() != parent {
+                return Err(nix::errno::Errno::ESRCH.into());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Elsewhere there is no PR_SET_PDEATHSIG; cancellation still kills the process group.
+#[cfg(not(target_os = "linux"))]
+fn die_with_this_process(_cmd: &mut tokio::process::Command) {}
 
 /// The workflow file's directory, absolute, so that a relative program path resolves the same
 /// way whatever the current directory of the child.
@@ -139,6 +216,7 @@ impl TraceRun<'_> {
             Some(state) => cmd.env("TRACESTATE", state),
             None => cmd.env_remove("TRACESTATE"),
         };
+        die_with_this_process(&mut cmd);
         // The process may be another run under this trace: the trace must be in the store.
         self.rec.settle();
         let mut child = cmd.spawn().map_err(|e| {
@@ -162,8 +240,12 @@ impl TraceRun<'_> {
             }
         };
         let work = async {
-            let ((), out, err, status) =
-                tokio::join!(feed, read_all(stdout), read_all(stderr), child.wait());
+            let ((), out, err, status) = tokio::join!(
+                feed,
+                read_tail(stdout, STDOUT_KEPT_BYTES),
+                read_tail(stderr, STDERR_KEPT_BYTES),
+                child.wait()
+            );
             (out, err, status)
         };
         tokio::pin!(work);
@@ -189,7 +271,14 @@ impl TraceRun<'_> {
             ))
         })?;
         span.set_attribute("exit_code", json!(status.code()));
-        let mut text = String::from_utf8_lossy(&out).into_owned();
+        // A cut stream says so, with its full size; the output is its last part.
+        for (name, tail) in [("stdout", &out), ("stderr", &err)] {
+            if tail.cut() {
+                span.set_attribute(&format!("{name}_bytes"), json!(tail.total));
+                span.set_attribute(&format!("{name}_truncated"), json!(true));
+            }
+        }
+        let mut text = String::from_utf8_lossy(&out.bytes).into_owned();
         if text.ends_with('\n') {
             text.pop();
             if text.ends_with('\r') {
@@ -199,7 +288,7 @@ impl TraceRun<'_> {
         Ok(Finished {
             status,
             stdout: text,
-            stderr_tail: stderr_tail(&err),
+            stderr_tail: stderr_tail(&err.bytes),
         })
     }
 
@@ -218,11 +307,22 @@ impl TraceRun<'_> {
         // Render before opening the span so that the span can carry what actually runs; a
         // template error still gets a span to sit on.
         let rendered: Result<Vec<String>, Failure> = match command {
-            Command::Argv(args) => args
-                .iter()
-                .enumerate()
-                .map(|(i, a)| self.render(frame, &format!("run[{i}]"), a.loc, &a.value))
-                .collect(),
+            Command::Argv(args) => {
+                let mut argv = Ok(Vec::with_capacity(args.len()));
+                for (i, a) in args.iter().enumerate() {
+                    match self
+                        .render(frame, &format!("run[{i}]"), a.loc, &a.value)
+                        .await
+                    {
+                        Ok(arg) => argv.iter_mut().for_each(|v| v.push(arg.clone())),
+                        Err(e) => {
+                            argv = Err(e);
+                            break;
+                        }
+                    }
+                }
+                argv
+            }
             Command::Script(script) => Ok(vec![script.value.clone()]),
         };
         let program = match (command, &rendered) {
@@ -256,6 +356,7 @@ impl TraceRun<'_> {
         let name = match (&step.name, &step.id) {
             (Some(n), _) => self
                 .render(frame, "name", n.loc, &n.value)
+                .await
                 .unwrap_or_else(|_| n.value.clone()),
             (None, Some(id)) => id.value.clone(),
             (None, None) => program.clone(),
@@ -268,7 +369,8 @@ impl TraceRun<'_> {
             for (key, value) in env {
                 vars.push((
                     key.clone(),
-                    self.render(frame, &format!("env.{key}"), value.loc, &value.value)?,
+                    self.render(frame, &format!("env.{key}"), value.loc, &value.value)
+                        .await?,
                 ));
             }
             let mut cmd = match command {

@@ -17,7 +17,10 @@ use crate::workflow::template::Output;
 #[derive(Debug, Default)]
 pub struct StepResults {
     entries: RwLock<HashMap<String, Value>>,
-    order: RwLock<Vec<String>>,
+    /// Shared so that a reader copies it without allocating under the lock: a template thread
+    /// that spends its memory budget stops for good (see `workflow::budget`), and must not
+    /// stop holding a lock the engine needs.
+    order: RwLock<Arc<Vec<String>>>,
     /// The output of the step that finished last (a loop iteration's result).
     last: RwLock<Option<Output>>,
     parent: Option<Arc<StepResults>>,
@@ -36,9 +39,7 @@ impl StepResults {
         let value = minijinja::context! { output => output.to_value(), status => status };
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         if entries.insert(id.to_string(), value).is_none() {
-            self.order
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
+            Arc::make_mut(&mut self.order.write().unwrap_or_else(|p| p.into_inner()))
                 .push(id.to_string());
         }
     }
@@ -63,7 +64,8 @@ impl StepResults {
 
     fn keys(&self) -> Vec<String> {
         let mut keys = self.parent.as_ref().map(|p| p.keys()).unwrap_or_default();
-        for k in self.order.read().unwrap_or_else(|p| p.into_inner()).iter() {
+        let own = self.order.read().unwrap_or_else(|p| p.into_inner()).clone();
+        for k in own.iter() {
             if !keys.contains(k) {
                 keys.push(k.clone());
             }

@@ -16,7 +16,7 @@ use crate::trace::{
     Alarm, ErrorInfo, Recorder, Sink, SpanHandle, SpanKind, Status, Timestamp, Trace, TraceId,
     Usage,
 };
-use crate::workflow::template::Output;
+use crate::workflow::template::{Output, has_template, is_template};
 use crate::workflow::{EventDef, Loc, LocatedValue, Step, StepKind};
 
 pub(crate) type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'a>>;
@@ -58,29 +58,73 @@ impl TraceRun<'_> {
         template_error(&self.at(loc), field, e)
     }
 
-    pub fn render(
+    /// Renders a template off the runtime thread; the step's scope (its `timeout:`, Ctrl-C)
+    /// stops the wait.
+    pub async fn render(
         &self,
         frame: &Frame,
         field: &str,
         loc: Loc,
         source: &str,
     ) -> Result<String, Failure> {
-        self.engine
+        if !is_template(source) {
+            return Ok(source.to_string());
+        }
+        let source = source.to_string();
+        let ctx = frame.ctx.value();
+        let work = self
+            .engine
             .templates
-            .render(source, &frame.ctx.value())
-            .map_err(|e| Failure::error(self.template_error(field, loc, &e)))
+            .off_thread(move |t| t.render(&source, &ctx));
+        self.bounded(frame, field, loc, work).await
     }
 
-    pub fn render_value(
+    pub async fn render_value(
         &self,
         frame: &Frame,
         field: &str,
         value: &LocatedValue,
     ) -> Result<Value, Failure> {
-        self.engine
+        if !has_template(&value.value) {
+            return Ok(value.value.clone());
+        }
+        let source = value.value.clone();
+        let ctx = frame.ctx.value();
+        let work = self
+            .engine
             .templates
-            .render_value(&value.value, &frame.ctx.value())
-            .map_err(|e| Failure::error(self.template_error(field, value.loc, &e)))
+            .off_thread(move |t| t.render_value(&source, &ctx));
+        self.bounded(frame, field, value.loc, work).await
+    }
+
+    /// Evaluates an expression (an `if:`) off the runtime thread.
+    pub async fn eval(
+        &self,
+        frame: &Frame,
+        field: &str,
+        loc: Loc,
+        expr: &str,
+    ) -> Result<TemplateValue, Failure> {
+        let expr = expr.to_string();
+        let ctx = frame.ctx.value();
+        let work = self
+            .engine
+            .templates
+            .off_thread(move |t| t.eval(&expr, &ctx));
+        self.bounded(frame, field, loc, work).await
+    }
+
+    async fn bounded<T>(
+        &self,
+        frame: &Frame,
+        field: &str,
+        loc: Loc,
+        work: impl Future<Output = Result<T, minijinja::Error>>,
+    ) -> Result<T, Failure> {
+        tokio::select! {
+            r = work => r.map_err(|e| Failure::error(self.template_error(field, loc, &e))),
+            () = frame.scope.cancelled() => Err(frame.scope.failure()),
+        }
     }
 
     /// Makes a step's result visible to later templates and, outside loops, to
@@ -134,9 +178,9 @@ impl TraceRun<'_> {
                 return Err(frame.scope.failure());
             }
             if let Some(condition) = &step.condition
-                && !self.condition_holds(frame, condition)?
+                && !self.condition_holds(frame, condition).await?
             {
-                self.skip(frame, step, parent, condition);
+                self.skip(frame, step, parent, condition).await;
                 return Ok(());
             }
             let result = match &step.timeout {
@@ -210,7 +254,7 @@ impl TraceRun<'_> {
                 events,
                 steps,
             } => {
-                let span_name = self.render(frame, "span", name.loc, &name.value);
+                let span_name = self.render(frame, "span", name.loc, &name.value).await;
                 let display = span_name.as_deref().unwrap_or(&name.value).to_string();
                 let span = self.rec.span(
                     parent_id,
@@ -221,7 +265,7 @@ impl TraceRun<'_> {
                 let result = async {
                     span_name?;
                     for event in events {
-                        self.add_event(frame, &span, event)?;
+                        self.add_event(frame, &span, event).await?;
                     }
                     self.run_steps(frame, steps, Some(&span)).await
                 }
@@ -230,20 +274,28 @@ impl TraceRun<'_> {
                 result
             }
             StepKind::Event(event) => match parent {
-                Some(span) => self.add_event(frame, span, event),
+                Some(span) => self.add_event(frame, span, event).await,
                 // Validation rejects events outside a span; nothing to attach one to here.
                 None => Ok(()),
             },
         }
     }
 
-    fn add_event(&self, frame: &Frame, span: &SpanHandle, event: &EventDef) -> Result<(), Failure> {
-        let name = self.render(frame, "event", event.name.loc, &event.name.value)?;
+    async fn add_event(
+        &self,
+        frame: &Frame,
+        span: &SpanHandle,
+        event: &EventDef,
+    ) -> Result<(), Failure> {
+        let name = self
+            .render(frame, "event", event.name.loc, &event.name.value)
+            .await?;
         let mut attributes = Map::new();
         for (key, value) in &event.attributes {
             attributes.insert(
                 key.clone(),
-                self.render_value(frame, &format!("attributes.{key}"), value)?,
+                self.render_value(frame, &format!("attributes.{key}"), value)
+                    .await?,
             );
         }
         span.add_event(name, attributes);
@@ -275,16 +327,51 @@ fn random_group_id() -> String {
     format!("group_{hex}")
 }
 
-/// Renders metadata templates into `into`; the first failure is kept in `error`.
-fn render_metadata(
+/// Renders a template of the run's setup (group, names, metadata) off the runtime thread, like
+/// a step's; Ctrl-C stops the wait.
+async fn setup_render<T: Send + 'static>(
     engine: &Engine,
+    root: &Scope,
+    work: impl FnOnce(&crate::workflow::template::Templates) -> Result<T, minijinja::Error>
+    + Send
+    + 'static,
+) -> Result<T, minijinja::Error> {
+    tokio::select! {
+        r = engine.templates.off_thread(work) => r,
+        () = root.cancelled() => Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            "interrupted",
+        )),
+    }
+}
+
+async fn setup_text(
+    engine: &Engine,
+    root: &Scope,
+    source: &str,
+    ctx: &Context,
+) -> Result<String, minijinja::Error> {
+    if !is_template(source) {
+        return Ok(source.to_string());
+    }
+    let source = source.to_string();
+    let ctx = ctx.value();
+    setup_render(engine, root, move |t| t.render(&source, &ctx)).await
+}
+
+/// Renders metadata templates into `into`; the first failure is kept in `error`.
+async fn render_metadata(
+    engine: &Engine,
+    root: &Scope,
     entries: &indexmap::IndexMap<String, LocatedValue>,
     ctx: &Context,
     into: &mut Map<String, Value>,
     error: &mut Option<ErrorInfo>,
 ) {
     for (key, value) in entries {
-        match engine.templates.render_value(&value.value, &ctx.value()) {
+        let source = value.value.clone();
+        let values = ctx.value();
+        match setup_render(engine, root, move |t| t.render_value(&source, &values)).await {
             Ok(v) => {
                 into.insert(key.clone(), v);
             }
@@ -307,7 +394,6 @@ pub(crate) async fn run(
     cancel: CancellationToken,
 ) -> RunOutcome {
     let wf = engine.wf.clone();
-    let templates = &engine.templates;
     let mut ctx = Context {
         vars: TemplateValue::from_serialize(&engine.vars),
         steps: Arc::new(StepResults::default()),
@@ -327,7 +413,7 @@ pub(crate) async fn run(
     let mut setup_error: Option<ErrorInfo> = None;
     let group_id = match (&engine.opts.group, &wf.group_id) {
         (Some(group), _) => Some(group.clone()),
-        (None, Some(template)) => match templates.render(&template.value, &ctx.value()) {
+        (None, Some(template)) => match setup_text(engine, &root, &template.value, &ctx).await {
             Ok(g) if g.trim().is_empty() => None,
             Ok(g) => Some(g),
             Err(e) => {
@@ -338,28 +424,33 @@ pub(crate) async fn run(
         (None, None) => None,
     };
     // A conversation kept across runs is the natural group of its traces.
+    let session_key = wf.all_steps().iter().find_map(|step| match &step.kind {
+        StepKind::Agent {
+            session: Some(key), ..
+        } => Some(key.value.clone()),
+        _ => None,
+    });
+    let session_group = match (&group_id, session_key) {
+        (None, Some(key)) => setup_text(engine, &root, &key, &ctx)
+            .await
+            .ok()
+            .filter(|k| !k.trim().is_empty()),
+        _ => None,
+    };
     let group_id = group_id
-        .or_else(|| {
-            wf.all_steps().iter().find_map(|step| match &step.kind {
-                StepKind::Agent {
-                    session: Some(key), ..
-                } => templates
-                    .render(&key.value, &ctx.value())
-                    .ok()
-                    .filter(|k| !k.trim().is_empty()),
-                _ => None,
-            })
-        })
+        .or(session_group)
         .or_else(|| (wf.traces.len() > 1).then(random_group_id));
     ctx.group_id = group_id.clone();
     let mut base_metadata = Map::new();
     render_metadata(
         engine,
+        &root,
         &wf.metadata,
         &ctx,
         &mut base_metadata,
         &mut setup_error,
-    );
+    )
+    .await;
 
     let mut outcomes = Vec::new();
     let mut status = Status::Ok;
@@ -373,7 +464,15 @@ pub(crate) async fn run(
         ctx.trace_id = trace_id.to_string();
         let mut metadata = base_metadata.clone();
         let mut trace_error = setup_error.take();
-        render_metadata(engine, &def.metadata, &ctx, &mut metadata, &mut trace_error);
+        render_metadata(
+            engine,
+            &root,
+            &def.metadata,
+            &ctx,
+            &mut metadata,
+            &mut trace_error,
+        )
+        .await;
         for (key, value) in &engine.opts.meta {
             metadata.insert(key.clone(), Value::String(value.clone()));
         }
@@ -382,7 +481,7 @@ pub(crate) async fn run(
         if let Some(tc) = &engine.opts.trace_context {
             tc.record(&mut metadata);
         }
-        let name = match templates.render(&def.name.value, &ctx.value()) {
+        let name = match setup_text(engine, &root, &def.name.value, &ctx).await {
             Ok(n) => n,
             Err(e) => {
                 trace_error.get_or_insert_with(|| template_error(&at(def.name.loc), "name", &e));

@@ -39,6 +39,10 @@ fn item_name(item: &Value) -> String {
     }
 }
 
+/// The most items one `foreach:` runs: each iteration holds a context, a span and a task, so a
+/// list from a runaway command must not become a million of them.
+pub const MAX_FOREACH_ITEMS: usize = 10_000;
+
 impl TraceRun<'_> {
     /// The name a step's span gets: its `name:`, else its id, else its form.
     pub(crate) fn display_name(&self, step: &Step) -> String {
@@ -58,23 +62,19 @@ impl TraceRun<'_> {
         }
     }
 
-    pub(crate) fn condition_holds(
+    pub(crate) async fn condition_holds(
         &self,
         frame: &Frame,
         condition: &Located<String>,
     ) -> Result<bool, Failure> {
         let expr = condition_expression(&condition.value);
-        self.engine
-            .templates
-            .env()
-            .compile_expression(expr)
-            .and_then(|compiled| compiled.eval(frame.ctx.value()))
+        self.eval(frame, "if", condition.loc, expr)
+            .await
             .map(|v| v.is_true())
-            .map_err(|e| Failure::error(self.template_error("if", condition.loc, &e)))
     }
 
     /// Records a step whose `if:` was false as a `skipped` span.
-    pub(crate) fn skip(
+    pub(crate) async fn skip(
         &self,
         frame: &Frame,
         step: &Step,
@@ -89,6 +89,7 @@ impl TraceRun<'_> {
         let name = match &step.kind {
             StepKind::Span { name, .. } => self
                 .render(frame, "span", name.loc, &name.value)
+                .await
                 .unwrap_or_else(|_| name.value.clone()),
             _ => self.display_name(step),
         };
@@ -164,7 +165,7 @@ impl TraceRun<'_> {
     ) -> Result<(), Failure> {
         let mut attrs = self.step_attributes(step);
         let span_name = self.display_name(step);
-        let list = self.foreach_items(frame, items);
+        let list = self.foreach_items(frame, items).await;
         if let Ok(list) = &list {
             attrs.insert("items".into(), json!(list.len()));
         }
@@ -242,8 +243,12 @@ impl TraceRun<'_> {
         result
     }
 
-    fn foreach_items(&self, frame: &Frame, items: &LocatedValue) -> Result<Vec<Value>, Failure> {
-        let value = self.render_value(frame, "foreach", items)?;
+    async fn foreach_items(
+        &self,
+        frame: &Frame,
+        items: &LocatedValue,
+    ) -> Result<Vec<Value>, Failure> {
+        let value = self.render_value(frame, "foreach", items).await?;
         let value = match value {
             // A command's JSON output used whole renders as its text.
             Value::String(text) => {
@@ -252,6 +257,14 @@ impl TraceRun<'_> {
             other => other,
         };
         match value {
+            Value::Array(list) if list.len() > MAX_FOREACH_ITEMS => Err(Failure::error(error_at(
+                format!(
+                    "`foreach:` at {} has {} items, more than the limit of {MAX_FOREACH_ITEMS}",
+                    self.at(items.loc),
+                    list.len()
+                ),
+                Value::Null,
+            ))),
             Value::Array(list) => Ok(list),
             other => Err(Failure::error(error_at(
                 format!(

@@ -112,12 +112,15 @@ impl TraceRun<'_> {
         }
         let mut argv = Vec::with_capacity(tool.command.len());
         for (i, arg) in tool.command.iter().enumerate() {
-            argv.push(self.render(
-                frame,
-                &format!("tools.{name}.command[{i}]"),
-                arg.loc,
-                &arg.value,
-            )?);
+            argv.push(
+                self.render(
+                    frame,
+                    &format!("tools.{name}.command[{i}]"),
+                    arg.loc,
+                    &arg.value,
+                )
+                .await?,
+            );
         }
         if !self.engine.opts.no_content {
             span.set_attribute("argv", json!(argv));

@@ -1,4 +1,8 @@
 //! A problem found in a workflow file, pointing at `FILE:LINE:COL` with a snippet of the line.
+//!
+//! The file may be hostile: its text reaches the terminal only with control characters escaped
+//! (an ESC or OSC sequence would drive the terminal), and a long line only as a window around
+//! the column, so that a 5 MB line does not become 10 MB of stderr.
 
 use std::fmt;
 
@@ -56,9 +60,81 @@ impl Diagnostic {
     pub fn headline(&self) -> String {
         format!(
             "{}:{}:{}: {}",
-            self.file, self.loc.line, self.loc.col, self.message
+            printable(&self.file, MESSAGE_CHARS),
+            self.loc.line,
+            self.loc.col,
+            printable(&self.message, MESSAGE_CHARS)
         )
     }
+}
+
+/// How many characters of a source line a snippet shows at most.
+const SNIPPET_CHARS: usize = 120;
+
+/// How many characters of a message or help text are shown at most.
+const MESSAGE_CHARS: usize = 1000;
+
+/// One character as shown: control characters escaped (`\u{1b}`), a tab as one space (so the
+/// caret line stays aligned).
+fn shown(c: char) -> String {
+    match c {
+        '\t' => " ".to_string(),
+        c if c.is_control() => c.escape_default().to_string(),
+        c => c.to_string(),
+    }
+}
+
+/// Text from the file made safe for a terminal, and cut to `max` characters.
+pub fn printable(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (n, c) in text.chars().enumerate() {
+        if n == max {
+            out.push('…');
+            break;
+        }
+        out.push_str(&shown(c));
+    }
+    out
+}
+
+/// The shown line, the caret's offset in it and the caret's width: a window of
+/// [`SNIPPET_CHARS`] around the column, `…` where the line goes on.
+fn window(text: &str, col: usize, width: usize) -> (String, usize, usize) {
+    let len = text.chars().count();
+    let col = col.min(len.saturating_sub(1));
+    let width = width.min(len.saturating_sub(col)).max(1);
+    let start = if len <= SNIPPET_CHARS {
+        0
+    } else {
+        col.saturating_sub(SNIPPET_CHARS / 3)
+            .min(len - SNIPPET_CHARS)
+    };
+    let end = (start + SNIPPET_CHARS).min(len);
+    // Only the window's characters are looked at closely.
+    let cells: Vec<String> = text
+        .chars()
+        .skip(start)
+        .take(end - start)
+        .map(shown)
+        .collect();
+    let offset = |from: usize, to: usize| -> usize {
+        cells[from - start..to - start]
+            .iter()
+            .map(|s| s.chars().count())
+            .sum()
+    };
+    let mut line = String::new();
+    let mut caret = offset(start, col);
+    if start > 0 {
+        line.push('…');
+        caret += 1;
+    }
+    line.push_str(&cells.concat());
+    if end < len {
+        line.push('…');
+    }
+    let shown_width = offset(col, (col + width).min(end)).max(1);
+    (line, caret, shown_width)
 }
 
 impl fmt::Display for Diagnostic {
@@ -67,17 +143,14 @@ impl fmt::Display for Diagnostic {
         if let Some(text) = &self.line_text {
             let number = self.loc.line.to_string();
             let pad = " ".repeat(number.len());
-            // Tabs would break the alignment of the caret line.
-            let text = text.replace('\t', " ");
             let col = (self.loc.col.max(1) - 1) as usize;
-            let available = text.chars().count().saturating_sub(col).max(1);
-            let width = self.width.min(available);
+            let (line, caret, width) = window(text, col, self.width);
             writeln!(f, "{pad} |")?;
-            writeln!(f, "{number} | {text}")?;
-            writeln!(f, "{pad} | {}{}", " ".repeat(col), "^".repeat(width))?;
+            writeln!(f, "{number} | {line}")?;
+            writeln!(f, "{pad} | {}{}", " ".repeat(caret), "^".repeat(width))?;
         }
         if let Some(help) = &self.help {
-            writeln!(f, "  = help: {help}")?;
+            writeln!(f, "  = help: {}", printable(help, MESSAGE_CHARS))?;
         }
         Ok(())
     }
@@ -97,5 +170,47 @@ mod tests {
             d.to_string(),
             "w.yaml:2:3: unknown key `inptu`\n  |\n2 |   inptu: x\n  |   ^^^^^\n  = help: did you mean `input`?\n"
         );
+    }
+
+    #[test]
+    fn control_characters_are_escaped_and_the_caret_still_points_at_the_column() {
+        let d = Diagnostic::new("w.yaml", Loc { line: 1, col: 15 }, "bad \u{1b}[31mkey")
+            .width(3)
+            .with_source("a: \u{1b}]0;pwned\u{7}\tbad\n");
+        let text = d.to_string();
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{text:?}"
+        );
+        assert_eq!(
+            text,
+            "w.yaml:1:15: bad \\u{1b}[31mkey\n  |\n1 | a: \\u{1b}]0;pwned\\u{7} bad\n  |                        ^^^\n"
+        );
+    }
+
+    #[test]
+    fn a_long_line_is_cut_to_a_window_around_the_column() {
+        let line = format!("{}XYZ{}", "a".repeat(5_000_000), "b".repeat(5_000_000));
+        let d = Diagnostic::new(
+            "w.yaml",
+            Loc {
+                line: 1,
+                col: 5_000_001,
+            },
+            "here",
+        )
+        .width(3)
+        .with_source(&line);
+        let text = d.to_string();
+        assert!(text.len() < 600, "{} bytes", text.len());
+        let lines: Vec<&str> = text.lines().collect();
+        let shown = lines[2].strip_prefix("1 | ").unwrap_or_default();
+        let caret = lines[3].strip_prefix("  | ").unwrap_or_default();
+        assert!(shown.starts_with('…') && shown.ends_with('…'), "{shown}");
+        assert_eq!(shown.chars().count(), 122);
+        let at = caret.find('^').unwrap_or_default();
+        let picked: String = shown.chars().skip(at).take(3).collect();
+        assert_eq!(picked, "XYZ");
+        assert_eq!(caret.trim_start(), "^^^");
     }
 }

@@ -1,5 +1,6 @@
 //! Workflow files: the typed schema, parsing YAML with locations, validation, and templates.
 
+pub mod budget;
 pub mod diagnostic;
 pub mod expect;
 #[cfg(test)]

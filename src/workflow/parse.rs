@@ -118,10 +118,35 @@ const FORM_ONLY_KEYS: &[(&str, &[&str])] = &[
 /// What a duration looks like, for messages.
 const DURATION: &str = "a duration like 30s, 2m or 1h";
 
+/// The largest workflow file read (10 MiB); a path to `/dev/zero` or an endless pipe stops
+/// there instead of filling memory.
+pub const MAX_WORKFLOW_BYTES: u64 = 10 << 20;
+
+/// Reads a workflow as UTF-8 text, at most [`MAX_WORKFLOW_BYTES`]. Pipes and devices are read
+/// like files (`run <(generate)` works), up to the same limit.
+fn read_capped(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_WORKFLOW_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_WORKFLOW_BYTES {
+        return Err(std::io::Error::other(format!(
+            "the file is over {} MiB, the limit of a workflow file",
+            MAX_WORKFLOW_BYTES >> 20
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
+    })
+}
+
 /// Reads, parses and validates a workflow file; every problem in one Error::Invalid (sorted by
 /// line/col), or Error::ReadFile.
 pub fn load(path: &Path) -> Result<Workflow, Error> {
-    let source = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
+    let source = read_capped(path).map_err(|source| Error::ReadFile {
         path: path.to_path_buf(),
         source,
     })?;

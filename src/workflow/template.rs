@@ -3,16 +3,146 @@
 //!
 //! Step outputs that are JSON objects or arrays become data (`steps.x.output.field`) that still
 //! renders as the original text when used whole.
+//!
+//! A template is a small program written by whoever wrote the workflow, so its evaluation is
+//! bounded: every render gets [`FUEL`] instructions, may produce at most [`MAX_OUTPUT_BYTES`] and
+//! hold at most [`MAX_MEMORY_BYTES`] (compiling included: it folds constant expressions). Work
+//! runs on template threads, never on the engine's ([`Templates::off_thread`]), so that a step's
+//! `timeout:` and Ctrl-C still act while a slow template burns its fuel, and so that the memory
+//! budget (`super::budget`), which stops a thread for good, never stops the engine.
 
 use std::fmt;
-use std::sync::Arc;
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 
 use minijinja::value::{Enumerator, Object, ObjectRepr};
 use minijinja::{Environment, UndefinedBehavior, Value};
 
-/// The template engine for one run (or one validation).
+/// Instructions one render (or one expression) may execute: far more than any real prompt needs
+/// (a loop over 10,000 items with a few fields each uses well under a million), few enough that
+/// a runaway loop stops within seconds.
+pub const FUEL: u64 = 10_000_000;
+
+/// The most text one render may produce (8 MiB): far above any prompt or argument a model or a
+/// process accepts.
+pub const MAX_OUTPUT_BYTES: usize = 8 << 20;
+
+/// The memory one render may hold at once (64 MiB): its output and everything it builds on the
+/// way (see [`super::budget`]).
+pub const MAX_MEMORY_BYTES: usize = 64 << 20;
+
+/// The template engine for one run (or one validation). Cloning shares the environment.
+#[derive(Clone)]
 pub struct Templates {
-    env: Environment<'static>,
+    env: Arc<Environment<'static>>,
+}
+
+/// Renders into memory, refusing to grow past [`MAX_OUTPUT_BYTES`].
+struct CappedWriter {
+    out: Vec<u8>,
+    over: Arc<AtomicBool>,
+}
+
+impl io::Write for CappedWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.out.len() + buf.len() > MAX_OUTPUT_BYTES {
+            self.over.store(true, Ordering::Relaxed);
+            return Err(io::Error::other("template output too large"));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn output_too_large() -> minijinja::Error {
+    minijinja::Error::new(
+        minijinja::ErrorKind::InvalidOperation,
+        format!(
+            "rendered text is over {} MiB (the limit of one template)",
+            MAX_OUTPUT_BYTES >> 20
+        ),
+    )
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Template threads waiting for work. Starting a thread per render doubled the run time of a
+/// template-heavy loop; a thread goes back here after each job, unless its budget stopped it.
+static IDLE: Mutex<Vec<mpsc::Sender<Job>>> = Mutex::new(Vec::new());
+
+/// Runs `job` on an idle template thread, or a new one.
+fn on_template_thread(job: Job) -> Result<(), minijinja::Error> {
+    too_many_stopped()?;
+    let idle = IDLE.lock().unwrap_or_else(|p| p.into_inner()).pop();
+    let job = match idle {
+        Some(worker) => match worker.send(job) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::SendError(job)) => job,
+        },
+        None => job,
+    };
+    let (tx, rx) = mpsc::channel::<Job>();
+    let me = tx.clone();
+    let _ = tx.send(job);
+    std::thread::Builder::new()
+        .name("template".into())
+        .spawn(move || {
+            while let Ok(job) = rx.recv() {
+                job();
+                IDLE.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(me.clone());
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| {
+            minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("cannot start a thread to render the template: {e}"),
+            )
+        })
+}
+
+/// Refuses to start a template thread once [`super::budget::MAX_STOPPED`] have spent their
+/// memory budget (each still holds it).
+fn too_many_stopped() -> Result<(), minijinja::Error> {
+    if super::budget::may_start() {
+        return Ok(());
+    }
+    Err(minijinja::Error::new(
+        minijinja::ErrorKind::InvalidOperation,
+        format!(
+            "{} templates of this run already ran out of memory; no more are rendered",
+            super::budget::MAX_STOPPED
+        ),
+    ))
+}
+
+fn out_of_memory() -> minijinja::Error {
+    minijinja::Error::new(
+        minijinja::ErrorKind::InvalidOperation,
+        format!(
+            "the template needed more than {} MiB of memory",
+            MAX_MEMORY_BYTES >> 20
+        ),
+    )
+}
+
+/// Says how much fuel a render may burn when it runs out.
+fn explain_fuel(e: minijinja::Error) -> minijinja::Error {
+    if e.kind() == minijinja::ErrorKind::OutOfFuel {
+        return minijinja::Error::new(
+            minijinja::ErrorKind::OutOfFuel,
+            format!("the template ran more than {FUEL} instructions (a runaway loop?)"),
+        );
+    }
+    e
 }
 
 impl Default for Templates {
@@ -24,6 +154,16 @@ impl Default for Templates {
 /// Whether a string holds template syntax at all.
 pub fn is_template(s: &str) -> bool {
     s.contains("{{") || s.contains("{%") || s.contains("{#")
+}
+
+/// Whether any string in a YAML value holds template syntax.
+pub fn has_template(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => is_template(s),
+        serde_json::Value::Array(items) => items.iter().any(has_template),
+        serde_json::Value::Object(map) => map.values().any(has_template),
+        _ => false,
+    }
 }
 
 /// If `s` is exactly one `{{ expression }}` (surrounding white space aside), the expression.
@@ -49,34 +189,157 @@ impl Templates {
         // Rendered text goes to models and processes, not to HTML.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         env.set_keep_trailing_newline(true);
-        Templates { env }
+        env.set_fuel(Some(FUEL));
+        Templates { env: Arc::new(env) }
+    }
+
+    /// Runs `work` on a thread of its own and waits for it without blocking the runtime. When
+    /// the caller stops waiting (a timeout, a signal), the thread runs on until its fuel is
+    /// spent and its result is dropped; the process may exit meanwhile.
+    pub fn off_thread<T, F>(&self, work: F) -> impl Future<Output = Result<T, minijinja::Error>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Templates) -> Result<T, minijinja::Error> + Send + 'static,
+    {
+        let templates = self.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let spent = Arc::new(AtomicBool::new(false));
+        let flag = spent.clone();
+        let spawned = on_template_thread(Box::new(move || {
+            let result = super::budget::capped(MAX_MEMORY_BYTES, flag, || work(&templates));
+            let _ = tx.send(result);
+        }));
+        async move {
+            spawned?;
+            // A thread that spent its memory budget never answers: watch its flag.
+            let spent = async {
+                while !spent.load(Ordering::SeqCst) {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            };
+            tokio::select! {
+                r = rx => r.unwrap_or_else(|_| {
+                    Err(minijinja::Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        "the template thread stopped without a result",
+                    ))
+                }),
+                () = spent => Err(out_of_memory()),
+            }
+        }
     }
 
     pub fn env(&self) -> &Environment<'static> {
         &self.env
     }
 
-    /// Checks syntax only; the error message is minijinja's, without its location prefix.
-    pub fn check_syntax(&self, source: &str) -> Result<(), minijinja::Error> {
-        self.env.template_from_str(source).map(|_| ())
+    /// Runs `work` on a thread under the memory budget and waits for it on this one (for
+    /// validation, which has no runtime). Compiling evaluates constant expressions, so a
+    /// template can spend memory before it ever renders: `{{ ['x' * 100000000] * 10 }}`.
+    pub fn capped<T, F>(&self, work: F) -> Result<T, minijinja::Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Templates) -> Result<T, minijinja::Error> + Send + 'static,
+    {
+        let templates = self.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spent = Arc::new(AtomicBool::new(false));
+        let flag = spent.clone();
+        on_template_thread(Box::new(move || {
+            let result = super::budget::capped(MAX_MEMORY_BYTES, flag, || work(&templates));
+            let _ = tx.send(result);
+        }))?;
+        loop {
+            match rx.recv_timeout(std::time::Duration::from_millis(20)) {
+                Ok(result) => return result,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if spent.load(Ordering::SeqCst) => {
+                    return Err(out_of_memory());
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(minijinja::Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        "the template thread stopped without a result",
+                    ));
+                }
+            }
+        }
     }
 
-    /// The dotted variable paths a template reads (`steps.research.output`, `vars.topic`).
+    /// Checks syntax only; the error message is minijinja's, without its location prefix.
+    pub fn check_syntax(&self, source: &str) -> Result<(), minijinja::Error> {
+        let source = source.to_string();
+        self.capped(move |t| t.env.template_from_str(&source).map(|_| ()))
+    }
+
+    /// The dotted variable paths a template reads (`steps.research.output`, `vars.topic`),
+    /// compiled under the memory budget.
     pub fn variables(&self, source: &str) -> Result<Vec<String>, minijinja::Error> {
+        let source = source.to_string();
+        self.capped(move |t| t.variables_here(&source))
+    }
+
+    /// The dotted variable paths an `if:` expression reads, compiled under the memory budget.
+    pub fn expression_variables(&self, expr: &str) -> Result<Vec<String>, minijinja::Error> {
+        let expr = expr.to_string();
+        self.capped(move |t| {
+            let mut vars: Vec<String> = t
+                .env
+                .compile_expression(&expr)?
+                .undeclared_variables(true)
+                .into_iter()
+                .collect();
+            vars.sort();
+            Ok(vars)
+        })
+    }
+
+    /// [`Templates::variables`] on this thread.
+    fn variables_here(&self, source: &str) -> Result<Vec<String>, minijinja::Error> {
         let tmpl = self.env.template_from_str(source)?;
         let mut vars: Vec<String> = tmpl.undeclared_variables(true).into_iter().collect();
         vars.sort();
         Ok(vars)
     }
 
-    /// Renders a template to text.
+    /// Renders a template to text, under fuel and the output cap. Its memory is bounded only on
+    /// a template thread: the engine calls this through [`Templates::off_thread`].
     pub fn render(&self, source: &str, ctx: &Value) -> Result<String, minijinja::Error> {
         if !is_template(source) {
             return Ok(source.to_string());
         }
-        self.env
-            .render_str(source, ctx)
-            .map_err(|e| self.explain(e, source, ctx))
+        let over = Arc::new(AtomicBool::new(false));
+        let mut writer = CappedWriter {
+            out: Vec::new(),
+            over: over.clone(),
+        };
+        let rendered = self
+            .env
+            .template_from_str(source)
+            .and_then(|t| t.render_captured_to(ctx, &mut writer).map(|_| ()));
+        match rendered {
+            _ if over.load(Ordering::Relaxed) => Err(output_too_large()),
+            Err(e) => Err(explain_fuel(self.explain(e, source, ctx))),
+            Ok(()) => String::from_utf8(writer.out).map_err(|_| {
+                minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    "rendered text is not UTF-8",
+                )
+            }),
+        }
+    }
+
+    /// Evaluates one expression under the same bounds as a render.
+    pub fn eval(&self, expr: &str, ctx: &Value) -> Result<Value, minijinja::Error> {
+        let value = self
+            .env
+            .compile_expression(expr)?
+            .eval(ctx)
+            .map_err(explain_fuel)?;
+        if value.as_str().is_some_and(|s| s.len() > MAX_OUTPUT_BYTES) {
+            return Err(output_too_large());
+        }
+        Ok(value)
     }
 
     /// Strict mode says only "undefined value"; name the path that is undefined.
@@ -95,7 +358,7 @@ impl Templates {
 
     /// The shortest prefix of a variable path in `source` that is undefined in `ctx`.
     fn first_undefined(&self, source: &str, ctx: &Value) -> Option<String> {
-        for path in self.variables(source).ok()? {
+        for path in self.variables_here(source).ok()? {
             let parts: Vec<&str> = path.split('.').collect();
             for n in 1..=parts.len() {
                 let prefix = parts[..n].join(".");
@@ -123,9 +386,8 @@ impl Templates {
         Ok(match value {
             serde_json::Value::String(s) => {
                 if let Some(expr) = single_expression(s) {
-                    let compiled = self.env.compile_expression(expr)?;
-                    let result = compiled
-                        .eval(ctx)
+                    let result = self
+                        .eval(expr, ctx)
                         .map_err(|e| self.explain(e, &format!("{{{{ {expr} }}}}"), ctx))?;
                     if result.is_undefined() {
                         return Err(minijinja::Error::new(
@@ -268,6 +530,34 @@ mod tests {
             .render_value(&serde_json::json!("{{ steps.nope.output }}"), &ctx)
             .unwrap_err();
         assert_eq!(err.detail(), Some("`steps.nope` is undefined"));
+    }
+
+    #[test]
+    fn output_past_the_cap_and_runaway_loops_are_errors() {
+        let t = Templates::new();
+        let ctx = context! {};
+        let err = t
+            .render(
+                "{% for i in range(9) %}{{ 'x' * 1048576 }}{% endfor %}",
+                &ctx,
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.detail(),
+            Some("rendered text is over 8 MiB (the limit of one template)")
+        );
+        assert!(t.render("{{ 'x' * 1048576 }}", &ctx).is_ok());
+        let err = t
+            .eval("range(100000) | map('string') | join('') * 20", &ctx)
+            .unwrap_err();
+        assert!(err.to_string().contains("over 8 MiB"), "{err}");
+        let err = t
+            .render(
+                "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+                &ctx,
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), minijinja::ErrorKind::OutOfFuel);
     }
 
     #[test]

@@ -412,11 +412,8 @@ impl<'w> Validator<'w> {
             return; // reported by the parser
         }
         let expr = single_expression(text).unwrap_or(text);
-        match self.templates.env().compile_expression(expr) {
-            Ok(compiled) => {
-                let mut paths: Vec<String> =
-                    compiled.undeclared_variables(true).into_iter().collect();
-                paths.sort();
+        match self.templates.expression_variables(expr) {
+            Ok(paths) => {
                 self.paths(&paths, condition.loc, scope);
                 self.statuses(expr, condition.loc);
             }

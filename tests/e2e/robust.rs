@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::support::*;
 
@@ -450,4 +450,353 @@ fn the_store_is_private_even_under_a_permissive_umask() {
         & 0o777;
     assert_eq!(file, 0o600, "store file mode {file:o}");
     assert_eq!(dir, 0o700, "store directory mode {dir:o}");
+}
+
+// -- Issue 13: templates are bounded programs --
+
+/// Ten billion empty iterations: without fuel this renders for hours.
+const NESTED_LOOP: &str =
+    "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+
+#[test]
+fn a_runaway_template_stops_at_its_step_timeout_and_the_trace_is_stored() {
+    let env = TestEnv::new().workflow(
+        "spin.yaml",
+        &format!(
+            "name: Spin\nsteps:\n  - id: spin\n    timeout: 1s\n    run: [\"echo\", \"{NESTED_LOOP}\"]\n"
+        ),
+    );
+    let started = Instant::now();
+    let out = output_within(
+        {
+            let mut c = env.cmd();
+            c.args(["run", "spin.yaml"]);
+            c
+        },
+        DEADLINE,
+    );
+    assert_exit(&out, 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the timeout acts while the template renders: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        stderr(&out).contains("step `spin` timed out after 1s"),
+        "{}",
+        stderr(&out)
+    );
+    let trace = env.show_json("last");
+    assert_eq!(trace["status"], "error");
+    let span = &trace["spans"][0];
+    assert_eq!(span["status"], "error", "{trace:#}");
+    assert!(
+        span["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("timed out")
+    );
+}
+
+#[test]
+fn a_runaway_template_runs_out_of_fuel_with_a_located_error() {
+    let env = TestEnv::new().workflow(
+        "spin.yaml",
+        &format!("name: Spin\nsteps:\n  - id: spin\n    run: [\"echo\", \"{NESTED_LOOP}\"]\n"),
+    );
+    let out = env.run(&["run", "spin.yaml"]);
+    assert_exit(&out, 1);
+    let expected = "error: template error in `run[1]` at spin.yaml:4:19: engine ran out of fuel: \
+                    the template ran more than 10000000 instructions (a runaway loop?)";
+    assert!(stderr(&out).contains(expected), "{}", stderr(&out));
+    let trace = env.show_json("last");
+    assert_eq!(trace["status"], "error");
+    assert_eq!(trace["spans"][0]["status"], "error");
+    assert!(
+        trace["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("ran out of fuel"),
+        "{trace:#}"
+    );
+}
+
+#[test]
+fn sigterm_stops_a_run_while_a_template_renders() {
+    // Each iteration builds and drops 50 KB: the render lasts many seconds before its fuel runs
+    // out, so only the signal can end the run quickly.
+    let env = TestEnv::new().workflow(
+        "slow.yaml",
+        "name: Slow\nsteps:\n  - run: \"touch started\"\n  - id: render\n    run: [\"echo\", \"{% for i in range(100000) %}{% for j in range(100000) %}{% set _ = 'x' * (50000 + j) %}{% endfor %}{% endfor %}\"]\n",
+    );
+    let child = env.spawn(&["run", "slow.yaml"]);
+    let pid = child.id();
+    let deadline = Instant::now() + DEADLINE;
+    while !env.path().join("started").exists() {
+        assert!(Instant::now() < deadline, "the first step never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let signalled = Instant::now();
+    crate::signal(pid, nix::sys::signal::Signal::SIGTERM);
+    let out = wait_within(child, DEADLINE);
+    assert!(
+        signalled.elapsed() < Duration::from_millis(1500),
+        "the run stops within a second of SIGTERM: {:?}",
+        signalled.elapsed()
+    );
+    assert_exit(&out, 130);
+    assert!(
+        stderr(&out).contains("terminated: cancelling the run"),
+        "{}",
+        stderr(&out)
+    );
+    let trace = env.show_json("last");
+    assert_eq!(trace["status"], "cancelled", "{trace:#}");
+    assert_eq!(spans_of(&trace).len(), 2, "{trace:#}");
+}
+
+fn spans_of(trace: &serde_json::Value) -> Vec<serde_json::Value> {
+    trace["spans"].as_array().cloned().unwrap_or_default()
+}
+
+// -- Issue 13: memory stays bounded --
+
+#[test]
+fn a_command_printing_50_mb_keeps_the_last_mib_and_records_the_full_size() {
+    let env = TestEnv::new().workflow(
+        "loud.yaml",
+        r#"
+name: Loud
+steps:
+  - id: loud
+    run: ["sh", "-c", "head -c 50000000 /dev/zero | tr '\\0' a; echo; echo END; head -c 3000000 /dev/zero >&2"]
+  - id: after
+    run: ["echo", "{{ steps.loud.output | length }}"]
+"#,
+    );
+    let out = env.run(&["run", "loud.yaml", "--format", "json"]);
+    assert_exit(&out, 0);
+    let trace = env.show_json("last");
+    let loud = &trace["spans"][0];
+    assert_eq!(
+        loud["attributes"]["stdout_bytes"], 50_000_005,
+        "{}",
+        loud["attributes"]["stdout_bytes"]
+    );
+    assert_eq!(loud["attributes"]["stdout_truncated"], true);
+    assert_eq!(loud["attributes"]["stderr_bytes"], 3_000_000);
+    assert_eq!(loud["attributes"]["stderr_truncated"], true);
+    let kept = loud["attributes"]["stdout"].as_str().unwrap_or("");
+    assert!(kept.ends_with("\nEND"), "the tail is kept");
+    assert_eq!(
+        kept.len(),
+        (1 << 20) - 1,
+        "the last MiB, less the final newline"
+    );
+    assert_eq!(trace["spans"][1]["attributes"]["stdout"], "1048575");
+}
+
+#[test]
+fn a_workflow_path_to_dev_zero_or_an_oversized_file_is_a_clear_error() {
+    let env = TestEnv::new();
+    let out = output_within(
+        {
+            let mut c = env.cmd();
+            c.args(["run", "/dev/zero"]);
+            c
+        },
+        Duration::from_secs(20),
+    );
+    assert_exit(&out, 2);
+    assert_eq!(
+        stderr(&out).trim(),
+        "error: cannot read /dev/zero: the file is over 10 MiB, the limit of a workflow file"
+    );
+    let big = env.write(
+        "big.yaml",
+        &format!(
+            "name: Big\n# {}\nsteps: [{{ run: [\"true\"] }}]\n",
+            "x".repeat(11 << 20)
+        ),
+    );
+    let out = env.run(&["validate", big.to_str().unwrap_or_default()]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("the file is over 10 MiB"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_foreach_over_more_than_ten_thousand_items_is_refused_with_its_location() {
+    let env = TestEnv::new().workflow(
+        "wide.yaml",
+        r#"
+name: Wide
+steps:
+  - id: list
+    run: ["sh", "-c", "seq 0 10000 | paste -sd, | sed 's/.*/[&]/'"]
+  - foreach: "{{ steps.list.output }}"
+    steps:
+      - run: ["echo", "{{ item }}"]
+"#,
+    );
+    let out = env.run(&["run", "wide.yaml"]);
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains(
+            "error: `foreach:` at wide.yaml:6:14 has 10001 items, more than the limit of 10000"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let trace = env.show_json("last");
+    assert_eq!(trace["status"], "error");
+    assert_eq!(spans_of(&trace).len(), 2, "no iteration ran: {trace:#}");
+}
+
+#[test]
+fn error_snippets_escape_terminal_controls_and_cut_long_lines() {
+    let env = TestEnv::new().workflow(
+        "evil.yaml",
+        "name: Evil\nsteps:\n  - run: [\"true\"]\n    \"bogus\\e]0;pwned\\a\": x\n",
+    );
+    let out = env.run(&["validate", "evil.yaml"]);
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(
+        !out.stderr.contains(&0x1b) && !out.stderr.contains(&0x07),
+        "raw control bytes reach the terminal: {err}"
+    );
+    assert!(err.contains("bogus\\u{1b}]0;pwned\\u{7}"), "{err}");
+
+    let long = "a".repeat(5_000_000);
+    let env = env.workflow(
+        "long.yaml",
+        &format!("name: Long\nsteps:\n  - {{ run: [\"true\"], name: \"{long}\", bogus: 1 }}\n"),
+    );
+    let out = env.run(&["validate", "long.yaml"]);
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(
+        out.stderr.len() < 2_000,
+        "{} bytes of stderr",
+        out.stderr.len()
+    );
+    assert!(
+        err.contains("long.yaml:3:5000032: unknown key `bogus`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("\", bogus: 1 }"),
+        "the window shows the column: {err}"
+    );
+}
+
+#[test]
+fn kill_9_of_run_takes_its_running_command_with_it() {
+    let env = TestEnv::new().workflow(
+        "slow.yaml",
+        "name: Slow\nsteps:\n  - run: \"echo $$ > child.pid; exec sleep 30\"\n",
+    );
+    let child = env.spawn(&["run", "slow.yaml"]);
+    let pid = child.id();
+    let child_pid: i32 = crate::wait_for_file(&env.path().join("child.pid"))
+        .parse()
+        .unwrap_or_default();
+    assert!(child_pid > 0);
+    crate::signal(pid, nix::sys::signal::Signal::SIGKILL);
+    let out = wait_within(child, DEADLINE);
+    assert_eq!(out.status.code(), None, "killed by a signal");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !crate::process_is_gone(child_pid) {
+        if Instant::now() > deadline {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child_pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            panic!("the command outlived its run by 3 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_template_doubling_a_string_stops_at_its_memory_budget() {
+    // Forty doublings would be a terabyte; before the budget this aborted the process.
+    let doubling = "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}";
+    // Compiling folds constants, so a template can spend memory before it renders.
+    let folded = format!(
+        "{{{{ [{}] | length }}}}",
+        vec!["'x' * 100000000"; 20].join(", ")
+    );
+    let env = TestEnv::new()
+        .workflow(
+            "grow.yaml",
+            &format!("name: Grow\nsteps:\n  - id: grow\n    run: [\"echo\", \"{doubling}\"]\n"),
+        )
+        .workflow(
+            "fold.yaml",
+            &format!("name: Fold\nsteps:\n  - run: [\"echo\", \"{folded}\"]\n"),
+        );
+    let out = env.run(&["run", "grow.yaml"]);
+    assert_exit(&out, 1);
+    let expected = "error: template error in `run[1]` at grow.yaml:4:19: invalid operation: the \
+                    template needed more than 64 MiB of memory";
+    assert!(stderr(&out).contains(expected), "{}", stderr(&out));
+    let trace = env.show_json("last");
+    assert_eq!(trace["status"], "error");
+    assert_eq!(trace["spans"][0]["status"], "error", "{trace:#}");
+    assert!(
+        trace["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("more than 64 MiB of memory"),
+        "{trace:#}"
+    );
+
+    let out = env.run(&["validate", "fold.yaml"]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains(
+            "fold.yaml:3:19: template error: invalid operation: the template needed more than 64 MiB of memory"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn templates_out_of_memory_in_a_loop_stop_piling_up_after_four() {
+    let env = TestEnv::new().workflow(
+        "many.yaml",
+        r#"
+name: Many
+steps:
+  - foreach: "{{ range(8) | list }}"
+    steps:
+      - continue_on_error: true
+        run: ["echo", "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}"]
+"#,
+    );
+    let out = env.run(&["run", "many.yaml"]);
+    assert_exit(&out, 0);
+    let trace = env.show_json("last");
+    let errors: Vec<String> = spans_of(&trace)
+        .iter()
+        .filter(|s| s["kind"] == "command")
+        .map(|s| s["error"]["message"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(errors.len(), 8);
+    let spent = errors
+        .iter()
+        .filter(|m| m.contains("more than 64 MiB of memory"))
+        .count();
+    let refused = errors
+        .iter()
+        .filter(|m| m.contains("4 templates of this run already ran out of memory"))
+        .count();
+    assert_eq!((spent, refused), (4, 4), "{errors:#?}");
 }

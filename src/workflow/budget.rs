@@ -1,0 +1,176 @@
+//! A memory budget for template threads.
+//!
+//! Fuel bounds how many instructions a template runs, not how much memory they take: doubling
+//! a string forty times (`{% set ns.s = ns.s ~ ns.s %}` in a loop) is a few hundred
+//! instructions and a terabyte. minijinja offers no hook on its string operations, and Rust
+//! cannot recover from a failed allocation (it aborts the process), so the bound sits in the
+//! allocator: a thread that renders a template counts the bytes it holds, and the allocation
+//! that would cross its budget never happens. That thread instead raises its flag and sleeps
+//! for good; the engine, which watches the flag, reports a template error and goes on. The
+//! sleeping thread keeps at most its budget until the process exits.
+//!
+//! Every other thread (and a template thread outside [`capped`]) allocates exactly as
+//! [`System`] does; the cost is one thread-local read per allocation.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// Threads stopped for good by their budget, each holding up to its budget until exit.
+static STOPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// How many template threads may be stopped before no new one starts: a loop whose every item
+/// spends its budget (under `continue_on_error`) must not pile up 64 MiB per item.
+pub const MAX_STOPPED: usize = 4;
+
+/// Whether a new budgeted thread may start.
+pub fn may_start() -> bool {
+    STOPPED.load(Ordering::SeqCst) < MAX_STOPPED
+}
+
+/// The allocator of the whole program: [`System`], with the budget of template threads.
+pub struct Budgeted;
+
+thread_local! {
+    /// The bytes this thread may hold; 0 when it has no budget.
+    static LIMIT: Cell<usize> = const { Cell::new(0) };
+    /// The bytes it holds now: what it allocated less what it freed, never below 0.
+    static HELD: Cell<isize> = const { Cell::new(0) };
+    /// Raised when the budget is spent; the engine watches it.
+    static FLAG: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
+}
+
+/// Runs `work` with this thread's allocations capped at `limit` bytes. When `work` would cross
+/// the limit, `spent` is raised and this thread never returns.
+pub fn capped<T>(limit: usize, spent: Arc<AtomicBool>, work: impl FnOnce() -> T) -> T {
+    // Set up the flag before the budget: its first use may register a destructor.
+    FLAG.with(|f| *f.borrow_mut() = Some(spent));
+    HELD.with(|h| h.set(0));
+    LIMIT.with(|l| l.set(limit));
+    // Lifted even if `work` panics, so that the unwinding thread allocates freely.
+    struct Lift;
+    impl Drop for Lift {
+        fn drop(&mut self) {
+            let _ = LIMIT.try_with(|l| l.set(0));
+        }
+    }
+    let _lift = Lift;
+    work()
+}
+
+/// Counts `bytes` more held by this thread; past its budget, stops the thread for good.
+fn charge(bytes: usize) {
+    let Ok(limit) = LIMIT.try_with(Cell::get) else {
+        return;
+    };
+    if limit == 0 {
+        return;
+    }
+    let held = HELD.with(|h| {
+        let held = h.get().saturating_add(bytes as isize);
+        h.set(held);
+        held
+    });
+    if held > limit as isize {
+        // No further allocation is counted on this thread: raising the flag must not recurse.
+        LIMIT.with(|l| l.set(0));
+        let _ = FLAG.try_with(|f| {
+            if let Ok(flag) = f.try_borrow()
+                && let Some(flag) = flag.as_ref()
+            {
+                flag.store(true, Ordering::SeqCst);
+            }
+        });
+        STOPPED.fetch_add(1, Ordering::SeqCst);
+        // The allocation is refused by never returning; sleeping takes no lock and no memory.
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+}
+
+fn credit(bytes: usize) {
+    if LIMIT.try_with(Cell::get).is_ok_and(|l| l > 0) {
+        // Memory from before this budget does not make room for more.
+        HELD.with(|h| h.set(h.get().saturating_sub(bytes as isize).max(0)));
+    }
+}
+
+// SAFETY: every call is forwarded to `System` with the caller's arguments unchanged; the
+// bookkeeping around it touches only const-initialised thread-locals of plain `Cell`s (no
+// allocation, no lock) and a `RefCell` set up by `capped` before any budget applies, and it
+// never unwinds.
+unsafe impl GlobalAlloc for Budgeted {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        charge(layout.size());
+        // SAFETY: the caller's contract for `alloc` is passed on unchanged.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        charge(layout.size());
+        // SAFETY: as for `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        credit(layout.size());
+        // SAFETY: `ptr` came from `System` through this allocator, with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if new_size > layout.size() {
+            charge(new_size - layout.size());
+        } else {
+            credit(layout.size() - new_size);
+        }
+        // SAFETY: as for `dealloc`; `new_size` is the caller's, unchanged.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_past_its_budget_raises_its_flag_and_stops() {
+        let spent = Arc::new(AtomicBool::new(false));
+        let flag = spent.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let n = capped(1 << 20, flag, || {
+                let mut s = String::from("x");
+                for _ in 0..40 {
+                    s = format!("{s}{s}");
+                }
+                s.len()
+            });
+            let _ = tx.send(n);
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !spent.load(Ordering::SeqCst) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the flag was never raised"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
+    }
+
+    #[test]
+    fn within_its_budget_a_thread_runs_as_usual() {
+        let spent = Arc::new(AtomicBool::new(false));
+        let n = capped(1 << 20, spent.clone(), || {
+            // Much more than the budget in total, never more than a little at once.
+            (0..1000).map(|_| vec![0u8; 64 << 10].len()).sum::<usize>()
+        });
+        assert_eq!(n, 1000 * (64 << 10));
+        assert!(!spent.load(Ordering::SeqCst));
+    }
+}
