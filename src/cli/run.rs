@@ -358,6 +358,12 @@ struct StreamPrinter {
 impl StreamPrinter {
     fn print(&mut self, agent: &str, delta: &str) {
         let mut err = std::io::stderr().lock();
+        if delta.is_empty() {
+            // The answer is over: what was held back in case it began a key is shown now.
+            let _ = write!(err, "{}", self.redactor.finish());
+            let _ = err.flush();
+            return;
+        }
         if self.speaker.as_deref() != Some(agent) {
             let _ = write!(err, "{}\n[{agent}] ", self.redactor.finish());
             self.speaker = Some(agent.to_string());

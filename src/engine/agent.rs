@@ -452,6 +452,9 @@ impl TraceRun<'_> {
             r = attempt => r,
             () = frame.scope.cancelled() => Err(frame.scope.failure()),
         };
+        if let Some(f) = &self.engine.on_text {
+            f(agent, "");
+        }
         let response = match response {
             Ok(r) => r,
             Err(failure) => {

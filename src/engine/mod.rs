@@ -59,7 +59,9 @@ pub struct RunOptions {
     pub trace_id_taken: bool,
 }
 
-/// Receives the text of agent answers as they stream: `(agent, delta)`.
+/// Receives the text of agent answers as they stream: `(agent, delta)`. An empty delta says
+/// that a model call's answer is over (whether it succeeded or not), so that text held back
+/// (see [`crate::trace::redact::StreamRedactor`]) is shown before the step's own output.
 pub type StreamFn = dyn Fn(&str, &str) + Send + Sync;
 
 /// One trace the run produced, with the outputs of its steps that have ids.

@@ -263,6 +263,18 @@ fn once_the_store_is_closed_the_database_file_alone_holds_the_run() {
     assert_eq!(doc.spans.len(), 50);
 }
 
+/// `read()` once `done` holds of it, or as it stands after 10 s.
+fn eventually<T>(read: impl Fn() -> T, done: impl Fn(&T) -> bool) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let value = read();
+        if done(&value) || std::time::Instant::now() > deadline {
+            return value;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn spans_reach_the_disk_without_a_flush() {
     let (_dir, path) = temp();
@@ -281,12 +293,13 @@ fn spans_reach_the_disk_without_a_flush() {
         T0 + 5,
         Status::Ok,
     )));
-    std::thread::sleep(std::time::Duration::from_millis(150));
-    assert_eq!(reader.load(id).unwrap().spans.len(), 1);
+    // Nobody flushes: the writer commits on its own, within its window (a few ms; the wait is
+    // long only so that a loaded machine cannot fail the test).
+    let doc = eventually(|| reader.load(id).unwrap(), |doc| doc.spans.len() == 1);
+    assert_eq!(doc.spans.len(), 1);
     // A span start on its own is held back a little (see writer.rs), never for good.
     sink.span_started(&Arc::new(span(id, 2, None, SpanKind::Agent, "B", T0 + 6)));
-    std::thread::sleep(std::time::Duration::from_millis(150));
-    let doc = reader.load(id).unwrap();
+    let doc = eventually(|| reader.load(id).unwrap(), |doc| doc.spans.len() == 2);
     assert_eq!(doc.spans.len(), 2);
     assert_eq!(doc.spans[1].status, Status::Running);
     writer.close().unwrap();
