@@ -211,18 +211,12 @@ impl Templates {
         T: Send + 'static,
         F: FnOnce(&Templates) -> Result<T, minijinja::Error> + Send + 'static,
     {
-        let templates = self.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let spent = Arc::new(AtomicBool::new(false));
-        let flag = spent.clone();
-        let spawned = on_template_thread(Box::new(move || {
-            let result = super::budget::capped(MAX_MEMORY_BYTES, flag, || work(&templates));
-            Box::new(move || {
-                let _ = tx.send(result);
-            })
-        }));
+        let spawned = self.start_capped(work, move |result| {
+            let _ = tx.send(result);
+        });
         async move {
-            spawned?;
+            let spent = spawned?;
             // A thread that spent its memory budget never answers: watch its flag.
             let spent = async {
                 while !spent.load(Ordering::SeqCst) {
@@ -241,6 +235,27 @@ impl Templates {
         }
     }
 
+    /// Starts `work` on a template thread under the memory budget; `deliver` gets its result.
+    /// Returns the flag raised instead when the budget stops the thread.
+    fn start_capped<T, F>(
+        &self,
+        work: F,
+        deliver: impl FnOnce(Result<T, minijinja::Error>) + Send + 'static,
+    ) -> Result<Arc<AtomicBool>, minijinja::Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Templates) -> Result<T, minijinja::Error> + Send + 'static,
+    {
+        let templates = self.clone();
+        let spent = Arc::new(AtomicBool::new(false));
+        let flag = spent.clone();
+        on_template_thread(Box::new(move || {
+            let result = super::budget::capped(MAX_MEMORY_BYTES, flag, || work(&templates));
+            Box::new(move || deliver(result))
+        }))?;
+        Ok(spent)
+    }
+
     pub fn env(&self) -> &Environment<'static> {
         &self.env
     }
@@ -253,16 +268,10 @@ impl Templates {
         T: Send + 'static,
         F: FnOnce(&Templates) -> Result<T, minijinja::Error> + Send + 'static,
     {
-        let templates = self.clone();
         let (tx, rx) = std::sync::mpsc::channel();
-        let spent = Arc::new(AtomicBool::new(false));
-        let flag = spent.clone();
-        on_template_thread(Box::new(move || {
-            let result = super::budget::capped(MAX_MEMORY_BYTES, flag, || work(&templates));
-            Box::new(move || {
-                let _ = tx.send(result);
-            })
-        }))?;
+        let spent = self.start_capped(work, move |result| {
+            let _ = tx.send(result);
+        })?;
         loop {
             match rx.recv_timeout(std::time::Duration::from_millis(20)) {
                 Ok(result) => return result,

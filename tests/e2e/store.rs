@@ -3,6 +3,7 @@
 //! commands work on a store that cannot be written.
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -261,15 +262,11 @@ fn list_and_show_read_a_store_on_a_read_only_mount_and_write_nothing() {
     assert_exit(&out, 0);
     assert_eq!(parse_json(&out.stdout)["status"], "error");
     remount(&disk, "rw");
-    let status: String = rusqlite::Connection::open(&store)
-        .unwrap()
-        .query_row(
-            "SELECT status FROM traces WHERE trace_id = ?1",
-            [&killed],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(status, "running", "a read-only reader writes no verdict");
+    assert_eq!(
+        stored_status(&store, &killed),
+        "running",
+        "a read-only reader writes no verdict"
+    );
 }
 
 /// Runs the binary as user `nobody` (tests run as root, whom permissions do not stop); `None`
@@ -353,14 +350,21 @@ fn list_and_show_read_a_store_whose_file_and_directory_are_read_only() {
     );
     let out = as_nobody(&["--store", store_arg, "list"]).unwrap();
     assert_exit(&out, 0);
-    let status: String =
-        rusqlite::Connection::open_with_flags(&store, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .unwrap()
-            .query_row(
-                "SELECT status FROM traces WHERE trace_id = ?1",
-                [&killed],
-                |r| r.get(0),
-            )
-            .unwrap();
-    assert_eq!(status, "running", "a read-only reader writes no verdict");
+    assert_eq!(
+        stored_status(&store, &killed),
+        "running",
+        "a read-only reader writes no verdict"
+    );
+}
+
+/// A trace's status as the store file holds it, read without agentrace (and without writing).
+fn stored_status(store: &Path, trace_id: &str) -> String {
+    rusqlite::Connection::open_with_flags(store, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .unwrap()
+        .query_row(
+            "SELECT status FROM traces WHERE trace_id = ?1",
+            [trace_id],
+            |r| r.get(0),
+        )
+        .unwrap()
 }
