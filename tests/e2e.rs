@@ -1,5 +1,5 @@
 //! End-to-end specification of agentrace: the real binary, a real (fake) OpenAI server, a real
-//! store in a temp dir. Each test states one clause of SPEC.md §2–5 and issue 2.
+//! store in a temp dir. Each test states one clause of the contract (docs/contract.md) or the README.
 
 // A test that meets an unexpected state should stop right there, and say where.
 #![allow(clippy::unwrap_used)]
@@ -331,7 +331,7 @@ fn agent_and_generation_spans_record_model_messages_and_reply() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// JSON shapes (SPEC §3)
+// JSON shapes (docs/contract.md#json-shapes)
 
 const SHAPES: &str = r#"
 name: Shapes
@@ -370,14 +370,14 @@ fn show_json_has_exactly_the_documented_shape() {
             "workflow",
             "group_id",
             "metadata",
-            // Additive (SPEC §3 allows it): the trace's error, as in the run object.
+            // Additive (the contract allows it): the trace's error, as in the run object.
             "error",
             "status",
             "started_at",
             "ended_at",
             "duration_ms",
             "usage",
-            // Additive (issue 4): the summed cost of the generations, null without prices.
+            // Additive: the summed cost of the generations, null without prices.
             "cost_usd",
             "spans"
         ])
@@ -508,7 +508,7 @@ fn run_json_prints_one_line_per_trace_with_the_documented_fields() {
             "outputs",
             "usage",
             "error",
-            // Additive (issue 4): the summed cost of the generations, null without prices.
+            // Additive: the summed cost of the generations, null without prices.
             "cost_usd"
         ])
     );
@@ -539,9 +539,9 @@ fn run_json_prints_one_line_per_trace_with_the_documented_fields() {
             "usage",
             "error",
             "started_at",
-            // Additive (SPEC §3 allows it): the metadata that `--meta` filters on.
+            // Additive (the contract allows it): the metadata that `--meta` filters on.
             "metadata",
-            // Additive (issue 4): the summed cost of the generations.
+            // Additive: the summed cost of the generations.
             "cost_usd"
         ]),
         "list items are run objects without outputs, plus started_at"
@@ -2719,7 +2719,7 @@ fn under_ci_progress_is_plain_lines_on_stderr_and_stdout_is_only_the_result() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Agents that act (issue 3): tools, handoffs, structured output, streaming, sessions
+// Agents that act: tools, handoffs, structured output, streaming, sessions
 
 /// The spans directly under `parent`, as `kind name status`, in the listed (start) order.
 fn child_outline(trace: &Value, parent: &Value) -> Vec<String> {
@@ -3825,7 +3825,7 @@ fn example_research_summary_is_structured_data() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Control flow and fault tolerance (issue 4): parallel branches, loops, conditions, error
+// Control flow and fault tolerance: parallel branches, loops, conditions, error
 // policy, timeouts, retries, the concurrency cap, cancellation, budgets and cost.
 
 /// The command span whose argv is exactly this.

@@ -1,6 +1,6 @@
 //! End-to-end tests of expectations and the CI outputs of `run`: `expect:` on steps and on the
 //! workflow, `--junit FILE` (parsed back with an XML parser), `$GITHUB_STEP_SUMMARY` and the
-//! `::error` annotations under `GITHUB_ACTIONS=true` (issue 6, points 3 and 4).
+//! `::error` annotations under `GITHUB_ACTIONS=true`.
 
 use serde_json::{Value, json};
 

@@ -1,4 +1,4 @@
-//! End-to-end tests of the commands that read many traces (issue 6, points 5, 6 and 8): `stats`,
+//! End-to-end tests of the commands that read many traces: `stats`,
 //! `diff`, `list --search`, `rm`, `prune`, `completions` and `man`. The exact figures
 //! (percentiles of known durations, deltas) are unit-tested in src/store/stats.rs and
 //! src/render/diff.rs; here the real binary runs offline workflows whose outcomes are known.

@@ -1,4 +1,4 @@
-//! End-to-end tests of the OTLP exports (SPEC §6, issue 5 points 1–3): `export --otlp` to an
+//! End-to-end tests of the OTLP exports (docs/contract.md#exports): `export --otlp` to an
 //! in-test OTLP/HTTP receiver (protobuf and JSON, gzip, headers, retries), the export at the
 //! end of `run`, W3C trace context (`TRACEPARENT`) in and out, the `otlp-json` file, and a real
 //! Arize Phoenix (`ci/phoenix.sh`) read back through its REST API.

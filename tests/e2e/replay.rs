@@ -1,4 +1,4 @@
-//! End-to-end tests of `run --replay TRACE_ID` (issue 6, point 7): a run recorded against the
+//! End-to-end tests of `run --replay TRACE_ID`: a run recorded against the
 //! fake server is replayed with the server out of reach and no key, from its generation spans.
 
 use std::process::{Command, Output};

@@ -1,5 +1,6 @@
-//! Robustness and security (issue 7): concurrent writers, broken stores and disks, shell
-//! injection through model output, secrets, `--no-content`, and file permissions.
+//! Robustness and security (the README's section of that name): concurrent writers, broken
+//! stores and disks, shell injection through model output, secrets, `--no-content`, and file
+//! permissions.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

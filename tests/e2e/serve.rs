@@ -1,4 +1,4 @@
-//! End-to-end tests of `agentrace serve` (issue 8): the server as a child process, spoken to
+//! End-to-end tests of `agentrace serve`: the server as a child process, spoken to
 //! over real TCP. Ingest from the Agents SDK payload and from OTLP (agentrace's own exporter as
 //! the client), the JSON API against the CLI's JSON, live change events, tokens, the loopback
 //! `Host` rule, bad payloads, size limits, shutdown, and the UI in headless Chromium. The real
@@ -560,7 +560,7 @@ fn otlp_protobuf_and_json_with_gzip_round_trip_agentrace_traces() {
     }
 }
 
-// ---- hostile pages and senders (issue 13) ----
+// ---- hostile pages and senders ----
 
 /// An Agents SDK body with one trace and one finished span, at the given RFC 3339 times.
 fn sdk_body(trace_hex: &str, name: &str, started: &str, ended: &str) -> Vec<u8> {

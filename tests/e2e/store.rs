@@ -1,4 +1,4 @@
-//! The store under stress (issue 13): a disk that fills during a run stops the run, liveness of
+//! The store under stress: a disk that fills during a run stops the run, liveness of
 //! a run is decided by the lock it holds (not by a pid another namespace cannot see), and read
 //! commands work on a store that cannot be written.
 

@@ -1,4 +1,4 @@
-//! End-to-end tests of the terminal output (issue 6, points 1, 2 and 9): live progress in a
+//! End-to-end tests of the terminal output: live progress in a
 //! pseudo-terminal, plain progress under CI, and the waterfall of `show` at fixed widths.
 
 use std::io::Read;
