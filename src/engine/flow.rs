@@ -270,7 +270,7 @@ impl TraceRun<'_> {
                 format!(
                     "`foreach:` at {} needs a list, got {}",
                     self.at(items.loc),
-                    crate::render::truncate(&other.to_string(), 80)
+                    crate::trace::bound::truncate(&other.to_string(), 80)
                 ),
                 Value::Null,
             ))),
