@@ -13,10 +13,11 @@ use tokio_util::sync::CancellationToken;
 use super::{Globals, parse_key_value, print_stdout};
 use crate::engine::{Engine, RunOptions, RunOutcome, StreamFn};
 use crate::error::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Error};
-use crate::export::otlp::{self, context::TraceContext};
+use crate::export::otlp;
 use crate::llm::replay::Recording;
 use crate::render;
 use crate::store::{Store, StoreWriter};
+use crate::trace::context::TraceContext;
 use crate::trace::{Sink, Status, redact};
 use crate::workflow::parse;
 

@@ -22,8 +22,8 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::export::otlp::context::TraceContext;
 use crate::store::Store;
+use crate::trace::context::TraceContext;
 use crate::trace::{ErrorInfo, Sink, Status, Trace};
 use crate::workflow::template::Templates;
 use crate::workflow::{LocatedValue, StepKind, Workflow};
