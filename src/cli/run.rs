@@ -137,7 +137,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
     let engine = if engine.uses_sessions() {
         // A second connection: conversations are read and written while the writer thread
         // records spans.
-        engine.with_sessions(Store::open(&globals.store)?)
+        engine.with_sessions(Arc::new(Mutex::new(Store::open(&globals.store)?)))
     } else {
         engine
     };
