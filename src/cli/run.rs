@@ -13,10 +13,11 @@ use tokio_util::sync::CancellationToken;
 use super::{Globals, parse_key_value, print_stdout};
 use crate::engine::{Engine, RunOptions, RunOutcome, StreamFn};
 use crate::error::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Error};
-use crate::export::otlp::{self, context::TraceContext};
+use crate::export::otlp;
 use crate::llm::replay::Recording;
 use crate::render;
 use crate::store::{Store, StoreWriter};
+use crate::trace::context::TraceContext;
 use crate::trace::{Sink, Status, redact};
 use crate::workflow::parse;
 
@@ -136,7 +137,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
     let engine = if engine.uses_sessions() {
         // A second connection: conversations are read and written while the writer thread
         // records spans.
-        engine.with_sessions(Store::open(&globals.store)?)
+        engine.with_sessions(Arc::new(Mutex::new(Store::open(&globals.store)?)))
     } else {
         engine
     };

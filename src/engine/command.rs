@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Failure;
 use super::executor::{Frame, TraceRun, error_at};
-use crate::export::otlp::context::TraceParent;
+use crate::trace::context::TraceParent;
 use crate::trace::{SpanHandle, SpanId, SpanKind, Status};
 use crate::workflow::template::Output;
 use crate::workflow::{Command, Step, StepKind};

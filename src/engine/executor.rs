@@ -477,7 +477,7 @@ pub(crate) async fn run(
             metadata.insert(key.clone(), Value::String(value.clone()));
         }
         // The reserved trace-context keys say only what the run really joined.
-        metadata.retain(|k, _| !crate::export::otlp::context::is_reserved(k));
+        metadata.retain(|k, _| !crate::trace::context::is_reserved(k));
         if let Some(tc) = &engine.opts.trace_context {
             tc.record(&mut metadata);
         }

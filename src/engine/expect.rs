@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::executor::{Frame, TraceRun, error_at};
 use super::{Failure, TraceOutcome};
+use crate::trace::bound::truncate;
 use crate::trace::{ErrorInfo, SpanHandle, SpanKind, Status, Timestamp, Usage};
 use crate::workflow::expect::{Check, CheckKind, Expect};
 use crate::workflow::{Loc, Step};
@@ -49,19 +50,9 @@ struct Verdict {
     phrase: String,
 }
 
-/// `s` cut to [`QUOTE_CHARS`] characters, with `…` when cut.
-fn truncate(s: &str) -> String {
-    if s.chars().count() <= QUOTE_CHARS {
-        return s.to_string();
-    }
-    let mut cut: String = s.chars().take(QUOTE_CHARS - 1).collect();
-    cut.push('…');
-    cut
-}
-
 /// A text quoted for a message: JSON string syntax, so quotes and newlines stay visible.
 fn quote(s: &str) -> String {
-    serde_json::to_string(&truncate(s)).unwrap_or_default()
+    serde_json::to_string(&truncate(s, QUOTE_CHARS)).unwrap_or_default()
 }
 
 pub(crate) fn format_duration(d: Duration) -> String {
@@ -81,7 +72,7 @@ fn evaluate(check: &Check, m: &Measured, no_content: bool) -> Verdict {
     };
     let text = |passed: bool, phrase: String| Verdict {
         passed,
-        actual: Value::String(truncate(m.output)),
+        actual: Value::String(truncate(m.output, QUOTE_CHARS)),
         phrase: format!("{phrase}{got}"),
     };
     match &check.kind {
@@ -184,7 +175,7 @@ fn run_checks(
         let expected = match &check.kind {
             CheckKind::MaxTokens(n) => json!(n),
             CheckKind::MaxCostUsd(usd) => json!(usd),
-            _ => Value::String(truncate(&check.written)),
+            _ => Value::String(truncate(&check.written, QUOTE_CHARS)),
         };
         let mut attrs = Map::new();
         attrs.insert("check".into(), Value::String(check.name().into()));
@@ -458,7 +449,7 @@ mod tests {
     #[test]
     fn quotes_are_cut_to_two_hundred_characters() {
         let long = "a".repeat(500);
-        let t = truncate(&long);
+        let t = truncate(&long, QUOTE_CHARS);
         assert_eq!(t.chars().count(), QUOTE_CHARS);
         assert!(t.ends_with('…'));
     }

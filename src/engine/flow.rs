@@ -9,6 +9,7 @@ use super::Failure;
 use super::executor::{Frame, TraceRun, end_with, error_at};
 use super::join::join_staggered;
 use super::scope::Stop;
+use crate::trace::bound::truncate;
 use crate::trace::{SpanHandle, SpanId, SpanKind, Status};
 use crate::workflow::template::Output;
 use crate::workflow::{Located, LocatedValue, Step, StepKind};
@@ -30,13 +31,7 @@ fn item_name(item: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    if text.chars().count() <= ITEM_NAME_MAX {
-        text
-    } else {
-        let mut cut: String = text.chars().take(ITEM_NAME_MAX - 1).collect();
-        cut.push('…');
-        cut
-    }
+    truncate(&text, ITEM_NAME_MAX)
 }
 
 /// The most items one `foreach:` runs: each iteration holds a context, a span and a task, so a
@@ -270,7 +265,7 @@ impl TraceRun<'_> {
                 format!(
                     "`foreach:` at {} needs a list, got {}",
                     self.at(items.loc),
-                    crate::render::truncate(&other.to_string(), 80)
+                    truncate(&other.to_string(), 80)
                 ),
                 Value::Null,
             ))),

@@ -1,5 +1,6 @@
 //! The engine: runs a validated workflow on tokio, one trace after another, opening spans on a
-//! [`Recorder`] for every step. It never writes to the store or the terminal itself; sinks do.
+//! [`Recorder`] for every step. It never writes to the store or the terminal itself; sinks do,
+//! and `session:` histories go through the [`SessionHistory`] the caller injects.
 
 mod agent;
 mod command;
@@ -22,14 +23,14 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::export::otlp::context::TraceContext;
-use crate::store::Store;
+use crate::trace::context::TraceContext;
 use crate::trace::{ErrorInfo, Sink, Status, Trace};
 use crate::workflow::template::Templates;
 use crate::workflow::{LocatedValue, StepKind, Workflow};
 
 pub use expect::StepFailure;
 pub use models::Models;
+pub use session::{SessionError, SessionHistory};
 
 /// What the command line adds to a workflow.
 #[derive(Clone, Debug, Default)]
@@ -121,8 +122,8 @@ pub struct Engine {
     /// Compiled JSON Schemas: tool parameters by tool name, output schemas by agent name.
     pub(crate) tool_schemas: HashMap<String, Arc<jsonschema::Validator>>,
     pub(crate) output_schemas: HashMap<String, Arc<jsonschema::Validator>>,
-    /// Where `session:` conversations are kept (the run's store).
-    pub(crate) sessions: Option<Arc<Mutex<Store>>>,
+    /// Where `session:` conversations are kept (`run` injects the store).
+    pub(crate) sessions: Option<Arc<dyn SessionHistory>>,
     /// Under `--replay`: what this run said in each session, kept here instead of the store.
     pub(crate) replayed_sessions: Mutex<HashMap<String, Vec<crate::llm::Message>>>,
     pub(crate) on_text: Option<Arc<StreamFn>>,
@@ -288,9 +289,9 @@ impl Engine {
         uses_sessions(&self.wf)
     }
 
-    /// Keeps `session:` conversations in `store`.
-    pub fn with_sessions(mut self, store: Store) -> Self {
-        self.sessions = Some(Arc::new(Mutex::new(store)));
+    /// Keeps `session:` conversations in `sessions`.
+    pub fn with_sessions(mut self, sessions: Arc<dyn SessionHistory>) -> Self {
+        self.sessions = Some(sessions);
         self
     }
 

@@ -13,10 +13,11 @@ use std::collections::HashMap;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
 use serde_json::{Value, json};
 
+use super::human_duration;
 use super::stats::cost as cost_text;
 use super::theme::{Style, Theme};
-use super::{human_duration, truncate};
 use crate::store::stats::subtree_figures;
+use crate::trace::bound::truncate;
 use crate::trace::{Span, SpanKind, Status, Trace, TraceDoc};
 
 /// The longest a span path is shown before it is cut with `…`.

@@ -2,7 +2,8 @@
 //! same text comes out with and without colour and never runs past the terminal's edge.
 
 use super::theme::{Style, Theme};
-use super::{truncate, width_of};
+use super::width_of;
+use crate::trace::bound::truncate;
 
 /// One piece of a line.
 struct Seg {

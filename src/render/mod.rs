@@ -42,19 +42,6 @@ pub(crate) fn width_of(s: &str) -> usize {
     s.chars().count()
 }
 
-/// `s` cut to at most `max` characters, the last of them `…` when anything was cut.
-pub fn truncate(s: &str, max: usize) -> String {
-    if width_of(s) <= max {
-        return s.to_string();
-    }
-    if max == 0 {
-        return String::new();
-    }
-    let mut out: String = s.chars().take(max - 1).collect();
-    out.push('…');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,13 +57,5 @@ mod tests {
         assert_eq!(human_duration(187_000.0), "3m07s");
         assert_eq!(human_duration(3_720_000.0), "1h02m");
         assert_eq!(human_duration(-5.0), "0.0ms");
-    }
-
-    #[test]
-    fn truncation_counts_characters() {
-        assert_eq!(truncate("héllo", 5), "héllo");
-        assert_eq!(truncate("héllo wörld", 5), "héll…");
-        assert_eq!(truncate("abc", 0), "");
-        assert_eq!(truncate("abc", 1), "…");
     }
 }

@@ -21,7 +21,8 @@ use serde_json::Value;
 
 use super::line::clean;
 use super::theme::{ColorChoice, Style, Theme};
-use super::{human_duration, truncate, width_of};
+use super::{human_duration, width_of};
+use crate::trace::bound::truncate;
 use crate::trace::{Sink, Span, SpanId, SpanKind, Status, Trace};
 
 /// The progress sink for this run, or `None` under `--quiet`. `stream` (agents' text printed to

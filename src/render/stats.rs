@@ -3,10 +3,11 @@
 use comfy_table::{Cell, CellAlignment};
 use serde_json::{Map, Value, json};
 
+use super::human_duration;
 use super::table::plain_table;
 use super::theme::Theme;
-use super::{human_duration, truncate};
 use crate::store::stats::{StatRow, StatsBy};
+use crate::trace::bound::truncate;
 
 /// The longest a key is shown before it is cut with `…`.
 const KEY_MAX: usize = 48;

@@ -5,7 +5,8 @@
 use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table, presets};
 
 use super::theme::Theme;
-use super::{human_duration, truncate, width_of};
+use super::{human_duration, width_of};
+use crate::trace::bound::truncate;
 use crate::trace::{Status, Timestamp, Trace};
 
 /// The longest a name or group is shown before it is cut with `…`.

@@ -30,7 +30,8 @@ use super::content::content_lines;
 use super::line::{Line, clean};
 use super::theme::{Style, Theme};
 use super::waterfall::{Axis, Layout, critical_path};
-use super::{human_duration, truncate, width_of};
+use super::{human_duration, width_of};
+use crate::trace::bound::truncate;
 use crate::trace::{Span, SpanId, SpanKind, Status, Timestamp, TraceDoc};
 
 /// The shortest a name is cut to before fields at the end of its line are dropped instead.

@@ -9,6 +9,7 @@
 
 mod delete;
 mod error;
+mod history;
 mod ingest;
 mod lock;
 mod query;

@@ -1,4 +1,8 @@
-//! Cutting text and JSON that came from elsewhere down to a size, visibly.
+//! Cutting text and JSON down to a size, visibly.
+//!
+//! [`truncate`] shortens a text for a person to read (a table cell, a value quoted in an error
+//! message): it counts characters and ends with `…`. It lives here, at the bottom of the layers,
+//! because the renderers, the engine's messages and the checks all need the same cut.
 //!
 //! What other programs send to `serve`, and what `list` hands back, must not grow without bound:
 //! one 31 MB trace name made every list request carry it. A cut value keeps its beginning and
@@ -10,6 +14,19 @@ use serde_json::{Map, Value};
 
 /// What ends a cut string: `…[truncated: 31457280 bytes in all]`.
 pub const MARKER: &str = "…[truncated: ";
+
+/// `s` cut to at most `max` characters, the last of them `…` when anything was cut.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let mut out: String = s.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
 
 /// Cuts `s` to at most `max` bytes (at a character boundary) followed by the marker; returns
 /// whether anything was cut.
@@ -80,6 +97,14 @@ pub fn bound_map(map: &mut Map<String, Value>, max_str: usize, max_items: usize)
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn truncation_counts_characters() {
+        assert_eq!(truncate("héllo", 5), "héllo");
+        assert_eq!(truncate("héllo wörld", 5), "héll…");
+        assert_eq!(truncate("abc", 0), "");
+        assert_eq!(truncate("abc", 1), "…");
+    }
 
     #[test]
     fn a_long_string_keeps_its_start_and_says_how_long_it_was() {

@@ -1,6 +1,8 @@
-//! The trace model, ids, and the recorder that turns a running workflow into spans for sinks.
+//! The trace model, ids, the W3C trace context a run joins, and the recorder that turns a
+//! running workflow into spans for sinks.
 
 pub mod bound;
+pub mod context;
 pub mod id;
 pub mod model;
 pub mod recorder;

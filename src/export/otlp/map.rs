@@ -20,7 +20,7 @@ use opentelemetry_proto::tonic::trace::v1::{
 };
 use serde_json::{Map, Value, json};
 
-use super::context::{TraceContext, is_reserved};
+use crate::trace::context::{TraceContext, is_reserved};
 use crate::trace::{ErrorInfo, Span, SpanId, SpanKind, Status, Timestamp, TraceDoc};
 
 /// W3C trace flags: sampled.

@@ -3,9 +3,10 @@
 //!
 //! - [`map`]: the mapping (GenAI semantic conventions plus OpenInference attributes).
 //! - [`push`]: endpoint, headers, compression, timeout and retries from the `OTEL_*` variables.
-//! - [`context`]: W3C trace context (`TRACEPARENT`) that runs join and pass on.
+//!
+//! The W3C trace context that runs join and pass on, and that the mapping reads back from a
+//! trace's metadata, lives in [`crate::trace::context`]: the engine needs it too.
 
-pub mod context;
 pub mod map;
 pub mod push;
 

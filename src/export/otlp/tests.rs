@@ -7,9 +7,9 @@ use opentelemetry_proto::tonic::trace::v1::{Span as OtlpSpan, span, status};
 use prost::Message;
 use serde_json::{Map, Value, json};
 
-use super::context::{META_TRACEPARENT, META_TRACESTATE};
 use super::map::{self, provider_name, root_span_id};
 use super::*;
+use crate::trace::context::{META_TRACEPARENT, META_TRACESTATE};
 use crate::trace::{
     ErrorInfo, Event, Span, SpanId, SpanKind, Status, Timestamp, Trace, TraceId, Usage,
 };

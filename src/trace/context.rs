@@ -7,6 +7,9 @@
 //! where the trace came from. The exporter reads them back: when the stored trace id is the
 //! parent's, the root span's parent is the given span; when it is not (the id was already taken
 //! in this store), the parent becomes a span link.
+//!
+//! It lives with the trace model, not in `export/otlp`, because both the engine (which joins the
+//! context and passes it to child processes) and the exporter (which reads it back) need it.
 
 use serde_json::{Map, Value};
 
