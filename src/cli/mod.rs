@@ -4,6 +4,7 @@ mod completions;
 mod diff;
 mod export;
 mod github;
+mod history;
 mod junit;
 mod list;
 mod prune;

@@ -9,7 +9,6 @@
 
 mod delete;
 mod error;
-mod history;
 mod ingest;
 mod lock;
 mod query;

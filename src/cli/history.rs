@@ -1,5 +1,6 @@
 //! The store as the engine's [`SessionHistory`]: `run` injects it so that `session:`
-//! conversations persist across runs, while the engine itself never names the store.
+//! conversations persist across runs, while the engine itself never names the store, nor the
+//! store the engine (the two meet here, in the layer that puts things together).
 //!
 //! A [`Store`] is one SQLite connection, which may move between threads but not be shared by
 //! them; the engine calls the history from its blocking pool, so the connection sits behind a
@@ -8,9 +9,9 @@
 
 use std::sync::Mutex;
 
-use super::Store;
 use crate::engine::{SessionError, SessionHistory};
 use crate::llm::Message;
+use crate::store::Store;
 use crate::trace::{Timestamp, TraceId};
 
 impl SessionHistory for Mutex<Store> {
