@@ -14,8 +14,6 @@ mod show;
 mod stats;
 mod validate;
 
-pub(crate) use list::{check_filter_counts, parse_since, parse_status};
-
 use std::io::IsTerminal;
 use std::path::PathBuf;
 

@@ -1,13 +1,13 @@
 //! `agentrace stats`: count, error rate, p50/p95/max duration, tokens and cost per span name
 //! (or agent, model, workflow, kind) over the traces a filter selects.
 
-use super::list::{parse_since, parse_status};
 use super::{Globals, print_stdout};
 use crate::error::{EXIT_OK, Error};
 use crate::render;
+use crate::store::filter::{parse_since, parse_status, since_ago};
 use crate::store::stats::{StatsBy, compute};
 use crate::store::{ListFilter, Store};
-use crate::trace::{Status, Timestamp};
+use crate::trace::Status;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum StatsFormat {
@@ -51,9 +51,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
         group: args.group,
         workflow: args.workflow,
         status: args.status,
-        since: args
-            .since
-            .map(|micros| Timestamp(Timestamp::now().micros() - micros)),
+        since: args.since.map(since_ago),
         limit: args.limit,
         ..ListFilter::default()
     };

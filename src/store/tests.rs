@@ -5,7 +5,9 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::*;
-use crate::trace::{ErrorInfo, Event, Sink, Span, SpanId, SpanKind, Trace, TraceId, Usage};
+use crate::trace::{
+    ErrorInfo, Event, Sink, Span, SpanId, SpanKind, Status, Timestamp, Trace, TraceId, Usage,
+};
 
 const T0: i64 = 1_795_990_774_000_000;
 
