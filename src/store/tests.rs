@@ -897,7 +897,7 @@ fn a_version_1_store_is_migrated_and_keeps_its_traces() {
 
 mod ingest {
     use super::*;
-    use crate::ingest::{Ingest, TraceHeader};
+    use crate::trace::ingest::{Ingest, TraceHeader};
 
     fn header(id: TraceId, name: &str) -> TraceHeader {
         TraceHeader {

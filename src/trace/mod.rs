@@ -2,6 +2,7 @@
 
 pub mod bound;
 pub mod id;
+pub mod ingest;
 pub mod model;
 pub mod recorder;
 pub mod redact;
