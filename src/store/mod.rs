@@ -4,8 +4,9 @@
 //! One file in WAL mode, shared by every `agentrace` process on the machine: writers take short
 //! `BEGIN IMMEDIATE` transactions (with a busy timeout and a retry on `SQLITE_BUSY`) from one
 //! dedicated thread per process ([`StoreWriter`]), readers never block them. The schema lives in
-//! [`schema`], the writes in [`writer`], the reads in [`query`], the closing of dead runs in
-//! [`reconcile`], and the locks that tell live runs from dead ones in [`lock`].
+//! [`schema`], the writes in [`writer`], the reads in [`query`] (what they select in
+//! [`filter`]), the closing of dead runs in [`reconcile`], and the locks that tell live runs
+//! from dead ones in [`lock`].
 
 mod delete;
 mod error;
