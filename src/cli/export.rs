@@ -9,6 +9,32 @@ use crate::export::{self, FileFormat, otlp};
 use crate::store::Store;
 use crate::trace::redact;
 
+/// `--format`: clap's view of [`FileFormat`], which the exporters define without clap. The doc
+/// comments are the help text of each value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FileFormatArg {
+    /// The OTLP JSON encoding (ExportTraceServiceRequest) that collectors accept
+    #[value(name = "otlp-json")]
+    OtlpJson,
+    /// Chrome trace-event JSON (Perfetto, chrome://tracing)
+    Chrome,
+    /// The payload the OpenAI Agents SDK sends to the OpenAI traces dashboard
+    Openai,
+    /// One self-contained HTML page with the waterfall
+    Html,
+}
+
+impl From<FileFormatArg> for FileFormat {
+    fn from(format: FileFormatArg) -> FileFormat {
+        match format {
+            FileFormatArg::OtlpJson => FileFormat::OtlpJson,
+            FileFormatArg::Chrome => FileFormat::Chrome,
+            FileFormatArg::Openai => FileFormat::Openai,
+            FileFormatArg::Html => FileFormat::Html,
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Trace ids, unique prefixes, or `last`
@@ -17,7 +43,7 @@ pub struct Args {
 
     /// Write a file export in this format
     #[arg(long, value_enum, value_name = "FORMAT", required_unless_present_any = ["otlp", "to_openai"])]
-    format: Option<FileFormat>,
+    format: Option<FileFormatArg>,
 
     /// Where to write the file export (default: stdout)
     #[arg(short, long, value_name = "FILE", requires = "format")]
@@ -44,7 +70,8 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
         docs.push(store.load(id)?);
     }
     if let Some(format) = args.format {
-        let bytes = export::render_file(format, &docs).map_err(|e| Error::Export(e.to_string()))?;
+        let bytes =
+            export::render_file(format.into(), &docs).map_err(|e| Error::Export(e.to_string()))?;
         match &args.output {
             Some(path) => std::fs::write(path, &bytes).map_err(|source| Error::WriteFile {
                 path: path.clone(),

@@ -15,8 +15,6 @@ mod show;
 mod stats;
 mod validate;
 
-pub(crate) use list::{check_filter_counts, parse_since, parse_status};
-
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -42,8 +40,8 @@ pub struct Cli {
     quiet: bool,
 
     /// When to use colour (NO_COLOR is respected under `auto`)
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
-    color: ColorChoice,
+    #[arg(long, global = true, value_enum, default_value_t = ColorArg::Auto, value_name = "WHEN")]
+    color: ColorArg,
 
     #[command(subcommand)]
     command: Command,
@@ -75,6 +73,24 @@ enum Command {
     Completions(completions::Args),
     /// Print the man page (roff)
     Man(completions::ManArgs),
+}
+
+/// `--color`: clap's view of [`ColorChoice`], which the renderers define without clap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ColorArg {
+    Auto,
+    Always,
+    Never,
+}
+
+impl From<ColorArg> for ColorChoice {
+    fn from(color: ColorArg) -> ColorChoice {
+        match color {
+            ColorArg::Auto => ColorChoice::Auto,
+            ColorArg::Always => ColorChoice::Always,
+            ColorArg::Never => ColorChoice::Never,
+        }
+    }
 }
 
 /// Options every subcommand shares.
@@ -130,7 +146,7 @@ pub fn main_entry() -> i32 {
     let globals = Globals {
         store: cli.store.clone().unwrap_or_else(default_store),
         quiet: cli.quiet,
-        color: cli.color,
+        color: cli.color.into(),
     };
     let result = match cli.command {
         Command::Run(args) => run::run(args, &globals),

@@ -1,11 +1,11 @@
 //! `agentrace prune --older-than 30d [--dry-run]`: deletes the traces that started before then,
 //! except those still running. The store file does not shrink: SQLite reuses the freed pages.
 
-use super::list::parse_since;
 use super::{Globals, print_stdout};
 use crate::error::{EXIT_OK, Error};
 use crate::store::Store;
-use crate::trace::{Timestamp, TraceId};
+use crate::store::filter::{parse_since, since_ago};
+use crate::trace::TraceId;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -20,7 +20,7 @@ pub struct Args {
 
 pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
     let store = Store::open_existing(&globals.store)?;
-    let cutoff = Timestamp(Timestamp::now().micros() - args.older_than);
+    let cutoff = since_ago(args.older_than);
     let old = store.prunable(cutoff)?;
     let when = cutoff.to_rfc3339();
     let mut out = String::new();

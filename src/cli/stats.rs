@@ -1,13 +1,13 @@
 //! `agentrace stats`: count, error rate, p50/p95/max duration, tokens and cost per span name
 //! (or agent, model, workflow, kind) over the traces a filter selects.
 
-use super::list::{parse_since, parse_status};
 use super::{Globals, print_stdout};
 use crate::error::{EXIT_OK, Error};
 use crate::render;
+use crate::store::filter::{parse_since, parse_status, since_ago};
 use crate::store::stats::{StatsBy, compute};
 use crate::store::{ListFilter, Store};
-use crate::trace::{Status, Timestamp};
+use crate::trace::Status;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum StatsFormat {
@@ -15,11 +15,39 @@ pub enum StatsFormat {
     Json,
 }
 
+/// `--by`: clap's view of [`StatsBy`], which the store defines without clap. The doc comments
+/// are the help text of each value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatsByArg {
+    /// Every span, by its name.
+    Name,
+    /// Agent spans, by agent.
+    Agent,
+    /// Model calls (generation spans), by their `model` attribute.
+    Model,
+    /// Whole traces, by workflow: the unit is the trace, not the span.
+    Workflow,
+    /// Every span, by its kind.
+    Kind,
+}
+
+impl From<StatsByArg> for StatsBy {
+    fn from(by: StatsByArg) -> StatsBy {
+        match by {
+            StatsByArg::Name => StatsBy::Name,
+            StatsByArg::Agent => StatsBy::Agent,
+            StatsByArg::Model => StatsBy::Model,
+            StatsByArg::Workflow => StatsBy::Workflow,
+            StatsByArg::Kind => StatsBy::Kind,
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// What a row is: span name, agent, model, workflow (whole traces) or span kind
-    #[arg(long, value_enum, default_value_t = StatsBy::Name)]
-    by: StatsBy,
+    #[arg(long, value_enum, default_value_t = StatsByArg::Name)]
+    by: StatsByArg,
 
     /// Only traces of this workflow (the file's top-level `name`)
     #[arg(long, value_name = "NAME")]
@@ -51,23 +79,21 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
         group: args.group,
         workflow: args.workflow,
         status: args.status,
-        since: args
-            .since
-            .map(|micros| Timestamp(Timestamp::now().micros() - micros)),
+        since: args.since.map(since_ago),
         limit: args.limit,
         ..ListFilter::default()
     };
-    let rows = compute(&store.load_many(&filter)?, args.by);
+    let by = StatsBy::from(args.by);
+    let rows = compute(&store.load_many(&filter)?, by);
     match args.format {
         StatsFormat::Table => print_stdout(&render::stats::stats_table(
             &rows,
-            args.by,
+            by,
             &globals.stdout_theme(),
         )),
         StatsFormat::Json => print_stdout(&format!(
             "{}\n",
-            serde_json::to_string_pretty(&render::stats::stats_json(&rows, args.by))
-                .unwrap_or_default()
+            serde_json::to_string_pretty(&render::stats::stats_json(&rows, by)).unwrap_or_default()
         )),
     }
     Ok(EXIT_OK)

@@ -10,11 +10,10 @@ pub mod otlp;
 
 use crate::trace::TraceDoc;
 
-/// `export --format`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+/// The file exports (`export --format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileFormat {
     /// The OTLP JSON encoding (ExportTraceServiceRequest) that collectors accept
-    #[value(name = "otlp-json")]
     OtlpJson,
     /// Chrome trace-event JSON (Perfetto, chrome://tracing)
     Chrome,

@@ -7,7 +7,7 @@ use owo_colors::OwoColorize;
 use crate::trace::{SpanKind, Status};
 
 /// `--color auto|always|never`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ColorChoice {
     #[default]
     Auto,

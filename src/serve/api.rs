@@ -23,7 +23,6 @@ use super::{Shared, error, query_pairs as pairs, with_store};
 use crate::render;
 use crate::render::diff::TraceDiff;
 use crate::store::ListFilter;
-use crate::trace::Timestamp;
 
 /// The most traces one list request returns.
 const MAX_LIMIT: usize = 5000;
@@ -40,66 +39,11 @@ fn json_response(value: &Value) -> Response {
     }
 }
 
-fn timestamp(name: &str, value: &str) -> Result<Timestamp, String> {
-    value
-        .parse::<jiff::Timestamp>()
-        .map(|t| Timestamp(t.as_microsecond()))
-        .map_err(|e| format!("{name}: {value:?} is not an RFC 3339 time ({e})"))
-}
-
-/// The list filter from a query string; unknown parameters are an error, not ignored, so a
-/// typo does not silently return everything.
+/// The list filter from a query string (see [`ListFilter::from_pairs`]): at most 100 traces
+/// unless `limit` says otherwise, and never more than [`MAX_LIMIT`].
 fn list_filter(query: Option<&str>) -> Result<ListFilter, String> {
-    let mut filter = ListFilter {
-        limit: Some(100),
-        ..ListFilter::default()
-    };
-    for (key, value) in pairs(query) {
-        let value = value.trim().to_string();
-        if value.is_empty() && key != "search" {
-            continue;
-        }
-        match key.as_str() {
-            "workflow" => filter.workflow = Some(value),
-            "group" => filter.group = Some(value),
-            "status" => {
-                filter.status = Some(crate::cli::parse_status(&value)?);
-            }
-            "meta" => {
-                let (k, v) = value
-                    .split_once('=')
-                    .ok_or_else(|| format!("meta: expected KEY=VALUE, got {value:?}"))?;
-                filter.meta.push((k.to_string(), v.to_string()));
-            }
-            "search" => {
-                if value
-                    .split_whitespace()
-                    .any(|w| !w.trim_matches('*').is_empty())
-                {
-                    filter.search = Some(value);
-                }
-            }
-            "since" => {
-                let micros = crate::cli::parse_since(&value)?;
-                filter.since = Some(Timestamp(Timestamp::now().micros() - micros));
-            }
-            "from" => filter.since = Some(timestamp("from", &value)?),
-            "until" => filter.until = Some(timestamp("until", &value)?),
-            "limit" => {
-                let n: usize = value
-                    .parse()
-                    .map_err(|_| format!("limit: {value:?} is not a number"))?;
-                filter.limit = Some(n.clamp(1, MAX_LIMIT));
-            }
-            other => {
-                return Err(format!(
-                    "unknown parameter {other:?}: use workflow, group, status, meta, search, \
-                     since, from, until or limit"
-                ));
-            }
-        }
-    }
-    crate::cli::check_filter_counts(&filter)?;
+    let mut filter = ListFilter::from_pairs(pairs(query))?;
+    filter.limit = Some(filter.limit.map_or(100, |n| n.clamp(1, MAX_LIMIT)));
     Ok(filter)
 }
 

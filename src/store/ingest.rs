@@ -18,8 +18,8 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use super::schema::index_spans;
 use super::writer::{map_json, write_events, write_span};
 use super::{Store, StoreError};
-use crate::ingest::Ingest;
 use crate::trace::TraceId;
+use crate::trace::ingest::Ingest;
 
 /// What one ingest request changed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -4,11 +4,13 @@
 //! One file in WAL mode, shared by every `agentrace` process on the machine: writers take short
 //! `BEGIN IMMEDIATE` transactions (with a busy timeout and a retry on `SQLITE_BUSY`) from one
 //! dedicated thread per process ([`StoreWriter`]), readers never block them. The schema lives in
-//! [`schema`], the writes in [`writer`], the reads in [`query`], the closing of dead runs in
-//! [`reconcile`], and the locks that tell live runs from dead ones in [`lock`].
+//! [`schema`], the writes in [`writer`], the reads in [`query`] (what they select in
+//! [`filter`]), the closing of dead runs in [`reconcile`], and the locks that tell live runs
+//! from dead ones in [`lock`].
 
 mod delete;
 mod error;
+pub mod filter;
 mod ingest;
 mod lock;
 mod query;
@@ -26,9 +28,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
-use crate::trace::{Status, Timestamp};
-
 pub use error::StoreError;
+pub use filter::ListFilter;
 pub use ingest::IngestSummary;
 pub use writer::StoreWriter;
 
@@ -46,24 +47,6 @@ pub struct Store {
     read_only: bool,
     /// The locks of the runs this store's writer records (see [`lock`]).
     locks: lock::RunLocks,
-}
-
-/// What `list` selects. Every field narrows the result; the default selects everything.
-#[derive(Default, Clone, Debug)]
-pub struct ListFilter {
-    pub group: Option<String>,
-    pub workflow: Option<String>,
-    pub status: Option<Status>,
-    /// `--meta K=V`: the metadata value under K, as text, equals V.
-    pub meta: Vec<(String, String)>,
-    /// Traces started at or after this time.
-    pub since: Option<Timestamp>,
-    /// Traces started before this time.
-    pub until: Option<Timestamp>,
-    pub limit: Option<usize>,
-    /// `--search TEXT`: every word appears in the trace's name, workflow, span names, span
-    /// inputs and outputs, or event names (see [`search`]).
-    pub search: Option<String>,
 }
 
 impl Store {

@@ -13,7 +13,7 @@ use super::{ListFilter, Store, StoreError};
 use crate::trace::{Span, SpanId, SpanKind, Status, TraceDoc};
 
 /// What the rows of `stats` are.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StatsBy {
     /// Every span, by its name.
     Name,

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::*;
-use crate::trace::{ErrorInfo, Event, Sink, Span, SpanId, SpanKind, Trace, TraceId, Usage};
+use crate::trace::{
+    ErrorInfo, Event, Sink, Span, SpanId, SpanKind, Status, Timestamp, Trace, TraceId, Usage,
+};
 
 const T0: i64 = 1_795_990_774_000_000;
 
@@ -895,7 +897,7 @@ fn a_version_1_store_is_migrated_and_keeps_its_traces() {
 
 mod ingest {
     use super::*;
-    use crate::ingest::{Ingest, TraceHeader};
+    use crate::trace::ingest::{Ingest, TraceHeader};
 
     fn header(id: TraceId, name: &str) -> TraceHeader {
         TraceHeader {
