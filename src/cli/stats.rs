@@ -5,9 +5,9 @@ use super::{Globals, print_stdout};
 use crate::error::{EXIT_OK, Error};
 use crate::render;
 use crate::store::filter::{parse_since, parse_status, since_ago};
-use crate::store::stats::{StatsBy, compute};
 use crate::store::{ListFilter, Store};
 use crate::trace::Status;
+use crate::trace::stats::{StatsBy, compute};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum StatsFormat {

@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use super::human_duration;
 use super::stats::cost as cost_text;
 use super::theme::{Style, Theme};
-use crate::store::stats::subtree_figures;
 use crate::trace::bound::truncate;
+use crate::trace::stats::subtree_figures;
 use crate::trace::{Span, SpanKind, Status, Trace, TraceDoc};
 
 /// The longest a span path is shown before it is cut with `…`.

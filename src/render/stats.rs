@@ -6,8 +6,8 @@ use serde_json::{Map, Value, json};
 use super::human_duration;
 use super::table::plain_table;
 use super::theme::Theme;
-use crate::store::stats::{StatRow, StatsBy};
 use crate::trace::bound::truncate;
+use crate::trace::stats::{StatRow, StatsBy};
 
 /// The longest a key is shown before it is cut with `…`.
 const KEY_MAX: usize = 48;

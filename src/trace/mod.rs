@@ -8,6 +8,7 @@ pub mod ingest;
 pub mod model;
 pub mod recorder;
 pub mod redact;
+pub mod stats;
 
 pub use id::{SpanId, TraceId};
 pub use model::{ErrorInfo, Event, Span, SpanKind, Status, Timestamp, Trace, TraceDoc, Usage};
