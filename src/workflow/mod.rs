@@ -11,5 +11,5 @@ pub mod schema;
 pub mod template;
 pub mod validate;
 
-pub use diagnostic::Diagnostic;
+pub use diagnostic::{Diagnostic, Loc};
 pub use schema::*;

@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
+use super::diagnostic::{Loc, did_you_mean, list, suggest};
 use super::node::{self, Node, NodeKind};
 use super::schema::{
-    AgentDef, BudgetDef, Command, EventDef, Loc, Located, LocatedValue, MockToolCall, MockTurn,
-    PriceDef, Provider, RetryDef, Step, StepKind, ToolDef, TraceDef,
+    AgentDef, BudgetDef, Command, EventDef, HANDOFF_PREFIX, Located, LocatedValue, MockToolCall,
+    MockTurn, PriceDef, Provider, RetryDef, Step, StepKind, ToolDef, TraceDef, is_function_name,
 };
 use super::{Diagnostic, Workflow, validate};
 use crate::error::Error;
@@ -68,7 +69,6 @@ const RESERVED_NAMES: &[&str] = &["vars", "steps", "trace"];
 const MOCK_TURN_KEYS: &[&str] = &["tool_calls", "handoff"];
 const TOOL_CALL_KEYS: &[&str] = &["name", "arguments"];
 /// The prefix of the tools that stand for handoffs (`transfer_to_<agent>`).
-pub(crate) const HANDOFF_PREFIX: &str = "transfer_to_";
 const TRACE_KEYS: &[&str] = &["name", "metadata", "steps"];
 const STEP_KEYS: &[&str] = &[
     "id",
@@ -192,73 +192,6 @@ pub fn parse_str(file: &str, path: PathBuf, source: &str) -> (Option<Workflow>, 
     let mut diagnostics = parser.diagnostics;
     diagnostics.sort_by_key(|d| d.loc);
     (workflow, diagnostics)
-}
-
-/// The closest candidate to a misspelt word: within edit distance 2 (and less than the word's
-/// length), or one being a prefix of the other.
-pub(crate) fn suggest<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
-    let lower = word.to_lowercase();
-    let mut best: Option<(usize, &'a str)> = None;
-    for candidate in candidates {
-        let c = candidate.to_lowercase();
-        let distance = edit_distance(&lower, &c);
-        let close = distance <= 2 && distance < lower.chars().count();
-        let prefix = lower.len() >= 2 && (c.starts_with(&lower) || lower.starts_with(&c));
-        let score = if close {
-            distance
-        } else if prefix {
-            3
-        } else {
-            continue;
-        };
-        if best.is_none_or(|(b, _)| score < b) {
-            best = Some((score, candidate));
-        }
-    }
-    best.map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut row = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            row[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(row[j] + 1);
-        }
-        prev = row;
-    }
-    prev[b.len()]
-}
-
-/// "; did you mean `x`?" when there is a close match (part of the message, so that it shows in
-/// the one-line `FILE:LINE:COL: message` form too).
-pub(crate) fn did_you_mean(suggestion: Option<&str>) -> String {
-    suggestion
-        .map(|s| format!("; did you mean `{s}`?"))
-        .unwrap_or_default()
-}
-
-/// A list of names for a help line: "`a`, `b`, `c`".
-pub(crate) fn list(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
-    names
-        .into_iter()
-        .map(|n| format!("`{}`", n.as_ref()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Whether a name can be a function (tool) name for OpenAI-compatible APIs:
-/// `^[A-Za-z0-9_-]{1,64}$`.
-pub(crate) fn is_function_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// Whether a step id can be written as `steps.<id>` in a template.

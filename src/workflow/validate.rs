@@ -14,9 +14,10 @@ use indexmap::IndexSet;
 
 use serde_json::Value;
 
-use super::parse::{HANDOFF_PREFIX, did_you_mean, is_function_name, list, suggest};
+use super::diagnostic::{Loc, did_you_mean, list, suggest};
 use super::schema::{
-    AgentDef, Command, EventDef, Loc, Located, LocatedValue, MockTurn, Step, StepKind,
+    AgentDef, Command, EventDef, HANDOFF_PREFIX, Located, LocatedValue, MockTurn, Step, StepKind,
+    is_function_name,
 };
 use super::template::{Templates, is_template, single_expression};
 use super::{Diagnostic, Workflow};
