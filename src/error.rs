@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use crate::store::StoreError;
-use crate::workflow::Diagnostic;
+use crate::workflow::WorkflowError;
 
 /// Success.
 pub const EXIT_OK: i32 = 0;
@@ -24,15 +24,9 @@ pub enum Error {
     #[error("{message}")]
     Usage { message: String },
 
-    #[error("cannot read {}: {source}", path.display())]
-    ReadFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-
-    /// One or more problems in workflow files, all reported together.
-    #[error("{} problem(s) in the workflow", diagnostics.len())]
-    Invalid { diagnostics: Vec<Diagnostic> },
+    /// An unreadable workflow file, or one with problems (all reported together).
+    #[error(transparent)]
+    Workflow(#[from] WorkflowError),
 
     #[error(
         "no model access: set OPENAI_API_KEY (and optionally OPENAI_BASE_URL for an \
@@ -70,8 +64,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage { .. }
-            | Error::ReadFile { .. }
-            | Error::Invalid { .. }
+            | Error::Workflow(_)
             | Error::NoModelAccess
             | Error::MissingKeyVar { .. }
             | Error::Store(_)
@@ -84,7 +77,7 @@ impl Error {
     /// The one place errors become text (for stderr).
     pub fn render(&self) -> String {
         match self {
-            Error::Invalid { diagnostics } => {
+            Error::Workflow(WorkflowError::Invalid { diagnostics }) => {
                 let mut out = String::new();
                 for d in diagnostics {
                     out.push_str(&format!("error: {d}"));
@@ -130,6 +123,10 @@ mod tests {
         assert_eq!(EXIT_INTERRUPTED, 130);
         assert_eq!(Error::NoModelAccess.exit_code(), EXIT_USAGE);
         assert_eq!(Error::usage("x").exit_code(), EXIT_USAGE);
+        let invalid = WorkflowError::Invalid {
+            diagnostics: Vec::new(),
+        };
+        assert_eq!(Error::from(invalid).exit_code(), EXIT_USAGE);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::llm::replay::Recording;
 use crate::render;
 use crate::store::{Store, StoreWriter};
 use crate::trace::{Sink, Status, redact};
-use crate::workflow::parse;
+use crate::workflow;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum RunFormat {
@@ -86,7 +86,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
-    let wf = parse::load(&args.file)?;
+    let wf = workflow::load(&args.file)?;
     // -- W3C trace context (OTLP export): join the caller's trace when TRACEPARENT is valid.
     let trace_context = TraceContext::from_env();
     if trace_context.is_none() && std::env::var_os("TRACEPARENT").is_some_and(|v| !v.is_empty()) {

@@ -6,7 +6,7 @@
 //! place in the result even when one of its keys was wrong (so validation does not add
 //! follow-on noise such as "unknown step" for a step that is there).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,8 +18,7 @@ use super::schema::{
     AgentDef, BudgetDef, Command, EventDef, HANDOFF_PREFIX, Located, LocatedValue, MockToolCall,
     MockTurn, PriceDef, Provider, RetryDef, Step, StepKind, ToolDef, TraceDef, is_function_name,
 };
-use super::{Diagnostic, Workflow, validate};
-use crate::error::Error;
+use super::{Diagnostic, Workflow};
 use expect::Level;
 
 mod expect;
@@ -117,64 +116,6 @@ const FORM_ONLY_KEYS: &[(&str, &[&str])] = &[
 ];
 /// What a duration looks like, for messages.
 const DURATION: &str = "a duration like 30s, 2m or 1h";
-
-/// The largest workflow file read (10 MiB); a path to `/dev/zero` or an endless pipe stops
-/// there instead of filling memory.
-pub const MAX_WORKFLOW_BYTES: u64 = 10 << 20;
-
-/// Reads a workflow as UTF-8 text, at most [`MAX_WORKFLOW_BYTES`]. Pipes and devices are read
-/// like files (`run <(generate)` works), up to the same limit.
-fn read_capped(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_WORKFLOW_BYTES + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_WORKFLOW_BYTES {
-        return Err(std::io::Error::other(format!(
-            "the file is over {} MiB, the limit of a workflow file",
-            MAX_WORKFLOW_BYTES >> 20
-        )));
-    }
-    String::from_utf8(bytes).map_err(|_| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "stream did not contain valid UTF-8",
-        )
-    })
-}
-
-/// Reads, parses and validates a workflow file; every problem in one Error::Invalid (sorted by
-/// line/col), or Error::ReadFile.
-pub fn load(path: &Path) -> Result<Workflow, Error> {
-    let source = read_capped(path).map_err(|source| Error::ReadFile {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let file = path.display().to_string();
-    let (workflow, mut diagnostics) = parse_str(&file, path.to_path_buf(), &source);
-    if let Some(wf) = &workflow {
-        diagnostics.extend(validate::validate(wf));
-    }
-    match workflow {
-        Some(wf) if diagnostics.is_empty() => Ok(wf),
-        _ => {
-            if diagnostics.is_empty() {
-                diagnostics.push(Diagnostic::new(
-                    &file,
-                    Loc { line: 1, col: 1 },
-                    "not a usable workflow",
-                ));
-            }
-            diagnostics.sort_by_key(|d| d.loc);
-            Err(Error::Invalid {
-                diagnostics: diagnostics
-                    .into_iter()
-                    .map(|d| d.with_source(&source))
-                    .collect(),
-            })
-        }
-    }
-}
 
 /// Parses text. `file` is the label used in messages (the path as the user typed it). Returns
 /// what could be built plus every problem found.
@@ -1420,17 +1361,13 @@ impl Parser<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use serde_json::json;
 
     /// Every problem parse and validation find, as `FILE:LINE:COL: message`, in file order.
-    pub(crate) fn problems(src: &str) -> Vec<String> {
-        let (wf, mut diags) = parse_str("w.yaml", PathBuf::from("w.yaml"), src);
-        if let Some(wf) = &wf {
-            diags.extend(validate::validate(wf));
-        }
-        diags.sort_by_key(|d| d.loc);
+    fn problems(src: &str) -> Vec<String> {
+        let (_, diags) = crate::workflow::check_str("w.yaml", PathBuf::from("w.yaml"), src);
         diags.iter().map(Diagnostic::headline).collect()
     }
 
@@ -1441,6 +1378,13 @@ mod tests {
 
     fn parsed(src: &str) -> Workflow {
         let (wf, diags) = parse_str("w.yaml", PathBuf::from("w.yaml"), src);
+        assert_eq!(diags, [], "unexpected problems");
+        wf.expect("a workflow")
+    }
+
+    /// A workflow that parses and validates without a problem.
+    fn valid(src: &str) -> Workflow {
+        let (wf, diags) = crate::workflow::check_str("w.yaml", PathBuf::from("w.yaml"), src);
         assert_eq!(diags, [], "unexpected problems");
         wf.expect("a workflow")
     }
@@ -1653,7 +1597,8 @@ mod tests {
         );
     }
 
-    const EXAMPLE: &str = r#"name: Research and Analysis Workflow      # required; the trace name
+    /// The workflow of the format's documentation, every key in use; `load` reads it too.
+    pub(crate) const EXAMPLE: &str = r#"name: Research and Analysis Workflow      # required; the trace name
 description: An example
 group_id: "{{ vars.conversation_id }}"
 metadata: { customer_id: cust_789, priority: high }
@@ -1687,8 +1632,7 @@ steps:
 
     #[test]
     fn the_spec_example_parses_into_the_expected_structure() {
-        let wf = parsed(EXAMPLE);
-        assert_eq!(validate::validate(&wf), []);
+        let wf = valid(EXAMPLE);
         assert_eq!(wf.name.as_str(), "Research and Analysis Workflow");
         assert_eq!(wf.name.loc, Loc { line: 1, col: 7 });
         assert_eq!(wf.description.as_deref(), Some("An example"));
@@ -1802,44 +1746,11 @@ steps:
     #[test]
     fn traces_share_the_file_and_keep_their_metadata() {
         let src = "name: chat\nmodel: m\nagents: { a: {} }\ntraces:\n  - name: turn 1\n    metadata: { turn: 1 }\n    steps:\n      - { id: q1, agent: a, input: hi }\n  - name: turn 2\n    steps:\n      - { id: q2, agent: a, input: \"{{ steps.q1.output }}\" }\n";
-        let wf = parsed(src);
-        assert_eq!(validate::validate(&wf), []);
+        let wf = valid(src);
         let names: Vec<&str> = wf.traces.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["turn 1", "turn 2"]);
         assert_eq!(wf.traces[0].metadata["turn"].value, json!(1));
         assert_eq!(wf.traces[1].steps[0].loc, Loc { line: 11, col: 9 });
-    }
-
-    #[test]
-    fn load_reports_unreadable_files_and_gathers_every_problem_with_snippets() {
-        let missing = load(Path::new("/nonexistent/w.yaml"));
-        assert!(matches!(missing, Err(Error::ReadFile { .. })));
-
-        let dir = std::env::temp_dir().join(format!("agentrace-parse-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("bad.yaml");
-        std::fs::write(
-            &path,
-            "name: t\nsteps:\n  - id: a\n    run: \"echo {{ vars.x }}\"\n    inptu: 1\n",
-        )
-        .unwrap();
-        let Err(Error::Invalid { diagnostics }) = load(&path) else {
-            panic!("invalid expected")
-        };
-        let lines: Vec<(u32, Option<&str>)> = diagnostics
-            .iter()
-            .map(|d| (d.loc.line, d.line_text.as_deref()))
-            .collect();
-        assert_eq!(
-            lines,
-            [
-                (4, Some("    run: \"echo {{ vars.x }}\"")),
-                (5, Some("    inptu: 1"))
-            ]
-        );
-        std::fs::write(&path, EXAMPLE).unwrap();
-        assert!(load(&path).is_ok());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     const ACTING: &str = r#"name: Support
@@ -1890,8 +1801,7 @@ steps:
 
     #[test]
     fn the_keys_of_agents_that_act_parse_into_the_expected_structure() {
-        let wf = parsed(ACTING);
-        assert_eq!(validate::validate(&wf), []);
+        let wf = valid(ACTING);
         assert_eq!(wf.provider.as_ref().map(|p| p.stream), Some(Some(false)));
 
         assert_eq!(
@@ -2186,8 +2096,7 @@ steps:
     #[test]
     fn the_control_flow_keys_parse_into_the_expected_structure() {
         use std::time::Duration;
-        let wf = parsed(CONTROL);
-        assert_eq!(validate::validate(&wf), []);
+        let wf = valid(CONTROL);
         let at = |line, col| Loc { line, col };
         assert_eq!(
             wf.timeout,
