@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use crate::llm::replay::ReplayError;
 use crate::store::StoreError;
 use crate::workflow::WorkflowError;
 
@@ -40,6 +41,10 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] StoreError),
 
+    /// Traces given to `--replay` that cannot be replayed.
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+
     #[error("cannot write {}: {source}", path.display())]
     WriteFile {
         path: PathBuf,
@@ -68,6 +73,7 @@ impl Error {
             | Error::NoModelAccess
             | Error::MissingKeyVar { .. }
             | Error::Store(_)
+            | Error::Replay(_)
             | Error::WriteFile { .. }
             | Error::Runtime(_) => EXIT_USAGE,
             Error::Export(_) => EXIT_FAILED,
@@ -94,23 +100,6 @@ impl Error {
     }
 }
 
-/// `e` and each of its causes, `: `-separated: "builder error" alone does not say that a
-/// certificate file could not be read.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        // Some errors repeat their cause in their own message.
-        if !message.ends_with(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = s.source();
-    }
-    message
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +116,9 @@ mod tests {
             diagnostics: Vec::new(),
         };
         assert_eq!(Error::from(invalid).exit_code(), EXIT_USAGE);
+        let replay = Error::from(ReplayError::NoContent { trace: "t1".into() });
+        assert_eq!(replay.exit_code(), EXIT_USAGE);
+        assert!(replay.render().starts_with("error: cannot replay t1: "));
     }
 
     #[test]

@@ -344,7 +344,7 @@ fn load_replay(ids: &[String], globals: &Globals) -> Result<Recording, Error> {
         }
         docs.push(doc);
     }
-    Recording::from_traces(&docs).map_err(|e| Error::usage(e.to_string()))
+    Ok(Recording::from_traces(&docs)?)
 }
 
 /// Prints agent text to stderr as it arrives, with the agent's name when the speaker changes,
