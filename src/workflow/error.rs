@@ -1,12 +1,12 @@
 //! What can go wrong loading a workflow file: it cannot be read, or it has problems.
 //!
-//! The workflow module reports its own failures rather than building the top-level
-//! [`crate::error::Error`], which wraps this one: the lower layer does not reach up for the
-//! type of the layer that renders it. Messages and exit codes are decided there, not here.
+//! The workflow module reports its own failures rather than building the top-level `Error`,
+//! which wraps this one (`#[from]`): a lower layer does not reach up for the type of the layer
+//! that renders it. How the problems are printed and the exit code are decided up there.
 
 use std::path::PathBuf;
 
-use super::Diagnostic;
+use super::diagnostic::Diagnostic;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkflowError {
