@@ -5,8 +5,9 @@
 
 use std::path::PathBuf;
 
+use crate::llm::replay::ReplayError;
 use crate::store::StoreError;
-use crate::workflow::Diagnostic;
+use crate::workflow::WorkflowError;
 
 /// Success.
 pub const EXIT_OK: i32 = 0;
@@ -24,15 +25,9 @@ pub enum Error {
     #[error("{message}")]
     Usage { message: String },
 
-    #[error("cannot read {}: {source}", path.display())]
-    ReadFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-
-    /// One or more problems in workflow files, all reported together.
-    #[error("{} problem(s) in the workflow", diagnostics.len())]
-    Invalid { diagnostics: Vec<Diagnostic> },
+    /// An unreadable workflow file, or one with problems (all reported together).
+    #[error(transparent)]
+    Workflow(#[from] WorkflowError),
 
     #[error(
         "no model access: set OPENAI_API_KEY (and optionally OPENAI_BASE_URL for an \
@@ -45,6 +40,10 @@ pub enum Error {
 
     #[error(transparent)]
     Store(#[from] StoreError),
+
+    /// Traces given to `--replay` that cannot be replayed.
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
 
     #[error("cannot write {}: {source}", path.display())]
     WriteFile {
@@ -70,11 +69,11 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage { .. }
-            | Error::ReadFile { .. }
-            | Error::Invalid { .. }
+            | Error::Workflow(_)
             | Error::NoModelAccess
             | Error::MissingKeyVar { .. }
             | Error::Store(_)
+            | Error::Replay(_)
             | Error::WriteFile { .. }
             | Error::Runtime(_) => EXIT_USAGE,
             Error::Export(_) => EXIT_FAILED,
@@ -84,7 +83,7 @@ impl Error {
     /// The one place errors become text (for stderr).
     pub fn render(&self) -> String {
         match self {
-            Error::Invalid { diagnostics } => {
+            Error::Workflow(WorkflowError::Invalid { diagnostics }) => {
                 let mut out = String::new();
                 for d in diagnostics {
                     out.push_str(&format!("error: {d}"));
@@ -101,23 +100,6 @@ impl Error {
     }
 }
 
-/// `e` and each of its causes, `: `-separated: "builder error" alone does not say that a
-/// certificate file could not be read.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        // Some errors repeat their cause in their own message.
-        if !message.ends_with(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = s.source();
-    }
-    message
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +112,13 @@ mod tests {
         assert_eq!(EXIT_INTERRUPTED, 130);
         assert_eq!(Error::NoModelAccess.exit_code(), EXIT_USAGE);
         assert_eq!(Error::usage("x").exit_code(), EXIT_USAGE);
+        let invalid = WorkflowError::Invalid {
+            diagnostics: Vec::new(),
+        };
+        assert_eq!(Error::from(invalid).exit_code(), EXIT_USAGE);
+        let replay = Error::from(ReplayError::NoContent { trace: "t1".into() });
+        assert_eq!(replay.exit_code(), EXIT_USAGE);
+        assert!(replay.render().starts_with("error: cannot replay t1: "));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! opens spans on a `trace::Recorder`; the recorder forwards them to sinks (the SQLite `store`,
 //! progress on stderr). `show` and `list` read the store back and `render` it.
 
+pub mod causes;
 pub mod cli;
 pub mod engine;
 pub mod error;

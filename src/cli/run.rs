@@ -19,7 +19,7 @@ use crate::render;
 use crate::store::{Store, StoreWriter};
 use crate::trace::context::TraceContext;
 use crate::trace::{Sink, Status, redact};
-use crate::workflow::parse;
+use crate::workflow;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum RunFormat {
@@ -87,7 +87,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
-    let wf = parse::load(&args.file)?;
+    let wf = workflow::load(&args.file)?;
     // -- W3C trace context (OTLP export): join the caller's trace when TRACEPARENT is valid.
     let trace_context = TraceContext::from_env();
     if trace_context.is_none() && std::env::var_os("TRACEPARENT").is_some_and(|v| !v.is_empty()) {
@@ -345,7 +345,7 @@ fn load_replay(ids: &[String], globals: &Globals) -> Result<Recording, Error> {
         }
         docs.push(doc);
     }
-    Recording::from_traces(&docs).map_err(|e| Error::usage(e.to_string()))
+    Ok(Recording::from_traces(&docs)?)
 }
 
 /// Prints agent text to stderr as it arrives, with the agent's name when the speaker changes,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::{Globals, print_stdout};
 use crate::error::{EXIT_OK, EXIT_USAGE, Error};
-use crate::workflow::parse;
+use crate::workflow;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -16,7 +16,7 @@ pub struct Args {
 pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
     let mut code = EXIT_OK;
     for file in &args.files {
-        match parse::load(file) {
+        match workflow::load(file) {
             Ok(wf) => {
                 if !globals.quiet {
                     let steps = wf.all_steps().len();
@@ -30,7 +30,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
                 }
             }
             Err(e) => {
-                super::report(&e);
+                super::report(&Error::from(e));
                 code = EXIT_USAGE;
             }
         }

@@ -435,7 +435,7 @@ async fn push_async(docs: &[TraceDoc], config: &PushConfig) -> Result<Pushed, Ex
         .map_err(|e| {
             ExportError::Failed(format!(
                 "cannot build the HTTP client: {}",
-                crate::error::chain(&e)
+                crate::causes::chain(&e)
             ))
         })?;
     let mut pushed = Pushed {
@@ -483,7 +483,7 @@ async fn post_with_retries(
                 }
                 message
             }
-            Err(e) => crate::error::chain(&e),
+            Err(e) => crate::causes::chain(&e),
         };
         attempt += 1;
         if attempt > MAX_RETRIES {

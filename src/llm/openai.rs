@@ -97,7 +97,7 @@ impl OpenAiModel {
         let http = http.build().map_err(|e| {
             ModelError::new(format!(
                 "cannot build the HTTP client: {}",
-                crate::error::chain(&e)
+                crate::causes::chain(&e)
             ))
         })?;
         Ok(OpenAiModel {

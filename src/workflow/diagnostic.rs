@@ -3,10 +3,19 @@
 //! The file may be hostile: its text reaches the terminal only with control characters escaped
 //! (an ESC or OSC sequence would drive the terminal), and a long line only as a window around
 //! the column, so that a 5 MB line does not become 10 MB of stderr.
+//!
+//! The wording helpers (`suggest`, `did_you_mean`, `list`) and [`Loc`] live here too: parsing and
+//! validation both report problems, and with the helpers in a leaf of their own neither has to
+//! import the other.
 
 use std::fmt;
 
-use super::schema::Loc;
+/// A 1-based line and column in the workflow file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Loc {
+    pub line: u32,
+    pub col: u32,
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Diagnostic {
@@ -154,6 +163,64 @@ impl fmt::Display for Diagnostic {
         }
         Ok(())
     }
+}
+
+/// The closest candidate to a misspelt word: within edit distance 2 (and less than the word's
+/// length), or one being a prefix of the other.
+pub(crate) fn suggest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let lower = word.to_lowercase();
+    let mut best: Option<(usize, &'a str)> = None;
+    for candidate in candidates {
+        let c = candidate.to_lowercase();
+        let distance = edit_distance(&lower, &c);
+        let close = distance <= 2 && distance < lower.chars().count();
+        let prefix = lower.len() >= 2 && (c.starts_with(&lower) || lower.starts_with(&c));
+        let score = if close {
+            distance
+        } else if prefix {
+            3
+        } else {
+            continue;
+        };
+        if best.is_none_or(|(b, _)| score < b) {
+            best = Some((score, candidate));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut row = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            row[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(row[j] + 1);
+        }
+        prev = row;
+    }
+    prev[b.len()]
+}
+
+/// "; did you mean `x`?" when there is a close match (part of the message, so that it shows in
+/// the one-line `FILE:LINE:COL: message` form too).
+pub(crate) fn did_you_mean(suggestion: Option<&str>) -> String {
+    suggestion
+        .map(|s| format!("; did you mean `{s}`?"))
+        .unwrap_or_default()
+}
+
+/// A list of names for a help line: "`a`, `b`, `c`".
+pub(crate) fn list(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
+    names
+        .into_iter()
+        .map(|n| format!("`{}`", n.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::schema::Loc;
+use super::diagnostic::Loc;
 
 /// The keys of a step's `expect:`.
 pub const STEP_CHECKS: &[&str] = &[

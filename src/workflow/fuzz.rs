@@ -9,9 +9,8 @@ use std::path::PathBuf;
 
 use proptest::prelude::*;
 
-use super::parse::parse_str;
+use super::check_str;
 use super::template::Templates;
-use super::validate::validate;
 
 const SEEDS: &[&str] = &[
     include_str!("../../workflows/research.yaml"),
@@ -91,10 +90,7 @@ fn mutate(seed: &str, ops: &[(usize, u8, u8)]) -> String {
 
 /// Every diagnostic points inside the file (or at 1:1 for an empty one).
 fn check(source: &str) {
-    let (wf, mut diags) = parse_str("fuzz.yaml", PathBuf::from("fuzz.yaml"), source);
-    if let Some(wf) = &wf {
-        diags.extend(validate(wf));
-    }
+    let (_, diags) = check_str("fuzz.yaml", PathBuf::from("fuzz.yaml"), source);
     let lines = source.lines().count().max(1) as u32 + 1;
     for d in diags {
         assert!(

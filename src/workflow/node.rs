@@ -10,7 +10,8 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{Location, Spanned};
 
-use super::schema::{Loc, Located};
+use super::diagnostic::Loc;
+use super::schema::Located;
 
 /// One YAML value and where it starts.
 #[derive(Clone, Debug, PartialEq)]

@@ -6,19 +6,19 @@
 //! place in the result even when one of its keys was wrong (so validation does not add
 //! follow-on noise such as "unknown step" for a step that is there).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use indexmap::IndexMap;
 
+use super::diagnostic::{Loc, did_you_mean, list, suggest};
 use super::node::{self, Node, NodeKind};
 use super::schema::{
-    AgentDef, BudgetDef, Command, EventDef, Loc, Located, LocatedValue, MockToolCall, MockTurn,
-    PriceDef, Provider, RetryDef, Step, StepKind, ToolDef, TraceDef,
+    AgentDef, BudgetDef, Command, EventDef, HANDOFF_PREFIX, Located, LocatedValue, MockToolCall,
+    MockTurn, PriceDef, Provider, RetryDef, Step, StepKind, ToolDef, TraceDef, is_function_name,
 };
-use super::{Diagnostic, Workflow, validate};
-use crate::error::Error;
+use super::{Diagnostic, Workflow};
 use expect::Level;
 
 mod expect;
@@ -68,7 +68,6 @@ const RESERVED_NAMES: &[&str] = &["vars", "steps", "trace"];
 const MOCK_TURN_KEYS: &[&str] = &["tool_calls", "handoff"];
 const TOOL_CALL_KEYS: &[&str] = &["name", "arguments"];
 /// The prefix of the tools that stand for handoffs (`transfer_to_<agent>`).
-pub(crate) const HANDOFF_PREFIX: &str = "transfer_to_";
 const TRACE_KEYS: &[&str] = &["name", "metadata", "steps"];
 const STEP_KEYS: &[&str] = &[
     "id",
@@ -118,64 +117,6 @@ const FORM_ONLY_KEYS: &[(&str, &[&str])] = &[
 /// What a duration looks like, for messages.
 const DURATION: &str = "a duration like 30s, 2m or 1h";
 
-/// The largest workflow file read (10 MiB); a path to `/dev/zero` or an endless pipe stops
-/// there instead of filling memory.
-pub const MAX_WORKFLOW_BYTES: u64 = 10 << 20;
-
-/// Reads a workflow as UTF-8 text, at most [`MAX_WORKFLOW_BYTES`]. Pipes and devices are read
-/// like files (`run <(generate)` works), up to the same limit.
-fn read_capped(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_WORKFLOW_BYTES + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_WORKFLOW_BYTES {
-        return Err(std::io::Error::other(format!(
-            "the file is over {} MiB, the limit of a workflow file",
-            MAX_WORKFLOW_BYTES >> 20
-        )));
-    }
-    String::from_utf8(bytes).map_err(|_| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "stream did not contain valid UTF-8",
-        )
-    })
-}
-
-/// Reads, parses and validates a workflow file; every problem in one Error::Invalid (sorted by
-/// line/col), or Error::ReadFile.
-pub fn load(path: &Path) -> Result<Workflow, Error> {
-    let source = read_capped(path).map_err(|source| Error::ReadFile {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let file = path.display().to_string();
-    let (workflow, mut diagnostics) = parse_str(&file, path.to_path_buf(), &source);
-    if let Some(wf) = &workflow {
-        diagnostics.extend(validate::validate(wf));
-    }
-    match workflow {
-        Some(wf) if diagnostics.is_empty() => Ok(wf),
-        _ => {
-            if diagnostics.is_empty() {
-                diagnostics.push(Diagnostic::new(
-                    &file,
-                    Loc { line: 1, col: 1 },
-                    "not a usable workflow",
-                ));
-            }
-            diagnostics.sort_by_key(|d| d.loc);
-            Err(Error::Invalid {
-                diagnostics: diagnostics
-                    .into_iter()
-                    .map(|d| d.with_source(&source))
-                    .collect(),
-            })
-        }
-    }
-}
-
 /// Parses text. `file` is the label used in messages (the path as the user typed it). Returns
 /// what could be built plus every problem found.
 pub fn parse_str(file: &str, path: PathBuf, source: &str) -> (Option<Workflow>, Vec<Diagnostic>) {
@@ -192,73 +133,6 @@ pub fn parse_str(file: &str, path: PathBuf, source: &str) -> (Option<Workflow>, 
     let mut diagnostics = parser.diagnostics;
     diagnostics.sort_by_key(|d| d.loc);
     (workflow, diagnostics)
-}
-
-/// The closest candidate to a misspelt word: within edit distance 2 (and less than the word's
-/// length), or one being a prefix of the other.
-pub(crate) fn suggest<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
-    let lower = word.to_lowercase();
-    let mut best: Option<(usize, &'a str)> = None;
-    for candidate in candidates {
-        let c = candidate.to_lowercase();
-        let distance = edit_distance(&lower, &c);
-        let close = distance <= 2 && distance < lower.chars().count();
-        let prefix = lower.len() >= 2 && (c.starts_with(&lower) || lower.starts_with(&c));
-        let score = if close {
-            distance
-        } else if prefix {
-            3
-        } else {
-            continue;
-        };
-        if best.is_none_or(|(b, _)| score < b) {
-            best = Some((score, candidate));
-        }
-    }
-    best.map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut row = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            row[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(row[j] + 1);
-        }
-        prev = row;
-    }
-    prev[b.len()]
-}
-
-/// "; did you mean `x`?" when there is a close match (part of the message, so that it shows in
-/// the one-line `FILE:LINE:COL: message` form too).
-pub(crate) fn did_you_mean(suggestion: Option<&str>) -> String {
-    suggestion
-        .map(|s| format!("; did you mean `{s}`?"))
-        .unwrap_or_default()
-}
-
-/// A list of names for a help line: "`a`, `b`, `c`".
-pub(crate) fn list(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
-    names
-        .into_iter()
-        .map(|n| format!("`{}`", n.as_ref()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Whether a name can be a function (tool) name for OpenAI-compatible APIs:
-/// `^[A-Za-z0-9_-]{1,64}$`.
-pub(crate) fn is_function_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// Whether a step id can be written as `steps.<id>` in a template.
@@ -1487,17 +1361,13 @@ impl Parser<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use serde_json::json;
 
     /// Every problem parse and validation find, as `FILE:LINE:COL: message`, in file order.
-    pub(crate) fn problems(src: &str) -> Vec<String> {
-        let (wf, mut diags) = parse_str("w.yaml", PathBuf::from("w.yaml"), src);
-        if let Some(wf) = &wf {
-            diags.extend(validate::validate(wf));
-        }
-        diags.sort_by_key(|d| d.loc);
+    fn problems(src: &str) -> Vec<String> {
+        let (_, diags) = crate::workflow::check_str("w.yaml", PathBuf::from("w.yaml"), src);
         diags.iter().map(Diagnostic::headline).collect()
     }
 
@@ -1508,6 +1378,13 @@ mod tests {
 
     fn parsed(src: &str) -> Workflow {
         let (wf, diags) = parse_str("w.yaml", PathBuf::from("w.yaml"), src);
+        assert_eq!(diags, [], "unexpected problems");
+        wf.expect("a workflow")
+    }
+
+    /// A workflow that parses and validates without a problem.
+    fn valid(src: &str) -> Workflow {
+        let (wf, diags) = crate::workflow::check_str("w.yaml", PathBuf::from("w.yaml"), src);
         assert_eq!(diags, [], "unexpected problems");
         wf.expect("a workflow")
     }
@@ -1720,7 +1597,8 @@ mod tests {
         );
     }
 
-    const EXAMPLE: &str = r#"name: Research and Analysis Workflow      # required; the trace name
+    /// The workflow of the format's documentation, every key in use; `load` reads it too.
+    pub(crate) const EXAMPLE: &str = r#"name: Research and Analysis Workflow      # required; the trace name
 description: An example
 group_id: "{{ vars.conversation_id }}"
 metadata: { customer_id: cust_789, priority: high }
@@ -1754,8 +1632,7 @@ steps:
 
     #[test]
     fn the_spec_example_parses_into_the_expected_structure() {
-        let wf = parsed(EXAMPLE);
-        assert_eq!(validate::validate(&wf), []);
+        let wf = valid(EXAMPLE);
         assert_eq!(wf.name.as_str(), "Research and Analysis Workflow");
         assert_eq!(wf.name.loc, Loc { line: 1, col: 7 });
         assert_eq!(wf.description.as_deref(), Some("An example"));
@@ -1869,44 +1746,11 @@ steps:
     #[test]
     fn traces_share_the_file_and_keep_their_metadata() {
         let src = "name: chat\nmodel: m\nagents: { a: {} }\ntraces:\n  - name: turn 1\n    metadata: { turn: 1 }\n    steps:\n      - { id: q1, agent: a, input: hi }\n  - name: turn 2\n    steps:\n      - { id: q2, agent: a, input: \"{{ steps.q1.output }}\" }\n";
-        let wf = parsed(src);
-        assert_eq!(validate::validate(&wf), []);
+        let wf = valid(src);
         let names: Vec<&str> = wf.traces.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["turn 1", "turn 2"]);
         assert_eq!(wf.traces[0].metadata["turn"].value, json!(1));
         assert_eq!(wf.traces[1].steps[0].loc, Loc { line: 11, col: 9 });
-    }
-
-    #[test]
-    fn load_reports_unreadable_files_and_gathers_every_problem_with_snippets() {
-        let missing = load(Path::new("/nonexistent/w.yaml"));
-        assert!(matches!(missing, Err(Error::ReadFile { .. })));
-
-        let dir = std::env::temp_dir().join(format!("agentrace-parse-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("bad.yaml");
-        std::fs::write(
-            &path,
-            "name: t\nsteps:\n  - id: a\n    run: \"echo {{ vars.x }}\"\n    inptu: 1\n",
-        )
-        .unwrap();
-        let Err(Error::Invalid { diagnostics }) = load(&path) else {
-            panic!("invalid expected")
-        };
-        let lines: Vec<(u32, Option<&str>)> = diagnostics
-            .iter()
-            .map(|d| (d.loc.line, d.line_text.as_deref()))
-            .collect();
-        assert_eq!(
-            lines,
-            [
-                (4, Some("    run: \"echo {{ vars.x }}\"")),
-                (5, Some("    inptu: 1"))
-            ]
-        );
-        std::fs::write(&path, EXAMPLE).unwrap();
-        assert!(load(&path).is_ok());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     const ACTING: &str = r#"name: Support
@@ -1957,8 +1801,7 @@ steps:
 
     #[test]
     fn the_keys_of_agents_that_act_parse_into_the_expected_structure() {
-        let wf = parsed(ACTING);
-        assert_eq!(validate::validate(&wf), []);
+        let wf = valid(ACTING);
         assert_eq!(wf.provider.as_ref().map(|p| p.stream), Some(Some(false)));
 
         assert_eq!(
@@ -2253,8 +2096,7 @@ steps:
     #[test]
     fn the_control_flow_keys_parse_into_the_expected_structure() {
         use std::time::Duration;
-        let wf = parsed(CONTROL);
-        assert_eq!(validate::validate(&wf), []);
+        let wf = valid(CONTROL);
         let at = |line, col| Loc { line, col };
         assert_eq!(
             wf.timeout,

@@ -12,12 +12,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde_json::Value;
 
-/// A 1-based line and column in the workflow file.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Loc {
-    pub line: u32,
-    pub col: u32,
-}
+use super::diagnostic::Loc;
 
 /// A value and where it was written.
 #[derive(Clone, Debug, PartialEq)]
@@ -306,4 +301,17 @@ impl Workflow {
         }
         out
     }
+}
+
+/// Handoffs are offered to the model as tools named `transfer_to_<agent>`; a workflow tool may
+/// not take a name of that form.
+pub const HANDOFF_PREFIX: &str = "transfer_to_";
+
+/// Whether a name can be a function (tool) name for OpenAI-compatible APIs:
+/// `^[A-Za-z0-9_-]{1,64}$`.
+pub(crate) fn is_function_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }

@@ -14,9 +14,10 @@ use indexmap::IndexSet;
 
 use serde_json::Value;
 
-use super::parse::{HANDOFF_PREFIX, did_you_mean, is_function_name, list, suggest};
+use super::diagnostic::{Loc, did_you_mean, list, suggest};
 use super::schema::{
-    AgentDef, Command, EventDef, Loc, Located, LocatedValue, MockTurn, Step, StepKind,
+    AgentDef, Command, EventDef, HANDOFF_PREFIX, Located, LocatedValue, MockTurn, Step, StepKind,
+    is_function_name,
 };
 use super::template::{Templates, is_template, single_expression};
 use super::{Diagnostic, Workflow};
@@ -1113,15 +1114,13 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+    use crate::workflow::check_str;
+    // Validation's input is a parsed workflow: the tests build it with the parser.
     use crate::workflow::parse::parse_str;
 
     /// Every problem in the file, parse and validation together, as `FILE:LINE:COL: message`.
     fn problems(src: &str) -> Vec<String> {
-        let (wf, mut diags) = parse_str("w.yaml", PathBuf::from("w.yaml"), src);
-        if let Some(wf) = &wf {
-            diags.extend(validate(wf));
-        }
-        diags.sort_by_key(|d| d.loc);
+        let (_, diags) = check_str("w.yaml", PathBuf::from("w.yaml"), src);
         diags.iter().map(Diagnostic::headline).collect()
     }
 

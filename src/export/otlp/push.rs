@@ -326,7 +326,7 @@ pub async fn push(docs: &[TraceDoc], config: &PushConfig) -> Result<Delivered, S
         .timeout(config.timeout)
         .user_agent(concat!("agentrace/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| format!("cannot build the HTTP client: {}", crate::error::chain(&e)))?;
+        .map_err(|e| format!("cannot build the HTTP client: {}", crate::causes::chain(&e)))?;
     let content_type = match config.protocol {
         Protocol::Protobuf => "application/x-protobuf",
         Protocol::Json => "application/json",

@@ -2,9 +2,10 @@
 //! one-pass, located reporting as the rest of the parser: unknown checks with a did-you-mean,
 //! wrong types, bad regular expressions and JSON Schemas that do not compile, each at its value.
 
+use super::super::diagnostic::{did_you_mean, list, suggest};
 use super::super::expect::{Check, CheckKind, Expect, STEP_CHECKS, WORKFLOW_CHECKS};
 use super::super::node::{Node, NodeKind};
-use super::{Parser, did_you_mean, list, suggest};
+use super::Parser;
 
 /// Which `expect:` is being read.
 #[derive(Clone, Copy, PartialEq)]
