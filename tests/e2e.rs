@@ -12,6 +12,9 @@ mod ci;
 mod files;
 #[path = "e2e/insights.rs"]
 mod insights;
+// Which module of `src/` may import which.
+#[path = "e2e/layers.rs"]
+mod layers;
 #[path = "e2e/otlp.rs"]
 mod otlp;
 #[path = "e2e/replay.rs"]

@@ -1,0 +1,247 @@
+//! The layers of `src/` (shared/DESIGN.md, and the README's *Development*), checked on every
+//! test run: which top-level module may import which. A new arrow that runs up, or a loop,
+//! fails here with the file that made it, instead of being found in review; so does a loop
+//! between two files of one module (`workflow/parse.rs` ↔ `workflow/validate.rs` was one).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// What each top-level module may import, besides itself. Leaves first.
+const ALLOWED: &[(&str, &[&str])] = &[
+    // The trace model and the small leaves everything may use.
+    ("trace", &[]),
+    ("query", &[]),
+    ("causes", &[]),
+    // Reading the inputs: workflow files, model APIs, payloads from other tools.
+    ("workflow", &["trace", "query", "causes"]),
+    ("llm", &["trace", "query", "causes"]),
+    ("ingest", &["trace", "query", "causes"]),
+    // What is done with traces: stored, rendered, exported. They read the trace model only
+    // (the store also keeps sessions: llm's messages).
+    ("store", &["trace", "query", "causes", "llm"]),
+    ("render", &["trace", "query", "causes"]),
+    ("export", &["trace", "query", "causes"]),
+    // Running workflows: the engine never imports the store, render, export or cli.
+    (
+        "engine",
+        &["trace", "query", "causes", "workflow", "llm", "error"],
+    ),
+    // The top: the one error enum wraps the module errors; serve and cli put things together.
+    (
+        "error",
+        &[
+            "trace", "query", "causes", "workflow", "llm", "store", "export", "ingest",
+        ],
+    ),
+    (
+        "serve",
+        &[
+            "trace", "query", "causes", "store", "ingest", "render", "export", "error",
+        ],
+    ),
+    (
+        "cli",
+        &[
+            "trace", "query", "causes", "workflow", "llm", "ingest", "store", "render", "export",
+            "engine", "serve", "error",
+        ],
+    ),
+    ("lib", &["cli", "error"]),
+    ("main", &[]),
+];
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") && !is_tests(&path) {
+            out.push(path);
+        }
+    }
+}
+
+/// Whether a file holds only tests (`tests.rs`, the property tests in `fuzz.rs`, anything
+/// under a `tests/` folder).
+fn is_tests(path: &Path) -> bool {
+    let rel = path.strip_prefix(src()).unwrap_or(path);
+    rel.file_stem().is_some_and(|s| s == "tests" || s == "fuzz")
+        || rel.components().any(|c| c.as_os_str() == "tests")
+}
+
+/// The top-level module a file belongs to (`src/store/query.rs` → `store`, `src/lib.rs` → `lib`).
+fn module_of(path: &Path) -> String {
+    let rel = path.strip_prefix(src()).unwrap();
+    let first = rel
+        .components()
+        .next()
+        .unwrap()
+        .as_os_str()
+        .to_string_lossy();
+    first.trim_end_matches(".rs").to_string()
+}
+
+/// The code of a file without its unit tests (tests may reach across layers to set things up)
+/// and without comments (a doc link is not a dependency).
+fn code_of(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    let code = match text.find("#[cfg(test)]\nmod tests") {
+        Some(i) => &text[..i],
+        None => &text,
+    };
+    code.lines()
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `crate::X` paths in `code`, X being a top-level module.
+fn imports(code: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let mut rest = code;
+    while let Some(i) = rest.find("crate::") {
+        rest = &rest[i + "crate::".len()..];
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+            .collect();
+        if !name.is_empty() {
+            found.insert(name);
+        }
+    }
+    found
+}
+
+/// Every `module → imported module` edge, with the files that make it.
+fn edges() -> BTreeMap<(String, String), Vec<String>> {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut edges: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for file in files {
+        let from = module_of(&file);
+        for to in imports(&code_of(&file)) {
+            if to != from {
+                let rel = file.strip_prefix(src()).unwrap().display().to_string();
+                edges.entry((from.clone(), to)).or_default().push(rel);
+            }
+        }
+    }
+    edges
+}
+
+#[test]
+fn every_import_between_modules_follows_the_layers() {
+    let allowed: BTreeMap<&str, &[&str]> = ALLOWED.iter().copied().collect();
+    let mut wrong = Vec::new();
+    for ((from, to), files) in edges() {
+        let Some(may) = allowed.get(from.as_str()) else {
+            wrong.push(format!(
+                "{from} is not in ALLOWED (a new module? place it in a layer)"
+            ));
+            continue;
+        };
+        if !may.contains(&to.as_str()) {
+            wrong.push(format!("{from} → {to}, in {}", files.join(", ")));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "imports against the layers:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn no_module_imports_one_that_imports_it() {
+    let edges = edges();
+    let set: BTreeSet<(String, String)> = edges.keys().cloned().collect();
+    let loops: Vec<String> = set
+        .iter()
+        .filter(|(a, b)| a < b && set.contains(&(b.clone(), a.clone())))
+        .map(|(a, b)| format!("{a} ↔ {b}"))
+        .collect();
+    assert!(loops.is_empty(), "import loops: {}", loops.join(", "));
+}
+
+/// `(file, sibling file)` for every file directly in a module's folder that names a sibling
+/// (`super::validate`, `crate::workflow::validate`).
+fn sibling_edges() -> BTreeSet<(String, String)> {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut edges = BTreeSet::new();
+    for file in &files {
+        let rel = file.strip_prefix(src()).unwrap();
+        let parts: Vec<String> = rel
+            .components()
+            .map(|c| {
+                c.as_os_str()
+                    .to_string_lossy()
+                    .trim_end_matches(".rs")
+                    .to_string()
+            })
+            .collect();
+        let [module, name] = parts.as_slice() else {
+            continue;
+        };
+        if name == "mod" {
+            continue;
+        }
+        let code = code_of(file);
+        for prefix in ["super::".to_string(), format!("crate::{module}::")] {
+            let mut rest = code.as_str();
+            while let Some(i) = rest.find(prefix.as_str()) {
+                rest = &rest[i + prefix.len()..];
+                // `super::validate::x` names one; `super::{Diagnostic, validate}` several.
+                let named: Vec<&str> = match rest.strip_prefix('{') {
+                    Some(group) => group
+                        .split('}')
+                        .next()
+                        .unwrap_or("")
+                        .split(',')
+                        .map(str::trim)
+                        .collect(),
+                    None => vec![rest],
+                };
+                for item in named {
+                    let other: String = item
+                        .chars()
+                        .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                        .collect();
+                    let sibling = src().join(module).join(format!("{other}.rs"));
+                    let folder = src().join(module).join(&other).join("mod.rs");
+                    if !other.is_empty() && other != *name && (sibling.exists() || folder.exists())
+                    {
+                        edges.insert((format!("{module}/{name}"), format!("{module}/{other}")));
+                    }
+                }
+            }
+        }
+    }
+    edges
+}
+
+#[test]
+fn no_file_imports_a_sibling_that_imports_it() {
+    let edges = sibling_edges();
+    assert!(
+        edges.contains(&(
+            "workflow/validate".to_string(),
+            "workflow/diagnostic".to_string()
+        )),
+        "the check sees sibling imports: {edges:?}"
+    );
+    let loops: Vec<String> = edges
+        .iter()
+        .filter(|(a, b)| a < b && edges.contains(&(b.clone(), a.clone())))
+        .map(|(a, b)| format!("{a} ↔ {b}"))
+        .collect();
+    assert!(
+        loops.is_empty(),
+        "import loops between files: {}",
+        loops.join(", ")
+    );
+}
