@@ -1,5 +1,9 @@
-//! The trace model, ids, the W3C trace context a run joins, and the recorder that turns a
-//! running workflow into spans for sinks.
+//! The trace model, ids, and the recorder that turns a running workflow into spans for sinks;
+//! and what every layer above shares about traces, so that none of them has to import another:
+//! the W3C trace context a run joins (`context`), the payload types ingest produces and the
+//! store writes (`ingest`), the figures of `stats` and `diff` (`stats`), secrets taken out of
+//! everything written (`redact`), and text cut to a size (`bound`). It imports nothing above
+//! it (`tests/e2e/layers.rs` checks).
 
 pub mod bound;
 pub mod context;
