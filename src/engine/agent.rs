@@ -13,15 +13,12 @@ use super::executor::{Frame, TraceRun, end_with, error_at};
 use super::limits::RetryPolicy;
 use super::scope::Stop;
 use crate::llm::{ChatRequest, DeltaFn, Message, Model, Scripted, ToolCall, ToolSpec};
-use crate::trace::{SpanHandle, SpanId, SpanKind, Status};
+use crate::trace::{HANDOFF_PREFIX, SpanHandle, SpanId, SpanKind, Status};
 use crate::workflow::template::Output;
 use crate::workflow::{AgentDef, MockTurn, Step, StepKind};
 
 /// Model calls one agent step may make when the agent does not set `max_turns`.
 pub const DEFAULT_MAX_TURNS: u32 = 10;
-
-/// The prefix of the tools that stand for handoffs, as in the Agents SDK.
-pub const HANDOFF_PREFIX: &str = "transfer_to_";
 
 /// The conversation of one agent step, shared by the agents it is handed between.
 struct Conversation {

@@ -33,13 +33,10 @@
 use serde_json::{Map, Value, json};
 
 use super::ExportError;
-use crate::trace::{Span, SpanId, SpanKind, Status, Timestamp, TraceDoc};
+use crate::trace::{HANDOFF_PREFIX, Span, SpanId, SpanKind, Status, Timestamp, TraceDoc};
 
 /// The SDK's batch processor exports at most this many items per request.
 pub const MAX_BATCH: usize = 128;
-
-/// The prefix of the tools that hand off to another agent.
-const HANDOFF_PREFIX: &str = "transfer_to_";
 
 /// The whole payload of `docs`: `{"data": [...]}`.
 pub fn to_json(docs: &[TraceDoc]) -> Value {

@@ -38,10 +38,9 @@
 use serde_json::{Map, Value, json};
 
 use super::{Ingest, IngestError, TraceHeader, json_kind};
-use crate::trace::{ErrorInfo, Event, Span, SpanId, SpanKind, Status, Timestamp, TraceId, Usage};
-
-/// The prefix of the tools that hand off to another agent (as the engine names them).
-const HANDOFF_PREFIX: &str = "transfer_to_";
+use crate::trace::{
+    ErrorInfo, Event, HANDOFF_PREFIX, Span, SpanId, SpanKind, Status, Timestamp, TraceId, Usage,
+};
 
 /// Parses one request body: `{"data": [trace and trace.span objects]}`.
 pub fn parse(body: &[u8]) -> Result<Ingest, IngestError> {

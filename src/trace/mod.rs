@@ -15,5 +15,7 @@ pub mod redact;
 pub mod stats;
 
 pub use id::{SpanId, TraceId};
-pub use model::{ErrorInfo, Event, Span, SpanKind, Status, Timestamp, Trace, TraceDoc, Usage};
+pub use model::{
+    ErrorInfo, Event, HANDOFF_PREFIX, Span, SpanKind, Status, Timestamp, Trace, TraceDoc, Usage,
+};
 pub use recorder::{Alarm, Recorder, Sink, SpanHandle};

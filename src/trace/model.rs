@@ -55,6 +55,11 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+/// The name of the tool that hands a conversation to another agent is this prefix and the
+/// agent's name (`transfer_to_billing`), as in the Agents SDK: the engine offers such tools, the
+/// workflow format reserves the names, and the exports and ingest recognise them.
+pub const HANDOFF_PREFIX: &str = "transfer_to_";
+
 /// What a span stands for. The names match the Agents SDK's `span_data.type` values where one
 /// exists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -305,7 +305,7 @@ impl Workflow {
 
 /// Handoffs are offered to the model as tools named `transfer_to_<agent>`; a workflow tool may
 /// not take a name of that form.
-pub const HANDOFF_PREFIX: &str = "transfer_to_";
+pub use crate::trace::HANDOFF_PREFIX;
 
 /// Whether a name can be a function (tool) name for OpenAI-compatible APIs:
 /// `^[A-Za-z0-9_-]{1,64}$`.
