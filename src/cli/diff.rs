@@ -33,8 +33,8 @@ pub struct Args {
 
 pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
     let store = Store::open_existing(&globals.store)?;
-    let a = store.load(store.resolve(&args.a)?)?;
-    let b = store.load(store.resolve(&args.b)?)?;
+    let a = store.find(&args.a)?;
+    let b = store.find(&args.b)?;
     let diff = TraceDiff::new(&a, &b, args.content);
     match args.format {
         DiffFormat::Table => {

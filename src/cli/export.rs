@@ -66,8 +66,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
     let store = Store::open_existing(&globals.store)?;
     let mut docs = Vec::with_capacity(args.ids.len());
     for id in &args.ids {
-        let id = store.resolve(id)?;
-        docs.push(store.load(id)?);
+        docs.push(store.find(id)?);
     }
     if let Some(format) = args.format {
         let bytes =

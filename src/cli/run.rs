@@ -331,8 +331,7 @@ fn load_replay(ids: &[String], globals: &Globals) -> Result<Recording, Error> {
     let mut docs = Vec::with_capacity(ids.len());
     for id in ids {
         let doc = store
-            .resolve(id)
-            .and_then(|trace_id| store.load(trace_id))
+            .find(id)
             .map_err(|e| Error::usage(format!("--replay {id}: {e}")))?;
         if docs
             .iter()

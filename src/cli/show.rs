@@ -48,7 +48,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
     let store = Store::open_existing(&globals.store)?;
     let docs = match (&args.group, &args.id) {
         (Some(group), _) => store.load_group(group)?,
-        (None, Some(id)) => vec![store.load(store.resolve(id)?)?],
+        (None, Some(id)) => vec![store.find(id)?],
         (None, None) => Vec::new(),
     };
     let opts = TreeOptions {

@@ -63,7 +63,7 @@ pub async fn traces(State(app): State<Shared>, RawQuery(query): RawQuery) -> Res
 
 /// `GET /api/traces/{id}`
 pub async fn trace(State(app): State<Shared>, Path(id): Path<String>) -> Response {
-    match with_store(&app, move |store| store.load(store.resolve(&id)?)).await {
+    match with_store(&app, move |store| store.find(&id)).await {
         Ok(doc) => json_response(&render::json::trace_doc_json(&doc)),
         Err(response) => response,
     }
@@ -102,13 +102,7 @@ pub async fn diff(State(app): State<Shared>, RawQuery(query): RawQuery) -> Respo
             "give the two traces to compare: /api/diff?a=ID&b=ID",
         );
     };
-    let docs = with_store(&app, move |store| {
-        Ok((
-            store.load(store.resolve(&a)?)?,
-            store.load(store.resolve(&b)?)?,
-        ))
-    })
-    .await;
+    let docs = with_store(&app, move |store| Ok((store.find(&a)?, store.find(&b)?))).await;
     match docs {
         Ok((a, b)) => json_response(&render::diff::diff_json(&TraceDiff::new(&a, &b, content))),
         Err(response) => response,

@@ -32,6 +32,11 @@ const CANDIDATES: usize = 5;
 const MIN_PREFIX: usize = 4;
 
 impl Store {
+    /// The trace `reference` names (as [`Store::resolve`] reads it), with its spans.
+    pub fn find(&self, reference: &str) -> Result<TraceDoc, StoreError> {
+        self.load(self.resolve(reference)?)
+    }
+
     /// Resolves `last`, a full trace id, or a unique prefix of one (with or without `trace_`,
     /// at least 4 hex digits).
     ///

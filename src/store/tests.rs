@@ -332,6 +332,13 @@ fn ids_resolve_from_last_full_ids_and_prefixes() {
     assert_eq!(store.resolve("abcd01").unwrap(), a);
     assert_eq!(store.resolve("trace_ABCD02").unwrap(), b);
     assert_eq!(store.resolve("12cd").unwrap(), c);
+    // `find` is resolve then load: the same references, the whole document.
+    assert_eq!(store.find("last").unwrap().trace.trace_id, b);
+    assert_eq!(store.find("12cd").unwrap().trace.trace_id, c);
+    assert!(matches!(
+        store.find("trace_abcd"),
+        Err(StoreError::Ambiguous { .. })
+    ));
 
     let err = store.resolve("trace_abcd").unwrap_err();
     assert!(
