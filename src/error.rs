@@ -1,7 +1,7 @@
 //! The top-level error, its exit code, and the one place errors are rendered.
 //!
 //! A workflow that runs and fails is not an error here: `run` reports it as an outcome with
-//! [`EXIT_FAILED`]. These are the cases where the input was unusable or the environment broke.
+//! [`ExitCode::Failed`]. These are the cases where the input was unusable or the environment broke.
 
 use std::path::PathBuf;
 
@@ -9,15 +9,32 @@ use crate::llm::replay::ReplayError;
 use crate::store::StoreError;
 use crate::workflow::WorkflowError;
 
-/// Success.
-pub const EXIT_OK: i32 = 0;
-/// The workflow ran and failed: a step failed or an expectation did not hold.
-pub const EXIT_FAILED: i32 = 1;
-/// The input was unusable: bad arguments, an unreadable or invalid workflow, an unknown trace id,
-/// missing model credentials, an unusable store.
-pub const EXIT_USAGE: i32 = 2;
-/// Interrupted by SIGINT or SIGTERM; the trace is kept, marked `cancelled`.
-pub const EXIT_INTERRUPTED: i32 = 130;
+/// How the process ends. Each variant is one documented exit code (the README's *Exit codes*);
+/// [`ExitCode::code`] is the one place they become numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitCode {
+    /// Success.
+    Ok,
+    /// The workflow ran and failed: a step failed or an expectation did not hold.
+    Failed,
+    /// The input was unusable: bad arguments, an unreadable or invalid workflow, an unknown
+    /// trace id, missing model credentials, an unusable store.
+    Usage,
+    /// Interrupted by SIGINT or SIGTERM; the trace is kept, marked `cancelled`.
+    Interrupted,
+}
+
+impl ExitCode {
+    /// The process's exit status.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitCode::Ok => 0,
+            ExitCode::Failed => 1,
+            ExitCode::Usage => 2,
+            ExitCode::Interrupted => 130,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -66,7 +83,7 @@ impl Error {
         }
     }
 
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Usage { .. }
             | Error::Workflow(_)
@@ -75,8 +92,8 @@ impl Error {
             | Error::Store(_)
             | Error::Replay(_)
             | Error::WriteFile { .. }
-            | Error::Runtime(_) => EXIT_USAGE,
-            Error::Export(_) => EXIT_FAILED,
+            | Error::Runtime(_) => ExitCode::Usage,
+            Error::Export(_) => ExitCode::Failed,
         }
     }
 
@@ -106,18 +123,19 @@ mod tests {
 
     #[test]
     fn exit_codes_are_the_documented_ones() {
-        assert_eq!(EXIT_OK, 0);
-        assert_eq!(EXIT_FAILED, 1);
-        assert_eq!(EXIT_USAGE, 2);
-        assert_eq!(EXIT_INTERRUPTED, 130);
-        assert_eq!(Error::NoModelAccess.exit_code(), EXIT_USAGE);
-        assert_eq!(Error::usage("x").exit_code(), EXIT_USAGE);
+        assert_eq!(ExitCode::Ok.code(), 0);
+        assert_eq!(ExitCode::Failed.code(), 1);
+        assert_eq!(ExitCode::Usage.code(), 2);
+        assert_eq!(ExitCode::Interrupted.code(), 130);
+        assert_eq!(Error::Export("x".into()).exit_code(), ExitCode::Failed);
+        assert_eq!(Error::NoModelAccess.exit_code(), ExitCode::Usage);
+        assert_eq!(Error::usage("x").exit_code(), ExitCode::Usage);
         let invalid = WorkflowError::Invalid {
             diagnostics: Vec::new(),
         };
-        assert_eq!(Error::from(invalid).exit_code(), EXIT_USAGE);
+        assert_eq!(Error::from(invalid).exit_code(), ExitCode::Usage);
         let replay = Error::from(ReplayError::NoContent { trace: "t1".into() });
-        assert_eq!(replay.exit_code(), EXIT_USAGE);
+        assert_eq!(replay.exit_code(), ExitCode::Usage);
         assert!(replay.render().starts_with("error: cannot replay t1: "));
     }
 

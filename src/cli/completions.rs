@@ -4,7 +4,7 @@
 use clap::CommandFactory;
 
 use super::{Cli, Globals, print_stdout};
-use crate::error::{EXIT_OK, Error};
+use crate::error::{Error, ExitCode};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -16,14 +16,14 @@ pub struct Args {
 #[derive(Debug, clap::Args)]
 pub struct ManArgs {}
 
-pub fn run(args: Args, _globals: &Globals) -> Result<i32, Error> {
+pub fn run(args: Args, _globals: &Globals) -> Result<ExitCode, Error> {
     print_stdout(&completions(args.shell));
-    Ok(EXIT_OK)
+    Ok(ExitCode::Ok)
 }
 
-pub fn run_man(_args: ManArgs, _globals: &Globals) -> Result<i32, Error> {
+pub fn run_man(_args: ManArgs, _globals: &Globals) -> Result<ExitCode, Error> {
     print_stdout(&man_page());
-    Ok(EXIT_OK)
+    Ok(ExitCode::Ok)
 }
 
 /// The completion script for `shell`.

@@ -2,7 +2,7 @@
 //! names). A difference is information, not a failure: the exit code is 0.
 
 use super::{Globals, print_stdout};
-use crate::error::{EXIT_OK, Error};
+use crate::error::{Error, ExitCode};
 use crate::render;
 use crate::render::diff::TraceDiff;
 use crate::store::Store;
@@ -31,7 +31,7 @@ pub struct Args {
     format: DiffFormat,
 }
 
-pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
+pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
     let store = Store::open_existing(&globals.store)?;
     let a = store.find(&args.a)?;
     let b = store.find(&args.b)?;
@@ -45,5 +45,5 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
             serde_json::to_string_pretty(&render::diff::diff_json(&diff)).unwrap_or_default()
         )),
     }
-    Ok(EXIT_OK)
+    Ok(ExitCode::Ok)
 }

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use super::Globals;
-use crate::error::{EXIT_OK, Error};
+use crate::error::{Error, ExitCode};
 use crate::export::{self, FileFormat, otlp};
 use crate::store::Store;
 use crate::trace::redact;
@@ -62,7 +62,7 @@ pub struct Args {
     to_openai: bool,
 }
 
-pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
+pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
     let store = Store::open_existing(&globals.store)?;
     let mut docs = Vec::with_capacity(args.ids.len());
     for id in &args.ids {
@@ -82,7 +82,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
                 let _ = out.flush();
             }
         }
-        return Ok(EXIT_OK);
+        return Ok(ExitCode::Ok);
     }
     // -- OTLP/HTTP push (`--otlp`)
     if args.otlp {
@@ -106,7 +106,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
                 config.display_url()
             );
         }
-        return Ok(EXIT_OK);
+        return Ok(ExitCode::Ok);
     }
     // -- The OpenAI traces dashboard (`--to-openai`)
     if args.to_openai {
@@ -127,7 +127,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
                 pushed.requests
             );
         }
-        return Ok(EXIT_OK);
+        return Ok(ExitCode::Ok);
     }
     Err(Error::Export("this export is not available yet".into()))
 }

@@ -1,7 +1,7 @@
 //! `agentrace list`: stored traces, newest first, as a table or JSON.
 
 use super::{Globals, parse_key_value, print_stdout};
-use crate::error::{EXIT_OK, Error};
+use crate::error::{Error, ExitCode};
 use crate::render;
 use crate::store::filter::{has_search_word, parse_since, parse_status, since_ago};
 use crate::store::{ListFilter, Store};
@@ -48,7 +48,7 @@ pub struct Args {
     format: ListFormat,
 }
 
-pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
+pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
     if let Some(text) = &args.search
         && !has_search_word(text)
     {
@@ -88,5 +88,5 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
             ));
         }
     }
-    Ok(EXIT_OK)
+    Ok(ExitCode::Ok)
 }

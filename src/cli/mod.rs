@@ -20,7 +20,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::error::{EXIT_USAGE, Error};
+use crate::error::{Error, ExitCode};
 use crate::render::theme::{ColorChoice, Theme};
 
 #[derive(Debug, Parser)]
@@ -138,9 +138,13 @@ pub fn main_entry() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let code = if e.use_stderr() {
+                ExitCode::Usage
+            } else {
+                ExitCode::Ok
+            };
             let _ = e.print();
-            return code;
+            return code.code();
         }
     };
     let globals = Globals {
@@ -163,7 +167,7 @@ pub fn main_entry() -> i32 {
         Command::Man(args) => completions::run_man(args, &globals),
     };
     match result {
-        Ok(code) => code,
+        Ok(code) => code.code(),
         Err(e) => report(&e),
     }
 }
@@ -172,7 +176,7 @@ pub fn main_entry() -> i32 {
 fn report(e: &Error) -> i32 {
     // A server may have echoed a key into the error: it never reaches the terminal or a log.
     eprint!("{}", crate::trace::redact::redact(&e.render()));
-    e.exit_code()
+    e.exit_code().code()
 }
 
 /// `K=V` for `--var` and `--meta`.

@@ -2,7 +2,7 @@
 //! except those still running. The store file does not shrink: SQLite reuses the freed pages.
 
 use super::{Globals, print_stdout};
-use crate::error::{EXIT_OK, Error};
+use crate::error::{Error, ExitCode};
 use crate::store::Store;
 use crate::store::filter::{parse_since, since_ago};
 use crate::trace::TraceId;
@@ -18,7 +18,7 @@ pub struct Args {
     dry_run: bool,
 }
 
-pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
+pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
     let store = Store::open_existing(&globals.store)?;
     let cutoff = since_ago(args.older_than);
     let old = store.prunable(cutoff)?;
@@ -47,7 +47,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
         ));
     }
     print_stdout(&out);
-    Ok(EXIT_OK)
+    Ok(ExitCode::Ok)
 }
 
 fn plural(n: usize) -> &'static str {

@@ -2,7 +2,7 @@
 //! one transaction. Every id is resolved first, so an unknown one deletes nothing (exit 2).
 
 use super::{Globals, print_stdout};
-use crate::error::{EXIT_OK, Error};
+use crate::error::{Error, ExitCode};
 use crate::store::Store;
 use crate::trace::Status;
 
@@ -13,7 +13,7 @@ pub struct Args {
     ids: Vec<String>,
 }
 
-pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
+pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
     let store = Store::open_existing(&globals.store)?;
     let mut ids = Vec::with_capacity(args.ids.len());
     for text in &args.ids {
@@ -35,5 +35,5 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
         out.push_str(&format!("deleted {id}\n"));
     }
     print_stdout(&out);
-    Ok(EXIT_OK)
+    Ok(ExitCode::Ok)
 }

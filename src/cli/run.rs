@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Globals, parse_key_value, print_stdout};
 use crate::engine::{Engine, RunOptions, RunOutcome, StreamFn};
-use crate::error::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Error};
+use crate::error::{Error, ExitCode};
 use crate::export::otlp;
 use crate::llm::replay::Recording;
 use crate::render;
@@ -86,7 +86,7 @@ pub struct Args {
     junit: Option<PathBuf>,
 }
 
-pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
+pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
     let wf = workflow::load(&args.file)?;
     // -- W3C trace context (OTLP export): join the caller's trace when TRACEPARENT is valid.
     let trace_context = TraceContext::from_env();
@@ -214,9 +214,9 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
         eprintln!("error: {}", error.message);
     }
     Ok(match outcome.status {
-        Status::Ok => EXIT_OK,
-        Status::Cancelled => EXIT_INTERRUPTED,
-        _ => EXIT_FAILED,
+        Status::Ok => ExitCode::Ok,
+        Status::Cancelled => ExitCode::Interrupted,
+        _ => ExitCode::Failed,
     })
 }
 
@@ -410,7 +410,7 @@ async fn drive(engine: &Engine, sinks: Vec<Arc<dyn Sink>>) -> RunOutcome {
             () = next(&mut sigint) => {
                 if cancel.is_cancelled() {
                     eprintln!("interrupted again: exiting now");
-                    std::process::exit(EXIT_INTERRUPTED);
+                    std::process::exit(ExitCode::Interrupted.code());
                 }
                 eprintln!("interrupted: cancelling the run (Ctrl-C again to exit at once)");
                 cancel.cancel();

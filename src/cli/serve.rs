@@ -8,7 +8,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use super::Globals;
-use crate::error::{EXIT_OK, Error};
+use crate::error::{Error, ExitCode};
 use crate::serve::{self, Options};
 use crate::store::Store;
 
@@ -43,7 +43,7 @@ pub struct Args {
     max_ingest_mb: usize,
 }
 
-pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
+pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
     let token = match (args.token.filter(|t| !t.is_empty()), &args.token_file) {
         (Some(_), Some(_)) => {
             return Err(Error::usage(
@@ -127,7 +127,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
         }
         Ok::<(), Error>(())
     })?;
-    Ok(EXIT_OK)
+    Ok(ExitCode::Ok)
 }
 
 /// The first line of `path`, without its line ending and surrounding blanks. Only its first

@@ -2,7 +2,7 @@
 //! `show --group ID`: the traces of one conversation in start order, with the gaps between them.
 
 use super::{Globals, print_stdout};
-use crate::error::{EXIT_OK, Error};
+use crate::error::{Error, ExitCode};
 use crate::render;
 use crate::render::tree::TreeOptions;
 use crate::store::Store;
@@ -44,7 +44,7 @@ pub struct Args {
     format: ShowFormat,
 }
 
-pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
+pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
     let store = Store::open_existing(&globals.store)?;
     let docs = match (&args.group, &args.id) {
         (Some(group), _) => store.load_group(group)?,
@@ -91,5 +91,5 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
             }
         }
     }
-    Ok(EXIT_OK)
+    Ok(ExitCode::Ok)
 }

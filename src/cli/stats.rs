@@ -2,7 +2,7 @@
 //! (or agent, model, workflow, kind) over the traces a filter selects.
 
 use super::{Globals, print_stdout};
-use crate::error::{EXIT_OK, Error};
+use crate::error::{Error, ExitCode};
 use crate::render;
 use crate::store::filter::{parse_since, parse_status, since_ago};
 use crate::store::{ListFilter, Store};
@@ -73,7 +73,7 @@ pub struct Args {
     format: StatsFormat,
 }
 
-pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
+pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
     let store = Store::open_existing(&globals.store)?;
     let filter = ListFilter {
         group: args.group,
@@ -96,5 +96,5 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
             serde_json::to_string_pretty(&render::stats::stats_json(&rows, by)).unwrap_or_default()
         )),
     }
-    Ok(EXIT_OK)
+    Ok(ExitCode::Ok)
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::{Globals, print_stdout};
-use crate::error::{EXIT_OK, EXIT_USAGE, Error};
+use crate::error::{Error, ExitCode};
 use crate::workflow;
 
 #[derive(Debug, clap::Args)]
@@ -13,8 +13,8 @@ pub struct Args {
     files: Vec<PathBuf>,
 }
 
-pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
-    let mut code = EXIT_OK;
+pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
+    let mut code = ExitCode::Ok;
     for file in &args.files {
         match workflow::load(file) {
             Ok(wf) => {
@@ -31,7 +31,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<i32, Error> {
             }
             Err(e) => {
                 super::report(&Error::from(e));
-                code = EXIT_USAGE;
+                code = ExitCode::Usage;
             }
         }
     }
