@@ -18,7 +18,7 @@ use crate::llm::replay::Recording;
 use crate::render;
 use crate::store::{Store, StoreWriter};
 use crate::trace::context::TraceContext;
-use crate::trace::{Sink, Status, redact};
+use crate::trace::{Sink, Status, TraceDoc, redact};
 use crate::workflow;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -174,17 +174,16 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
     }
     closed?;
 
+    let mut finished = Finished::new(&outcome, globals);
     match args.format {
         RunFormat::Tree => {
-            let store = Store::open_existing(&globals.store)?;
             let theme = globals.stdout_theme();
             let mut out = String::new();
-            for t in &outcome.traces {
-                let doc = store.load(t.trace.trace_id)?;
+            for doc in finished.docs()? {
                 if !out.is_empty() {
                     out.push('\n');
                 }
-                out.push_str(&render::tree::tree(&doc, &theme, globals.width()));
+                out.push_str(&render::tree::tree(doc, &theme, globals.width()));
             }
             print_stdout(&out);
         }
@@ -204,9 +203,9 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
     }
     // -- OTLP export at the end of the run (OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT): the traces
     // are stored by now, so a failure is only a warning.
-    auto_export(&outcome, globals);
+    auto_export(&outcome, &mut finished);
     // -- CI outputs (JUnit XML, GitHub step summary and annotations), whatever the outcome.
-    ci_outputs(&args.file, args.junit.as_deref(), &outcome, globals)?;
+    ci_outputs(&args.file, args.junit.as_deref(), &outcome, &mut finished)?;
     // Say why a failed run failed, even under --quiet: the exit code alone does not.
     if outcome.status == Status::Error
         && let Some(error) = outcome.traces.last().and_then(|t| t.trace.error.as_ref())
@@ -220,13 +219,45 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
     })
 }
 
+/// The run's traces as stored, read back once, and only if something after the run needs them
+/// (the tree, the CI outputs, the OTLP export): `--format none` alone reads nothing.
+struct Finished<'a> {
+    outcome: &'a RunOutcome,
+    globals: &'a Globals,
+    docs: Option<Vec<TraceDoc>>,
+}
+
+impl<'a> Finished<'a> {
+    fn new(outcome: &'a RunOutcome, globals: &'a Globals) -> Self {
+        Finished {
+            outcome,
+            globals,
+            docs: None,
+        }
+    }
+
+    fn docs(&mut self) -> Result<&[TraceDoc], Error> {
+        if self.docs.is_none() {
+            let store = Store::open_existing(&self.globals.store)?;
+            let docs = self
+                .outcome
+                .traces
+                .iter()
+                .map(|t| store.load(t.trace.trace_id))
+                .collect::<Result<Vec<_>, _>>()?;
+            self.docs = Some(docs);
+        }
+        Ok(self.docs.as_deref().unwrap_or_default())
+    }
+}
+
 /// `--junit FILE`, `$GITHUB_STEP_SUMMARY` and, under `GITHUB_ACTIONS=true`, annotations of the
 /// failed steps on stderr (see `junit.rs` and `github.rs`).
 fn ci_outputs(
     file: &std::path::Path,
     junit: Option<&std::path::Path>,
     outcome: &RunOutcome,
-    globals: &Globals,
+    finished: &mut Finished<'_>,
 ) -> Result<(), Error> {
     let label = file.display().to_string();
     if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
@@ -238,27 +269,22 @@ fn ci_outputs(
     if junit.is_none() && summary.is_none() {
         return Ok(());
     }
-    let store = Store::open_existing(&globals.store)?;
-    let docs = outcome
-        .traces
-        .iter()
-        .map(|t| store.load(t.trace.trace_id))
-        .collect::<Result<Vec<_>, _>>()?;
+    let docs = finished.docs()?;
     if let Some(path) = &summary {
-        super::github::append_summary(path, &super::github::summary(&label, &docs));
+        super::github::append_summary(path, &super::github::summary(&label, docs));
     }
     if let Some(path) = junit {
         let workflow = docs
             .first()
             .map_or(label.as_str(), |d| d.trace.workflow.as_str());
-        super::junit::write(path, workflow, &docs)?;
+        super::junit::write(path, workflow, docs)?;
     }
     Ok(())
 }
 
 /// Pushes the run's traces to the OTLP endpoint the environment names, if any. Never fails the
 /// run: a problem is a warning that says how to retry.
-fn auto_export(outcome: &RunOutcome, globals: &Globals) {
+fn auto_export(outcome: &RunOutcome, finished: &mut Finished<'_>) {
     let Some(config) = otlp::PushConfig::auto_from_env() else {
         return;
     };
@@ -284,16 +310,11 @@ fn auto_export(outcome: &RunOutcome, globals: &Globals) {
             return;
         }
     };
-    let docs = Store::open_existing(&globals.store)
+    let quiet = finished.globals.quiet;
+    let result = finished
+        .docs()
         .map_err(|e| e.to_string())
-        .and_then(|store| {
-            outcome
-                .traces
-                .iter()
-                .map(|t| store.load(t.trace.trace_id).map_err(|e| e.to_string()))
-                .collect::<Result<Vec<_>, _>>()
-        });
-    let result = docs.and_then(|docs| otlp::push_blocking(&docs, &config));
+        .and_then(|docs| otlp::push_blocking(docs, &config));
     match result {
         Ok(delivered) => {
             if delivered.rejected_spans > 0 {
@@ -304,7 +325,7 @@ fn auto_export(outcome: &RunOutcome, globals: &Globals) {
                     delivered.spans,
                     redact::redact(&delivered.message)
                 );
-            } else if !globals.quiet {
+            } else if !quiet {
                 eprintln!(
                     "exported {} spans to {}",
                     delivered.spans,
