@@ -237,17 +237,18 @@ impl<'a> Finished<'a> {
     }
 
     fn docs(&mut self) -> Result<&[TraceDoc], Error> {
-        if self.docs.is_none() {
-            let store = Store::open_existing(&self.globals.store)?;
-            let docs = self
-                .outcome
-                .traces
-                .iter()
-                .map(|t| store.load(t.trace.trace_id))
-                .collect::<Result<Vec<_>, _>>()?;
-            self.docs = Some(docs);
-        }
-        Ok(self.docs.as_deref().unwrap_or_default())
+        let docs = match self.docs.take() {
+            Some(docs) => docs,
+            None => {
+                let store = Store::open_existing(&self.globals.store)?;
+                self.outcome
+                    .traces
+                    .iter()
+                    .map(|t| store.load(t.trace.trace_id))
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+        };
+        Ok(self.docs.insert(docs))
     }
 }
 

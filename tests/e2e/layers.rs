@@ -99,21 +99,34 @@ fn code_of(path: &Path) -> String {
         .join("\n")
 }
 
-/// `crate::X` paths in `code`, X being a top-level module.
-fn imports(code: &str) -> BTreeSet<String> {
+/// The names that follow `prefix` in `code`: `crate::store::X` gives `store`, and a group,
+/// `super::{Diagnostic, validate}`, gives each of its members' first names.
+fn names_after(code: &str, prefix: &str) -> BTreeSet<String> {
     let mut found = BTreeSet::new();
     let mut rest = code;
-    while let Some(i) = rest.find("crate::") {
-        rest = &rest[i + "crate::".len()..];
-        let name: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-            .collect();
-        if !name.is_empty() {
-            found.insert(name);
+    while let Some(i) = rest.find(prefix) {
+        rest = &rest[i + prefix.len()..];
+        let items: Vec<&str> = match rest.strip_prefix('{') {
+            Some(group) => group.split('}').next().unwrap_or("").split(',').collect(),
+            None => vec![rest],
+        };
+        for item in items {
+            let name: String = item
+                .trim()
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                found.insert(name);
+            }
         }
     }
     found
+}
+
+/// `crate::X` paths in `code`, X being a top-level module.
+fn imports(code: &str) -> BTreeSet<String> {
+    names_after(code, "crate::")
 }
 
 /// Every `module → imported module` edge, with the files that make it.
@@ -192,31 +205,11 @@ fn sibling_edges() -> BTreeSet<(String, String)> {
         }
         let code = code_of(file);
         for prefix in ["super::".to_string(), format!("crate::{module}::")] {
-            let mut rest = code.as_str();
-            while let Some(i) = rest.find(prefix.as_str()) {
-                rest = &rest[i + prefix.len()..];
-                // `super::validate::x` names one; `super::{Diagnostic, validate}` several.
-                let named: Vec<&str> = match rest.strip_prefix('{') {
-                    Some(group) => group
-                        .split('}')
-                        .next()
-                        .unwrap_or("")
-                        .split(',')
-                        .map(str::trim)
-                        .collect(),
-                    None => vec![rest],
-                };
-                for item in named {
-                    let other: String = item
-                        .chars()
-                        .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                        .collect();
-                    let sibling = src().join(module).join(format!("{other}.rs"));
-                    let folder = src().join(module).join(&other).join("mod.rs");
-                    if !other.is_empty() && other != *name && (sibling.exists() || folder.exists())
-                    {
-                        edges.insert((format!("{module}/{name}"), format!("{module}/{other}")));
-                    }
+            for other in names_after(&code, &prefix) {
+                let sibling = src().join(module).join(format!("{other}.rs"));
+                let folder = src().join(module).join(&other).join("mod.rs");
+                if other != *name && (sibling.exists() || folder.exists()) {
+                    edges.insert((format!("{module}/{name}"), format!("{module}/{other}")));
                 }
             }
         }
