@@ -193,15 +193,9 @@ pub fn request_body(request: &ChatRequest, stream: bool) -> Value {
     Value::Object(body)
 }
 
+/// A server's text cut for an error message (trimmed first: bodies often end in a newline).
 fn truncate(s: &str, max: usize) -> String {
-    let s = s.trim();
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let mut out: String = s.chars().take(max).collect();
-        out.push('…');
-        out
-    }
+    crate::trace::bound::truncate(s.trim(), max)
 }
 
 /// The message inside an OpenAI error body, when a server sent one as text.
@@ -665,6 +659,14 @@ impl Model for OpenAiModel {
 mod tests {
     use super::*;
     use crate::llm::{Message, ToolSpec};
+
+    #[test]
+    fn server_text_in_errors_is_trimmed_and_cut_to_the_limit_with_the_ellipsis() {
+        assert_eq!(truncate(" ok\n", 80), "ok");
+        let cut = truncate(&"x".repeat(500), 80);
+        assert_eq!(cut.chars().count(), 80);
+        assert!(cut.ends_with('…'), "{cut}");
+    }
 
     #[test]
     fn urls_lose_their_credentials() {

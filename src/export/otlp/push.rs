@@ -287,13 +287,7 @@ fn describe_body(bytes: &[u8], protocol: Protocol) -> String {
     {
         return status.message;
     }
-    let text = String::from_utf8_lossy(bytes);
-    let text = text.trim();
-    let mut out: String = text.chars().take(300).collect();
-    if text.chars().count() > 300 {
-        out.push('…');
-    }
-    out
+    crate::trace::bound::truncate(String::from_utf8_lossy(bytes).trim(), 300)
 }
 
 /// `google.rpc.Status`, which OTLP receivers send with failures.
@@ -416,6 +410,15 @@ pub fn push_blocking(docs: &[TraceDoc], config: &PushConfig) -> Result<Delivered
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_receivers_text_body_is_trimmed_and_cut_like_every_other_text() {
+        let long = format!("  {}\n", "é".repeat(1000));
+        let said = describe_body(long.as_bytes(), Protocol::Json);
+        assert_eq!(said.chars().count(), 300, "{said}");
+        assert!(said.starts_with('é') && said.ends_with('…'), "{said}");
+        assert_eq!(describe_body(b" busy\n", Protocol::Json), "busy");
+    }
 
     #[test]
     fn urls() {
