@@ -149,12 +149,7 @@ mod tests {
 
     #[test]
     fn the_table_reads_naturally() {
-        assert_eq!(
-            stats_table(&rows(), StatsBy::Name, &Theme::plain()),
-            "NAME   COUNT   ERRORS     P50     P95     MAX  TOKENS     COST\n\
-             fetch      3  1 (33%)  20.0ms  30.0ms  30.0ms       -        -\n\
-             clerk      2        0  60.0ms   1.50s   1.50s     270  $0.3000\n"
-        );
+        insta::assert_snapshot!(stats_table(&rows(), StatsBy::Name, &Theme::plain()));
         assert_eq!(
             stats_table(&[], StatsBy::Name, &Theme::plain()),
             "(no spans)\n"

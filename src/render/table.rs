@@ -212,14 +212,7 @@ mod tests {
         b.ended_at = None;
         b.usage = Default::default();
         let out = trace_table(&[a, b], &Theme::plain(), 200, &|_| unreachable!("it fits"));
-        assert_eq!(
-            out,
-            "\
-ID                                      NAME                                GROUP       STATUS   STARTED              DURATION  TOKENS
-trace_0192abcd000000000000000000000042  Customer Support - Initial Inquiry  conv_12345  ok       2026-11-29 22:19:34  812.4ms   460
-trace_0192abcd000000000000000000000042  Nightly                             -           running  2026-11-29 22:19:34  -         -
-"
-        );
+        insta::assert_snapshot!(out);
         let short = |t: &Trace| t.trace_id.to_string()[..18].to_string();
         let narrow = trace_table(&[sample_trace()], &Theme::plain(), 80, &short);
         assert!(narrow.contains("trace_0192abcd0000  "), "{narrow}");

@@ -412,80 +412,21 @@ mod tests {
     #[test]
     fn a_small_trace_reads_as_a_waterfall_at_80_columns() {
         let out = tree(&sample_doc(), &Theme::plain(), 80);
-        assert_eq!(
-            out,
-            "\
-Customer Support - Initial Inquiry  ok  812.4ms  460 tokens
-  trace_0192abcd000000000000000000000042
-  workflow Customer Support · group conv_12345
-  customer_id=cust_789 priority=high
-                                                            0            812.4ms
-├─ custom  Order Validation  ok  12.3ms                     █···················
-│  • Validation started  order_id=ORD-1                     •
-│  ├─ command  Inventory Check  ok  5.1ms  exit 0           █···················
-│  └─ agent  researcher  ok  200.1ms  120→340 tokens        ██████··············
-│     └─ generation  gpt-4o-mini  ok  199.8ms               ██████··············
-└─ command  notify  error  3.0ms  exit 1                  * ·······!············
-   ✗ command exited with status 1: connection refused
-"
-        );
+        insta::assert_snapshot!(out);
     }
 
     #[test]
     fn wider_terminals_get_longer_names_and_bars() {
         let out = tree(&sample_doc(), &Theme::plain(), 120);
-        assert_eq!(out, "\
-Customer Support - Initial Inquiry  ok  812.4ms  460 tokens
-  trace_0192abcd000000000000000000000042
-  workflow Customer Support · group conv_12345 · customer_id=cust_789 priority=high
-                                                                                          0           406.2ms    812.4ms
-├─ custom  Order Validation  ok  12.3ms                                                   █·····························
-│  • Validation started  order_id=ORD-1                                                   •
-│  ├─ command  Inventory Check  ok  5.1ms  exit 0                                         █·····························
-│  └─ agent  researcher  ok  200.1ms  120→340 tokens                                      ████████······················
-│     └─ generation  gpt-4o-mini  ok  199.8ms  120→340 tokens  offline                    ████████······················
-└─ command  notify  error  3.0ms  exit 1                                                * ···········!··················
-   ✗ command exited with status 1: connection refused
-");
+        insta::assert_snapshot!(out);
     }
 
     #[test]
     fn sixty_columns_keep_short_bars_and_fewer_do_without() {
         let out = tree(&sample_doc(), &Theme::plain(), 60);
-        assert_eq!(
-            out,
-            "\
-Customer Support - Initial Inquiry  ok  812.4ms  460 tokens
-  trace_0192abcd000000000000000000000042
-  workflow Customer Support · group conv_12345
-  customer_id=cust_789 priority=high
-                                            0        812.4ms
-├─ custom  Order Validation  ok  12.3ms     █···············
-│  • Validation started  order_id=ORD-1     •
-│  ├─ command  Inventory C…  ok  5.1ms      █···············
-│  └─ agent  researcher  ok  200.1ms        █████···········
-│     └─ generation  gpt-4o-mini  ok        █████···········
-└─ command  notify  error  3.0ms  exit 1  * ·····!··········
-   ✗ command exited with status 1: connection refused
-"
-        );
+        insta::assert_snapshot!(out);
         let out = tree(&sample_doc(), &Theme::plain(), 59);
-        assert_eq!(
-            out,
-            "\
-Customer Support - Initial Inquiry  ok  812.4ms  460 tokens
-  trace_0192abcd000000000000000000000042
-  workflow Customer Support · group conv_12345
-  customer_id=cust_789 priority=high
-├─ custom  Order Validation  ok  12.3ms
-│  • Validation started  order_id=ORD-1
-│  ├─ command  Inventory Check  ok  5.1ms  exit 0
-│  └─ agent  researcher  ok  200.1ms  120→340 tokens
-│     └─ generation  gpt-4o-mini  ok  199.8ms
-└─ command  notify  error  3.0ms  exit 1
-   ✗ command exited with status 1: connection refused
-"
-        );
+        insta::assert_snapshot!(out);
     }
 
     #[test]
@@ -624,20 +565,7 @@ Customer Support - Initial Inquiry  ok  812.4ms  460 tokens
             depth: Some(n),
             ..TreeOptions::default()
         };
-        assert_eq!(
-            plain(&doc, 50, depth(1)),
-            "\
-Customer Support - Initi…  ok  812.4ms  460 tokens
-  trace_0192abcd000000000000000000000042
-  workflow Customer Support · group conv_12345
-  customer_id=cust_789 priority=high
-├─ custom  Order Validation  ok  12.3ms
-│  • Validation started  order_id=ORD-1
-│  └─ … 2 children hidden (3 spans)
-└─ command  notify  error  3.0ms  exit 1
-   ✗ command exited with status 1: connection ref…
-"
-        );
+        insta::assert_snapshot!(plain(&doc, 50, depth(1)));
         let out = plain(&doc, 50, depth(2));
         assert!(out.contains("\n│     └─ … 1 child hidden\n"), "{out}");
         assert_eq!(plain(&doc, 50, depth(3)), tree(&doc, &Theme::plain(), 50));
@@ -668,37 +596,7 @@ Customer Support - Initi…  ok  812.4ms  460 tokens
             events: false,
             ..TreeOptions::default()
         };
-        assert_eq!(
-            plain(&doc, 50, opts),
-            "\
-Customer Support - Initi…  ok  812.4ms  460 tokens
-  trace_0192abcd000000000000000000000042
-  workflow Customer Support · group conv_12345
-  customer_id=cust_789 priority=high
-├─ custom  Order Validation  ok  12.3ms
-│  ├─ command  Inventory Check  ok  5.1ms  exit 0
-│  └─ agent  researcher  ok  200.1ms
-│     │ input  Research AI in healthcare
-│     │ output - point 1
-│     │        - point 2
-│     │        - point 3
-│     │        - point 4
-│     │        - point 5
-│     │        - point 6
-│     │        - point 7
-│     │        - point 8
-│     │        … 4 more lines
-│     └─ generation  gpt-4o-mini  ok  199.8ms
-│          input  system: You research AI in
-│                 healthcare and answer in five
-│                 bullet points, each of them
-│                 short.
-│                 user: Research AI in healthcare
-└─ command  notify  error  3.0ms  exit 1
-   ✗ command exited with status 1: connection ref…
-     stderr connection refused
-"
-        );
+        insta::assert_snapshot!(plain(&doc, 50, opts));
     }
 
     #[test]
@@ -736,29 +634,7 @@ Customer Support - Initi…  ok  812.4ms  460 tokens
             ..TreeOptions::default()
         };
         let out = group(&[second.clone(), first.clone()], &Theme::plain(), 50, &opts);
-        assert_eq!(
-            out,
-            "\
-Customer Support - Initi…  ok  812.4ms  460 tokens
-  trace_0192abcd000000000000000000000042
-  workflow Customer Support · group conv_12345
-  customer_id=cust_789 priority=high
-├─ custom  Order Validation  ok  12.3ms
-│  • Validation started  order_id=ORD-1
-│  └─ … 2 children hidden (3 spans)
-└─ command  notify  error  3.0ms  exit 1
-   ✗ command exited with status 1: connection ref…
-
-  … 3m 12s later …
-
-Customer Support - Follo…  ok  812.4ms  460 tokens
-  trace_0192abcd000000000000000000000042
-  workflow Customer Support · group conv_12345
-  customer_id=cust_789 priority=high
-└─ custom  Order Validation  ok  12.3ms
-   • Validation started  order_id=ORD-1
-"
-        );
+        insta::assert_snapshot!(out);
         let mut overlapping = second;
         overlapping.trace.started_at = Timestamp(first.trace.started_at.0 + 800_000);
         let out = group(&[first, overlapping], &Theme::plain(), 80, &opts);
