@@ -90,14 +90,8 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
         let delivered = otlp::push_blocking(&docs, &config).map_err(|e| {
             Error::Export(format!("OTLP push to {} failed: {e}", config.display_url()))
         })?;
-        if delivered.rejected_spans > 0 {
-            eprintln!(
-                "warning: {} rejected {} of {} spans: {}",
-                config.display_url(),
-                delivered.rejected_spans,
-                delivered.spans,
-                redact::redact(&delivered.message)
-            );
+        if let Some(warning) = delivered.rejection(&config) {
+            eprintln!("warning: {warning}");
         } else if !globals.quiet {
             eprintln!(
                 "exported {} spans of {} trace(s) to {}",

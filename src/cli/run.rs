@@ -318,14 +318,8 @@ fn auto_export(outcome: &RunOutcome, finished: &mut Finished<'_>) {
         .and_then(|docs| otlp::push_blocking(docs, &config));
     match result {
         Ok(delivered) => {
-            if delivered.rejected_spans > 0 {
-                eprintln!(
-                    "warning: {} rejected {} of {} spans: {}",
-                    config.display_url(),
-                    delivered.rejected_spans,
-                    delivered.spans,
-                    redact::redact(&delivered.message)
-                );
+            if let Some(warning) = delivered.rejection(&config) {
+                eprintln!("warning: {warning}");
             } else if !quiet {
                 eprintln!(
                     "exported {} spans to {}",

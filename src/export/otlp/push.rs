@@ -233,6 +233,22 @@ pub struct Delivered {
     pub message: String,
 }
 
+impl Delivered {
+    /// What to warn about after a partial success: how many spans the receiver rejected, and
+    /// its reason (with anything that looks like a key taken out).
+    pub fn rejection(&self, config: &PushConfig) -> Option<String> {
+        (self.rejected_spans > 0).then(|| {
+            format!(
+                "{} rejected {} of {} spans: {}",
+                config.display_url(),
+                self.rejected_spans,
+                self.spans,
+                redact::redact(&self.message)
+            )
+        })
+    }
+}
+
 /// The request body for `docs`, encoded (and compressed) as configured.
 pub fn body(docs: &[TraceDoc], config: &PushConfig) -> Result<Vec<u8>, String> {
     let resource = super::map::resource(&config.service_name, &config.resource_attributes);
@@ -469,5 +485,32 @@ mod tests {
         };
         let text = format!("{config:?}");
         assert!(!text.contains("SECRET") && !text.contains("u:p"), "{text}");
+    }
+
+    #[test]
+    fn a_partial_success_warns_with_the_counts_and_no_key_or_credentials() {
+        let config = PushConfig {
+            url: "http://u:p@h/v1/traces".into(),
+            protocol: Protocol::Protobuf,
+            headers: Vec::new(),
+            gzip: false,
+            timeout: Duration::from_secs(1),
+            service_name: "s".into(),
+            resource_attributes: Vec::new(),
+        };
+        let mut delivered = Delivered {
+            spans: 7,
+            rejected_spans: 0,
+            message: String::new(),
+        };
+        assert_eq!(delivered.rejection(&config), None);
+        delivered.rejected_spans = 2;
+        redact::register("push-test-key-abcdefghijklmnop");
+        delivered.message = "bad key push-test-key-abcdefghijklmnop".into();
+        let warning = delivered.rejection(&config).unwrap();
+        assert!(
+            warning == "http://h/v1/traces rejected 2 of 7 spans: bad key [REDACTED]",
+            "{warning}"
+        );
     }
 }
