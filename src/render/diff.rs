@@ -80,8 +80,9 @@ pub fn span_paths(spans: &[Span]) -> Vec<String> {
     paths
 }
 
-/// Outputs lose their last newline when recorded (SPEC §4); put it back so that the line diff
-/// does not say "No newline at end of file" about every output.
+/// Outputs lose their last newline when recorded (a command step's output is its stdout less one
+/// trailing newline, docs/contract.md#json-shapes); put it back so that the line diff does not
+/// say "No newline at end of file" about every output.
 fn with_newline(text: Option<&str>) -> String {
     match text {
         None | Some("") => String::new(),

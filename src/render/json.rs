@@ -1,4 +1,4 @@
-//! The stable JSON shapes of SPEC §3, built key by key so that the key order is the documented
+//! The stable JSON shapes of docs/contract.md#json-shapes, built key by key so that the key order is the documented
 //! one (serde_json keeps insertion order). Additive changes only: scripts depend on these.
 
 use serde_json::{Map, Value, json};
@@ -26,30 +26,6 @@ fn error(e: Option<&ErrorInfo>) -> Value {
 
 fn optional(s: Option<&str>) -> Value {
     s.map_or(Value::Null, |s| Value::String(s.to_string()))
-}
-
-fn event_json(e: &Event) -> Value {
-    json!({
-        "name": e.name,
-        "time": e.time.to_rfc3339(),
-        "attributes": e.attributes,
-    })
-}
-
-fn span_json(s: &Span) -> Value {
-    json!({
-        "span_id": s.span_id.to_string(),
-        "parent_id": s.parent_id.map_or(Value::Null, |p| Value::String(p.to_string())),
-        "kind": s.kind.as_str(),
-        "name": s.name,
-        "status": s.status.as_str(),
-        "started_at": s.started_at.to_rfc3339(),
-        "ended_at": time(s.ended_at),
-        "duration_ms": duration(s.duration_ms()),
-        "attributes": s.attributes,
-        "events": s.events.iter().map(event_json).collect::<Vec<_>>(),
-        "error": error(s.error.as_ref()),
-    })
 }
 
 /// `show --format json` without building the document in memory first: the same keys in the
@@ -134,24 +110,11 @@ impl serde::Serialize for DocJson<'_> {
     }
 }
 
-/// `show --format json`: one trace with its spans in tree order.
+/// `show --format json`: one trace with its spans in tree order, as a value (serve's API). The
+/// same serializer as the streamed [`DocJson`], so the two cannot drift apart.
 pub fn trace_doc_json(doc: &TraceDoc) -> Value {
-    let t = &doc.trace;
-    json!({
-        "trace_id": t.trace_id.to_string(),
-        "name": t.name,
-        "workflow": t.workflow,
-        "group_id": optional(t.group_id.as_deref()),
-        "metadata": t.metadata,
-        "status": t.status.as_str(),
-        "started_at": t.started_at.to_rfc3339(),
-        "ended_at": time(t.ended_at),
-        "duration_ms": duration(t.duration_ms()),
-        "usage": t.usage.to_value(),
-        "cost_usd": t.cost_usd,
-        "error": error(t.error.as_ref()),
-        "spans": doc.spans.iter().map(span_json).collect::<Vec<_>>(),
-    })
+    // Cannot fail: every map key is a string and every number is finite or null.
+    serde_json::to_value(DocJson(doc)).unwrap_or(Value::Null)
 }
 
 /// `run --format json`: one line per trace the run produced.

@@ -1,5 +1,5 @@
 //! Turning stored traces into what people and scripts read: the tree (`show`, `run`), the table
-//! (`list`) and the stable JSON shapes of SPEC §3.
+//! (`list`) and the stable JSON shapes of docs/contract.md#json-shapes.
 //!
 //! Whether colour is used is decided once, in [`theme`]; everything here takes a [`Theme`] and a
 //! width and returns a `String`, so the renderers are pure functions that tests can assert

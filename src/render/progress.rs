@@ -1,4 +1,4 @@
-//! Progress on stderr while `run` works, as SPEC §2 asks: live bars on a terminal, plain lines
+//! Progress on stderr while `run` works, as the README (Progress and the waterfall) describes: live bars on a terminal, plain lines
 //! anywhere else.
 //!
 //! - **Live** (stderr is a terminal and `CI` is not set): an indicatif multi-progress view with

@@ -1,5 +1,6 @@
-//! The JSON API: the same shapes as the CLI's `--format json` (SPEC §3), so a script can switch
-//! between `agentrace list --format json` and `GET /api/traces` without changing its parser.
+//! The JSON API: the same shapes as the CLI's `--format json` (docs/contract.md#json-shapes), so
+//! a script can switch between `agentrace list --format json` and `GET /api/traces` without
+//! changing its parser.
 //!
 //! | route | CLI equivalent |
 //! |---|---|
