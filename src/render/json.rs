@@ -1,5 +1,6 @@
-//! The stable JSON shapes of docs/contract.md#json-shapes, built key by key so that the key order is the documented
-//! one (serde_json keeps insertion order). Additive changes only: scripts depend on these.
+//! The stable JSON shapes of docs/contract.md#json-shapes, built key by key so that the key order
+//! is the documented one (serde_json keeps insertion order). Additive changes only: scripts depend
+//! on these.
 
 use serde_json::{Map, Value, json};
 

@@ -1,5 +1,5 @@
-//! Progress on stderr while `run` works, as the README (Progress and the waterfall) describes: live bars on a terminal, plain lines
-//! anywhere else.
+//! Progress on stderr while `run` works, as the README (Progress and the waterfall) describes: live
+//! bars on a terminal, plain lines anywhere else.
 //!
 //! - **Live** (stderr is a terminal and `CI` is not set): an indicatif multi-progress view with
 //!   one line per running step (spinner, span path, elapsed time, tokens so far, and what its
