@@ -2,8 +2,8 @@
 //!
 //! Two wire formats arrive: the payload the OpenAI Agents SDK posts to its traces dashboard
 //! (`openai`) and OTLP/HTTP trace exports, protobuf or JSON (`otlp`). Both are mapped onto the
-//! same [`Trace`](crate::trace::Trace)/[`Span`](crate::trace::Span) model that `run` records, so `show`, `list`, `stats`, `diff` and
-//! `export` read ingested traces like any other. Parsing is pure: nothing here touches the store;
+//! same [`Trace`](crate::trace::Trace)/[`Span`](crate::trace::Span) model that `run` records,
+//! so `show`, `list`, `stats`, `diff` and `export` read ingested traces like any other. Parsing is pure: nothing here touches the store;
 //! `Store::ingest` writes a parsed [`Ingest`] in one transaction.
 
 pub mod openai;

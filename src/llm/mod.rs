@@ -1,5 +1,6 @@
 //! Model access: one trait for a chat model, implemented by an OpenAI-compatible client
-//! (async-openai, streaming or not) and by the deterministic offline model.
+//! (async-openai, streaming or not), by the deterministic offline model, and by replay, which
+//! answers from the model calls of a recorded trace.
 //!
 //! The engine records what goes in and comes out on generation spans; models only talk to the
 //! server and report usage. Messages use the OpenAI wire shape so that the recorded request is
