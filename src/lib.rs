@@ -25,6 +25,7 @@ pub mod causes;
 pub mod cli;
 pub mod engine;
 pub mod error;
+pub mod eval;
 pub mod export;
 pub mod ingest;
 pub mod llm;

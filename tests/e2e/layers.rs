@@ -16,6 +16,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("workflow", &["trace", "query", "causes"]),
     ("llm", &["trace", "query", "causes"]),
     ("ingest", &["trace", "query", "causes"]),
+    // Evaluation reads datasets (with the workflow format's located YAML and diagnostics).
+    ("eval", &["trace", "query", "causes", "workflow"]),
     // What is done with traces: stored, rendered, exported. They read the trace model only
     // (the store also keeps sessions: llm's messages).
     ("store", &["trace", "query", "causes", "llm"]),
