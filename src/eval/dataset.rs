@@ -16,6 +16,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
+use crate::trace::json_kind;
 use crate::workflow::diagnostic::{Diagnostic, Loc};
 use crate::workflow::node::{self, Node, NodeKind};
 
@@ -366,17 +367,6 @@ fn case(line: u32, mut fields: Map<String, Value>, problems: &mut Problems<'_>) 
         vars,
         reference,
     })
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// A parser's message without its own `at line L column C`: the diagnostic says where.

@@ -12,30 +12,18 @@ pub mod otlp;
 #[cfg(test)]
 mod fuzz;
 
-use serde_json::Value;
 
 pub use crate::trace::ingest::{
     AHEAD_MICROS, EARLIEST, Ingest, IngestError, MAX_ERROR, MAX_METADATA, MAX_METADATA_ITEMS,
     MAX_NAME, MAX_VALUE, TraceHeader,
 };
-
-/// "a string", "an object", …: what a refusal says it found.
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
+pub(crate) use crate::trace::json_kind;
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use serde_json::{Map, json};
+    use serde_json::{Map, Value, json};
 
     use super::*;
     use crate::trace::Timestamp;

@@ -19,3 +19,16 @@ pub use model::{
     ErrorInfo, Event, HANDOFF_PREFIX, Span, SpanKind, Status, Timestamp, Trace, TraceDoc, Usage,
 };
 pub use recorder::{Alarm, Recorder, Sink, SpanHandle};
+
+/// What a JSON value is, for a refusal that says what it found: "a string", "an array", ….
+pub fn json_kind(v: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

@@ -78,7 +78,7 @@ fn every_bad_line_is_reported_at_its_place() {
         Format::Jsonl,
     );
     for expected in [
-        "cases.x:2:1: a case is a JSON object, found a list",
+        "cases.x:2:1: a case is a JSON object, found an array",
         "cases.x:3:1: case id `a` is used twice (first on line 1)",
         "cases.x:4:1: `vars` of case 4 is an object, found a number",
         "cases.x:5:1: a case id is text or a whole number, found a boolean",
