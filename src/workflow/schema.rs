@@ -2,7 +2,7 @@
 //! value that a later check or a runtime error may need to point at.
 //!
 //! Parsing (`parse/`) builds these types and reports every problem it finds; validation
-//! (`validate.rs`) checks the relations between them (ids, references, agents, templates). The
+//! (`validate/`) checks the relations between them (ids, references, agents, templates). The
 //! engine only ever sees a `Workflow` that passed both.
 
 use std::path::PathBuf;

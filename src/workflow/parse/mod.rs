@@ -6,11 +6,11 @@
 //! place in the result even when one of its keys was wrong (so validation does not add
 //! follow-on noise such as "unknown step" for a step that is there).
 //!
-//! The parser is one [`Parser`] whose methods are spread over this folder by what they read: this
+//! The parser is one `Parser` whose methods are spread over this folder by what they read: this
 //! file holds the entry point, the checks every mapping goes through and the workflow's top level;
-//! [`steps`] the steps and traces, [`agents`] the agents and their scripted turns, [`tools`] the
-//! tool definitions, [`values`] single values (text, numbers, durations, lists of names) and
-//! [`expect`] the `expect:` checks.
+//! `steps` the steps and traces, `agents` the agents and their scripted turns, `tools` the
+//! tool definitions, `values` single values (text, numbers, durations, lists of names) and
+//! `expect` the `expect:` checks.
 
 use std::path::PathBuf;
 use std::sync::Arc;
