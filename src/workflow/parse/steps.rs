@@ -408,28 +408,7 @@ impl Parser<'_> {
                 }
                 Command::Script(Located::new(script.clone(), node.loc))
             }
-            NodeKind::Seq(items) => {
-                if items.is_empty() {
-                    self.error(node.loc, "`run:` list is empty");
-                    self.help("give the program and its arguments: `run: [prog, arg]`");
-                }
-                let mut argv = Vec::new();
-                for item in items {
-                    match item.scalar_text(self.source) {
-                        Some(text) => argv.push(Located::new(text, item.loc)),
-                        None => {
-                            self.error(
-                                item.loc,
-                                format!(
-                                    "each `run:` argument must be a string, found {}",
-                                    item.describe()
-                                ),
-                            );
-                        }
-                    }
-                }
-                Command::Argv(argv)
-            }
+            NodeKind::Seq(items) => Command::Argv(self.argv("run", node, items)),
             _ => {
                 self.wrong_type(
                     "run",

@@ -96,25 +96,6 @@ impl Parser<'_> {
             }
             return Vec::new();
         };
-        if items.is_empty() {
-            self.error(node.loc, "`command:` list is empty");
-            self.help("give the program and its arguments: `command: [prog, arg]`");
-        }
-        let mut argv = Vec::new();
-        for item in items {
-            match item.scalar_text(self.source) {
-                Some(text) => argv.push(Located::new(text, item.loc)),
-                None => {
-                    self.error(
-                        item.loc,
-                        format!(
-                            "each `command:` argument must be a string, found {}",
-                            item.describe()
-                        ),
-                    );
-                }
-            }
-        }
-        argv
+        self.argv("command", node, items)
     }
 }

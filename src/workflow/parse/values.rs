@@ -229,4 +229,31 @@ impl Parser<'_> {
         }
         out
     }
+
+    /// An argv list (`run: [prog, arg]`, a tool's `command:`): not empty, and each argument a
+    /// string (a number or boolean as written).
+    pub(super) fn argv(&mut self, key: &str, node: &Node, items: &[Node]) -> Vec<Located<String>> {
+        if items.is_empty() {
+            self.error(node.loc, format!("`{key}:` list is empty"));
+            self.help(format!(
+                "give the program and its arguments: `{key}: [prog, arg]`"
+            ));
+        }
+        let mut argv = Vec::new();
+        for item in items {
+            match item.scalar_text(self.source) {
+                Some(text) => argv.push(Located::new(text, item.loc)),
+                None => {
+                    self.error(
+                        item.loc,
+                        format!(
+                            "each `{key}:` argument must be a string, found {}",
+                            item.describe()
+                        ),
+                    );
+                }
+            }
+        }
+        argv
+    }
 }
