@@ -1,5 +1,9 @@
 //! Walks the steps of each trace: custom spans and events here, agent and command steps in their
 //! own files. A failing step fails every enclosing span and its trace, and nothing after it runs.
+//!
+//! [`run`] is the way in: it sets up what the traces of a run share, then runs them in order;
+//! what is decided before a trace's first step (the group id, the trace's id, name and metadata)
+//! is in `setup`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,12 +16,11 @@ use tokio_util::sync::CancellationToken;
 use super::context::{Context, StepResults};
 use super::scope::{Scope, Stop};
 use super::{Engine, Failure, RunOutcome, TraceOutcome};
-use crate::trace::{
-    Alarm, ErrorInfo, Recorder, Sink, SpanHandle, SpanKind, Status, Timestamp, Trace, TraceId,
-    Usage,
-};
+use crate::trace::{Alarm, ErrorInfo, Recorder, Sink, SpanHandle, SpanKind, Status};
 use crate::workflow::template::{Output, has_template, is_template};
-use crate::workflow::{EventDef, Loc, LocatedValue, Step, StepKind};
+use crate::workflow::{EventDef, Loc, LocatedValue, Step, StepKind, TraceDef};
+
+mod setup;
 
 pub(crate) type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'a>>;
 
@@ -51,7 +54,7 @@ pub(crate) struct TraceRun<'a> {
 impl TraceRun<'_> {
     /// `FILE:LINE:COL`, for messages about a place in the workflow.
     pub fn at(&self, loc: Loc) -> String {
-        format!("{}:{}:{}", self.engine.wf.path.display(), loc.line, loc.col)
+        location(self.engine, loc)
     }
 
     pub fn template_error(&self, field: &str, loc: Loc, e: &minijinja::Error) -> ErrorInfo {
@@ -321,79 +324,18 @@ pub(crate) fn template_error(at: &str, field: &str, e: &minijinja::Error) -> Err
     ErrorInfo::new(message)
 }
 
-fn random_group_id() -> String {
-    let bytes: [u8; 12] = rand::random();
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("group_{hex}")
+/// `FILE:LINE:COL` of a place in the workflow, for messages.
+fn location(engine: &Engine, loc: Loc) -> String {
+    format!("{}:{}:{}", engine.wf.path.display(), loc.line, loc.col)
 }
 
-/// Renders a template of the run's setup (group, names, metadata) off the runtime thread, like
-/// a step's; Ctrl-C stops the wait.
-async fn setup_render<T: Send + 'static>(
-    engine: &Engine,
-    root: &Scope,
-    work: impl FnOnce(&crate::workflow::template::Templates) -> Result<T, minijinja::Error>
-    + Send
-    + 'static,
-) -> Result<T, minijinja::Error> {
-    tokio::select! {
-        r = engine.templates.off_thread(work) => r,
-        () = root.cancelled() => Err(minijinja::Error::new(
-            minijinja::ErrorKind::InvalidOperation,
-            "interrupted",
-        )),
-    }
-}
-
-async fn setup_text(
-    engine: &Engine,
-    root: &Scope,
-    source: &str,
-    ctx: &Context,
-) -> Result<String, minijinja::Error> {
-    if !is_template(source) {
-        return Ok(source.to_string());
-    }
-    let source = source.to_string();
-    let ctx = ctx.value();
-    setup_render(engine, root, move |t| t.render(&source, &ctx)).await
-}
-
-/// Renders metadata templates into `into`; the first failure is kept in `error`.
-async fn render_metadata(
-    engine: &Engine,
-    root: &Scope,
-    entries: &indexmap::IndexMap<String, LocatedValue>,
-    ctx: &Context,
-    into: &mut Map<String, Value>,
-    error: &mut Option<ErrorInfo>,
-) {
-    for (key, value) in entries {
-        let source = value.value.clone();
-        let values = ctx.value();
-        match setup_render(engine, root, move |t| t.render_value(&source, &values)).await {
-            Ok(v) => {
-                into.insert(key.clone(), v);
-            }
-            Err(e) => {
-                let at = format!(
-                    "{}:{}:{}",
-                    engine.wf.path.display(),
-                    value.loc.line,
-                    value.loc.col
-                );
-                error.get_or_insert_with(|| template_error(&at, &format!("metadata.{key}"), &e));
-            }
-        }
-    }
-}
-
+/// Runs the workflow: sets up what every trace shares (the cancellation scope, the watchdogs,
+/// the group id and the workflow's metadata), then runs the traces one after the other.
 pub(crate) async fn run(
     engine: &Engine,
     sinks: Vec<Arc<dyn Sink>>,
     cancel: CancellationToken,
 ) -> RunOutcome {
-    let wf = engine.wf.clone();
     let mut ctx = Context {
         vars: TemplateValue::from_serialize(&engine.vars),
         steps: Arc::new(StepResults::default()),
@@ -406,124 +348,111 @@ pub(crate) async fn run(
     // with its reason: steps must not go on running unrecorded.
     let alarm = Alarm::default();
     let _watchdogs = engine.start_watchdogs(&root, &alarm);
-    let at = |loc: Loc| format!("{}:{}:{}", wf.path.display(), loc.line, loc.col);
 
     // The group and the workflow's metadata are rendered once, before the first trace starts;
     // a template failure there fails the first trace.
     let mut setup_error: Option<ErrorInfo> = None;
-    let group_id = match (&engine.opts.group, &wf.group_id) {
-        (Some(group), _) => Some(group.clone()),
-        (None, Some(template)) => match setup_text(engine, &root, &template.value, &ctx).await {
-            Ok(g) if g.trim().is_empty() => None,
-            Ok(g) => Some(g),
-            Err(e) => {
-                setup_error = Some(template_error(&at(template.loc), "group_id", &e));
-                None
-            }
-        },
-        (None, None) => None,
-    };
-    // A conversation kept across runs is the natural group of its traces.
-    let session_key = wf.all_steps().iter().find_map(|step| match &step.kind {
-        StepKind::Agent {
-            session: Some(key), ..
-        } => Some(key.value.clone()),
-        _ => None,
-    });
-    let session_group = match (&group_id, session_key) {
-        (None, Some(key)) => setup_text(engine, &root, &key, &ctx)
-            .await
-            .ok()
-            .filter(|k| !k.trim().is_empty()),
-        _ => None,
-    };
-    let group_id = group_id
-        .or(session_group)
-        .or_else(|| (wf.traces.len() > 1).then(random_group_id));
-    ctx.group_id = group_id.clone();
+    ctx.group_id = setup::group_id(engine, &root, &ctx, &mut setup_error).await;
     let mut base_metadata = Map::new();
-    render_metadata(
+    setup::render_metadata(
         engine,
         &root,
-        &wf.metadata,
+        &engine.wf.metadata,
         &ctx,
         &mut base_metadata,
         &mut setup_error,
     )
     .await;
+    let run = WorkflowRun {
+        engine,
+        sinks,
+        root,
+        alarm,
+        base_metadata,
+    };
+    run.run_traces(ctx, setup_error).await
+}
 
-    let mut outcomes = Vec::new();
-    let mut status = Status::Ok;
-    for (index, def) in wf.traces.iter().enumerate() {
-        // TRACEPARENT: the first trace takes the caller's trace id (unless this store already
-        // holds it); the others get their own and record the parent as a link.
-        let trace_id = match &engine.opts.trace_context {
-            Some(tc) if index == 0 && !engine.opts.trace_id_taken => tc.parent.trace_id,
-            _ => TraceId::generate(),
-        };
-        ctx.trace_id = trace_id.to_string();
-        let mut metadata = base_metadata.clone();
-        let mut trace_error = setup_error.take();
-        render_metadata(
-            engine,
-            &root,
-            &def.metadata,
-            &ctx,
-            &mut metadata,
-            &mut trace_error,
-        )
-        .await;
-        for (key, value) in &engine.opts.meta {
-            metadata.insert(key.clone(), Value::String(value.clone()));
-        }
-        // The reserved trace-context keys say only what the run really joined.
-        metadata.retain(|k, _| !crate::trace::context::is_reserved(k));
-        if let Some(tc) = &engine.opts.trace_context {
-            tc.record(&mut metadata);
-        }
-        let name = match setup_text(engine, &root, &def.name.value, &ctx).await {
-            Ok(n) => n,
-            Err(e) => {
-                trace_error.get_or_insert_with(|| template_error(&at(def.name.loc), "name", &e));
-                def.name.value.clone()
+/// What the traces of one run share, set up once before the first one starts.
+struct WorkflowRun<'a> {
+    engine: &'a Engine,
+    sinks: Vec<Arc<dyn Sink>>,
+    /// The whole run's scope: Ctrl-C, a crossed budget or a failing sink stops it.
+    root: Scope,
+    alarm: Alarm,
+    /// The workflow's `metadata:`, rendered once; each trace adds its own.
+    base_metadata: Map<String, Value>,
+}
+
+impl WorkflowRun<'_> {
+    /// The traces in file order, each one only after the one before it succeeded: a later
+    /// trace may stand on what an earlier one did (a session, a file), so the first trace that
+    /// fails or is cancelled ends the run with its status. The run's setup error, if any, fails
+    /// the first trace.
+    async fn run_traces(&self, mut ctx: Context, mut setup_error: Option<ErrorInfo>) -> RunOutcome {
+        let wf = &self.engine.wf;
+        let mut outcomes = Vec::new();
+        let mut status = Status::Ok;
+        for (index, def) in wf.traces.iter().enumerate() {
+            let header = setup::trace_header(
+                self.engine,
+                &self.root,
+                &mut ctx,
+                index,
+                def,
+                &self.base_metadata,
+                setup_error.take(),
+            )
+            .await;
+            let last = index + 1 == wf.traces.len();
+            let outcome = self.run_trace(&ctx, def, header, last, &outcomes).await;
+            let trace_status = outcome.trace.status;
+            outcomes.push(outcome);
+            if trace_status != Status::Ok {
+                status = trace_status;
+                break;
             }
-        };
-        let trace = Trace {
-            trace_id,
-            name,
-            workflow: wf.name.value.clone(),
-            group_id: group_id.clone(),
-            metadata,
-            status: Status::Running,
-            started_at: Timestamp::now(),
-            ended_at: None,
-            usage: Usage::default(),
-            cost_usd: None,
-            error: None,
-            pid: Some(std::process::id()),
-        };
-        let rec = Recorder::start_watched(trace, sinks.clone(), &alarm);
+        }
+        RunOutcome {
+            traces: outcomes,
+            status,
+        }
+    }
+
+    /// One trace, from its header to its outcome. Its recorder starts first, so that every
+    /// span is recorded as it happens; the engine knows it as the current trace while it runs
+    /// (a watchdog's reason goes there). It fails at once with its header's error, or runs its
+    /// steps; after the last trace, the workflow's `expect:` is checked against every trace
+    /// (`earlier` are the ones before). The trace ends with the status its result implies.
+    async fn run_trace(
+        &self,
+        ctx: &Context,
+        def: &TraceDef,
+        header: setup::Header,
+        last: bool,
+        earlier: &[TraceOutcome],
+    ) -> TraceOutcome {
+        let engine = self.engine;
+        let rec = Recorder::start_watched(header.trace, self.sinks.clone(), &self.alarm);
         engine.set_current(Some(rec.clone()));
         let run = TraceRun {
             engine,
             rec: rec.clone(),
-            root: root.clone(),
+            root: self.root.clone(),
             outputs: Mutex::new(Map::new()),
             failures: Mutex::new(Vec::new()),
         };
         let frame = Frame {
             ctx: ctx.clone(),
-            scope: root.clone(),
+            scope: self.root.clone(),
         };
-        let result = match trace_error {
+        let result = match header.error {
             Some(error) => Err(Failure::error(error)),
             None => run.run_steps(&frame, &def.steps, None).await,
         };
         // -- The workflow's `expect:`, once the last trace's steps have all succeeded.
-        let result = match (&result, &wf.expect) {
-            (Ok(()), Some(expect)) if index + 1 == wf.traces.len() => {
-                run.check_run_expectations(&frame, expect, &outcomes)
-            }
+        let result = match (&result, &engine.wf.expect) {
+            (Ok(()), Some(expect)) if last => run.check_run_expectations(&frame, expect, earlier),
             _ => result,
         };
         engine.set_current(None);
@@ -535,19 +464,11 @@ pub(crate) async fn run(
         let trace = rec.finish(trace_status, error);
         let outputs = run.outputs.into_inner().unwrap_or_else(|p| p.into_inner());
         let failures = run.failures.into_inner().unwrap_or_else(|p| p.into_inner());
-        outcomes.push(TraceOutcome {
+        TraceOutcome {
             trace,
             outputs,
             failures,
-        });
-        if trace_status != Status::Ok {
-            status = trace_status;
-            break;
         }
-    }
-    RunOutcome {
-        traces: outcomes,
-        status,
     }
 }
 

@@ -1,8 +1,8 @@
 //! The typed workflow: what a YAML file means once parsed, with the source location of every
 //! value that a later check or a runtime error may need to point at.
 //!
-//! Parsing (`parse.rs`) builds these types and reports every problem it finds; validation
-//! (`validate.rs`) checks the relations between them (ids, references, agents, templates). The
+//! Parsing (`parse/`) builds these types and reports every problem it finds; validation
+//! (`validate/`) checks the relations between them (ids, references, agents, templates). The
 //! engine only ever sees a `Workflow` that passed both.
 
 use std::path::PathBuf;
