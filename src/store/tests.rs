@@ -1251,6 +1251,19 @@ fn a_claimed_trace_id_is_locked_and_a_held_one_cannot_be_claimed() {
 }
 
 #[test]
+fn a_released_claim_leaves_nothing_and_the_id_can_be_claimed_again() {
+    let (_dir, path) = temp();
+    let id = trace_id(0x92, 2);
+    let first = Store::open(&path).unwrap();
+    assert!(first.claim_trace_id(id, "w").unwrap());
+    first.release_trace_id(id).unwrap();
+    assert!(matches!(first.load(id), Err(StoreError::NotFound { .. })));
+    assert!(lock_files(&path).is_empty());
+    let second = Store::open(&path).unwrap();
+    assert!(second.claim_trace_id(id, "w").unwrap());
+}
+
+#[test]
 fn a_trace_without_a_lock_file_is_judged_by_its_pid() {
     // Rows as an agentrace from before run locks wrote them.
     let (_dir, path) = temp();
