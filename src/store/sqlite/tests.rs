@@ -845,12 +845,15 @@ fn writer_process() {
 fn eight_processes_at_once_lose_nothing() {
     let (_dir, path) = temp();
     let exe = std::env::current_exe().unwrap();
+    // The test's name as libtest knows it: its module path without the crate's name.
+    let (_, module) = module_path!().split_once("::").unwrap();
+    let name = format!("{module}::writer_process");
     let children: Vec<_> = (0..8)
         .map(|w| {
             std::process::Command::new(&exe)
                 .args([
                     "--exact",
-                    "store::tests::writer_process",
+                    &name,
                     "--ignored",
                     "--quiet",
                     // A failing child's panic then reaches this test's stderr.
@@ -1112,7 +1115,7 @@ fn list_rows_never_carry_large_fields_but_show_has_them_whole() {
     );
     assert!(row.group_id.as_ref().unwrap().contains("truncated"));
     assert!(row.error.as_ref().unwrap().message.contains("truncated"));
-    assert_eq!(row.metadata.len(), super::query::LIST_ITEMS + 1);
+    assert_eq!(row.metadata.len(), crate::store::rows::LIST_ITEMS + 1);
     // The trace itself is untouched.
     let doc = store.load(id).unwrap();
     assert_eq!(doc.trace.name, t.name);
