@@ -19,6 +19,20 @@ pub use crate::trace::ingest::{
     MAX_NAME, MAX_VALUE, TraceHeader,
 };
 
+/// A token count as senders write it: a non-negative integer, an integral double, or a string
+/// of one.
+fn token_count(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f < 1e19)
+                .map(|f| f as u64)
+        }),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
 /// "a string", "an object", …: what a refusal says it found.
 fn json_kind(v: &Value) -> &'static str {
     match v {

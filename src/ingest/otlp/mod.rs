@@ -22,7 +22,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{Span as OtlpSpan, status};
 use serde_json::{Map, Value, json};
 
-use super::{Ingest, IngestError};
+use super::{Ingest, IngestError, token_count};
 use crate::trace::{SpanId, Status, Timestamp, TraceId, Usage};
 use decode::b64;
 pub use decode::{parse_json, parse_protobuf};
@@ -182,19 +182,6 @@ fn micros(nanos: u64) -> Timestamp {
     Timestamp(i64::try_from(nanos / 1000).unwrap_or(i64::MAX))
 }
 
-/// A token count: an int, an integral double, or a string of one.
-fn count(v: &Value) -> Option<u64> {
-    match v {
-        Value::Number(n) => n.as_u64().or_else(|| {
-            n.as_f64()
-                .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f < 1e19)
-                .map(|f| f as u64)
-        }),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
 /// `usage` from the first present key of each list; `None` without input or output counts.
 fn usage_of(
     a: &Map<String, Value>,
@@ -202,7 +189,7 @@ fn usage_of(
     output: &[&str],
     total: &[&str],
 ) -> Option<Value> {
-    let first = |keys: &[&str]| keys.iter().find_map(|k| a.get(*k).and_then(count));
+    let first = |keys: &[&str]| keys.iter().find_map(|k| a.get(*k).and_then(token_count));
     let (i, o) = (first(input), first(output));
     if i.is_none() && o.is_none() {
         return None;
