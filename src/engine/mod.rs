@@ -1,6 +1,7 @@
 //! The engine: runs a validated workflow on tokio, one trace after another, opening spans on a
-//! [`Recorder`] for every step. It never writes to the store or the terminal itself; sinks do,
-//! and `session:` histories go through the [`SessionHistory`] the caller injects.
+//! [`Recorder`](crate::trace::Recorder) for every step. It never writes to the store or the
+//! terminal itself; sinks do, and `session:` histories go through the [`SessionHistory`] the
+//! caller injects.
 
 mod agent;
 mod command;
