@@ -17,7 +17,7 @@ mod reconcile;
 mod schema;
 mod search;
 mod session;
-pub(crate) mod stats;
+mod stats;
 mod writer;
 
 use std::fs::{DirBuilder, OpenOptions};
