@@ -1,7 +1,8 @@
 //! `agentrace run FILE`: validate, resolve model access, then run and record the trace(s).
 //!
 //! Nothing is written before the workflow is valid and model access is settled, so bad input
-//! never leaves a half-written store.
+//! never leaves a half-written store. The one write before that is the claim of a joined
+//! `TRACEPARENT`'s trace id, which the engine's options need; a refused run gives it back.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -110,36 +111,49 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
             .collect();
         meta.push((REPLAY_OF.to_string(), ids.join(",")));
     }
-    let engine = Engine::new(
-        wf,
-        RunOptions {
-            vars: args.vars,
-            group: args.group,
-            meta,
-            offline: args.offline,
-            replay,
-            no_content: args.no_content,
-            max_concurrency: args.max_concurrency,
-            max_tokens: args.max_tokens,
-            max_cost_usd: args.max_cost,
-            trace_context,
-            trace_id_taken: false,
-        },
-    )?;
-    let store = Store::open(&globals.store)?;
-    // A trace id is unique in a store: a second run under the same TRACEPARENT links instead.
-    // Claimed atomically, so that of runs started at the same instant only one joins.
-    let taken = match &engine.opts.trace_context {
-        Some(c) => !store.claim_trace_id(c.parent.trace_id, engine.workflow_name())?,
-        None => false,
+    // -- Claim first: a trace id is unique in a store, so a second run under the same
+    // TRACEPARENT links instead of joining. Claimed atomically, so that of runs started at the
+    // same instant only one joins, and before the engine is built, so that it is built with
+    // complete options. Without a trace context the store is opened only once the engine is
+    // built: bad input then leaves no store behind.
+    let (store, claim) = match &trace_context {
+        Some(c) => {
+            let store = Store::open(&globals.store)?;
+            let id = c.parent.trace_id;
+            let claimed = store.claim_trace_id(id, &wf.name.value)?;
+            (Some(store), Some((id, claimed)))
+        }
+        None => (None, None),
     };
-    let engine = engine.with_trace_id_taken(taken);
-    let engine = if engine.uses_sessions() {
-        // A second connection: conversations are read and written while the writer thread
-        // records spans.
-        engine.with_sessions(Arc::new(Mutex::new(Store::open(&globals.store)?)))
-    } else {
-        engine
+    let options = RunOptions {
+        vars: args.vars,
+        group: args.group,
+        meta,
+        offline: args.offline,
+        replay,
+        no_content: args.no_content,
+        max_concurrency: args.max_concurrency,
+        max_tokens: args.max_tokens,
+        max_cost_usd: args.max_cost,
+        trace_context,
+        trace_id_taken: claim.is_some_and(|(_, claimed)| !claimed),
+    };
+    let engine = match build_engine(wf, options, globals) {
+        Ok(engine) => engine,
+        Err(e) => {
+            if let (Some(store), Some((id, true))) = (&store, claim) {
+                // Bad input after a won claim: the placeholder row and the run lock go, so
+                // nothing half-written stays and a later run can join. Should that fail too,
+                // the input's error is the one to show; readers close the placeholder as a
+                // dead run's once its lock is free.
+                let _ = store.release_trace_id(id);
+            }
+            return Err(e);
+        }
+    };
+    let store = match store {
+        Some(store) => store,
+        None => Store::open(&globals.store)?,
     };
     let printer = Arc::new(Mutex::new(StreamPrinter::default()));
     let engine = if args.stream {
@@ -216,6 +230,23 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
         Status::Ok => ExitCode::Ok,
         Status::Cancelled => ExitCode::Interrupted,
         _ => ExitCode::Failed,
+    })
+}
+
+/// The engine for `wf`, with the store for `session:` conversations when it keeps any. Fails
+/// on input errors (exit code 2) before anything of the run is written.
+fn build_engine(
+    wf: workflow::Workflow,
+    options: RunOptions,
+    globals: &Globals,
+) -> Result<Engine, Error> {
+    let engine = Engine::new(wf, options)?;
+    Ok(if engine.uses_sessions() {
+        // A second connection: conversations are read and written while the writer thread
+        // records spans.
+        engine.with_sessions(Arc::new(Mutex::new(Store::open(&globals.store)?)))
+    } else {
+        engine
     })
 }
 

@@ -1,6 +1,7 @@
 //! The engine: runs a validated workflow on tokio, one trace after another, opening spans on a
-//! [`Recorder`] for every step. It never writes to the store or the terminal itself; sinks do,
-//! and `session:` histories go through the [`SessionHistory`] the caller injects.
+//! [`Recorder`](crate::trace::Recorder) for every step. It never writes to the store or the
+//! terminal itself; sinks do, and `session:` histories go through the [`SessionHistory`] the
+//! caller injects.
 
 mod agent;
 mod command;
@@ -279,11 +280,6 @@ impl Engine {
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = rec;
     }
 
-    /// The workflow file's top-level `name`.
-    pub fn workflow_name(&self) -> &str {
-        &self.wf.name.value
-    }
-
     /// Whether the run needs the store for `session:` conversations.
     pub fn uses_sessions(&self) -> bool {
         uses_sessions(&self.wf)
@@ -292,12 +288,6 @@ impl Engine {
     /// Keeps `session:` conversations in `sessions`.
     pub fn with_sessions(mut self, sessions: Arc<dyn SessionHistory>) -> Self {
         self.sessions = Some(sessions);
-        self
-    }
-
-    /// Says whether the trace id of the joined `TRACEPARENT` is already taken in the store.
-    pub fn with_trace_id_taken(mut self, taken: bool) -> Self {
-        self.opts.trace_id_taken = taken;
         self
     }
 

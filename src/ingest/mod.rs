@@ -3,8 +3,9 @@
 //! Two wire formats arrive: the payload the OpenAI Agents SDK posts to its traces dashboard
 //! (`openai`) and OTLP/HTTP trace exports, protobuf or JSON (`otlp`). Both are mapped onto the
 //! same [`Trace`](crate::trace::Trace)/[`Span`](crate::trace::Span) model that `run` records,
-//! so `show`, `list`, `stats`, `diff` and `export` read ingested traces like any other. Parsing is pure: nothing here touches the store;
-//! `Store::ingest` writes a parsed [`Ingest`] in one transaction.
+//! so `show`, `list`, `stats`, `diff` and `export` read ingested traces like any other. Parsing
+//! is pure: nothing here touches the store; `Store::ingest` writes a parsed [`Ingest`] in one
+//! transaction.
 
 pub mod openai;
 pub mod otlp;
@@ -12,12 +13,27 @@ pub mod otlp;
 #[cfg(test)]
 mod fuzz;
 
+use serde_json::Value;
 
 pub use crate::trace::ingest::{
     AHEAD_MICROS, EARLIEST, Ingest, IngestError, MAX_ERROR, MAX_METADATA, MAX_METADATA_ITEMS,
     MAX_NAME, MAX_VALUE, TraceHeader,
 };
 pub(crate) use crate::trace::json_kind;
+
+/// A token count as senders write it: a non-negative integer, an integral double, or a string
+/// of one.
+fn token_count(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f < 1e19)
+                .map(|f| f as u64)
+        }),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
 
 #[cfg(test)]
 mod tests {

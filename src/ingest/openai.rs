@@ -423,17 +423,9 @@ fn agent(mut data: Map<String, Value>) -> Mapped {
     m.keep_rest(data)
 }
 
-/// A token count: a non-negative integer, or a string of one.
+/// A token count (see [`super::token_count`]), if the field is there.
 fn count(v: Option<&Value>) -> Option<u64> {
-    match v? {
-        Value::Number(n) => n.as_u64().or_else(|| {
-            n.as_f64()
-                .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f < 1e19)
-                .map(|f| f as u64)
-        }),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
+    v.and_then(super::token_count)
 }
 
 /// Whether a value carries anything but zeros, nulls and empties.

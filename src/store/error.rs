@@ -1,11 +1,10 @@
-//! What can go wrong with the store, said so that a user knows what to do next.
+//! What can go wrong with the store, said so that a user knows what to do next, whichever
+//! backend keeps it.
 //!
-//! SQLite's own messages ("database is locked", "file is not a database") are translated here,
-//! by result code, into sentences that name the store's path.
+//! A backend translates its own messages ("database is locked", "file is not a database") into
+//! these sentences that name the store: SQLite's by result code in [`super::sqlite`].
 
-use std::path::{Path, PathBuf};
-
-use rusqlite::ErrorCode;
+use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -89,9 +88,10 @@ pub enum StoreError {
     },
 
     #[error("the store {} failed: {source}", path.display())]
-    Sqlite {
+    Database {
         path: PathBuf,
-        source: rusqlite::Error,
+        /// The backend's own error, when no sentence above says it better.
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 
     #[error("the store {} holds a malformed {what}: {detail}", path.display())]
@@ -106,27 +106,6 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Translates a SQLite error by its result code.
-    pub(crate) fn sqlite(path: &Path, e: rusqlite::Error) -> StoreError {
-        let path = path.to_path_buf();
-        let code = e.sqlite_error_code();
-        match code {
-            Some(ErrorCode::NotADatabase) => StoreError::NotADatabase { path },
-            Some(ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
-                path,
-                detail: e.to_string(),
-            },
-            Some(ErrorCode::ReadOnly) => StoreError::ReadOnly { path },
-            Some(ErrorCode::DiskFull) => StoreError::DiskFull { path },
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy { path },
-            Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => StoreError::CannotOpen {
-                path,
-                detail: e.to_string(),
-            },
-            _ => StoreError::Sqlite { path, source: e },
-        }
-    }
-
     /// The store could be read but not written.
     pub(crate) fn is_read_only(&self) -> bool {
         matches!(
@@ -134,12 +113,4 @@ impl StoreError {
             StoreError::ReadOnly { .. } | StoreError::CannotOpen { .. }
         )
     }
-}
-
-/// A SQLite error worth retrying: another process holds the write lock.
-pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
-    )
 }

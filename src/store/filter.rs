@@ -25,7 +25,7 @@ pub struct ListFilter {
     pub until: Option<Timestamp>,
     pub limit: Option<usize>,
     /// `--search TEXT`: every word appears in the trace's name, workflow, span names, span
-    /// inputs and outputs, or event names (see [`super::search`]).
+    /// inputs and outputs, or event names (SQLite matches them in `store/sqlite/search.rs`).
     pub search: Option<String>,
 }
 

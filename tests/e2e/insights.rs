@@ -1,6 +1,6 @@
 //! End-to-end tests of the commands that read many traces: `stats`,
 //! `diff`, `list --search`, `rm`, `prune`, `completions` and `man`. The exact figures
-//! (percentiles of known durations, deltas) are unit-tested in src/store/stats.rs and
+//! (percentiles of known durations, deltas) are unit-tested in src/store/sqlite/stats.rs and
 //! src/render/diff.rs; here the real binary runs offline workflows whose outcomes are known.
 
 use serde_json::{Value, json};

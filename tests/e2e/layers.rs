@@ -56,15 +56,10 @@ fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
+/// The `.rs` files under `dir` that are not only tests.
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") && !is_tests(&path) {
-            out.push(path);
-        }
-    }
+    every_rust_file(dir, out);
+    out.retain(|path| !is_tests(path));
 }
 
 /// Whether a file holds only tests (`tests.rs`, the property tests in `fuzz.rs`, anything
@@ -75,7 +70,7 @@ fn is_tests(path: &Path) -> bool {
         || rel.components().any(|c| c.as_os_str() == "tests")
 }
 
-/// The top-level module a file belongs to (`src/store/query.rs` → `store`, `src/lib.rs` → `lib`).
+/// The top-level module a file belongs to (`src/store/sqlite/query.rs` → `store`, `src/lib.rs` → `lib`).
 fn module_of(path: &Path) -> String {
     let rel = path.strip_prefix(src()).unwrap();
     let first = rel
@@ -182,18 +177,18 @@ fn no_module_imports_one_that_imports_it() {
     assert!(loops.is_empty(), "import loops: {}", loops.join(", "));
 }
 
-/// `(file, sibling file)` for every file of a module's folder that names a sibling
-/// (`super::validate`, `crate::workflow::validate`). A sibling split into a folder of its own
-/// (`workflow/parse/mod.rs`, `workflow/parse/steps.rs`) counts as one file, `workflow/parse`:
-/// its files reach the module's other files through `super::super::` (or `super::` from its
-/// `mod.rs`).
+/// `(file, sibling file)` for every file that names a sibling (`super::validate`,
+/// `crate::workflow::validate`), at every level of folders: `store/sqlite/query.rs` ↔
+/// `store/sqlite/writer.rs` is a pair of siblings, and so is the folder `workflow/parse` (all its
+/// files, which reach the module's other files through `super::super::`) ↔ `workflow/validate`.
 fn sibling_edges() -> BTreeSet<(String, String)> {
     let mut files = Vec::new();
     rust_files(&src(), &mut files);
     let mut edges = BTreeSet::new();
     for file in &files {
         let rel = file.strip_prefix(src()).unwrap();
-        let parts: Vec<String> = rel
+        // The file's module path: `a/b/mod.rs` is module `a::b`, `a/b/c.rs` is `a::b::c`.
+        let mut path: Vec<String> = rel
             .components()
             .map(|c| {
                 c.as_os_str()
@@ -202,22 +197,24 @@ fn sibling_edges() -> BTreeSet<(String, String)> {
                     .to_string()
             })
             .collect();
-        let (module, name, up) = match parts.as_slice() {
-            [module, name] => (module, name, "super::"),
-            [module, name, inner] if inner == "mod" => (module, name, "super::"),
-            [module, name, _] => (module, name, "super::super::"),
-            _ => continue,
-        };
-        if name == "mod" {
-            continue;
+        if path.last().is_some_and(|n| n == "mod") {
+            path.pop();
         }
         let code = code_of(file);
-        for prefix in [up.to_string(), format!("crate::{module}::")] {
-            for other in names_after(&code, &prefix) {
-                let sibling = src().join(module).join(format!("{other}.rs"));
-                let folder = src().join(module).join(&other).join("mod.rs");
-                if other != *name && (sibling.exists() || folder.exists()) {
-                    edges.insert((format!("{module}/{name}"), format!("{module}/{other}")));
+        // At each level below the crate's modules: the folder, and which of its children holds
+        // this file.
+        for level in 1..path.len() {
+            let folder = &path[..level];
+            let unit = &path[level];
+            let dir = folder.join("/");
+            let up = "super::".repeat(path.len() - level);
+            for prefix in [up, format!("crate::{}::", folder.join("::"))] {
+                for other in names_after(&code, &prefix) {
+                    let sibling = src().join(&dir).join(format!("{other}.rs"));
+                    let nested = src().join(&dir).join(&other).join("mod.rs");
+                    if other != *unit && (sibling.exists() || nested.exists()) {
+                        edges.insert((format!("{dir}/{unit}"), format!("{dir}/{other}")));
+                    }
                 }
             }
         }
@@ -249,4 +246,46 @@ fn no_file_imports_a_sibling_that_imports_it() {
         "import loops between files: {}",
         loops.join(", ")
     );
+}
+
+/// The store's backends keep their SQL to themselves (shared/DESIGN.md): only the files of
+/// `src/store/sqlite/`, tests included, may name `rusqlite`, so that the commands, and the rest
+/// of the store, stay the same when a second backend arrives.
+#[test]
+fn only_the_sqlite_backend_imports_rusqlite() {
+    let mut files = Vec::new();
+    every_rust_file(&src(), &mut files);
+    let backend = src().join("store").join("sqlite");
+    let mut seen = false;
+    let mut wrong = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let names = text
+            .lines()
+            .filter(|line| !line.trim_start().starts_with("//"))
+            .any(|line| line.contains("rusqlite"));
+        if file.starts_with(&backend) {
+            seen |= names;
+        } else if names {
+            wrong.push(file.strip_prefix(src()).unwrap().display().to_string());
+        }
+    }
+    assert!(seen, "the check sees the backend's imports");
+    assert!(
+        wrong.is_empty(),
+        "rusqlite outside src/store/sqlite/: {}",
+        wrong.join(", ")
+    );
+}
+
+/// Every `.rs` file under `dir`, tests included.
+fn every_rust_file(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            every_rust_file(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
 }

@@ -678,6 +678,34 @@ traces:
     assert_eq!(second["metadata"]["agentrace.traceparent"], traceparent);
 }
 
+#[test]
+fn a_run_refused_after_claiming_the_parent_trace_id_gives_it_back() {
+    let env = TestEnv::new().workflow(
+        "vars.yaml",
+        "name: Vars\nvars: { x: 1 }\nsteps:\n  - id: a\n    run: [\"true\"]\n",
+    );
+    let traceparent = format!("00-{PARENT_TRACE}-{PARENT_SPAN}-01");
+    let run = |args: &[&str]| {
+        env.run_with(args, |c| {
+            c.env("TRACEPARENT", &traceparent);
+        })
+    };
+    // The id is claimed before the engine is built; the unknown var refuses the run after.
+    let out = run(&["run", "vars.yaml", "--offline", "--var", "nope=1"]);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("nope"), "{}", stderr(&out));
+    assert_eq!(
+        env.list_json(&[]),
+        Vec::<Value>::new(),
+        "nothing half-written"
+    );
+    // So the next run under the same parent joins it.
+    let out = run(&["run", "vars.yaml", "--offline", "--format", "json"]);
+    assert_exit(&out, 0);
+    let lines = parse_json_lines(&out.stdout);
+    assert_eq!(lines[0]["trace_id"], format!("trace_{PARENT_TRACE}"));
+}
+
 const INNER: &str = r#"
 name: Inner
 steps:

@@ -16,7 +16,8 @@ use serde_json::{Map, Value, json};
 
 use super::*;
 use crate::export::otlp::map;
-use crate::trace::{Trace, TraceDoc};
+use crate::ingest::TraceHeader;
+use crate::trace::{ErrorInfo, Event, Span, SpanKind, Trace, TraceDoc};
 
 const T0: i64 = 1_795_990_774_000_000;
 

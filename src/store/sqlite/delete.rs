@@ -74,7 +74,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::stats::tests::Fixture;
+    use crate::store::sqlite::stats::tests::Fixture;
     use crate::trace::{Event, SpanKind};
 
     const DAY: i64 = 86_400_000_000;

@@ -248,6 +248,15 @@ impl Store {
         }
         claimed
     }
+
+    /// Gives back a trace id this process claimed ([`Store::claim_trace_id`]) for a run that
+    /// never started (its input was refused): the placeholder row goes, then the run lock, so
+    /// that nothing half-written stays and a later run under the same parent can claim the id.
+    pub fn release_trace_id(&self, id: TraceId) -> Result<(), StoreError> {
+        let deleted = self.delete(&[id]);
+        self.release_run(id);
+        deleted.map(drop)
+    }
 }
 
 /// The writer thread. It blocks for the first message, then sleeps out the window (unless

@@ -62,7 +62,7 @@ mod tests {
 
     use super::*;
     use crate::store::ListFilter;
-    use crate::store::stats::tests::{Fixture, obj};
+    use crate::store::sqlite::stats::tests::{Fixture, obj};
     use crate::trace::{Event, SpanKind, Status, Timestamp};
     use serde_json::json;
 

@@ -18,15 +18,9 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use super::schema::index_spans;
 use super::writer::{map_json, write_events, write_span};
 use super::{Store, StoreError};
+use crate::store::IngestSummary;
 use crate::trace::TraceId;
 use crate::trace::ingest::Ingest;
-
-/// What one ingest request changed.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct IngestSummary {
-    pub traces: Vec<TraceId>,
-    pub spans: usize,
-}
 
 impl Store {
     /// Writes `ingest` in one transaction: all of it or, on error, nothing.

@@ -2,7 +2,7 @@
 //! order, and listing traces. Every read first closes the runs that died without closing their
 //! trace (see [`super::reconcile`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 
 use rusqlite::{OptionalExtension, Row, params, params_from_iter, types::Value as SqlValue};
@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use super::lock::Liveness;
 use super::reconcile::Reconciled;
 use super::{ListFilter, Store, StoreError};
-use crate::trace::bound::{bound_map, bound_value, truncate_str};
+use crate::store::rows::{list_row, tree_order};
 use crate::trace::{
     ErrorInfo, Event, Span, SpanId, SpanKind, Status, Timestamp, Trace, TraceDoc, TraceId, Usage,
 };
@@ -19,12 +19,6 @@ use crate::trace::{
 const TRACE_COLUMNS: &str = "trace_id, name, workflow, group_id, metadata, status, started_at, \
                              ended_at, input_tokens, output_tokens, total_tokens, error, pid, \
                              cost_usd";
-
-/// The longest string a list row carries (names, group id, error message, metadata and error
-/// data strings), in bytes, and the most entries of its metadata or error data objects and
-/// arrays: a list is re-read on every change by the UI, and `show` has the whole trace.
-pub const LIST_TEXT: usize = 1024;
-pub const LIST_ITEMS: usize = 64;
 
 /// The most candidates an ambiguous prefix lists.
 const CANDIDATES: usize = 5;
@@ -459,21 +453,6 @@ impl TraceRow {
     }
 }
 
-/// A trace as a list row: every long field cut to [`LIST_TEXT`] / [`LIST_ITEMS`] with a marker.
-fn list_row(mut t: Trace) -> Trace {
-    truncate_str(&mut t.name, LIST_TEXT);
-    truncate_str(&mut t.workflow, LIST_TEXT);
-    if let Some(group) = &mut t.group_id {
-        truncate_str(group, LIST_TEXT);
-    }
-    bound_map(&mut t.metadata, LIST_TEXT, LIST_ITEMS);
-    if let Some(error) = &mut t.error {
-        truncate_str(&mut error.message, LIST_TEXT);
-        bound_value(&mut error.data, LIST_TEXT, LIST_ITEMS);
-    }
-    t
-}
-
 fn parse_trace_id(path: &Path, text: &str) -> Result<TraceId, StoreError> {
     TraceId::parse(text).ok_or_else(|| StoreError::Malformed {
         path: path.to_path_buf(),
@@ -493,46 +472,4 @@ fn json_map(text: Option<&str>) -> Map<String, Value> {
 fn json_error(text: Option<&str>) -> Option<ErrorInfo> {
     let text = text?;
     Some(serde_json::from_str(text).unwrap_or_else(|_| ErrorInfo::new(text)))
-}
-
-/// Parents before children, siblings in the order given; orphans (and anything unreachable,
-/// such as a cycle in a damaged store) after, as roots.
-fn tree_order(spans: Vec<Span>) -> Vec<Span> {
-    let ids: HashSet<SpanId> = spans.iter().map(|s| s.span_id).collect();
-    let mut children: HashMap<SpanId, Vec<usize>> = HashMap::new();
-    let mut roots = Vec::new();
-    let mut orphans = Vec::new();
-    for (i, span) in spans.iter().enumerate() {
-        match span.parent_id {
-            None => roots.push(i),
-            Some(p) if ids.contains(&p) && p != span.span_id => {
-                children.entry(p).or_default().push(i)
-            }
-            Some(_) => orphans.push(i),
-        }
-    }
-    let mut order = Vec::with_capacity(spans.len());
-    let mut seen = vec![false; spans.len()];
-    let starts = roots
-        .into_iter()
-        .chain(orphans)
-        .chain(0..spans.len())
-        .collect::<Vec<_>>();
-    for start in starts {
-        let mut stack = vec![start];
-        while let Some(i) = stack.pop() {
-            if std::mem::replace(&mut seen[i], true) {
-                continue;
-            }
-            order.push(i);
-            if let Some(kids) = children.get(&spans[i].span_id) {
-                stack.extend(kids.iter().rev().copied());
-            }
-        }
-    }
-    let mut slots: Vec<Option<Span>> = spans.into_iter().map(Some).collect();
-    order
-        .into_iter()
-        .filter_map(|i| slots.get_mut(i).and_then(Option::take))
-        .collect()
 }

@@ -845,12 +845,15 @@ fn writer_process() {
 fn eight_processes_at_once_lose_nothing() {
     let (_dir, path) = temp();
     let exe = std::env::current_exe().unwrap();
+    // The test's name as libtest knows it: its module path without the crate's name.
+    let (_, module) = module_path!().split_once("::").unwrap();
+    let name = format!("{module}::writer_process");
     let children: Vec<_> = (0..8)
         .map(|w| {
             std::process::Command::new(&exe)
                 .args([
                     "--exact",
-                    "store::tests::writer_process",
+                    &name,
                     "--ignored",
                     "--quiet",
                     // A failing child's panic then reaches this test's stderr.
@@ -1112,7 +1115,7 @@ fn list_rows_never_carry_large_fields_but_show_has_them_whole() {
     );
     assert!(row.group_id.as_ref().unwrap().contains("truncated"));
     assert!(row.error.as_ref().unwrap().message.contains("truncated"));
-    assert_eq!(row.metadata.len(), super::query::LIST_ITEMS + 1);
+    assert_eq!(row.metadata.len(), crate::store::rows::LIST_ITEMS + 1);
     // The trace itself is untouched.
     let doc = store.load(id).unwrap();
     assert_eq!(doc.trace.name, t.name);
@@ -1248,6 +1251,19 @@ fn a_claimed_trace_id_is_locked_and_a_held_one_cannot_be_claimed() {
     drop(second);
     assert_eq!(lock_files(&path).len(), 1);
     assert_eq!(reader.load(id).unwrap().trace.status, Status::Running);
+}
+
+#[test]
+fn a_released_claim_leaves_nothing_and_the_id_can_be_claimed_again() {
+    let (_dir, path) = temp();
+    let id = trace_id(0x92, 2);
+    let first = Store::open(&path).unwrap();
+    assert!(first.claim_trace_id(id, "w").unwrap());
+    first.release_trace_id(id).unwrap();
+    assert!(matches!(first.load(id), Err(StoreError::NotFound { .. })));
+    assert!(lock_files(&path).is_empty());
+    let second = Store::open(&path).unwrap();
+    assert!(second.claim_trace_id(id, "w").unwrap());
 }
 
 #[test]

@@ -48,7 +48,7 @@ pub(crate) mod tests {
         pending: Vec<(Trace, Vec<Span>)>,
         next: u64,
         /// Holds the run locks of the traces left running by this process, as a run still
-        /// going would (see `store::lock`).
+        /// going would (see `store::sqlite::lock`).
         live: Vec<Store>,
     }
 
