@@ -4,7 +4,8 @@
 
 use serde_json::{Value, json};
 
-use super::*;
+use crate::support::*;
+use crate::traces::*;
 
 /// The `expectation` events of a span, as (check, expected, passed, actual) tuples.
 fn expectations(span: &Value) -> Vec<(String, Value, bool, Value)> {

@@ -1,10 +1,14 @@
 //! End-to-end tests of the terminal output: live progress in a
-//! pseudo-terminal, plain progress under CI, and the waterfall of `show` at fixed widths.
+//! pseudo-terminal, plain progress under CI, the waterfall of `show` at fixed widths, trees
+//! that fit 80 columns, and colour that follows `--color` and `NO_COLOR`.
 
 use std::io::Read;
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::examples::examples;
+use crate::groups::GROUPED;
+use crate::shapes::SHAPES;
 use crate::support::*;
 
 /// Three command steps of 0.3s, two of them inside a custom span: a stable shape in time.
@@ -431,4 +435,94 @@ fn list_fits_80_columns_with_ids_that_show_accepts() {
         c.env("COLUMNS", "200");
     });
     assert!(stdout(&wide).contains(full[0]["trace_id"].as_str().unwrap()));
+}
+
+#[test]
+fn trees_fit_80_columns() {
+    let env = examples();
+    for file in [
+        "workflows/research.yaml",
+        "workflows/order.yaml",
+        "workflows/support.yaml",
+        "workflows/document.yaml",
+    ] {
+        let out = env.run_with(&["run", file, "--offline"], |c| {
+            c.env("COLUMNS", "80");
+        });
+        assert_exit(&out, 0);
+        for line in stdout(&out).lines() {
+            assert!(
+                line.chars().count() <= 80,
+                "{file}: a tree line is wider than 80 columns:\n{line}"
+            );
+        }
+    }
+}
+
+#[test]
+fn colour_follows_the_flag_and_no_color() {
+    let env = TestEnv::new().workflow("grouped.yaml", GROUPED);
+    assert_exit(
+        &env.run(&["run", "grouped.yaml", "--offline", "--format", "none"]),
+        0,
+    );
+    let plain = env.run(&["show", "last"]);
+    assert!(!stdout(&plain).contains('\u{1b}'), "NO_COLOR=1: no escapes");
+    let never = env.run_with(&["--color", "never", "show", "last"], |c| {
+        c.env_remove("NO_COLOR");
+    });
+    assert!(!stdout(&never).contains('\u{1b}'));
+    let always = env.run_with(&["--color", "always", "show", "last"], |c| {
+        c.env_remove("NO_COLOR");
+    });
+    assert_exit(&always, 0);
+    assert!(
+        stdout(&always).contains('\u{1b}'),
+        "--color always colours even into a pipe"
+    );
+    assert_eq!(
+        redact(&strip_ansi(&stdout(&always))),
+        redact(&stdout(&plain)),
+        "colour changes nothing but colour"
+    );
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn under_ci_progress_is_plain_lines_on_stderr_and_stdout_is_only_the_result() {
+    let env = TestEnv::new().workflow("nested.yaml", SHAPES);
+    let out = env.run_with(
+        &["run", "nested.yaml", "--offline", "--format", "json"],
+        |c| {
+            c.env("CI", "true");
+        },
+    );
+    assert_exit(&out, 0);
+    assert_eq!(
+        parse_json_lines(&out.stdout).len(),
+        1,
+        "stdout holds the JSON line only"
+    );
+    let err = stderr(&out);
+    assert!(
+        !err.contains('\r') && !err.contains('\u{1b}'),
+        "no spinner or escape codes under CI:\n{err:?}"
+    );
 }
