@@ -7,6 +7,8 @@
 
 pub mod bound;
 pub mod context;
+#[cfg(test)]
+pub(crate) mod fixture;
 pub mod id;
 pub mod ingest;
 pub mod model;
