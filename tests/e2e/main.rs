@@ -1,7 +1,9 @@
 //! End-to-end specification of agentrace: the real binary, a real (fake) OpenAI server, a real
 //! store in a temp dir. Each test states one clause of the contract (docs/contract.md) or the README.
 //! One file per capability; `support` (tests/support/) holds the shared machinery and `traces`
-//! the helpers that read traces back.
+//! the helpers that read traces back. Rendered output (trees, tables, the waterfall, diff, stats,
+//! errors) is compared with the insta snapshots in `snapshots/`, through the filters of
+//! `support/snapshot.rs`.
 
 // A test that meets an unexpected state should stop right there, and say where.
 #![allow(clippy::unwrap_used)]

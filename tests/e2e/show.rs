@@ -38,6 +38,23 @@ fn unusable_input_exits_2_and_writes_nothing() {
         "the unknown var is named:\n{}",
         stderr(&out)
     );
+    // What each says, word for word: a bad value of a flag, an unknown flag, an unknown command.
+    let _filters = snapshot_filters(&env).bind_to_scope();
+    for (name, args) in [
+        (
+            "bad_flag_value",
+            &["run", "grouped.yaml", "--offline", "--format", "yaml"][..],
+        ),
+        (
+            "unknown_flag",
+            &["run", "grouped.yaml", "--offline", "--frobnicate"][..],
+        ),
+        ("unknown_command", &["frobnicate"][..]),
+    ] {
+        let out = env.run(args);
+        assert_exit(&out, 2);
+        insta::assert_snapshot!(name, stderr(&out));
+    }
     assert!(!env.store().exists(), "no partial store");
 }
 
@@ -104,8 +121,13 @@ fn show_prints_a_tree_with_kinds_names_events_and_no_colour() {
     ] {
         assert!(tree.contains(needle), "the tree shows {needle:?}:\n{tree}");
     }
-    let redacted = redact(&tree);
-    assert!(!redacted.contains(trace["trace_id"].as_str().unwrap()));
+    // Below 60 columns there are no bars, so the whole tree is a stable snapshot.
+    let narrow = env.run_with(&["show", "last"], |c| {
+        c.env("COLUMNS", "59");
+    });
+    assert_exit(&narrow, 0);
+    let _filters = snapshot_filters(&env).bind_to_scope();
+    insta::assert_snapshot!("tree", stdout(&narrow));
 
     // `run` prints the same tree by default, on stdout.
     let out = env.run(&["run", "shapes.yaml", "--offline"]);

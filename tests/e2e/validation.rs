@@ -205,6 +205,9 @@ steps:
         let (line, _) = pos(yaml, needle, nth);
         assert_diagnostic(&err, "many.yaml", line, &any_col(line), words);
     }
+    // And the whole report, as a person reads it.
+    let _filters = snapshot_filters(&env).bind_to_scope();
+    insta::assert_snapshot!("every_problem_in_one_pass", err);
     assert_exit(&env.run(&["run", "many.yaml", "--offline"]), 2);
     assert!(!env.store().exists());
 }
@@ -215,6 +218,8 @@ fn a_yaml_syntax_error_is_reported_with_its_location() {
     let env = TestEnv::new().workflow("broken.yaml", yaml);
     let out = env.run(&["validate", "broken.yaml"]);
     assert_exit(&out, 2);
+    let _filters = snapshot_filters(&env).bind_to_scope();
+    insta::assert_snapshot!("yaml_syntax_error", stderr(&out));
     assert!(
         stderr(&out).lines().any(|l| l.contains("broken.yaml:")
             && l.split(':')
