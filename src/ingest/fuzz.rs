@@ -32,7 +32,7 @@ fn otlp_bodies() -> &'static (Vec<u8>, Vec<u8>) {
     BODIES.get_or_init(|| {
         use crate::export::otlp::{map, to_json};
         use prost::Message;
-        let doc = crate::render::json::tests::sample_doc();
+        let doc = crate::trace::fixture::every_kind();
         let request = map::request(std::slice::from_ref(&doc), map::resource("fuzz", &[]));
         let json = serde_json::to_vec_pretty(&to_json(&[doc], "fuzz")).unwrap_or_default();
         (json, request.encode_to_vec())

@@ -1,4 +1,4 @@
-//! End-to-end tests of the file exports (see tests/e2e.rs for the support code): `--format
+//! End-to-end tests of the file exports (see tests/support/ for the support code): `--format
 //! chrome` (lanes for concurrent spans), `--format openai` (compared key by key with the real
 //! OpenAI Agents SDK payloads in ../shared/reference/), `--to-openai` against the fake server,
 //! and `--format html` opened in a real headless Chromium.

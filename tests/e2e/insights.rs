@@ -148,22 +148,14 @@ fn stats_count_errors_tokens_and_cost_per_span_name_and_per_workflow() {
         "--limit 1 takes the newest trace only"
     );
 
-    // The table, for people: one header and one row per name, nothing on stderr.
-    let out = env.run(&["stats", "--workflow", "Stats Flow"]);
+    // The table, for people: one header and one row per name (the snapshot), nothing on stderr.
+    let out = env.run_with(&["stats", "--workflow", "Stats Flow"], |c| {
+        c.env("COLUMNS", "100");
+    });
     assert_exit(&out, 0);
     let text = stdout(&out);
-    let first: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(
-        first,
-        [
-            "NAME", "COUNT", "ERRORS", "P50", "P95", "MAX", "TOKENS", "COST"
-        ]
-    );
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("bad ") && l.contains("2 (100%)")),
-        "{text}"
-    );
+    let _filters = table_filters(&env).bind_to_scope();
+    insta::assert_snapshot!("stats_table", text);
     assert_eq!(stderr(&out), "");
     assert_eq!(
         stdout(&env.run(&["stats", "--workflow", "nobody"])),
@@ -256,42 +248,15 @@ fn diff_reports_added_removed_and_changed_spans_and_output_diffs() {
     assert_eq!(totals["cost_usd"]["b"], Value::Null);
     assert_eq!(totals["status"], json!({"a": "ok", "b": "ok"}));
 
-    // The table marks each span; a diff is information, so the exit code is 0.
-    let out = env.run(&["diff", a, b, "--content"]);
+    // The table marks each span (+ added, - removed, ~ changed status), counts them, and ends
+    // with the output diff (the snapshot); a diff is information, so the exit code is 0.
+    let out = env.run_with(&["diff", a, b, "--content"], |c| {
+        c.env("COLUMNS", "100");
+    });
     assert_exit(&out, 0);
     let text = stdout(&out);
-    let marked: Vec<(char, &str)> = text
-        .lines()
-        .skip_while(|l| !l.trim_start().starts_with("SPAN"))
-        .skip(1)
-        .take_while(|l| !l.is_empty())
-        .map(|l| {
-            (
-                l.chars().next().unwrap(),
-                l[3..].split("  ").next().unwrap().trim(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        marked,
-        [
-            (' ', "Checks"),
-            (' ', "Checks/inventory"),
-            ('+', "Checks/inventory#2"),
-            ('~', "Checks/bad"),
-            ('-', "clerk"),
-            ('-', "clerk/gpt-4o-mini"),
-            (' ', "(trace)"),
-        ]
-    );
-    assert!(
-        text.contains("1 added, 2 removed, 1 changed status, 3 matched\n"),
-        "{text}"
-    );
-    assert!(
-        text.ends_with("@@ -1 +1 @@\n-10 units\n+12 units\n"),
-        "{text}"
-    );
+    let _filters = table_filters(&env).bind_to_scope();
+    insta::assert_snapshot!("diff_table", text);
     // Without --content there is no output diff; `last` and prefixes work as in `show`.
     let out = env.run(&["diff", &a[..22], "last"]);
     assert_exit(&out, 0);

@@ -5,8 +5,8 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
-use super::{of_kind, outline, run_json, usage};
 use crate::support::*;
+use crate::traces::{of_kind, outline, run_json, usage};
 
 const SHOP: &str = r#"
 name: Replayed shop

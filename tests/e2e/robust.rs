@@ -539,7 +539,7 @@ fn sigterm_stops_a_run_while_a_template_renders() {
     }
     std::thread::sleep(Duration::from_millis(500));
     let signalled = Instant::now();
-    crate::signal(pid, nix::sys::signal::Signal::SIGTERM);
+    crate::processes::signal(pid, nix::sys::signal::Signal::SIGTERM);
     let out = wait_within(child, DEADLINE);
     assert!(
         signalled.elapsed() < Duration::from_millis(1500),
@@ -704,15 +704,15 @@ fn kill_9_of_run_takes_its_running_command_with_it() {
     );
     let child = env.spawn(&["run", "slow.yaml"]);
     let pid = child.id();
-    let child_pid: i32 = crate::wait_for_file(&env.path().join("child.pid"))
+    let child_pid: i32 = crate::processes::wait_for_file(&env.path().join("child.pid"))
         .parse()
         .unwrap_or_default();
     assert!(child_pid > 0);
-    crate::signal(pid, nix::sys::signal::Signal::SIGKILL);
+    crate::processes::signal(pid, nix::sys::signal::Signal::SIGKILL);
     let out = wait_within(child, DEADLINE);
     assert_eq!(out.status.code(), None, "killed by a signal");
     let deadline = Instant::now() + Duration::from_secs(3);
-    while !crate::process_is_gone(child_pid) {
+    while !crate::processes::process_is_gone(child_pid) {
         if Instant::now() > deadline {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(child_pid),

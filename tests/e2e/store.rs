@@ -1,14 +1,18 @@
-//! The store under stress: a disk that fills during a run stops the run, liveness of
-//! a run is decided by the lock it holds (not by a pid another namespace cannot see), and read
-//! commands work on a store that cannot be written.
+//! The store: created private at the path it is given and shared by concurrent runs; and
+//! under stress: a disk that fills during a run stops the run, liveness of a run is decided by
+//! the lock it holds (not by a pid another namespace cannot see), and read commands work on a
+//! store that cannot be written.
 
+use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::groups::GROUPED;
 use crate::robust::Mount;
 use crate::support::*;
+use crate::traces::{outline, spans};
 
 /// `n` command steps, each appending its number to `side.txt`.
 fn side_effect_steps(n: usize) -> String {
@@ -367,4 +371,110 @@ fn stored_status(store: &Path, trace_id: &str) -> String {
             |r| r.get(0),
         )
         .unwrap()
+}
+
+#[test]
+fn the_store_is_created_private_at_the_given_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new().workflow("grouped.yaml", GROUPED);
+    assert_exit(
+        &env.run(&["run", "grouped.yaml", "--offline", "--format", "none"]),
+        0,
+    );
+    let mode = std::fs::metadata(env.store()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "store file mode {mode:o}");
+    let dir_mode = std::fs::metadata(env.store().parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(dir_mode, 0o700, "store dir mode {dir_mode:o}");
+
+    // `--store` works as well as AGENTRACE_STORE.
+    let other = env.path().join("other.db");
+    let out = env.run_with(
+        &[
+            "--store",
+            other.to_str().unwrap(),
+            "run",
+            "grouped.yaml",
+            "--offline",
+            "--format",
+            "none",
+        ],
+        |c| {
+            c.env_remove("AGENTRACE_STORE");
+        },
+    );
+    assert_exit(&out, 0);
+    assert!(other.exists());
+    let listed = env.run_with(
+        &[
+            "--store",
+            other.to_str().unwrap(),
+            "list",
+            "--format",
+            "json",
+        ],
+        |c| {
+            c.env_remove("AGENTRACE_STORE");
+        },
+    );
+    assert_exit(&listed, 0);
+    assert_eq!(parse_json(&listed.stdout).as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn eight_concurrent_runs_into_one_store_all_succeed_and_all_are_kept() {
+    let env = TestEnv::new().workflow(
+        "busy.yaml",
+        r#"
+name: Busy
+model: gpt-4o-mini
+agents:
+  helper: { instructions: You help. }
+steps:
+  - span: Work
+    events: [{ name: Started, attributes: {} }]
+    steps:
+      - { id: a, run: ["echo", "a"] }
+      - { id: b, agent: helper, input: "b", mock: "B." }
+      - { id: c, run: ["echo", "c"] }
+"#,
+    );
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            env.spawn(&[
+                "run",
+                "busy.yaml",
+                "--offline",
+                "--format",
+                "json",
+                "--meta",
+                &format!("n={i}"),
+            ])
+        })
+        .collect();
+    let mut ids = BTreeSet::new();
+    for child in children {
+        let out = wait_within(child, DEADLINE);
+        assert_exit(&out, 0);
+        let lines = parse_json_lines(&out.stdout);
+        ids.insert(lines[0]["trace_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids.len(), 8);
+
+    let listed = env.list_json(&[]);
+    assert_eq!(listed.len(), 8, "every trace is kept");
+    for t in &listed {
+        assert!(ids.contains(t["trace_id"].as_str().unwrap()));
+        assert_eq!(t["status"], "ok");
+        let trace = env.show_json(t["trace_id"].as_str().unwrap());
+        assert_eq!(
+            spans(&trace).len(),
+            5,
+            "every span is kept: {}",
+            outline(&trace).join("\n")
+        );
+    }
 }

@@ -1,10 +1,14 @@
 //! End-to-end tests of the terminal output: live progress in a
-//! pseudo-terminal, plain progress under CI, and the waterfall of `show` at fixed widths.
+//! pseudo-terminal, plain progress under CI, the waterfall of `show` at fixed widths, trees
+//! that fit 80 columns, and colour that follows `--color` and `NO_COLOR`.
 
 use std::io::Read;
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::examples::examples;
+use crate::groups::GROUPED;
+use crate::shapes::SHAPES;
 use crate::support::*;
 
 /// Three command steps of 0.3s, two of them inside a custom span: a stable shape in time.
@@ -155,7 +159,8 @@ fn ci_on_a_terminal_and_a_pipe_without_ci_both_get_plain_lines() {
     );
     assert!(term.contains("       ok  command first  "), "{term:?}");
 
-    // A pipe, CI or not: plain lines, stable in format.
+    // A pipe, CI or not: plain lines, stable in format (one snapshot for both).
+    let _filters = snapshot_filters(&env).bind_to_scope();
     for ci in [true, false] {
         let out = env.run_with(&["run", "sleeps.yaml", "--format", "none"], |c| {
             if ci {
@@ -165,19 +170,7 @@ fn ci_on_a_terminal_and_a_pipe_without_ci_both_get_plain_lines() {
         assert_exit(&out, 0);
         let err = stderr(&out);
         assert!(!err.contains('\u{1b}') && !err.contains('\r'), "{err:?}");
-        let lines: Vec<String> = err.lines().map(redact).collect();
-        assert_eq!(
-            lines,
-            [
-                "trace trace_[ID]  Sleeps",
-                "       ok  command first  [DUR]",
-                "       ok  command second  [DUR]",
-                "       ok  custom Phase  [DUR]",
-                "       ok  command last  [DUR]",
-                "trace trace_[ID]  done  [DUR]",
-            ],
-            "CI={ci}"
-        );
+        insta::assert_snapshot!("plain_progress_lines", err);
     }
 }
 
@@ -191,18 +184,15 @@ fn a_failed_step_under_ci_says_why_on_its_line() {
         c.env("CI", "true");
     });
     assert_exit(&out, 1);
-    let err = redact(&stderr(&out));
-    assert!(
-        err.contains("    error  command boom  [DUR]  (script exited with status 3: broken)"),
-        "{err}"
-    );
+    let _filters = snapshot_filters(&env).bind_to_scope();
+    insta::assert_snapshot!(stderr(&out));
 }
 
 // ---------------------------------------------------------------------------------------------
 // The waterfall of `show`
 
-/// The name column of each line (the bars cut off, `  *` kept for the critical path), for
-/// literal comparison; bar columns vary with timing and are checked loosely apart.
+/// The name column of each line (the bars cut off, `  *` kept for the critical path), for a
+/// snapshot; bar columns vary with timing and are checked loosely apart.
 fn names(tree: &str, width: usize) -> String {
     let bar = (width / 4).clamp(16, 60);
     let name = width - bar - 2;
@@ -214,7 +204,7 @@ fn names(tree: &str, width: usize) -> String {
             } else {
                 ""
             };
-            format!("{}{mark}", redact(cut.trim_end()))
+            format!("{}{mark}", cut.trim_end())
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -264,20 +254,9 @@ fn show(env: &TestEnv, width: usize, args: &[&str]) -> String {
 fn show_draws_a_waterfall_at_80_columns_with_the_critical_path_marked() {
     // The trace ends when `last` ends: it alone is the critical path.
     let env = recorded();
+    let _filters = snapshot_filters(&env).bind_to_scope();
     let tree = show(&env, 80, &["last"]);
-    assert_eq!(
-        names(&tree, 80),
-        "\
-Sleeps  ok  [DUR]
-  trace_[ID]
-
-├─ custom  Phase  ok  [DUR]
-│  • Phase started  n=2
-│  ├─ command  first  ok  [DUR]  exit 0
-│  └─ command  second  ok  [DUR]  exit 0
-└─ command  last  ok  [DUR]  exit 0  *",
-        "{tree}"
-    );
+    insta::assert_snapshot!("waterfall_names", names(&tree, 80));
     // first runs in the first half of the axis, second in the second half, last at the end.
     let first = bar_of(&tree, 80, "command  first");
     let second = bar_of(&tree, 80, "command  second");
@@ -297,63 +276,27 @@ Sleeps  ok  [DUR]
 #[test]
 fn show_at_120_and_60_columns_and_without_bars_below() {
     let env = recorded();
+    let _filters = snapshot_filters(&env).bind_to_scope();
     let wide = show(&env, 120, &["last"]);
-    assert_eq!(
-        names(&wide, 120),
-        "\
-Sleeps  ok  [DUR]
-  trace_[ID]
-
-├─ custom  Phase  ok  [DUR]
-│  • Phase started  n=2
-│  ├─ command  first  ok  [DUR]  exit 0
-│  └─ command  second  ok  [DUR]  exit 0
-└─ command  last  ok  [DUR]  exit 0  *"
-    );
+    // The same names as at 80 columns: one snapshot.
+    insta::assert_snapshot!("waterfall_names", names(&wide, 120));
     assert_eq!(bar_of(&wide, 120, "command  first").chars().count(), 30);
     let narrow = show(&env, 60, &["last"]);
     assert_eq!(bar_of(&narrow, 60, "command  first").chars().count(), 16);
     let bare = show(&env, 59, &["last"]);
-    assert_eq!(
-        redact(&bare),
-        "\
-Sleeps  ok  [DUR]
-  trace_[ID]
-├─ custom  Phase  ok  [DUR]
-│  • Phase started  n=2
-│  ├─ command  first  ok  [DUR]  exit 0
-│  └─ command  second  ok  [DUR]  exit 0
-└─ command  last  ok  [DUR]  exit 0
-"
-    );
+    insta::assert_snapshot!("tree_below_60_columns", bare);
 }
 
 #[test]
 fn show_depth_content_and_no_events() {
     let env = recorded();
+    let _filters = snapshot_filters(&env).bind_to_scope();
     let shallow = show(&env, 59, &["last", "--depth", "1"]);
-    assert_eq!(
-        redact(&shallow),
-        "\
-Sleeps  ok  [DUR]
-  trace_[ID]
-├─ custom  Phase  ok  [DUR]
-│  • Phase started  n=2
-│  └─ … 2 children hidden
-└─ command  last  ok  [DUR]  exit 0
-"
-    );
+    insta::assert_snapshot!("tree_depth_1", shallow);
     let quiet = show(&env, 59, &["last", "--no-events"]);
     assert!(!quiet.contains("Phase started"), "{quiet}");
     let content = show(&env, 59, &["last", "--content"]);
-    assert!(
-        content.ends_with(
-            "└─ command  last  ok  [DUR]  exit 0\n     stdout hello from the last step\n"
-        ) || redact(&content).ends_with(
-            "└─ command  last  ok  [DUR]  exit 0\n     stdout hello from the last step\n"
-        ),
-        "{content}"
-    );
+    insta::assert_snapshot!("tree_with_content", content);
     assert_exit(&env.run(&["show", "last", "--depth", "0"]), 2);
 }
 
@@ -375,14 +318,10 @@ fn show_group_prints_a_conversation_in_order_with_its_gaps() {
         );
         std::thread::sleep(Duration::from_millis(1100));
     }
+    // The first trace, the gap, the second trace.
     let out = show(&env, 59, &["--group", "conv_1"]);
-    let text = redact(&out);
-    let one = text.find("One  ok").expect("the first trace");
-    let gap = text
-        .find("\n  … [DUR] later …\n")
-        .unwrap_or_else(|| panic!("{text}"));
-    let two = text.find("Two  ok").expect("the second trace");
-    assert!(one < gap && gap < two, "{text}");
+    let _filters = snapshot_filters(&env).bind_to_scope();
+    insta::assert_snapshot!("group_conversation", out);
     let json = env.json(&["show", "--group", "conv_1", "--format", "json"]);
     assert_eq!(json.as_array().map(Vec::len), Some(2));
     assert_exit(&env.run(&["show", "--group", "nobody"]), 2);
@@ -407,6 +346,8 @@ fn list_fits_80_columns_with_ids_that_show_accepts() {
     });
     assert_exit(&out, 0);
     let table = stdout(&out);
+    let _filters = table_filters(&env).bind_to_scope();
+    insta::assert_snapshot!("list_at_80_columns", table);
     for line in table.lines() {
         assert!(
             line.chars().count() <= 80,
@@ -431,4 +372,94 @@ fn list_fits_80_columns_with_ids_that_show_accepts() {
         c.env("COLUMNS", "200");
     });
     assert!(stdout(&wide).contains(full[0]["trace_id"].as_str().unwrap()));
+}
+
+#[test]
+fn trees_fit_80_columns() {
+    let env = examples();
+    for file in [
+        "workflows/research.yaml",
+        "workflows/order.yaml",
+        "workflows/support.yaml",
+        "workflows/document.yaml",
+    ] {
+        let out = env.run_with(&["run", file, "--offline"], |c| {
+            c.env("COLUMNS", "80");
+        });
+        assert_exit(&out, 0);
+        for line in stdout(&out).lines() {
+            assert!(
+                line.chars().count() <= 80,
+                "{file}: a tree line is wider than 80 columns:\n{line}"
+            );
+        }
+    }
+}
+
+#[test]
+fn colour_follows_the_flag_and_no_color() {
+    let env = TestEnv::new().workflow("grouped.yaml", GROUPED);
+    assert_exit(
+        &env.run(&["run", "grouped.yaml", "--offline", "--format", "none"]),
+        0,
+    );
+    let plain = env.run(&["show", "last"]);
+    assert!(!stdout(&plain).contains('\u{1b}'), "NO_COLOR=1: no escapes");
+    let never = env.run_with(&["--color", "never", "show", "last"], |c| {
+        c.env_remove("NO_COLOR");
+    });
+    assert!(!stdout(&never).contains('\u{1b}'));
+    let always = env.run_with(&["--color", "always", "show", "last"], |c| {
+        c.env_remove("NO_COLOR");
+    });
+    assert_exit(&always, 0);
+    assert!(
+        stdout(&always).contains('\u{1b}'),
+        "--color always colours even into a pipe"
+    );
+    assert_eq!(
+        strip_ansi(&stdout(&always)),
+        stdout(&plain),
+        "colour changes nothing but colour"
+    );
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn under_ci_progress_is_plain_lines_on_stderr_and_stdout_is_only_the_result() {
+    let env = TestEnv::new().workflow("nested.yaml", SHAPES);
+    let out = env.run_with(
+        &["run", "nested.yaml", "--offline", "--format", "json"],
+        |c| {
+            c.env("CI", "true");
+        },
+    );
+    assert_exit(&out, 0);
+    assert_eq!(
+        parse_json_lines(&out.stdout).len(),
+        1,
+        "stdout holds the JSON line only"
+    );
+    let err = stderr(&out);
+    assert!(
+        !err.contains('\r') && !err.contains('\u{1b}'),
+        "no spinner or escape codes under CI:\n{err:?}"
+    );
 }

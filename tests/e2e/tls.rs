@@ -4,8 +4,8 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{of_kind, run_json};
 use crate::support::*;
+use crate::traces::{of_kind, run_json};
 
 /// One agent step, then `n` in one `parallel:`.
 fn warm_then_fan_out(n: usize) -> String {

@@ -321,9 +321,13 @@ pub fn parse_json_lines(bytes: &[u8]) -> Vec<Value> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Redaction: ids, times and durations become placeholders so that output compares literally.
+// Redaction of JSON documents compared as values (the JSON shapes of docs/contract.md, in
+// shapes.rs): ids become numbered placeholders, so parent links still compare, and times and
+// durations placeholders. Rendered text is not compared through this: it goes to insta
+// snapshots through the filters of support/snapshot.rs.
 
-/// Replaces ids, RFC 3339 times and durations in text with placeholders.
+/// Replaces ids, RFC 3339 times and durations in text with placeholders: the strings inside a
+/// document that [`redact_json`] redacts.
 ///
 /// `trace_<32 hex>` → `trace_[ID]`, `span_<16 hex>` → `span_[ID]`, a time → `[TIME]`, a number
 /// followed by `ms`, `s`, `µs` or `m` (as a whole word) → `[DUR]`.

@@ -5,164 +5,13 @@
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{Span as OtlpSpan, span, status};
 use prost::Message;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::map::{self, provider_name, root_span_id};
 use super::*;
 use crate::trace::context::{META_TRACEPARENT, META_TRACESTATE};
-use crate::trace::{
-    ErrorInfo, Event, Span, SpanId, SpanKind, Status, Timestamp, Trace, TraceId, Usage,
-};
-
-const T0: i64 = 1_795_990_774_000_000;
-
-fn obj(v: Value) -> Map<String, Value> {
-    v.as_object().cloned().unwrap_or_default()
-}
-
-fn sid(n: u8) -> SpanId {
-    SpanId([0, 0, 0, 0, 0, 0, 0, n])
-}
-
-fn tid() -> TraceId {
-    TraceId([0x4b; 16])
-}
-
-#[allow(clippy::too_many_arguments)]
-fn span(
-    n: u8,
-    parent: Option<u8>,
-    kind: SpanKind,
-    name: &str,
-    status: Status,
-    start: i64,
-    end: Option<i64>,
-    attributes: Value,
-) -> Span {
-    Span {
-        span_id: sid(n),
-        trace_id: tid(),
-        parent_id: parent.map(sid),
-        kind,
-        name: name.into(),
-        status,
-        started_at: Timestamp(T0 + start),
-        ended_at: end.map(|e| Timestamp(T0 + e)),
-        attributes: obj(attributes),
-        events: Vec::new(),
-        error: None,
-    }
-}
-
-fn trace(status: Status, metadata: Value) -> Trace {
-    Trace {
-        trace_id: tid(),
-        name: "Support".into(),
-        workflow: "Support workflow".into(),
-        group_id: Some("conv-42".into()),
-        metadata: obj(metadata),
-        status,
-        started_at: Timestamp(T0),
-        ended_at: Some(Timestamp(T0 + 10_000)),
-        usage: Usage::new(30, 12),
-        cost_usd: Some(0.5),
-        error: None,
-        pid: Some(4242),
-    }
-}
-
-/// One span of every kind, with content captured.
-fn doc() -> TraceDoc {
-    let mut custom = span(
-        1,
-        None,
-        SpanKind::Custom,
-        "Triage",
-        Status::Ok,
-        10,
-        Some(9_000),
-        json!({"step_id": "triage"}),
-    );
-    custom.events.push(Event {
-        name: "ticket received".into(),
-        time: Timestamp(T0 + 20),
-        attributes: obj(json!({"priority": 2, "tags": ["a", "b"], "vip": true, "score": 0.5})),
-    });
-    let agent = span(
-        2,
-        Some(1),
-        SpanKind::Agent,
-        "helper",
-        Status::Ok,
-        30,
-        Some(8_000),
-        json!({"agent": "helper", "model": "gpt-4o-mini", "input": "hi", "output": "done",
-               "usage": {"input_tokens": 30, "output_tokens": 12, "total_tokens": 42}}),
-    );
-    let generation = span(
-        3,
-        Some(2),
-        SpanKind::Generation,
-        "gpt-4o-mini",
-        Status::Ok,
-        40,
-        Some(1_000),
-        json!({
-            "model": "gpt-4o-mini",
-            "model_config": {"temperature": 0.2, "max_tokens": 64, "seed": 7},
-            "input": [
-                {"role": "system", "content": "Be brief."},
-                {"role": "user", "content": "Weather?"}
-            ],
-            "stream": false,
-            "usage": {"input_tokens": 20, "output_tokens": 5, "total_tokens": 25},
-            "response_model": "gpt-4o-mini-2024-07-18",
-            "finish_reason": "tool_calls",
-            "response_id": "chatcmpl-1",
-            "tool_calls": [{"id": "call_1", "name": "weather", "arguments": "{\"city\":\"Paris\"}"}],
-            "cost_usd": 0.25
-        }),
-    );
-    let tool = span(
-        4,
-        Some(2),
-        SpanKind::Function,
-        "weather",
-        Status::Ok,
-        1_100,
-        Some(2_000),
-        json!({"tool": "weather", "call_id": "call_1", "input": "{\"city\":\"Paris\"}",
-               "output": "sunny", "argv": ["./weather.sh"], "pid": 77}),
-    );
-    let handoff = span(
-        5,
-        Some(2),
-        SpanKind::Handoff,
-        "helper -> expert",
-        Status::Ok,
-        2_100,
-        Some(2_100),
-        json!({"from_agent": "helper", "to_agent": "expert"}),
-    );
-    let mut command = span(
-        6,
-        None,
-        SpanKind::Command,
-        "notify",
-        Status::Error,
-        9_100,
-        Some(9_500),
-        json!({"argv": ["notify", "x"], "pid": 99, "exit_code": 3, "stderr_tail": "boom"}),
-    );
-    command.error = Some(ErrorInfo::with_data(
-        "command `notify` exited with status 3: boom",
-        json!({"exit_code": 3}),
-    ));
-    TraceDoc {
-        trace: trace(Status::Error, json!({"team": "ops", "tier": 3})),
-        spans: vec![custom, agent, generation, tool, handoff, command],
-    }
-}
+use crate::trace::fixture::{T0, every_kind, obj, sid, tid};
+use crate::trace::{ErrorInfo, Status, Timestamp};
 
 fn spans_of(doc: &TraceDoc) -> Vec<OtlpSpan> {
     map::trace_spans(doc)
@@ -205,7 +54,7 @@ fn names(spans: &[OtlpSpan]) -> Vec<&str> {
 
 #[test]
 fn the_trace_becomes_a_root_span_over_the_stored_ones() {
-    let d = doc();
+    let d = every_kind();
     let spans = spans_of(&d);
     assert_eq!(
         names(&spans),
@@ -214,9 +63,13 @@ fn the_trace_becomes_a_root_span_over_the_stored_ones() {
             "Triage",
             "invoke_agent helper",
             "chat gpt-4o-mini",
+            "chat gpt-4o-mini",
             "execute_tool weather",
             "helper -> expert",
-            "notify"
+            "notify",
+            "deploy",
+            "Wait",
+            "Still going"
         ]
     );
     let root = &spans[0];
@@ -235,7 +88,10 @@ fn the_trace_becomes_a_root_span_over_the_stored_ones() {
     assert_eq!(s(a, "agentrace.metadata.team"), "ops");
     assert_eq!(i(a, "agentrace.metadata.tier"), 3);
     let meta: Value = serde_json::from_str(s(a, "metadata")).unwrap();
-    assert_eq!(meta, json!({"team": "ops", "tier": 3}));
+    assert_eq!(
+        meta,
+        json!({"team": "ops", "tier": 3, "labels": {"a": "b"}})
+    );
     assert_eq!(i(a, "agentrace.usage.input_tokens"), 30);
     assert_eq!(i(a, "agentrace.usage.output_tokens"), 12);
     assert_eq!(i(a, "agentrace.usage.total_tokens"), 42);
@@ -255,13 +111,13 @@ fn the_trace_becomes_a_root_span_over_the_stored_ones() {
 
 #[test]
 fn generation_spans_carry_genai_and_openinference_attributes() {
-    let spans = spans_of(&doc());
+    let spans = spans_of(&every_kind());
     let g = named(&spans, "chat gpt-4o-mini");
     assert_eq!(g.kind, span::SpanKind::Client as i32);
     assert_eq!(g.parent_span_id, sid(2).0.to_vec());
     let a = &g.attributes;
     assert_eq!(s(a, "gen_ai.operation.name"), "chat");
-    assert_eq!(s(a, "gen_ai.provider.name"), "openai");
+    assert_eq!(s(a, "gen_ai.provider.name"), "127.0.0.1");
     assert_eq!(s(a, "gen_ai.request.model"), "gpt-4o-mini");
     assert_eq!(s(a, "gen_ai.response.model"), "gpt-4o-mini-2024-07-18");
     assert_eq!(s(a, "gen_ai.response.id"), "chatcmpl-1");
@@ -292,13 +148,20 @@ fn generation_spans_carry_genai_and_openinference_attributes() {
         input,
         json!([
             {"role": "system", "parts": [{"type": "text", "content": "Be brief."}]},
-            {"role": "user", "parts": [{"type": "text", "content": "Weather?"}]}
+            {"role": "user", "parts": [{"type": "text", "content": "Weather?"}]},
+            {"role": "assistant", "parts": [
+                {"type": "tool_call", "id": "call_0", "name": "weather", "arguments": {}}
+            ]},
+            {"role": "tool", "parts": [
+                {"type": "tool_call_response", "id": "call_0", "response": "none"}
+            ]}
         ])
     );
     let output: Value = serde_json::from_str(s(a, "gen_ai.output.messages")).unwrap();
     assert_eq!(
         output,
         json!([{"role": "assistant", "finish_reason": "tool_calls", "parts": [
+            {"type": "text", "content": "Let me look."},
             {"type": "tool_call", "id": "call_1", "name": "weather", "arguments": {"city": "Paris"}}
         ]}])
     );
@@ -318,15 +181,13 @@ fn generation_spans_carry_genai_and_openinference_attributes() {
 
 #[test]
 fn messages_are_left_out_when_content_was_not_captured() {
-    let mut d = doc();
-    let g = &mut d.spans[2];
-    g.attributes.remove("input");
-    g.attributes.insert(
-        "tool_calls".into(),
-        json!([{"id": "call_1", "name": "weather"}]),
-    );
-    let spans = spans_of(&d);
-    let a = &named(&spans, "chat gpt-4o-mini").attributes;
+    let spans = spans_of(&every_kind());
+    let g = spans
+        .iter()
+        .find(|s| s.span_id == sid(10).0.to_vec())
+        .unwrap();
+    assert_eq!(g.name, "chat gpt-4o-mini");
+    let a = &g.attributes;
     for key in [
         "gen_ai.input.messages",
         "gen_ai.output.messages",
@@ -336,19 +197,19 @@ fn messages_are_left_out_when_content_was_not_captured() {
     ] {
         assert!(attr(a, key).is_none(), "{key} without content capture");
     }
-    assert_eq!(i(a, "llm.token_count.total"), 25, "tokens are not content");
-    assert!(s(a, "agentrace.tool_calls").contains("call_1"));
+    assert_eq!(i(a, "llm.token_count.total"), 17, "tokens are not content");
+    assert!(s(a, "agentrace.tool_calls").contains("call_2"));
 }
 
 #[test]
 fn agent_tool_handoff_and_command_spans() {
-    let spans = spans_of(&doc());
+    let spans = spans_of(&every_kind());
     let a = &named(&spans, "invoke_agent helper").attributes;
     assert_eq!(s(a, "gen_ai.operation.name"), "invoke_agent");
     assert_eq!(s(a, "gen_ai.agent.name"), "helper");
     assert_eq!(s(a, "openinference.span.kind"), "AGENT");
     assert_eq!(s(a, "input.value"), "hi");
-    assert_eq!(s(a, "output.value"), "done");
+    assert_eq!(s(a, "output.value"), "{\"answer\": 1}");
     assert_eq!(s(a, "agentrace.model"), "gpt-4o-mini");
     assert!(
         attr(a, "llm.token_count.total").is_none(),
@@ -363,7 +224,7 @@ fn agent_tool_handoff_and_command_spans() {
     assert_eq!(s(a, "gen_ai.tool.call.id"), "call_1");
     assert_eq!(s(a, "openinference.span.kind"), "TOOL");
     assert_eq!(s(a, "input.value"), "{\"city\":\"Paris\"}");
-    assert_eq!(s(a, "output.value"), "sunny");
+    assert_eq!(s(a, "output.value"), "Error: no such city");
     assert_eq!(i(a, "agentrace.pid"), 77);
     match attr(a, "agentrace.argv") {
         Some(any_value::Value::ArrayValue(arr)) => assert_eq!(
@@ -384,7 +245,7 @@ fn agent_tool_handoff_and_command_spans() {
     assert_eq!(s(c, "agentrace.span.kind"), "command");
     assert_eq!(i(c, "process.exit.code"), 3);
     assert_eq!(i(c, "agentrace.exit_code"), 3);
-    assert_eq!(s(c, "agentrace.stderr_tail"), "boom");
+    assert_eq!(s(c, "agentrace.stderr_tail"), "{boom}");
 
     let t = &named(&spans, "Triage").attributes;
     assert_eq!(s(t, "agentrace.span.kind"), "custom");
@@ -393,7 +254,7 @@ fn agent_tool_handoff_and_command_spans() {
 
 #[test]
 fn events_keep_their_times_and_attributes() {
-    let spans = spans_of(&doc());
+    let spans = spans_of(&every_kind());
     let triage = named(&spans, "Triage");
     assert_eq!(triage.events.len(), 1);
     let e = &triage.events[0];
@@ -416,28 +277,8 @@ fn events_keep_their_times_and_attributes() {
 
 #[test]
 fn statuses_errors_and_exception_events() {
-    let mut d = doc();
+    let mut d = every_kind();
     d.trace.error = Some(ErrorInfo::new("command `notify` failed"));
-    d.spans.push(span(
-        7,
-        None,
-        SpanKind::Custom,
-        "Stopped",
-        Status::Cancelled,
-        9_600,
-        Some(9_700),
-        json!({}),
-    ));
-    d.spans.push(span(
-        8,
-        None,
-        SpanKind::Agent,
-        "skipped-agent",
-        Status::Skipped,
-        9_800,
-        Some(9_800),
-        json!({"skip_reason": "condition false"}),
-    ));
     let spans = spans_of(&d);
     let root = &spans[0];
     let st = root.status.as_ref().unwrap();
@@ -448,7 +289,7 @@ fn statuses_errors_and_exception_events() {
     let notify = named(&spans, "notify");
     let st = notify.status.as_ref().unwrap();
     assert_eq!(st.code, status::StatusCode::Error as i32);
-    assert_eq!(st.message, "command `notify` exited with status 3: boom");
+    assert_eq!(st.message, "command `notify` exited with status 3: {boom}");
     let ex = notify
         .events
         .iter()
@@ -461,13 +302,15 @@ fn statuses_errors_and_exception_events() {
         "{\"exit_code\":3}"
     );
 
-    let cancelled = named(&spans, "Stopped");
+    // A cancelled span is an error without an exception: its own events only.
+    let cancelled = named(&spans, "Wait");
     let st = cancelled.status.as_ref().unwrap();
     assert_eq!(st.code, status::StatusCode::Error as i32);
     assert_eq!(st.message, "cancelled");
-    assert!(cancelled.events.is_empty());
+    let events: Vec<&str> = cancelled.events.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(events, ["interrupted"]);
 
-    let skipped = named(&spans, "invoke_agent skipped-agent");
+    let skipped = named(&spans, "deploy");
     assert_eq!(
         skipped.status.as_ref().unwrap().code,
         status::StatusCode::Unset as i32
@@ -483,7 +326,7 @@ fn statuses_errors_and_exception_events() {
 
 #[test]
 fn a_span_still_running_ends_with_its_trace() {
-    let mut d = doc();
+    let mut d = every_kind();
     d.spans[0].ended_at = None;
     d.spans[0].status = Status::Running;
     let spans = spans_of(&d);
@@ -499,16 +342,17 @@ fn a_span_still_running_ends_with_its_trace() {
     d.trace.ended_at = None;
     d.trace.status = Status::Running;
     let spans = spans_of(&d);
-    assert_eq!(spans[0].end_time_unix_nano, (T0 as u64 + 9_500) * 1000);
+    // (the end of `Wait` and its `interrupted` event)
+    assert_eq!(spans[0].end_time_unix_nano, (T0 as u64 + 9_800) * 1000);
     assert_eq!(
         named(&spans, "Triage").end_time_unix_nano,
-        (T0 as u64 + 9_500) * 1000
+        (T0 as u64 + 9_800) * 1000
     );
 }
 
 #[test]
 fn the_root_span_id_is_stable_and_distinct_per_run() {
-    let d = doc();
+    let d = every_kind();
     assert_eq!(root_span_id(&d), root_span_id(&d.clone()));
     assert_ne!(root_span_id(&d).0, [0; 8]);
     // Another run in the same (joined) trace: a different start, a different root.
@@ -524,7 +368,7 @@ fn the_root_span_id_is_stable_and_distinct_per_run() {
 
 #[test]
 fn a_joined_trace_hangs_under_the_remote_parent() {
-    let mut d = doc();
+    let mut d = every_kind();
     d.trace.metadata.insert(
         META_TRACEPARENT.into(),
         json!(format!("00-{}-00f067aa0ba902b7-01", tid().hex())),
@@ -551,7 +395,7 @@ fn a_joined_trace_hangs_under_the_remote_parent() {
 
 #[test]
 fn a_trace_that_could_not_take_the_parent_id_links_to_it() {
-    let mut d = doc();
+    let mut d = every_kind();
     let other = "0af7651916cd43dd8448eb211c80319c";
     d.trace.metadata.insert(
         META_TRACEPARENT.into(),
@@ -598,7 +442,7 @@ fn providers_come_from_the_endpoint() {
 
 #[test]
 fn the_json_encoding_is_the_one_collectors_accept() {
-    let json = to_json(&[doc()], "svc");
+    let json = to_json(&[every_kind()], "svc");
     let rs = &json["resourceSpans"][0];
     let attrs = rs["resource"]["attributes"].as_array().unwrap();
     assert!(
@@ -607,7 +451,7 @@ fn the_json_encoding_is_the_one_collectors_accept() {
             .any(|a| a == &json!({"key": "service.name", "value": {"stringValue": "svc"}}))
     );
     let spans = rs["scopeSpans"][0]["spans"].as_array().unwrap();
-    assert_eq!(spans.len(), 7);
+    assert_eq!(spans.len(), 11);
     let root = &spans[0];
     assert_eq!(root["traceId"], tid().hex());
     assert_eq!(root["spanId"].as_str().unwrap().len(), 16);
@@ -642,19 +486,22 @@ fn the_json_encoding_is_the_one_collectors_accept() {
     // And it reads back as the same request.
     let back: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest =
         serde_json::from_value(json).unwrap();
-    assert_eq!(back.resource_spans[0].scope_spans[0].spans.len(), 7);
+    assert_eq!(back.resource_spans[0].scope_spans[0].spans.len(), 11);
 }
 
 #[test]
 fn protobuf_round_trips() {
-    let request = map::request(&[doc(), doc()], map::resource("agentrace", &[]));
+    let request = map::request(
+        &[every_kind(), every_kind()],
+        map::resource("agentrace", &[]),
+    );
     let bytes = request.encode_to_vec();
     let back = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(
         bytes.as_slice(),
     )
     .unwrap();
     assert_eq!(back, request);
-    assert_eq!(back.resource_spans[0].scope_spans[0].spans.len(), 14);
+    assert_eq!(back.resource_spans[0].scope_spans[0].spans.len(), 22);
 }
 
 #[test]

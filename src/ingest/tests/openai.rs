@@ -6,7 +6,7 @@
 use serde_json::{Map, Value, json};
 
 use super::*;
-use crate::trace::{Trace, TraceDoc};
+use crate::trace::fixture::{every_kind, span};
 
 /// The two request bodies the Python SDK (openai-agents 0.24) sent (see `../shared/reference/`).
 const REFERENCE: &str =
@@ -615,186 +615,32 @@ fn bad_payloads_are_refused_with_the_reason() {
 // ---------------------------------------------------------------------------------------------
 // agentrace's own export, read back.
 
-const T0: i64 = 1_795_990_774_000_000;
-
-fn sid(n: u8) -> SpanId {
-    SpanId([0x10, 0, 0, 0, 0, 0, 0, n])
-}
-
-#[allow(clippy::too_many_arguments)]
-fn span(
-    n: u8,
-    parent: Option<u8>,
-    kind: SpanKind,
-    name: &str,
-    status: Status,
-    start: i64,
-    end: Option<i64>,
-    attributes: Value,
-) -> Span {
-    Span {
-        span_id: sid(n),
-        trace_id: TraceId([1; 16]),
-        parent_id: parent.map(sid),
-        kind,
-        name: name.into(),
-        status,
-        started_at: Timestamp(T0 + start),
-        ended_at: end.map(|e| Timestamp(T0 + e)),
-        attributes: obj(attributes),
-        events: Vec::new(),
-        error: None,
-    }
-}
-
-/// One span of every kind, shaped as the engine records them.
-fn every_kind() -> TraceDoc {
-    let mut root = span(
-        1,
-        None,
-        SpanKind::Custom,
-        "Triage",
-        Status::Ok,
-        0,
-        Some(9_000),
-        json!({"step_id": "triage", "nested": {"a": [1, 2]}, "ratio": 0.5}),
-    );
-    root.events.push(Event {
-        name: "ticket received".into(),
-        time: Timestamp(T0 + 20),
-        attributes: obj(json!({"priority": 2, "tags": ["a", "b"]})),
-    });
-    let agent = span(
-        2,
-        Some(1),
-        SpanKind::Agent,
-        "helper",
-        Status::Ok,
-        30,
-        Some(8_000),
-        json!({"agent": "helper", "model": "gpt-4o-mini", "tools": ["lookup", "transfer_to_expert"],
-               "output_type": "json_schema"}),
-    );
-    let generation = span(
-        3,
-        Some(2),
-        SpanKind::Generation,
-        "gpt-4o-mini",
-        Status::Ok,
-        40,
-        Some(1_000),
-        json!({
-            "model": "gpt-4o-mini",
-            "model_config": {"temperature": 0.2, "max_tokens": 64},
-            "base_url": "http://127.0.0.1:8088/v1",
-            "input": [
-                {"role": "system", "content": "Be brief."},
-                {"role": "user", "content": "Weather?"},
-                {"role": "assistant", "content": "", "tool_calls": [{"id": "call_0", "type": "function",
-                    "function": {"name": "lookup", "arguments": "{}"}}]},
-                {"role": "tool", "tool_call_id": "call_0", "content": "none"}
-            ],
-            "stream": false,
-            "usage": {"input_tokens": 20, "output_tokens": 5, "total_tokens": 25},
-            "cost_usd": 0.25,
-            "finish_reason": "tool_calls",
-            "response_id": "chatcmpl-1",
-            "output": "Let me look.",
-            "tool_calls": [{"id": "call_1", "name": "lookup", "arguments": "{\"city\":\"Paris\"}"}]
-        }),
-    );
-    let mut tool = span(
-        4,
-        Some(2),
-        SpanKind::Function,
-        "lookup",
-        Status::Error,
-        1_100,
-        Some(2_000),
-        json!({"tool": "lookup", "call_id": "call_1", "input": "{\"city\":\"Paris\"}",
-               "output": "Error: no such city"}),
-    );
-    tool.error = Some(ErrorInfo::with_data(
-        "no such city",
-        json!({"city": "Paris"}),
-    ));
-    let handoff = span(
-        5,
-        Some(2),
-        SpanKind::Handoff,
-        "helper -> expert",
-        Status::Ok,
-        2_100,
-        Some(2_100),
-        json!({"from_agent": "helper", "to_agent": "expert"}),
-    );
-    let mut command = span(
-        6,
-        None,
-        SpanKind::Command,
-        "notify",
-        Status::Error,
-        9_100,
-        Some(9_500),
-        json!({"argv": ["notify", "x"], "pid": 99, "exit_code": 3, "stderr_tail": "boom"}),
-    );
-    command.error = Some(ErrorInfo::new("command `notify` exited with status 3"));
-    let skipped = span(
-        7,
-        None,
-        SpanKind::Command,
-        "deploy",
-        Status::Skipped,
-        9_600,
-        Some(9_600),
-        json!({"script": "make deploy", "skip_reason": "an earlier step failed"}),
-    );
-    let mut cancelled = span(
-        8,
-        None,
-        SpanKind::Custom,
-        "Wait",
-        Status::Cancelled,
-        9_700,
-        Some(9_800),
-        json!({}),
-    );
-    cancelled.events.push(Event {
-        name: "interrupted".into(),
-        time: Timestamp(T0 + 9_800),
-        attributes: Map::new(),
-    });
-    let running = span(
-        9,
-        Some(8),
-        SpanKind::Custom,
-        "Still going",
-        Status::Running,
-        9_750,
-        None,
-        json!({"item": {"sku": "A-1"}}),
-    );
-    let mut trace = Trace::sample("Support");
-    trace.group_id = Some("conv-42".into());
-    trace.metadata = obj(json!({"team": "ops", "tier": 3}));
-    TraceDoc {
-        trace,
-        spans: vec![
-            root, agent, generation, tool, handoff, command, skipped, cancelled, running,
-        ],
-    }
-}
-
 /// What the export cannot carry: the engine's bookkeeping that the SDK format has no field for.
 fn without_unexported(mut s: Span) -> Span {
     let dropped: &[&str] = match s.kind {
-        SpanKind::Agent => &["model"],
-        SpanKind::Generation => &["stream", "cost_usd", "finish_reason", "response_id"],
-        SpanKind::Function => &["call_id"],
+        SpanKind::Agent => &["model", "input", "output", "usage"],
+        SpanKind::Generation => &[
+            "stream",
+            "cost_usd",
+            "finish_reason",
+            "response_id",
+            "response_model",
+            "time_to_first_token_ms",
+            "offline",
+        ],
+        SpanKind::Function => &["call_id", "argv", "pid"],
         _ => &[],
     };
     for key in dropped {
         s.attributes.remove(*key);
+    }
+    // Of the model settings, the SDK's `model_config` carries the sampling ones it knows.
+    if let Some(config) = s
+        .attributes
+        .get_mut("model_config")
+        .and_then(Value::as_object_mut)
+    {
+        config.remove("seed");
     }
     s
 }
@@ -811,9 +657,10 @@ fn agentraces_own_export_reads_back_as_the_same_spans() {
         [TraceHeader {
             trace_id: doc.trace.trace_id,
             name: "Support".into(),
+            // The SDK payload has no field for the workflow: it reads back as the name.
             workflow: "Support".into(),
             group_id: Some("conv-42".into()),
-            metadata: obj(json!({"team": "ops", "tier": 3})),
+            metadata: doc.trace.metadata.clone(),
         }]
     );
     assert_eq!(ingest.spans.len(), doc.spans.len());
@@ -827,7 +674,7 @@ fn agentraces_own_export_reads_back_as_the_same_spans() {
 fn export_batches_read_back_one_by_one() {
     // A push splits a trace over several requests: every part parses, and the parents link.
     let mut doc = every_kind();
-    for n in 10..=140u8 {
+    for n in 20..=150u8 {
         doc.spans.push(span(
             n,
             Some(1),

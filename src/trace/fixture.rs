@@ -1,0 +1,230 @@
+//! A trace with one span of every kind and status, shaped as the engine records them: the one
+//! fixture that the exports (OTLP, the Agents SDK payload) and the ingest parsers that read them
+//! back are tested and fuzzed on. One copy, so that a new kind or attribute added here is
+//! exported, read back and fuzzed by all of them at once. Tests only.
+
+use serde_json::{Map, Value, json};
+
+use super::{
+    ErrorInfo, Event, Span, SpanId, SpanKind, Status, Timestamp, Trace, TraceDoc, TraceId, Usage,
+};
+
+/// When the trace starts, in microseconds since the epoch; every time below is an offset from it.
+pub(crate) const T0: i64 = 1_795_990_774_000_000;
+
+/// The trace id of [`every_kind`].
+pub(crate) fn tid() -> TraceId {
+    TraceId([0x4b; 16])
+}
+
+/// The id of span `n` of [`every_kind`] (the ids are 1..=10).
+pub(crate) fn sid(n: u8) -> SpanId {
+    SpanId([0, 0, 0, 0, 0, 0, 0, n])
+}
+
+/// A JSON object literal as an attribute map.
+pub(crate) fn obj(v: Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+/// Span `n` of the fixture's trace, `start` and `end` in microseconds after [`T0`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn span(
+    n: u8,
+    parent: Option<u8>,
+    kind: SpanKind,
+    name: &str,
+    status: Status,
+    start: i64,
+    end: Option<i64>,
+    attributes: Value,
+) -> Span {
+    Span {
+        span_id: sid(n),
+        trace_id: tid(),
+        parent_id: parent.map(sid),
+        kind,
+        name: name.into(),
+        status,
+        started_at: Timestamp(T0 + start),
+        ended_at: end.map(|e| Timestamp(T0 + e)),
+        attributes: obj(attributes),
+        events: Vec::new(),
+        error: None,
+    }
+}
+
+/// One span of every kind and status: a custom step with an event, an agent under it with a
+/// generation (content captured: messages, output, tool calls), a second generation without
+/// content (as `--no-content` and offline runs record it), a failed tool, a handoff, a failed
+/// command, a skipped one, a cancelled span and a span still running under it. The trace failed,
+/// belongs to a group and carries metadata (nested too).
+pub(crate) fn every_kind() -> TraceDoc {
+    let mut root = span(
+        1,
+        None,
+        SpanKind::Custom,
+        "Triage",
+        Status::Ok,
+        10,
+        Some(9_000),
+        json!({"step_id": "triage", "nested": {"a": [1, "x"]}, "empty": [], "ratio": 0.5,
+               "tags": ["a", "b"], "vip": true}),
+    );
+    root.events.push(Event {
+        name: "ticket received".into(),
+        time: Timestamp(T0 + 20),
+        attributes: obj(
+            json!({"priority": 2, "tags": ["a", "b"], "vip": true, "score": 0.5,
+                               "detail": {"k": "v"}}),
+        ),
+    });
+    let agent = span(
+        2,
+        Some(1),
+        SpanKind::Agent,
+        "helper",
+        Status::Ok,
+        30,
+        Some(8_000),
+        json!({"agent": "helper", "model": "gpt-4o-mini", "input": "hi", "output": "{\"answer\": 1}",
+               "tools": ["weather", "transfer_to_expert"], "output_type": "json_schema",
+               "usage": {"input_tokens": 30, "output_tokens": 12, "total_tokens": 42}}),
+    );
+    let generation = span(
+        3,
+        Some(2),
+        SpanKind::Generation,
+        "gpt-4o-mini",
+        Status::Ok,
+        40,
+        Some(1_000),
+        json!({
+            "model": "gpt-4o-mini",
+            "model_config": {"temperature": 0.2, "max_tokens": 64, "seed": 7},
+            "base_url": "http://127.0.0.1:8088/v1",
+            "input": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Weather?"},
+                {"role": "assistant", "content": "", "tool_calls": [{"id": "call_0", "type": "function",
+                    "function": {"name": "weather", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "call_0", "content": "none"}
+            ],
+            "stream": false,
+            "usage": {"input_tokens": 20, "output_tokens": 5, "total_tokens": 25},
+            "response_model": "gpt-4o-mini-2024-07-18",
+            "finish_reason": "tool_calls",
+            "response_id": "chatcmpl-1",
+            "output": "Let me look.",
+            "tool_calls": [{"id": "call_1", "name": "weather", "arguments": "{\"city\":\"Paris\"}"}],
+            "cost_usd": 0.25,
+            "time_to_first_token_ms": 12.5
+        }),
+    );
+    let no_content = span(
+        10,
+        Some(2),
+        SpanKind::Generation,
+        "gpt-4o-mini",
+        Status::Ok,
+        1_010,
+        Some(1_050),
+        json!({"model": "gpt-4o-mini", "usage": {"input_tokens": 10, "output_tokens": 7, "total_tokens": 17},
+               "tool_calls": [{"id": "call_2", "name": "weather"}], "offline": true}),
+    );
+    let mut tool = span(
+        4,
+        Some(2),
+        SpanKind::Function,
+        "weather",
+        Status::Error,
+        1_100,
+        Some(2_000),
+        json!({"tool": "weather", "call_id": "call_1", "input": "{\"city\":\"Paris\"}",
+               "output": "Error: no such city", "argv": ["./weather.sh"], "pid": 77}),
+    );
+    tool.error = Some(ErrorInfo::with_data(
+        "no such city",
+        json!({"city": "Paris", "codes": [1, 2]}),
+    ));
+    let handoff = span(
+        5,
+        Some(2),
+        SpanKind::Handoff,
+        "helper -> expert",
+        Status::Ok,
+        2_100,
+        Some(2_100),
+        json!({"from_agent": "helper", "to_agent": "expert"}),
+    );
+    let mut command = span(
+        6,
+        None,
+        SpanKind::Command,
+        "notify",
+        Status::Error,
+        9_100,
+        Some(9_500),
+        json!({"argv": ["notify", "x"], "pid": 99, "exit_code": 3, "stderr_tail": "{boom}",
+               "stdout": "[1, 2]"}),
+    );
+    command.error = Some(ErrorInfo::with_data(
+        "command `notify` exited with status 3: {boom}",
+        json!({"exit_code": 3}),
+    ));
+    let skipped = span(
+        7,
+        None,
+        SpanKind::Command,
+        "deploy",
+        Status::Skipped,
+        9_600,
+        Some(9_600),
+        json!({"script": "make deploy", "skip_reason": "an earlier step failed"}),
+    );
+    let mut cancelled = span(
+        8,
+        None,
+        SpanKind::Custom,
+        "Wait",
+        Status::Cancelled,
+        9_700,
+        Some(9_800),
+        json!({}),
+    );
+    cancelled.events.push(Event {
+        name: "interrupted".into(),
+        time: Timestamp(T0 + 9_800),
+        attributes: Map::new(),
+    });
+    let running = span(
+        9,
+        Some(8),
+        SpanKind::Custom,
+        "Still going",
+        Status::Running,
+        9_750,
+        None,
+        json!({"item": {"sku": "A-1"}}),
+    );
+    TraceDoc {
+        trace: Trace {
+            trace_id: tid(),
+            name: "Support".into(),
+            workflow: "Support workflow".into(),
+            group_id: Some("conv-42".into()),
+            metadata: obj(json!({"team": "ops", "tier": 3, "labels": {"a": "b"}})),
+            status: Status::Error,
+            started_at: Timestamp(T0),
+            ended_at: Some(Timestamp(T0 + 10_000)),
+            usage: Usage::new(30, 12),
+            cost_usd: Some(0.5),
+            error: None,
+            pid: Some(4242),
+        },
+        spans: vec![
+            root, agent, generation, no_content, tool, handoff, command, skipped, cancelled,
+            running,
+        ],
+    }
+}

@@ -1,0 +1,50 @@
+//! End-to-end specification of agentrace: the real binary, a real (fake) OpenAI server, a real
+//! store in a temp dir. Each test states one clause of the contract (docs/contract.md) or the README.
+//! One file per capability; `support` (tests/support/) holds the shared machinery and `traces`
+//! the helpers that read traces back. Rendered output (trees, tables, the waterfall, diff, stats,
+//! errors) is compared with the insta snapshots in `snapshots/`, through the filters of
+//! `support/snapshot.rs`.
+
+// A test that meets an unexpected state should stop right there, and say where.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../support/mod.rs"]
+mod support;
+mod traces;
+
+mod agents;
+mod budgets;
+mod ci;
+mod concurrency;
+mod control_flow;
+mod examples;
+mod failures;
+mod files;
+mod groups;
+mod insights;
+mod interruption;
+// Which module of `src/` may import which.
+mod layers;
+mod list;
+mod nesting;
+mod otlp;
+mod processes;
+mod real_server;
+mod replay;
+mod retries;
+mod robust;
+mod run;
+mod secrets;
+mod serve;
+mod shapes;
+mod show;
+mod store;
+mod templates;
+mod terminal;
+mod tls;
+mod tooling;
+mod validation;
+
+// files.rs names these from the crate root.
+use examples::examples;
+use traces::run_json;
