@@ -198,22 +198,17 @@ pub fn lanes(spans: &[Span]) -> (Vec<usize>, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trace::fixture::bare_span;
     use crate::trace::{SpanKind, Status, Timestamp, TraceId};
 
     fn span(parent: Option<&Span>, name: &str, start: i64, end: i64) -> Span {
-        Span {
-            span_id: SpanId::generate(),
-            trace_id: TraceId([1; 16]),
-            parent_id: parent.map(|p| p.span_id),
-            kind: SpanKind::Custom,
-            name: name.into(),
-            status: Status::Ok,
-            started_at: Timestamp(start),
-            ended_at: Some(Timestamp(end)),
-            attributes: Map::new(),
-            events: Vec::new(),
-            error: None,
-        }
+        bare_span(
+            parent.map(|p| p.span_id),
+            SpanKind::Custom,
+            name,
+            start,
+            end,
+        )
     }
 
     /// Every pair of spans on one lane is disjoint or nested along the tree.

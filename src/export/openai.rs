@@ -512,23 +512,9 @@ fn server_message(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::{Event, Trace, TraceId};
+    use crate::trace::{Event, Trace};
 
-    fn span(parent: Option<SpanId>, kind: SpanKind, name: &str, start: i64, end: i64) -> Span {
-        Span {
-            span_id: SpanId::generate(),
-            trace_id: TraceId([1; 16]),
-            parent_id: parent,
-            kind,
-            name: name.into(),
-            status: Status::Ok,
-            started_at: Timestamp(start),
-            ended_at: Some(Timestamp(end)),
-            attributes: Map::new(),
-            events: Vec::new(),
-            error: None,
-        }
-    }
+    use crate::trace::fixture::bare_span as span;
 
     fn doc(spans: Vec<Span>) -> TraceDoc {
         TraceDoc {

@@ -380,22 +380,14 @@ fn recorded_calls(doc: &TraceDoc) -> Result<Vec<RecordedCall>, ReplayError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::{Span, SpanId, Status, Timestamp, Trace};
+    use crate::trace::fixture::{bare_span, obj};
+    use crate::trace::{Span, SpanId, Trace};
     use serde_json::json;
 
     fn span(kind: SpanKind, parent: Option<SpanId>, name: &str, at: i64, attrs: Value) -> Span {
         Span {
-            span_id: SpanId::generate(),
-            trace_id: TraceId([1; 16]),
-            parent_id: parent,
-            kind,
-            name: name.into(),
-            status: Status::Ok,
-            started_at: Timestamp(at),
-            ended_at: Some(Timestamp(at + 1)),
-            attributes: attrs.as_object().cloned().unwrap_or_default(),
-            events: Vec::new(),
-            error: None,
+            attributes: obj(attrs),
+            ..bare_span(parent, kind, name, at, at + 1)
         }
     }
 

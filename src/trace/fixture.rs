@@ -27,6 +27,31 @@ pub(crate) fn obj(v: Value) -> Map<String, Value> {
     v.as_object().cloned().unwrap_or_default()
 }
 
+/// A finished `ok` span with a fresh id and nothing recorded, in the trace of
+/// [`Trace::sample`]; `start` and `end` are absolute microseconds. For tests that build their
+/// own small trees.
+pub(crate) fn bare_span(
+    parent: Option<SpanId>,
+    kind: SpanKind,
+    name: &str,
+    start: i64,
+    end: i64,
+) -> Span {
+    Span {
+        span_id: SpanId::generate(),
+        trace_id: TraceId([1; 16]),
+        parent_id: parent,
+        kind,
+        name: name.into(),
+        status: Status::Ok,
+        started_at: Timestamp(start),
+        ended_at: Some(Timestamp(end)),
+        attributes: Map::new(),
+        events: Vec::new(),
+        error: None,
+    }
+}
+
 /// Span `n` of the fixture's trace, `start` and `end` in microseconds after [`T0`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn span(
