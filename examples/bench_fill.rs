@@ -5,23 +5,13 @@
 use std::sync::Arc;
 
 use agentrace::store::{Store, StoreWriter};
-use agentrace::trace::{Recorder, Sink, SpanKind, Status, Timestamp, Trace, TraceId, Usage};
+use agentrace::trace::{Recorder, Sink, SpanKind, Status, Trace, TraceId};
 use serde_json::{Map, json};
 
 fn trace(name: &str, group: Option<String>) -> Trace {
     Trace {
-        trace_id: TraceId::generate(),
-        name: name.into(),
-        workflow: name.into(),
         group_id: group,
-        metadata: Map::new(),
-        status: Status::Running,
-        started_at: Timestamp::now(),
-        ended_at: None,
-        usage: Usage::default(),
-        cost_usd: None,
-        error: None,
-        pid: Some(std::process::id()),
+        ..Trace::running(TraceId::generate(), name, name)
     }
 }
 

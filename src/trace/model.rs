@@ -274,6 +274,28 @@ pub struct Trace {
 }
 
 impl Trace {
+    /// A trace that this process starts now: running, with no group, metadata or usage yet.
+    pub fn running(
+        trace_id: TraceId,
+        name: impl Into<String>,
+        workflow: impl Into<String>,
+    ) -> Trace {
+        Trace {
+            trace_id,
+            name: name.into(),
+            workflow: workflow.into(),
+            group_id: None,
+            metadata: Map::new(),
+            status: Status::Running,
+            started_at: Timestamp::now(),
+            ended_at: None,
+            usage: Usage::default(),
+            cost_usd: None,
+            error: None,
+            pid: Some(std::process::id()),
+        }
+    }
+
     /// A finished, empty trace for tests: id `[1; 16]`, from 0 to 100 µs.
     #[cfg(test)]
     pub(crate) fn sample(name: &str) -> Trace {

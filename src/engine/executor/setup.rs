@@ -10,7 +10,7 @@ use super::super::Engine;
 use super::super::context::Context;
 use super::super::scope::Scope;
 use super::{location, template_error};
-use crate::trace::{ErrorInfo, Status, Timestamp, Trace, TraceId, Usage};
+use crate::trace::{ErrorInfo, Trace, TraceId};
 use crate::workflow::{LocatedValue, StepKind, TraceDef};
 
 /// A trace as it starts, and the error it fails with before its first step (a template of its
@@ -117,18 +117,9 @@ pub(super) async fn trace_header(
         }
     };
     let trace = Trace {
-        trace_id,
-        name,
-        workflow: engine.wf.name.value.clone(),
         group_id: ctx.group_id.clone(),
         metadata,
-        status: Status::Running,
-        started_at: Timestamp::now(),
-        ended_at: None,
-        usage: Usage::default(),
-        cost_usd: None,
-        error: None,
-        pid: Some(std::process::id()),
+        ..Trace::running(trace_id, name, engine.wf.name.value.clone())
     };
     Header {
         trace,

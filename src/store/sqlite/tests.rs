@@ -34,18 +34,8 @@ fn trace_id(first: u8, n: u8) -> TraceId {
 
 fn trace(id: TraceId, started: i64) -> Trace {
     Trace {
-        trace_id: id,
-        name: "Support".into(),
-        workflow: "Support Flow".into(),
-        group_id: None,
-        metadata: Map::new(),
-        status: Status::Running,
         started_at: Timestamp(started),
-        ended_at: None,
-        usage: Usage::default(),
-        cost_usd: None,
-        error: None,
-        pid: Some(std::process::id()),
+        ..Trace::running(id, "Support", "Support Flow")
     }
 }
 
