@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod model;
 pub mod recorder;
 pub mod redact;
+pub mod score;
 pub mod stats;
 
 pub use id::{SpanId, TraceId};
@@ -21,6 +22,7 @@ pub use model::{
     ErrorInfo, Event, HANDOFF_PREFIX, Span, SpanKind, Status, Timestamp, Trace, TraceDoc, Usage,
 };
 pub use recorder::{Alarm, Recorder, Sink, SpanHandle};
+pub use score::{Score, ScoreSource};
 
 /// What a JSON value is, for a refusal that says what it found: "a string", "an array", ….
 pub fn json_kind(v: &serde_json::Value) -> &'static str {
