@@ -137,6 +137,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
         max_cost_usd: args.max_cost,
         trace_context,
         trace_id_taken: claim.is_some_and(|(_, claimed)| !claimed),
+        case: None,
     };
     let engine = match build_engine(wf, options, globals) {
         Ok(engine) => engine,

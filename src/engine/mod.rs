@@ -59,6 +59,21 @@ pub struct RunOptions {
     /// `TRACEPARENT`): every trace gets a fresh id and records the parent, which the exporter
     /// turns into a span link.
     pub trace_id_taken: bool,
+    // -- Evaluation --
+    /// The dataset case this run evaluates (`agentrace eval`): its vars go over the workflow's
+    /// (typed, unlike `--var`'s text), and templates (the scorers' above all) read it as `case`.
+    pub case: Option<CaseInput>,
+}
+
+/// One case of an evaluation, as the engine sees it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CaseInput {
+    /// The case's id in its dataset.
+    pub id: String,
+    /// The vars the workflow runs with, each a declared var.
+    pub vars: Map<String, Value>,
+    /// The reference fields (`expected`, …) that scorers read as `case.<field>`.
+    pub reference: Map<String, Value>,
 }
 
 /// Receives the text of agent answers as they stream: `(agent, delta)`. An empty delta says
