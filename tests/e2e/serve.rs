@@ -100,7 +100,7 @@ fn a_token_is_required_on_every_request_when_one_is_set() {
     for (method, path) in [
         ("GET", "/"),
         ("GET", "/api/traces"),
-        ("GET", "/assets/app.js"),
+        ("GET", "/assets/main.js"),
         ("POST", "/v1/traces/ingest"),
         ("POST", "/v1/traces"),
     ] {
@@ -252,9 +252,22 @@ fn the_api_answers_with_the_clis_json() {
             .unwrap()
             .contains("script-src 'self'")
     );
-    assert!(page.text().contains("/assets/app.js"), "{}", page.text());
-    assert_eq!(served.get("/assets/app.js").status, 200);
+    assert!(page.text().contains("/assets/main.js"), "{}", page.text());
     assert_eq!(served.get("/assets/app.css").status, 200);
+    // The modules are served as they are, as JavaScript; an asset path that names none is not
+    // the page.
+    for module in ["main.js", "dom.js", "waterfall.js"] {
+        let r = served.get(&format!("/assets/{module}"));
+        assert_eq!(r.status, 200, "{module}");
+        assert!(
+            r.header("content-type")
+                .unwrap()
+                .starts_with("text/javascript"),
+            "{module}"
+        );
+    }
+    assert_eq!(served.get("/assets/app.js").status, 404);
+    assert_eq!(served.get("/assets/nothing.js").status, 404);
 }
 
 #[test]

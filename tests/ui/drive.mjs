@@ -263,11 +263,12 @@ try {
     }
     if (!shown) fail(`the text ${JSON.stringify(escaped)} does not appear literally on the trace page`);
     const injected = await page.evaluate(() => ({
-      scripts: Array.from(document.scripts).map((s) => s.src || '(inline)'),
+      // The page's one script element, the entry module; the modules it imports are no elements.
+      scripts: Array.from(document.scripts).map((s) => (s.type === 'module' ? '' : s.type + ' ') + (s.src || '(inline)')),
       imgs: document.querySelectorAll('img, iframe, object, embed').length,
       handlers: Array.from(document.querySelectorAll('*')).filter((e) => Array.from(e.attributes).some((a) => a.name.startsWith('on'))).length,
     }));
-    if (injected.scripts.length !== 1 || !injected.scripts[0].endsWith('/assets/app.js')) fail(`unexpected scripts on the page: ${JSON.stringify(injected.scripts)}`);
+    if (injected.scripts.length !== 1 || !injected.scripts[0].endsWith('/assets/main.js')) fail(`unexpected scripts on the page: ${JSON.stringify(injected.scripts)}`);
     if (injected.imgs || injected.handlers) fail(`data became markup: ${injected.imgs} img/iframe/object elements, ${injected.handlers} elements with on* attributes`);
     summary.escaped = true;
     check();
