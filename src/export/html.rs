@@ -7,10 +7,10 @@
 //! The modules that need no network are joined into one `<script type="module">` in the order
 //! of [`MODULES`], each without its `import` lines and `export` keywords (they share one scope,
 //! so their top-level names must differ; a test checks that, and that no module can end the
-//! script element). The traces travel as JSON in the shape of serve's `/api/traces/<id>`, in a
-//! `<script type="application/json">` block with `<`, `>`, `&` and the JavaScript line
-//! separators escaped, so no name can close the block; the front-end builds the page with DOM
-//! text nodes only, so a span named `<script>…` shows as text.
+//! script element). The traces travel as the JSON document serve's `/api/traces/<id>` answers
+//! (`trace::json`), in a `<script type="application/json">` block with `<`, `>`, `&` and the
+//! JavaScript line separators escaped, so no name can close the block; the front-end builds
+//! the page with DOM text nodes only, so a span named `<script>…` shows as text.
 //!
 //! When it has rendered, the page sets `data-rendered="N spans"` on `<body>`; a script error
 //! sets `data-errors` and shows up in the `#errors` box (the headless-browser test reads both).
@@ -18,6 +18,7 @@
 use serde_json::{Value, json};
 
 use crate::trace::TraceDoc;
+use crate::trace::json::trace_doc_json;
 
 const TEMPLATE: &str = include_str!("../serve/ui/export.html");
 const STYLE: &str = include_str!("../serve/ui/app.css");
@@ -34,7 +35,7 @@ const MODULES: &[(&str, &str)] = &[
 ];
 
 pub fn render(docs: &[TraceDoc]) -> String {
-    let data = json!({ "traces": docs.iter().map(doc_json).collect::<Vec<_>>() });
+    let data = json!({ "traces": docs.iter().map(trace_doc_json).collect::<Vec<_>>() });
     let title = match docs {
         [one] => format!("{} — agentrace", one.trace.name),
         _ => format!("{} traces — agentrace", docs.len()),
@@ -80,23 +81,6 @@ fn script() -> String {
         }
     }
     out
-}
-
-/// A trace in the JSON shape of `show --format json` and serve's API, which the front-end
-/// reads: the model's own fields, with `duration_ms` on the trace and on each span.
-fn doc_json(doc: &TraceDoc) -> Value {
-    let mut trace = serde_json::to_value(&doc.trace).unwrap_or(Value::Null);
-    trace["duration_ms"] = json!(doc.trace.duration_ms());
-    trace["spans"] = doc
-        .spans
-        .iter()
-        .map(|s| {
-            let mut span = serde_json::to_value(s).unwrap_or(Value::Null);
-            span["duration_ms"] = json!(s.duration_ms());
-            span
-        })
-        .collect();
-    trace
 }
 
 /// JSON that can sit inside a `<script>` element: nothing in it can end the element or start a

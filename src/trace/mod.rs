@@ -9,6 +9,7 @@ pub mod bound;
 pub mod context;
 pub mod id;
 pub mod ingest;
+pub mod json;
 pub mod model;
 pub mod recorder;
 pub mod redact;
