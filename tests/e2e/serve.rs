@@ -1110,6 +1110,7 @@ fn error_bodies_never_show_where_the_store_is() {
 
 #[test]
 fn the_ui_lists_filters_and_opens_traces_in_headless_chromium_with_names_as_text() {
+    // ... and the HTML export of each trace shows every span's details as the trace page does.
     let Some(browser) = crate::files::chromium() else {
         return;
     };
@@ -1149,6 +1150,19 @@ fn the_ui_lists_filters_and_opens_traces_in_headless_chromium_with_names_as_text
         (&support_id, "triage", "Customer Support Conversation", None),
         (&hostile_id, hostile, "Hostile", Some(hostile)),
     ] {
+        // The HTML export of the same trace, which the driver checks against serve's page.
+        let exported = env.path().join(format!("{id}.html"));
+        assert_exit(
+            &env.run(&[
+                "export",
+                id,
+                "--format",
+                "html",
+                "-o",
+                exported.to_str().unwrap(),
+            ]),
+            0,
+        );
         let mut cmd = std::process::Command::new("node");
         cmd.arg(&driver)
             .args([
@@ -1160,6 +1174,7 @@ fn the_ui_lists_filters_and_opens_traces_in_headless_chromium_with_names_as_text
                 name,
             ])
             .args(["--filter-workflow", workflow])
+            .args(["--export-html", exported.to_str().unwrap()])
             .env("CHROMIUM", &browser)
             .env("NODE_PATH", &node_path);
         match escaped {
@@ -1173,6 +1188,14 @@ fn the_ui_lists_filters_and_opens_traces_in_headless_chromium_with_names_as_text
             stdout(&out),
             stderr(&out)
         );
+        // Every span's detail pane was compared, and the support trace's model calls show as
+        // a chat in both.
+        let summary: Value = serde_json::from_str(stdout(&out).trim()).expect("one JSON line");
+        let spans = env.show_json(id)["spans"].as_array().unwrap().len();
+        assert_eq!(summary["export"]["compared"], spans, "{summary}");
+        if escaped.is_none() {
+            assert!(summary["export"]["chats"].as_u64() > Some(0), "{summary}");
+        }
     }
     assert!(
         std::fs::metadata(&screenshot).unwrap().len() > 10_000,

@@ -5,23 +5,28 @@
 //
 //   node tests/ui/drive.mjs --base http://127.0.0.1:PORT --expect-trace TRACE_ID \
 //     --expect-name 'SPAN NAME' --filter-workflow 'WORKFLOW' \
-//     [--expect-escaped '<script>alert(1)</script>'] [--screenshot trace.png] [--no-diff]
+//     [--expect-escaped '<script>alert(1)</script>'] [--screenshot trace.png] [--no-diff] \
+//     [--export-html trace.html]
+//
+// With --export-html (`agentrace export TRACE_ID --format html` of the same trace), it also opens
+// that file and checks that it shows every span's details exactly as serve does: one front-end.
 //
 // Environment: CHROMIUM (the browser binary; default /usr/bin/chromium) and NODE_PATH (a
 // node_modules holding playwright-core, see package.json), unless `npm ci` ran in tests/ui.
 // Exit 0 with a one-line JSON summary on stdout; exit 1 with the reason on stderr; exit 2 on
 // bad arguments.
 import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 
 const require = createRequire(import.meta.url);
 const started = Date.now();
 
 const USAGE = 'usage: drive.mjs --base URL --expect-trace ID --expect-name NAME --filter-workflow NAME ' +
-  '[--expect-escaped TEXT] [--screenshot PATH] [--timeout MS] [--no-diff]';
+  '[--expect-escaped TEXT] [--screenshot PATH] [--timeout MS] [--no-diff] [--export-html PATH]';
 
 function parseArgs(argv) {
   const flags = new Set(['no-diff']);
-  const known = new Set(['base', 'expect-trace', 'expect-name', 'filter-workflow', 'expect-escaped', 'screenshot', 'timeout']);
+  const known = new Set(['base', 'expect-trace', 'expect-name', 'filter-workflow', 'expect-escaped', 'screenshot', 'timeout', 'export-html']);
   const out = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -283,7 +288,49 @@ try {
     summary.screenshot = opts.screenshot;
   }
 
-  // 9. The conversation, when the trace belongs to one.
+  // 9. The HTML export of the same trace: the same front-end, so every span's detail pane (chat
+  // view, tool calls, facts, events, attributes) reads the same as on serve's trace page.
+  if (opts['export-html']) {
+    step.name = 'compare with the HTML export';
+    const find = '.wf-tools input[type="search"]';
+    const exported = await context.newPage();
+    exported.setDefaultTimeout(TIMEOUT);
+    exported.on('console', (m) => {
+      if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()} in the HTML export: ${m.text()}`);
+    });
+    exported.on('pageerror', (e) => problems.push(`page error in the HTML export: ${e.message}`));
+    exported.on('request', (r) => { if (!r.url().startsWith('file:')) problems.push(`the HTML export fetched ${r.url()}`); });
+    await exported.goto(pathToFileURL(opts['export-html']).href);
+    await exported.waitForFunction(() => document.body.dataset.rendered || document.body.dataset.errors);
+    const rendered = await exported.evaluate(() => ({ rendered: document.body.dataset.rendered, errors: document.body.dataset.errors || null,
+      spans: Number(document.querySelector('.waterfall')?.getAttribute('data-spans')), title: document.querySelector('.trace-head h1')?.textContent }));
+    if (rendered.errors) fail(`the HTML export reports ${rendered.errors} script errors`);
+    if (rendered.rendered !== `${n} spans` || rendered.spans !== n) fail(`the HTML export shows ${JSON.stringify(rendered)} for ${n} spans`);
+    const title = await page.locator('.trace-head h1').textContent();
+    if (rendered.title !== title) fail(`the HTML export's title is ${JSON.stringify(rendered.title)}, serve's ${JSON.stringify(title)}`);
+    // Select a span by its id through the find box (it matches ids too), and read the pane.
+    const detailOf = async (p, id) => {
+      await p.fill(find, id);
+      await p.waitForFunction((id) => document.querySelector('.detail')?.getAttribute('data-span-id') === id, id)
+        .catch(() => fail(`span ${id} could not be selected in ${p === page ? 'serve' : 'the HTML export'}`));
+      return p.locator('.detail').innerText();
+    };
+    let compared = 0, chats = 0;
+    for (const s of trace.spans.slice(0, 60)) {
+      const ours = await detailOf(page, s.span_id);
+      const theirs = await detailOf(exported, s.span_id);
+      if (ours !== theirs) fail(`the details of span ${JSON.stringify(s.name)} differ:\n--- serve\n${ours}\n--- HTML export\n${theirs}`);
+      if (await exported.locator('.detail .chat').count()) chats++;
+      compared++;
+    }
+    await exported.close();
+    await page.fill(find, '');
+    await page.press(find, 'Escape');
+    summary.export = { compared, chats };
+    check();
+  }
+
+  // 10. The conversation, when the trace belongs to one.
   summary.group = trace.group_id || null;
   if (trace.group_id) {
     step.name = 'open the conversation';
