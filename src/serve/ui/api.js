@@ -4,10 +4,19 @@
 
 import { h } from './dom.js';
 
+/** A failed API call: the HTTP status (0 when the server could not be reached) and why. */
 export class ApiError extends Error {
+  /**
+   * @param {number} status
+   * @param {string} message
+   */
   constructor(status, message) { super(message); this.status = status; }
 }
 
+/**
+ * @param {string} path
+ * @returns {Promise<any>} the JSON body
+ */
 export async function api(path) {
   let res;
   try {
@@ -29,12 +38,20 @@ export async function api(path) {
   return body;
 }
 
+/**
+ * @param {unknown} err
+ * @param {string} what
+ */
 export function errorNotice(err, what) {
-  const status = err && err.status;
+  const status = err instanceof ApiError ? err.status : undefined;
   const title = status === 401 ? 'Unauthorised' : status === 403 ? 'Forbidden' : status === 404 ? 'Not found' : status === 400 ? 'Bad request' : 'Could not load ' + what;
-  return h('div', { class: 'notice error', role: 'alert' }, h('strong', null, title + ': '), String(err && err.message ? err.message : err));
+  return h('div', { class: 'notice error', role: 'alert' }, h('strong', null, title + ': '), String(err instanceof Error ? err.message : err));
 }
-/** Runs `fn` once at a time; calls made meanwhile collapse into one more run afterwards. */
+/**
+ * Runs `fn` once at a time; calls made meanwhile collapse into one more run afterwards.
+ * @param {() => Promise<void>} fn
+ * @returns {() => Promise<void>}
+ */
 export function serial(fn) {
   let busy = false, again = false;
   return async function run() {

@@ -7,6 +7,14 @@ import { badge, errorBox, h, kindChip, kvTable, section } from './dom.js';
 import { fmtCost, fmtInt, fmtLocal, fmtMs, plural, pretty, usageText } from './format.js';
 import { messageText } from './model.js';
 
+/**
+ * A chat message as model APIs write them; anything else shows as JSON.
+ * @typedef {{ role?: string, type?: string, name?: string, content?: unknown, tool_call_id?: string, tool_calls?: unknown }} Message
+ */
+
+/**
+ * @param {unknown} calls the `tool_calls` of a message, or their JSON text
+ */
 export function toolCallsEl(calls) {
   let list = calls;
   if (typeof list === 'string') { try { list = JSON.parse(list); } catch (e) { return h('pre', null, list); } }
@@ -19,8 +27,16 @@ export function toolCallsEl(calls) {
   });
 }
 
+/**
+ * @param {unknown} msg
+ */
 export function messageEl(msg) {
   if (!msg || typeof msg !== 'object') return h('div', { class: 'msg' }, h('div', { class: 'text' }, pretty(msg)));
+  return messageBox(/** @type {Message} */ (msg));
+}
+
+/** @param {Message} msg */
+function messageBox(msg) {
   const role = String(msg.role || (msg.type ? msg.type : 'message'));
   const cls = ['system', 'user', 'assistant', 'tool', 'developer'].indexOf(role) >= 0 ? role : '';
   const text = messageText(msg.content);
@@ -31,6 +47,10 @@ export function messageEl(msg) {
     msg.tool_calls ? toolCallsEl(msg.tool_calls) : null);
 }
 
+/**
+ * @param {unknown} v
+ * @param {string} defaultRole
+ */
 export function chatEl(v, defaultRole) {
   if (Array.isArray(v) && v.length && v.every((x) => x && typeof x === 'object' && (x.role || x.type))) {
     return h('div', { class: 'chat' }, v.map(messageEl));
@@ -38,12 +58,20 @@ export function chatEl(v, defaultRole) {
   return h('div', { class: 'chat' }, messageEl({ role: defaultRole, content: typeof v === 'string' ? v : pretty(v) }));
 }
 
+/**
+ * @param {unknown} arg
+ */
 export function shellQuote(arg) {
   const s = String(arg);
   return /^[\w@%+=:,./-]+$/.test(s) ? s : "'" + s.replace(/'/g, "'\\''") + "'";
 }
 
-/** The detail pane of span `i`: facts, error, readable input/output, events, attributes. */
+/**
+ * The detail pane of span `i`: facts, error, readable input/output, events, attributes.
+ * @param {import('./model.js').Model} m
+ * @param {number} i
+ * @param {(i: number) => void} select
+ */
 export function spanDetail(m, i, select) {
   const s = m.spans[i];
   const a = s.attributes && typeof s.attributes === 'object' ? s.attributes : {};
@@ -52,6 +80,10 @@ export function spanDetail(m, i, select) {
   box.appendChild(h('div', { class: 'd-title' }, kindChip(s.kind), h('h2', null, s.name), badge(s.status)));
 
   const facts = h('table', { class: 'kv' });
+  /**
+   * @param {string} k
+   * @param {unknown} v
+   */
   const fact = function (k, v) { if (v !== null && v !== undefined) facts.appendChild(h('tr', null, h('td', { class: 'k' }, k), h('td', null, v))); };
   fact('duration', s.duration_ms !== null && s.duration_ms !== undefined ? fmtMs(s.duration_ms) : (s.status === 'running' ? 'running' : '—'));
   if (isFinite(m.start[i])) fact('started', '+' + fmtMs((m.start[i] - m.lo) / 1000) + '  ·  ' + fmtLocal(m.start[i] / 1000, true));
@@ -59,7 +91,7 @@ export function spanDetail(m, i, select) {
   fact('span id', h('code', null, s.span_id));
   if (m.parent[i] >= 0) {
     const p = m.parent[i];
-    fact('parent', h('a', { href: '#', onclick: function (e) { e.preventDefault(); select(p); } }, m.spans[p].name));
+    fact('parent', h('a', { href: '#', onclick: function (/** @type {Event} */ e) { e.preventDefault(); select(p); } }, m.spans[p].name));
   }
   if (m.children[i].length) fact('children', plural(m.children[i].length, 'span') + (m.size[i] - 1 > m.children[i].length ? ' (' + fmtInt(m.size[i] - 1) + ' below)' : ''));
   const factKeys = s.kind === 'generation'
@@ -89,6 +121,7 @@ export function spanDetail(m, i, select) {
     if (a.output !== undefined || a.tool_calls !== undefined) {
       used.add('output'); used.add('tool_calls');
       box.appendChild(section('Output'));
+      /** @type {Message} */
       const out = { role: 'assistant', content: a.output === undefined ? '' : (typeof a.output === 'string' ? a.output : pretty(a.output)) };
       if (a.tool_calls !== undefined) out.tool_calls = a.tool_calls;
       box.appendChild(Array.isArray(a.output) ? chatEl(a.output, 'assistant') : h('div', { class: 'chat' }, messageEl(out)));
@@ -101,7 +134,7 @@ export function spanDetail(m, i, select) {
     if (Array.isArray(a.tools)) {
       used.add('tools');
       box.appendChild(section('Tools offered'));
-      box.appendChild(h('div', { class: 'metadata' }, a.tools.map((t) => h('span', { class: 'chip' }, typeof t === 'string' ? t : pretty(t)))));
+      box.appendChild(h('div', { class: 'metadata' }, a.tools.map((/** @type {unknown} */ t) => h('span', { class: 'chip' }, typeof t === 'string' ? t : pretty(t)))));
     }
   }
   if (s.kind === 'handoff' && (a.from_agent !== undefined || a.to_agent !== undefined)) {
@@ -118,7 +151,7 @@ export function spanDetail(m, i, select) {
       box.appendChild(h('div', { class: 'cmdline' }, Array.isArray(a.argv) ? a.argv.map(shellQuote).join(' ') : String(a.argv)));
     }
     if (a.script !== undefined) { used.add('script'); box.appendChild(section('Script', 'sh -c')); box.appendChild(h('div', { class: 'cmdline' }, String(a.script))); }
-    if (Array.isArray(a.env)) { used.add('env'); box.appendChild(section('Environment', 'names of templated variables')); box.appendChild(h('div', { class: 'metadata' }, a.env.map((v) => h('span', { class: 'chip' }, String(v))))); }
+    if (Array.isArray(a.env)) { used.add('env'); box.appendChild(section('Environment', 'names of templated variables')); box.appendChild(h('div', { class: 'metadata' }, a.env.map((/** @type {unknown} */ v) => h('span', { class: 'chip' }, String(v))))); }
     if (s.kind === 'command' && a.input !== undefined) { used.add('input'); box.appendChild(section('Input')); box.appendChild(h('pre', { class: 'json' }, pretty(a.input))); }
     if (s.kind === 'command' && a.output !== undefined) { used.add('output'); box.appendChild(section('Output')); box.appendChild(h('pre', { class: 'json' }, pretty(a.output))); }
     for (const k of ['stdout', 'stderr', 'stderr_tail']) {
@@ -140,7 +173,7 @@ export function spanDetail(m, i, select) {
   const evs = Array.isArray(s.events) ? s.events : [];
   box.appendChild(section('Events', evs.length ? String(evs.length) : 'none'));
   if (evs.length) {
-    box.appendChild(h('div', { class: 'events' }, evs.map(function (e, k) {
+    box.appendChild(h('div', { class: 'events' }, evs.map(function (/** @type {import('./model.js').EventJson} */ e, /** @type {number} */ k) {
       const t = m.eventTimes[i][k];
       const attrs = e.attributes && typeof e.attributes === 'object' ? e.attributes : {};
       return h('div', { class: 'event' },

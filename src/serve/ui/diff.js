@@ -9,6 +9,11 @@ import { buildModel, isRunning, spanPaths } from './model.js';
 import { app, setCrumbs, setState } from './shell.js';
 import { INDENT } from './waterfall.js';
 
+/** @typedef {import('./model.js').Model} Model */
+
+/**
+ * @returns {import('./shell.js').Page}
+ */
 export function diffPage() {
   document.title = 'Diff — agentrace';
   setCrumbs([{ text: 'Traces', href: '/' }, { text: 'Diff' }]);
@@ -51,11 +56,20 @@ export function diffPage() {
 }
 diffPage.pageName = 'diff';
 
+/**
+ * @param {number} p
+ */
 export function fmtPct(p) {
   const a = Math.abs(p);
   return a >= 1000 ? Math.round(p).toLocaleString('en-US') : a >= 100 ? p.toFixed(0) : p.toFixed(1);
 }
 
+/**
+ * @param {number | null | undefined} delta
+ * @param {string} unit
+ * @param {number | null | undefined} pctValue
+ * @param {(n: number) => string} fmt
+ */
 export function deltaEl(delta, unit, pctValue, fmt) {
   if (delta === null || delta === undefined || !isFinite(delta)) return h('span', { class: 'delta-zero' }, '—');
   const cls = delta > 0 ? 'delta-up' : delta < 0 ? 'delta-down' : 'delta-zero';
@@ -63,10 +77,20 @@ export function deltaEl(delta, unit, pctValue, fmt) {
   return h('span', { class: cls }, text);
 }
 
+/**
+ * @param {any} d the `/api/diff` answer (`diff --format json` with content)
+ * @param {import('./model.js').TraceJson | null} ta
+ * @param {import('./model.js').TraceJson | null} tb
+ */
 export function drawDiff(d, ta, tb) {
   const frag = document.createDocumentFragment();
   const A = d.a || {}, B = d.b || {};
   document.title = 'Diff: ' + (A.name || A.trace_id) + ' ↔ ' + (B.name || B.trace_id) + ' — agentrace';
+  /**
+   * @param {string} label
+   * @param {any} s
+   * @param {import('./model.js').TraceJson | null} t
+   */
   const sideCard = function (label, s, t) {
     return h('div', { class: 'card side' },
       h('div', { class: 's-label' }, label),
@@ -84,6 +108,10 @@ export function drawDiff(d, ta, tb) {
   frag.appendChild(h('div', { class: 'diff-sides' }, sideCard('A', A, ta), sideCard('B', B, tb)));
 
   const T = d.totals || {};
+  /**
+   * @param {string} label
+   * @param {unknown} content
+   */
   const tot = function (label, content) { return h('div', { class: 't' }, h('span', { class: 'l' }, label), h('span', { class: 'v' }, content)); };
   const dur = T.duration_ms || {}, tok = T.tokens || {}, cost = T.cost_usd || {}, stat = T.status || {};
   frag.appendChild(h('div', { class: 'card totals' },
@@ -107,6 +135,9 @@ export function drawDiff(d, ta, tb) {
     const aPos = new Int32Array(ma.n);
     aOrder.forEach((i, k) => { aPos[i] = k; });
     let at = 0;
+    /**
+     * @param {number} upto
+     */
     const flushA = function (upto) {
       for (; at < upto; at++) {
         const ia = aOrder[at];
@@ -128,6 +159,7 @@ export function drawDiff(d, ta, tb) {
   // Classify every row first; DOM rows are built in pages, because laying out a table of
   // 10,000 spans would freeze the page for seconds.
   let nAdded = 0, nRemoved = 0, nChanged = 0, nMatched = 0, nDiffer = 0;
+  /** @type {any[]} */
   const items = [];
   for (const r of rows) {
     const mt = matched.get(r.path), ad = added.get(r.path), rm = removed.get(r.path);
@@ -154,6 +186,11 @@ export function drawDiff(d, ta, tb) {
     items.push(it);
   }
 
+  /**
+   * @param {Model | null} mm
+   * @param {number} i
+   * @param {any} side
+   */
   const miniBar = function (mm, i, side) {
     const wrap = h('div', { class: 'mini' });
     if (!mm || i < 0 || !side) return wrap;
@@ -167,6 +204,12 @@ export function drawDiff(d, ta, tb) {
     wrap.appendChild(bar);
     return wrap;
   };
+  /**
+   * @param {any} side
+   * @param {Model | null} mm
+   * @param {number} i
+   * @param {string} cls
+   */
   const cells = function (side, mm, i, cls) {
     if (!side) return [h('td', { class: cls + ' l' }, ''), h('td', { class: cls }, ''), h('td', { class: cls + ' num' }, '')];
     return [
@@ -175,6 +218,9 @@ export function drawDiff(d, ta, tb) {
       h('td', { class: cls + ' num' }, h('div', null, fmtMs(side.duration_ms)), side.tokens ? h('div', { class: 'faint' }, fmtInt(side.tokens) + ' tok') : null),
     ];
   };
+  /**
+   * @param {any} it
+   */
   const rowEls = function (it) {
     const r = it.r, mt = it.mt;
     const model = mb && r.ib >= 0 ? mb : ma;
@@ -186,6 +232,7 @@ export function drawDiff(d, ta, tb) {
     spanCell.appendChild(kindChip(it.kind));
     spanCell.appendChild(h('span', { class: 'name' }, name));
     const deltaCell = h('td', { class: 'c-delta num' });
+    /** @type {HTMLElement | null} */
     let diffRow = null;
     if (mt) {
       deltaCell.appendChild(h('div', null, deltaEl(mt.duration_ms ? mt.duration_ms.delta : null, '', mt.duration_ms ? mt.duration_ms.pct : null, fmtMs)));
@@ -193,12 +240,13 @@ export function drawDiff(d, ta, tb) {
       const costD = mt.cost_usd && mt.cost_usd.delta ? deltaEl(mt.cost_usd.delta, '', null, fmtCost) : null;
       if (tokD || costD) deltaCell.appendChild(h('div', null, tokD, tokD && costD ? h('span', { class: 'faint' }, ' · ') : null, costD));
       if (mt.output_diff) {
-        diffRow = h('tr', { class: 'out-diff', hidden: true }, h('td', { colspan: '9' }, udiffEl(mt.output_diff)));
+        const out = h('tr', { class: 'out-diff', hidden: true }, h('td', { colspan: '9' }, udiffEl(mt.output_diff)));
+        diffRow = out;
         const btn = h('button', { type: 'button', class: 'out-toggle', 'aria-expanded': 'false' }, 'output changed ▾');
         btn.addEventListener('click', function () {
-          diffRow.hidden = !diffRow.hidden;
-          btn.setAttribute('aria-expanded', String(!diffRow.hidden));
-          btn.textContent = diffRow.hidden ? 'output changed ▾' : 'output changed ▴';
+          out.hidden = !out.hidden;
+          btn.setAttribute('aria-expanded', String(!out.hidden));
+          btn.textContent = out.hidden ? 'output changed ▾' : 'output changed ▴';
         });
         deltaCell.appendChild(h('div', null, btn));
       }
@@ -218,7 +266,7 @@ export function drawDiff(d, ta, tb) {
   const view = { only: items.length > PAGE && nDiffer > 0, shown: PAGE };
   const tbody = h('tbody');
   const moreBox = h('div', { class: 'more' });
-  const onlyBox = h('input', { type: 'checkbox', checked: view.only, onchange: function (e) { view.only = e.target.checked; view.shown = PAGE; drawBody(); } });
+  const onlyBox = h('input', { type: 'checkbox', checked: view.only, onchange: function (/** @type {Event} */ e) { view.only = /** @type {HTMLInputElement} */ (e.target).checked; view.shown = PAGE; drawBody(); } });
   const totalsRow = h('tr', { class: 'totals-row' },
     h('td', { class: 'c-mark' }, ''), h('td', { class: 'c-span' }, '(trace)'),
     h('td', { class: 'a l' }, badge(stat.a)), h('td', { class: 'a' }, ''), h('td', { class: 'a num' }, fmtMs(dur.a)),
@@ -258,6 +306,9 @@ export function drawDiff(d, ta, tb) {
   return frag;
 }
 
+/**
+ * @param {string} text
+ */
 export function udiffEl(text) {
   const pre = h('div', { class: 'udiff' });
   for (const line of String(text).replace(/\n$/, '').split('\n')) {

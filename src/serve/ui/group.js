@@ -8,6 +8,12 @@ import { fmtCost, fmtGap, fmtInt, fmtLocal, fmtMs, parseMs, parseUs, plural, tot
 import { exchange, isRunning } from './model.js';
 import { app, setCrumbs, setState } from './shell.js';
 
+/** @typedef {import('./model.js').TraceJson} TraceJson */
+
+/**
+ * @param {string} group
+ * @returns {import('./shell.js').Page}
+ */
 export function groupPage(group) {
   document.title = group + ' — conversation — agentrace';
   setCrumbs([{ text: 'Traces', href: '/' }, { text: 'Conversation ' + group }]);
@@ -15,8 +21,11 @@ export function groupPage(group) {
   const root = h('div', { class: 'page convo' }, h('div', { class: 'loading' }, 'Loading conversation…'));
   app.appendChild(root);
 
+  /**
+   * @param {TraceJson[]} traces
+   */
   function draw(traces) {
-    traces = traces.slice().sort((x, y) => parseUs(x.started_at) - parseUs(y.started_at));
+    traces = traces.slice().sort((/** @type {TraceJson} */ x, /** @type {TraceJson} */ y) => parseUs(x.started_at) - parseUs(y.started_at));
     const first = traces.length ? parseMs(traces[0].started_at) : NaN;
     let lastEnd = -Infinity, tokens = 0, cost = null, errors = 0, running = 0;
     for (const t of traces) {
@@ -35,9 +44,10 @@ export function groupPage(group) {
       h('div', null, h('dt', null, 'cost'), h('dd', null, fmtCost(cost))),
       h('div', null, h('dt', null, 'status'), h('dd', null, errors ? badge('error') : running ? badge('running') : badge('ok'),
         errors ? h('span', { class: 'muted' }, ' ' + plural(errors, 'trace') + ' failed') : null)));
+    /** @type {HTMLElement[]} */
     const items = [h('div', { class: 'card convo-head' }, h('h1', null, 'Conversation ', h('code', null, group)), headFacts)];
     let prevEnd = NaN;
-    traces.forEach(function (t, k) {
+    traces.forEach(function (/** @type {TraceJson} */ t, /** @type {number} */ k) {
       const start = parseMs(t.started_at);
       if (k > 0) {
         const gap = isFinite(prevEnd) ? start - prevEnd : NaN;
@@ -84,9 +94,13 @@ export function groupPage(group) {
 }
 groupPage.pageName = 'group';
 
-/** "triage → billing · 2 model calls · 1 tool call": who worked on a turn. */
+/**
+ * "triage → billing · 2 model calls · 1 tool call": who worked on a turn.
+ * @param {TraceJson} t
+ */
 export function agentsLine(t) {
   const spans = Array.isArray(t.spans) ? t.spans : [];
+  /** @type {string[]} */
   const agents = [];
   let calls = 0, tools = 0, commands = 0;
   for (const s of spans) {

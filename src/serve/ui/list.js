@@ -7,19 +7,37 @@ import { badge, diffPath, h, relTime, tracePath, groupPath } from './dom.js';
 import { fmtCost, fmtInt, fmtLocal, fmtMs, pad, parseMs, plural, totalTokens } from './format.js';
 import { app, navigate, setCrumbs, setState } from './shell.js';
 
+/**
+ * The list's filters, as the address and `/api/traces` spell them ('' when unset).
+ * @typedef {{ search: string, workflow: string, group: string, status: string, since: string,
+ *   from: string, until: string, limit: string, meta: string[] }} Filters
+ * @typedef {import('./model.js').TraceSummary} TraceSummary
+ */
+
+/** @type {ReadonlyArray<Exclude<keyof Filters, 'meta'>>} */
 export const LIST_KEYS = ['search', 'workflow', 'group', 'status', 'since', 'from', 'until', 'limit'];
 export const DEFAULT_LIMIT = 100;
 export const SINCE_PRESETS = ['15m', '1h', '24h', '7d'];
+/** @type {Set<string>} */
 export const knownWorkflows = new Set();
 
+/**
+ * @param {string} search the query string
+ * @returns {Filters}
+ */
 export function readFilters(search) {
   const q = new URLSearchParams(search);
-  const f = { meta: q.getAll('meta').filter(Boolean) };
+  /** @type {Filters} */
+  const f = { search: '', workflow: '', group: '', status: '', since: '', from: '', until: '', limit: '', meta: q.getAll('meta').filter(Boolean) };
   for (const k of LIST_KEYS) f[k] = (q.get(k) || '').trim();
   return f;
 }
 
-/** The query string of a filter: the same keys for the page's URL and for /api/traces. */
+/**
+ * The query string of a filter: the same keys for the page's URL and for /api/traces.
+ * @param {Filters} f
+ * @param {boolean} forApi the limit always (the API), or only when not the default (the address)
+ */
 export function filterQuery(f, forApi) {
   const q = new URLSearchParams();
   for (const k of LIST_KEYS) {
@@ -32,28 +50,43 @@ export function filterQuery(f, forApi) {
   return q.toString();
 }
 
+/**
+ * @param {Filters} f
+ */
 export const hasFilters = (f) => !!(f.search || f.workflow || f.group || f.status || f.since || f.from || f.until || f.meta.length);
 
-/** RFC 3339 → the value of a datetime-local input (local time). */
+/**
+ * RFC 3339 → the value of a datetime-local input (local time).
+ * @param {string} iso
+ */
 export function toLocalInput(iso) {
   const ms = parseMs(iso);
   if (!isFinite(ms)) return '';
   const d = new Date(ms);
   return d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate()) + 'T' + pad(d.getHours()) + ':' + pad(d.getMinutes());
 }
+/**
+ * @param {string} v
+ */
 export function fromLocalInput(v) {
   if (!v) return '';
   const d = new Date(v);
   return isNaN(d.getTime()) ? '' : d.toISOString().replace('.000Z', 'Z');
 }
 
+/**
+ * @returns {import('./shell.js').Page}
+ */
 export function listPage() {
   document.title = 'Traces — agentrace';
   setCrumbs([{ text: 'Traces' }]);
   let filters = readFilters(location.search);
+  /** @type {TraceSummary[] | null} */
   let traces = null;
-  let seen = null; // ids in the last rendering, to mark new rows
-  const checked = []; // up to two trace ids, in the order they were ticked
+  /** @type {Set<string> | null} ids in the last rendering, to mark new rows */
+  let seen = null;
+  /** @type {string[]} up to two trace ids, in the order they were ticked */
+  const checked = [];
   let dead = false;
 
   // Filter controls.
@@ -71,7 +104,7 @@ export function listPage() {
   const applyBtn = h('button', { type: 'submit', class: 'btn primary' }, 'Apply');
   const clearBtn = h('button', { type: 'button', class: 'btn', onclick: function () { apply({ meta: [] }, true); } }, 'Clear filters');
 
-  const form = h('form', { class: 'filters card', autocomplete: 'off', onsubmit: function (e) { e.preventDefault(); apply(fromControls()); } },
+  const form = h('form', { class: 'filters card', autocomplete: 'off', onsubmit: function (/** @type {Event} */ e) { e.preventDefault(); apply(fromControls()); } },
     h('label', { class: 'field search' }, h('span', null, 'Search'), fSearch),
     h('label', { class: 'field workflow' }, h('span', null, 'Workflow'), fWorkflow, wfList),
     h('label', { class: 'field group' }, h('span', null, 'Group'), fGroup),
@@ -135,6 +168,10 @@ export function listPage() {
     clearBtn.disabled = !hasFilters(filters);
   }
 
+  /**
+   * @param {Partial<Filters>} f
+   * @param {boolean} [replaceAll] drop the limit too
+   */
   function apply(f, replaceAll) {
     const next = Object.assign({ search: '', workflow: '', group: '', status: '', since: '', from: '', until: '', limit: '', meta: [] }, f);
     if (replaceAll) next.limit = '';
@@ -178,6 +215,10 @@ export function listPage() {
     compareHint.textContent = checked.length === 2 ? '' : checked.length === 1 ? 'Tick one more trace to compare.' : 'Tick two traces to compare them.';
   }
 
+  /**
+   * @param {string} id
+   * @param {boolean} on
+   */
   function toggleCheck(id, on) {
     const at = checked.indexOf(id);
     if (on && at < 0) {
@@ -186,20 +227,24 @@ export function listPage() {
     } else if (!on && at >= 0) {
       checked.splice(at, 1);
     }
-    for (const tr of body.querySelectorAll('tr[data-trace-id]')) {
-      const isOn = checked.indexOf(tr.dataset.traceId) >= 0;
+    for (const tr of /** @type {NodeListOf<HTMLElement>} */ (body.querySelectorAll('tr[data-trace-id]'))) {
+      const isOn = checked.indexOf(tr.dataset.traceId || '') >= 0;
       tr.classList.toggle('checked', isOn);
-      const box = tr.querySelector('input[type="checkbox"]');
+      const box = /** @type {HTMLInputElement | null} */ (tr.querySelector('input[type="checkbox"]'));
       if (box) box.checked = isOn;
     }
     updateCompare();
   }
 
+  /**
+   * @param {TraceSummary} t
+   * @param {boolean} fresh new since the last rendering
+   */
   function row(t, fresh) {
     const started = parseMs(t.started_at);
     const running = t.status === 'running';
     const box = h('input', { type: 'checkbox', 'aria-label': 'Select ' + t.name + ' for comparison', checked: checked.indexOf(t.trace_id) >= 0,
-      onchange: function (e) { toggleCheck(t.trace_id, e.target.checked); } });
+      onchange: function (/** @type {Event} */ e) { toggleCheck(t.trace_id, /** @type {HTMLInputElement} */ (e.target).checked); } });
     const err = t.error && t.error.message ? h('span', { class: 'err', title: t.error.message }, t.error.message) : null;
     const tr = h('tr', { dataset: { traceId: t.trace_id }, class: (checked.indexOf(t.trace_id) >= 0 ? 'checked ' : '') + (fresh ? 'fresh' : '') },
       h('td', { class: 'c-check' }, box),
@@ -216,7 +261,7 @@ export function listPage() {
       h('td', { class: 'c-tokens num', title: t.usage ? fmtInt(t.usage.input_tokens) + ' in · ' + fmtInt(t.usage.output_tokens) + ' out' : '' }, t.usage ? fmtInt(totalTokens(t.usage)) : '—'),
       h('td', { class: 'c-cost num' }, fmtCost(t.cost_usd)));
     tr.addEventListener('click', function (e) {
-      if (e.target.closest('a, input, button, label')) return;
+      if (!(e.target instanceof Element) || e.target.closest('a, input, button, label')) return;
       const sel = window.getSelection ? String(window.getSelection()) : '';
       if (sel) return; // the user is selecting text, not opening the trace
       navigate(tracePath(t.trace_id));

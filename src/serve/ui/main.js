@@ -59,7 +59,7 @@ document.addEventListener('click', function (e) {
   const a = e.target instanceof Element ? e.target.closest('a[data-nav]') : null;
   if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
   e.preventDefault();
-  const href = a.getAttribute('href');
+  const href = a.getAttribute('href') || '/';
   if (href === location.pathname + location.search) { if (current && current.refresh) current.refresh(); return; }
   navigate(href);
 });
@@ -70,6 +70,10 @@ window.addEventListener('popstate', render);
 /** @type {{ source: EventSource | null, version: unknown, timer: number, pending: boolean, retry: number }} */
 const live = { source: null, version: null, timer: 0, pending: false, retry: 0 };
 
+/**
+ * @param {string} state
+ * @param {string} text
+ */
 function setLive(state, text) {
   liveBadge.dataset.live = state;
   liveBadge.textContent = text;

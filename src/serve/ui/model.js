@@ -1,19 +1,43 @@
 // @ts-check
 // The trace model shared by the trace, conversation and diff pages and by the HTML export: a
-// trace as the JSON API gives it (`render::json::trace_doc_json`), indexed once into typed
-// arrays (parent, children, depth, tree order, times in µs), so 10,000 spans stay fast.
+// trace as the JSON API gives it (`trace::json::trace_doc_json`, docs/contract.md), indexed
+// once into typed arrays (parent, children, depth, tree order, times in µs), so 10,000 spans
+// stay fast.
 
 import { parseUs, pretty } from './format.js';
 
-/** Indexes a trace's spans: parent/children/depth in tree order, times in µs. */
+/**
+ * The JSON shapes of docs/contract.md, as far as the UI reads them. Attributes are free-form.
+ * @typedef {{ input_tokens?: number, output_tokens?: number, total_tokens?: number }} Usage
+ * @typedef {{ message: string, data?: unknown }} ErrorJson
+ * @typedef {{ name: string, time: string, attributes?: Record<string, any> }} EventJson
+ * @typedef {{ span_id: string, parent_id?: string | null, kind: string, name: string,
+ *   status: string, started_at: string, ended_at?: string | null, duration_ms?: number | null,
+ *   attributes?: Record<string, any>, events?: EventJson[], error?: ErrorJson | null }} SpanJson
+ * @typedef {{ trace_id: string, name: string, workflow?: string, group_id?: string | null,
+ *   metadata?: Record<string, unknown>, status: string, started_at: string,
+ *   ended_at?: string | null, duration_ms?: number | null, usage?: Usage | null,
+ *   cost_usd?: number | null, error?: ErrorJson | null }} TraceSummary
+ * @typedef {TraceSummary & { spans: SpanJson[] }} TraceJson
+ * @typedef {ReturnType<typeof buildModel>} Model
+ */
+
+/**
+ * Indexes a trace's spans: parent/children/depth in tree order, times in µs.
+ * @param {TraceJson} t
+ * @param {number} [nowUs] now, for the end of a running trace
+ */
 export function buildModel(t, nowUs) {
   const spans = Array.isArray(t.spans) ? t.spans : [];
   const n = spans.length;
+  /** @type {Map<string, number>} */
   const byId = new Map();
   for (let i = 0; i < n; i++) byId.set(spans[i].span_id, i);
   const parent = new Int32Array(n), depth = new Int32Array(n), order = new Int32Array(n);
   const start = new Float64Array(n), end = new Float64Array(n);
+  /** @type {number[][]} */
   const children = new Array(n);
+  /** @type {number[]} */
   const roots = [];
   for (let i = 0; i < n; i++) children[i] = [];
   for (let i = 0; i < n; i++) {
@@ -29,11 +53,14 @@ export function buildModel(t, nowUs) {
   // caught in a parent cycle is never reached from a root, so it becomes one.
   const visited = new Uint8Array(n);
   let k = 0;
+  /**
+   * @param {number} r
+   */
   const walk = function (r) {
     const stack = [r];
     depth[r] = 0;
     while (stack.length) {
-      const i = stack.pop();
+      const i = /** @type {number} */ (stack.pop());
       if (visited[i]) continue;
       visited[i] = 1;
       order[k++] = i;
@@ -72,16 +99,28 @@ export function buildModel(t, nowUs) {
   return model;
 }
 
-export function isRunning(t) { return t && t.status === 'running'; }
+/**
+ * @param {TraceSummary | null | undefined} t
+ * @returns {boolean}
+ */
+export function isRunning(t) { return !!t && t.status === 'running'; }
 
-/** The right end of the time axis: the last thing that happened, or now while running. */
+/**
+ * The right end of the time axis: the last thing that happened, or now while running.
+ * @param {Model} m
+ * @param {number} [nowUs]
+ */
 export function updateHi(m, nowUs) {
   let hi = m.staticHi;
   if (isRunning(m.trace)) hi = Math.max(hi, nowUs || Date.now() * 1000);
   m.hi = Math.max(hi, m.lo + 1);
 }
 
-/** "Span paths" exactly as `agentrace diff` makes them: names from the root, `#k` for repeats. */
+/**
+ * "Span paths" exactly as `agentrace diff` makes them: names from the root, `#k` for repeats.
+ * @param {Model} m
+ * @returns {string[]}
+ */
 export function spanPaths(m) {
   const paths = new Array(m.n);
   const seen = new Map();
@@ -100,9 +139,17 @@ export function spanPaths(m) {
   return paths;
 }
 
-/** The conversation view of a trace: the user's input and the final output. */
+/**
+ * The conversation view of a trace: the user's input and the final output.
+ * @param {TraceJson} t
+ * @returns {{ input: string | null, output: string | null }}
+ */
 export function exchange(t) {
   const spans = Array.isArray(t.spans) ? t.spans : [];
+  /**
+   * @param {unknown} v
+   * @returns {string | null}
+   */
   const text = function (v) {
     if (v === null || v === undefined) return null;
     if (typeof v === 'string') return v;
@@ -115,19 +162,33 @@ export function exchange(t) {
     return pretty(v);
   };
   const roots = spans.filter((s) => !s.parent_id);
+  /**
+   * @param {SpanJson} s
+   */
   const kind = (s) => s.kind === 'agent' || s.kind === 'generation';
   let input = null, output = null;
   const firstIn = roots.find((s) => typeof s.attributes?.input === 'string' && kind(s))
     || roots.find((s) => s.attributes && s.attributes.input !== undefined)
     || spans.find((s) => kind(s) && s.attributes && s.attributes.input !== undefined);
-  if (firstIn) input = text(firstIn.attributes.input);
+  if (firstIn && firstIn.attributes) input = text(firstIn.attributes.input);
+  /**
+   * @param {SpanJson} s
+   */
   const withOut = (s) => s.attributes && (s.attributes.output !== undefined || s.attributes.stdout !== undefined);
+  /**
+   * @param {SpanJson} a
+   * @param {SpanJson} b
+   */
   const byEnd = (a, b) => parseUs(b.ended_at || b.started_at) - parseUs(a.ended_at || a.started_at);
   const lastOut = roots.filter(withOut).sort(byEnd)[0] || spans.filter(withOut).sort(byEnd)[0];
-  if (lastOut) output = text(lastOut.attributes.output !== undefined ? lastOut.attributes.output : lastOut.attributes.stdout);
+  if (lastOut && lastOut.attributes) output = text(lastOut.attributes.output !== undefined ? lastOut.attributes.output : lastOut.attributes.stdout);
   return { input: input, output: output };
 }
 
+/**
+ * @param {unknown} content
+ * @returns {string}
+ */
 export function messageText(content) {
   if (content === null || content === undefined) return '';
   if (typeof content === 'string') return content;

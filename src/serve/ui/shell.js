@@ -12,6 +12,9 @@ export const crumbs = byId('crumbs');
 export const router = { render: () => {} };
 
 
+/**
+ * @param {'loading' | 'ready' | 'error'} state
+ */
 export function setState(state) { app.dataset.state = state; }
 
 /** @param {Array<{ text: string, href?: string }>} items */
@@ -24,6 +27,10 @@ export function setCrumbs(items) {
   });
 }
 
+/**
+ * @param {string} url
+ * @param {boolean} [replace]
+ */
 export function navigate(url, replace) {
   if (replace) history.replaceState(null, '', url); else history.pushState(null, '', url);
   router.render();

@@ -11,6 +11,8 @@ import { KINDS, STATUS_MARK, fmtCost, fmtInt, fmtLocal, fmtMs, parseMs, safeKind
 import { buildModel, isRunning, updateHi } from './model.js';
 import { app, setCrumbs } from './shell.js';
 
+/** @typedef {import('./model.js').Model} Model */
+
 export const ROW = 24, OVERSCAN = 12, INDENT = 14;
 
 /**
@@ -19,7 +21,9 @@ export const ROW = 24, OVERSCAN = 12, INDENT = 14;
  */
 export function traceView(options) {
   let dead = false;
-  let m = null; // the model
+  // The model: null until setModel (and after fail); whatever may run before checks `!m`.
+  /** @type {Model} */
+  let m = /** @type {any} */ (null);
   const st = {
     collapsed: new Set(),      // span ids whose children are hidden
     selected: -1,              // span index
@@ -62,6 +66,11 @@ export function traceView(options) {
       ? [{ text: 'Traces', href: '/' }, ...(t.group_id ? [{ text: t.group_id, href: groupPath(t.group_id) }] : []), { text: t.name || t.trace_id }]
       : [{ text: t.name || t.trace_id }]);
     const started = m.lo / 1000;
+    /**
+     * @param {string} label
+     * @param {unknown} value
+     * @param {string} [title]
+     */
     const dd = function (label, value, title) {
       return h('div', null, h('dt', null, label), h('dd', { title: title || null }, value));
     };
@@ -85,7 +94,7 @@ export function traceView(options) {
         t.group_id && options.links ? link(groupPath(t.group_id), 'Conversation →', 'btn small') : null),
       facts,
       meta.length ? h('div', { class: 'metadata', 'aria-label': 'Metadata' }, meta.map(function (k) {
-        const v = t.metadata[k];
+        const v = (t.metadata || {})[k];
         const text = typeof v === 'string' ? v : JSON.stringify(v);
         return h('span', { class: 'chip', title: k + '=' + text }, h('span', { class: 'k' }, k), h('span', { class: 'v' }, text));
       })) : null,
@@ -97,10 +106,11 @@ export function traceView(options) {
     const rows = new Int32Array(m.n);
     const rowOf = new Int32Array(m.n).fill(-1);
     let r = 0;
+    /** @type {number[]} */
     const stack = [];
     for (let i = m.roots.length - 1; i >= 0; i--) stack.push(m.roots[i]);
     while (stack.length) {
-      const i = stack.pop();
+      const i = /** @type {number} */ (stack.pop());
       rowOf[i] = r;
       rows[r++] = i;
       if (!st.collapsed.has(m.spans[i].span_id)) {
@@ -116,8 +126,15 @@ export function traceView(options) {
     st.drawn = '';
   }
 
+  /**
+   * @param {number} us
+   */
   const pct = (us) => ((us - m.lo) / (m.hi - m.lo)) * 100;
 
+  /**
+   * @param {number} i span
+   * @param {number} r row
+   */
   function rowEl(i, r) {
     const s = m.spans[i];
     const status = safeStatus(s.status);
@@ -169,6 +186,9 @@ export function traceView(options) {
     return div;
   }
 
+  /**
+   * @param {boolean} force even when the rows in view are the ones drawn
+   */
   function drawRows(force) {
     if (!m) return;
     if (!st.rows.length) {
@@ -189,6 +209,9 @@ export function traceView(options) {
   }
 
   // ---- time axis
+  /**
+   * @param {number} raw
+   */
   function niceStep(raw) {
     const p = Math.pow(10, Math.floor(Math.log10(raw)));
     const f = raw / p;
@@ -222,6 +245,10 @@ export function traceView(options) {
   }
 
   // ---- selection, collapse, find
+  /**
+   * @param {number} i
+   * @param {{ scroll?: boolean, center?: boolean }} [opts]
+   */
   function select(i, opts) {
     if (!m || i < 0 || i >= m.n) return;
     expandTo(i);
@@ -243,6 +270,9 @@ export function traceView(options) {
   }
   let urlTimer = 0;
 
+  /**
+   * @param {number} i
+   */
   function expandTo(i) {
     let changed = false;
     for (let p = m.parent[i]; p >= 0; p = m.parent[p]) {
@@ -251,6 +281,10 @@ export function traceView(options) {
     if (changed) flatten();
   }
 
+  /**
+   * @param {number} r
+   * @param {boolean} [center]
+   */
   function scrollToRow(r, center) {
     if (r < 0) return;
     const top = r * ROW, h0 = viewport.clientHeight;
@@ -260,6 +294,10 @@ export function traceView(options) {
     drawRows(false);
   }
 
+  /**
+   * @param {number} i
+   * @param {boolean} [collapse] toggles when left out
+   */
   function toggle(i, collapse) {
     if (!m.children[i].length) return;
     const id = m.spans[i].span_id;
@@ -269,6 +307,9 @@ export function traceView(options) {
     drawRows(true);
   }
 
+  /**
+   * @param {boolean} collapse
+   */
   function setAll(collapse) {
     st.collapsed.clear();
     if (collapse) for (let i = 0; i < m.n; i++) if (m.children[i].length) st.collapsed.add(m.spans[i].span_id);
@@ -284,6 +325,9 @@ export function traceView(options) {
   }
 
   let findTimer = 0;
+  /**
+   * @param {boolean} jump
+   */
   function runFind(jump) {
     const q = findInput.value.trim().toLowerCase();
     if (!m || !q) { st.match = null; st.matches = []; st.matchAt = -1; found.textContent = ''; drawRows(true); return; }
@@ -300,6 +344,9 @@ export function traceView(options) {
     found.textContent = matches.length ? '1 / ' + matches.length : 'no match';
     if (jump && matches.length) select(matches[0], { center: true }); else drawRows(true);
   }
+  /**
+   * @param {number} dir
+   */
   function stepFind(dir) {
     if (!st.matches.length) { runFind(true); return; }
     st.matchAt = (st.matchAt + dir + st.matches.length) % st.matches.length;
@@ -314,16 +361,21 @@ export function traceView(options) {
   });
 
   rowsBox.addEventListener('click', function (e) {
-    const tg = e.target.closest('[data-toggle]');
+    if (!(e.target instanceof Element)) return;
+    const tg = /** @type {HTMLElement | null} */ (e.target.closest('[data-toggle]'));
     if (tg) { toggle(Number(tg.dataset.toggle)); return; }
-    const r = e.target.closest('.row');
+    const r = /** @type {HTMLElement | null} */ (e.target.closest('.row'));
     if (r) { select(Number(r.dataset.i), { scroll: false }); viewport.focus({ preventScroll: true }); }
   });
   rowsBox.addEventListener('dblclick', function (e) {
-    const r = e.target.closest('.row');
+    if (!(e.target instanceof Element)) return;
+    const r = /** @type {HTMLElement | null} */ (e.target.closest('.row'));
     if (r && !e.target.closest('[data-toggle]')) toggle(Number(r.dataset.i));
   });
 
+  /**
+   * @param {KeyboardEvent} e
+   */
   function onKey(e) {
     if (!m || !st.rows.length) return;
     const r = st.selected >= 0 ? st.rowOf[st.selected] : -1;
@@ -358,13 +410,17 @@ export function traceView(options) {
     if (target >= 0) select(st.rows[target]);
   }
 
+  /**
+   * @param {KeyboardEvent} e
+   */
   function onDocKey(e) {
     if (e.defaultPrevented || e.altKey || e.ctrlKey || e.metaKey) return;
-    const tag = e.target && e.target.tagName;
-    if (tag === 'INPUT' || tag === 'SELECT' || tag === 'TEXTAREA' || (e.target && e.target.isContentEditable)) return;
+    const target = e.target instanceof HTMLElement ? e.target : null;
+    const tag = target && target.tagName;
+    if (tag === 'INPUT' || tag === 'SELECT' || tag === 'TEXTAREA' || (target && target.isContentEditable)) return;
     if (e.key === '/') { e.preventDefault(); findInput.focus(); findInput.select(); return; }
-    if (e.target && e.target.closest && e.target.closest('.detail') && (e.key === ' ' || e.key === 'Enter')) return;
-    if (e.target && e.target.closest && e.target.closest('a, button, summary')) { if (e.key === 'Enter' || e.key === ' ') return; }
+    if (target && target.closest('.detail') && (e.key === ' ' || e.key === 'Enter')) return;
+    if (target && target.closest('a, button, summary')) { if (e.key === 'Enter' || e.key === ' ') return; }
     onKey(e);
   }
   document.addEventListener('keydown', onDocKey);
@@ -401,6 +457,10 @@ export function traceView(options) {
   }
 
   // ---- loading and live refresh
+  /**
+   * @param {import('./model.js').TraceJson} trace
+   * @param {boolean} first the first time: select the wanted span
+   */
   function setModel(trace, first) {
     const prevScroll = viewport.scrollTop;
     const prevSel = m && st.selected >= 0 ? m.spans[st.selected].span_id : null;
@@ -413,7 +473,7 @@ export function traceView(options) {
     if (st.match) runFind(false);
     let sel = -1;
     const want = first ? wanted : prevSel;
-    if (want && m.byId.has(want)) sel = m.byId.get(want);
+    if (want && m.byId.has(want)) sel = m.byId.get(want) ?? -1;
     else if ((first || !prevSel) && m.n) sel = m.roots[0];
     st.selected = sel;
     if (sel >= 0) expandTo(sel);
@@ -429,9 +489,12 @@ export function traceView(options) {
   return {
     page: page,
     setModel: setModel,
-    /** Shows `notice` in place of the trace. */
+    /**
+     * Shows `notice` in place of the trace.
+     * @param {Node} notice
+     */
     fail: function (notice) {
-      m = null;
+      m = /** @type {any} */ (null);
       split.hidden = true;
       head.replaceChildren(notice);
     },
