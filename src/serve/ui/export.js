@@ -15,7 +15,7 @@ import { traceView } from './waterfall.js';
 
 /** @type {{ traces?: unknown }} */
 const data = JSON.parse(byId('trace-data').textContent || '{}');
-/** @type {any[]} */
+/** @type {import('./model.js').TraceJson[]} */
 const traces = Array.isArray(data.traces) ? data.traces : [];
 const tabs = byId('tabs');
 /** @type {ReturnType<typeof traceView> | null} */

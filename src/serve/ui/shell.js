@@ -11,7 +11,6 @@ export const crumbs = byId('crumbs');
 /** Where `navigate` sends the page: main.js puts its router here. */
 export const router = { render: () => {} };
 
-
 /**
  * @param {'loading' | 'ready' | 'error'} state
  */
