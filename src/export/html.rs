@@ -1,7 +1,8 @@
 //! One self-contained HTML page for one or more traces, drawn by serve's own front-end: the
 //! same waterfall, chat view, tool calls and detail pane as `agentrace serve` shows, from the
 //! same modules (`src/serve/ui/`), with the traces embedded as data instead of fetched. Several
-//! traces (a conversation) get a tab each.
+//! traces get a tab each; the traces of one conversation also a tab with its turns, as serve's
+//! conversation page shows them.
 //!
 //! Nothing is fetched: the page (`ui/export.html`) gets the style sheet and the modules inline.
 //! The modules that need no network are joined into one `<script type="module">` in the order
@@ -31,6 +32,10 @@ const MODULES: &[(&str, &str)] = &[
     ("model.js", include_str!("../serve/ui/model.js")),
     ("detail.js", include_str!("../serve/ui/detail.js")),
     ("waterfall.js", include_str!("../serve/ui/waterfall.js")),
+    (
+        "conversation.js",
+        include_str!("../serve/ui/conversation.js"),
+    ),
     ("export.js", include_str!("../serve/ui/export.js")),
 ];
 

@@ -19,6 +19,7 @@ const STYLE: &str = include_str!("ui/app.css");
 /// browser test sees.
 const MODULES: &[(&str, &str)] = &[
     ("api.js", include_str!("ui/api.js")),
+    ("conversation.js", include_str!("ui/conversation.js")),
     ("detail.js", include_str!("ui/detail.js")),
     ("diff.js", include_str!("ui/diff.js")),
     ("dom.js", include_str!("ui/dom.js")),

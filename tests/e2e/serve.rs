@@ -1146,23 +1146,27 @@ fn the_ui_lists_filters_and_opens_traces_in_headless_chromium_with_names_as_text
     let served = Served::start(&env, &[]);
     let driver = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/ui/drive.mjs");
     let screenshot = env.path().join("ui.png");
+    // The whole conversation of the support trace in one file, the hostile trace alone.
+    let conversation: Vec<String> = env
+        .list_json(&["--group", "conv_12345"])
+        .iter()
+        .map(|t| t["trace_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(conversation.len(), 2);
     for (id, name, workflow, escaped) in [
         (&support_id, "triage", "Customer Support Conversation", None),
         (&hostile_id, hostile, "Hostile", Some(hostile)),
     ] {
         // The HTML export of the same trace, which the driver checks against serve's page.
         let exported = env.path().join(format!("{id}.html"));
-        assert_exit(
-            &env.run(&[
-                "export",
-                id,
-                "--format",
-                "html",
-                "-o",
-                exported.to_str().unwrap(),
-            ]),
-            0,
-        );
+        let mut args = vec!["export"];
+        if escaped.is_none() {
+            args.extend(conversation.iter().map(String::as_str));
+        } else {
+            args.push(id);
+        }
+        args.extend(["--format", "html", "-o", exported.to_str().unwrap()]);
+        assert_exit(&env.run(&args), 0);
         let mut cmd = std::process::Command::new("node");
         cmd.arg(&driver)
             .args([
@@ -1195,6 +1199,7 @@ fn the_ui_lists_filters_and_opens_traces_in_headless_chromium_with_names_as_text
         assert_eq!(summary["export"]["compared"], spans, "{summary}");
         if escaped.is_none() {
             assert!(summary["export"]["chats"].as_u64() > Some(0), "{summary}");
+            assert_eq!(summary["exportConversation"], 2, "{summary}");
         }
     }
     assert!(

@@ -8,8 +8,9 @@
 //     [--expect-escaped '<script>alert(1)</script>'] [--screenshot trace.png] [--no-diff] \
 //     [--export-html trace.html]
 //
-// With --export-html (`agentrace export TRACE_ID --format html` of the same trace), it also opens
-// that file and checks that it shows every span's details exactly as serve does: one front-end.
+// With --export-html (`agentrace export ... --format html` of the same trace, alone or with the
+// rest of its conversation), it also opens that file and checks that it shows every span's
+// details, and the conversation's turns, exactly as serve does: one front-end.
 //
 // Environment: CHROMIUM (the browser binary; default /usr/bin/chromium) and NODE_PATH (a
 // node_modules holding playwright-core, see package.json), unless `npm ci` ran in tests/ui.
@@ -80,6 +81,7 @@ const browser = await chromium.launch({
 let exitCode = 0;
 const summary = { ok: true, base, trace: traceId };
 let page;
+let exported = null; // the HTML export beside serve's page, with --export-html
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   page = await context.newPage();
@@ -293,7 +295,7 @@ try {
   if (opts['export-html']) {
     step.name = 'compare with the HTML export';
     const find = '.wf-tools input[type="search"]';
-    const exported = await context.newPage();
+    exported = await context.newPage();
     exported.setDefaultTimeout(TIMEOUT);
     exported.on('console', (m) => {
       if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()} in the HTML export: ${m.text()}`);
@@ -302,10 +304,13 @@ try {
     exported.on('request', (r) => { if (!r.url().startsWith('file:')) problems.push(`the HTML export fetched ${r.url()}`); });
     await exported.goto(pathToFileURL(opts['export-html']).href);
     await exported.waitForFunction(() => document.body.dataset.rendered || document.body.dataset.errors);
+    // A file of several traces has a tab per trace: open this one's.
+    const tab = exported.locator(`#tabs button[title="${traceId}"]`);
+    if (await tab.isVisible()) await tab.click();
     const rendered = await exported.evaluate(() => ({ rendered: document.body.dataset.rendered, errors: document.body.dataset.errors || null,
       spans: Number(document.querySelector('.waterfall')?.getAttribute('data-spans')), title: document.querySelector('.trace-head h1')?.textContent }));
     if (rendered.errors) fail(`the HTML export reports ${rendered.errors} script errors`);
-    if (rendered.rendered !== `${n} spans` || rendered.spans !== n) fail(`the HTML export shows ${JSON.stringify(rendered)} for ${n} spans`);
+    if (!rendered.rendered || rendered.spans !== n) fail(`the HTML export shows ${JSON.stringify(rendered)} for ${n} spans`);
     const title = await page.locator('.trace-head h1').textContent();
     if (rendered.title !== title) fail(`the HTML export's title is ${JSON.stringify(rendered.title)}, serve's ${JSON.stringify(title)}`);
     // Select a span by its id through the find box (it matches ids too), and read the pane.
@@ -323,7 +328,6 @@ try {
       if (await exported.locator('.detail .chat').count()) chats++;
       compared++;
     }
-    await exported.close();
     await page.fill(find, '');
     await page.press(find, 'Escape');
     summary.export = { compared, chats };
@@ -341,6 +345,14 @@ try {
     const link = page.locator(`article.turn[data-trace-id="${traceId}"] a[href="/traces/${traceId}"]`);
     if (!(await link.count())) fail('the conversation does not link to the trace page');
     summary.conversation = turns;
+    // The export of the whole conversation shows the same turns (the bubbles: input, output).
+    if (exported && (await exported.locator('#tabs button[data-tab="-1"]').count())) {
+      await exported.click('#tabs button[data-tab="-1"]');
+      const bubbles = (p) => p.locator('article.turn .bubbles').allInnerTexts();
+      const ours = await bubbles(page), theirs = await bubbles(exported);
+      if (JSON.stringify(ours) !== JSON.stringify(theirs)) fail(`the conversation's turns differ:\n--- serve\n${ours.join('\n')}\n--- HTML export\n${theirs.join('\n')}`);
+      summary.exportConversation = theirs.length;
+    }
     check();
   }
 
@@ -356,6 +368,7 @@ try {
   if (page) process.stderr.write(`  page: ${page.url()}\n`);
 } finally {
   if (page) page.removeAllListeners('requestfailed');
+  if (exported) await exported.close().catch(() => {});
   await browser.close().catch(() => {});
 }
 if (exitCode === 0) process.stdout.write(JSON.stringify(summary) + '\n');
