@@ -93,8 +93,7 @@ fn router(app: Shared) -> Router {
         .route("/api/diff", get(api::diff))
         .route("/api/events", get(api::events))
         .route("/api/{*rest}", get(api::not_found))
-        .route("/assets/app.js", get(ui::script))
-        .route("/assets/app.css", get(ui::style))
+        .route("/assets/{file}", get(ui::asset))
         .fallback(ui::page)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

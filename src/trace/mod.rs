@@ -11,6 +11,7 @@ pub mod context;
 pub(crate) mod fixture;
 pub mod id;
 pub mod ingest;
+pub mod json;
 pub mod model;
 pub mod recorder;
 pub mod redact;

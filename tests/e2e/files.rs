@@ -1008,6 +1008,8 @@ fn a_conversation_in_one_html_file_shows_each_trace() {
     ] {
         assert!(dom.contains(name), "{name} is not on the page");
     }
+    // The two traces share a group: a tab shows them as the conversation's turns.
+    assert!(dom.contains(">Conversation</button>"), "{dom}");
 }
 
 #[test]

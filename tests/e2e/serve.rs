@@ -100,7 +100,7 @@ fn a_token_is_required_on_every_request_when_one_is_set() {
     for (method, path) in [
         ("GET", "/"),
         ("GET", "/api/traces"),
-        ("GET", "/assets/app.js"),
+        ("GET", "/assets/main.js"),
         ("POST", "/v1/traces/ingest"),
         ("POST", "/v1/traces"),
     ] {
@@ -252,9 +252,22 @@ fn the_api_answers_with_the_clis_json() {
             .unwrap()
             .contains("script-src 'self'")
     );
-    assert!(page.text().contains("/assets/app.js"), "{}", page.text());
-    assert_eq!(served.get("/assets/app.js").status, 200);
+    assert!(page.text().contains("/assets/main.js"), "{}", page.text());
     assert_eq!(served.get("/assets/app.css").status, 200);
+    // The modules are served as they are, as JavaScript; an asset path that names none is not
+    // the page.
+    for module in ["main.js", "dom.js", "waterfall.js"] {
+        let r = served.get(&format!("/assets/{module}"));
+        assert_eq!(r.status, 200, "{module}");
+        assert!(
+            r.header("content-type")
+                .unwrap()
+                .starts_with("text/javascript"),
+            "{module}"
+        );
+    }
+    assert_eq!(served.get("/assets/app.js").status, 404);
+    assert_eq!(served.get("/assets/nothing.js").status, 404);
 }
 
 #[test]
@@ -1097,6 +1110,7 @@ fn error_bodies_never_show_where_the_store_is() {
 
 #[test]
 fn the_ui_lists_filters_and_opens_traces_in_headless_chromium_with_names_as_text() {
+    // ... and the HTML export of each trace shows every span's details as the trace page does.
     let Some(browser) = crate::files::chromium() else {
         return;
     };
@@ -1132,10 +1146,27 @@ fn the_ui_lists_filters_and_opens_traces_in_headless_chromium_with_names_as_text
     let served = Served::start(&env, &[]);
     let driver = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/ui/drive.mjs");
     let screenshot = env.path().join("ui.png");
+    // The whole conversation of the support trace in one file, the hostile trace alone.
+    let conversation: Vec<String> = env
+        .list_json(&["--group", "conv_12345"])
+        .iter()
+        .map(|t| t["trace_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(conversation.len(), 2);
     for (id, name, workflow, escaped) in [
         (&support_id, "triage", "Customer Support Conversation", None),
         (&hostile_id, hostile, "Hostile", Some(hostile)),
     ] {
+        // The HTML export of the same trace, which the driver checks against serve's page.
+        let exported = env.path().join(format!("{id}.html"));
+        let mut args = vec!["export"];
+        if escaped.is_none() {
+            args.extend(conversation.iter().map(String::as_str));
+        } else {
+            args.push(id);
+        }
+        args.extend(["--format", "html", "-o", exported.to_str().unwrap()]);
+        assert_exit(&env.run(&args), 0);
         let mut cmd = std::process::Command::new("node");
         cmd.arg(&driver)
             .args([
@@ -1147,6 +1178,7 @@ fn the_ui_lists_filters_and_opens_traces_in_headless_chromium_with_names_as_text
                 name,
             ])
             .args(["--filter-workflow", workflow])
+            .args(["--export-html", exported.to_str().unwrap()])
             .env("CHROMIUM", &browser)
             .env("NODE_PATH", &node_path);
         match escaped {
@@ -1160,6 +1192,15 @@ fn the_ui_lists_filters_and_opens_traces_in_headless_chromium_with_names_as_text
             stdout(&out),
             stderr(&out)
         );
+        // Every span's detail pane was compared, and the support trace's model calls show as
+        // a chat in both.
+        let summary: Value = serde_json::from_str(stdout(&out).trim()).expect("one JSON line");
+        let spans = env.show_json(id)["spans"].as_array().unwrap().len();
+        assert_eq!(summary["export"]["compared"], spans, "{summary}");
+        if escaped.is_none() {
+            assert!(summary["export"]["chats"].as_u64() > Some(0), "{summary}");
+            assert_eq!(summary["exportConversation"], 2, "{summary}");
+        }
     }
     assert!(
         std::fs::metadata(&screenshot).unwrap().len() > 10_000,

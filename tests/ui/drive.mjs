@@ -5,23 +5,29 @@
 //
 //   node tests/ui/drive.mjs --base http://127.0.0.1:PORT --expect-trace TRACE_ID \
 //     --expect-name 'SPAN NAME' --filter-workflow 'WORKFLOW' \
-//     [--expect-escaped '<script>alert(1)</script>'] [--screenshot trace.png] [--no-diff]
+//     [--expect-escaped '<script>alert(1)</script>'] [--screenshot trace.png] [--no-diff] \
+//     [--export-html trace.html]
+//
+// With --export-html (`agentrace export ... --format html` of the same trace, alone or with the
+// rest of its conversation), it also opens that file and checks that it shows every span's
+// details, and the conversation's turns, exactly as serve does: one front-end.
 //
 // Environment: CHROMIUM (the browser binary; default /usr/bin/chromium) and NODE_PATH (a
 // node_modules holding playwright-core, see package.json), unless `npm ci` ran in tests/ui.
 // Exit 0 with a one-line JSON summary on stdout; exit 1 with the reason on stderr; exit 2 on
 // bad arguments.
 import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 
 const require = createRequire(import.meta.url);
 const started = Date.now();
 
 const USAGE = 'usage: drive.mjs --base URL --expect-trace ID --expect-name NAME --filter-workflow NAME ' +
-  '[--expect-escaped TEXT] [--screenshot PATH] [--timeout MS] [--no-diff]';
+  '[--expect-escaped TEXT] [--screenshot PATH] [--timeout MS] [--no-diff] [--export-html PATH]';
 
 function parseArgs(argv) {
   const flags = new Set(['no-diff']);
-  const known = new Set(['base', 'expect-trace', 'expect-name', 'filter-workflow', 'expect-escaped', 'screenshot', 'timeout']);
+  const known = new Set(['base', 'expect-trace', 'expect-name', 'filter-workflow', 'expect-escaped', 'screenshot', 'timeout', 'export-html']);
   const out = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -75,6 +81,7 @@ const browser = await chromium.launch({
 let exitCode = 0;
 const summary = { ok: true, base, trace: traceId };
 let page;
+let exported = null; // the HTML export beside serve's page, with --export-html
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   page = await context.newPage();
@@ -263,11 +270,12 @@ try {
     }
     if (!shown) fail(`the text ${JSON.stringify(escaped)} does not appear literally on the trace page`);
     const injected = await page.evaluate(() => ({
-      scripts: Array.from(document.scripts).map((s) => s.src || '(inline)'),
+      // The page's one script element, the entry module; the modules it imports are no elements.
+      scripts: Array.from(document.scripts).map((s) => (s.type === 'module' ? '' : s.type + ' ') + (s.src || '(inline)')),
       imgs: document.querySelectorAll('img, iframe, object, embed').length,
       handlers: Array.from(document.querySelectorAll('*')).filter((e) => Array.from(e.attributes).some((a) => a.name.startsWith('on'))).length,
     }));
-    if (injected.scripts.length !== 1 || !injected.scripts[0].endsWith('/assets/app.js')) fail(`unexpected scripts on the page: ${JSON.stringify(injected.scripts)}`);
+    if (injected.scripts.length !== 1 || !injected.scripts[0].endsWith('/assets/main.js')) fail(`unexpected scripts on the page: ${JSON.stringify(injected.scripts)}`);
     if (injected.imgs || injected.handlers) fail(`data became markup: ${injected.imgs} img/iframe/object elements, ${injected.handlers} elements with on* attributes`);
     summary.escaped = true;
     check();
@@ -282,7 +290,51 @@ try {
     summary.screenshot = opts.screenshot;
   }
 
-  // 9. The conversation, when the trace belongs to one.
+  // 9. The HTML export of the same trace: the same front-end, so every span's detail pane (chat
+  // view, tool calls, facts, events, attributes) reads the same as on serve's trace page.
+  if (opts['export-html']) {
+    step.name = 'compare with the HTML export';
+    const find = '.wf-tools input[type="search"]';
+    exported = await context.newPage();
+    exported.setDefaultTimeout(TIMEOUT);
+    exported.on('console', (m) => {
+      if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()} in the HTML export: ${m.text()}`);
+    });
+    exported.on('pageerror', (e) => problems.push(`page error in the HTML export: ${e.message}`));
+    exported.on('request', (r) => { if (!r.url().startsWith('file:')) problems.push(`the HTML export fetched ${r.url()}`); });
+    await exported.goto(pathToFileURL(opts['export-html']).href);
+    await exported.waitForFunction(() => document.body.dataset.rendered || document.body.dataset.errors);
+    // A file of several traces has a tab per trace: open this one's.
+    const tab = exported.locator(`#tabs button[title="${traceId}"]`);
+    if (await tab.isVisible()) await tab.click();
+    const rendered = await exported.evaluate(() => ({ rendered: document.body.dataset.rendered, errors: document.body.dataset.errors || null,
+      spans: Number(document.querySelector('.waterfall')?.getAttribute('data-spans')), title: document.querySelector('.trace-head h1')?.textContent }));
+    if (rendered.errors) fail(`the HTML export reports ${rendered.errors} script errors`);
+    if (!rendered.rendered || rendered.spans !== n) fail(`the HTML export shows ${JSON.stringify(rendered)} for ${n} spans`);
+    const title = await page.locator('.trace-head h1').textContent();
+    if (rendered.title !== title) fail(`the HTML export's title is ${JSON.stringify(rendered.title)}, serve's ${JSON.stringify(title)}`);
+    // Select a span by its id through the find box (it matches ids too), and read the pane.
+    const detailOf = async (p, id) => {
+      await p.fill(find, id);
+      await p.waitForFunction((id) => document.querySelector('.detail')?.getAttribute('data-span-id') === id, id)
+        .catch(() => fail(`span ${id} could not be selected in ${p === page ? 'serve' : 'the HTML export'}`));
+      return p.locator('.detail').innerText();
+    };
+    let compared = 0, chats = 0;
+    for (const s of trace.spans.slice(0, 60)) {
+      const ours = await detailOf(page, s.span_id);
+      const theirs = await detailOf(exported, s.span_id);
+      if (ours !== theirs) fail(`the details of span ${JSON.stringify(s.name)} differ:\n--- serve\n${ours}\n--- HTML export\n${theirs}`);
+      if (await exported.locator('.detail .chat').count()) chats++;
+      compared++;
+    }
+    await page.fill(find, '');
+    await page.press(find, 'Escape');
+    summary.export = { compared, chats };
+    check();
+  }
+
+  // 10. The conversation, when the trace belongs to one.
   summary.group = trace.group_id || null;
   if (trace.group_id) {
     step.name = 'open the conversation';
@@ -293,6 +345,14 @@ try {
     const link = page.locator(`article.turn[data-trace-id="${traceId}"] a[href="/traces/${traceId}"]`);
     if (!(await link.count())) fail('the conversation does not link to the trace page');
     summary.conversation = turns;
+    // The export of the whole conversation shows the same turns (the bubbles: input, output).
+    if (exported && (await exported.locator('#tabs button[data-tab="-1"]').count())) {
+      await exported.click('#tabs button[data-tab="-1"]');
+      const bubbles = (p) => p.locator('article.turn .bubbles').allInnerTexts();
+      const ours = await bubbles(page), theirs = await bubbles(exported);
+      if (JSON.stringify(ours) !== JSON.stringify(theirs)) fail(`the conversation's turns differ:\n--- serve\n${ours.join('\n')}\n--- HTML export\n${theirs.join('\n')}`);
+      summary.exportConversation = theirs.length;
+    }
     check();
   }
 
@@ -308,6 +368,7 @@ try {
   if (page) process.stderr.write(`  page: ${page.url()}\n`);
 } finally {
   if (page) page.removeAllListeners('requestfailed');
+  if (exported) await exported.close().catch(() => {});
   await browser.close().catch(() => {});
 }
 if (exitCode === 0) process.stdout.write(JSON.stringify(summary) + '\n');
