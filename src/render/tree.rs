@@ -32,7 +32,7 @@ use super::theme::{Style, Theme};
 use super::waterfall::{Axis, Layout, critical_path};
 use super::{human_duration, width_of};
 use crate::trace::bound::truncate;
-use crate::trace::{Span, SpanId, SpanKind, Status, Timestamp, TraceDoc};
+use crate::trace::{Score, Span, SpanId, SpanKind, Status, Timestamp, TraceDoc};
 
 /// The shortest a name is cut to before fields at the end of its line are dropped instead.
 const NAME_MIN: usize = 12;
@@ -140,11 +140,14 @@ pub fn tree_with(doc: &TraceDoc, theme: &Theme, width: usize, opts: &TreeOptions
         });
         if opts.events {
             for event in &span.events {
-                let left = Line::default()
-                    .text(&inner, Style::Muted)
-                    .text("• ", Style::Muted)
-                    .flex(&clean(&event.name), Style::Plain, NAME_MIN)
-                    .field_flex(&attributes_text(&event.attributes), Style::Muted);
+                let left = match Score::from_event(event) {
+                    Some(score) => score_line(&inner, &score),
+                    None => Line::default()
+                        .text(&inner, Style::Muted)
+                        .text("• ", Style::Muted)
+                        .flex(&clean(&event.name), Style::Plain, NAME_MIN)
+                        .field_flex(&attributes_text(&event.attributes), Style::Muted),
+                };
                 lines.push(if layout.bars() {
                     left.fit(layout.name - 1)
                         .pad(layout.name + 2)
@@ -335,6 +338,46 @@ fn attributes_text(attributes: &Map<String, Value>) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// A score as a line of its span: `◆ correct  0.75  mostly right  pass  misses the date`, the
+/// verdict coloured, the explanation (or the error) last, where it is cut first.
+fn score_line(prefix: &str, score: &Score) -> Line {
+    let mut line = Line::default()
+        .text(prefix, Style::Muted)
+        .text("◆ ", Style::Muted)
+        .flex(&clean(&score.name), Style::Bold, NAME_MIN);
+    if let Some(value) = score.value {
+        line = line.field(&format_score(value), Style::Plain);
+    }
+    if let Some(label) = &score.label {
+        line = line.field(&truncate(&clean(label), VALUE_MAX), Style::Plain);
+    }
+    let verdict = match (&score.error, score.passed) {
+        (Some(_), _) => Some(("error", Style::Status(Status::Error))),
+        (None, Some(true)) => Some(("pass", Style::Status(Status::Ok))),
+        (None, Some(false)) => Some(("fail", Style::Status(Status::Error))),
+        (None, None) => None,
+    };
+    if let Some((word, style)) = verdict {
+        line = line.field(word, style);
+    }
+    let why = score.error.as_deref().or(score.explanation.as_deref());
+    match why {
+        Some(why) => line.field_flex(&clean(why), Style::Muted),
+        None => line,
+    }
+}
+
+/// A score's value as people write it: `1`, `0.75`, `4.5`, at most 4 decimals.
+fn format_score(value: f64) -> String {
+    let text = format!("{value:.4}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" {
+        "0".to_string()
+    } else {
+        text.to_string()
+    }
 }
 
 /// `… 3 hidden` (and how many spans that is in all) where `--depth` cut the tree.
@@ -597,6 +640,37 @@ mod tests {
             ..TreeOptions::default()
         };
         insta::assert_snapshot!(plain(&doc, 50, opts));
+    }
+
+    #[test]
+    fn scores_read_as_name_value_label_verdict_and_why() {
+        use crate::trace::ScoreSource;
+        let mut doc = sample_doc();
+        let at = doc.spans[2].started_at;
+        let judged = Score {
+            value: Some(0.75),
+            label: Some("mostly right".into()),
+            explanation: Some("misses the delivery date".into()),
+            passed: Some(true),
+            threshold: Some(0.5),
+            ..Score::new("correct", ScoreSource::Judge)
+        };
+        let check = Score {
+            value: Some(0.0),
+            passed: Some(false),
+            explanation: Some("expected output to contain \"refund\"".into()),
+            ..Score::new("mentions_refund", ScoreSource::Check)
+        };
+        let broken = Score::failed("tone", ScoreSource::Command, "exited with status 3");
+        doc.spans[2].events = vec![judged.to_event(at), check.to_event(at), broken.to_event(at)];
+        let opts = TreeOptions {
+            depth: Some(2),
+            ..TreeOptions::default()
+        };
+        insta::assert_snapshot!(plain(&doc, 59, opts));
+        assert_eq!(format_score(1.0), "1");
+        assert_eq!(format_score(0.333333), "0.3333");
+        assert_eq!(format_score(-0.00001), "0");
     }
 
     #[test]
