@@ -10,6 +10,7 @@ mod list;
 mod prune;
 mod rm;
 mod run;
+mod score;
 mod serve;
 mod show;
 mod stats;
@@ -65,6 +66,8 @@ enum Command {
     Diff(diff::Args),
     /// Receive traces (OpenAI Agents SDK, OpenTelemetry) and browse the store in a web UI
     Serve(serve::Args),
+    /// Add a person's score to a stored trace (or one of its spans)
+    Score(score::Args),
     /// Delete traces with their spans and events
     Rm(rm::Args),
     /// Delete the traces that started before a given age (never one still running)
@@ -161,6 +164,7 @@ pub fn main_entry() -> i32 {
         Command::Stats(args) => stats::run(args, &globals),
         Command::Diff(args) => diff::run(args, &globals),
         Command::Serve(args) => serve::run(args, &globals),
+        Command::Score(args) => score::run(args, &globals),
         Command::Rm(args) => rm::run(args, &globals),
         Command::Prune(args) => prune::run(args, &globals),
         Command::Completions(args) => completions::run(args, &globals),

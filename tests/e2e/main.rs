@@ -21,6 +21,7 @@ mod examples;
 mod failures;
 mod files;
 mod groups;
+mod human_scores;
 mod insights;
 mod interruption;
 // Which module of `src/` may import which.

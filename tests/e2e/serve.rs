@@ -576,7 +576,7 @@ fn otlp_protobuf_and_json_with_gzip_round_trip_agentrace_traces() {
 // ---- hostile pages and senders ----
 
 /// An Agents SDK body with one trace and one finished span, at the given RFC 3339 times.
-fn sdk_body(trace_hex: &str, name: &str, started: &str, ended: &str) -> Vec<u8> {
+pub(crate) fn sdk_body(trace_hex: &str, name: &str, started: &str, ended: &str) -> Vec<u8> {
     let trace_id = format!("trace_{trace_hex}");
     serde_json::to_vec(&json!({"data": [
         {"object": "trace", "id": trace_id, "workflow_name": name},
@@ -589,7 +589,7 @@ fn sdk_body(trace_hex: &str, name: &str, started: &str, ended: &str) -> Vec<u8> 
 }
 
 /// Now plus `seconds`, as RFC 3339.
-fn now_plus(seconds: i64) -> String {
+pub(crate) fn now_plus(seconds: i64) -> String {
     (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(seconds)).to_string()
 }
 

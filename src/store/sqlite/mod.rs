@@ -15,6 +15,7 @@ mod lock;
 mod query;
 mod reconcile;
 mod schema;
+mod score;
 mod search;
 mod session;
 mod stats;
