@@ -329,28 +329,73 @@ fn partial_success(bytes: &[u8], protocol: Protocol) -> (i64, String) {
 
 /// Sends `docs` in one request, retrying 429, 5xx and connection failures.
 pub async fn push(docs: &[TraceDoc], config: &PushConfig) -> Result<Delivered, String> {
-    install_crypto_provider();
     let body = body(docs, config)?;
     let spans = docs.iter().map(|d| d.spans.len() + 1).sum();
-    let client = reqwest::Client::builder()
-        .timeout(config.timeout)
-        .user_agent(concat!("agentrace/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {}", crate::causes::chain(&e)))?;
+    let client = client(config.timeout)?;
     let content_type = match config.protocol {
         Protocol::Protobuf => "application/x-protobuf",
         Protocol::Json => "application/json",
     };
+    let bytes = send(
+        &client,
+        &Request {
+            url: &config.url,
+            content_type,
+            protocol: config.protocol,
+            body: &body,
+            gzip: config.gzip,
+            headers: &config.headers,
+            timeout: config.timeout,
+        },
+    )
+    .await?;
+    let (rejected_spans, message) = partial_success(&bytes, config.protocol);
+    Ok(Delivered {
+        spans,
+        rejected_spans,
+        message,
+    })
+}
+
+/// The HTTP client of an export: the timeout, agentrace's user agent, rustls.
+pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, String> {
+    install_crypto_provider();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .user_agent(concat!("agentrace/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {}", crate::causes::chain(&e)))
+}
+
+/// One POST of an export.
+pub(crate) struct Request<'a> {
+    pub url: &'a str,
+    pub content_type: &'a str,
+    /// How the receiver's answers are encoded (a failure's message is read from them).
+    pub protocol: Protocol,
+    pub body: &'a [u8],
+    /// The body is gzip-compressed already.
+    pub gzip: bool,
+    pub headers: &'a [(String, String)],
+    pub timeout: Duration,
+}
+
+/// Posts `request`, retrying 429, 5xx and connection failures: the answer's body, or why there
+/// was none (the receiver's own message when it gave one; never a header or the URL's user).
+pub(crate) async fn send(
+    client: &reqwest::Client,
+    request: &Request<'_>,
+) -> Result<Vec<u8>, String> {
     let mut last_error = String::new();
     for attempt in 0..ATTEMPTS {
         let mut req = client
-            .post(&config.url)
-            .header(reqwest::header::CONTENT_TYPE, content_type)
-            .body(body.clone());
-        if config.gzip {
+            .post(request.url)
+            .header(reqwest::header::CONTENT_TYPE, request.content_type)
+            .body(request.body.to_vec());
+        if request.gzip {
             req = req.header(reqwest::header::CONTENT_ENCODING, "gzip");
         }
-        for (k, v) in &config.headers {
+        for (k, v) in request.headers {
             req = req.header(k.as_str(), v.as_str());
         }
         let wait = match req.send().await {
@@ -359,14 +404,9 @@ pub async fn push(docs: &[TraceDoc], config: &PushConfig) -> Result<Delivered, S
                 let retry_after = resp.headers().get(reqwest::header::RETRY_AFTER).cloned();
                 let bytes = resp.bytes().await.unwrap_or_default();
                 if status.is_success() {
-                    let (rejected_spans, message) = partial_success(&bytes, config.protocol);
-                    return Ok(Delivered {
-                        spans,
-                        rejected_spans,
-                        message,
-                    });
+                    return Ok(bytes.to_vec());
                 }
-                let detail = describe_body(&bytes, config.protocol);
+                let detail = describe_body(&bytes, request.protocol);
                 last_error = if detail.is_empty() {
                     format!("HTTP {status}")
                 } else {
@@ -381,7 +421,7 @@ pub async fn push(docs: &[TraceDoc], config: &PushConfig) -> Result<Delivered, S
                 // reqwest's message carries the URL; say it without user info.
                 let e = e.without_url();
                 last_error = if e.is_timeout() {
-                    format!("no answer within {} ms", config.timeout.as_millis())
+                    format!("no answer within {} ms", request.timeout.as_millis())
                 } else {
                     let mut text = e.to_string();
                     let mut source = std::error::Error::source(&e);
