@@ -42,7 +42,7 @@ pub struct Args {
     ids: Vec<String>,
 
     /// Write a file export in this format
-    #[arg(long, value_enum, value_name = "FORMAT", required_unless_present_any = ["otlp", "to_openai"])]
+    #[arg(long, value_enum, value_name = "FORMAT", required_unless_present_any = ["otlp", "to_openai", "phoenix"])]
     format: Option<FileFormatArg>,
 
     /// Where to write the file export (default: stdout)
@@ -60,6 +60,11 @@ pub struct Args {
     /// Post the OpenAI traces payload to the OpenAI traces dashboard (OPENAI_API_KEY)
     #[arg(long, conflicts_with = "format")]
     to_openai: bool,
+
+    /// Send to Arize Phoenix at URL: the traces over OTLP, their scores as span annotations
+    /// (PHOENIX_API_KEY)
+    #[arg(long, value_name = "URL", conflicts_with_all = ["format", "otlp", "to_openai"])]
+    phoenix: Option<String>,
 }
 
 pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
@@ -81,6 +86,28 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
                 let _ = out.write_all(&bytes);
                 let _ = out.flush();
             }
+        }
+        return Ok(ExitCode::Ok);
+    }
+    // -- Arize Phoenix (`--phoenix URL`): OTLP, then the scores as annotations
+    if let Some(base) = &args.phoenix {
+        let config = export::phoenix::config(base).map_err(Error::usage)?;
+        let sent = export::phoenix::send_blocking(&docs, base, &config).map_err(|e| {
+            Error::Export(format!(
+                "export to Phoenix at {} failed: {e}",
+                config.display_url()
+            ))
+        })?;
+        if let Some(warning) = sent.traces.rejection(&config) {
+            eprintln!("warning: {warning}");
+        } else if !globals.quiet {
+            eprintln!(
+                "exported {} spans of {} trace(s) and {} score(s) to Phoenix at {}",
+                sent.traces.spans,
+                docs.len(),
+                sent.annotations,
+                redact::url(base)
+            );
         }
         return Ok(ExitCode::Ok);
     }

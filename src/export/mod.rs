@@ -7,6 +7,7 @@ pub mod chrome;
 pub mod html;
 pub mod openai;
 pub mod otlp;
+pub mod phoenix;
 
 use crate::trace::TraceDoc;
 

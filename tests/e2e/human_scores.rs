@@ -160,3 +160,92 @@ fn a_trace_sent_to_serve_can_be_scored_too() {
         "{api}"
     );
 }
+
+#[test]
+fn real_phoenix_shows_scores_as_span_annotations_and_a_second_export_updates_them() {
+    let Some(phoenix) = crate::otlp::phoenix_url() else {
+        return;
+    };
+    let env = TestEnv::new().workflow(
+        "two.yaml",
+        "name: Two steps\nsteps:\n  - id: a\n    run: [echo, one]\n  - id: b\n    run: [echo, two]\n",
+    );
+    assert_exit(&env.run(&["run", "two.yaml", "--format", "none"]), 0);
+    let doc = env.show_json("last");
+    let root = doc["spans"][0]["span_id"].as_str().unwrap().to_string();
+    let second = doc["spans"][1]["span_id"].as_str().unwrap().to_string();
+    assert_exit(
+        &env.run(&[
+            "score",
+            "last",
+            "correct",
+            "0.5",
+            "--label",
+            "partly",
+            "--explanation",
+            "misses a step",
+            "--threshold",
+            "0.7",
+        ]),
+        0,
+    );
+    assert_exit(
+        &env.run(&["score", "last", "useful", "pass", "--span", &second]),
+        0,
+    );
+    let out = env.run(&["export", "last", "--phoenix", &phoenix]);
+    assert_exit(&out, 0);
+    assert!(
+        stderr(&out).contains("and 2 score(s) to Phoenix"),
+        "{}",
+        stderr(&out)
+    );
+
+    let hex = |id: &str| id.trim_start_matches("span_").to_string();
+    let url = format!(
+        "{phoenix}/v1/projects/default/span_annotations?span_ids={}&span_ids={}",
+        hex(&root),
+        hex(&second)
+    );
+    // The spans land shortly after the push; annotations are written synchronously but need
+    // their span, so poll.
+    let read = || -> Vec<Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(body) = crate::otlp::http_get_json(&url)
+                && let Some(data) = body["data"].as_array()
+                && data.len() >= 2
+            {
+                return data.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "Phoenix did not show 2 annotations within 30 s: {:?}",
+                crate::otlp::http_get_json(&url)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    let data = read();
+    assert_eq!(data.len(), 2, "{data:#?}");
+    let correct = data.iter().find(|a| a["name"] == "correct").unwrap();
+    assert_eq!(correct["annotator_kind"], "HUMAN");
+    assert_eq!(correct["result"]["score"], 0.5);
+    assert_eq!(correct["result"]["label"], "partly");
+    assert_eq!(correct["result"]["explanation"], "misses a step");
+    assert_eq!(correct["metadata"]["passed"], false);
+    let useful = data.iter().find(|a| a["name"] == "useful").unwrap();
+    assert_eq!(useful["result"]["score"], 1.0);
+
+    // A corrected score, exported again, updates the annotation instead of adding one.
+    assert_exit(
+        &env.run(&["score", "last", "correct", "0.9", "--threshold", "0.7"]),
+        0,
+    );
+    assert_exit(&env.run(&["export", "last", "--phoenix", &phoenix]), 0);
+    let data = read();
+    assert_eq!(data.len(), 2, "{data:#?}");
+    let correct = data.iter().find(|a| a["name"] == "correct").unwrap();
+    assert_eq!(correct["result"]["score"], 0.9);
+    assert_eq!(correct["metadata"]["passed"], true);
+}

@@ -878,7 +878,7 @@ fn the_otlp_json_file_is_the_encoding_collectors_accept() {
 
 /// Phoenix's base URL, or `None` after a note on stderr. Under CI a missing server fails the
 /// test: a skipped real-peer test must not pass as a green run.
-fn phoenix_url() -> Option<String> {
+pub(crate) fn phoenix_url() -> Option<String> {
     if let Ok(url) = std::env::var("AGENTRACE_PHOENIX_URL")
         && !url.trim().is_empty()
     {
@@ -896,7 +896,7 @@ fn phoenix_url() -> Option<String> {
     None
 }
 
-fn http_get_json(url: &str) -> Option<Value> {
+pub(crate) fn http_get_json(url: &str) -> Option<Value> {
     let out = std::process::Command::new("curl")
         .args(["-fsS", "--max-time", "5", url])
         .output()
