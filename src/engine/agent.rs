@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use super::Failure;
 use super::executor::{Frame, TraceRun, end_with, error_at};
 use super::limits::RetryPolicy;
+use super::path::AgentPath;
 use super::scope::Stop;
 use crate::llm::{ChatRequest, DeltaFn, Message, Model, Scripted, ToolCall, ToolSpec};
 use crate::trace::{HANDOFF_PREFIX, SpanHandle, SpanId, SpanKind, Status};
@@ -34,6 +35,8 @@ struct Conversation {
     retry: Option<crate::workflow::RetryDef>,
     /// Tokens used by the step's model calls so far (across handoffs), for `expect:`.
     usage: crate::trace::Usage,
+    /// The tools called, handoffs taken and model calls made, for the path checks.
+    path: AgentPath,
 }
 
 enum Turn {
@@ -71,6 +74,7 @@ impl TraceRun<'_> {
             scripted_calls: 0,
             retry: step.retry.clone(),
             usage: crate::trace::Usage::default(),
+            path: AgentPath::default(),
         };
         let started = std::time::Instant::now();
         let mut current = agent.value.clone();
@@ -109,8 +113,15 @@ impl TraceRun<'_> {
                 Ok(Turn::Answer(text)) => {
                     let checked = self.check_output(&span, &current, text).and_then(|text| {
                         // -- `expect:` checks, while the span is open: their events land on it.
-                        self.check_expectations(step, &span, &text, convo.usage, started.elapsed())
-                            .map(|()| text)
+                        self.check_expectations(
+                            step,
+                            &span,
+                            &text,
+                            convo.usage,
+                            started.elapsed(),
+                            Some(&convo.path),
+                        )
+                        .map(|()| text)
                     });
                     let text = match checked {
                         Ok(text) => text,
@@ -235,6 +246,7 @@ impl TraceRun<'_> {
                 .generation(frame, span, agent, model.as_ref(), &request, retry)
                 .await?;
             convo.usage.add(response.usage);
+            convo.path.turns += 1;
             if response.tool_calls.is_empty() {
                 convo
                     .messages
@@ -253,6 +265,7 @@ impl TraceRun<'_> {
                 match handoff_target(def, &call.function.name) {
                     Some(target) if handoff.is_none() => {
                         self.record_handoff(span, agent, &target);
+                        convo.path.handoffs.push(target.clone());
                         results[i] = Some(Message::Tool {
                             tool_call_id: call.id.clone(),
                             content: json!({ "assistant": target }).to_string(),
@@ -265,7 +278,12 @@ impl TraceRun<'_> {
                             content: "Error: only one handoff can be taken per turn".into(),
                         });
                     }
-                    None => pending.push((i, call)),
+                    None => {
+                        let args =
+                            serde_json::from_str(&call.function.arguments).unwrap_or(Value::Null);
+                        convo.path.calls.push((call.function.name.clone(), args));
+                        pending.push((i, call));
+                    }
                 }
             }
             let outcomes = futures::future::join_all(

@@ -411,7 +411,7 @@ impl TraceRun<'_> {
         // -- `expect:` checks, while the span is open: their events land on it.
         let result = result.and_then(|text| {
             let usage = crate::trace::Usage::default();
-            self.check_expectations(step, &span, &text, usage, started.elapsed())?;
+            self.check_expectations(step, &span, &text, usage, started.elapsed(), None)?;
             Ok(text)
         });
         match result {

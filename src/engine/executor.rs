@@ -342,6 +342,7 @@ pub(crate) async fn run(
         trace_id: String::new(),
         group_id: None,
         locals: Vec::new(),
+        case: TemplateValue::from_serialize(engine.case_value()),
     };
     let root = Scope::root(cancel);
     // A sink that fails for good (the store's disk is full) stops the run like Ctrl-C does,

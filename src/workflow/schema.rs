@@ -72,6 +72,9 @@ pub struct Workflow {
     pub prices: IndexMap<String, PriceDef>,
     /// `expect:` on the run as a whole, checked after the last trace's steps.
     pub expect: Option<super::expect::Expect>,
+    /// `scores:` of the whole trace, run after its steps (after the last trace's, like
+    /// `expect:`).
+    pub scores: Vec<super::scores::ScoreDef>,
 }
 
 /// `retry: { attempts, backoff, timeout }`: model calls retried on HTTP 429, 5xx, connection
@@ -181,6 +184,8 @@ pub struct Step {
     pub retry: Option<RetryDef>,
     /// `expect:` on the step's output, tokens and time (agent and run steps).
     pub expect: Option<super::expect::Expect>,
+    /// `scores:` of the step's output and path (agent and run steps); they never fail it.
+    pub scores: Vec<super::scores::ScoreDef>,
     pub kind: StepKind,
     /// Where the step's mapping starts (its `- ` item).
     pub loc: Loc,
