@@ -11,8 +11,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use super::diagnostic::Loc;
-use super::schema::{Located, LocatedValue};
+use super::diagnostic::{Loc, Located, LocatedValue};
 
 /// The keys of one `scores:` item.
 pub const SCORE_KEYS: &[&str] = &[

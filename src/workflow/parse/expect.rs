@@ -5,8 +5,8 @@
 use super::super::diagnostic::{did_you_mean, list, suggest};
 use super::super::expect::{Check, CheckKind, Expect, STEP_CHECKS, WORKFLOW_CHECKS};
 use super::super::node::{Node, NodeKind};
-use super::super::scores::PATH_CHECKS;
 use super::Parser;
+use crate::workflow::scores::PATH_CHECKS;
 
 /// Which `expect:` is being read.
 #[derive(Clone, Copy, PartialEq)]
