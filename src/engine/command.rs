@@ -416,7 +416,17 @@ impl TraceRun<'_> {
         });
         match result {
             Ok(text) => {
-                self.record_output(frame, step, &Output::from_text(text), Status::Ok);
+                let output = Output::from_text(text);
+                self.record_output(frame, step, &output, Status::Ok);
+                // -- `scores:`, under the step's span; they never fail it.
+                if !step.scores.is_empty() {
+                    let subject = super::scores::Subject {
+                        output: output.text(),
+                        path: None,
+                    };
+                    self.run_scores(frame, &step.scores, Some(span.id()), &subject)
+                        .await;
+                }
                 span.end(Status::Ok, None);
                 Ok(())
             }

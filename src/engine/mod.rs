@@ -15,6 +15,7 @@ pub mod models;
 mod path;
 mod retry;
 mod scope;
+mod scores;
 mod session;
 mod tools;
 

@@ -21,7 +21,6 @@ pub(crate) struct AgentPath {
 }
 
 impl AgentPath {
-    #[allow(dead_code)] // the trace's path scores use it (next step)
     pub fn merge(&mut self, other: &AgentPath) {
         self.calls.extend(other.calls.iter().cloned());
         self.handoffs.extend(other.handoffs.iter().cloned());

@@ -201,7 +201,13 @@ impl Recorder {
             // Whatever was added while it ran (a server's answer, a command's output) may echo a
             // key: no sink sees it.
             redact::redact_span(&mut span);
-            if span.kind == SpanKind::Generation {
+            // A generation under a `score` span is a judge's: its tokens and cost are the
+            // score's (recorded on that span), not the workflow's.
+            let judged = span
+                .parent_id
+                .and_then(|p| state.open.get(&p))
+                .is_some_and(|p| p.kind == SpanKind::Score);
+            if span.kind == SpanKind::Generation && !judged {
                 if let Some(usage) = span.usage() {
                     state.trace.usage.add(usage);
                 }

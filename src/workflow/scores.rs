@@ -137,6 +137,9 @@ pub struct JudgeDef {
     /// A template: what the judge is asked to grade.
     pub rubric: Located<String>,
     pub scale: JudgeScale,
+    /// The offline model's reply (a template, so that it can follow the case); ignored by real
+    /// models, like a step's `mock:`.
+    pub mock: Option<Located<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -20,7 +20,7 @@ use super::super::template::is_template;
 use super::{Fields, Parser};
 
 const WITHIN_KEYS: &[&str] = &["of", "tolerance"];
-const JUDGE_KEYS: &[&str] = &["agent", "rubric", "choices", "range"];
+const JUDGE_KEYS: &[&str] = &["agent", "rubric", "choices", "range", "mock"];
 const TOOL_ARGS_KEYS: &[&str] = &["tool", "match"];
 
 impl Parser<'_> {
@@ -319,10 +319,12 @@ impl Parser<'_> {
             (Some((_, n)), None) => self.choices(n),
             (None, Some((_, n))) => self.range(n),
         };
+        let mock = f.value("mock").and_then(|n| self.text("mock", n));
         Some(JudgeDef {
             agent: agent?,
             rubric: rubric?,
             scale: scale?,
+            mock,
         })
     }
 

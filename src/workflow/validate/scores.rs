@@ -45,6 +45,9 @@ impl<'w> Validator<'w> {
                 }
                 ScoreKind::Judge(judge) => {
                     self.template(&judge.rubric, scope);
+                    if let Some(mock) = &judge.mock {
+                        self.template(mock, scope);
+                    }
                     self.judge_agent(&judge.agent);
                 }
             }
