@@ -105,124 +105,25 @@ impl TraceRun<'_> {
         }
     }
 
-    /// A built-in or path check: whether it passed and, when it did not, why. `Err` when it
-    /// could not be checked (a template that failed, a regular expression that does not
-    /// compile once rendered).
+    /// A built-in or path check: its templates rendered, then [`evaluate`]d. `Err` when it
+    /// could not be checked (a template that failed).
     async fn check(
         &self,
         frame: &Frame,
         kind: &ScoreKind,
         subject: &Subject<'_>,
     ) -> Result<(bool, Option<String>), String> {
-        let output = subject.output;
-        let got = quote(output);
-        Ok(match kind {
-            ScoreKind::Equals { path: None, value } => {
-                let want = self.value(frame, "equals", value).await?;
-                let want = text_of(&want);
-                (
-                    output.trim() == want.trim(),
-                    Some(format!(
-                        "expected output to equal {}, got {got}",
-                        quote(&want)
-                    )),
-                )
+        let want = match kind {
+            ScoreKind::Equals { value, .. } => Some(self.value(frame, "equals", value).await?),
+            ScoreKind::Within { of, .. } => Some(self.value(frame, "within.of", of).await?),
+            ScoreKind::Contains(t) => Some(Value::String(self.text(frame, "contains", t).await?)),
+            ScoreKind::NotContains(t) => {
+                Some(Value::String(self.text(frame, "not_contains", t).await?))
             }
-            ScoreKind::Equals {
-                path: Some(path),
-                value,
-            } => {
-                let want = self.value(frame, "equals", value).await?;
-                let doc = json_output(output)?;
-                let Some(actual) = path.get(&doc) else {
-                    return Ok((
-                        false,
-                        Some(format!("{} is not in the output", path.written)),
-                    ));
-                };
-                (
-                    json_equal(actual, &want),
-                    Some(format!(
-                        "expected {} to equal {want}, got {actual}",
-                        path.written
-                    )),
-                )
-            }
-            ScoreKind::Contains(needle) => {
-                let needle = self.text(frame, "contains", needle).await?;
-                (
-                    output.contains(&needle),
-                    Some(format!(
-                        "expected output to contain {}, got {got}",
-                        quote(&needle)
-                    )),
-                )
-            }
-            ScoreKind::NotContains(needle) => {
-                let needle = self.text(frame, "not_contains", needle).await?;
-                (
-                    !output.contains(&needle),
-                    Some(format!("expected output not to contain {}", quote(&needle))),
-                )
-            }
-            ScoreKind::Matches(pattern) => {
-                let pattern = self.text(frame, "matches", pattern).await?;
-                let re = regex::Regex::new(&pattern)
-                    .map_err(|e| format!("`matches` is not a valid regular expression: {e}"))?;
-                (
-                    re.is_match(output),
-                    Some(format!("expected output to match /{pattern}/, got {got}")),
-                )
-            }
-            ScoreKind::JsonSchema(schema) => {
-                let validator = jsonschema::validator_for(&schema.value)
-                    .map_err(|e| format!("the JSON Schema does not compile: {e}"))?;
-                let doc = match serde_json::from_str::<Value>(output) {
-                    Ok(doc) => doc,
-                    Err(e) => return Ok((false, Some(format!("the output is not JSON ({e})")))),
-                };
-                let errors = super::schema_errors(&validator, &doc);
-                (
-                    errors.is_empty(),
-                    Some(format!(
-                        "the output does not match the JSON Schema: {}",
-                        errors.join("; ")
-                    )),
-                )
-            }
-            ScoreKind::Within {
-                path,
-                of,
-                tolerance,
-            } => {
-                let want = self.value(frame, "within.of", of).await?;
-                let want = number_of(&want)
-                    .ok_or_else(|| format!("`within.of` is not a number: {want}"))?;
-                let actual = match path {
-                    None => output.trim().parse::<f64>().ok(),
-                    Some(path) => {
-                        let doc = json_output(output)?;
-                        path.get(&doc).and_then(number_of)
-                    }
-                };
-                let Some(actual) = actual else {
-                    let at = path.as_ref().map_or("the output", |p| p.written.as_str());
-                    return Ok((false, Some(format!("{at} is not a number"))));
-                };
-                (
-                    (actual - want).abs() <= *tolerance,
-                    Some(format!("expected {want} ± {tolerance}, got {actual}")),
-                )
-            }
-            ScoreKind::Path(check) => {
-                let empty = AgentPath::default();
-                let v = path::check(check, subject.path.unwrap_or(&empty));
-                (v.passed, Some(v.phrase))
-            }
-            ScoreKind::Command { .. } | ScoreKind::Judge(_) => {
-                return Err("not a check".into());
-            }
-        })
+            ScoreKind::Matches(t) => Some(Value::String(self.text(frame, "matches", t).await?)),
+            _ => None,
+        };
+        evaluate(kind, want.as_ref(), subject)
     }
 
     async fn text(
@@ -423,6 +324,128 @@ impl TraceRun<'_> {
                 .merge(step_path);
         }
     }
+}
+
+/// A check's verdict on `subject`, with `want` the rendered value it compares with (`equals`,
+/// `within.of`, the text of `contains`, `not_contains` and `matches`): whether it passed and,
+/// when it did not, why. `Err` when it cannot be checked (a regular expression that does not
+/// compile once rendered).
+fn evaluate(
+    kind: &ScoreKind,
+    want: Option<&Value>,
+    subject: &Subject<'_>,
+) -> Result<(bool, Option<String>), String> {
+    let output = subject.output;
+    let got = quote(output);
+    Ok(match kind {
+        ScoreKind::Equals { path: None, .. } => {
+            let want = text_of(want.unwrap_or(&Value::Null));
+            (
+                output.trim() == want.trim(),
+                Some(format!(
+                    "expected output to equal {}, got {got}",
+                    quote(&want)
+                )),
+            )
+        }
+        ScoreKind::Equals {
+            path: Some(path), ..
+        } => {
+            let want = want.unwrap_or(&Value::Null);
+            let doc = match json_output(output) {
+                Ok(doc) => doc,
+                Err(why) => return Ok((false, Some(why))),
+            };
+            let Some(actual) = path.get(&doc) else {
+                return Ok((
+                    false,
+                    Some(format!("{} is not in the output", path.written)),
+                ));
+            };
+            (
+                json_equal(actual, want),
+                Some(format!(
+                    "expected {} to equal {want}, got {actual}",
+                    path.written
+                )),
+            )
+        }
+        ScoreKind::Contains(_) => {
+            let needle = text_of(want.unwrap_or(&Value::Null));
+            (
+                output.contains(&needle),
+                Some(format!(
+                    "expected output to contain {}, got {got}",
+                    quote(&needle)
+                )),
+            )
+        }
+        ScoreKind::NotContains(_) => {
+            let needle = text_of(want.unwrap_or(&Value::Null));
+            (
+                !output.contains(&needle),
+                Some(format!("expected output not to contain {}", quote(&needle))),
+            )
+        }
+        ScoreKind::Matches(_) => {
+            let pattern = text_of(want.unwrap_or(&Value::Null));
+            let re = regex::Regex::new(&pattern)
+                .map_err(|e| format!("`matches` is not a valid regular expression: {e}"))?;
+            (
+                re.is_match(output),
+                Some(format!("expected output to match /{pattern}/, got {got}")),
+            )
+        }
+        ScoreKind::JsonSchema(schema) => {
+            let validator = jsonschema::validator_for(&schema.value)
+                .map_err(|e| format!("the JSON Schema does not compile: {e}"))?;
+            let doc = match serde_json::from_str::<Value>(output) {
+                Ok(doc) => doc,
+                Err(e) => return Ok((false, Some(format!("the output is not JSON ({e})")))),
+            };
+            let errors = super::schema_errors(&validator, &doc);
+            (
+                errors.is_empty(),
+                Some(format!(
+                    "the output does not match the JSON Schema: {}",
+                    errors.join("; ")
+                )),
+            )
+        }
+        ScoreKind::Within {
+            path, tolerance, ..
+        } => {
+            let want = want.unwrap_or(&Value::Null);
+            let want =
+                number_of(want).ok_or_else(|| format!("`within.of` is not a number: {want}"))?;
+            let actual = match path {
+                None => output.trim().parse::<f64>().ok(),
+                Some(path) => {
+                    let doc = match json_output(output) {
+                        Ok(doc) => doc,
+                        Err(why) => return Ok((false, Some(why))),
+                    };
+                    path.get(&doc).and_then(number_of)
+                }
+            };
+            let Some(actual) = actual else {
+                let at = path.as_ref().map_or("the output", |p| p.written.as_str());
+                return Ok((false, Some(format!("{at} is not a number"))));
+            };
+            (
+                (actual - want).abs() <= *tolerance,
+                Some(format!("expected {want} ± {tolerance}, got {actual}")),
+            )
+        }
+        ScoreKind::Path(check) => {
+            let empty = AgentPath::default();
+            let v = path::check(check, subject.path.unwrap_or(&empty));
+            (v.passed, Some(v.phrase))
+        }
+        ScoreKind::Command { .. } | ScoreKind::Judge(_) => {
+            return Err("not a check".into());
+        }
+    })
 }
 
 /// A text quoted for a message: JSON string syntax, cut to [`QUOTE_CHARS`].
@@ -711,6 +734,118 @@ mod tests {
                    "outputs": {"say": "Paris"}, "reference": {"expected": "Paris"}})
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn kind(src: &str) -> ScoreKind {
+        let yaml = format!("name: t\nsteps:\n  - run: [echo]\n    scores:\n      - {src}\n");
+        let (wf, diags) = crate::workflow::check_str("w.yaml", "w.yaml".into(), &yaml);
+        assert_eq!(diags, [], "{src}");
+        wf.unwrap().traces[0].steps[0].scores[0].kind.clone()
+    }
+
+    fn verdict(src: &str, want: Option<Value>, output: &str) -> (bool, Option<String>) {
+        let subject = Subject { output, path: None };
+        evaluate(&kind(src), want.as_ref(), &subject).unwrap()
+    }
+
+    #[test]
+    fn text_checks_compare_the_output_with_the_rendered_value() {
+        let paris = Some(json!("Paris"));
+        assert!(verdict("{ name: e, equals: x }", paris.clone(), " Paris\n").0);
+        let (passed, why) = verdict("{ name: e, equals: x }", paris.clone(), "Rome");
+        assert!(!passed);
+        assert_eq!(
+            why.unwrap(),
+            r#"expected output to equal "Paris", got "Rome""#
+        );
+        assert!(verdict("{ name: e, equals: x }", Some(json!(42)), "42").0);
+        assert!(verdict("{ name: c, contains: x }", paris.clone(), "To Paris!").0);
+        assert!(!verdict("{ name: c, contains: x }", paris.clone(), "To Rome!").0);
+        assert!(verdict("{ name: n, not_contains: x }", paris.clone(), "Rome").0);
+        assert!(!verdict("{ name: n, not_contains: x }", paris.clone(), "Paris").0);
+        let re = Some(json!("^P[a-z]+$"));
+        assert!(verdict("{ name: m, matches: x }", re.clone(), "Paris").0);
+        assert!(!verdict("{ name: m, matches: x }", re, "paris").0);
+        // A pattern that only a rendered template made invalid cannot be checked.
+        let subject = Subject {
+            output: "x",
+            path: None,
+        };
+        let bad = evaluate(
+            &kind("{ name: m, matches: x }"),
+            Some(&json!("(")),
+            &subject,
+        );
+        assert!(bad.unwrap_err().contains("not a valid regular expression"));
+    }
+
+    #[test]
+    fn json_checks_read_the_output_as_json() {
+        let out = r#"{"a": {"b": [7, {"c": "x"}]}, "n": 41.6}"#;
+        let schema = "{ name: s, json_schema: { type: object, required: [a] } }";
+        assert!(verdict(schema, None, out).0);
+        let (passed, why) = verdict(schema, None, "not json");
+        assert!(!passed && why.unwrap().contains("not JSON"));
+        let schema = "{ name: s, json_schema: { type: object, required: [z] } }";
+        assert!(!verdict(schema, None, out).0);
+        let at = "{ name: p, json_path: \"$.a.b[0]\", equals: 7 }";
+        assert!(verdict(at, Some(json!(7)), out).0);
+        assert!(
+            verdict(at, Some(json!("7")), out).0,
+            "a CSV reference is text"
+        );
+        assert!(!verdict(at, Some(json!(8)), out).0);
+        let deep = "{ name: p, json_path: \"$.a.b[1]\", equals: { c: x } }";
+        assert!(verdict(deep, Some(json!({"c": "x"})), out).0);
+        let (passed, why) = verdict(
+            "{ name: p, json_path: $.zz, equals: 1 }",
+            Some(json!(1)),
+            out,
+        );
+        assert!(!passed);
+        assert_eq!(why.unwrap(), "$.zz is not in the output");
+        let (passed, why) = verdict(at, Some(json!(7)), "plain text");
+        assert!(!passed && why.unwrap().contains("not JSON"));
+    }
+
+    #[test]
+    fn within_compares_numbers_with_a_tolerance() {
+        let near = "{ name: w, within: { of: 42, tolerance: 0.5 }, json_path: $.n }";
+        let out = r#"{"n": 41.6}"#;
+        assert!(verdict(near, Some(json!(42)), out).0);
+        assert!(verdict(near, Some(json!("42")), out).0);
+        let (passed, why) = verdict(near, Some(json!(40)), out);
+        assert!(!passed);
+        assert_eq!(why.unwrap(), "expected 40 ± 0.5, got 41.6");
+        let plain = "{ name: w, within: { of: 3, tolerance: 0 } }";
+        assert!(verdict(plain, Some(json!(3)), " 3\n").0);
+        let (passed, why) = verdict(plain, Some(json!(3)), "three");
+        assert!(!passed && why.unwrap().contains("not a number"));
+        let subject = Subject {
+            output: "3",
+            path: None,
+        };
+        let e = evaluate(&kind(plain), Some(&json!("many")), &subject).unwrap_err();
+        assert!(e.contains("not a number"), "{e}");
+    }
+
+    #[test]
+    fn path_scores_read_the_agent_path() {
+        use crate::workflow::scores::PathCheck;
+        let path = AgentPath {
+            calls: vec![("lookup".into(), json!({"id": 7}))],
+            handoffs: Vec::new(),
+            turns: 2,
+        };
+        let subject = Subject {
+            output: "",
+            path: Some(&path),
+        };
+        let at_most = |n| ScoreKind::Path(PathCheck::MaxTurns(n));
+        assert!(evaluate(&at_most(2), None, &subject).unwrap().0);
+        let (passed, why) = evaluate(&at_most(1), None, &subject).unwrap();
+        assert!(!passed);
+        assert_eq!(why.unwrap(), "expected at most 1 model calls, made 2");
     }
 
     #[test]
