@@ -404,6 +404,23 @@ mod tests {
     }
 
     #[test]
+    fn a_judges_generation_is_left_out_of_the_trace_usage_and_cost() {
+        let rec = Recorder::start(trace(), Vec::new());
+        let score = rec.span(None, SpanKind::Score, "helpful", Map::new());
+        let judge = rec.span(Some(score.id()), SpanKind::Generation, "m", Map::new());
+        judge.set_attribute("usage", Usage::new(30, 5).to_value());
+        judge.set_attribute("cost_usd", serde_json::json!(0.5));
+        judge.end(Status::Ok, None);
+        score.end(Status::Ok, None);
+        let work = rec.span(None, SpanKind::Generation, "m", Map::new());
+        work.set_attribute("usage", Usage::new(3, 4).to_value());
+        work.set_attribute("cost_usd", serde_json::json!(0.25));
+        work.end(Status::Ok, None);
+        let done = rec.finish(Status::Ok, None);
+        assert_eq!((done.usage, done.cost_usd), (Usage::new(3, 4), Some(0.25)));
+    }
+
+    #[test]
     fn open_spans_are_cancelled_children_first() {
         let sink = Arc::new(Collect::default());
         let rec = Recorder::start(trace(), vec![sink.clone()]);
