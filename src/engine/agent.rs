@@ -11,7 +11,9 @@ use serde_json::{Map, Value, json};
 use super::Failure;
 use super::executor::{Frame, TraceRun, end_with, error_at};
 use super::limits::RetryPolicy;
+use super::path::AgentPath;
 use super::scope::Stop;
+use super::scores::Subject;
 use crate::llm::{ChatRequest, DeltaFn, Message, Model, Scripted, ToolCall, ToolSpec};
 use crate::trace::{HANDOFF_PREFIX, SpanHandle, SpanId, SpanKind, Status};
 use crate::workflow::template::Output;
@@ -34,6 +36,8 @@ struct Conversation {
     retry: Option<crate::workflow::RetryDef>,
     /// Tokens used by the step's model calls so far (across handoffs), for `expect:`.
     usage: crate::trace::Usage,
+    /// The tools called, handoffs taken and model calls made, for the path checks.
+    path: AgentPath,
 }
 
 enum Turn {
@@ -71,6 +75,7 @@ impl TraceRun<'_> {
             scripted_calls: 0,
             retry: step.retry.clone(),
             usage: crate::trace::Usage::default(),
+            path: AgentPath::default(),
         };
         let started = std::time::Instant::now();
         let mut current = agent.value.clone();
@@ -109,12 +114,20 @@ impl TraceRun<'_> {
                 Ok(Turn::Answer(text)) => {
                     let checked = self.check_output(&span, &current, text).and_then(|text| {
                         // -- `expect:` checks, while the span is open: their events land on it.
-                        self.check_expectations(step, &span, &text, convo.usage, started.elapsed())
-                            .map(|()| text)
+                        self.check_expectations(
+                            step,
+                            &span,
+                            &text,
+                            convo.usage,
+                            started.elapsed(),
+                            Some(&convo.path),
+                        )
+                        .map(|()| text)
                     });
                     let text = match checked {
                         Ok(text) => text,
                         Err(failure) => {
+                            self.note_path(&convo.path);
                             let result = Err(failure);
                             end_with(span, &result);
                             return result;
@@ -126,11 +139,23 @@ impl TraceRun<'_> {
                     if let Some(key) = &session_key {
                         self.save_session(key, &user_text, &text).await?;
                     }
-                    self.record_output(frame, step, &Output::from_text(text), Status::Ok);
+                    let output = Output::from_text(text);
+                    self.record_output(frame, step, &output, Status::Ok);
+                    // -- `scores:`, under the step's (last agent's) span; they never fail it.
+                    self.note_path(&convo.path);
+                    if !step.scores.is_empty() {
+                        let subject = Subject {
+                            output: output.text(),
+                            path: Some(&convo.path),
+                        };
+                        self.run_scores(frame, &step.scores, Some(span.id()), &subject)
+                            .await;
+                    }
                     span.end(Status::Ok, None);
                     return Ok(());
                 }
                 Err(failure) => {
+                    self.note_path(&convo.path);
                     let result = Err(failure);
                     end_with(span, &result);
                     return result;
@@ -232,9 +257,10 @@ impl TraceRun<'_> {
                 scripted,
             };
             let response = self
-                .generation(frame, span, agent, model.as_ref(), &request, retry)
+                .generation(frame, span, agent, model.as_ref(), &request, retry, false)
                 .await?;
             convo.usage.add(response.usage);
+            convo.path.turns += 1;
             if response.tool_calls.is_empty() {
                 convo
                     .messages
@@ -253,6 +279,7 @@ impl TraceRun<'_> {
                 match handoff_target(def, &call.function.name) {
                     Some(target) if handoff.is_none() => {
                         self.record_handoff(span, agent, &target);
+                        convo.path.handoffs.push(target.clone());
                         results[i] = Some(Message::Tool {
                             tool_call_id: call.id.clone(),
                             content: json!({ "assistant": target }).to_string(),
@@ -265,7 +292,12 @@ impl TraceRun<'_> {
                             content: "Error: only one handoff can be taken per turn".into(),
                         });
                     }
-                    None => pending.push((i, call)),
+                    None => {
+                        let args =
+                            serde_json::from_str(&call.function.arguments).unwrap_or(Value::Null);
+                        convo.path.calls.push((call.function.name.clone(), args));
+                        pending.push((i, call));
+                    }
                 }
             }
             let outcomes = futures::future::join_all(
@@ -388,7 +420,10 @@ impl TraceRun<'_> {
     }
 
     /// One model call as a `generation` span under `agent_span`; adds its usage to the agent's.
-    async fn generation(
+    /// A judge's call (`judging`, under a `score` span) is not streamed to the terminal and
+    /// not charged to the run's budget: its tokens are counted apart from the workflow's.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn generation(
         &self,
         frame: &Frame,
         agent_span: &SpanHandle,
@@ -396,6 +431,7 @@ impl TraceRun<'_> {
         model: &dyn Model,
         request: &ChatRequest,
         retry: RetryPolicy,
+        judging: bool,
     ) -> Result<crate::llm::ChatResponse, Failure> {
         let no_content = self.engine.opts.no_content;
         let mut attrs = Map::new();
@@ -433,13 +469,13 @@ impl TraceRun<'_> {
             request.model.clone(),
             attrs,
         );
-        let on_text = self.engine.on_text.clone();
+        let on_text = self.engine.on_text.clone().filter(|_| !judging);
         let forward = move |delta: &str| {
             if let Some(f) = &on_text {
                 f(agent, delta);
             }
         };
-        let on_delta: Option<&DeltaFn<'_>> = if self.engine.on_text.is_some() {
+        let on_delta: Option<&DeltaFn<'_>> = if self.engine.on_text.is_some() && !judging {
             Some(&forward)
         } else {
             None
@@ -449,7 +485,7 @@ impl TraceRun<'_> {
             r = attempt => r,
             () = frame.scope.cancelled() => Err(frame.scope.failure()),
         };
-        if let Some(f) = &self.engine.on_text {
+        if let Some(f) = self.engine.on_text.as_ref().filter(|_| !judging) {
             f(agent, "");
         }
         let response = match response {
@@ -468,7 +504,11 @@ impl TraceRun<'_> {
         if let Some(cost) = cost {
             span.set_attribute("cost_usd", json!(cost));
         }
-        let crossed = self.engine.budget.charge(response.usage, cost);
+        let crossed = if judging {
+            None
+        } else {
+            self.engine.budget.charge(response.usage, cost)
+        };
         if response.usage_estimated {
             span.set_attribute("usage_estimated", Value::Bool(true));
         }

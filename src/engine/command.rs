@@ -411,12 +411,22 @@ impl TraceRun<'_> {
         // -- `expect:` checks, while the span is open: their events land on it.
         let result = result.and_then(|text| {
             let usage = crate::trace::Usage::default();
-            self.check_expectations(step, &span, &text, usage, started.elapsed())?;
+            self.check_expectations(step, &span, &text, usage, started.elapsed(), None)?;
             Ok(text)
         });
         match result {
             Ok(text) => {
-                self.record_output(frame, step, &Output::from_text(text), Status::Ok);
+                let output = Output::from_text(text);
+                self.record_output(frame, step, &output, Status::Ok);
+                // -- `scores:`, under the step's span; they never fail it.
+                if !step.scores.is_empty() {
+                    let subject = super::scores::Subject {
+                        output: output.text(),
+                        path: None,
+                    };
+                    self.run_scores(frame, &step.scores, Some(span.id()), &subject)
+                        .await;
+                }
                 span.end(Status::Ok, None);
                 Ok(())
             }

@@ -1,5 +1,5 @@
-//! The template context of a run: `vars`, `steps.<id>.{output,status}`, `trace.{id,group_id}`
-//! and, inside a `foreach:`, the loop variable.
+//! The template context of a run: `vars`, `steps.<id>.{output,status}`, `trace.{id,group_id}`,
+//! `case` (the evaluated case, for scores above all) and, inside a `foreach:`, the loop variable.
 //!
 //! Step results live behind one shared object so that adding a step's output is O(1) and a
 //! template render does not rebuild the context. A loop iteration gets its own results layered
@@ -97,6 +97,9 @@ pub struct Context {
     pub group_id: Option<String>,
     /// Loop variables (`item`, or a foreach's `as:` name), innermost last.
     pub locals: Vec<(String, Value)>,
+    /// The evaluated case (`case.id` and its reference fields); an empty mapping outside
+    /// `agentrace eval`.
+    pub case: Value,
 }
 
 impl Context {
@@ -111,6 +114,7 @@ impl Context {
             trace_id: self.trace_id.clone(),
             group_id: self.group_id.clone(),
             locals,
+            case: self.case.clone(),
         }
     }
 
@@ -130,6 +134,7 @@ impl Context {
                 group_id => self.group_id.clone(),
             },
         );
+        map.insert("case".into(), self.case.clone());
         for (name, value) in &self.locals {
             map.insert(name.clone(), value.clone());
         }
@@ -149,6 +154,7 @@ mod tests {
             trace_id: "t".into(),
             group_id: None,
             locals: Vec::new(),
+            case: Value::from(()),
         };
         ctx.steps.insert("before", &Output::Text("b".into()), "ok");
         let one = ctx.iteration("item", Value::from("x"));

@@ -49,6 +49,8 @@ pub(crate) struct TraceRun<'a> {
     pub outputs: Mutex<Map<String, Value>>,
     /// Where each failure started (see `expect.rs`), for the CI outputs of `run`.
     pub failures: Mutex<Vec<super::StepFailure>>,
+    /// The agent steps' paths merged, kept only when a score of the trace checks the path.
+    pub path: Option<Mutex<super::path::AgentPath>>,
 }
 
 impl TraceRun<'_> {
@@ -342,6 +344,7 @@ pub(crate) async fn run(
         trace_id: String::new(),
         group_id: None,
         locals: Vec::new(),
+        case: TemplateValue::from_serialize(engine.case_value()),
     };
     let root = Scope::root(cancel);
     // A sink that fails for good (the store's disk is full) stops the run like Ctrl-C does,
@@ -441,6 +444,13 @@ impl WorkflowRun<'_> {
             root: self.root.clone(),
             outputs: Mutex::new(Map::new()),
             failures: Mutex::new(Vec::new()),
+            path: (last
+                && engine
+                    .wf
+                    .scores
+                    .iter()
+                    .any(|s| matches!(s.kind, crate::workflow::scores::ScoreKind::Path(_))))
+            .then(|| Mutex::new(super::path::AgentPath::default())),
         };
         let frame = Frame {
             ctx: ctx.clone(),
@@ -455,6 +465,11 @@ impl WorkflowRun<'_> {
             (Ok(()), Some(expect)) if last => run.check_run_expectations(&frame, expect, earlier),
             _ => result,
         };
+        // -- The workflow's `scores:`, after everything else of the last trace (even when a
+        // step failed: a failed case is scored too); they never change its result.
+        if last && !matches!(&result, Err(f) if f.cancelled) {
+            run.run_trace_scores(&frame).await;
+        }
         engine.set_current(None);
         let (trace_status, error) = match &result {
             Ok(()) => (Status::Ok, None),

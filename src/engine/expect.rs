@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use super::executor::{Frame, TraceRun, error_at};
+use super::path::{self, AgentPath};
 use super::{Failure, TraceOutcome};
 use crate::trace::bound::truncate;
 use crate::trace::{ErrorInfo, SpanHandle, SpanKind, Status, Timestamp, Usage};
@@ -39,6 +40,8 @@ pub(crate) struct Measured<'a> {
     pub duration: Duration,
     /// `None` when a model without a known price was used.
     pub cost_usd: Option<f64>,
+    /// The agent's path (agent steps only).
+    pub path: Option<&'a AgentPath>,
 }
 
 /// One check's result.
@@ -140,6 +143,22 @@ fn evaluate(check: &Check, m: &Measured, no_content: bool) -> Verdict {
                 format_duration(m.duration)
             ),
         },
+        CheckKind::Path(check) => match m.path {
+            Some(p) => {
+                let v = path::check(check, p);
+                Verdict {
+                    passed: v.passed,
+                    actual: v.actual,
+                    phrase: v.phrase,
+                }
+            }
+            // Validation keeps path checks on agent steps.
+            None => Verdict {
+                passed: false,
+                actual: Value::Null,
+                phrase: format!("`{}` only applies to agent steps", check.key()),
+            },
+        },
         CheckKind::MaxCostUsd(max) => match m.cost_usd {
             Some(cost) => Verdict {
                 passed: cost <= *max,
@@ -175,6 +194,7 @@ fn run_checks(
         let expected = match &check.kind {
             CheckKind::MaxTokens(n) => json!(n),
             CheckKind::MaxCostUsd(usd) => json!(usd),
+            CheckKind::Path(crate::workflow::scores::PathCheck::MaxTurns(n)) => json!(n),
             _ => Value::String(truncate(&check.written, QUOTE_CHARS)),
         };
         let mut attrs = Map::new();
@@ -227,6 +247,7 @@ impl TraceRun<'_> {
         output: &str,
         usage: Usage,
         duration: Duration,
+        path: Option<&AgentPath>,
     ) -> Result<(), Failure> {
         let Some(expect) = &step.expect else {
             return Ok(());
@@ -236,6 +257,7 @@ impl TraceRun<'_> {
             usage,
             duration,
             cost_usd: None,
+            path,
         };
         let subject = format!("step `{}`", self.display_name(step));
         run_checks(
@@ -278,6 +300,7 @@ impl TraceRun<'_> {
             usage,
             duration: Duration::from_secs_f64(elapsed_ms / 1000.0),
             cost_usd: cost.map(|c| (c * 1e9).round() / 1e9),
+            path: None,
         };
         let mut attrs = Map::new();
         attrs.insert("checks".into(), json!(expect.checks.len()));
@@ -361,6 +384,7 @@ mod tests {
             usage: Usage::new(30, 12),
             duration: Duration::from_millis(1500),
             cost_usd: Some(0.002),
+            path: None,
         }
     }
 

@@ -12,8 +12,10 @@ mod flow;
 mod join;
 mod limits;
 pub mod models;
+mod path;
 mod retry;
 mod scope;
+mod scores;
 mod session;
 mod tools;
 
@@ -223,6 +225,11 @@ impl Engine {
             };
             vars.insert(name.clone(), value);
         }
+        if let Some(case) = &opts.case {
+            for (name, value) in &case.vars {
+                vars.insert(name.clone(), value.clone());
+            }
+        }
         if opts.no_content && uses_sessions(&wf) {
             return Err(Error::usage(
                 "--no-content cannot be used with `session:` steps: a conversation kept across \
@@ -293,6 +300,19 @@ impl Engine {
 
     pub(crate) fn set_current(&self, rec: Option<crate::trace::Recorder>) {
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = rec;
+    }
+
+    /// The evaluated case as templates and scorers see it: its `id` and reference fields (an
+    /// empty mapping outside `agentrace eval`).
+    pub(crate) fn case_value(&self) -> Value {
+        let mut map = Map::new();
+        if let Some(case) = &self.opts.case {
+            map.insert("id".into(), Value::String(case.id.clone()));
+            for (k, v) in &case.reference {
+                map.insert(k.clone(), v.clone());
+            }
+        }
+        Value::Object(map)
     }
 
     /// Whether the run needs the store for `session:` conversations.

@@ -69,7 +69,7 @@ fn endpoint(provider: Option<&Provider>) -> Result<Endpoint, Error> {
     })
 }
 
-/// The agents steps name, and every agent they can hand off to.
+/// The agents steps name, the judges of scores, and every agent they can hand off to.
 fn used_agents(wf: &Workflow) -> Vec<&str> {
     let mut used: Vec<&str> = Vec::new();
     for step in wf.all_steps() {
@@ -77,6 +77,15 @@ fn used_agents(wf: &Workflow) -> Vec<&str> {
             && !used.contains(&agent.as_str())
         {
             used.push(agent.as_str());
+        }
+    }
+    // Judges of `scores:` are asked too.
+    let scores = wf.all_steps().into_iter().flat_map(|s| s.scores.iter());
+    for score in scores.chain(wf.scores.iter()) {
+        if let crate::workflow::scores::ScoreKind::Judge(judge) = &score.kind
+            && !used.contains(&judge.agent.as_str())
+        {
+            used.push(judge.agent.as_str());
         }
     }
     let mut i = 0;

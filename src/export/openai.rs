@@ -167,7 +167,8 @@ fn span_data(span: &Span) -> Value {
             "from_agent": str_attr(span, "from_agent"),
             "to_agent": str_attr(span, "to_agent"),
         }),
-        SpanKind::Custom | SpanKind::Command => custom_data(span),
+        // The Agents SDK has no evaluation span: a scorer is a custom span with its data.
+        SpanKind::Custom | SpanKind::Command | SpanKind::Score => custom_data(span),
     }
 }
 
@@ -337,8 +338,8 @@ fn output_messages(span: &Span) -> Value {
 
 fn custom_data(span: &Span) -> Value {
     let mut data = Map::new();
-    if span.kind == SpanKind::Command {
-        data.insert("span_kind".into(), json!("command"));
+    if matches!(span.kind, SpanKind::Command | SpanKind::Score) {
+        data.insert("span_kind".into(), json!(span.kind.as_str()));
     }
     for (k, v) in &span.attributes {
         data.insert(k.clone(), v.clone());

@@ -30,7 +30,7 @@
 //! | `response` | generation | `model` or `response` | `response_id`, `usage`, `openai.span_type` |
 //! | `function` | function | `name` | `tool`, `input`, `output`, `mcp_data` |
 //! | `handoff` | handoff | `from -> to` | `from_agent`, `to_agent` |
-//! | `custom` | custom (command when `data.span_kind` says so) | `name` | `data`'s keys; `data.status` and `data.events` as written by the export become the status and events |
+//! | `custom` | custom (command or score when `data.span_kind` says so) | `name` | `data`'s keys; `data.status` and `data.events` as written by the export become the status and events |
 //! | anything else (`guardrail`, `task`, `turn`, `transcription`, `speech`, `speech_group`, `mcp_tools`, …) | custom | `name` or the type | its fields, `openai.span_type` |
 //!
 //! Status: `error` → `error` with its message and data; no `ended_at` → `running`; else `ok`.
@@ -670,9 +670,14 @@ fn custom(mut data: Map<String, Value>) -> Mapped {
     let mut m = Mapped::new(SpanKind::Custom, name);
     match take(&mut data, "data") {
         Value::Object(mut attrs) => {
-            if attrs.get("span_kind").and_then(Value::as_str) == Some("command") {
+            let kind = match attrs.get("span_kind").and_then(Value::as_str) {
+                Some("command") => Some(SpanKind::Command),
+                Some("score") => Some(SpanKind::Score),
+                _ => None,
+            };
+            if let Some(kind) = kind {
                 attrs.remove("span_kind");
-                m.kind = SpanKind::Command;
+                m.kind = kind;
             }
             if let Some(status) = attrs
                 .get("status")

@@ -84,6 +84,7 @@ impl Theme {
                     SpanKind::Function => text.yellow().to_string(),
                     SpanKind::Handoff => text.bright_magenta().to_string(),
                     SpanKind::Command => text.green().to_string(),
+                    SpanKind::Score => text.bright_blue().to_string(),
                 },
             },
         }

@@ -5,6 +5,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::score::{Score, ScoreSource};
 use super::{
     ErrorInfo, Event, Span, SpanId, SpanKind, Status, Timestamp, Trace, TraceDoc, TraceId, Usage,
 };
@@ -17,7 +18,7 @@ pub(crate) fn tid() -> TraceId {
     TraceId([0x4b; 16])
 }
 
-/// The id of span `n` of [`every_kind`] (the ids are 1..=10).
+/// The id of span `n` of [`every_kind`] (the ids are 1..=11).
 pub(crate) fn sid(n: u8) -> SpanId {
     SpanId([0, 0, 0, 0, 0, 0, 0, n])
 }
@@ -82,7 +83,8 @@ pub(crate) fn span(
 /// One span of every kind and status: a custom step with an event, an agent under it with a
 /// generation (content captured: messages, output, tool calls), a second generation without
 /// content (as `--no-content` and offline runs record it), a failed tool, a handoff, a failed
-/// command, a skipped one, a cancelled span and a span still running under it. The trace failed,
+/// command, a skipped one, a cancelled span and a span still running under it, and a judge's
+/// `score` span with its evaluation event. The trace failed,
 /// belongs to a group and carries metadata (nested too).
 pub(crate) fn every_kind() -> TraceDoc {
     let mut root = span(
@@ -232,6 +234,30 @@ pub(crate) fn every_kind() -> TraceDoc {
         None,
         json!({"item": {"sku": "A-1"}}),
     );
+    // A judge's score of the step: the evaluation event, and the judge's usage apart from the
+    // trace's.
+    let mut score = span(
+        11,
+        Some(1),
+        SpanKind::Score,
+        "helpful",
+        Status::Ok,
+        8_100,
+        Some(8_900),
+        json!({"scorer": "judge", "agent": "grader",
+               "usage": {"input_tokens": 8, "output_tokens": 3, "total_tokens": 11}}),
+    );
+    score.events.push(
+        Score {
+            value: Some(0.5),
+            label: Some("partly".into()),
+            explanation: Some("misses the date".into()),
+            passed: Some(false),
+            threshold: Some(0.7),
+            ..Score::new("helpful", ScoreSource::Judge)
+        }
+        .to_event(Timestamp(T0 + 8_850)),
+    );
     TraceDoc {
         trace: Trace {
             trace_id: tid(),
@@ -248,7 +274,7 @@ pub(crate) fn every_kind() -> TraceDoc {
             pid: Some(4242),
         },
         spans: vec![
-            root, agent, generation, no_content, tool, handoff, command, skipped, cancelled,
+            root, agent, generation, no_content, tool, handoff, score, command, skipped, cancelled,
             running,
         ],
     }

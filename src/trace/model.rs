@@ -77,16 +77,20 @@ pub enum SpanKind {
     Handoff,
     /// A `run:` step: one process.
     Command,
+    /// One scorer of `scores:`: its result is the evaluation event on it; a judge's model call
+    /// is its child.
+    Score,
 }
 
 impl SpanKind {
-    pub const ALL: [SpanKind; 6] = [
+    pub const ALL: [SpanKind; 7] = [
         SpanKind::Custom,
         SpanKind::Agent,
         SpanKind::Generation,
         SpanKind::Function,
         SpanKind::Handoff,
         SpanKind::Command,
+        SpanKind::Score,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -97,6 +101,7 @@ impl SpanKind {
             SpanKind::Function => "function",
             SpanKind::Handoff => "handoff",
             SpanKind::Command => "command",
+            SpanKind::Score => "score",
         }
     }
 

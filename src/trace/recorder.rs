@@ -201,7 +201,13 @@ impl Recorder {
             // Whatever was added while it ran (a server's answer, a command's output) may echo a
             // key: no sink sees it.
             redact::redact_span(&mut span);
-            if span.kind == SpanKind::Generation {
+            // A generation under a `score` span is a judge's: its tokens and cost are the
+            // score's (recorded on that span), not the workflow's.
+            let judged = span
+                .parent_id
+                .and_then(|p| state.open.get(&p))
+                .is_some_and(|p| p.kind == SpanKind::Score);
+            if span.kind == SpanKind::Generation && !judged {
                 if let Some(usage) = span.usage() {
                     state.trace.usage.add(usage);
                 }
@@ -395,6 +401,23 @@ mod tests {
                 "trace- ok 7"
             ]
         );
+    }
+
+    #[test]
+    fn a_judges_generation_is_left_out_of_the_trace_usage_and_cost() {
+        let rec = Recorder::start(trace(), Vec::new());
+        let score = rec.span(None, SpanKind::Score, "helpful", Map::new());
+        let judge = rec.span(Some(score.id()), SpanKind::Generation, "m", Map::new());
+        judge.set_attribute("usage", Usage::new(30, 5).to_value());
+        judge.set_attribute("cost_usd", serde_json::json!(0.5));
+        judge.end(Status::Ok, None);
+        score.end(Status::Ok, None);
+        let work = rec.span(None, SpanKind::Generation, "m", Map::new());
+        work.set_attribute("usage", Usage::new(3, 4).to_value());
+        work.set_attribute("cost_usd", serde_json::json!(0.25));
+        work.end(Status::Ok, None);
+        let done = rec.finish(Status::Ok, None);
+        assert_eq!((done.usage, done.cost_usd), (Usage::new(3, 4), Some(0.25)));
     }
 
     #[test]

@@ -7,7 +7,13 @@
 //! `gen_ai.evaluation.explanation`), plus agentrace's own `agentrace.evaluation.*` attributes for
 //! what that convention has no name for (pass/fail, the threshold, the source, an error). So a
 //! score travels wherever events do: the store, `show`, every export, and the traces other tools
-//! send to `serve` with the same event. A score of the whole trace sits on its first root span.
+//! send to `serve` with the same event.
+//!
+//! Where a score sits: the engine runs each scorer of a workflow's `scores:` in a span of kind
+//! `score` named after it (under the step's span for a step's scores, at the top level for the
+//! trace's) and records the result on that span; a judge's generation is that span's child. A
+//! score added later to a whole trace (a person's, `agentrace score`) goes on its first root
+//! span ([`trace_score_span`]).
 
 use serde_json::{Map, Value, json};
 

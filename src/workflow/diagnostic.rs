@@ -223,6 +223,29 @@ pub(crate) fn list(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
         .join(", ")
 }
 
+/// A value and where it was written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Located<T> {
+    pub value: T,
+    pub loc: Loc,
+}
+
+impl<T> Located<T> {
+    pub fn new(value: T, loc: Loc) -> Self {
+        Located { value, loc }
+    }
+}
+
+impl Located<String> {
+    pub fn as_str(&self) -> &str {
+        &self.value
+    }
+}
+
+/// A YAML value kept as JSON (attributes, metadata, vars), with string leaves that may be
+/// templates. The location is that of the value as a whole.
+pub type LocatedValue = Located<serde_json::Value>;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,5 @@
 //! `expect:` — assertions on what a step (or the whole run) produced: its output text, its
-//! tokens and its time. Parsed with locations (`parse/expect.rs`); checked by the engine
+//! tokens and its time, and (agent steps) the path its agent took. Parsed with locations (`parse/expect.rs`); checked by the engine
 //! (`engine/expect.rs`), which records each result as an `expectation` event.
 
 use std::time::Duration;
@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::diagnostic::Loc;
+use super::scores::PathCheck;
 
 /// The keys of a step's `expect:`.
 pub const STEP_CHECKS: &[&str] = &[
@@ -17,6 +18,12 @@ pub const STEP_CHECKS: &[&str] = &[
     "json_schema",
     "max_tokens",
     "max_duration",
+    "tools_called",
+    "tools_not_called",
+    "tool_order",
+    "tool_args",
+    "handed_off_to",
+    "max_turns",
 ];
 
 /// The keys of the workflow's `expect:` (the run as a whole).
@@ -66,12 +73,14 @@ pub enum CheckKind {
     MaxDuration(Duration),
     /// The run's model calls cost at most this much (workflow level only).
     MaxCostUsd(f64),
+    /// A check on the agent's path (agent steps only): see [`PathCheck`].
+    Path(PathCheck),
 }
 
 impl Check {
     /// The check's key (`contains`, `max_tokens`, …): the `check` attribute of its event.
     pub fn name(&self) -> &'static str {
-        match self.kind {
+        match &self.kind {
             CheckKind::Contains(_) => "contains",
             CheckKind::NotContains(_) => "not_contains",
             CheckKind::Matches(_) => "matches",
@@ -80,6 +89,7 @@ impl Check {
             CheckKind::MaxTokens(_) => "max_tokens",
             CheckKind::MaxDuration(_) => "max_duration",
             CheckKind::MaxCostUsd(_) => "max_cost_usd",
+            CheckKind::Path(p) => p.key(),
         }
     }
 
@@ -92,6 +102,7 @@ impl Check {
                 | CheckKind::Matches(_)
                 | CheckKind::Equals(_)
                 | CheckKind::JsonSchema(_)
+                | CheckKind::Path(PathCheck::ToolArgs { .. })
         )
     }
 }

@@ -13,6 +13,7 @@ mod fuzz;
 pub mod node;
 pub mod parse;
 pub mod schema;
+pub mod scores;
 pub mod template;
 pub mod validate;
 

@@ -9,33 +9,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use indexmap::IndexMap;
-use serde_json::Value;
-
 use super::diagnostic::Loc;
+use indexmap::IndexMap;
 
-/// A value and where it was written.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Located<T> {
-    pub value: T,
-    pub loc: Loc,
-}
-
-impl<T> Located<T> {
-    pub fn new(value: T, loc: Loc) -> Self {
-        Located { value, loc }
-    }
-}
-
-impl Located<String> {
-    pub fn as_str(&self) -> &str {
-        &self.value
-    }
-}
-
-/// A YAML value kept as JSON (attributes, metadata, vars), with string leaves that may be
-/// templates. The location is that of the value as a whole.
-pub type LocatedValue = Located<Value>;
+// Defined beside `Loc`, so that the types of `expect:` and `scores:` hold located values
+// without importing this file (which holds them).
+pub use super::diagnostic::{Located, LocatedValue};
 
 #[derive(Clone, Debug)]
 pub struct Workflow {
@@ -72,6 +51,9 @@ pub struct Workflow {
     pub prices: IndexMap<String, PriceDef>,
     /// `expect:` on the run as a whole, checked after the last trace's steps.
     pub expect: Option<super::expect::Expect>,
+    /// `scores:` of the whole trace, run after its steps (after the last trace's, like
+    /// `expect:`).
+    pub scores: Vec<super::scores::ScoreDef>,
 }
 
 /// `retry: { attempts, backoff, timeout }`: model calls retried on HTTP 429, 5xx, connection
@@ -181,6 +163,8 @@ pub struct Step {
     pub retry: Option<RetryDef>,
     /// `expect:` on the step's output, tokens and time (agent and run steps).
     pub expect: Option<super::expect::Expect>,
+    /// `scores:` of the step's output and path (agent and run steps); they never fail it.
+    pub scores: Vec<super::scores::ScoreDef>,
     pub kind: StepKind,
     /// Where the step's mapping starts (its `- ` item).
     pub loc: Loc,

@@ -35,6 +35,7 @@ mod replay;
 mod retries;
 mod robust;
 mod run;
+mod scores;
 mod secrets;
 mod serve;
 mod shapes;

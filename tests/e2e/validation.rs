@@ -229,3 +229,37 @@ fn a_yaml_syntax_error_is_reported_with_its_location() {
         stderr(&out)
     );
 }
+
+#[test]
+fn validate_reports_score_problems_at_their_place() {
+    let yaml = r#"name: Scored
+model: gpt-4o-mini
+tools:
+  lookup: { command: [cat] }
+agents:
+  helper: { tools: [lookup] }
+  grader: { model: "" }
+steps:
+  - id: build
+    run: [echo, hi]
+    scores:
+      - { name: right, equls: hi }
+      - { name: both, equals: hi, contains: h }
+      - { name: both, contains: i }
+      - { name: path, tools_called: [lookup] }
+  - id: answer
+    agent: helper
+    input: hi
+    expect: { tool_order: [lookup, lokup] }
+scores:
+  - name: judged
+    judge: { agent: grder, rubric: "Right?", choices: { yes: 1, no: 0 } }
+"#;
+    let env = TestEnv::new().workflow("scored.yaml", yaml);
+    let out = env.run(&["validate", "scored.yaml"]);
+    assert_exit(&out, 2);
+    let _filters = snapshot_filters(&env).bind_to_scope();
+    insta::assert_snapshot!("score_problems", stderr(&out));
+    assert_exit(&env.run(&["run", "scored.yaml", "--offline"]), 2);
+    assert!(!env.store().exists());
+}

@@ -370,6 +370,11 @@ fn step_span(
             attrs.str("openinference.span.kind", "CHAIN");
             (s.name.clone(), &[])
         }
+        SpanKind::Score => {
+            attrs.str("openinference.span.kind", "EVALUATOR");
+            attrs.str("gen_ai.evaluation.name", &s.name);
+            (s.name.clone(), &[])
+        }
     };
     attrs.str("agentrace.span.kind", s.kind.as_str());
     attrs.str("agentrace.status", s.status.as_str());

@@ -124,7 +124,7 @@ impl Incoming<'_> {
                 put("input", first(&["input.value"]));
                 put("output", first(&["output.value"]));
             }
-            SpanKind::Custom | SpanKind::Handoff | SpanKind::Command => {}
+            SpanKind::Custom | SpanKind::Handoff | SpanKind::Command | SpanKind::Score => {}
         }
         let span = self.span;
         let span_kind = match span.kind {

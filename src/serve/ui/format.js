@@ -146,7 +146,7 @@ export const STATUS_MARK = { error: '✕', cancelled: '⊘', skipped: '↷', run
 /**
  * @type {readonly string[]}
  */
-export const KINDS = ['custom', 'agent', 'generation', 'function', 'handoff', 'command'];
+export const KINDS = ['custom', 'agent', 'generation', 'function', 'handoff', 'command', 'score'];
 /**
  * @param {unknown} k
  * @returns {string}

@@ -6,6 +6,7 @@ use super::super::diagnostic::{did_you_mean, list, suggest};
 use super::super::expect::{Check, CheckKind, Expect, STEP_CHECKS, WORKFLOW_CHECKS};
 use super::super::node::{Node, NodeKind};
 use super::Parser;
+use crate::workflow::scores::PATH_CHECKS;
 
 /// Which `expect:` is being read.
 #[derive(Clone, Copy, PartialEq)]
@@ -143,6 +144,14 @@ impl Parser<'_> {
                     out.push(located(CheckKind::MaxTokens(n), n.to_string(), node));
                 }
             }
+            key if PATH_CHECKS.contains(&key) => {
+                if let Some(path) = self.path_check(key, node) {
+                    let written = node
+                        .scalar_text(self.source)
+                        .unwrap_or_else(|| node.to_json().to_string());
+                    out.push(located(CheckKind::Path(path), written, node));
+                }
+            }
             "max_duration" => {
                 if let Some(d) = self.duration(key, node) {
                     let written = node
@@ -190,7 +199,7 @@ impl Parser<'_> {
 
 /// The one line of a regex error that says what is wrong (its Display adds the pattern and a
 /// caret on lines of their own).
-fn regex_error(e: &regex::Error) -> String {
+pub(super) fn regex_error(e: &regex::Error) -> String {
     let text = e.to_string();
     text.lines()
         .rev()

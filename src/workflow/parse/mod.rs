@@ -9,8 +9,8 @@
 //! The parser is one `Parser` whose methods are spread over this folder by what they read: this
 //! file holds the entry point, the checks every mapping goes through and the workflow's top level;
 //! `steps` the steps and traces, `agents` the agents and their scripted turns, `tools` the
-//! tool definitions, `values` single values (text, numbers, durations, lists of names) and
-//! `expect` the `expect:` checks.
+//! tool definitions, `values` single values (text, numbers, durations, lists of names),
+//! `expect` the `expect:` checks and `scores` the `scores:` lists.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +25,7 @@ use expect::Level;
 
 mod agents;
 mod expect;
+mod scores;
 mod steps;
 #[cfg(test)]
 pub(super) mod tests;
@@ -49,6 +50,7 @@ const TOP_KEYS: &[&str] = &[
     "budget",
     "prices",
     "expect",
+    "scores",
 ];
 const PROVIDER_KEYS: &[&str] = &["base_url", "api_key_env", "headers", "stream"];
 const RETRY_KEYS: &[&str] = &["attempts", "backoff", "timeout"];
@@ -211,6 +213,7 @@ impl Parser<'_> {
         let expect = f
             .value("expect")
             .and_then(|n| self.expect(n, Level::Workflow));
+        let scores = self.scores(&f);
         Some(Workflow {
             path,
             source: Arc::from(self.source),
@@ -230,6 +233,7 @@ impl Parser<'_> {
             budget,
             prices,
             expect,
+            scores,
         })
     }
 

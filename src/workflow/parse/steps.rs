@@ -36,6 +36,7 @@ pub(super) const STEP_KEYS: &[&str] = &[
     "as",
     "concurrency",
     "expect",
+    "scores",
 ];
 const EVENT_KEYS: &[&str] = &["name", "attributes"];
 /// The keys that choose a step's form.
@@ -56,6 +57,7 @@ const FORM_ONLY_KEYS: &[(&str, &[&str])] = &[
     ("as", &["foreach"]),
     ("concurrency", &["foreach"]),
     ("expect", &["agent", "run"]),
+    ("scores", &["agent", "run"]),
 ];
 
 /// Whether a step id can be written as `steps.<id>` in a template.
@@ -212,6 +214,7 @@ impl Parser<'_> {
             .and_then(|n| self.located_duration("timeout", n));
         let retry = f.value("retry").and_then(|n| self.retry(n));
         let expect = f.value("expect").and_then(|n| self.expect(n, Level::Step));
+        let scores = self.scores(&f);
         let forms: Vec<(&Located<String>, &Node)> = f
             .entries
             .iter()
@@ -235,6 +238,7 @@ impl Parser<'_> {
                 timeout,
                 retry,
                 expect,
+                scores,
                 kind: StepKind::Span {
                     name: placeholder,
                     events: Vec::new(),
@@ -308,6 +312,7 @@ impl Parser<'_> {
             timeout,
             retry,
             expect,
+            scores,
             kind,
             loc: node.loc,
         })

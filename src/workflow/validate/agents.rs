@@ -99,7 +99,7 @@ impl<'w> Validator<'w> {
         out
     }
 
-    fn unknown_agent(&mut self, agent: &Located<String>) {
+    pub(super) fn unknown_agent(&mut self, agent: &Located<String>) {
         let names: Vec<&str> = self.wf.agents.keys().map(String::as_str).collect();
         let suggestion = suggest(&agent.value, names.iter().copied());
         let help = match suggestion {

@@ -145,6 +145,18 @@ impl<'w> Validator<'w> {
                     }
                 }
             }
+            if !step.scores.is_empty() || step.expect.is_some() {
+                let scope = Scope {
+                    done: &reach.done,
+                    hidden: Some(&reach.hidden),
+                    locals: &reach.locals,
+                    current,
+                    checks: Checks::All,
+                    note: Some("a step's scores run right after it"),
+                    only: None,
+                };
+                self.scores(&step.scores, Some(step), &scope);
+            }
             if let Some(id) = current {
                 reach.done.insert(id.to_string());
             }

@@ -12,7 +12,7 @@
 //! holds the entry point and the walk's state (what a point of execution can see); `flow` walks
 //! the steps in execution order (ids, spans, `parallel:`, `foreach:`, `if:`); `agents` checks
 //! agents, tools, handoffs and scripted turns; `templates` checks each template's syntax and
-//! every reference it makes.
+//! every reference it makes; `scores` checks `scores:` and the path checks of `expect:`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -24,6 +24,7 @@ use super::{Diagnostic, Workflow};
 
 mod agents;
 mod flow;
+mod scores;
 mod templates;
 #[cfg(test)]
 mod tests;
@@ -77,6 +78,16 @@ pub fn validate(wf: &Workflow) -> Vec<Diagnostic> {
         }
         v.steps(&trace.steps, &mut reach, false);
     }
+    let after_all = Scope {
+        done: &reach.done,
+        hidden: Some(&reach.hidden),
+        locals: &[],
+        current: None,
+        checks: Checks::All,
+        note: None,
+        only: None,
+    };
+    v.scores(&wf.scores, None, &after_all);
     v.diagnostics.sort_by_key(|d| d.loc);
     v.diagnostics
 }

@@ -155,7 +155,9 @@ impl<'w> Validator<'w> {
                     }
                 }
                 [root, ..] => {
-                    if !matches!(root, "vars" | "steps" | "trace") && !GLOBALS.contains(&root) {
+                    if !matches!(root, "vars" | "steps" | "trace" | "case")
+                        && !GLOBALS.contains(&root)
+                    {
                         self.unknown_root(root, loc, scope);
                     }
                 }
