@@ -234,14 +234,22 @@ impl TraceRun<'_> {
                 messages.push(Message::system(instructions.clone()));
             }
             messages.extend(convo.messages.iter().cloned());
-            let scripted = convo.script.pop_front().map(|turn| {
-                let base = convo.scripted_calls;
-                let scripted = scripted_answer(turn, base);
-                if let Scripted::ToolCalls(calls) = &scripted {
-                    convo.scripted_calls += calls.len();
+            let scripted = match convo.script.pop_front() {
+                // A text turn is a template (so that an evaluation's cases can script their own
+                // answers, `{{ case.answer }}`); only the offline model reads it.
+                Some(MockTurn::Text(text)) if self.engine.opts.offline => Some(Scripted::Text(
+                    self.render(frame, "mock", text.loc, &text.value).await?,
+                )),
+                Some(turn) => {
+                    let base = convo.scripted_calls;
+                    let scripted = scripted_answer(turn, base);
+                    if let Scripted::ToolCalls(calls) = &scripted {
+                        convo.scripted_calls += calls.len();
+                    }
+                    Some(scripted)
                 }
-                scripted
-            });
+                None => None,
+            };
             let request = ChatRequest {
                 model: model_name(self, Some(def)),
                 messages,

@@ -96,6 +96,36 @@ steps:
 }
 
 #[test]
+fn an_offline_mock_text_is_a_template_and_a_real_model_never_renders_it() {
+    let workflow = |mock: &str| {
+        format!(
+            "name: Templated mock\nmodel: gpt-4o-mini\nvars: {{ city: Paris }}\nagents:\n  helper: \
+             {{ instructions: You help. }}\nsteps:\n  - id: answer\n    agent: helper\n    input: \
+             Weather?\n    mock: \"{mock}\"\n"
+        )
+    };
+    let env = TestEnv::with_fake()
+        .workflow("templated.yaml", &workflow("Sunny in {{ vars.city }}"))
+        .workflow("broken.yaml", &workflow("{{ nothing.here }}"));
+    let (out, lines) = run_json(&env, "templated.yaml", &["--offline", "--var", "city=Oslo"]);
+    assert_exit(&out, 0);
+    assert_eq!(lines[0]["outputs"]["answer"], "Sunny in Oslo");
+    // Offline, a mock is rendered like any template: an unknown name is an error there.
+    let (out, _) = run_json(&env, "broken.yaml", &["--offline"]);
+    assert_exit(&out, 1);
+    assert!(
+        stdout(&out).contains("template error in `mock`"),
+        "{}",
+        stdout(&out)
+    );
+    // With a real model the mock is not read, so not rendered either.
+    env.server().push(Reply::text("Rain.", 3, 1));
+    let (out, lines) = run_json(&env, "broken.yaml", &[]);
+    assert_exit(&out, 0);
+    assert_eq!(lines[0]["outputs"]["answer"], "Rain.");
+}
+
+#[test]
 fn offline_answers_with_mock_text_without_network_and_says_so() {
     let env = TestEnv::with_fake().workflow(
         "offline.yaml",
