@@ -7,6 +7,7 @@
 
 mod content;
 pub mod diff;
+pub mod eval;
 pub mod json;
 mod line;
 pub mod progress;
