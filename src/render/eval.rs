@@ -250,7 +250,8 @@ pub fn failure_reasons(case: &CaseResult) -> Vec<String> {
     out
 }
 
-fn case_label(case: &CaseResult, repeat: u32) -> String {
+/// The case's id, and its attempt under `--repeat`: `refund-3 #2`.
+pub fn case_label(case: &CaseResult, repeat: u32) -> String {
     if repeat > 1 {
         format!("{} #{}", case.case_id, case.attempt)
     } else {

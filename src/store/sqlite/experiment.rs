@@ -4,10 +4,10 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Row, Transaction, params};
+use rusqlite::{Row, params};
 
 use super::query::{TRACE_COLUMNS, TraceRow, json_map};
-use super::writer::map_json;
+use super::writer::{map_json, write_run};
 use super::{Store, StoreError};
 use crate::store::experiment::EXPERIMENT_PREFIX;
 use crate::store::{Experiment, ExperimentRun, ExperimentStatus};
@@ -290,22 +290,6 @@ fn read_experiment(r: &Row<'_>) -> rusqlite::Result<(Experiment, String)> {
 fn id_list(ids: &[TraceId]) -> String {
     let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
     serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into())
-}
-
-/// Writes one run row (in the writer's transaction or a command's own).
-pub(super) fn write_run(tx: &Transaction<'_>, run: &ExperimentRun) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO experiment_runs (experiment_id, case_id, attempt, trace_id)
-         VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (experiment_id, case_id, attempt) DO UPDATE SET trace_id = excluded.trace_id",
-    )?
-    .execute(params![
-        run.experiment,
-        run.case_id,
-        run.attempt,
-        run.trace_id.to_string()
-    ])?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -472,7 +472,7 @@ fn write_records<'a>(
                 seqs.push(write_span(tx, span)?);
                 write_events(tx, span)?;
             }
-            Record::Run(run) => super::experiment::write_run(tx, run)?,
+            Record::Run(run) => write_run(tx, run)?,
         }
     }
     index_spans(tx, &seqs)
@@ -559,6 +559,22 @@ pub(super) fn write_events(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<(
             map_json(&event.attributes),
         ])?;
     }
+    Ok(())
+}
+
+/// Writes one run row (in the writer's transaction or a command's own).
+pub(super) fn write_run(tx: &Transaction<'_>, run: &ExperimentRun) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO experiment_runs (experiment_id, case_id, attempt, trace_id)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (experiment_id, case_id, attempt) DO UPDATE SET trace_id = excluded.trace_id",
+    )?
+    .execute(params![
+        run.experiment,
+        run.case_id,
+        run.attempt,
+        run.trace_id.to_string()
+    ])?;
     Ok(())
 }
 
