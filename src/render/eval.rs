@@ -326,10 +326,16 @@ fn scorer_table(rows: &[ScorerRow], theme: &Theme) -> String {
             Cell::new(cost(r.cost_usd)),
         ]);
     }
-    let last = header.len() - 1;
+    lines(table, 1..header.len())
+}
+
+/// The table's lines: two spaces between columns, the columns of `right` (the numbers)
+/// right-aligned, no trailing blanks.
+pub(super) fn lines(mut table: comfy_table::Table, right: std::ops::Range<usize>) -> String {
+    let last = table.column_count().saturating_sub(1);
     for (index, column) in table.column_iter_mut().enumerate() {
         column.set_padding((0, if index == last { 0 } else { 2 }));
-        if index > 0 {
+        if right.contains(&index) {
             column.set_cell_alignment(CellAlignment::Right);
         }
     }
@@ -341,7 +347,7 @@ fn scorer_table(rows: &[ScorerRow], theme: &Theme) -> String {
     out
 }
 
-fn round(x: f64, places: i32) -> f64 {
+pub(super) fn round(x: f64, places: i32) -> f64 {
     let scale = 10f64.powi(places);
     (x * scale).round() / scale
 }

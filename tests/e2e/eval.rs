@@ -349,3 +349,77 @@ fn resume_after_kill_9_runs_only_the_unfinished_cases_and_reports_every_case_onc
             .all(|t| traces.iter().any(|x| x["trace_id"] == *t))
     );
 }
+
+#[test]
+fn compare_pairs_cases_by_id_and_the_regression_gate_fails_on_a_worse_scorer() {
+    let env = env();
+    // B's scorer passes only the "bad" word: 7 cases regress, 1 improves.
+    env.write(
+        "worse.yaml",
+        &SCORED.replace("'good' in steps.say.output", "'bad' in steps.say.output"),
+    );
+    let out = env.run(&[
+        "eval",
+        "scored.yaml",
+        "--dataset",
+        "cases.jsonl",
+        "--experiment",
+        "base",
+        "--format",
+        "none",
+    ]);
+    assert_exit(&out, 1);
+    let out = env.run(&[
+        "eval",
+        "worse.yaml",
+        "--dataset",
+        "cases.jsonl",
+        "--experiment",
+        "cand",
+        "--min-pass-rate",
+        "0",
+        "--baseline",
+        "base",
+        "--fail-on-regression",
+    ]);
+    // The pass-rate gate passes (0), the regression gate does not.
+    assert_exit(&out, 1);
+    let text = stdout(&out);
+    assert!(text.contains("has_good: B is worse than A"), "{text}");
+    assert!(stderr(&out).contains("regression against base: worse on case, has_good"));
+
+    let cmp = env.json(&["eval", "compare", "base", "cand", "--format", "json"]);
+    let has_good = cmp["scorers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "has_good")
+        .unwrap()
+        .clone();
+    assert_eq!(has_good["pairs"], 8);
+    assert_eq!(
+        (
+            has_good["improved"].as_u64(),
+            has_good["regressed"].as_u64()
+        ),
+        (Some(1), Some(7))
+    );
+    assert_eq!(has_good["change"], -0.75);
+    assert_eq!(has_good["verdict"], "worse");
+    // McNemar on 7 against 1: 2 · (1 + 8) / 256.
+    assert!((has_good["p_value"].as_f64().unwrap() - 18.0 / 256.0).abs() < 1e-6);
+    let regressed: Vec<&str> = cmp["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["scorer"] == "has_good" && c["regressed"] == true)
+        .map(|c| c["case"].as_str().unwrap())
+        .collect();
+    assert_eq!(regressed, ["a", "c", "d", "e", "f", "g", "h"]);
+    // The same experiments compared with themselves: nothing to tell apart, exit 0 under the gate.
+    let out = env.run(&["eval", "compare", "base", "base", "--fail-on-regression"]);
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("has_good: B is not distinguishable from A"));
+    let out = env.run(&["eval", "compare", "base", "cand", "--fail-on-regression"]);
+    assert_exit(&out, 1);
+}

@@ -329,7 +329,13 @@ fn run_eval(args: RunArgs, globals: &Globals) -> Result<ExitCode, Error> {
         globals,
     )?;
     let regression = match &args.baseline {
-        Some(baseline) => compare::against_baseline(&store, baseline, &experiment, globals)?,
+        Some(baseline) => compare::against_baseline(
+            &store,
+            baseline,
+            &experiment,
+            args.format == EvalFormat::Text,
+            globals,
+        )?,
         None => false,
     };
     Ok(match ended.status {
@@ -473,7 +479,7 @@ fn select<'d>(
         .collect()
 }
 
-pub(super) fn info_of(e: &Experiment, runs: u64) -> ExperimentInfo {
+fn info_of(e: &Experiment, runs: u64) -> ExperimentInfo {
     ExperimentInfo {
         id: e.id.clone(),
         name: e.name.clone(),
