@@ -370,23 +370,61 @@ pub fn score_json(s: &Score) -> Value {
     })
 }
 
+/// An experiment as JSON: the `experiment` of a report, an item of `list --experiments`.
+pub fn experiment_json(info: &ExperimentInfo) -> Value {
+    json!({
+        "id": info.id,
+        "name": info.name,
+        "workflow": info.workflow,
+        "dataset": info.dataset,
+        "dataset_hash": info.dataset_hash,
+        "status": info.status,
+        "started_at": info.started_at.map(Timestamp::to_rfc3339),
+        "ended_at": info.ended_at.map(Timestamp::to_rfc3339),
+        "runs": info.runs,
+        "repeat": info.repeat,
+        "metadata": info.metadata,
+    })
+}
+
+/// `list --experiments`: one row per experiment, newest first.
+pub fn experiment_table(infos: &[ExperimentInfo], theme: &Theme) -> String {
+    if infos.is_empty() {
+        return String::from("(no experiments)\n");
+    }
+    let header = [
+        "ID", "NAME", "WORKFLOW", "DATASET", "STATUS", "STARTED", "RUNS",
+    ];
+    let mut table = plain_table(theme, &header);
+    for i in infos {
+        let started = i
+            .started_at
+            .map(|t| {
+                t.to_rfc3339()
+                    .replace('T', " ")
+                    .chars()
+                    .take(19)
+                    .collect::<String>()
+            })
+            .unwrap_or_default();
+        table.add_row(vec![
+            Cell::new(&i.id),
+            Cell::new(truncate(&clean(&i.name), 40)),
+            Cell::new(truncate(&clean(&i.workflow), 30)),
+            Cell::new(truncate(&clean(&i.dataset), 30)),
+            Cell::new(&i.status),
+            Cell::new(started),
+            Cell::new(i.runs),
+        ]);
+    }
+    lines(table, 6..7)
+}
+
 /// `eval --format json`: `{experiment, summary, scorers, cases}` (docs/contract.md).
 pub fn report_json(info: &ExperimentInfo, cases: &[CaseResult]) -> Value {
     let s = summarize(cases, info.runs, info.repeat);
     json!({
-        "experiment": {
-            "id": info.id,
-            "name": info.name,
-            "workflow": info.workflow,
-            "dataset": info.dataset,
-            "dataset_hash": info.dataset_hash,
-            "status": info.status,
-            "started_at": info.started_at.map(Timestamp::to_rfc3339),
-            "ended_at": info.ended_at.map(Timestamp::to_rfc3339),
-            "runs": info.runs,
-            "repeat": info.repeat,
-            "metadata": info.metadata,
-        },
+        "experiment": experiment_json(info),
         "summary": {
             "runs": s.runs,
             "ran": s.ran,

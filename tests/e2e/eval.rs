@@ -422,4 +422,17 @@ fn compare_pairs_cases_by_id_and_the_regression_gate_fails_on_a_worse_scorer() {
     assert!(stdout(&out).contains("has_good: B is not distinguishable from A"));
     let out = env.run(&["eval", "compare", "base", "cand", "--fail-on-regression"]);
     assert_exit(&out, 1);
+
+    // The experiments are listed newest first, and `show` prints one's report again.
+    let listed = env.list_json(&["--experiments"]);
+    let names: Vec<&str> = listed.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["cand", "base"]);
+    assert_eq!(listed[1]["runs"], 8);
+    let shown = env.json(&["show", "base", "--format", "json"]);
+    assert_eq!(shown["experiment"]["id"], listed[1]["id"]);
+    assert_eq!(shown["summary"]["passed"], 7);
+    let by_prefix = env.run(&["show", &listed[1]["id"].as_str().unwrap()[..28]]);
+    assert_exit(&by_prefix, 0);
+    assert!(stdout(&by_prefix).contains("experiment base ("));
+    assert!(stdout(&by_prefix).contains("has_good: failed 0: said bad day"));
 }

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use super::results_of;
+use super::stored_report;
 use crate::cli::{Globals, print_stdout};
 use crate::error::{Error, ExitCode};
 use crate::eval::compare::{
@@ -163,12 +163,7 @@ fn cells(results: &[CaseResult]) -> BTreeMap<String, BTreeMap<String, Cell>> {
 }
 
 fn experiment_results(store: &Store, e: &Experiment) -> Result<Vec<CaseResult>, Error> {
-    let planned: Vec<(String, u32)> = store
-        .experiment_runs(&e.id)?
-        .into_iter()
-        .map(|r| (r.case_id, r.attempt))
-        .collect();
-    results_of(store, e, &planned)
+    Ok(stored_report(store, e)?.1)
 }
 
 /// Every scorer of either experiment compared over the cases both scored.

@@ -479,7 +479,7 @@ fn select<'d>(
         .collect()
 }
 
-fn info_of(e: &Experiment, runs: u64) -> ExperimentInfo {
+pub(crate) fn info_of(e: &Experiment, runs: u64) -> ExperimentInfo {
     ExperimentInfo {
         id: e.id.clone(),
         name: e.name.clone(),
@@ -510,7 +510,7 @@ pub(super) fn case_results(
 }
 
 /// [`case_results`] for `(case id, attempt)` pairs.
-pub(super) fn results_of(
+pub(crate) fn results_of(
     store: &Store,
     experiment: &Experiment,
     planned: &[(String, u32)],
@@ -556,6 +556,21 @@ pub(super) fn results_of(
 }
 
 /// The exit code of a report: 1 below `--min-pass-rate`, or without it when any run failed.
+/// An experiment's report as `show EXPERIMENT` prints it: the runs it recorded (the cases of
+/// its dataset it never ran cannot be named without the dataset; they count as not passed).
+pub(crate) fn stored_report(
+    store: &Store,
+    e: &Experiment,
+) -> Result<(ExperimentInfo, Vec<CaseResult>), Error> {
+    let planned: Vec<(String, u32)> = store
+        .experiment_runs(&e.id)?
+        .into_iter()
+        .map(|r| (r.case_id, r.attempt))
+        .collect();
+    let results = results_of(store, e, &planned)?;
+    Ok((info_of(e, e.cases * u64::from(e.repeat)), results))
+}
+
 pub(super) fn gate(results: &[CaseResult], runs: u64, repeat: u32, min: Option<f64>) -> ExitCode {
     let s = render::eval::summarize(results, runs, repeat);
     let failed = match min {
