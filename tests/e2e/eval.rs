@@ -436,3 +436,85 @@ fn compare_pairs_cases_by_id_and_the_regression_gate_fails_on_a_worse_scorer() {
     assert!(stdout(&by_prefix).contains("experiment base ("));
     assert!(stdout(&by_prefix).contains("has_good: failed 0: said bad day"));
 }
+
+#[test]
+fn the_token_budget_is_the_whole_experiments_and_no_case_starts_once_it_is_spent() {
+    let env = TestEnv::with_fake().workflow("answer.yaml", SLOW_AGENT);
+    env.server().set_default(Reply::text("an answer", 3, 2));
+    let cases: String = (1..=8)
+        .map(|i| format!("{{\"id\": \"q{i}\", \"question\": \"question {i}\"}}\n"))
+        .collect();
+    env.write("questions.jsonl", &cases);
+    let out = env.run(&[
+        "eval",
+        "answer.yaml",
+        "--dataset",
+        "questions.jsonl",
+        "-j",
+        "1",
+        "--max-tokens",
+        "12",
+        "--format",
+        "json",
+    ]);
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("the experiment's budget of 12 tokens is spent"),
+        "{}",
+        stderr(&out)
+    );
+    let report = parse_json(&out.stdout);
+    assert_eq!(report["experiment"]["status"], "error");
+    // 5 tokens a case: two within the budget, the third crosses it, and no fourth starts.
+    assert_eq!(report["summary"]["ran"], 3);
+    assert_eq!(env.server().requests().len(), 3);
+    assert_eq!(report["cases"][2]["status"], "error");
+    assert_eq!(report["cases"][3]["status"], Value::Null);
+}
+
+#[test]
+fn ctrl_c_cancels_the_running_cases_exits_130_and_resume_finishes_the_experiment() {
+    let env = env();
+    let child = env.spawn(&[
+        "eval",
+        "scored.yaml",
+        "--dataset",
+        "cases.jsonl",
+        "--experiment",
+        "cut",
+        "-j",
+        "2",
+    ]);
+    let deadline = Instant::now() + DEADLINE;
+    while !env.store().exists()
+        || env
+            .list_json(&["--status", "ok"])
+            .iter()
+            .all(|t| !t["metadata"]["eval.case"].is_string())
+    {
+        assert!(Instant::now() < deadline, "no case finished in time");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    crate::processes::signal(child.id(), nix::sys::signal::Signal::SIGINT);
+    let out = wait_within(child, DEADLINE);
+    assert_exit(&out, 130);
+    assert!(stderr(&out).contains("--resume exp_"), "{}", stderr(&out));
+    let cut = &env.list_json(&["--experiments"])[0];
+    assert_eq!(cut["status"], "cancelled");
+    let out = env.run(&[
+        "eval",
+        "scored.yaml",
+        "--dataset",
+        "cases.jsonl",
+        "--resume",
+        "cut",
+        "--format",
+        "json",
+    ]);
+    assert_exit(&out, 1);
+    let report = parse_json(&out.stdout);
+    assert_eq!(report["experiment"]["status"], "ok");
+    assert_eq!(report["summary"]["ran"], 8);
+    let (_, tagged) = traces_of(&env, &report);
+    assert_eq!(tagged, ["a", "b", "c", "d", "e", "f", "g", "h"]);
+}

@@ -196,7 +196,8 @@ async fn run_case(ctx: &Ctx<'_>, job: Job) -> Option<()> {
             }
             let tap = Arc::new(ScoreTap::default());
             let sinks: Vec<Arc<dyn Sink>> = vec![ctx.writer.run_sink(), tap.clone()];
-            let outcome = engine.run(sinks, ctx.cancel.clone()).await;
+            // A child token: a case that stops itself (its budget) must not stop the others.
+            let outcome = engine.run(sinks, ctx.cancel.child_token()).await;
             let trace = outcome.traces.first().map(|t| &t.trace)?;
             if outcome.status == Status::Cancelled || trace.status == Status::Cancelled {
                 return None;
