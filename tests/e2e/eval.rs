@@ -518,3 +518,39 @@ fn ctrl_c_cancels_the_running_cases_exits_130_and_resume_finishes_the_experiment
     let (_, tagged) = traces_of(&env, &report);
     assert_eq!(tagged, ["a", "b", "c", "d", "e", "f", "g", "h"]);
 }
+
+#[test]
+fn on_a_terminal_a_live_line_counts_the_cases_and_stdout_is_only_the_report() {
+    let env = env();
+    let (code, out, term) = crate::terminal::run_in_pty(
+        &env,
+        &[
+            "eval",
+            "scored.yaml",
+            "--dataset",
+            "cases.jsonl",
+            "-j",
+            "2",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, Some(1));
+    assert_eq!(parse_json(out.as_bytes())["summary"]["runs"], 8);
+    // The line is redrawn in place: done/total, the pass rate so far, the cost, the ETA.
+    assert!(
+        term.contains("\r\u{1b}[2Keval 0/8  pass -  cost -  ETA -"),
+        "{term:?}"
+    );
+    let counted = term.split("\r\u{1b}[2K").any(|line| {
+        line.starts_with("eval ")
+            && !line.starts_with("eval 0/8")
+            && line.contains("/8  pass ")
+            && line.contains("%  cost -  ETA ")
+    });
+    assert!(counted, "{term:?}");
+    assert!(
+        !term.contains("[1/8]"),
+        "no plain lines on a terminal: {term:?}"
+    );
+}
