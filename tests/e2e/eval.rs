@@ -274,15 +274,20 @@ steps:
           agentrace.evaluation.passed: true
 "#;
 
-#[test]
-fn resume_after_kill_9_runs_only_the_unfinished_cases_and_reports_every_case_once() {
+/// The fake server answering `reply` to every call, `answer.yaml` and 8 questions.
+fn questions(reply: Reply) -> TestEnv {
     let env = TestEnv::with_fake().workflow("answer.yaml", SLOW_AGENT);
-    env.server()
-        .set_default(Reply::delayed(700, Reply::text("an answer", 3, 2)));
+    env.server().set_default(reply);
     let cases: String = (1..=8)
         .map(|i| format!("{{\"id\": \"q{i}\", \"question\": \"question {i}\"}}\n"))
         .collect();
     env.write("questions.jsonl", &cases);
+    env
+}
+
+#[test]
+fn resume_after_kill_9_runs_only_the_unfinished_cases_and_reports_every_case_once() {
+    let env = questions(Reply::delayed(700, Reply::text("an answer", 3, 2)));
     let child = env.spawn(&[
         "eval",
         "answer.yaml",
@@ -312,6 +317,8 @@ fn resume_after_kill_9_runs_only_the_unfinished_cases_and_reports_every_case_onc
     crate::processes::signal(child.id(), nix::sys::signal::Signal::SIGKILL);
     let killed = wait_within(child, DEADLINE);
     assert_eq!(killed.status.code(), None, "killed by a signal");
+    // Its process is gone: the experiment reads as interrupted.
+    assert_eq!(env.list_json(&["--experiments"])[0]["status"], "cancelled");
     let before = env.server().requests().len();
     assert!(before < 8, "the kill came mid-way ({before} model calls)");
 
@@ -439,12 +446,7 @@ fn compare_pairs_cases_by_id_and_the_regression_gate_fails_on_a_worse_scorer() {
 
 #[test]
 fn the_token_budget_is_the_whole_experiments_and_no_case_starts_once_it_is_spent() {
-    let env = TestEnv::with_fake().workflow("answer.yaml", SLOW_AGENT);
-    env.server().set_default(Reply::text("an answer", 3, 2));
-    let cases: String = (1..=8)
-        .map(|i| format!("{{\"id\": \"q{i}\", \"question\": \"question {i}\"}}\n"))
-        .collect();
-    env.write("questions.jsonl", &cases);
+    let env = questions(Reply::text("an answer", 3, 2));
     let out = env.run(&[
         "eval",
         "answer.yaml",
@@ -495,6 +497,22 @@ fn ctrl_c_cancels_the_running_cases_exits_130_and_resume_finishes_the_experiment
         assert!(Instant::now() < deadline, "no case finished in time");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Resuming it while it runs would run its cases twice.
+    let twice = env.run(&[
+        "eval",
+        "scored.yaml",
+        "--dataset",
+        "cases.jsonl",
+        "--resume",
+        "cut",
+    ]);
+    assert_exit(&twice, 2);
+    assert!(
+        stderr(&twice).contains("is running in another process"),
+        "{}",
+        stderr(&twice)
+    );
+    assert_eq!(env.list_json(&["--experiments"])[0]["status"], "running");
     crate::processes::signal(child.id(), nix::sys::signal::Signal::SIGINT);
     let out = wait_within(child, DEADLINE);
     assert_exit(&out, 130);

@@ -256,6 +256,14 @@ fn run_eval(args: RunArgs, globals: &Globals) -> Result<ExitCode, Error> {
             drive::case_options(&options, &experiment.id, first),
         )?;
     }
+    // Held until this process ends: a second `--resume` of a running experiment would run its
+    // cases twice.
+    if !store.hold_experiment(&experiment.id) {
+        return Err(Error::usage(format!(
+            "experiment {} ({}) is running in another process",
+            experiment.name, experiment.id
+        )));
+    }
     // -- What is done already (resume): runs whose trace is in the store. Whatever an
     // interrupted case left behind goes: it runs again from the start.
     let todo: Vec<Job> = if args.resume.is_some() {
@@ -295,7 +303,6 @@ fn run_eval(args: RunArgs, globals: &Globals) -> Result<ExitCode, Error> {
             }
         );
     }
-    drop(store);
     let ended = drive::drive(
         &wf,
         &experiment,
@@ -309,8 +316,8 @@ fn run_eval(args: RunArgs, globals: &Globals) -> Result<ExitCode, Error> {
         &options,
         globals,
     )?;
-    let store = Store::open(&globals.store)?;
     store.set_experiment_status(&experiment.id, ended.status, Some(Timestamp::now()))?;
+    store.release_experiment(&experiment.id);
     if let Some(reason) = &ended.reason {
         eprintln!("error: {reason}");
     }

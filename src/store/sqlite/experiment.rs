@@ -67,6 +67,20 @@ impl Store {
         self.with_write_tx(|tx| write_run(tx, run))
     }
 
+    /// Takes the lock of the process that runs experiment `id` (as a run holds its trace's:
+    /// see [`super::lock`]) until [`Store::release_experiment`] or the process's end. `false`
+    /// when another live process holds it.
+    pub fn hold_experiment(&self, id: &str) -> bool {
+        lock_id(id).is_none_or(|t| self.hold_run(t))
+    }
+
+    /// Lets go of the lock of experiment `id` (see [`Store::hold_experiment`]).
+    pub fn release_experiment(&self, id: &str) {
+        if let Some(t) = lock_id(id) {
+            self.release_run(t);
+        }
+    }
+
     /// Every experiment, newest first.
     pub fn experiments(&self) -> Result<Vec<Experiment>, StoreError> {
         self.experiments_where("1 = 1 ORDER BY started_at DESC, rowid DESC", &[])
@@ -238,6 +252,20 @@ impl Store {
         Ok(done)
     }
 
+    /// A `running` experiment whose process is gone (its lock is free) reads as `cancelled`:
+    /// `eval --resume` continues it. Only the value returned changes.
+    fn unless_dead(&self, mut e: Experiment) -> Experiment {
+        if e.status == ExperimentStatus::Running
+            && let Some(t) = lock_id(&e.id)
+        {
+            let probe = Trace::running(t, "", "");
+            if matches!(self.liveness(&probe), super::lock::Liveness::Dead(_)) {
+                e.status = ExperimentStatus::Cancelled;
+            }
+        }
+        e
+    }
+
     fn experiments_where(
         &self,
         clause: &str,
@@ -263,8 +291,15 @@ impl Store {
                     })?;
                 Ok(Experiment { status, ..e })
             })
+            .map(|e| e.map(|e| self.unless_dead(e)))
             .collect()
     }
+}
+
+/// The lock of an experiment is that of a run whose trace id has the experiment id's digits
+/// (both are UUIDv7s: they do not collide).
+fn lock_id(id: &str) -> Option<TraceId> {
+    TraceId::parse(id.strip_prefix(EXPERIMENT_PREFIX)?)
 }
 
 /// An experiment row, with its status as text (checked by the caller).
