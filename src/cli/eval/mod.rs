@@ -68,7 +68,7 @@ struct RunArgs {
     experiment: Option<String>,
 
     /// Continue an interrupted experiment (id, id prefix or name): only the cases without a
-    /// finished trace run
+    /// finished trace run (its own --filter, --limit and --repeat apply)
     #[arg(long, value_name = "EXPERIMENT")]
     resume: Option<String>,
 
@@ -81,15 +81,15 @@ struct RunArgs {
     jobs: usize,
 
     /// Run each case K times (the report gives pass@k and pass^k)
-    #[arg(long, value_name = "K", default_value_t = 1)]
+    #[arg(long, value_name = "K", default_value_t = 1, conflicts_with = "resume")]
     repeat: u32,
 
     /// Only the first N cases (after --filter)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with = "resume")]
     limit: Option<usize>,
 
     /// Only the cases whose var or reference field K equals V (repeatable: all must hold)
-    #[arg(long = "filter", value_name = "K=V", value_parser = parse_key_value)]
+    #[arg(long = "filter", value_name = "K=V", value_parser = parse_key_value, conflicts_with = "resume")]
     filter: Vec<(String, String)>,
 
     /// Use the built-in deterministic offline model: no network, no key
