@@ -455,6 +455,40 @@ mod tests {
     }
 
     #[test]
+    fn what_an_interrupted_case_left_is_found_and_a_running_experiment_is_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("traces.db");
+        let store = Store::open(&path).unwrap();
+        let e = Experiment::start("nightly", "flow");
+        store.create_experiment(&e).unwrap();
+        assert!(store.hold_experiment(&e.id));
+        // Another process's view: the experiment is running, and cannot be taken.
+        let other = Store::open(&path).unwrap();
+        let seen = other.find_experiment("nightly").unwrap();
+        assert_eq!(seen.status, ExperimentStatus::Running);
+        assert!(!other.hold_experiment(&e.id));
+
+        let writer = StoreWriter::spawn(Store::open(&path).unwrap());
+        let done = case(&writer, &e.id, "a", &[]);
+        // A case cut short: its trace closed (as a cancelled run's does) but no run recorded.
+        let cut = TraceId::generate();
+        let mut t = Trace::running(cut, "flow", "flow");
+        t.metadata
+            .insert(EXPERIMENT_KEY.into(), json!(e.id.clone()));
+        let sink = writer.run_sink();
+        sink.trace_started(&t);
+        t.status = Status::Cancelled;
+        t.ended_at = Some(Timestamp::now());
+        sink.trace_ended(&t);
+        writer.close().unwrap();
+        assert_eq!(store.unrecorded_traces(&e.id).unwrap(), [cut]);
+        assert_eq!(store.experiment_runs(&e.id).unwrap()[0].trace_id, done);
+
+        store.release_experiment(&e.id);
+        assert!(other.hold_experiment(&e.id), "free once released");
+    }
+
+    #[test]
     fn the_scores_query_uses_the_events_name_index() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("traces.db")).unwrap();
