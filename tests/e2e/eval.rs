@@ -159,10 +159,19 @@ fn the_pass_rate_gate_junit_and_the_step_summary() {
             "none",
         ],
         |c| {
-            c.env("GITHUB_STEP_SUMMARY", &summary);
+            c.env("GITHUB_STEP_SUMMARY", &summary)
+                .env("GITHUB_ACTIONS", "true");
         },
     );
     assert_exit(&out, 0);
+    // The failing case is annotated at its line of the dataset.
+    assert!(
+        stderr(&out).contains(
+            "::error file=cases.jsonl,line=2,title=agentrace eval%3A case b::has_good: failed 0: said bad day\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
     let xml = std::fs::read_to_string(env.path().join("report.xml")).unwrap();
     let doc = roxmltree::Document::parse(&xml).unwrap();
     let cases: Vec<(String, String, bool)> = doc

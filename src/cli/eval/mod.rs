@@ -332,6 +332,8 @@ fn run_eval(args: RunArgs, globals: &Globals) -> Result<ExitCode, Error> {
             junit: args.junit.as_deref(),
             min_pass_rate: args.min_pass_rate,
             label: &file.display().to_string(),
+            dataset: &shown,
+            lines: &data.cases.iter().map(|c| (c.id.clone(), c.line)).collect(),
         },
         globals,
     )?;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::EvalFormat;
+use crate::cli::github::{cell, escape_data, escape_property};
 use crate::cli::{Globals, print_stdout};
 use crate::error::{Error, ExitCode};
 use crate::render::eval::{
@@ -22,6 +23,9 @@ pub(crate) struct Gates<'a> {
     pub min_pass_rate: Option<f64>,
     /// The workflow file as the user named it (the JUnit suite's and summary's label).
     pub label: &'a str,
+    /// The dataset file as the user named it, and the line of each case (for annotations).
+    pub dataset: &'a str,
+    pub lines: &'a std::collections::HashMap<String, u32>,
 }
 
 /// Prints the report, writes the CI outputs, and gives the exit code of the gates.
@@ -45,6 +49,9 @@ pub(crate) fn report(
     }
     if let Some(path) = gates.junit {
         write_junit(path, gates.label, info, results)?;
+    }
+    if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+        eprint!("{}", annotations(gates, info.repeat, results));
     }
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY")
         .filter(|v| !v.is_empty())
@@ -145,8 +152,19 @@ fn write_junit(
         })
 }
 
-fn md(s: &str) -> String {
-    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+/// Under GitHub Actions, one `::error` per failing run, at its case's line in the dataset.
+fn annotations(gates: &Gates<'_>, repeat: u32, results: &[CaseResult]) -> String {
+    let mut out = String::new();
+    for c in results.iter().filter(|c| !c.passed()) {
+        let line = gates.lines.get(&c.case_id).copied().unwrap_or(1);
+        out.push_str(&format!(
+            "::error file={},line={line},title={}::{}\n",
+            escape_property(gates.dataset),
+            escape_property(&format!("agentrace eval: case {}", case_label(c, repeat))),
+            escape_data(&failure_reasons(c).join("\n"))
+        ));
+    }
+    out
 }
 
 /// The Markdown of the GitHub step summary: the totals, the scorers, the failing cases.
@@ -155,15 +173,15 @@ fn step_summary(info: &ExperimentInfo, results: &[CaseResult]) -> String {
     let icon = if s.passed == s.runs { "✅" } else { "❌" };
     let mut out = format!(
         "### {icon} agentrace eval: {} — {}/{} passed ({:.1}%)\n\n",
-        md(&info.name),
+        cell(&info.name),
         s.passed,
         s.runs,
         s.pass_rate * 100.0
     );
     out.push_str(&format!(
         "Workflow `{}`, dataset `{}`, experiment `{}`\n\n",
-        md(&info.workflow),
-        md(&info.dataset),
+        cell(&info.workflow),
+        cell(&info.dataset),
         info.id
     ));
     if !s.scorers.is_empty() {
@@ -171,7 +189,7 @@ fn step_summary(info: &ExperimentInfo, results: &[CaseResult]) -> String {
         for r in &s.scorers {
             out.push_str(&format!(
                 "| {} | {} | {} | {} | {} |\n",
-                md(&r.name),
+                cell(&r.name),
                 r.n,
                 r.mean.map_or_else(|| "-".into(), |m| format!("{m:.3}")),
                 r.pass_rate
@@ -187,8 +205,8 @@ fn step_summary(info: &ExperimentInfo, results: &[CaseResult]) -> String {
         for c in failing.iter().take(50) {
             out.push_str(&format!(
                 "| {} | {} |\n",
-                md(&case_label(c, info.repeat)),
-                md(&failure_reasons(c).join("; "))
+                cell(&case_label(c, info.repeat)),
+                cell(&failure_reasons(c).join("; "))
             ));
         }
         if failing.len() > 50 {
