@@ -402,7 +402,7 @@ fn compare_pairs_cases_by_id_and_the_regression_gate_fails_on_a_worse_scorer() {
     assert_exit(&out, 1);
     let text = stdout(&out);
     assert!(text.contains("has_good: B is worse than A"), "{text}");
-    assert!(stderr(&out).contains("regression against base: worse on case, has_good"));
+    assert!(stderr(&out).contains("regression against base: worse on (case), has_good"));
 
     let cmp = env.json(&["eval", "compare", "base", "cand", "--format", "json"]);
     let has_good = cmp["scorers"]

@@ -4,7 +4,7 @@
 //! only when every attempt passed). Per scorer: the mean change B − A with a 95% paired
 //! bootstrap interval (fixed seed), McNemar's exact test for pass/fail, the counts of improved,
 //! regressed and unchanged cases, and the verdict in words (`eval::compare`). The overall
-//! `case` row compares whether each case passed at all, so two experiments without scorers
+//! `(case)` row compares whether each case passed at all, so two experiments without scorers
 //! still compare.
 
 use std::collections::BTreeMap;
@@ -18,6 +18,9 @@ use crate::eval::compare::{
 use crate::render::eval::CaseResult;
 use crate::render::eval_compare::{CaseChange, ScorerCompare, compare_json, compare_text};
 use crate::store::{Experiment, Store};
+
+/// The row that compares whether each case passed at all (no scorer can be named so).
+const CASE_ROW: &str = "(case)";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum CompareFormat {
@@ -129,13 +132,13 @@ impl Cell {
     }
 }
 
-/// Scorer → case id → cell, with the `case` row (the case passed, 1 or 0).
+/// Scorer → case id → cell, with the [`CASE_ROW`] (the case passed, 1 or 0).
 fn cells(results: &[CaseResult]) -> BTreeMap<String, BTreeMap<String, Cell>> {
     let mut out: BTreeMap<String, BTreeMap<String, Cell>> = BTreeMap::new();
     for r in results.iter().filter(|r| r.status.is_some()) {
         let passed = r.passed();
         let c = out
-            .entry("case".into())
+            .entry(CASE_ROW.into())
             .or_default()
             .entry(r.case_id.clone())
             .or_default();
