@@ -139,6 +139,24 @@ fn a_case_var_the_workflow_does_not_declare_is_refused_at_its_line_before_anythi
     assert_exit(&out, 2);
     assert!(stderr(&out).contains("broken.jsonl:2:"), "{}", stderr(&out));
     assert!(!env.store().exists(), "nothing was written");
+    // No model access: refused before the store is opened.
+    env.write("answer.yaml", SLOW_AGENT);
+    env.write("q.jsonl", "{\"question\": \"why\"}\n");
+    let out = env.run(&["eval", "answer.yaml", "--dataset", "q.jsonl"]);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("no model access"), "{}", stderr(&out));
+    assert!(!env.store().exists(), "nothing was written");
+    // An experiment to resume that does not exist.
+    let out = env.run(&[
+        "eval",
+        "scored.yaml",
+        "--dataset",
+        "cases.jsonl",
+        "--resume",
+        "nope",
+    ]);
+    assert_exit(&out, 2);
+    assert!(!env.store().exists(), "nothing was written");
 }
 
 #[test]

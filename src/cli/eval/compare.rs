@@ -19,7 +19,8 @@ use crate::render::eval::CaseResult;
 use crate::render::eval_compare::{CaseChange, ScorerCompare, compare_json, compare_text};
 use crate::store::{Experiment, Store};
 
-/// The row that compares whether each case passed at all (no scorer can be named so).
+/// The row that compares whether each case passed at all (the parentheses keep it apart from
+/// scorer names).
 const CASE_ROW: &str = "(case)";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -179,7 +179,26 @@ fn run_eval(args: RunArgs, globals: &Globals) -> Result<ExitCode, Error> {
     let shown = dataset_path.display().to_string();
     let data = dataset::load(&dataset_path, &shown)?;
     check_vars(&wf, &data, &shown)?;
-    let store = Store::open(&globals.store)?;
+    // Model access and the options are checked once, on the first case, before the store is
+    // opened: every case runs the same workflow with the same options.
+    let options = RunOptions {
+        meta: args.meta.clone(),
+        offline: args.offline,
+        no_content: args.no_content,
+        ..RunOptions::default()
+    };
+    if let Some(first) = data.cases.first() {
+        let job = Job {
+            case: first.clone(),
+            attempt: 1,
+        };
+        Engine::new(wf.clone(), drive::case_options(&options, "exp_", &job))?;
+    }
+    let store = if args.resume.is_some() {
+        Store::open_existing(&globals.store)?
+    } else {
+        Store::open(&globals.store)?
+    };
     // -- The experiment: a new one, or the one to resume (with its filter, limit and repeat).
     let (mut experiment, filter, limit) = match &args.resume {
         Some(reference) => {
@@ -242,20 +261,6 @@ fn run_eval(args: RunArgs, globals: &Globals) -> Result<ExitCode, Error> {
             })
         })
         .collect();
-    // Model access and the options are checked once, on the first case, before anything is
-    // written: every case runs the same workflow with the same options.
-    let options = RunOptions {
-        meta: args.meta.clone(),
-        offline: args.offline,
-        no_content: args.no_content,
-        ..RunOptions::default()
-    };
-    if let Some(first) = jobs.first() {
-        Engine::new(
-            wf.clone(),
-            drive::case_options(&options, &experiment.id, first),
-        )?;
-    }
     // Held until this process ends: a second `--resume` of a running experiment would run its
     // cases twice.
     if !store.hold_experiment(&experiment.id) {
