@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use serde_json::Value;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
@@ -56,13 +55,7 @@ pub(crate) fn case_options(base: &RunOptions, experiment: &str, job: &Job) -> Ru
         .case
         .vars
         .iter()
-        .map(|(k, v)| {
-            let text = match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            (k.clone(), text)
-        })
+        .map(|(k, v)| (k.clone(), super::as_text(v)))
         .collect();
     RunOptions {
         vars,
