@@ -146,6 +146,17 @@ fn a_case_var_the_workflow_does_not_declare_is_refused_at_its_line_before_anythi
     assert_exit(&out, 2);
     assert!(stderr(&out).contains("no model access"), "{}", stderr(&out));
     assert!(!env.store().exists(), "nothing was written");
+    let out = env.run(&[
+        "eval",
+        "scored.yaml",
+        "--dataset",
+        "cases.jsonl",
+        "--filter",
+        "word=x",
+    ]);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("no case of cases.jsonl matches --filter word=x"));
+    assert!(!env.store().exists(), "nothing was written");
     // An experiment to resume that does not exist.
     let out = env.run(&[
         "eval",

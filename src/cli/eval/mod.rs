@@ -196,6 +196,17 @@ fn run_eval(args: RunArgs, globals: &Globals) -> Result<ExitCode, Error> {
         };
         Engine::new(wf.clone(), drive::case_options(&options, "exp_", &job))?;
     }
+    if args.resume.is_none() && select(&data, &args.filter, args.limit).is_empty() {
+        let f: Vec<String> = args
+            .filter
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        return Err(Error::usage(format!(
+            "no case of {shown} matches --filter {}",
+            f.join(" --filter ")
+        )));
+    }
     let store = if args.resume.is_some() {
         Store::open_existing(&globals.store)?
     } else {
