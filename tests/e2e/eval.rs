@@ -155,7 +155,7 @@ fn a_case_var_the_workflow_does_not_declare_is_refused_at_its_line_before_anythi
         "word=x",
     ]);
     assert_exit(&out, 2);
-    assert!(stderr(&out).contains("no case of cases.jsonl matches --filter word=x"));
+    assert!(stderr(&out).contains("no case of cases.jsonl is left to run by --filter word=x"));
     assert!(!env.store().exists(), "nothing was written");
     // An experiment to resume that does not exist.
     let out = env.run(&[

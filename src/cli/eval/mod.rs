@@ -197,14 +197,15 @@ fn run_eval(args: RunArgs, globals: &Globals) -> Result<ExitCode, Error> {
         Engine::new(wf.clone(), drive::case_options(&options, "exp_", &job))?;
     }
     if args.resume.is_none() && select(&data, &args.filter, args.limit).is_empty() {
-        let f: Vec<String> = args
+        let mut why: Vec<String> = args
             .filter
             .iter()
-            .map(|(k, v)| format!("{k}={v}"))
+            .map(|(k, v)| format!("--filter {k}={v}"))
             .collect();
+        why.extend(args.limit.map(|n| format!("--limit {n}")));
         return Err(Error::usage(format!(
-            "no case of {shown} matches --filter {}",
-            f.join(" --filter ")
+            "no case of {shown} is left to run by {}",
+            why.join(" ")
         )));
     }
     let store = if args.resume.is_some() {
