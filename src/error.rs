@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use crate::eval::dataset::DatasetError;
 use crate::llm::replay::ReplayError;
 use crate::store::StoreError;
 use crate::workflow::WorkflowError;
@@ -58,6 +59,10 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] StoreError),
 
+    /// An eval dataset with problems (all reported together, each at its line).
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+
     /// Traces given to `--replay` that cannot be replayed.
     #[error(transparent)]
     Replay(#[from] ReplayError),
@@ -90,6 +95,7 @@ impl Error {
             | Error::NoModelAccess
             | Error::MissingKeyVar { .. }
             | Error::Store(_)
+            | Error::Dataset(_)
             | Error::Replay(_)
             | Error::WriteFile { .. }
             | Error::Runtime(_) => ExitCode::Usage,
@@ -100,21 +106,25 @@ impl Error {
     /// The one place errors become text (for stderr).
     pub fn render(&self) -> String {
         match self {
-            Error::Workflow(WorkflowError::Invalid { diagnostics }) => {
-                let mut out = String::new();
-                for d in diagnostics {
-                    out.push_str(&format!("error: {d}"));
-                }
-                let n = diagnostics.len();
-                out.push_str(&format!(
-                    "error: {n} problem{} found; nothing was run\n",
-                    if n == 1 { "" } else { "s" }
-                ));
-                out
-            }
+            Error::Workflow(WorkflowError::Invalid { diagnostics }) => problems(diagnostics, ""),
+            Error::Dataset(DatasetError { problems: found }) => problems(found, " in the dataset"),
             other => format!("error: {other}\n"),
         }
     }
+}
+
+/// Every problem of an input file, then how many there were.
+fn problems(found: &[crate::workflow::diagnostic::Diagnostic], place: &str) -> String {
+    let mut out = String::new();
+    for d in found {
+        out.push_str(&format!("error: {d}"));
+    }
+    let n = found.len();
+    out.push_str(&format!(
+        "error: {n} problem{} found{place}; nothing was run\n",
+        if n == 1 { "" } else { "s" }
+    ));
+    out
 }
 
 #[cfg(test)]
@@ -137,6 +147,10 @@ mod tests {
         let replay = Error::from(ReplayError::NoContent { trace: "t1".into() });
         assert_eq!(replay.exit_code(), ExitCode::Usage);
         assert!(replay.render().starts_with("error: cannot replay t1: "));
+        let dataset = Error::from(DatasetError {
+            problems: Vec::new(),
+        });
+        assert_eq!(dataset.exit_code(), ExitCode::Usage);
     }
 
     #[test]

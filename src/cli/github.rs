@@ -14,14 +14,14 @@ use crate::trace::{Status, TraceDoc};
 use super::junit::step_rows;
 
 /// A workflow command's message (`%`, CR and LF escaped).
-fn escape_data(s: &str) -> String {
+pub(crate) fn escape_data(s: &str) -> String {
     s.replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
 }
 
 /// A workflow command's property value (also `:` and `,`).
-fn escape_property(s: &str) -> String {
+pub(crate) fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
 }
 
@@ -47,7 +47,7 @@ pub fn annotations(file: &str, outcome: &RunOutcome) -> String {
 }
 
 /// A Markdown table cell: one line, pipes escaped.
-fn cell(s: &str) -> String {
+pub(crate) fn cell(s: &str) -> String {
     let one_line = s.replace("\r\n", " ").replace(['\n', '\r'], " ");
     let cut: String = if one_line.chars().count() > 300 {
         one_line.chars().take(299).chain(['…']).collect()

@@ -44,11 +44,18 @@ pub struct Args {
     #[arg(long, value_name = "TEXT")]
     search: Option<String>,
 
+    /// List experiments (`agentrace eval`) instead of traces, newest first
+    #[arg(long, conflicts_with_all = ["group", "workflow", "status", "meta", "since", "search"])]
+    experiments: bool,
+
     #[arg(long, value_enum, default_value_t = ListFormat::Table)]
     format: ListFormat,
 }
 
 pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
+    if args.experiments {
+        return list_experiments(&args, globals);
+    }
     if let Some(text) = &args.search
         && !has_search_word(text)
     {
@@ -82,6 +89,32 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
         ListFormat::Json => {
             let items: Vec<serde_json::Value> =
                 traces.iter().map(render::json::summary_json).collect();
+            print_stdout(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&items).unwrap_or_default()
+            ));
+        }
+    }
+    Ok(ExitCode::Ok)
+}
+
+/// `list --experiments`: the experiments, newest first.
+fn list_experiments(args: &Args, globals: &Globals) -> Result<ExitCode, Error> {
+    let store = Store::open_existing(&globals.store)?;
+    let infos: Vec<render::eval::ExperimentInfo> = store
+        .experiments()?
+        .iter()
+        .take(args.limit)
+        .map(|e| super::eval::info_of(e, e.cases * u64::from(e.repeat)))
+        .collect();
+    match args.format {
+        ListFormat::Table => print_stdout(&render::eval::experiment_table(
+            &infos,
+            &globals.stdout_theme(),
+        )),
+        ListFormat::Json => {
+            let items: Vec<serde_json::Value> =
+                infos.iter().map(render::eval::experiment_json).collect();
             print_stdout(&format!(
                 "{}\n",
                 serde_json::to_string_pretty(&items).unwrap_or_default()

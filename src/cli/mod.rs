@@ -2,6 +2,7 @@
 
 mod completions;
 mod diff;
+mod eval;
 mod export;
 mod github;
 mod history;
@@ -54,6 +55,8 @@ enum Command {
     Run(run::Args),
     /// Check workflow files without running anything
     Validate(validate::Args),
+    /// Run a workflow once per case of a dataset and report the scores, as one experiment
+    Eval(eval::Args),
     /// Print one stored trace
     Show(show::Args),
     /// List stored traces, newest first
@@ -158,6 +161,7 @@ pub fn main_entry() -> i32 {
     let result = match cli.command {
         Command::Run(args) => run::run(args, &globals),
         Command::Validate(args) => validate::run(args, &globals),
+        Command::Eval(args) => eval::run(args, &globals),
         Command::Show(args) => show::run(args, &globals),
         Command::List(args) => list::run(args, &globals),
         Command::Export(args) => export::run(args, &globals),

@@ -435,7 +435,7 @@ fn stream_printer(printer: Arc<Mutex<StreamPrinter>>) -> Arc<StreamFn> {
     })
 }
 
-async fn next(signal: &mut Option<Signal>) {
+pub(super) async fn next(signal: &mut Option<Signal>) {
     match signal {
         Some(s) => {
             s.recv().await;

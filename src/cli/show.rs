@@ -5,7 +5,7 @@ use super::{Globals, print_stdout};
 use crate::error::{Error, ExitCode};
 use crate::render;
 use crate::render::tree::TreeOptions;
-use crate::store::Store;
+use crate::store::{Experiment, Store, StoreError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ShowFormat {
@@ -15,7 +15,8 @@ pub enum ShowFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A trace id, a unique prefix of one, or `last` (the newest trace recorded by `run`)
+    /// A trace id, a unique prefix of one, or `last` (the newest trace recorded by `run`); or
+    /// an experiment (`exp_` id, prefix or name) to print its report
     #[arg(
         value_name = "ID",
         required_unless_present = "group",
@@ -48,7 +49,17 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
     let store = Store::open_existing(&globals.store)?;
     let docs = match (&args.group, &args.id) {
         (Some(group), _) => store.load_group(group)?,
-        (None, Some(id)) => vec![store.find(id)?],
+        (None, Some(id)) => match store.find(id) {
+            Ok(doc) => vec![doc],
+            // Not a trace: an experiment, by id, prefix or name.
+            Err(e @ (StoreError::NotFound { .. } | StoreError::BadId { .. })) => {
+                let Ok(experiment) = store.find_experiment(id) else {
+                    return Err(e.into());
+                };
+                return show_experiment(&store, &experiment, args.format, globals);
+            }
+            Err(e) => return Err(e.into()),
+        },
         (None, None) => Vec::new(),
     };
     let opts = TreeOptions {
@@ -90,6 +101,28 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
                 let _ = out.flush();
             }
         }
+    }
+    Ok(ExitCode::Ok)
+}
+
+/// `show EXPERIMENT`: the experiment's report, as `eval` prints it at its end.
+fn show_experiment(
+    store: &Store,
+    experiment: &Experiment,
+    format: ShowFormat,
+    globals: &Globals,
+) -> Result<ExitCode, Error> {
+    let (info, results) = super::eval::stored_report(store, experiment)?;
+    match format {
+        ShowFormat::Tree => print_stdout(&render::eval::report_text(
+            &info,
+            &results,
+            &globals.stdout_theme(),
+        )),
+        ShowFormat::Json => print_stdout(&format!(
+            "{}\n",
+            serde_json::to_string(&render::eval::report_json(&info, &results)).unwrap_or_default()
+        )),
     }
     Ok(ExitCode::Ok)
 }

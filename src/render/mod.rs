@@ -7,6 +7,8 @@
 
 mod content;
 pub mod diff;
+pub mod eval;
+pub mod eval_compare;
 pub mod json;
 mod line;
 pub mod progress;

@@ -41,7 +41,7 @@ pub fn sink(quiet: bool, stream: bool, color: ColorChoice) -> Option<Arc<dyn Sin
 }
 
 /// `CI` set to anything but `false` or `0` (CI services set `CI=true`).
-fn under_ci() -> bool {
+pub fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 

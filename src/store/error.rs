@@ -27,6 +27,13 @@ pub enum StoreError {
     #[error("no trace matches {id} in the store {}", path.display())]
     NotFound { id: String, path: PathBuf },
 
+    /// An experiment id, id prefix or name that names no experiment.
+    #[error(
+        "no experiment matches {reference} in the store {} (see `agentrace list --experiments`)",
+        path.display()
+    )]
+    NoExperiment { reference: String, path: PathBuf },
+
     #[error(
         "the trace id prefix {prefix} is ambiguous: it matches {}{}; give more of the id",
         candidates.join(", "),

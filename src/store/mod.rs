@@ -3,7 +3,8 @@
 //!
 //! The commands name only what this module exports: [`Store`] (open, write through
 //! [`StoreWriter`], resolve, load, list, search, delete, ingest, sessions), [`StoreError`],
-//! [`ListFilter`] and the row types every backend returns ([`rows`]). Today the one backend is
+//! [`ListFilter`], the row types every backend returns ([`rows`]) and the experiments of
+//! `agentrace eval` ([`experiment`]). Today the one backend is
 //! the embedded SQLite file in [`sqlite`], and `Store` is its type. A second backend (the
 //! PostgreSQL team store) goes in a folder of its own beside `sqlite/`, with its SQL and its
 //! migrations; `Store` then becomes the one type that chooses between them (an enum over the
@@ -12,11 +13,13 @@
 //! here, once for every backend.
 
 mod error;
+pub mod experiment;
 pub mod filter;
 pub mod rows;
 mod sqlite;
 
 pub use error::StoreError;
+pub use experiment::{Experiment, ExperimentRun, ExperimentStatus};
 pub use filter::ListFilter;
 pub use rows::IngestSummary;
 pub use sqlite::{Store, StoreWriter};

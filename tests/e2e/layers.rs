@@ -32,7 +32,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "error",
         &[
-            "trace", "query", "causes", "workflow", "llm", "store", "export", "ingest",
+            "trace", "query", "causes", "workflow", "llm", "store", "export", "ingest", "eval",
         ],
     ),
     (
@@ -45,7 +45,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "cli",
         &[
             "trace", "query", "causes", "workflow", "llm", "ingest", "store", "render", "export",
-            "engine", "serve", "error",
+            "engine", "serve", "error", "eval",
         ],
     ),
     ("lib", &["cli", "error"]),

@@ -17,6 +17,7 @@ mod budgets;
 mod ci;
 mod concurrency;
 mod control_flow;
+mod eval;
 mod examples;
 mod failures;
 mod files;

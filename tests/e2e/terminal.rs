@@ -28,7 +28,7 @@ steps:
 
 /// Runs `args` with stderr on a pseudo-terminal (100×40) and stdout on a pipe; returns the
 /// exit code, stdout, and everything the terminal received.
-fn run_in_pty(env: &TestEnv, args: &[&str]) -> (Option<i32>, String, String) {
+pub(crate) fn run_in_pty(env: &TestEnv, args: &[&str]) -> (Option<i32>, String, String) {
     let size = nix::pty::Winsize {
         ws_row: 40,
         ws_col: 100,

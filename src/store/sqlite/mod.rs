@@ -10,6 +10,7 @@
 
 mod delete;
 mod error;
+mod experiment;
 mod ingest;
 mod lock;
 mod query;

@@ -16,7 +16,7 @@ use crate::trace::{
     ErrorInfo, Event, Span, SpanId, SpanKind, Status, Timestamp, Trace, TraceDoc, TraceId, Usage,
 };
 
-const TRACE_COLUMNS: &str = "trace_id, name, workflow, group_id, metadata, status, started_at, \
+pub(super) const TRACE_COLUMNS: &str = "trace_id, name, workflow, group_id, metadata, status, started_at, \
                              ended_at, input_tokens, output_tokens, total_tokens, error, pid, \
                              cost_usd";
 
@@ -270,7 +270,7 @@ impl Store {
         Ok(traces)
     }
 
-    fn trace_row(&self, id: TraceId) -> Result<Option<Trace>, StoreError> {
+    pub(super) fn trace_row(&self, id: TraceId) -> Result<Option<Trace>, StoreError> {
         let row = self
             .conn
             .query_row(
@@ -393,7 +393,7 @@ impl Store {
 }
 
 /// A trace row as SQLite returns it, before its text is checked.
-struct TraceRow {
+pub(super) struct TraceRow {
     trace_id: String,
     name: String,
     workflow: String,
@@ -409,7 +409,7 @@ struct TraceRow {
 }
 
 impl TraceRow {
-    fn read(r: &Row<'_>) -> rusqlite::Result<TraceRow> {
+    pub(super) fn read(r: &Row<'_>) -> rusqlite::Result<TraceRow> {
         Ok(TraceRow {
             trace_id: r.get(0)?,
             name: r.get(1)?,
@@ -426,7 +426,7 @@ impl TraceRow {
         })
     }
 
-    fn into_trace(self, path: &Path) -> Result<Trace, StoreError> {
+    pub(super) fn into_trace(self, path: &Path) -> Result<Trace, StoreError> {
         let [input, output, total] = self.tokens.map(|n| u64::try_from(n).unwrap_or(0));
         Ok(Trace {
             trace_id: parse_trace_id(path, &self.trace_id)?,
@@ -463,7 +463,7 @@ fn parse_trace_id(path: &Path, text: &str) -> Result<TraceId, StoreError> {
 
 /// A JSON object column; anything unreadable becomes an empty object rather than hiding the
 /// whole trace.
-fn json_map(text: Option<&str>) -> Map<String, Value> {
+pub(super) fn json_map(text: Option<&str>) -> Map<String, Value> {
     text.and_then(|t| serde_json::from_str(t).ok())
         .unwrap_or_default()
 }

@@ -11,7 +11,7 @@
 use super::{Store, StoreError};
 
 /// The schema version this binary writes.
-pub const VERSION: i64 = 5;
+pub const VERSION: i64 = 6;
 
 /// `MIGRATIONS[n - 1]` takes a store from version `n - 1` to `n`.
 const MIGRATIONS: &[&str] = &[
@@ -173,6 +173,39 @@ const MIGRATIONS: &[&str] = &[
     r#"
     DROP TRIGGER fts_spans_insert;
     DROP TRIGGER fts_spans_update;
+    "#,
+    // 6: experiments (`agentrace eval`) and the run of each case in them. Runs name their trace
+    // without a foreign key: `rm` and `prune` delete traces without asking, and the report of
+    // an experiment names the cases whose trace is gone. Scores are `gen_ai.evaluation.result`
+    // events: the index by name finds them without reading every event of every trace.
+    r#"
+    CREATE TABLE experiments (
+        experiment_id TEXT PRIMARY KEY NOT NULL,
+        name          TEXT NOT NULL,
+        workflow      TEXT NOT NULL,
+        dataset       TEXT NOT NULL,
+        dataset_hash  TEXT NOT NULL,
+        metadata      TEXT NOT NULL DEFAULT '{}',
+        status        TEXT NOT NULL,
+        started_at    INTEGER NOT NULL,
+        ended_at      INTEGER,
+        cases         INTEGER NOT NULL,
+        repeats       INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE INDEX experiments_by_name ON experiments (name, started_at);
+    CREATE INDEX experiments_by_started_at ON experiments (started_at);
+
+    CREATE TABLE experiment_runs (
+        experiment_id TEXT NOT NULL
+            REFERENCES experiments (experiment_id) ON DELETE CASCADE,
+        case_id       TEXT NOT NULL,
+        attempt       INTEGER NOT NULL,
+        trace_id      TEXT NOT NULL,
+        PRIMARY KEY (experiment_id, case_id, attempt)
+    );
+    CREATE INDEX experiment_runs_by_trace ON experiment_runs (trace_id);
+
+    CREATE INDEX events_by_name ON events (name, trace_id);
     "#,
 ];
 

@@ -27,6 +27,7 @@ use serde_json::{Map, Value};
 
 use super::schema::index_spans;
 use super::{Store, StoreError};
+use crate::store::ExperimentRun;
 use crate::trace::{Alarm, ErrorInfo, Sink, Span, SpanId, Trace, TraceId};
 
 /// How long the writer gathers records after the first one before committing them together.
@@ -42,6 +43,9 @@ enum Record {
     Trace(Box<Trace>),
     SpanStarted(Arc<Span>),
     SpanEnded(Arc<Span>),
+    /// The run of an eval case, sent after its trace closed: written in the same transaction
+    /// as the close or a later one, never before.
+    Run(ExperimentRun),
 }
 
 enum Msg {
@@ -57,8 +61,13 @@ enum Msg {
 pub struct StoreWriter {
     tx: Sender<Msg>,
     sink: Arc<StoreSink>,
+    alarms: Alarms,
     thread: Option<JoinHandle<()>>,
 }
+
+/// The alarms of the runs a writer records, which it raises when a write fails. Several runs
+/// share one writer under `agentrace eval`; a run's entry goes when its sink does.
+type Alarms = Arc<Mutex<Vec<std::sync::Weak<Mutex<Option<Alarm>>>>>>;
 
 /// The [`Sink`] handed to the recorder: a sender, and a way to cut the gathering window short
 /// when somebody waits for the writer.
@@ -67,7 +76,7 @@ struct StoreSink {
     urgent: Arc<Urgent>,
     /// The writer's answer to the last trace start, until somebody waited for it.
     started: Mutex<Option<Receiver<()>>>,
-    /// The run's alarm, shared with the writer thread, which raises it when a write fails.
+    /// The run's alarm, which the writer thread raises when a write fails.
     alarm: Arc<Mutex<Option<Alarm>>>,
 }
 
@@ -110,30 +119,42 @@ impl StoreWriter {
         let (tx, rx) = mpsc::channel();
         let urgent = Arc::new(Urgent::default());
         let shared = urgent.clone();
-        let alarm: Arc<Mutex<Option<Alarm>>> = Arc::default();
-        let raise = alarm.clone();
+        let alarms: Alarms = Arc::default();
+        let raise = alarms.clone();
         let thread = std::thread::Builder::new()
             .name("agentrace-store".into())
             .spawn(move || run(store, rx, &shared, &raise));
         if let Ok(handle) = &thread {
             let _ = urgent.thread.set(handle.thread().clone());
         }
+        let sink = Arc::new(StoreSink::new(tx.clone(), urgent, &alarms));
         StoreWriter {
-            sink: Arc::new(StoreSink {
-                tx: tx.clone(),
-                urgent,
-                started: Mutex::new(None),
-                alarm,
-            }),
+            sink,
             tx,
+            alarms,
             // If the thread cannot be spawned, every flush reports it: the receiver is gone.
             thread: thread.ok(),
         }
     }
 
-    /// A cheap handle for the recorder.
+    /// A cheap handle for the recorder of the run.
     pub fn sink(&self) -> Arc<dyn Sink> {
         self.sink.clone()
+    }
+
+    /// A sink of its own for one of several runs recorded at once (the cases of an eval): each
+    /// run waits for its own trace's start, and a failed write stops every run.
+    pub fn run_sink(&self) -> Arc<dyn Sink> {
+        Arc::new(StoreSink::new(
+            self.tx.clone(),
+            self.sink.urgent.clone(),
+            &self.alarms,
+        ))
+    }
+
+    /// Records the run of an eval case, after everything its trace sent (so after its close).
+    pub fn record_run(&self, run: ExperimentRun) {
+        self.sink.send(Record::Run(run));
     }
 
     /// Blocks until everything sent so far is committed; returns the first write error seen
@@ -165,6 +186,19 @@ impl Drop for StoreWriter {
 }
 
 impl StoreSink {
+    fn new(tx: Sender<Msg>, urgent: Arc<Urgent>, alarms: &Alarms) -> StoreSink {
+        let alarm: Arc<Mutex<Option<Alarm>>> = Arc::default();
+        let mut all = alarms.lock().unwrap_or_else(PoisonError::into_inner);
+        all.retain(|a| a.strong_count() > 0);
+        all.push(Arc::downgrade(&alarm));
+        StoreSink {
+            tx,
+            urgent,
+            started: Mutex::new(None),
+            alarm,
+        }
+    }
+
     /// Sends the message `make` builds around a reply channel and cuts the writer's window
     /// short; the answer comes on the returned receiver. `None` when the writer is gone.
     fn post<T>(&self, make: impl FnOnce(Sender<T>) -> Msg) -> Option<Receiver<T>> {
@@ -267,7 +301,7 @@ impl Store {
 /// Idle for [`IDLE`] with commits since the last checkpoint (a run waiting on its model calls),
 /// it copies them from the WAL into the database file: closing the store at the end of the run
 /// then has only what came after left to copy, and the `.db` file alone holds the run so far.
-fn run(store: Store, rx: Receiver<Msg>, urgent: &Urgent, alarm: &Mutex<Option<Alarm>>) {
+fn run(store: Store, rx: Receiver<Msg>, urgent: &Urgent, alarms: &Alarms) {
     let mut pending: Vec<Record> = Vec::new();
     let mut first_error: Option<StoreError> = None;
     let unchecked = Cell::new(false);
@@ -278,12 +312,18 @@ fn run(store: Store, rx: Receiver<Msg>, urgent: &Urgent, alarm: &Mutex<Option<Al
         unchecked.set(true);
         if let Err(e) = write_batch(&store, pending) {
             // Every write failure is fatal to the run: what it does next would not be recorded.
-            if let Some(alarm) = alarm
+            let all = alarms
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .as_ref()
-            {
-                alarm.raise(e.to_string());
+                .clone();
+            for alarm in all.iter().filter_map(std::sync::Weak::upgrade) {
+                if let Some(alarm) = alarm
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_ref()
+                {
+                    alarm.raise(e.to_string());
+                }
             }
             if first_error.is_none() {
                 *first_error = Some(e);
@@ -432,6 +472,7 @@ fn write_records<'a>(
                 seqs.push(write_span(tx, span)?);
                 write_events(tx, span)?;
             }
+            Record::Run(run) => write_run(tx, run)?,
         }
     }
     index_spans(tx, &seqs)
@@ -518,6 +559,22 @@ pub(super) fn write_events(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<(
             map_json(&event.attributes),
         ])?;
     }
+    Ok(())
+}
+
+/// Writes one run row (in the writer's transaction or a command's own).
+pub(super) fn write_run(tx: &Transaction<'_>, run: &ExperimentRun) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO experiment_runs (experiment_id, case_id, attempt, trace_id)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (experiment_id, case_id, attempt) DO UPDATE SET trace_id = excluded.trace_id",
+    )?
+    .execute(params![
+        run.experiment,
+        run.case_id,
+        run.attempt,
+        run.trace_id.to_string()
+    ])?;
     Ok(())
 }
 

@@ -1,0 +1,508 @@
+//! `agentrace eval FILE --dataset cases.jsonl`: the workflow once per case, every run a trace of
+//! its own, all of them one experiment; then the report, the CI outputs and the gates.
+//!
+//! Everything that can be wrong with the input (the workflow, the dataset, a case's var that the
+//! workflow does not declare, model access) is found before the experiment is created, so bad
+//! input leaves nothing in the store. The cases run on one tokio runtime through one store
+//! writer (see [`drive`]); the report is read back from the store, so a resumed experiment
+//! (`--resume`) reports every case, those of the earlier process included.
+
+mod compare;
+mod drive;
+mod outputs;
+mod results;
+
+use results::{case_results, gate};
+pub(crate) use results::{info_of, stored_report};
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value, json};
+
+use super::{Globals, parse_key_value};
+use crate::engine::{Engine, RunOptions};
+use crate::error::{Error, ExitCode};
+use crate::eval::dataset::{self, Case, Dataset, DatasetError};
+use crate::store::{Experiment, ExperimentStatus, Store};
+use crate::trace::Timestamp;
+use crate::workflow::diagnostic::{Diagnostic, Loc};
+use crate::workflow::{self, Workflow};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EvalFormat {
+    /// The tables of the report
+    Text,
+    /// One JSON object (docs/contract.md)
+    Json,
+    /// Nothing (the exit code says how it went)
+    None,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Option<EvalCommand>,
+
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum EvalCommand {
+    /// Compare two experiments case by case: per scorer, the change, its 95% interval and a
+    /// verdict
+    Compare(compare::Args),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The workflow file
+    #[arg(value_name = "FILE", required = true)]
+    file: Option<PathBuf>,
+
+    /// The cases: a .jsonl, .csv or .yaml file
+    #[arg(long, value_name = "FILE", required = true)]
+    dataset: Option<PathBuf>,
+
+    /// The experiment's name [default: the workflow's name and the time]
+    #[arg(long, value_name = "NAME", conflicts_with = "resume")]
+    experiment: Option<String>,
+
+    /// Continue an interrupted experiment (id, id prefix or name): only the cases without a
+    /// finished trace run (its own --filter, --limit and --repeat apply)
+    #[arg(long, value_name = "EXPERIMENT")]
+    resume: Option<String>,
+
+    /// Add metadata to the experiment and to every case's trace (repeatable)
+    #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    meta: Vec<(String, String)>,
+
+    /// Cases run at once
+    #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 8)]
+    jobs: usize,
+
+    /// Run each case K times (the report gives pass@k and pass^k)
+    #[arg(long, value_name = "K", default_value_t = 1, conflicts_with = "resume")]
+    repeat: u32,
+
+    /// Only the first N cases (after --filter)
+    #[arg(long, value_name = "N", conflicts_with = "resume")]
+    limit: Option<usize>,
+
+    /// Only the cases whose var or reference field K equals V (repeatable: all must hold)
+    #[arg(long = "filter", value_name = "K=V", value_parser = parse_key_value, conflicts_with = "resume")]
+    filter: Vec<(String, String)>,
+
+    /// Use the built-in deterministic offline model: no network, no key
+    #[arg(long)]
+    offline: bool,
+
+    /// Keep prompts and outputs out of the store
+    #[arg(long)]
+    no_content: bool,
+
+    /// At most N model calls in flight at once across all cases
+    #[arg(long, value_name = "N")]
+    max_concurrency: Option<u32>,
+
+    /// Stop the experiment once its model calls have used more than N tokens
+    #[arg(long, value_name = "N")]
+    max_tokens: Option<u64>,
+
+    /// Stop the experiment once its model calls have cost more than USD
+    #[arg(long, value_name = "USD")]
+    max_cost: Option<f64>,
+
+    #[arg(long, value_enum, default_value_t = EvalFormat::Text)]
+    format: EvalFormat,
+
+    /// Write a JUnit XML report to FILE: a testcase per case and scorer
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+
+    /// Exit 1 when the share of passing runs is below P (0 to 1); without it any failing case
+    /// exits 1
+    #[arg(long, value_name = "P")]
+    min_pass_rate: Option<f64>,
+
+    /// Compare with this experiment (id, prefix or name) at the end
+    #[arg(long, value_name = "EXPERIMENT")]
+    baseline: Option<String>,
+
+    /// With --baseline: exit 1 when any scorer is significantly worse
+    #[arg(long, requires = "baseline")]
+    fail_on_regression: bool,
+}
+
+pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
+    match args.command {
+        Some(EvalCommand::Compare(c)) => compare::run(c, globals),
+        None => run_eval(args.run, globals),
+    }
+}
+
+/// The metadata keys of an experiment that `--resume` reads back.
+const FILTER_KEY: &str = "eval.filter";
+const LIMIT_KEY: &str = "eval.limit";
+
+/// One run to make: a case and its attempt (1..=repeat).
+#[derive(Clone, Debug)]
+pub(super) struct Job {
+    pub case: Case,
+    pub attempt: u32,
+}
+
+fn run_eval(args: RunArgs, globals: &Globals) -> Result<ExitCode, Error> {
+    let (Some(file), Some(dataset_path)) = (args.file.clone(), args.dataset.clone()) else {
+        return Err(Error::usage(
+            "eval needs a workflow FILE and --dataset FILE",
+        ));
+    };
+    if args.jobs == 0 {
+        return Err(Error::usage("-j must be at least 1"));
+    }
+    if args.repeat == 0 {
+        return Err(Error::usage("--repeat must be at least 1"));
+    }
+    if let Some(p) = args.min_pass_rate
+        && !(0.0..=1.0).contains(&p)
+    {
+        return Err(Error::usage("--min-pass-rate is a share between 0 and 1"));
+    }
+    let wf = workflow::load(&file)?;
+    if wf.traces.len() > 1 {
+        return Err(Error::usage(format!(
+            "{}: eval runs workflows of one trace; this one has {} (`traces:`)",
+            file.display(),
+            wf.traces.len()
+        )));
+    }
+    let shown = dataset_path.display().to_string();
+    let data = dataset::load(&dataset_path, &shown)?;
+    check_vars(&wf, &data, &shown)?;
+    // Model access and the options are checked once, on the first case, before the store is
+    // opened: every case runs the same workflow with the same options.
+    let options = RunOptions {
+        meta: args.meta.clone(),
+        offline: args.offline,
+        no_content: args.no_content,
+        ..RunOptions::default()
+    };
+    if let Some(first) = data.cases.first() {
+        let job = Job {
+            case: first.clone(),
+            attempt: 1,
+        };
+        Engine::new(wf.clone(), drive::case_options(&options, "exp_", &job))?;
+    }
+    if args.resume.is_none() && select(&data, &args.filter, args.limit).is_empty() {
+        let mut why: Vec<String> = args
+            .filter
+            .iter()
+            .map(|(k, v)| format!("--filter {k}={v}"))
+            .collect();
+        why.extend(args.limit.map(|n| format!("--limit {n}")));
+        return Err(Error::usage(format!(
+            "no case of {shown} is left to run by {}",
+            why.join(" ")
+        )));
+    }
+    let store = if args.resume.is_some() {
+        Store::open_existing(&globals.store)?
+    } else {
+        Store::open(&globals.store)?
+    };
+    // -- The experiment: a new one, or the one to resume (with its filter, limit and repeat).
+    let (mut experiment, filter, limit) = match &args.resume {
+        Some(reference) => {
+            let e = store.find_experiment(reference)?;
+            if e.dataset_hash != data.hash {
+                return Err(Error::usage(format!(
+                    "--resume {reference}: {shown} is not the dataset {} ran on (its hash was {}, \
+                     the file's is {})",
+                    e.id, e.dataset_hash, data.hash
+                )));
+            }
+            if e.workflow != wf.name.value {
+                return Err(Error::usage(format!(
+                    "--resume {reference}: {} ran workflow `{}`, {} is `{}`",
+                    e.id,
+                    e.workflow,
+                    file.display(),
+                    wf.name.value
+                )));
+            }
+            let filter: Vec<(String, String)> = e
+                .metadata
+                .get(FILTER_KEY)
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .filter_map(|s| parse_key_value(s).ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let limit = e
+                .metadata
+                .get(LIMIT_KEY)
+                .and_then(Value::as_u64)
+                .and_then(|n| usize::try_from(n).ok());
+            (e, filter, limit)
+        }
+        None => {
+            let name = args
+                .experiment
+                .clone()
+                .unwrap_or_else(|| generated_name(&wf.name.value));
+            let mut e = Experiment::start(name, wf.name.value.clone());
+            e.dataset = data.name.clone();
+            e.dataset_hash = data.hash.clone();
+            e.repeat = args.repeat;
+            e.metadata = experiment_metadata(&wf, &file, &args);
+            (e, args.filter.clone(), args.limit)
+        }
+    };
+    let cases = select(&data, &filter, limit);
+    experiment.cases = cases.len() as u64;
+    let jobs: Vec<Job> = cases
+        .iter()
+        .flat_map(|c| {
+            (1..=experiment.repeat).map(|attempt| Job {
+                case: (*c).clone(),
+                attempt,
+            })
+        })
+        .collect();
+    // Held until this process ends: a second `--resume` of a running experiment would run its
+    // cases twice.
+    if !store.hold_experiment(&experiment.id) {
+        return Err(Error::usage(format!(
+            "experiment {} ({}) is running in another process",
+            experiment.name, experiment.id
+        )));
+    }
+    // -- What is done already (resume): runs whose trace is in the store. Whatever an
+    // interrupted case left behind goes: it runs again from the start.
+    let todo: Vec<Job> = if args.resume.is_some() {
+        let runs = store.experiment_runs(&experiment.id)?;
+        let ids: Vec<_> = runs.iter().map(|r| r.trace_id).collect();
+        let present: std::collections::HashSet<_> = store
+            .traces_by_id(&ids)?
+            .into_iter()
+            .map(|t| t.trace_id)
+            .collect();
+        let done: std::collections::HashSet<(String, u32)> = runs
+            .into_iter()
+            .filter(|r| present.contains(&r.trace_id))
+            .map(|r| (r.case_id, r.attempt))
+            .collect();
+        let leftovers = store.unrecorded_traces(&experiment.id)?;
+        store.delete(&leftovers)?;
+        store.set_experiment_status(&experiment.id, ExperimentStatus::Running, None)?;
+        jobs.iter()
+            .filter(|j| !done.contains(&(j.case.id.clone(), j.attempt)))
+            .cloned()
+            .collect()
+    } else {
+        store.create_experiment(&experiment)?;
+        jobs.clone()
+    };
+    if !globals.quiet {
+        eprintln!(
+            "experiment {} ({}): {} runs{}",
+            experiment.name,
+            experiment.id,
+            todo.len(),
+            if todo.len() == jobs.len() {
+                String::new()
+            } else {
+                format!(" of {}", jobs.len())
+            }
+        );
+    }
+    let ended = drive::drive(
+        &wf,
+        &experiment,
+        todo,
+        &drive::Limits {
+            jobs: args.jobs,
+            max_concurrency: args.max_concurrency,
+            max_tokens: args.max_tokens,
+            max_cost_usd: args.max_cost,
+        },
+        &options,
+        globals,
+    )?;
+    store.set_experiment_status(&experiment.id, ended.status, Some(Timestamp::now()))?;
+    store.release_experiment(&experiment.id);
+    if let Some(reason) = &ended.reason {
+        eprintln!("error: {reason}");
+    }
+    let experiment = store.find_experiment(&experiment.id)?;
+    let results = case_results(&store, &experiment, &jobs)?;
+    let info = info_of(&experiment, jobs.len() as u64);
+    let code = outputs::report(
+        &info,
+        &results,
+        &outputs::Gates {
+            format: args.format,
+            junit: args.junit.as_deref(),
+            min_pass_rate: args.min_pass_rate,
+            label: &file.display().to_string(),
+            dataset: &shown,
+            lines: &data.cases.iter().map(|c| (c.id.clone(), c.line)).collect(),
+        },
+        globals,
+    )?;
+    let regression = match &args.baseline {
+        Some(baseline) => compare::against_baseline(
+            &store,
+            baseline,
+            &experiment,
+            args.format == EvalFormat::Text,
+            globals,
+        )?,
+        None => false,
+    };
+    Ok(match ended.status {
+        ExperimentStatus::Cancelled => ExitCode::Interrupted,
+        ExperimentStatus::Error => ExitCode::Failed,
+        _ if regression && args.fail_on_regression => ExitCode::Failed,
+        _ => code,
+    })
+}
+
+/// `<workflow>-<UTC time>`: `support-20261204T171632Z`.
+fn generated_name(workflow: &str) -> String {
+    let slug: String = workflow
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ");
+    format!("{}-{stamp}", slug.trim_matches('-'))
+}
+
+/// The git commit of the workflow's directory (when it is in a repository), its models, the
+/// workflow file, `--meta`, and what `--resume` needs to pick the same cases.
+fn experiment_metadata(wf: &Workflow, file: &Path, args: &RunArgs) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("workflow.file".into(), json!(file.display().to_string()));
+    let dir = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if let Ok(out) = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        && out.status.success()
+    {
+        let commit = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !commit.is_empty() {
+            m.insert("git.commit".into(), json!(commit));
+        }
+    }
+    let mut models: Vec<String> = wf
+        .model
+        .iter()
+        .map(|m| m.value.clone())
+        .chain(
+            wf.agents
+                .values()
+                .filter_map(|a| a.model.as_ref().map(|m| m.value.clone())),
+        )
+        .collect();
+    models.sort();
+    models.dedup();
+    if args.offline {
+        models = vec!["offline".into()];
+    }
+    m.insert("models".into(), json!(models));
+    if !args.filter.is_empty() {
+        let f: Vec<String> = args
+            .filter
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        m.insert(FILTER_KEY.into(), json!(f));
+    }
+    if let Some(n) = args.limit {
+        m.insert(LIMIT_KEY.into(), json!(n));
+    }
+    for (k, v) in &args.meta {
+        m.insert(k.clone(), json!(v));
+    }
+    m
+}
+
+/// Every var a case sets must be a declared var of the workflow: all the problems at once,
+/// each at the case's line.
+fn check_vars(wf: &Workflow, data: &Dataset, shown: &str) -> Result<(), Error> {
+    let declared: Vec<&str> = wf.vars.keys().map(String::as_str).collect();
+    let mut problems = Vec::new();
+    for case in &data.cases {
+        for name in case.vars.keys() {
+            if !wf.vars.contains_key(name) {
+                let hint = if declared.is_empty() {
+                    format!("{} declares no vars", wf.path.display())
+                } else {
+                    format!("{} declares: {}", wf.path.display(), declared.join(", "))
+                };
+                problems.push(Diagnostic::new(
+                    shown,
+                    Loc {
+                        line: case.line,
+                        col: 1,
+                    },
+                    format!(
+                        "case `{}` sets var `{name}`, which is not declared ({hint})",
+                        case.id
+                    ),
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(DatasetError { problems }.into())
+    }
+}
+
+/// A value as `--filter` compares it: text as it is, anything else as JSON.
+pub(super) fn as_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The cases `--filter` keeps (every K=V holds on a var or a reference field), at most `limit`.
+fn select<'d>(
+    data: &'d Dataset,
+    filter: &[(String, String)],
+    limit: Option<usize>,
+) -> Vec<&'d Case> {
+    data.cases
+        .iter()
+        .filter(|c| {
+            filter.iter().all(|(k, v)| {
+                c.vars
+                    .get(k)
+                    .or_else(|| c.reference.get(k))
+                    .is_some_and(|x| as_text(x) == *v)
+            })
+        })
+        .take(limit.unwrap_or(usize::MAX))
+        .collect()
+}

@@ -1,0 +1,106 @@
+//! Experiments as every backend keeps them: one row per `agentrace eval` (what ran, on which
+//! dataset, how it ended) and one row per run of a case, naming the trace that run recorded.
+//!
+//! The runs point at traces by id only: `rm` and `prune` delete traces without asking about
+//! experiments, and an experiment whose traces are gone still lists its cases (the report names
+//! the ones whose trace is missing). A run row is written only once its trace is closed, by the
+//! same writer and after it, so that "has a run row" means "finished" when an interrupted eval
+//! is resumed.
+
+use serde_json::{Map, Value};
+
+use crate::trace::{Timestamp, TraceId};
+
+/// The prefix of an experiment id: `exp_` + 32 hex digits of a UUIDv7 (time-ordered).
+pub const EXPERIMENT_PREFIX: &str = "exp_";
+
+/// The metadata key a case's trace carries its experiment's id under (the SQLite backend
+/// finds an experiment's traces by it).
+pub const EXPERIMENT_KEY: &str = "eval.experiment";
+/// The metadata key a case's trace carries its case id under.
+pub const CASE_KEY: &str = "eval.case";
+
+/// How an experiment stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExperimentStatus {
+    /// Started and not finished (or its process died: `eval --resume` continues it).
+    Running,
+    /// Every case ran to the end (whether its scores passed or not).
+    Ok,
+    /// It stopped before every case ran: a budget, a store failure.
+    Error,
+    /// Interrupted (Ctrl-C, SIGTERM).
+    Cancelled,
+}
+
+impl ExperimentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExperimentStatus::Running => "running",
+            ExperimentStatus::Ok => "ok",
+            ExperimentStatus::Error => "error",
+            ExperimentStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ExperimentStatus> {
+        match s {
+            "running" => Some(ExperimentStatus::Running),
+            "ok" => Some(ExperimentStatus::Ok),
+            "error" => Some(ExperimentStatus::Error),
+            "cancelled" => Some(ExperimentStatus::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+/// One experiment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Experiment {
+    /// `exp_` + 32 hex digits.
+    pub id: String,
+    /// `--experiment NAME`, or a generated one; several experiments may share a name (the
+    /// newest answers to it).
+    pub name: String,
+    /// The workflow's name.
+    pub workflow: String,
+    /// The dataset's name and the `sha256:` hash of its bytes.
+    pub dataset: String,
+    pub dataset_hash: String,
+    /// The git commit, the models, `--meta K=V`, the workflow file.
+    pub metadata: Map<String, Value>,
+    pub status: ExperimentStatus,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    /// How many cases it runs (after `--filter` and `--limit`), each `repeat` times.
+    pub cases: u64,
+    pub repeat: u32,
+}
+
+impl Experiment {
+    /// A new running experiment with a fresh id, started now.
+    pub fn start(name: impl Into<String>, workflow: impl Into<String>) -> Experiment {
+        Experiment {
+            id: format!("{EXPERIMENT_PREFIX}{}", uuid::Uuid::now_v7().simple()),
+            name: name.into(),
+            workflow: workflow.into(),
+            dataset: String::new(),
+            dataset_hash: String::new(),
+            metadata: Map::new(),
+            status: ExperimentStatus::Running,
+            started_at: Timestamp::now(),
+            ended_at: None,
+            cases: 0,
+            repeat: 1,
+        }
+    }
+}
+
+/// One run of one case: attempt `attempt` (1..=repeat) recorded trace `trace_id`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExperimentRun {
+    pub experiment: String,
+    pub case_id: String,
+    pub attempt: u32,
+    pub trace_id: TraceId,
+}
