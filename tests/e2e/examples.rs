@@ -353,3 +353,61 @@ fn example_batch_summarises_each_topic_three_at_a_time_then_writes_a_digest() {
         );
     }
 }
+
+#[test]
+fn example_eval_scores_the_support_answers_offline_with_checks_and_a_scripted_judge() {
+    let env = examples();
+    let out = env.run(&[
+        "eval",
+        "workflows/eval/support-answers.yaml",
+        "--dataset",
+        "workflows/eval/cases.jsonl",
+        "--offline",
+        "--format",
+        "json",
+    ]);
+    // Three cases fail on purpose (an apology, a refusal, a non-answer): the gate says so.
+    assert_exit(&out, 1);
+    let report: Value = parse_json(&out.stdout);
+    let cases = report["cases"].as_array().unwrap();
+    assert!(cases.len() >= 20, "a dataset of at least 20 cases");
+    let failed: Vec<&str> = cases
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    let mut failed = failed;
+    failed.sort_unstable();
+    assert_eq!(failed, ["account-delete", "allergy", "damaged-item"]);
+    // Every case carries the three checks and the judge, and the judge read the case's grade.
+    for case in cases {
+        let names: Vec<&str> = case["scores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        for scorer in ["key_fact", "short", "no_apology", "helpful"] {
+            assert!(
+                names.contains(&scorer),
+                "{} lacks {scorer}: {names:?}",
+                case["id"]
+            );
+        }
+    }
+    let allergy = cases.iter().find(|c| c["id"] == "allergy").unwrap();
+    let helpful = allergy["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "helpful")
+        .unwrap();
+    assert_eq!(helpful["label"], "no");
+    assert_eq!(helpful["source"], "judge");
+    assert_eq!(helpful["passed"], false);
+    // And it is valid as a workflow on its own.
+    assert_exit(
+        &env.run(&["validate", "workflows/eval/support-answers.yaml"]),
+        0,
+    );
+}

@@ -505,3 +505,66 @@ fn real_server_401_with_a_detail_body_is_reported_as_http_401() {
         "the server's message is kept: {generation:#}"
     );
 }
+
+#[test]
+fn real_judge_grades_eval_cases_with_a_structured_verdict_kept_apart_from_the_usage() {
+    let Some(url) = llama_url() else { return };
+    let env = real_env(examples(), &url);
+    let mut cmd = env.cmd();
+    cmd.args([
+        "eval",
+        "workflows/eval/support-answers.yaml",
+        "--dataset",
+        "workflows/eval/cases.jsonl",
+        "--limit",
+        "2",
+        "-j",
+        "2",
+        "--format",
+        "json",
+    ]);
+    let out = output_within(cmd, REAL_DEADLINE);
+    // Pass or fail is the model's business; a report is ours.
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+    let report = parse_json(&out.stdout);
+    let cases = report["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 2, "{report:#}");
+    let choices = [("yes", 1.0), ("partly", 0.5), ("no", 0.0)];
+    for case in cases {
+        assert_eq!(case["status"], "ok", "{case:#}");
+        let helpful = case["scores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "helpful")
+            .unwrap_or_else(|| panic!("no judge score: {case:#}"));
+        assert_eq!(helpful["source"], "judge");
+        if helpful["error"].is_null() {
+            let label = helpful["label"].as_str().unwrap();
+            let value = helpful["value"].as_f64().unwrap();
+            assert!(
+                choices.contains(&(label, value)),
+                "a label of the scale with its value: {helpful:#}"
+            );
+            assert!(helpful["explanation"].is_string(), "{helpful:#}");
+        } else {
+            // A reply off the scale is an error score, never a pass.
+            assert_eq!(helpful["passed"], false, "{helpful:#}");
+        }
+        // The judge's call sits under its score span, with tokens of its own, and the trace's
+        // usage is the support agent's alone.
+        let trace = env.show_json(case["trace_id"].as_str().unwrap());
+        let score = find(&trace, "score", "helpful");
+        let judged = children(&trace, score);
+        assert_eq!(judged.len(), 1, "{trace:#}");
+        assert_eq!(judged[0]["kind"], "generation");
+        let (judge_in, _) = real_usage(&judged[0]["attributes"]["usage"], "the judge");
+        let agent = find(&trace, "agent", "support");
+        let (agent_in, _) = real_usage(&agent["attributes"]["usage"], "the support agent");
+        assert_eq!(
+            trace["usage"]["input_tokens"].as_u64().unwrap(),
+            agent_in,
+            "the judge's {judge_in} input tokens are not the workflow's"
+        );
+    }
+}
