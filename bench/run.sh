@@ -139,12 +139,54 @@ measure b5_ingest 3 -- curl -sf -o /dev/null -X POST -H 'Content-Type: applicati
 SERVE_ID=$(AGENTRACE_STORE=$SERVE_DB "$BIN" list --format json --limit 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["trace_id"])')
 measure b5_api_trace 5 -- curl -sf -o /dev/null "http://$SERVE/api/traces/$SERVE_ID" >>"$RESULTS"
 
+# E1: an evaluation of EVAL_CASES cases (one agent step and one built-in check each) against the
+# fake server at 100 ms, 50 cases at once. Ideal: EVAL_CASES / 50 × 100 ms. Beside it, by turns,
+# promptfoo on the same cases against the same server (bench/promptfoo.sh installs it into a
+# cache; PEERS=0 leaves it out).
+if [ -n "${QUICK:-}" ]; then EVAL_CASES=200; else EVAL_CASES=1000; fi
+{
+  echo "name: bench eval"
+  echo "model: gpt-4o-mini"
+  echo "agents: { a: { instructions: Answer briefly. } }"
+  echo "vars: { question: \"\" }"
+  echo "steps:"
+  echo "  - id: answer"
+  echo "    agent: a"
+  echo "    input: \"{{ vars.question }}\""
+  echo "    scores:"
+  echo "      - { name: mentions, contains: \"{{ case.expected }}\" }"
+} >"$WORK/e1.yaml"
+python3 - "$WORK" "$EVAL_CASES" "$URL100" <<'PY'
+import json, sys
+work, n, url = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+with open(f"{work}/e1.jsonl", "w") as f:
+    for i in range(n):
+        f.write(json.dumps({"id": f"c{i}", "question": f"question {i}", "expected": "Benchmark"}) + "\n")
+with open(f"{work}/promptfoo.yaml", "w") as f:
+    f.write("description: bench eval\nsharing: false\nprompts: ['Answer briefly: {{question}}']\n")
+    f.write(f"providers:\n  - id: openai:chat:gpt-4o-mini\n    config: {{ apiBaseUrl: '{url}', apiKey: sk-bench }}\n")
+    f.write("tests:\n")
+    for i in range(n):
+        f.write(f"  - vars: {{ question: 'question {i}' }}\n    assert: [{{ type: contains, value: Benchmark }}]\n")
+PY
+E1_STORE=$WORK/e1.db
+if [ "${PEERS:-1}" != 0 ] && bash bench/promptfoo.sh install >&2; then
+  PROMPTFOO=$(bash bench/promptfoo.sh bin)
+  PROMPTFOO_CONFIG_DIR=$WORK/promptfoo-config OPENAI_BASE_URL=$URL100 AGENTRACE_STORE=$E1_STORE \
+    measure e1_eval 3 -- "$BIN" -q eval "$WORK/e1.yaml" --dataset "$WORK/e1.jsonl" -j 50 \
+    --format json --and e1_promptfoo -- "$PROMPTFOO" eval -c "$WORK/promptfoo.yaml" --no-cache \
+    -j 50 -o "$WORK/promptfoo-out.json" >>"$RESULTS"
+else
+  OPENAI_BASE_URL=$URL100 AGENTRACE_STORE=$E1_STORE measure e1_eval 3 -- "$BIN" -q eval \
+    "$WORK/e1.yaml" --dataset "$WORK/e1.jsonl" -j 50 --format json >>"$RESULTS"
+fi
+
 measure b4_version 20 -- "$BIN" --version >>"$RESULTS"
 AGENTRACE_STORE=$TRACES_DB measure b4_show_last 20 -- "$BIN" show last >>"$RESULTS"
 
-python3 - "$RESULTS" "$STEPS" "$PAR" "$SPANS" "$TRACES" "$SERVE_SPANS" <<'PY'
+python3 - "$RESULTS" "$STEPS" "$PAR" "$SPANS" "$TRACES" "$SERVE_SPANS" "$EVAL_CASES" <<'PY'
 import json, os, platform, subprocess, sys
-path, steps, par, spans, traces, serve_spans = sys.argv[1], *map(int, sys.argv[2:])
+path, steps, par, spans, traces, serve_spans, eval_cases = sys.argv[1], *map(int, sys.argv[2:])
 r = {j["name"]: j for j in map(json.loads, open(path))}
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
 machine = f"{os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}"
@@ -163,6 +205,12 @@ rows = [
     ("B5", f"serve: POST /v1/traces, OTLP/JSON of {serve_spans} spans", f"{r['b5_ingest']['wall_ms']:.0f} ms ({r['b5_ingest']['wall_ms'] * 1000 / serve_spans:.0f} µs/span)", "-", None),
     ("B5", f"serve: GET /api/traces/ID, {serve_spans} spans", f"{r['b5_api_trace']['wall_ms']:.0f} ms", "-", None),
 ]
+ideal = eval_cases / 50 * 100
+e1 = r["e1_eval"]
+rows.append(("E1", f"eval: {eval_cases} cases, 1 agent step + 1 check, 100 ms, -j 50", f"{e1['wall_ms']:.0f} ms wall ({e1['wall_ms'] / ideal:.2f}× the ideal {ideal:.0f} ms), {e1['rss_mib']} MiB RSS", "≤ 1.1× ideal, < 40 MB", e1["wall_ms"] <= 1.1 * ideal and e1["rss_mib"] < 40))
+if "e1_promptfoo" in r:
+    pf = r["e1_promptfoo"]
+    rows.append(("E1", "  promptfoo on the same cases and server, -j 50", f"{pf['wall_ms']:.0f} ms wall, {pf['rss_mib']} MiB RSS; agentrace {pf['wall_ms'] / e1['wall_ms']:.1f}× faster", "≥ 6× faster", pf["wall_ms"] >= 6 * e1["wall_ms"]))
 mark = lambda ok: "-" if ok is None else ("met" if ok else "MISSED")
 width = max(len(d) for _, d, *_ in rows)
 print(f"machine: {machine}")
