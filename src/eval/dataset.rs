@@ -139,6 +139,40 @@ pub fn parse(text: &str, format: Format, name: &str, shown: &str) -> Result<Data
         Format::Csv => csv_rows(text, &mut problems),
         Format::Yaml => yaml(text, &mut problems),
     };
+    checked(raw, problems, name, content_hash(text.as_bytes()))
+}
+
+/// The cases written inside a workflow file (`dataset: [ … ]`): each mapping with the line it
+/// starts on in `source`, the workflow's text (`shown` names the file). The hash is of the
+/// cases as JSON, so editing anything else in the workflow does not change it.
+pub fn inline(
+    rows: Vec<(u32, Map<String, Value>)>,
+    name: &str,
+    shown: &str,
+    source: &str,
+) -> Result<Dataset, DatasetError> {
+    let as_json: Vec<&Map<String, Value>> = rows.iter().map(|(_, m)| m).collect();
+    let hash = content_hash(
+        serde_json::to_string(&as_json)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    let problems = Problems {
+        file: shown,
+        source,
+        list: Vec::new(),
+    };
+    checked(rows, problems, name, hash)
+}
+
+/// The cases of `raw` rows, each checked, ids unique; every problem of the rows and of reading
+/// them (already in `problems`) in one error.
+fn checked(
+    raw: Vec<(u32, Map<String, Value>)>,
+    mut problems: Problems<'_>,
+    name: &str,
+    hash: String,
+) -> Result<Dataset, DatasetError> {
     let mut cases = Vec::with_capacity(raw.len());
     let mut seen = std::collections::HashMap::new();
     for (line, fields) in raw {
@@ -167,7 +201,7 @@ pub fn parse(text: &str, format: Format, name: &str, shown: &str) -> Result<Data
     }
     Ok(Dataset {
         name: name.to_string(),
-        hash: content_hash(text.as_bytes()),
+        hash,
         cases,
     })
 }

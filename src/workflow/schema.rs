@@ -54,6 +54,18 @@ pub struct Workflow {
     /// `scores:` of the whole trace, run after its steps (after the last trace's, like
     /// `expect:`).
     pub scores: Vec<super::scores::ScoreDef>,
+    /// `dataset:`: the cases `agentrace eval` runs when no `--dataset` is given (`run` ignores
+    /// it).
+    pub dataset: Option<DatasetDef>,
+}
+
+/// Where an evaluation's cases are written.
+#[derive(Clone, Debug)]
+pub enum DatasetDef {
+    /// `dataset: cases.jsonl`: a file (.jsonl, .csv or .yaml), relative to the workflow file.
+    File(Located<String>),
+    /// `dataset: [ { … }, … ]`: the cases in the workflow, each with the line it starts on.
+    Inline(Vec<(u32, serde_json::Map<String, serde_json::Value>)>),
 }
 
 /// `retry: { attempts, backoff, timeout }`: model calls retried on HTTP 429, 5xx, connection

@@ -610,3 +610,114 @@ fn on_a_terminal_a_live_line_counts_the_cases_and_stdout_is_only_the_report() {
         "no plain lines on a terminal: {term:?}"
     );
 }
+
+/// A workflow whose cases are its own: `dataset:` names a file beside it, or holds the cases.
+fn with_dataset(dataset: &str) -> String {
+    format!(
+        "name: Own cases\nvars:\n  word: hello\n{dataset}\nsteps:\n  - id: say\n    run: [echo, \"{{{{ vars.word }}}}\"]\n    scores:\n      - {{ name: expected, contains: \"{{{{ case.expected }}}}\" }}\n"
+    )
+}
+
+#[test]
+fn the_workflows_own_dataset_is_run_when_no_dataset_is_given() {
+    let env = TestEnv::new();
+    env.write(
+        "evals/cases.jsonl",
+        "{\"id\": \"a\", \"word\": \"good\", \"expected\": \"good\"}\n{\"id\": \"b\", \"word\": \"bad\", \"expected\": \"good\"}\n",
+    );
+    env.write("evals/file.yaml", &with_dataset("dataset: cases.jsonl"));
+    env.write(
+        "evals/inline.yaml",
+        &with_dataset(
+            "dataset:\n  - { id: a, word: good, expected: good }\n  - { id: b, word: bad, expected: good }",
+        ),
+    );
+    for file in ["evals/file.yaml", "evals/inline.yaml"] {
+        let out = env.run(&["eval", file, "--format", "json"]);
+        assert_exit(&out, 1);
+        let report = parse_json(&out.stdout);
+        let cases = by_id(&report);
+        assert_eq!(cases.len(), 2, "{file}: {report:#}");
+        assert_eq!(cases["a"]["passed"], true, "{file}");
+        assert_eq!(cases["b"]["passed"], false, "{file}");
+    }
+    // The inline cases' hash is of the cases alone: editing the steps keeps it.
+    let hash = |file: &str| {
+        let out = env.run(&["eval", file, "--format", "json"]);
+        parse_json(&out.stdout)["experiment"]["dataset_hash"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let before = hash("evals/inline.yaml");
+    let edited = with_dataset(
+        "dataset:\n  - { id: a, word: good, expected: good }\n  - { id: b, word: bad, expected: good }",
+    )
+    .replace("name: Own cases", "name: Own cases, renamed");
+    env.write("evals/inline.yaml", &edited);
+    assert_eq!(hash("evals/inline.yaml"), before);
+    // --dataset wins over the workflow's; run ignores `dataset:`.
+    env.write(
+        "other.jsonl",
+        "{\"id\": \"z\", \"word\": \"good\", \"expected\": \"good\"}\n",
+    );
+    let out = env.run(&[
+        "eval",
+        "evals/file.yaml",
+        "--dataset",
+        "other.jsonl",
+        "--format",
+        "json",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(by_id(&parse_json(&out.stdout)).len(), 1);
+    assert_exit(&env.run(&["run", "evals/file.yaml", "--format", "none"]), 0);
+}
+
+#[test]
+fn a_bad_workflow_dataset_is_an_error_at_its_place() {
+    let env = TestEnv::new();
+    env.write("txt.yaml", &with_dataset("dataset: cases.txt"));
+    let out = env.run(&["validate", "txt.yaml"]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out)
+            .contains("txt.yaml:4:10: dataset `cases.txt` is not a .jsonl, .csv or .yaml file"),
+        "{}",
+        stderr(&out)
+    );
+    env.write(
+        "items.yaml",
+        &with_dataset("dataset:\n  - { word: good }\n  - 3"),
+    );
+    let out = env.run(&["validate", "items.yaml"]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("items.yaml:6:5: a case of `dataset` is a mapping, found a number"),
+        "{}",
+        stderr(&out)
+    );
+    // An undeclared var in an inline case is named at its line in the workflow.
+    env.write(
+        "undeclared.yaml",
+        &with_dataset("dataset:\n  - { word: good }\n  - { colour: red }"),
+    );
+    let out = env.run(&["eval", "undeclared.yaml"]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("undeclared.yaml:6:"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("colour"), "{}", stderr(&out));
+    // No dataset anywhere.
+    env.write("none.yaml", &with_dataset(""));
+    let out = env.run(&["eval", "none.yaml"]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("no cases: give --dataset FILE or write `dataset:` in the workflow"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!env.store().exists(), "nothing was stored");
+}

@@ -61,8 +61,8 @@ struct RunArgs {
     #[arg(value_name = "FILE", required = true)]
     file: Option<PathBuf>,
 
-    /// The cases: a .jsonl, .csv or .yaml file
-    #[arg(long, value_name = "FILE", required = true)]
+    /// The cases: a .jsonl, .csv or .yaml file [default: the workflow's `dataset:`]
+    #[arg(long, value_name = "FILE")]
     dataset: Option<PathBuf>,
 
     /// The experiment's name [default: the workflow's name and the time]
@@ -153,11 +153,41 @@ pub(super) struct Job {
     pub attempt: u32,
 }
 
+/// The cases to run: `--dataset`'s file, else the workflow's `dataset:` (a file beside the
+/// workflow, or the cases written in it); and how the dataset is named in messages.
+fn load_dataset(
+    wf: &workflow::Workflow,
+    file: &std::path::Path,
+    flag: Option<&std::path::Path>,
+) -> Result<(Dataset, String), Error> {
+    if let Some(path) = flag {
+        let shown = path.display().to_string();
+        return Ok((dataset::load(path, &shown)?, shown));
+    }
+    match &wf.dataset {
+        Some(workflow::DatasetDef::File(name)) => {
+            let path = file
+                .parent()
+                .unwrap_or(std::path::Path::new(""))
+                .join(&name.value);
+            let shown = path.display().to_string();
+            Ok((dataset::load(&path, &shown)?, shown))
+        }
+        Some(workflow::DatasetDef::Inline(rows)) => {
+            let shown = file.display().to_string();
+            let data = dataset::inline(rows.clone(), &wf.name.value, &shown, &wf.source)?;
+            Ok((data, shown))
+        }
+        None => Err(Error::usage(format!(
+            "{}: no cases: give --dataset FILE or write `dataset:` in the workflow",
+            file.display()
+        ))),
+    }
+}
+
 fn run_eval(args: RunArgs, globals: &Globals) -> Result<ExitCode, Error> {
-    let (Some(file), Some(dataset_path)) = (args.file.clone(), args.dataset.clone()) else {
-        return Err(Error::usage(
-            "eval needs a workflow FILE and --dataset FILE",
-        ));
+    let Some(file) = args.file.clone() else {
+        return Err(Error::usage("eval needs a workflow FILE"));
     };
     if args.jobs == 0 {
         return Err(Error::usage("-j must be at least 1"));
@@ -178,8 +208,7 @@ fn run_eval(args: RunArgs, globals: &Globals) -> Result<ExitCode, Error> {
             wf.traces.len()
         )));
     }
-    let shown = dataset_path.display().to_string();
-    let data = dataset::load(&dataset_path, &shown)?;
+    let (data, shown) = load_dataset(&wf, &file, args.dataset.as_deref())?;
     check_vars(&wf, &data, &shown)?;
     // Model access and the options are checked once, on the first case, before the store is
     // opened: every case runs the same workflow with the same options.

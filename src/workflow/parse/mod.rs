@@ -19,7 +19,7 @@ use indexmap::IndexMap;
 
 use super::diagnostic::{Loc, did_you_mean, list, suggest};
 use super::node::{self, Node, NodeKind};
-use super::schema::{BudgetDef, Located, PriceDef, Provider, RetryDef};
+use super::schema::{BudgetDef, DatasetDef, Located, PriceDef, Provider, RetryDef};
 use super::{Diagnostic, Workflow};
 use expect::Level;
 
@@ -51,6 +51,7 @@ const TOP_KEYS: &[&str] = &[
     "prices",
     "expect",
     "scores",
+    "dataset",
 ];
 const PROVIDER_KEYS: &[&str] = &["base_url", "api_key_env", "headers", "stream"];
 const RETRY_KEYS: &[&str] = &["attempts", "backoff", "timeout"];
@@ -214,6 +215,7 @@ impl Parser<'_> {
             .value("expect")
             .and_then(|n| self.expect(n, Level::Workflow));
         let scores = self.scores(&f);
+        let dataset = f.value("dataset").and_then(|n| self.dataset(n));
         Some(Workflow {
             path,
             source: Arc::from(self.source),
@@ -234,7 +236,58 @@ impl Parser<'_> {
             prices,
             expect,
             scores,
+            dataset,
         })
+    }
+
+    /// `dataset:` — a file name (with a dataset's extension) or a list of case mappings.
+    fn dataset(&mut self, node: &Node) -> Option<DatasetDef> {
+        match &node.kind {
+            NodeKind::Str(path) => {
+                let ext = std::path::Path::new(path)
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .map(str::to_ascii_lowercase);
+                if !matches!(
+                    ext.as_deref(),
+                    Some("jsonl" | "ndjson" | "csv" | "yaml" | "yml")
+                ) {
+                    self.error(
+                        node.loc,
+                        format!("dataset `{path}` is not a .jsonl, .csv or .yaml file"),
+                    );
+                    self.help("name a dataset file, or write the cases here as a list");
+                    return None;
+                }
+                Some(DatasetDef::File(Located::new(path.clone(), node.loc)))
+            }
+            NodeKind::Seq(items) => {
+                let mut cases = Vec::with_capacity(items.len());
+                for item in items {
+                    match item.to_json() {
+                        serde_json::Value::Object(map) => cases.push((item.loc.line, map)),
+                        _ => {
+                            self.error(
+                                item.loc,
+                                format!(
+                                    "a case of `dataset` is a mapping, found {}",
+                                    item.describe()
+                                ),
+                            );
+                        }
+                    }
+                }
+                if items.is_empty() {
+                    self.error(node.loc, "`dataset` has no cases");
+                    return None;
+                }
+                Some(DatasetDef::Inline(cases))
+            }
+            _ => {
+                self.wrong_type("dataset", "a dataset file name or a list of cases", node);
+                None
+            }
+        }
     }
 
     fn provider(&mut self, node: &Node) -> Option<Provider> {
