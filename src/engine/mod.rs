@@ -153,6 +153,40 @@ pub struct Engine {
     pub(crate) current: Arc<Mutex<Option<crate::trace::Recorder>>>,
 }
 
+/// The run's vars: the workflow's defaults, `--var`s over them (declared ones only), then the
+/// evaluated case's typed vars.
+fn vars_of(wf: &Workflow, opts: &RunOptions) -> Result<Map<String, Value>, Error> {
+    let mut vars = Map::new();
+    for (name, value) in &wf.vars {
+        vars.insert(name.clone(), value.value.clone());
+    }
+    for (name, text) in &opts.vars {
+        let Some(default) = vars.get(name) else {
+            let known: Vec<&str> = wf.vars.keys().map(String::as_str).collect();
+            let hint = if known.is_empty() {
+                format!("{} declares no vars", wf.path.display())
+            } else {
+                format!("declared vars: {}", known.join(", "))
+            };
+            return Err(Error::usage(format!(
+                "unknown var `{name}` in --var: {hint}"
+            )));
+        };
+        let value = if default.is_string() {
+            Value::String(text.clone())
+        } else {
+            serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.clone()))
+        };
+        vars.insert(name.clone(), value);
+    }
+    if let Some(case) = &opts.case {
+        for (name, value) in &case.vars {
+            vars.insert(name.clone(), value.clone());
+        }
+    }
+    Ok(vars)
+}
+
 fn compile_schema(
     what: &str,
     schema: &LocatedValue,
@@ -202,34 +236,7 @@ impl Engine {
     /// Checks the command-line additions against the workflow and resolves model access. Fails
     /// with exit code 2 errors only; nothing has been written when it fails.
     pub fn new(wf: Workflow, opts: RunOptions) -> Result<Engine, Error> {
-        let mut vars = Map::new();
-        for (name, value) in &wf.vars {
-            vars.insert(name.clone(), value.value.clone());
-        }
-        for (name, text) in &opts.vars {
-            let Some(default) = vars.get(name) else {
-                let known: Vec<&str> = wf.vars.keys().map(String::as_str).collect();
-                let hint = if known.is_empty() {
-                    format!("{} declares no vars", wf.path.display())
-                } else {
-                    format!("declared vars: {}", known.join(", "))
-                };
-                return Err(Error::usage(format!(
-                    "unknown var `{name}` in --var: {hint}"
-                )));
-            };
-            let value = if default.is_string() {
-                Value::String(text.clone())
-            } else {
-                serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.clone()))
-            };
-            vars.insert(name.clone(), value);
-        }
-        if let Some(case) = &opts.case {
-            for (name, value) in &case.vars {
-                vars.insert(name.clone(), value.clone());
-            }
-        }
+        let vars = vars_of(&wf, &opts)?;
         if opts.no_content && uses_sessions(&wf) {
             return Err(Error::usage(
                 "--no-content cannot be used with `session:` steps: a conversation kept across \
@@ -281,6 +288,36 @@ impl Engine {
             sessions: None,
             replayed_sessions: Mutex::new(HashMap::new()),
             on_text: None,
+        })
+    }
+
+    /// Another run of this engine's workflow with `opts` (an evaluation's next case), sharing
+    /// what does not change from run to run: the parsed workflow, the compiled schemas, the
+    /// templates and the model clients with their connection pools. `opts.offline` and
+    /// `opts.replay` must be this engine's: the model clients were chosen by them.
+    pub fn for_case(&self, opts: RunOptions) -> Result<Engine, Error> {
+        let vars = vars_of(&self.wf, &opts)?;
+        let limit = opts
+            .max_concurrency
+            .or(self.wf.max_concurrency.as_ref().map(|m| m.value));
+        if limit == Some(0) {
+            return Err(Error::usage("--max-concurrency must be at least 1"));
+        }
+        Ok(Engine {
+            prices: limits::Prices::new(&self.wf.prices),
+            budget: limits::Budget::new(&self.wf, opts.max_tokens, opts.max_cost_usd),
+            limiter: limit.map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize))),
+            current: Arc::new(Mutex::new(None)),
+            wf: self.wf.clone(),
+            templates: self.templates.clone(),
+            models: self.models.clone(),
+            opts,
+            vars,
+            tool_schemas: self.tool_schemas.clone(),
+            output_schemas: self.output_schemas.clone(),
+            sessions: self.sessions.clone(),
+            replayed_sessions: Mutex::new(HashMap::new()),
+            on_text: self.on_text.clone(),
         })
     }
 
@@ -336,5 +373,61 @@ impl Engine {
     /// cancelled.
     pub async fn run(&self, sinks: Vec<Arc<dyn Sink>>, cancel: CancellationToken) -> RunOutcome {
         executor::run(self, sinks, cancel).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An evaluation's cases are made from one engine: each gets its own vars and budget, and
+    /// all share the model clients (one connection pool) and compiled schemas.
+    #[test]
+    fn a_case_engine_shares_the_clients_and_has_its_own_vars() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.yaml");
+        std::fs::write(
+            &path,
+            "name: t\nmodel: m\nvars: { city: Rome, n: 1 }\nagents:\n  a:\n    instructions: Hi.\n    output_schema: { type: object }\nsteps:\n  - { id: s, agent: a, input: \"{{ vars.city }}\" }\n",
+        )
+        .unwrap();
+        let wf = crate::workflow::load(&path).unwrap();
+        let base = RunOptions {
+            offline: true,
+            ..RunOptions::default()
+        };
+        let engine = Engine::new(wf, base.clone()).unwrap();
+        let case = engine
+            .for_case(RunOptions {
+                case: Some(CaseInput {
+                    id: "c1".into(),
+                    vars: serde_json::from_value(serde_json::json!({"city": "Oslo"})).unwrap(),
+                    reference: Map::new(),
+                }),
+                max_tokens: Some(10),
+                ..base
+            })
+            .unwrap();
+        assert_eq!(case.vars["city"], "Oslo");
+        assert_eq!(case.vars["n"], 1);
+        assert_eq!(
+            engine.vars["city"], "Rome",
+            "the prototype keeps its own vars"
+        );
+        let (a, b) = (
+            engine.models.for_agent("a").unwrap(),
+            case.models.for_agent("a").unwrap(),
+        );
+        assert!(Arc::ptr_eq(&a, &b), "one client for every case");
+        assert!(Arc::ptr_eq(
+            &engine.output_schemas["a"],
+            &case.output_schemas["a"]
+        ));
+        assert!(Arc::ptr_eq(&engine.wf, &case.wf));
+        let bad = engine.for_case(RunOptions {
+            vars: vec![("nope".into(), "1".into())],
+            ..RunOptions::default()
+        });
+        assert!(bad.is_err(), "an undeclared --var is refused per case too");
     }
 }

@@ -13,7 +13,8 @@ use crate::llm::replay::{Recording, ReplayModel};
 use crate::trace::redact;
 use crate::workflow::{Provider, StepKind, Workflow};
 
-/// The model client of every agent that a step uses.
+/// The model client of every agent that a step uses. Cloning shares the clients.
+#[derive(Clone)]
 pub struct Models {
     by_agent: HashMap<String, Arc<dyn Model>>,
 }

@@ -93,12 +93,13 @@ struct Tally {
 }
 
 struct Ctx<'a> {
-    wf: &'a Workflow,
+    /// The engine every case's is made from: the workflow parsed, its schemas compiled and its
+    /// model clients (with their connection pools) built once for all the cases.
+    prototype: Engine,
     experiment: &'a Experiment,
     base: &'a RunOptions,
     limits: &'a Limits,
     writer: &'a StoreWriter,
-    sessions: Option<Arc<Mutex<Store>>>,
     limiter: Option<Arc<tokio::sync::Semaphore>>,
     cancel: CancellationToken,
     tally: Mutex<Tally>,
@@ -164,7 +165,7 @@ async fn run_case(ctx: &Ctx<'_>, job: Job) -> Option<()> {
         cost_usd: None,
         scores: Vec::new(),
     };
-    match Engine::new(ctx.wf.clone(), options) {
+    match ctx.prototype.for_case(options) {
         Err(e) => {
             // Checked on the first case before anything ran; a later case cannot differ, but
             // should one, it fails alone.
@@ -173,11 +174,6 @@ async fn run_case(ctx: &Ctx<'_>, job: Job) -> Option<()> {
         Ok(mut engine) => {
             if ctx.limiter.is_some() {
                 engine.limiter = ctx.limiter.clone();
-            }
-            if engine.uses_sessions()
-                && let Some(s) = &ctx.sessions
-            {
-                engine = engine.with_sessions(s.clone());
             }
             let tap = Arc::new(ScoreTap::default());
             let sinks: Vec<Arc<dyn Sink>> = vec![ctx.writer.run_sink(), tap.clone()];
@@ -247,13 +243,16 @@ pub(crate) fn drive(
         return Err(Error::usage("--max-concurrency must be at least 1"));
     }
     let live = !globals.quiet && std::io::stderr().is_terminal() && !under_ci();
+    let mut prototype = Engine::new(wf.clone(), base.clone())?;
+    if let Some(s) = &sessions {
+        prototype = prototype.with_sessions(s.clone());
+    }
     let ctx = Ctx {
-        wf,
+        prototype,
         experiment,
         base,
         limits,
         writer: &writer,
-        sessions,
         limiter: cap.map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize))),
         cancel: CancellationToken::new(),
         tally: Mutex::new(Tally::default()),
