@@ -12,8 +12,8 @@ mod drive;
 mod outputs;
 mod results;
 
+use crate::eval::report::info_of;
 use results::{case_results, gate};
-pub(crate) use results::{info_of, stored_report};
 
 use std::path::{Path, PathBuf};
 
