@@ -1,0 +1,139 @@
+//! `serve`'s experiments: `GET /api/experiments`, `/api/experiments/{ref}` and `/api/compare`
+//! answer with exactly the JSON of `list --experiments`, `show EXPERIMENT` and `eval compare`,
+//! and the Experiments page (list, one experiment's cases, two side by side) in headless
+//! Chromium.
+
+use serde_json::Value;
+
+use crate::support::serve::Served;
+use crate::support::*;
+
+/// Says the case's word; two scores from its events: `has_good` (passes when the word holds
+/// "good") and `has_day` (a value only, no verdict).
+const SCORED: &str = r#"name: Scored
+vars:
+  word: hello
+steps:
+  - span: check
+    steps:
+      - id: say
+        run: ["echo", "{{ vars.word }}"]
+      - event: gen_ai.evaluation.result
+        attributes:
+          gen_ai.evaluation.name: has_good
+          gen_ai.evaluation.score.value: "{{ 1 if 'good' in steps.say.output else 0 }}"
+          agentrace.evaluation.passed: "{{ 'good' in steps.say.output }}"
+      - event: gen_ai.evaluation.result
+        attributes:
+          gen_ai.evaluation.name: has_day
+          gen_ai.evaluation.score.value: "{{ 1 if 'day' in steps.say.output else 0 }}"
+"#;
+
+/// The baseline: two of five cases fail `has_good`.
+const BASE: &str = r#"{"id": "a", "word": "good day"}
+{"id": "b", "word": "bad day"}
+{"id": "c", "word": "good night"}
+{"id": "d", "word": "bad night"}
+{"id": "e", "word": "good day"}
+"#;
+
+/// The candidate: `b` and `d` now pass, `c` regresses.
+const NEXT: &str = r#"{"id": "a", "word": "good day"}
+{"id": "b", "word": "good day"}
+{"id": "c", "word": "bad night"}
+{"id": "d", "word": "good night"}
+{"id": "e", "word": "good day"}
+"#;
+
+/// A store with the experiments `base` and `next`, each five cases of `scored.yaml`.
+pub(crate) fn two_experiments() -> TestEnv {
+    let env = TestEnv::new().workflow("scored.yaml", SCORED);
+    env.write("base.jsonl", BASE);
+    env.write("next.jsonl", NEXT);
+    for (name, data) in [("base", "base.jsonl"), ("next", "next.jsonl")] {
+        let out = env.run(&[
+            "eval",
+            "scored.yaml",
+            "--dataset",
+            data,
+            "--experiment",
+            name,
+            "--format",
+            "json",
+        ]);
+        // A failing case exits 1; the experiment is recorded all the same.
+        assert_exit(&out, 1);
+    }
+    env
+}
+
+#[test]
+fn the_experiment_routes_answer_with_the_clis_json() {
+    let env = two_experiments();
+    let served = Served::start(&env, &[]);
+
+    let listed = env.json(&["list", "--experiments", "--format", "json"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(2));
+    assert_eq!(served.get_json("/api/experiments"), listed);
+    assert_eq!(
+        served.get_json("/api/experiments?limit=1"),
+        Value::Array(vec![listed[0].clone()])
+    );
+
+    let id = listed[1]["id"].as_str().unwrap();
+    assert_eq!(listed[1]["name"], "base");
+    let shown = env.json(&["show", id, "--format", "json"]);
+    assert_eq!(shown["cases"].as_array().map(Vec::len), Some(5));
+    for reference in [id, &id[..id.len() - 4], "base"] {
+        assert_eq!(
+            served.get_json(&format!("/api/experiments/{reference}")),
+            shown,
+            "{reference}"
+        );
+    }
+
+    let compared = env.json(&["eval", "compare", "base", "next", "--format", "json"]);
+    assert!(
+        !compared["scorers"].as_array().unwrap().is_empty(),
+        "{compared}"
+    );
+    assert_eq!(served.get_json("/api/compare?a=base&b=next"), compared);
+
+    let missing = served.get("/api/experiments/nightly");
+    assert_eq!(missing.status, 404, "{}", missing.text());
+    assert_eq!(
+        missing.json()["error"],
+        "no experiment matches nightly in the store"
+    );
+    let missing = served.get("/api/compare?a=base&b=nightly");
+    assert_eq!(missing.status, 404, "{}", missing.text());
+    for bad in [
+        "/api/compare?a=base",
+        "/api/compare?a=x&b=y&c=z",
+        "/api/experiments?limit=many",
+    ] {
+        let r = served.get(bad);
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+        assert!(r.json()["error"].is_string(), "{bad}");
+    }
+}
+
+#[test]
+fn the_experiment_routes_need_the_token_like_every_api_route() {
+    let env = two_experiments().env("AGENTRACE_TOKEN", "tok-s3cret-token");
+    let served = Served::start(&env, &[]);
+    for path in [
+        "/api/experiments",
+        "/api/experiments/base",
+        "/api/compare?a=base&b=next",
+    ] {
+        assert_eq!(served.get(path).status, 401, "{path}");
+        let r = served.request(
+            "GET",
+            path,
+            &[("Authorization", "Bearer tok-s3cret-token")],
+            &[],
+        );
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
+}
