@@ -3,7 +3,10 @@
 //! and the Experiments page (list, one experiment's cases, two side by side) in headless
 //! Chromium.
 
-use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value, json};
 
 use crate::support::serve::Served;
 use crate::support::*;
@@ -136,4 +139,50 @@ fn the_experiment_routes_need_the_token_like_every_api_route() {
         );
         assert_eq!(r.status, 200, "{path}: {}", r.text());
     }
+}
+
+#[test]
+fn the_experiments_pages_list_filter_sort_link_and_compare_in_headless_chromium() {
+    let Some(browser) = crate::files::chromium() else {
+        return;
+    };
+    let Some(node_path) = crate::serve::playwright() else {
+        return;
+    };
+    let env = two_experiments();
+    let served = Served::start(&env, &[]);
+    let screenshot = env.path().join("compare.png");
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/ui/experiments.mjs"))
+        .args(["--base", &served.url("")])
+        .args(["--a", "base", "--b", "next", "--scorer", "has_good"])
+        .args(["--screenshot", screenshot.to_str().unwrap()])
+        .env("CHROMIUM", &browser)
+        .env("NODE_PATH", &node_path);
+    let out = output_within(cmd, Duration::from_secs(120));
+    assert!(
+        out.status.success(),
+        "the Experiments pages failed:\n{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let summary: Value = serde_json::from_str(stdout(&out).trim()).expect("one JSON line");
+    // base: a, c and e pass has_good; b and d fail it.
+    assert_eq!(summary["cases"], 5, "{summary}");
+    assert_eq!(summary["failing"], 2, "{summary}");
+    assert_eq!(summary["sorted"], json!([1, 1, 1, 0, 0]), "{summary}");
+    let compared = env.json(&["eval", "compare", "base", "next", "--format", "json"]);
+    for row in compared["scorers"].as_array().unwrap() {
+        assert_eq!(
+            summary["verdicts"][row["name"].as_str().unwrap()],
+            row["verdict"],
+            "{summary}"
+        );
+    }
+    assert_eq!(
+        summary["changed"],
+        compared["changes"].as_array().unwrap().len(),
+        "{summary}"
+    );
+    assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000);
 }
