@@ -139,8 +139,9 @@ export function experimentsPage() {
       draw();
       app.dataset.loaded = 'experiments';
       setState('ready');
-      // The pass rates come from each experiment's report; the list is drawn without them.
-      await Promise.all(list.map(async function (e) {
+      // The pass rates come from each experiment's report; the list is drawn without them. A
+      // finished experiment's rate does not change, so only running ones are asked again.
+      await Promise.all(list.filter((e) => !rates.has(e.id) || e.status === 'running').map(async function (e) {
         try {
           /** @type {ReportJson} */
           const r = await api('/api/experiments/' + encodeURIComponent(e.id));
