@@ -23,6 +23,7 @@ const MODULES: &[(&str, &str)] = &[
     ("detail.js", include_str!("ui/detail.js")),
     ("diff.js", include_str!("ui/diff.js")),
     ("dom.js", include_str!("ui/dom.js")),
+    ("experiment_view.js", include_str!("ui/experiment_view.js")),
     ("experiments.js", include_str!("ui/experiments.js")),
     ("format.js", include_str!("ui/format.js")),
     ("group.js", include_str!("ui/group.js")),
