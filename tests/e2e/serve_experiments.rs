@@ -48,7 +48,8 @@ const NEXT: &str = r#"{"id": "a", "word": "good day"}
 {"id": "e", "word": "good day"}
 "#;
 
-/// A store with the experiments `base` and `next`, each five cases of `scored.yaml`.
+/// A store with the experiments `base` and `next`, each five cases of `scored.yaml`, and their
+/// HTML reports `base.html` and `next.html` (`eval -o`).
 pub(crate) fn two_experiments() -> TestEnv {
     let env = TestEnv::new().workflow("scored.yaml", SCORED);
     env.write("base.jsonl", BASE);
@@ -63,6 +64,8 @@ pub(crate) fn two_experiments() -> TestEnv {
             name,
             "--format",
             "json",
+            "-o",
+            &format!("{name}.html"),
         ]);
         // A failing case exits 1; the experiment is recorded all the same.
         assert_exit(&out, 1);
@@ -157,6 +160,7 @@ fn the_experiments_pages_list_filter_sort_link_and_compare_in_headless_chromium(
         .args(["--base", &served.url("")])
         .args(["--a", "base", "--b", "next", "--scorer", "has_good"])
         .args(["--screenshot", screenshot.to_str().unwrap()])
+        .args(["--report", env.path().join("base.html").to_str().unwrap()])
         .env("CHROMIUM", &browser)
         .env("NODE_PATH", &node_path);
     let out = output_within(cmd, Duration::from_secs(120));
@@ -185,4 +189,13 @@ fn the_experiments_pages_list_filter_sort_link_and_compare_in_headless_chromium(
         "{summary}"
     );
     assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000);
+    // The HTML report of `base` shows its cases, filters and sorts them as serve does, and opens
+    // a case's trace from the file itself.
+    let report = &summary["report"];
+    assert_eq!(report["rendered"], "5 cases", "{summary}");
+    assert_eq!(report["traces"], "5", "{summary}");
+    assert_eq!(report["failing"], 2, "{summary}");
+    let opened = report["trace"].as_str().unwrap();
+    assert!(opened.starts_with("trace_"), "{summary}");
+    assert!(report["spans"].as_u64() > Some(0), "{summary}");
 }

@@ -6,11 +6,15 @@
 // trace page; picking a baseline in the list leads to the comparison with a verdict per scorer.
 //
 //   node tests/ui/experiments.mjs --base http://127.0.0.1:PORT --a BASELINE_NAME --b NAME \
-//     --scorer SCORER [--screenshot PATH]
+//     --scorer SCORER [--screenshot PATH] [--report base.html]
+//
+// With --report (`agentrace eval -o` of the baseline), it also opens that file: it shows the
+// experiment's cases, "failing only" shows fewer, and a case opens its trace, all offline.
 //
 // Environment: CHROMIUM and NODE_PATH as for drive.mjs. Exit 0 with a one-line JSON summary on
 // stdout; exit 1 with the reason on stderr; exit 2 on bad arguments.
 import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 
 const require = createRequire(import.meta.url);
 const args = {};
@@ -135,6 +139,30 @@ try {
   if (args.screenshot) await page.screenshot({ path: args.screenshot, fullPage: true });
   await page.waitForTimeout(100);
   check();
+
+  if (args.report) {
+    step.name = 'open the HTML report';
+    // Nothing but the file itself may load.
+    page.on('request', (r) => { if (!r.url().startsWith('file:') && !r.url().startsWith('data:')) problems.push(`the report fetched ${r.url()}`); });
+    await page.goto(pathToFileURL(args.report).href);
+    await page.waitForFunction(() => document.body.dataset.rendered || document.body.dataset.errors);
+    const body = await page.evaluate(() => ({ ...document.body.dataset }));
+    if (body.errors) fail(`the report has script errors: ${await page.locator('#errors').innerText()}`);
+    const all = await page.locator('table.cases tbody tr').count();
+    await page.check('input[name="failing"]');
+    const failing = await page.locator('table.cases tbody tr').count();
+    if (!(failing > 0 && failing < all)) fail(`"failing only" in the report shows ${failing} of ${all}`);
+    const button = page.locator('table.cases tbody tr .t-name').first();
+    const traceId = await button.getAttribute('data-trace-id');
+    await button.click();
+    await page.waitForFunction((id) => document.getElementById('app').dataset.page === 'trace' && document.getElementById('app').dataset.loaded === id, traceId);
+    const spans = await page.locator('[data-span-id]').count();
+    if (!spans) fail('the report\'s trace shows no span');
+    await page.click('#tabs button[data-tab="experiment"]');
+    await page.waitForFunction(() => document.getElementById('app').dataset.page === 'experiment');
+    check();
+    summary.report = { rendered: body.rendered, traces: body.traces, cases: all, failing, trace: traceId, spans };
+  }
 } catch (e) {
   exitCode = 1;
   process.stderr.write(`experiments.mjs: FAIL at "${step.name}": ${e instanceof Failure ? e.message : (e && e.stack) || e}\n`);

@@ -121,6 +121,11 @@ struct RunArgs {
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
 
+    /// Write the report as one self-contained HTML file: the experiment as `serve` shows it,
+    /// with every case's trace
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+
     /// Exit 1 when the share of passing runs is below P (0 to 1); without it any failing case
     /// exits 1
     #[arg(long, value_name = "P")]
@@ -356,6 +361,9 @@ fn run_eval(args: RunArgs, globals: &Globals) -> Result<ExitCode, Error> {
         },
         globals,
     )?;
+    if let Some(path) = &args.output {
+        outputs::write_html(&store, path, &info, &results)?;
+    }
     let regression = match &args.baseline {
         Some(baseline) => compare::against_baseline(
             &store,
