@@ -105,7 +105,7 @@ fn list_experiments(args: &Args, globals: &Globals) -> Result<ExitCode, Error> {
         .experiments()?
         .iter()
         .take(args.limit)
-        .map(|e| super::eval::info_of(e, e.cases * u64::from(e.repeat)))
+        .map(crate::eval::report::stored_info)
         .collect();
     match args.format {
         ListFormat::Table => print_stdout(&render::eval::experiment_table(

@@ -112,7 +112,7 @@ fn show_experiment(
     format: ShowFormat,
     globals: &Globals,
 ) -> Result<ExitCode, Error> {
-    let (info, results) = super::eval::stored_report(store, experiment)?;
+    let (info, results) = crate::eval::report::stored_report(store, experiment)?;
     match format {
         ShowFormat::Tree => print_stdout(&render::eval::report_text(
             &info,

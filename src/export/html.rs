@@ -2,11 +2,13 @@
 //! same waterfall, chat view, tool calls and detail pane as `agentrace serve` shows, from the
 //! same modules (`src/serve/ui/`), with the traces embedded as data instead of fetched. Several
 //! traces get a tab each; the traces of one conversation also a tab with its turns, as serve's
-//! conversation page shows them.
+//! conversation page shows them. An experiment's report (`agentrace eval -o report.html`) is the
+//! same kind of page: the experiment as serve's experiment page draws it, every case's trace a
+//! click away ([`render_experiment`]).
 //!
 //! Nothing is fetched: the page (`ui/export.html`) gets the style sheet and the modules inline.
 //! The modules that need no network are joined into one `<script type="module">` in the order
-//! of [`MODULES`], each without its `import` lines and `export` keywords (they share one scope,
+//! of [`TRACE_MODULES`] then [`MODULES`] (or [`EVAL_MODULES`]), each without its `import` lines and `export` keywords (they share one scope,
 //! so their top-level names must differ; a test checks that, and that no module can end the
 //! script element). The traces travel as the JSON document serve's `/api/traces/<id>` answers
 //! (`trace::json`), in a `<script type="application/json">` block with `<`, `>`, `&` and the
@@ -24,19 +26,33 @@ use crate::trace::json::trace_doc_json;
 const TEMPLATE: &str = include_str!("../serve/ui/export.html");
 const STYLE: &str = include_str!("../serve/ui/app.css");
 
-/// The modules of the export, each after the ones it imports; `export.js` is the entry point.
-const MODULES: &[(&str, &str)] = &[
+/// The modules every page of this kind draws a trace with, each after the ones it imports.
+const TRACE_MODULES: &[(&str, &str)] = &[
     ("format.js", include_str!("../serve/ui/format.js")),
     ("dom.js", include_str!("../serve/ui/dom.js")),
     ("shell.js", include_str!("../serve/ui/shell.js")),
     ("model.js", include_str!("../serve/ui/model.js")),
     ("detail.js", include_str!("../serve/ui/detail.js")),
     ("waterfall.js", include_str!("../serve/ui/waterfall.js")),
+];
+
+/// The rest of the export of traces, after [`TRACE_MODULES`]; `export.js` is the entry point.
+const MODULES: &[(&str, &str)] = &[
     (
         "conversation.js",
         include_str!("../serve/ui/conversation.js"),
     ),
     ("export.js", include_str!("../serve/ui/export.js")),
+];
+
+/// The rest of an experiment's report (`agentrace eval -o report.html`), after
+/// [`TRACE_MODULES`]: the experiment view; `eval_export.js` is the entry point.
+const EVAL_MODULES: &[(&str, &str)] = &[
+    (
+        "experiment_view.js",
+        include_str!("../serve/ui/experiment_view.js"),
+    ),
+    ("eval_export.js", include_str!("../serve/ui/eval_export.js")),
 ];
 
 pub fn render(docs: &[TraceDoc]) -> String {
@@ -51,7 +67,25 @@ pub fn render(docs: &[TraceDoc]) -> String {
             ("__TITLE__", &escape_html(&title)),
             ("__STYLE__", STYLE),
             ("__DATA__", &script_json(&data)),
-            ("__SCRIPT__", &script()),
+            ("__SCRIPT__", &script(MODULES)),
+        ],
+    )
+}
+
+/// An experiment's report in one page: `report` is its JSON (`show EXPERIMENT --format json`),
+/// drawn as serve's experiment page draws it, and every case opens its trace from `docs`.
+pub fn render_experiment(title: &str, report: &Value, docs: &[TraceDoc]) -> String {
+    let data = json!({
+        "report": report,
+        "traces": docs.iter().map(trace_doc_json).collect::<Vec<_>>(),
+    });
+    fill(
+        TEMPLATE,
+        &[
+            ("__TITLE__", &escape_html(&format!("{title} — agentrace"))),
+            ("__STYLE__", STYLE),
+            ("__DATA__", &script_json(&data)),
+            ("__SCRIPT__", &script(EVAL_MODULES)),
         ],
     )
 }
@@ -74,9 +108,9 @@ fn fill(template: &str, parts: &[(&str, &str)]) -> String {
 
 /// The modules as the body of one module script: imports dropped (everything is in scope),
 /// `export` keywords dropped (nothing imports from an inline script).
-fn script() -> String {
+fn script(modules: &[(&str, &str)]) -> String {
     let mut out = String::new();
-    for (name, text) in MODULES {
+    for (name, text) in TRACE_MODULES.iter().chain(modules) {
         out.push_str("// ---- ");
         out.push_str(name);
         out.push('\n');
@@ -138,8 +172,9 @@ mod tests {
     }
 
     #[test]
-    fn the_page_fetches_nothing() {
+    fn the_pages_fetch_nothing() {
         let page = render(&[]);
+        let report = render_experiment("<nightly>", &json!({"cases": []}), &[]);
         for needle in [
             "src=",
             "href=",
@@ -152,18 +187,30 @@ mod tests {
             "__",
         ] {
             assert!(!page.contains(needle), "the page contains {needle}");
+            assert!(!report.contains(needle), "the report contains {needle}");
         }
         assert!(page.contains("<title>0 traces — agentrace</title>"));
+        assert!(report.contains("<title>&lt;nightly&gt; — agentrace</title>"));
     }
 
     /// The inlined code cannot end its element, and the joined modules, which share one scope,
     /// declare each top-level name once and import only what comes before them.
     #[test]
     fn the_inlined_modules_share_one_scope_safely() {
+        assert!(!STYLE.to_ascii_lowercase().contains("</style"));
+        let names = one_scope(MODULES);
+        assert!(names.contains("traceView") && names.contains("h"));
+        let names = one_scope(EVAL_MODULES);
+        assert!(names.contains("drawExperiment") && names.contains("traceView"));
+    }
+
+    /// The top-level names the joined modules of a page ([`TRACE_MODULES`], then `entry`)
+    /// declare, each once.
+    fn one_scope(entry: &[(&str, &str)]) -> BTreeSet<String> {
+        let modules: Vec<(&str, &str)> = TRACE_MODULES.iter().chain(entry).copied().collect();
         let lower = |s: &str| s.to_ascii_lowercase();
-        assert!(!lower(STYLE).contains("</style"));
         let mut names = BTreeSet::new();
-        for (i, (module, text)) in MODULES.iter().enumerate() {
+        for (i, (module, text)) in modules.iter().enumerate() {
             assert!(
                 !lower(text).contains("</script") && !text.contains("<!--"),
                 "{module}"
@@ -175,7 +222,7 @@ mod tests {
                         .and_then(|(_, rest)| rest.strip_suffix("';"))
                         .unwrap_or_else(|| panic!("{module}: an import on one line: {line}"));
                     assert!(
-                        MODULES[..i].iter().any(|(n, _)| *n == from),
+                        modules[..i].iter().any(|(n, _)| *n == from),
                         "{module} imports {from}, which is not inlined before it"
                     );
                     continue;
@@ -210,7 +257,7 @@ mod tests {
                 }
             }
         }
-        assert!(names.contains("traceView") && names.contains("h"));
+        names
     }
 
     #[test]

@@ -8,6 +8,9 @@
 //! | `GET /api/traces/{id}` (full id, unique prefix or `last`) | `show ID --format json` |
 //! | `GET /api/groups/{group}` | `show --group G --format json` |
 //! | `GET /api/diff?a=&b=[&content=true]` | `diff A B --format json` |
+//! | `GET /api/experiments[?limit=]` | `list --experiments --format json` |
+//! | `GET /api/experiments/{ref}` (id, id prefix or name) | `show EXPERIMENT --format json` |
+//! | `GET /api/compare?a=&b=` | `eval compare A B --format json` |
 //! | `GET /api/events` | (server-sent events: `change` on every store change) |
 
 use std::convert::Infallible;
@@ -21,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::{Shared, error, query_pairs as pairs, with_store};
+use crate::eval::{pairing, report};
 use crate::render;
 use crate::render::diff::TraceDiff;
 use crate::store::ListFilter;
@@ -110,6 +114,88 @@ pub async fn diff(State(app): State<Shared>, RawQuery(query): RawQuery) -> Respo
     }
 }
 
+/// `GET /api/experiments[?limit=N]`: newest first, at most 100 unless `limit` says otherwise
+/// (never more than [`MAX_LIMIT`]).
+pub async fn experiments(State(app): State<Shared>, RawQuery(query): RawQuery) -> Response {
+    let mut limit = 100;
+    for (key, value) in pairs(query.as_deref()) {
+        match (key.as_str(), value.parse::<usize>()) {
+            ("limit", Ok(n)) => limit = n.clamp(1, MAX_LIMIT),
+            ("limit", Err(_)) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("limit {value:?} is not a number"),
+                );
+            }
+            (other, _) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown parameter {other:?}: use limit"),
+                );
+            }
+        }
+    }
+    match with_store(&app, move |store| store.experiments()).await {
+        Ok(list) => json_response(&Value::Array(
+            list.iter()
+                .take(limit)
+                .map(|e| render::eval::experiment_json(&report::stored_info(e)))
+                .collect(),
+        )),
+        Err(response) => response,
+    }
+}
+
+/// `GET /api/experiments/{ref}`: the experiment's report, its cases with their scores.
+pub async fn experiment(State(app): State<Shared>, Path(reference): Path<String>) -> Response {
+    let found = with_store(&app, move |store| {
+        let e = store.find_experiment(&reference)?;
+        report::stored_report(store, &e)
+    })
+    .await;
+    match found {
+        Ok((info, results)) => json_response(&render::eval::report_json(&info, &results)),
+        Err(response) => response,
+    }
+}
+
+/// `GET /api/compare?a=EXPERIMENT&b=EXPERIMENT`: B against the baseline A, per scorer, and the
+/// cases that changed.
+pub async fn compare(State(app): State<Shared>, RawQuery(query): RawQuery) -> Response {
+    let (mut a, mut b) = (None, None);
+    for (key, value) in pairs(query.as_deref()) {
+        match key.as_str() {
+            "a" => a = Some(value),
+            "b" => b = Some(value),
+            other => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown parameter {other:?}: use a and b"),
+                );
+            }
+        }
+    }
+    let (Some(a), Some(b)) = (a, b) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "give the two experiments to compare: /api/compare?a=BASELINE&b=EXPERIMENT",
+        );
+    };
+    let compared = with_store(&app, move |store| {
+        let a = store.find_experiment(&a)?;
+        let b = store.find_experiment(&b)?;
+        let (rows, changes) = pairing::compare(store, &a, &b)?;
+        Ok(render::eval_compare::compare_json(
+            &a.id, &b.id, &rows, &changes,
+        ))
+    })
+    .await;
+    match compared {
+        Ok(value) => json_response(&value),
+        Err(response) => response,
+    }
+}
+
 /// `GET /api/events`: `event: change` with `{"version": N}` now and after every change to the
 /// store, `: ping` every 15 s; ends when the server shuts down.
 pub async fn events(State(app): State<Shared>) -> impl IntoResponse {
@@ -143,7 +229,7 @@ pub async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
         "no such API route: see /api/traces, /api/traces/{id}, /api/groups/{group}, \
-         /api/diff?a=&b=, /api/events",
+         /api/diff?a=&b=, /api/experiments, /api/experiments/{ref}, /api/compare?a=&b=, /api/events",
     )
 }
 

@@ -91,6 +91,9 @@ fn router(app: Shared) -> Router {
         .route("/api/traces/{id}", get(api::trace))
         .route("/api/groups/{group}", get(api::group))
         .route("/api/diff", get(api::diff))
+        .route("/api/experiments", get(api::experiments))
+        .route("/api/experiments/{reference}", get(api::experiment))
+        .route("/api/compare", get(api::compare))
         .route("/api/events", get(api::events))
         .route("/api/{*rest}", get(api::not_found))
         .route("/assets/{file}", get(ui::asset))
@@ -149,6 +152,10 @@ fn store_answer(e: &StoreError) -> (StatusCode, String) {
         StoreError::NotFound { id, .. } => (
             StatusCode::NOT_FOUND,
             format!("no trace matches {id} in the store"),
+        ),
+        StoreError::NoExperiment { reference, .. } => (
+            StatusCode::NOT_FOUND,
+            format!("no experiment matches {reference} in the store"),
         ),
         StoreError::NoTraces { .. } | StoreError::Empty { .. } => {
             (StatusCode::NOT_FOUND, "no traces recorded yet".to_string())
@@ -212,6 +219,10 @@ mod tests {
                 path: path.clone(),
             },
             StoreError::NoTraces { path: path.clone() },
+            StoreError::NoExperiment {
+                reference: "nightly".into(),
+                path: path.clone(),
+            },
             StoreError::NoRuns { path: path.clone() },
             StoreError::Empty { path: path.clone() },
             StoreError::BadId { id: "x".into() },

@@ -1,7 +1,7 @@
 //! The browser UI: one page, its style sheet and its native ES modules (`ui/*.js`, loaded from
 //! `ui/index.html` through `<script type="module">`), all compiled into the binary and served
 //! as they are: no bundler, nothing built at run time. The page routes on the client (`/`,
-//! `/traces/<id>`, `/groups/<g>`, `/diff?a=&b=`), so every GET that is not an API or asset path
+//! `/traces/<id>`, `/groups/<g>`, `/diff?a=&b=`, `/experiments…`), so every GET that is not an API or asset path
 //! answers with the page; an asset path that names no file is a 404.
 //!
 //! The same modules draw the trace in `agentrace export --format html` (`export/html.rs`
@@ -23,6 +23,8 @@ const MODULES: &[(&str, &str)] = &[
     ("detail.js", include_str!("ui/detail.js")),
     ("diff.js", include_str!("ui/diff.js")),
     ("dom.js", include_str!("ui/dom.js")),
+    ("experiment_view.js", include_str!("ui/experiment_view.js")),
+    ("experiments.js", include_str!("ui/experiments.js")),
     ("format.js", include_str!("ui/format.js")),
     ("group.js", include_str!("ui/group.js")),
     ("list.js", include_str!("ui/list.js")),

@@ -16,13 +16,17 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("workflow", &["trace", "query", "causes"]),
     ("llm", &["trace", "query", "causes"]),
     ("ingest", &["trace", "query", "causes"]),
-    // Evaluation reads datasets (with the workflow format's located YAML and diagnostics).
-    ("eval", &["trace", "query", "causes", "workflow"]),
     // What is done with traces: stored, rendered, exported. They read the trace model only
     // (the store also keeps sessions: llm's messages).
     ("store", &["trace", "query", "causes", "llm"]),
     ("render", &["trace", "query", "causes"]),
     ("export", &["trace", "query", "causes"]),
+    // Evaluation reads datasets (with the workflow format's located YAML and diagnostics), and
+    // reads experiments back from the store into render's report shapes for cli and serve.
+    (
+        "eval",
+        &["trace", "query", "causes", "workflow", "store", "render"],
+    ),
     // Running workflows: the engine never imports the store, render, export or cli.
     (
         "engine",
@@ -38,7 +42,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "serve",
         &[
-            "trace", "query", "causes", "store", "ingest", "render", "export", "error",
+            "trace", "query", "causes", "store", "ingest", "render", "export", "error", "eval",
         ],
     ),
     (

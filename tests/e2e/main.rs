@@ -39,6 +39,7 @@ mod run;
 mod scores;
 mod secrets;
 mod serve;
+mod serve_experiments;
 mod shapes;
 mod show;
 mod store;

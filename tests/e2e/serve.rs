@@ -1252,7 +1252,7 @@ fn a_page_on_another_origin_cannot_write_into_serve_in_headless_chromium() {
 
 /// The `node_modules` directory with playwright-core (`ci/playwright.sh` installs it), or
 /// `None` after a note when absent outside CI.
-fn playwright() -> Option<String> {
+pub(crate) fn playwright() -> Option<String> {
     let dir = std::env::var("AGENTRACE_NODE_PATH")
         .ok()
         .filter(|d| !d.is_empty());

@@ -12,8 +12,8 @@ mod drive;
 mod outputs;
 mod results;
 
+use crate::eval::report::info_of;
 use results::{case_results, gate};
-pub(crate) use results::{info_of, stored_report};
 
 use std::path::{Path, PathBuf};
 
@@ -120,6 +120,11 @@ struct RunArgs {
     /// Write a JUnit XML report to FILE: a testcase per case and scorer
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
+
+    /// Write the report as one self-contained HTML file: the experiment as `serve` shows it,
+    /// with every case's trace
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
 
     /// Exit 1 when the share of passing runs is below P (0 to 1); without it any failing case
     /// exits 1
@@ -385,6 +390,9 @@ fn run_eval(args: RunArgs, globals: &Globals) -> Result<ExitCode, Error> {
         },
         globals,
     )?;
+    if let Some(path) = &args.output {
+        outputs::write_html(&store, path, &info, &results)?;
+    }
     let regression = match &args.baseline {
         Some(baseline) => compare::against_baseline(
             &store,

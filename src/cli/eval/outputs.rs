@@ -216,3 +216,22 @@ fn step_summary(info: &ExperimentInfo, results: &[CaseResult]) -> String {
     }
     out
 }
+
+/// `eval -o report.html`: the report and every case's trace in one page that fetches nothing
+/// (`export::html::render_experiment`), written whole or not at all.
+pub(crate) fn write_html(
+    store: &crate::store::Store,
+    path: &Path,
+    info: &ExperimentInfo,
+    results: &[CaseResult],
+) -> Result<(), Error> {
+    let mut json = report_json(info, results);
+    crate::trace::redact::redact_value(&mut json);
+    let docs = results
+        .iter()
+        .filter_map(|r| r.trace_id)
+        .map(|id| store.find(&id.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let page = crate::export::html::render_experiment(&info.name, &json, &docs);
+    crate::cli::junit::write_atomic(path, &page)
+}

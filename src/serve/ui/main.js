@@ -3,9 +3,10 @@
 //
 // Native ES modules, no bundler and no dependencies; nothing is fetched but the JSON API of
 // the server that served it. Pages route on the client with history.pushState: `/` (trace
-// list), `/traces/<id>`, `/groups/<group>` (a conversation) and `/diff?a=&b=`. The page follows
-// the store live: `/api/events` says when anything changed, and the page on screen fetches its
-// data again (debounced).
+// list), `/traces/<id>`, `/groups/<group>` (a conversation), `/diff?a=&b=`, and the
+// experiments of `agentrace eval`: `/experiments`, `/experiments/<id>`,
+// `/experiments/compare?a=&b=`. The page follows the store live: `/api/events` says when
+// anything changed, and the page on screen fetches its data again (debounced).
 
 import { byId, h, link } from './dom.js';
 import { fmtMs, fmtRel } from './format.js';
@@ -14,6 +15,7 @@ import { listPage } from './list.js';
 import { tracePage } from './trace.js';
 import { groupPage } from './group.js';
 import { diffPage } from './diff.js';
+import { comparePage, experimentPage, experimentsPage } from './experiments.js';
 
 /** @typedef {import('./shell.js').Page} Page */
 
@@ -27,6 +29,9 @@ const routes = [
   [/^\/traces\/([^/]+)\/?$/, tracePage],
   [/^\/groups\/([^/]+)\/?$/, groupPage],
   [/^\/diff\/?$/, diffPage],
+  [/^\/experiments\/?$/, experimentsPage],
+  [/^\/experiments\/compare\/?$/, comparePage],
+  [/^\/experiments\/([^/]+)\/?$/, experimentPage],
 ];
 
 function render() {
