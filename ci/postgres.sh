@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# A real PostgreSQL server for the team-store tests: Debian's package, a throwaway cluster in a
+# temporary folder, on 127.0.0.1 at a free port, stopped by its PID.
+#
+#   ci/postgres.sh install   # Debian's postgresql when no initdb is found (apt-get)
+#   ci/postgres.sh start     # initdb + start; prints `export ...` lines on stdout
+#   ci/postgres.sh stop      # stops the server (fast shutdown, then by PID) and removes its data
+#   ci/postgres.sh status    # says whether it runs, and where
+#
+#   eval "$(ci/postgres.sh start)"   # sets AGENTRACE_PG_URL (postgres://agentrace@127.0.0.1:PORT/postgres)
+#
+# Environment:
+#   AGENTRACE_CI_CACHE   cache dir (default ~/.cache/agentrace-ci): postgres/run holds the state
+#   PG_STATE_DIR         where the PID file, log, env file and the cluster go (default: the cache's
+#                        postgres/run); give each concurrent server its own
+#   PG_PORT              the port (default: a free one, chosen here)
+#
+# initdb refuses to run as root: as root, the cluster belongs to (and the server runs as) the
+# `postgres` user the package creates. Authentication is `trust` on 127.0.0.1 only: a test server.
+# Only stdout of `start` is meant for `eval`; everything else this script says goes to stderr.
+set -euo pipefail
+
+CACHE=${AGENTRACE_CI_CACHE:-$HOME/.cache/agentrace-ci}
+STATE=${PG_STATE_DIR:-$CACHE/postgres/run}
+PID_FILE=$STATE/postgres.pid
+LOG_FILE=$STATE/postgres.log
+ENV_FILE=$STATE/postgres.env
+DATA=$STATE/data
+
+SERVER_NAME=postgres
+SERVER_MATCH=postgres
+# shellcheck source=ci/server-lib.sh
+source "$(dirname "$0")/server-lib.sh"
+
+# The newest installed server's bin directory.
+pg_bin() {
+  local d
+  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [[ -n $d && -x $d/initdb ]] || return 1
+  printf '%s\n' "$d"
+}
+
+# Runs a server program as the cluster's owner: `postgres` when we are root, else ourselves.
+as_owner() {
+  if ((EUID == 0)); then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+cmd_install() {
+  if pg_bin >/dev/null; then
+    say "already installed: $(pg_bin)"
+    return 0
+  fi
+  ((EUID == 0)) || die "PostgreSQL is not installed and installing needs root (apt-get install postgresql)"
+  say "installing Debian's postgresql"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >&2 ||
+    { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >&2; } ||
+    die "apt-get install postgresql failed"
+  pg_bin >/dev/null || die "no initdb under /usr/lib/postgresql/*/bin after the install"
+}
+
+cmd_start() {
+  local bin port pid url
+  bin=$(pg_bin) || die "PostgreSQL is not installed: run \`$0 install\` first"
+  if pid=$(running_pid); then
+    die "a server already runs from $STATE (pid $pid); run \`$0 stop\` first or set PG_STATE_DIR"
+  fi
+  mkdir -p "$STATE"
+  rm -rf "$DATA"
+  : >"$LOG_FILE"
+  if ((EUID == 0)); then chown postgres "$STATE" "$LOG_FILE"; fi
+  port=${PG_PORT:-$(free_port)}
+  local started=$SECONDS
+  as_owner "$bin/initdb" -D "$DATA" -A trust -U agentrace --encoding UTF8 --no-locale \
+    >"$LOG_FILE" 2>&1 || { show_log; die "initdb failed"; }
+  # The socket goes to the state folder, not /var/run; only 127.0.0.1 listens.
+  as_owner "$bin/pg_ctl" -D "$DATA" -l "$LOG_FILE" -w -t 60 \
+    -o "-p $port -k $STATE -c listen_addresses=127.0.0.1" start >/dev/null 2>&1 ||
+    { show_log; die "the server did not start"; }
+  pid=$(head -1 "$DATA/postmaster.pid")
+  printf '%s\n' "$pid" >"$PID_FILE"
+  url="postgres://agentrace@127.0.0.1:$port/postgres"
+  say "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') at $url (pid $pid, ready in $((SECONDS - started)) s, log $LOG_FILE)"
+  {
+    printf 'export AGENTRACE_PG_URL=%q\n' "$url"
+    printf 'export PG_SERVER_PID=%q\n' "$pid"
+  } | tee "$ENV_FILE"
+}
+
+# Fast shutdown through pg_ctl (it rolls back open sessions at once); by PID if that fails.
+cmd_stop() {
+  local pid bin
+  if pid=$(running_pid); then
+    if bin=$(pg_bin) && as_owner "$bin/pg_ctl" -D "$DATA" -m fast -w -t 20 stop >/dev/null 2>&1; then
+      say "stopped (pid $pid)"
+    else
+      stop_pid "$pid"
+      say "stopped by its pid ($pid)"
+    fi
+  else
+    say "no server running from $STATE"
+  fi
+  rm -rf "$DATA"
+  rm -f "$PID_FILE" "$ENV_FILE"
+}
+
+dispatch "$@"
