@@ -70,6 +70,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
         until: None,
         limit: Some(args.limit),
         search: args.search,
+        after: None,
     };
     filter.check_counts().map_err(Error::usage)?;
     let store = Store::open_existing(&globals.store)?;

@@ -4,7 +4,7 @@
 //!
 //! | route | CLI equivalent |
 //! |---|---|
-//! | `GET /api/traces?workflow=&group=&status=&meta=K=V&search=&since=&from=&until=&limit=` | `list --format json` |
+//! | `GET /api/traces?workflow=&group=&status=&meta=K=V&search=&since=&from=&until=&limit=&cursor=` | `list --format json`, a page at a time (`Link: rel="next"`) |
 //! | `GET /api/traces/{id}` (full id, unique prefix or `last`) | `show ID --format json` |
 //! | `GET /api/groups/{group}` | `show --group G --format json` |
 //! | `GET /api/diff?a=&b=[&content=true]` | `diff A B --format json` |
@@ -44,24 +44,64 @@ fn json_response(value: &Value) -> Response {
     }
 }
 
-/// The list filter from a query string (see [`ListFilter::from_pairs`]): at most 100 traces
-/// unless `limit` says otherwise, and never more than [`MAX_LIMIT`].
+/// The list filter from a query string (see [`ListFilter::from_pairs`]): a page of at most 100
+/// traces unless `limit` says otherwise, and never more than [`MAX_LIMIT`] (the `Link` header
+/// names the next page).
 fn list_filter(query: Option<&str>) -> Result<ListFilter, String> {
     let mut filter = ListFilter::from_pairs(pairs(query))?;
     filter.limit = Some(filter.limit.map_or(100, |n| n.clamp(1, MAX_LIMIT)));
     Ok(filter)
 }
 
-/// `GET /api/traces`
+/// The URL of the page after `last`: the same query with its cursor.
+fn next_page(query: Option<&str>, last: &crate::trace::Trace) -> String {
+    let kept: Vec<String> = query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("cursor="))
+        .map(str::to_string)
+        .collect();
+    let mut url = String::from("/api/traces?");
+    for p in &kept {
+        url.push_str(p);
+        url.push('&');
+    }
+    url.push_str("cursor=");
+    url.push_str(&crate::store::filter::cursor_of(last));
+    url
+}
+
+/// `GET /api/traces`: a page of the list, newest first. When more rows match, the answer has
+/// a `Link: <…&cursor=…>; rel="next"` header (and `X-Next-Cursor`), so a client reads every row
+/// page by page instead of being capped without a word.
 pub async fn traces(State(app): State<Shared>, RawQuery(query): RawQuery) -> Response {
-    let filter = match list_filter(query.as_deref()) {
+    let mut filter = match list_filter(query.as_deref()) {
         Ok(filter) => filter,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
+    let page = filter.limit.unwrap_or(MAX_LIMIT);
+    // One row more than the page says whether there is a next page.
+    filter.limit = Some(page + 1);
     match with_store(&app, move |store| store.list(&filter)).await {
-        Ok(traces) => json_response(&Value::Array(
-            traces.iter().map(render::json::summary_json).collect(),
-        )),
+        Ok(mut traces) => {
+            let more = traces.len() > page;
+            traces.truncate(page);
+            let mut response = json_response(&Value::Array(
+                traces.iter().map(render::json::summary_json).collect(),
+            ));
+            if let (true, Some(last)) = (more, traces.last()) {
+                let next = next_page(query.as_deref(), last);
+                let cursor = crate::store::filter::cursor_of(last);
+                let headers = response.headers_mut();
+                if let Ok(v) = header::HeaderValue::from_str(&format!("<{next}>; rel=\"next\"")) {
+                    headers.insert(header::LINK, v);
+                }
+                if let Ok(v) = header::HeaderValue::from_str(&cursor) {
+                    headers.insert("x-next-cursor", v);
+                }
+            }
+            response
+        }
         Err(response) => response,
     }
 }

@@ -4,7 +4,7 @@
 //! limits; they live here, beside the query that uses them, so that neither front-end has to
 //! borrow the other's parsing (serve once imported it from cli, an arrow up the layers).
 
-use crate::trace::{Status, Timestamp};
+use crate::trace::{Status, Timestamp, TraceId};
 
 /// The most words a search takes, and the most `--meta` filters: each becomes its own subquery,
 /// and thousands of them overflow SQLite's expression limits (a store error, not the user's).
@@ -27,6 +27,23 @@ pub struct ListFilter {
     /// `--search TEXT`: every word appears in the trace's name, workflow, span names, span
     /// inputs and outputs, or event names (SQLite matches them in `store/sqlite/search.rs`).
     pub search: Option<String>,
+    /// A page's cursor: only traces after this one in list order (newest first), i.e. started
+    /// before it, or at the same time with a smaller id.
+    pub after: Option<(Timestamp, TraceId)>,
+}
+
+/// The cursor that continues a list after `trace`: `MICROS.TRACE_ID`.
+pub fn cursor_of(trace: &crate::trace::Trace) -> String {
+    format!("{}.{}", trace.started_at.micros(), trace.trace_id)
+}
+
+/// A cursor made by [`cursor_of`].
+pub fn parse_cursor(text: &str) -> Result<(Timestamp, TraceId), String> {
+    let bad = || format!("cursor: {text:?} is not a cursor this server gave");
+    let (micros, id) = text.split_once('.').ok_or_else(bad)?;
+    let micros: i64 = micros.parse().map_err(|_| bad())?;
+    let id = TraceId::parse(id).ok_or_else(bad)?;
+    Ok((Timestamp(micros), id))
 }
 
 impl ListFilter {
@@ -65,6 +82,7 @@ impl ListFilter {
                 }
                 "from" => filter.since = Some(timestamp("from", &value)?),
                 "until" => filter.until = Some(timestamp("until", &value)?),
+                "cursor" => filter.after = Some(parse_cursor(&value)?),
                 "limit" => {
                     let n: usize = value
                         .parse()
@@ -74,7 +92,7 @@ impl ListFilter {
                 other => {
                     return Err(format!(
                         "unknown parameter {other:?}: use workflow, group, status, meta, search, \
-                         since, from, until or limit"
+                         since, from, until, limit or cursor"
                     ));
                 }
             }

@@ -1428,3 +1428,75 @@ fn real_python_opentelemetry_spans_land_in_serve_as_agent_generation_and_functio
     assert_eq!(doc["usage"]["input_tokens"], 12);
     assert_eq!(doc["usage"]["output_tokens"], 5);
 }
+
+#[test]
+fn the_trace_list_pages_with_a_cursor_instead_of_capping_silently() {
+    let env = TestEnv::new();
+    let served = Served::start(&env, &[]);
+    // Twelve traces, four of them started at the very same instant (ties go by id).
+    let tie = now_plus(-100);
+    for i in 0..12u32 {
+        let hex = format!("dddd0000dddd0000dddd0000dddd{i:04x}");
+        let started = if i < 4 {
+            tie.clone()
+        } else {
+            now_plus(-90 + i64::from(i))
+        };
+        let r = served.post(
+            "/v1/traces/ingest",
+            "application/json",
+            &sdk_body(&hex, "Paged", &started, &now_plus(-1)),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let all: Vec<String> = served
+        .get_json("/api/traces?limit=100")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["trace_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(all.len(), 12);
+    let r = served.get("/api/traces?limit=100");
+    assert_eq!(r.header("link"), None, "one page holds them all");
+
+    // Pages of 5: follow the Link header; every trace once, in the same order.
+    let mut seen = Vec::new();
+    let mut url = "/api/traces?workflow=Paged&limit=5".to_string();
+    let mut pages = 0;
+    loop {
+        let r = served.get(&url);
+        assert_eq!(r.status, 200, "{}", r.text());
+        let page: Vec<String> = r
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["trace_id"].as_str().unwrap().to_string())
+            .collect();
+        assert!(page.len() <= 5);
+        seen.extend(page);
+        pages += 1;
+        match r.header("link") {
+            Some(link) => {
+                assert!(link.ends_with(">; rel=\"next\""), "{link}");
+                assert!(
+                    link.contains("workflow=Paged"),
+                    "the filter is kept: {link}"
+                );
+                url = link[1..link.find('>').unwrap()].to_string();
+                assert!(r.header("x-next-cursor").is_some());
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, all);
+    let r = served.get("/api/traces?cursor=nonsense");
+    assert_eq!(r.status, 400);
+    assert!(
+        r.error().contains("is not a cursor this server gave"),
+        "{}",
+        r.error()
+    );
+}

@@ -240,7 +240,15 @@ impl Store {
             sql.push_str(&clause);
             args.extend(values);
         }
-        sql.push_str(" ORDER BY started_at DESC, rowid DESC");
+        if let Some((at, id)) = filter.after {
+            // Keyset paging: the rows after the cursor's in the order below, whatever was
+            // added or removed meanwhile.
+            sql.push_str(" AND (started_at < ? OR (started_at = ? AND trace_id < ?))");
+            args.push(SqlValue::Integer(at.micros()));
+            args.push(SqlValue::Integer(at.micros()));
+            args.push(SqlValue::Text(id.to_string()));
+        }
+        sql.push_str(" ORDER BY started_at DESC, trace_id DESC");
         if let (Some(limit), true) = (filter.limit, in_sql) {
             sql.push_str(" LIMIT ?");
             args.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
