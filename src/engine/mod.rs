@@ -265,30 +265,24 @@ impl Engine {
             Some(recording) => Models::replay(&wf, recording.clone()),
             None => Models::resolve(&wf, opts.offline)?,
         };
-        let limit = opts
-            .max_concurrency
-            .or(wf.max_concurrency.as_ref().map(|m| m.value));
-        if limit == Some(0) {
-            return Err(Error::usage("--max-concurrency must be at least 1"));
-        }
-        let prices = limits::Prices::new(&wf.prices);
-        let budget = limits::Budget::new(&wf, opts.max_tokens, opts.max_cost_usd);
-        Ok(Engine {
-            prices,
-            budget,
-            limiter: limit.map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize))),
+        // What every run of this workflow shares, then this run's own parts.
+        let shared = Engine {
+            prices: limits::Prices::new(&wf.prices),
+            budget: limits::Budget::new(&wf, None, None),
+            limiter: None,
             current: Arc::new(Mutex::new(None)),
             wf: Arc::new(wf),
             templates: Templates::new(),
             models,
-            opts,
-            vars,
+            opts: RunOptions::default(),
+            vars: Map::new(),
             tool_schemas,
             output_schemas,
             sessions: None,
             replayed_sessions: Mutex::new(HashMap::new()),
             on_text: None,
-        })
+        };
+        shared.with_run(opts, vars)
     }
 
     /// Another run of this engine's workflow with `opts` (an evaluation's next case), sharing
@@ -297,6 +291,12 @@ impl Engine {
     /// `opts.replay` must be this engine's: the model clients were chosen by them.
     pub fn for_case(&self, opts: RunOptions) -> Result<Engine, Error> {
         let vars = vars_of(&self.wf, &opts)?;
+        self.with_run(opts, vars)
+    }
+
+    /// An engine for one run of this engine's workflow: the shared parts cloned (they are
+    /// `Arc`s and maps of them), the run's own built from `opts`.
+    fn with_run(&self, opts: RunOptions, vars: Map<String, Value>) -> Result<Engine, Error> {
         let limit = opts
             .max_concurrency
             .or(self.wf.max_concurrency.as_ref().map(|m| m.value));

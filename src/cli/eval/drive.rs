@@ -221,8 +221,10 @@ async fn run_case(ctx: &Ctx<'_>, job: Job) -> Option<()> {
     Some(())
 }
 
-/// Runs `todo` and waits until every record of the writer is committed.
+/// Runs `todo`, each case an engine made from `prototype`, and waits until every record of the
+/// writer is committed.
 pub(crate) fn drive(
+    prototype: Engine,
     wf: &Workflow,
     experiment: &Experiment,
     todo: Vec<Job>,
@@ -243,7 +245,7 @@ pub(crate) fn drive(
         return Err(Error::usage("--max-concurrency must be at least 1"));
     }
     let live = !globals.quiet && std::io::stderr().is_terminal() && !under_ci();
-    let mut prototype = Engine::new(wf.clone(), base.clone())?;
+    let mut prototype = prototype;
     if let Some(s) = &sessions {
         prototype = prototype.with_sessions(s.clone());
     }

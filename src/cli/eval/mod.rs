@@ -223,12 +223,13 @@ fn run_eval(args: RunArgs, globals: &Globals) -> Result<ExitCode, Error> {
         no_content: args.no_content,
         ..RunOptions::default()
     };
+    let prototype = Engine::new(wf.clone(), options.clone())?;
     if let Some(first) = data.cases.first() {
         let job = Job {
             case: first.clone(),
             attempt: 1,
         };
-        Engine::new(wf.clone(), drive::case_options(&options, "exp_", &job))?;
+        prototype.for_case(drive::case_options(&options, "exp_", &job))?;
     }
     if args.resume.is_none() && select(&data, &args.filter, args.limit).is_empty() {
         let mut why: Vec<String> = args
@@ -357,6 +358,7 @@ fn run_eval(args: RunArgs, globals: &Globals) -> Result<ExitCode, Error> {
         );
     }
     let ended = drive::drive(
+        prototype,
         &wf,
         &experiment,
         todo,
