@@ -111,7 +111,11 @@ fn annotations_url(base: &str) -> String {
 
 /// Sends `docs` to Phoenix at `base`: each trace over OTLP, then the scores as annotations.
 pub fn send_blocking(docs: &[TraceDoc], base: &str, config: &PushConfig) -> Result<Sent, String> {
-    let traces = push::push_blocking(docs, config)?;
+    push::runtime()?.block_on(send(docs, base, config))
+}
+
+async fn send(docs: &[TraceDoc], base: &str, config: &PushConfig) -> Result<Sent, String> {
+    let traces = push::push_each(docs, config).await?;
     let (body, n) = annotations(docs);
     if n == 0 {
         return Ok(Sent {
@@ -127,34 +131,28 @@ pub fn send_blocking(docs: &[TraceDoc], base: &str, config: &PushConfig) -> Resu
         .filter(|(k, _)| k.eq_ignore_ascii_case("authorization"))
         .cloned()
         .collect();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(async {
-        let client = push::client(config.timeout)?;
-        let request = Request {
-            url: &url,
-            content_type: "application/json",
-            protocol: Protocol::Json,
-            body: &body,
-            gzip: false,
-            headers: &headers,
-            timeout: config.timeout,
-        };
-        // Phoenix stores pushed spans in the background (a bulk inserter, ~0.1 s after it
-        // answers) and refuses annotations of spans it does not have yet with a 404: wait for
-        // them, a while.
-        let deadline = std::time::Instant::now() + SPANS_WAIT;
-        loop {
-            match push::send(&client, &request).await {
-                Err(e) if e.starts_with("HTTP 404") && std::time::Instant::now() < deadline => {
-                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-                }
-                other => break other.map_err(|e| format!("span annotations: {e}")),
+    let client = push::client(config.timeout)?;
+    let request = Request {
+        url: &url,
+        content_type: "application/json",
+        protocol: Protocol::Json,
+        body: &body,
+        gzip: false,
+        headers: &headers,
+        timeout: config.timeout,
+    };
+    // Phoenix stores pushed spans in the background (a bulk inserter, ~0.1 s after it answers)
+    // and refuses annotations of spans it does not have yet with a 404: wait for them, a while.
+    let deadline = std::time::Instant::now() + SPANS_WAIT;
+    loop {
+        match push::send(&client, &request).await {
+            Ok(_) => break,
+            Err(r) if r.status == Some(404) && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
             }
+            Err(r) => return Err(format!("span annotations: {}", r.message)),
         }
-    })?;
+    }
     Ok(Sent {
         traces,
         annotations: n,

@@ -348,7 +348,8 @@ pub async fn push(docs: &[TraceDoc], config: &PushConfig) -> Result<Delivered, S
             timeout: config.timeout,
         },
     )
-    .await?;
+    .await
+    .map_err(|r| r.message)?;
     let (rejected_spans, message) = partial_success(&bytes, config.protocol);
     Ok(Delivered {
         spans,
@@ -380,13 +381,22 @@ pub(crate) struct Request<'a> {
     pub timeout: Duration,
 }
 
+/// Why a request got no successful answer: the HTTP status when the receiver answered, and a
+/// message (the receiver's own when it gave one; never a header or the URL's user).
+#[derive(Debug)]
+pub(crate) struct Refused {
+    pub status: Option<u16>,
+    pub message: String,
+}
+
 /// Posts `request`, retrying 429, 5xx and connection failures: the answer's body, or why there
-/// was none (the receiver's own message when it gave one; never a header or the URL's user).
+/// was none.
 pub(crate) async fn send(
     client: &reqwest::Client,
     request: &Request<'_>,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, Refused> {
     let mut last_error = String::new();
+    let mut last_status = None;
     for attempt in 0..ATTEMPTS {
         let mut req = client
             .post(request.url)
@@ -407,17 +417,22 @@ pub(crate) async fn send(
                     return Ok(bytes.to_vec());
                 }
                 let detail = describe_body(&bytes, request.protocol);
+                last_status = Some(status.as_u16());
                 last_error = if detail.is_empty() {
                     format!("HTTP {status}")
                 } else {
                     format!("HTTP {status}: {detail}")
                 };
                 if !retryable(status) {
-                    return Err(last_error);
+                    return Err(Refused {
+                        status: last_status,
+                        message: last_error,
+                    });
                 }
                 backoff(attempt, retry_after.as_ref())
             }
             Err(e) => {
+                last_status = None;
                 // reqwest's message carries the URL; say it without user info.
                 let e = e.without_url();
                 last_error = if e.is_timeout() {
@@ -439,28 +454,38 @@ pub(crate) async fn send(
             tokio::time::sleep(wait).await;
         }
     }
-    Err(format!("{last_error} (after {ATTEMPTS} attempts)"))
+    Err(Refused {
+        status: last_status,
+        message: format!("{last_error} (after {ATTEMPTS} attempts)"),
+    })
 }
 
 /// [`push`] from synchronous code: one request per trace, on a runtime of its own. Stops at the
 /// first trace that cannot be delivered.
 pub fn push_blocking(docs: &[TraceDoc], config: &PushConfig) -> Result<Delivered, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    runtime()?.block_on(push_each(docs, config))
+}
+
+/// One request per trace, in order; stops at the first that cannot be delivered.
+pub(crate) async fn push_each(docs: &[TraceDoc], config: &PushConfig) -> Result<Delivered, String> {
+    let mut total = Delivered::default();
+    for doc in docs {
+        let d = push(std::slice::from_ref(doc), config).await?;
+        total.spans += d.spans;
+        total.rejected_spans += d.rejected_spans;
+        if total.message.is_empty() {
+            total.message = d.message;
+        }
+    }
+    Ok(total)
+}
+
+/// The runtime a synchronous caller runs a push on.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(async {
-        let mut total = Delivered::default();
-        for doc in docs {
-            let d = push(std::slice::from_ref(doc), config).await?;
-            total.spans += d.spans;
-            total.rejected_spans += d.rejected_spans;
-            if total.message.is_empty() {
-                total.message = d.message;
-            }
-        }
-        Ok(total)
-    })
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
 #[cfg(test)]
