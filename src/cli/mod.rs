@@ -24,6 +24,7 @@ use clap::{Parser, Subcommand};
 
 use crate::error::{Error, ExitCode};
 use crate::render::theme::{ColorChoice, Theme};
+use crate::store::Location;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,9 +34,10 @@ use crate::render::theme::{ColorChoice, Theme};
     propagate_version = true
 )]
 pub struct Cli {
-    /// The trace store (SQLite) [default: $XDG_DATA_HOME/agentrace/traces.db]
-    #[arg(long, global = true, env = "AGENTRACE_STORE", value_name = "PATH")]
-    store: Option<PathBuf>,
+    /// The trace store: an SQLite file (a path or sqlite:PATH) or a PostgreSQL database
+    /// (postgres://USER@HOST:PORT/DB) [default: $XDG_DATA_HOME/agentrace/traces.db]
+    #[arg(long, global = true, env = "AGENTRACE_STORE", value_name = "PATH|URL")]
+    store: Option<Location>,
 
     /// Print nothing but the result
     #[arg(short, long, global = true)]
@@ -101,7 +103,7 @@ impl From<ColorArg> for ColorChoice {
 
 /// Options every subcommand shares.
 pub struct Globals {
-    pub store: PathBuf,
+    pub store: Location,
     pub quiet: bool,
     pub color: ColorChoice,
 }
@@ -154,7 +156,10 @@ pub fn main_entry() -> i32 {
         }
     };
     let globals = Globals {
-        store: cli.store.clone().unwrap_or_else(default_store),
+        store: cli
+            .store
+            .clone()
+            .unwrap_or_else(|| Location::Sqlite(default_store())),
         quiet: cli.quiet,
         color: cli.color.into(),
     };

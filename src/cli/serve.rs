@@ -112,7 +112,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
         // Scripts wait for this line (it carries the port when --addr ends in :0).
         eprintln!(
             "agentrace serve: listening on http://{local} (store {}){}",
-            options.store.display(),
+            options.store,
             if options.token.is_some() {
                 ", token required"
             } else {

@@ -68,7 +68,7 @@ fn check(result: Result<Ingest, IngestError>) {
         Err(e) => assert!(!e.to_string().trim().is_empty(), "an empty reason"),
         Ok(ingest) => {
             let dir = tempfile::tempdir().expect("temp dir");
-            let store = Store::open(&dir.path().join("fuzz.db")).expect("store");
+            let store = Store::open(dir.path().join("fuzz.db")).expect("store");
             store.ingest(&ingest).expect("what parses, stores");
             for header in &ingest.traces {
                 store.load(header.trace_id).expect("the trace reads back");

@@ -303,7 +303,7 @@ async fn read_body<'a>(
 
 /// Writes a parsed payload; returns how many traces and spans it touched.
 async fn store(
-    app: &App,
+    app: &Shared,
     (parsed, cut): (Ingest, usize),
     source: &'static str,
     peer: SocketAddr,

@@ -20,7 +20,6 @@ mod ui;
 mod watch;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
@@ -32,12 +31,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::query::{decode, pairs as query_pairs};
-use crate::store::{Store, StoreError};
+use crate::store::{Location, Store, StoreError};
 
 /// How `serve` was asked to run.
 #[derive(Clone, Debug)]
 pub struct Options {
-    pub store: PathBuf,
+    pub store: Location,
     /// The bearer token every request must carry; required unless listening on loopback.
     pub token: Option<String>,
     /// The largest request body accepted, after decompression.
@@ -56,7 +55,14 @@ struct App {
     ingest_budget: tokio::sync::Semaphore,
     changes: tokio::sync::watch::Receiver<u64>,
     shutdown: CancellationToken,
+    /// Idle connections to a PostgreSQL store, reused by the next request (connecting costs a
+    /// few round trips, with TLS a few more). An SQLite store is opened per request: opening a
+    /// file is cheap, and a request then always sees the file as it is now.
+    idle: std::sync::Mutex<Vec<Store>>,
 }
+
+/// The most idle PostgreSQL connections a `serve` keeps.
+const IDLE_CONNECTIONS: usize = 16;
 
 type Shared = Arc<App>;
 
@@ -74,6 +80,7 @@ pub async fn serve(
         options,
         changes,
         shutdown: shutdown.clone(),
+        idle: std::sync::Mutex::default(),
     });
     axum::serve(
         listener,
@@ -186,12 +193,37 @@ fn store_answer(e: &StoreError) -> (StatusCode, String) {
 /// Runs `f` with a connection to the store on the blocking pool. `serve` created and migrated
 /// the store when it started, so a request only connects: no file creation, no chmod.
 async fn with_store<T: Send + 'static>(
-    app: &App,
+    app: &Shared,
     f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, Response> {
-    let path = app.options.store.clone();
+    let shared = Arc::clone(app);
     match tokio::task::spawn_blocking(move || {
-        Store::open_existing(&path).and_then(|store| f(&store))
+        let pooled = matches!(shared.options.store, Location::Postgres(_));
+        let reused = if pooled {
+            shared
+                .idle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .pop()
+        } else {
+            None
+        };
+        let store = match reused {
+            Some(store) => store,
+            None => Store::open_existing(&shared.options.store)?,
+        };
+        let result = f(&store);
+        // A connection that failed may be broken: let it go.
+        if pooled && result.is_ok() {
+            let mut idle = shared
+                .idle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if idle.len() < IDLE_CONNECTIONS {
+                idle.push(store);
+            }
+        }
+        result
     })
     .await
     {

@@ -1,43 +1,48 @@
 //! Noticing changes to the store, whoever makes them: a `run` in another process, an ingest
-//! request, `rm`. SQLite's `PRAGMA data_version` changes on one connection whenever another
-//! connection commits, so one thread polls it on its own connection and bumps a counter that
+//! request (to this `serve` or to another instance on the same database), `rm`. One thread
+//! waits on its own connection ([`Store::wait_for_change`]: SQLite's `data_version`, polled;
+//! PostgreSQL's `LISTEN`, woken at once by every writer's `NOTIFY`) and bumps a counter that
 //! `/api/events` streams to browsers.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::Store;
+use crate::store::{ChangeCursor, Location, Store};
 
-/// How often the store is polled; a commit shows up in the UI within about this long.
+/// How long one wait lasts (how often SQLite is polled; how soon a shutdown is seen); a commit
+/// shows up in the UI within about this long.
 const POLL: Duration = Duration::from_millis(250);
 
 /// Starts the watcher thread; the receiver's value goes up by one per observed change.
-pub fn spawn(path: PathBuf, shutdown: CancellationToken) -> watch::Receiver<u64> {
+pub fn spawn(location: Location, shutdown: CancellationToken) -> watch::Receiver<u64> {
     let (tx, rx) = watch::channel(0u64);
     let _ = std::thread::Builder::new()
         .name("agentrace-watch".into())
         .spawn(move || {
             let mut store: Option<Store> = None;
-            let mut last: Option<i64> = None;
+            let mut cursor = ChangeCursor::default();
             while !shutdown.is_cancelled() {
                 if store.is_none() {
-                    store = Store::open_existing(&path).ok();
-                }
-                match store.as_ref().map(Store::data_version) {
-                    Some(Ok(version)) => {
-                        if last.is_some_and(|l| l != version) {
-                            tx.send_modify(|n| *n += 1);
-                        }
-                        last = Some(version);
+                    store = Store::open_existing(&location).ok();
+                    if store.is_none() {
+                        std::thread::sleep(POLL);
+                        continue;
                     }
-                    // The file went away or broke: reconnect on the next round.
-                    Some(Err(_)) => store = None,
-                    None => {}
                 }
-                std::thread::sleep(POLL);
+                match store.as_ref().map(|s| s.wait_for_change(&mut cursor, POLL)) {
+                    Some(Ok(true)) => tx.send_modify(|n| *n += 1),
+                    Some(Ok(false)) | None => {}
+                    // The file went away or the connection broke: reconnect on the next round,
+                    // and count it as a change (what happened meanwhile is unknown).
+                    Some(Err(_)) => {
+                        store = None;
+                        cursor = ChangeCursor::default();
+                        tx.send_modify(|n| *n += 1);
+                        std::thread::sleep(POLL);
+                    }
+                }
             }
         });
     rx

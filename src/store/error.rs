@@ -87,6 +87,14 @@ pub enum StoreError {
     )]
     CannotOpen { path: PathBuf, detail: String },
 
+    /// A database server that cannot be reached (down, wrong host or port, a lost connection).
+    #[error("cannot reach the store {}: {detail}", path.display())]
+    Unreachable { path: PathBuf, detail: String },
+
+    /// A database server that said no: wrong credentials, no such database, TLS refused.
+    #[error("the store {} refused the connection: {detail}", path.display())]
+    Refused { path: PathBuf, detail: String },
+
     #[error("cannot {action} the store {}: {source}", path.display())]
     Io {
         action: &'static str,

@@ -4,9 +4,15 @@
 //! either.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 
+use serde_json::{Map, Value};
+
+use super::StoreError;
 use crate::trace::bound::{bound_map, bound_value, truncate_str};
-use crate::trace::{Span, SpanId, Trace, TraceId};
+use crate::trace::{
+    ErrorInfo, Event, Span, SpanId, SpanKind, Status, Timestamp, Trace, TraceId, Usage,
+};
 
 /// What one ingest request changed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -76,4 +82,171 @@ pub(crate) fn tree_order(spans: Vec<Span>) -> Vec<Span> {
         .into_iter()
         .filter_map(|i| slots.get_mut(i).and_then(Option::take))
         .collect()
+}
+
+/// A trace row as a backend returns it, before its text is checked.
+pub(crate) struct TraceRow {
+    pub(crate) trace_id: String,
+    pub(crate) name: String,
+    pub(crate) workflow: String,
+    pub(crate) group_id: Option<String>,
+    pub(crate) metadata: Option<String>,
+    pub(crate) status: String,
+    pub(crate) started_at: i64,
+    pub(crate) ended_at: Option<i64>,
+    pub(crate) tokens: [i64; 3],
+    pub(crate) error: Option<String>,
+    pub(crate) pid: Option<i64>,
+    pub(crate) cost_usd: Option<f64>,
+}
+
+impl TraceRow {
+    pub(crate) fn into_trace(self, path: &Path) -> Result<Trace, StoreError> {
+        let [input, output, total] = self.tokens.map(|n| u64::try_from(n).unwrap_or(0));
+        Ok(Trace {
+            trace_id: parse_trace_id(path, &self.trace_id)?,
+            name: self.name,
+            workflow: self.workflow,
+            group_id: self.group_id,
+            metadata: json_map(self.metadata.as_deref()),
+            status: Status::parse(&self.status).ok_or_else(|| StoreError::Malformed {
+                path: path.to_path_buf(),
+                what: "trace",
+                detail: format!("unknown status {:?}", self.status),
+            })?,
+            started_at: Timestamp(self.started_at),
+            ended_at: self.ended_at.map(Timestamp),
+            usage: Usage {
+                input_tokens: input,
+                output_tokens: output,
+                total_tokens: total,
+            },
+            cost_usd: self.cost_usd,
+            error: json_error(self.error.as_deref()),
+            pid: self.pid.and_then(|p| u32::try_from(p).ok()),
+        })
+    }
+}
+
+pub(crate) fn parse_trace_id(path: &Path, text: &str) -> Result<TraceId, StoreError> {
+    TraceId::parse(text).ok_or_else(|| StoreError::Malformed {
+        path: path.to_path_buf(),
+        what: "trace",
+        detail: format!("bad trace id {text:?}"),
+    })
+}
+
+/// A JSON object column; anything unreadable becomes an empty object rather than hiding the
+/// whole trace.
+pub(crate) fn json_map(text: Option<&str>) -> Map<String, Value> {
+    text.and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default()
+}
+
+/// An error column: `{"message", "data"}`, or for anything else the raw text as the message.
+pub(crate) fn json_error(text: Option<&str>) -> Option<ErrorInfo> {
+    let text = text?;
+    Some(serde_json::from_str(text).unwrap_or_else(|_| ErrorInfo::new(text)))
+}
+
+/// A span row as a backend returns it, before its text is checked (its events come apart).
+pub(crate) struct SpanRow {
+    pub(crate) span_id: String,
+    pub(crate) parent_id: Option<String>,
+    pub(crate) kind: String,
+    pub(crate) name: String,
+    pub(crate) status: String,
+    pub(crate) started_at: i64,
+    pub(crate) ended_at: Option<i64>,
+    pub(crate) attributes: Option<String>,
+    pub(crate) error: Option<String>,
+}
+
+impl SpanRow {
+    pub(crate) fn into_span(self, trace_id: TraceId, path: &Path) -> Result<Span, StoreError> {
+        let malformed = |detail: String| StoreError::Malformed {
+            path: path.to_path_buf(),
+            what: "span",
+            detail,
+        };
+        Ok(Span {
+            span_id: SpanId::parse(&self.span_id)
+                .ok_or_else(|| malformed(format!("bad span id {:?}", self.span_id)))?,
+            trace_id,
+            // An unreadable parent id makes the span an orphan, not an error.
+            parent_id: self.parent_id.as_deref().and_then(SpanId::parse),
+            kind: SpanKind::parse(&self.kind)
+                .ok_or_else(|| malformed(format!("unknown span kind {:?}", self.kind)))?,
+            name: self.name,
+            status: Status::parse(&self.status)
+                .ok_or_else(|| malformed(format!("unknown status {:?}", self.status)))?,
+            started_at: Timestamp(self.started_at),
+            ended_at: self.ended_at.map(Timestamp),
+            attributes: json_map(self.attributes.as_deref()),
+            events: Vec::new(),
+            error: json_error(self.error.as_deref()),
+        })
+    }
+}
+
+/// Events (span id, name, time, attributes) onto their spans, in the order given; events of
+/// unknown spans are dropped.
+pub(crate) fn attach_events(
+    spans: &mut [Span],
+    rows: impl IntoIterator<Item = (String, String, i64, Option<String>)>,
+) {
+    let index: HashMap<SpanId, usize> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.span_id, i))
+        .collect();
+    for (span_id, name, time, attrs) in rows {
+        if let Some(&i) = SpanId::parse(&span_id).and_then(|s| index.get(&s))
+            && let Some(span) = spans.get_mut(i)
+        {
+            span.events.push(Event {
+                name,
+                time: Timestamp(time),
+                attributes: json_map(attrs.as_deref()),
+            });
+        }
+    }
+}
+
+/// Closes a dead run's trace and spans in memory, as every backend's reconcile does before it
+/// writes the same: the trace and its running spans become `error` ("did not finish"), ending
+/// at the last time anything of the run was seen. Returns that end.
+pub(crate) fn close_dead_run(trace: &mut Trace, spans: &mut [Span]) -> Timestamp {
+    let pid = trace.pid.unwrap_or_default();
+    let ended = spans
+        .iter()
+        .map(|s| s.ended_at.unwrap_or(s.started_at).max(s.started_at))
+        .max()
+        .unwrap_or(trace.started_at)
+        .max(trace.started_at);
+    let mut usage = Usage::default();
+    for span in spans.iter() {
+        if span.kind == SpanKind::Generation
+            && let Some(u) = span.usage()
+        {
+            usage.add(u);
+        }
+    }
+    trace.status = Status::Error;
+    trace.ended_at = Some(ended);
+    trace.usage = usage;
+    trace.error = Some(ErrorInfo::new(format!(
+        "did not finish: the run (pid {pid}) ended without closing its trace"
+    )));
+    for span in spans.iter_mut().filter(|s| s.status == Status::Running) {
+        span.status = Status::Error;
+        span.ended_at = Some(span.ended_at.unwrap_or(ended).max(span.started_at));
+        span.error = Some(dead_span_error());
+    }
+    ended
+}
+
+/// The error of a span whose run died before it ended.
+pub(crate) fn dead_span_error() -> ErrorInfo {
+    ErrorInfo::new("did not finish")
 }

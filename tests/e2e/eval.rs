@@ -133,19 +133,19 @@ fn a_case_var_the_workflow_does_not_declare_is_refused_at_its_line_before_anythi
         err.contains("bad.jsonl:2:1: case `b` sets var `wrd`, which is not declared"),
         "{err}"
     );
-    assert!(!env.store().exists(), "nothing was written");
+    assert!(!env.store_exists(), "nothing was written");
     env.write("broken.jsonl", "{\"word\": \"good\"}\nnot json\n");
     let out = env.run(&["eval", "scored.yaml", "--dataset", "broken.jsonl"]);
     assert_exit(&out, 2);
     assert!(stderr(&out).contains("broken.jsonl:2:"), "{}", stderr(&out));
-    assert!(!env.store().exists(), "nothing was written");
+    assert!(!env.store_exists(), "nothing was written");
     // No model access: refused before the store is opened.
     env.write("answer.yaml", SLOW_AGENT);
     env.write("q.jsonl", "{\"question\": \"why\"}\n");
     let out = env.run(&["eval", "answer.yaml", "--dataset", "q.jsonl"]);
     assert_exit(&out, 2);
     assert!(stderr(&out).contains("no model access"), "{}", stderr(&out));
-    assert!(!env.store().exists(), "nothing was written");
+    assert!(!env.store_exists(), "nothing was written");
     let out = env.run(&[
         "eval",
         "scored.yaml",
@@ -156,7 +156,7 @@ fn a_case_var_the_workflow_does_not_declare_is_refused_at_its_line_before_anythi
     ]);
     assert_exit(&out, 2);
     assert!(stderr(&out).contains("no case of cases.jsonl is left to run by --filter word=x"));
-    assert!(!env.store().exists(), "nothing was written");
+    assert!(!env.store_exists(), "nothing was written");
     // An experiment to resume that does not exist.
     let out = env.run(&[
         "eval",
@@ -167,7 +167,7 @@ fn a_case_var_the_workflow_does_not_declare_is_refused_at_its_line_before_anythi
         "nope",
     ]);
     assert_exit(&out, 2);
-    assert!(!env.store().exists(), "nothing was written");
+    assert!(!env.store_exists(), "nothing was written");
 }
 
 #[test]
@@ -339,7 +339,7 @@ fn resume_after_kill_9_runs_only_the_unfinished_cases_and_reports_every_case_onc
     // Kill it once a few cases have finished and others are mid-way.
     let deadline = Instant::now() + DEADLINE;
     loop {
-        if env.store().exists() {
+        if env.store_exists() {
             let ok = env
                 .list_json(&["--status", "ok"])
                 .iter()
@@ -526,7 +526,7 @@ fn ctrl_c_cancels_the_running_cases_exits_130_and_resume_finishes_the_experiment
         "2",
     ]);
     let deadline = Instant::now() + DEADLINE;
-    while !env.store().exists()
+    while !env.store_exists()
         || env
             .list_json(&["--status", "ok"])
             .iter()
@@ -719,5 +719,5 @@ fn a_bad_workflow_dataset_is_an_error_at_its_place() {
         "{}",
         stderr(&out)
     );
-    assert!(!env.store().exists(), "nothing was stored");
+    assert!(!env.store_exists(), "nothing was stored");
 }

@@ -227,7 +227,7 @@ fn unusable_replay_sources_exit_2_before_anything_runs() {
     let out = empty.run(&["run", "shop.yaml", "--replay", "last"]);
     assert_exit(&out, 2);
     assert!(stderr(&out).contains("--replay last"), "{}", stderr(&out));
-    assert!(!empty.store().exists(), "nothing was created");
+    assert!(!empty.store_exists(), "nothing was created");
 }
 
 const BRANCHES: &str = r#"

@@ -145,7 +145,7 @@ fn a_full_disk_is_a_clear_error_not_a_panic() {
 
 #[test]
 fn a_corrupted_store_and_a_newer_schema_are_clear_errors() {
-    let env = TestEnv::new().workflow("w.yaml", "name: W\nsteps:\n  - { run: [true] }\n");
+    let env = TestEnv::sqlite().workflow("w.yaml", "name: W\nsteps:\n  - { run: [true] }\n");
     assert_exit(&env.run(&["run", "w.yaml"]), 0);
     // A newer schema version.
     rusqlite::Connection::open(env.store())
@@ -158,7 +158,7 @@ fn a_corrupted_store_and_a_newer_schema_are_clear_errors() {
         assert!(stderr(&out).contains("999"), "{args:?}: {}", stderr(&out));
     }
     // Garbage where the store should be.
-    let env = TestEnv::new().workflow("w.yaml", "name: W\nsteps:\n  - { run: [true] }\n");
+    let env = TestEnv::sqlite().workflow("w.yaml", "name: W\nsteps:\n  - { run: [true] }\n");
     std::fs::create_dir_all(env.store().parent().unwrap()).unwrap();
     std::fs::write(env.store(), vec![0x5a; 8192]).unwrap();
     for args in [vec!["list"], vec!["run", "w.yaml"]] {
@@ -421,7 +421,7 @@ fn no_content_keeps_prompts_and_outputs_out_of_the_store_and_every_export() {
 
 #[test]
 fn the_store_is_private_even_under_a_permissive_umask() {
-    let env = TestEnv::new().workflow("w.yaml", "name: W\nsteps:\n  - { run: [true] }\n");
+    let env = TestEnv::sqlite().workflow("w.yaml", "name: W\nsteps:\n  - { run: [true] }\n");
     let mut cmd = env.cmd();
     let mut sh = Command::new("sh");
     sh.arg("-c")

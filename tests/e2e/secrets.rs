@@ -188,5 +188,5 @@ fn without_key_or_base_url_run_exits_2_naming_both_and_offline_and_writes_nothin
         assert!(err.contains(needle), "stderr should name {needle}:\n{err}");
     }
     assert_eq!(stdout(&out), "");
-    assert!(!env.store().exists(), "nothing is written");
+    assert!(!env.store_exists(), "nothing is written");
 }

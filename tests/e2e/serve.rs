@@ -1079,7 +1079,7 @@ fn thousands_of_search_words_or_meta_filters_are_a_400_not_a_500() {
 
 #[test]
 fn error_bodies_never_show_where_the_store_is() {
-    let env = TestEnv::new();
+    let env = TestEnv::sqlite();
     env.write("w.yaml", "name: W\nsteps:\n  - run: [\"true\"]\n");
     assert_exit(
         &env.run(&["run", "w.yaml", "--offline", "--format", "none"]),

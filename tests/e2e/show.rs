@@ -55,7 +55,7 @@ fn unusable_input_exits_2_and_writes_nothing() {
         assert_exit(&out, 2);
         insta::assert_snapshot!(name, stderr(&out));
     }
-    assert!(!env.store().exists(), "no partial store");
+    assert!(!env.store_exists(), "no partial store");
 }
 
 #[test]

@@ -113,7 +113,7 @@ fn status_of(env: &TestEnv, id: &str) -> serde_json::Value {
 
 #[test]
 fn a_reader_in_another_pid_namespace_leaves_a_live_run_alone() {
-    let env = TestEnv::new().workflow(
+    let env = TestEnv::sqlite().workflow(
         "slow.yaml",
         "name: Slow\nsteps:\n  - { id: nap, run: [sleep, \"3\"] }\n",
     );
@@ -154,7 +154,7 @@ fn a_reader_in_another_pid_namespace_leaves_a_live_run_alone() {
 
 #[test]
 fn liveness_is_the_runs_lock_not_its_pid_and_kill_9_releases_it() {
-    let env = TestEnv::new().workflow(
+    let env = TestEnv::sqlite().workflow(
         "slow.yaml",
         "name: Slow\nsteps:\n  - { id: nap, run: [sleep, \"20\"] }\n",
     );
@@ -376,7 +376,7 @@ fn stored_status(store: &Path, trace_id: &str) -> String {
 #[test]
 fn the_store_is_created_private_at_the_given_path() {
     use std::os::unix::fs::PermissionsExt;
-    let env = TestEnv::new().workflow("grouped.yaml", GROUPED);
+    let env = TestEnv::sqlite().workflow("grouped.yaml", GROUPED);
     assert_exit(
         &env.run(&["run", "grouped.yaml", "--offline", "--format", "none"]),
         0,

@@ -71,10 +71,7 @@ fn check_problems(yaml: &str, problems: &[Problem]) {
 
     let out = env.run(&["run", "bad.yaml", "--offline"]);
     assert_exit(&out, 2);
-    assert!(
-        !env.store().exists(),
-        "run on an invalid file writes nothing"
-    );
+    assert!(!env.store_exists(), "run on an invalid file writes nothing");
 }
 
 #[test]
@@ -84,7 +81,7 @@ fn validate_accepts_a_valid_file_and_writes_nothing() {
         .workflow("ok2.yaml", GROUPED);
     let out = env.run(&["validate", "ok.yaml", "ok2.yaml"]);
     assert_exit(&out, 0);
-    assert!(!env.store().exists());
+    assert!(!env.store_exists());
 }
 
 #[test]
@@ -138,7 +135,7 @@ fn validate_reports_a_reference_to_a_step_that_has_not_run_yet() {
     let cols: Vec<usize> = (1..=yaml.lines().nth(line - 1).unwrap().len()).collect();
     assert_diagnostic(&stderr(&out), "bad.yaml", line, &cols, &["second"]);
     assert_exit(&env.run(&["run", "bad.yaml", "--offline"]), 2);
-    assert!(!env.store().exists());
+    assert!(!env.store_exists());
 }
 
 #[test]
@@ -152,7 +149,7 @@ fn validate_reports_a_template_syntax_error() {
     let cols: Vec<usize> = (1..=yaml.lines().nth(line - 1).unwrap().len()).collect();
     assert_diagnostic(&stderr(&out), "bad.yaml", line, &cols, &[]);
     assert_exit(&env.run(&["run", "bad.yaml", "--offline"]), 2);
-    assert!(!env.store().exists());
+    assert!(!env.store_exists());
 }
 
 #[test]
@@ -209,7 +206,7 @@ steps:
     let _filters = snapshot_filters(&env).bind_to_scope();
     insta::assert_snapshot!("every_problem_in_one_pass", err);
     assert_exit(&env.run(&["run", "many.yaml", "--offline"]), 2);
-    assert!(!env.store().exists());
+    assert!(!env.store_exists());
 }
 
 #[test]
@@ -261,5 +258,5 @@ scores:
     let _filters = snapshot_filters(&env).bind_to_scope();
     insta::assert_snapshot!("score_problems", stderr(&out));
     assert_exit(&env.run(&["run", "scored.yaml", "--offline"]), 2);
-    assert!(!env.store().exists());
+    assert!(!env.store_exists());
 }

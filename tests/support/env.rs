@@ -20,14 +20,102 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 pub struct TestEnv {
     dir: TempDir,
     store: PathBuf,
+    /// The PostgreSQL database the binary stores into instead of `store`, when the tests run
+    /// against PostgreSQL (see [`pg_base`]).
+    pg: Option<PgDb>,
     server: Option<FakeOpenAI>,
     envs: Vec<(String, String)>,
 }
 
+/// The variable that switches every `TestEnv` to PostgreSQL: a URL of a server (and a database
+/// to connect to for `CREATE DATABASE`), e.g. `postgres://agentrace@127.0.0.1:5432/postgres`.
+/// `.ci/run` runs the end-to-end tests once without it and once with it.
+pub const PG_SWITCH: &str = "AGENTRACE_TEST_PG";
+
+/// The server URL of [`PG_SWITCH`], when set.
+pub fn pg_base() -> Option<String> {
+    std::env::var(PG_SWITCH).ok().filter(|v| !v.is_empty())
+}
+
+/// A database of its own for one test, dropped with it.
+pub struct PgDb {
+    base: String,
+    name: String,
+    pub url: String,
+}
+
+impl PgDb {
+    /// Creates a fresh, empty database on the server of `base`.
+    pub fn create(base: &str) -> PgDb {
+        let name = format!(
+            "agentrace_t_{}",
+            uuid_like()
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect::<String>()
+        );
+        let mut admin = postgres::Client::connect(base, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("connect to the test PostgreSQL server: {e}"));
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap_or_else(|e| panic!("create the test database: {e}"));
+        let (head, _) = base.rsplit_once('/').expect("a database in the URL");
+        PgDb {
+            base: base.to_string(),
+            url: format!("{head}/{name}"),
+            name,
+        }
+    }
+
+    /// Whether agentrace's tables exist in the database.
+    pub fn has_tables(&self) -> bool {
+        let Ok(mut c) = postgres::Client::connect(&self.url, postgres::NoTls) else {
+            return false;
+        };
+        c.query_one("SELECT to_regclass('agentrace_schema') IS NOT NULL", &[])
+            .map(|r| r.get::<_, bool>(0))
+            .unwrap_or(false)
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = postgres::Client::connect(&self.base, postgres::NoTls) {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// A name unique to this process and moment.
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{}_{nanos}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 #[allow(dead_code)]
 impl TestEnv {
-    /// A temp dir and a store path inside it (the store file is not created).
+    /// A temp dir and a store: a path inside it (the store file is not created), or, when
+    /// the tests run against PostgreSQL ([`PG_SWITCH`]), a fresh empty database.
     pub fn new() -> TestEnv {
+        let mut env = TestEnv::sqlite();
+        env.pg = pg_base().map(|base| PgDb::create(&base));
+        env
+    }
+
+    /// A TestEnv on an SQLite file whatever the switch says: for the tests of what only a
+    /// file has (its permissions, its bytes, a corrupt file, its lock files).
+    pub fn sqlite() -> TestEnv {
         let dir = tempfile::Builder::new()
             .prefix("agentrace-e2e-")
             .tempdir()
@@ -36,8 +124,31 @@ impl TestEnv {
         TestEnv {
             dir,
             store,
+            pg: None,
             server: None,
             envs: Vec::new(),
+        }
+    }
+
+    /// Whether this TestEnv stores into PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.pg.is_some()
+    }
+
+    /// What `--store` / `AGENTRACE_STORE` says for this TestEnv: the file's path or the URL.
+    pub fn store_location(&self) -> String {
+        match &self.pg {
+            Some(pg) => pg.url.clone(),
+            None => self.store.display().to_string(),
+        }
+    }
+
+    /// Whether anything was ever written to the store: the file exists, or agentrace's
+    /// tables do.
+    pub fn store_exists(&self) -> bool {
+        match &self.pg {
+            Some(pg) => pg.has_tables(),
+            None => self.store.exists(),
         }
     }
 
@@ -83,6 +194,8 @@ impl TestEnv {
         self.dir.path()
     }
 
+    /// The SQLite file (for PostgreSQL TestEnvs, a path that is never created: see
+    /// [`TestEnv::store_location`] and [`TestEnv::store_exists`]).
     pub fn store(&self) -> &Path {
         &self.store
     }
@@ -121,7 +234,7 @@ impl TestEnv {
             cmd.env_remove(key);
         }
         cmd.env("NO_COLOR", "1")
-            .env("AGENTRACE_STORE", &self.store)
+            .env("AGENTRACE_STORE", self.store_location())
             // Should the store variable be ignored, the default store lands here, not in $HOME.
             .env("XDG_DATA_HOME", self.dir.path().join("xdg"))
             .env("HOME", self.dir.path().join("home"))
@@ -186,7 +299,7 @@ impl TestEnv {
         let deadline = Instant::now() + DEADLINE;
         let mut last = None;
         loop {
-            if self.store.exists() {
+            if self.store_exists() {
                 let out = self.run(&["show", "last", "--format", "json"]);
                 if out.status.code() == Some(0)
                     && let Ok(v) = serde_json::from_slice::<Value>(&out.stdout)

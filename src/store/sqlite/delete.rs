@@ -11,27 +11,14 @@
 
 use rusqlite::params;
 
-use super::{ListFilter, Store, StoreError};
-use crate::trace::{Status, Timestamp, Trace, TraceId};
+use super::{Store, StoreError};
+use crate::trace::TraceId;
 
 impl Store {
     /// Deletes the traces `ids` with their spans and events, all or nothing. Returns how many
     /// traces were deleted (ids that are not in the store count for nothing).
     pub fn delete(&self, ids: &[TraceId]) -> Result<usize, StoreError> {
         self.delete_traces(ids, false)
-    }
-
-    /// The traces that started before `cutoff` and have finished, oldest first. Runs that died
-    /// without closing their trace are closed first (as every read does) and so count as
-    /// finished; a trace whose run is still going never does.
-    pub fn prunable(&self, cutoff: Timestamp) -> Result<Vec<Trace>, StoreError> {
-        let mut old: Vec<Trace> = self
-            .list(&ListFilter::default())?
-            .into_iter()
-            .filter(|t| t.started_at < cutoff && t.status != Status::Running)
-            .collect();
-        old.reverse();
-        Ok(old)
     }
 
     /// Deletes the finished traces among `ids`; a trace still running is left alone even if it
@@ -74,13 +61,16 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::ListFilter;
     use crate::store::sqlite::stats::tests::Fixture;
     use crate::trace::{Event, SpanKind};
+    use crate::trace::{Status, Timestamp};
 
     const DAY: i64 = 86_400_000_000;
 
-    fn count(store: &Store, table: &str) -> i64 {
+    fn count(store: &crate::store::Store, table: &str) -> i64 {
         store
+            .as_sqlite()
             .conn
             .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
             .unwrap()

@@ -6,10 +6,12 @@ use std::collections::HashMap;
 
 use rusqlite::{Row, params};
 
-use super::query::{TRACE_COLUMNS, TraceRow, json_map};
-use super::writer::{map_json, write_run};
+use super::query::{TRACE_COLUMNS, read_trace_row};
+use super::writer::write_run;
 use super::{Store, StoreError};
 use crate::store::experiment::EXPERIMENT_PREFIX;
+use crate::store::rows::json_map;
+use crate::store::writer::map_json;
 use crate::store::{Experiment, ExperimentRun, ExperimentStatus};
 use crate::trace::score::{EVALUATION_EVENT, Score};
 use crate::trace::{Event, SpanId, Timestamp, Trace, TraceId};
@@ -176,7 +178,7 @@ impl Store {
             ))
             .map_err(|e| self.sql(e))?;
         let rows = stmt
-            .query_map([list], TraceRow::read)
+            .query_map([list], read_trace_row)
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(|e| self.sql(e))?;
         rows.into_iter().map(|r| r.into_trace(&self.path)).collect()
@@ -392,7 +394,7 @@ mod tests {
         second.started_at = Timestamp(first.started_at.0 + 1);
         store.create_experiment(&second).unwrap();
 
-        let writer = StoreWriter::spawn(Store::open(&path).unwrap());
+        let writer = StoreWriter::spawn(crate::store::Store::open(&path).unwrap());
         let a = case(
             &writer,
             &first.id,
@@ -468,7 +470,7 @@ mod tests {
         assert_eq!(seen.status, ExperimentStatus::Running);
         assert!(!other.hold_experiment(&e.id));
 
-        let writer = StoreWriter::spawn(Store::open(&path).unwrap());
+        let writer = StoreWriter::spawn(crate::store::Store::open(&path).unwrap());
         let done = case(&writer, &e.id, "a", &[]);
         // A case cut short: its trace closed (as a cancelled run's does) but no run recorded.
         let cut = TraceId::generate();

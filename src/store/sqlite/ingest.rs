@@ -16,9 +16,10 @@ use std::collections::BTreeSet;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::schema::index_spans;
-use super::writer::{map_json, write_events, write_span};
+use super::writer::{write_events, write_span};
 use super::{Store, StoreError};
 use crate::store::IngestSummary;
+use crate::store::writer::map_json;
 use crate::trace::TraceId;
 use crate::trace::ingest::Ingest;
 

@@ -70,7 +70,7 @@ impl Store {
     /// when another process holds it (a live run, or a reader closing a dead one). A lock that
     /// cannot be made (no room for the file) is not an error: readers then judge the trace by
     /// its pid.
-    pub(super) fn hold_run(&self, id: TraceId) -> bool {
+    pub(crate) fn hold_run(&self, id: TraceId) -> bool {
         let mut held = self.locks.held();
         if held.contains_key(&id) {
             return true;
@@ -101,7 +101,7 @@ impl Store {
 
     /// Lets go of trace `id` once its closed row is committed: the lock file goes first, then
     /// the lock, so that a reader never takes a lock whose run has not closed the trace.
-    pub(super) fn release_run(&self, id: TraceId) {
+    pub(crate) fn release_run(&self, id: TraceId) {
         if let Some(lock) = self.locks.held().remove(&id) {
             let _ = std::fs::remove_file(lock_path(&self.path, id));
             drop(lock);

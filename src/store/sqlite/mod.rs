@@ -30,7 +30,6 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use crate::store::{ListFilter, StoreError};
-pub use writer::StoreWriter;
 
 /// How long a statement waits for another process's write lock before SQLite gives up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -347,3 +346,14 @@ fn create_private_file(path: &Path) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+impl crate::store::Store {
+    /// The SQLite store inside, for tests that look at its tables.
+    pub(crate) fn as_sqlite(&self) -> &Store {
+        match self {
+            crate::store::Store::Sqlite(s) => s,
+            crate::store::Store::Postgres(_) => panic!("not an SQLite store"),
+        }
+    }
+}

@@ -3,18 +3,14 @@
 //! trace (see [`super::reconcile`]).
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use rusqlite::{OptionalExtension, Row, params, params_from_iter, types::Value as SqlValue};
-use serde_json::{Map, Value};
 
 use super::lock::Liveness;
 use super::reconcile::Reconciled;
 use super::{ListFilter, Store, StoreError};
-use crate::store::rows::{list_row, tree_order};
-use crate::trace::{
-    ErrorInfo, Event, Span, SpanId, SpanKind, Status, Timestamp, Trace, TraceDoc, TraceId, Usage,
-};
+use crate::store::rows::{SpanRow, TraceRow, attach_events, list_row, parse_trace_id, tree_order};
+use crate::trace::{Span, Trace, TraceDoc, TraceId};
 
 pub(super) const TRACE_COLUMNS: &str = "trace_id, name, workflow, group_id, metadata, status, started_at, \
                              ended_at, input_tokens, output_tokens, total_tokens, error, pid, \
@@ -26,11 +22,6 @@ const CANDIDATES: usize = 5;
 const MIN_PREFIX: usize = 4;
 
 impl Store {
-    /// The trace `reference` names (as [`Store::resolve`] reads it), with its spans.
-    pub fn find(&self, reference: &str) -> Result<TraceDoc, StoreError> {
-        self.load(self.resolve(reference)?)
-    }
-
     /// Resolves `last`, a full trace id, or a unique prefix of one (with or without `trace_`,
     /// at least 4 hex digits).
     ///
@@ -170,24 +161,6 @@ impl Store {
         Ok(full)
     }
 
-    /// The traces of one conversation (group id), in start order; an unknown group is
-    /// [`StoreError::NotFound`].
-    pub fn load_group(&self, group: &str) -> Result<Vec<TraceDoc>, StoreError> {
-        let filter = ListFilter {
-            group: Some(group.to_string()),
-            ..ListFilter::default()
-        };
-        let mut traces = self.list(&filter)?;
-        if traces.is_empty() {
-            return Err(StoreError::NotFound {
-                id: format!("group {group}"),
-                path: self.path.clone(),
-            });
-        }
-        traces.sort_by_key(|t| t.started_at);
-        traces.iter().map(|t| self.load(t.trace_id)).collect()
-    }
-
     /// Traces matching `filter`, newest first.
     pub fn list(&self, filter: &ListFilter) -> Result<Vec<Trace>, StoreError> {
         // Close dead runs first, so that a status filter sees their real status. When the
@@ -258,7 +231,7 @@ impl Store {
         // fields all at once.
         let rows = stmt
             .query_map(params_from_iter(args.iter()), |r| {
-                Ok(TraceRow::read(r)?.into_trace(&self.path).map(list_row))
+                Ok(read_trace_row(r)?.into_trace(&self.path).map(list_row))
             })
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(|e| self.sql(e))?;
@@ -284,7 +257,7 @@ impl Store {
             .query_row(
                 &format!("SELECT {TRACE_COLUMNS} FROM traces WHERE trace_id = ?1"),
                 [id.to_string()],
-                TraceRow::read,
+                read_trace_row,
             )
             .optional()
             .map_err(|e| self.sql(e))?;
@@ -299,7 +272,7 @@ impl Store {
             ))
             .map_err(|e| self.sql(e))?;
         let rows = stmt
-            .query_map([], TraceRow::read)
+            .query_map([], read_trace_row)
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(|e| self.sql(e))?;
         rows.into_iter().map(|r| r.into_trace(&self.path)).collect()
@@ -317,47 +290,22 @@ impl Store {
             .map_err(|e| self.sql(e))?;
         let rows = stmt
             .query_map([id.to_string()], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Option<String>>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, i64>(5)?,
-                    r.get::<_, Option<i64>>(6)?,
-                    r.get::<_, Option<String>>(7)?,
-                    r.get::<_, Option<String>>(8)?,
-                ))
+                Ok(SpanRow {
+                    span_id: r.get(0)?,
+                    parent_id: r.get(1)?,
+                    kind: r.get(2)?,
+                    name: r.get(3)?,
+                    status: r.get(4)?,
+                    started_at: r.get(5)?,
+                    ended_at: r.get(6)?,
+                    attributes: r.get(7)?,
+                    error: r.get(8)?,
+                })
             })
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(|e| self.sql(e))?;
-        let malformed = |detail: String| StoreError::Malformed {
-            path: self.path.clone(),
-            what: "span",
-            detail,
-        };
         rows.into_iter()
-            .map(
-                |(span_id, parent, kind, name, status, started, ended, attrs, error)| {
-                    Ok(Span {
-                        span_id: SpanId::parse(&span_id)
-                            .ok_or_else(|| malformed(format!("bad span id {span_id:?}")))?,
-                        trace_id: id,
-                        // An unreadable parent id makes the span an orphan, not an error.
-                        parent_id: parent.as_deref().and_then(SpanId::parse),
-                        kind: SpanKind::parse(&kind)
-                            .ok_or_else(|| malformed(format!("unknown span kind {kind:?}")))?,
-                        name,
-                        status: Status::parse(&status)
-                            .ok_or_else(|| malformed(format!("unknown status {status:?}")))?,
-                        started_at: Timestamp(started),
-                        ended_at: ended.map(Timestamp),
-                        attributes: json_map(attrs.as_deref()),
-                        events: Vec::new(),
-                        error: json_error(error.as_deref()),
-                    })
-                },
-            )
+            .map(|row| row.into_span(id, &self.path))
             .collect()
     }
 
@@ -380,104 +328,25 @@ impl Store {
             })
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(|e| self.sql(e))?;
-        let index: HashMap<SpanId, usize> = spans
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.span_id, i))
-            .collect();
-        for (span_id, name, time, attrs) in rows {
-            if let Some(&i) = SpanId::parse(&span_id).and_then(|s| index.get(&s))
-                && let Some(span) = spans.get_mut(i)
-            {
-                span.events.push(Event {
-                    name,
-                    time: Timestamp(time),
-                    attributes: json_map(attrs.as_deref()),
-                });
-            }
-        }
+        attach_events(spans, rows);
         Ok(())
     }
 }
 
-/// A trace row as SQLite returns it, before its text is checked.
-pub(super) struct TraceRow {
-    trace_id: String,
-    name: String,
-    workflow: String,
-    group_id: Option<String>,
-    metadata: Option<String>,
-    status: String,
-    started_at: i64,
-    ended_at: Option<i64>,
-    tokens: [i64; 3],
-    error: Option<String>,
-    pid: Option<i64>,
-    cost_usd: Option<f64>,
-}
-
-impl TraceRow {
-    pub(super) fn read(r: &Row<'_>) -> rusqlite::Result<TraceRow> {
-        Ok(TraceRow {
-            trace_id: r.get(0)?,
-            name: r.get(1)?,
-            workflow: r.get(2)?,
-            group_id: r.get(3)?,
-            metadata: r.get(4)?,
-            status: r.get(5)?,
-            started_at: r.get(6)?,
-            ended_at: r.get(7)?,
-            tokens: [r.get(8)?, r.get(9)?, r.get(10)?],
-            error: r.get(11)?,
-            pid: r.get(12)?,
-            cost_usd: r.get(13)?,
-        })
-    }
-
-    pub(super) fn into_trace(self, path: &Path) -> Result<Trace, StoreError> {
-        let [input, output, total] = self.tokens.map(|n| u64::try_from(n).unwrap_or(0));
-        Ok(Trace {
-            trace_id: parse_trace_id(path, &self.trace_id)?,
-            name: self.name,
-            workflow: self.workflow,
-            group_id: self.group_id,
-            metadata: json_map(self.metadata.as_deref()),
-            status: Status::parse(&self.status).ok_or_else(|| StoreError::Malformed {
-                path: path.to_path_buf(),
-                what: "trace",
-                detail: format!("unknown status {:?}", self.status),
-            })?,
-            started_at: Timestamp(self.started_at),
-            ended_at: self.ended_at.map(Timestamp),
-            usage: Usage {
-                input_tokens: input,
-                output_tokens: output,
-                total_tokens: total,
-            },
-            cost_usd: self.cost_usd,
-            error: json_error(self.error.as_deref()),
-            pid: self.pid.and_then(|p| u32::try_from(p).ok()),
-        })
-    }
-}
-
-fn parse_trace_id(path: &Path, text: &str) -> Result<TraceId, StoreError> {
-    TraceId::parse(text).ok_or_else(|| StoreError::Malformed {
-        path: path.to_path_buf(),
-        what: "trace",
-        detail: format!("bad trace id {text:?}"),
+/// Reads a row of [`TRACE_COLUMNS`].
+pub(super) fn read_trace_row(r: &Row<'_>) -> rusqlite::Result<TraceRow> {
+    Ok(TraceRow {
+        trace_id: r.get(0)?,
+        name: r.get(1)?,
+        workflow: r.get(2)?,
+        group_id: r.get(3)?,
+        metadata: r.get(4)?,
+        status: r.get(5)?,
+        started_at: r.get(6)?,
+        ended_at: r.get(7)?,
+        tokens: [r.get(8)?, r.get(9)?, r.get(10)?],
+        error: r.get(11)?,
+        pid: r.get(12)?,
+        cost_usd: r.get(13)?,
     })
-}
-
-/// A JSON object column; anything unreadable becomes an empty object rather than hiding the
-/// whole trace.
-pub(super) fn json_map(text: Option<&str>) -> Map<String, Value> {
-    text.and_then(|t| serde_json::from_str(t).ok())
-        .unwrap_or_default()
-}
-
-/// An error column: `{"message", "data"}`, or for anything else the raw text as the message.
-fn json_error(text: Option<&str>) -> Option<ErrorInfo> {
-    let text = text?;
-    Some(serde_json::from_str(text).unwrap_or_else(|_| ErrorInfo::new(text)))
 }

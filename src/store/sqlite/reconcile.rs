@@ -10,8 +10,9 @@ use rusqlite::params;
 
 use super::Store;
 use super::lock::DeadRun;
-use super::writer::{error_json, int};
-use crate::trace::{ErrorInfo, Span, SpanKind, Status, Trace, Usage};
+use crate::store::rows::{close_dead_run, dead_span_error};
+use crate::store::writer::{error_json, int};
+use crate::trace::{Span, Trace};
 
 /// What closing a dead run did.
 #[derive(Debug, PartialEq, Eq)]
@@ -34,34 +35,8 @@ impl Store {
         spans: &mut [Span],
         dead: Option<DeadRun>,
     ) -> Reconciled {
-        let pid = trace.pid.unwrap_or_default();
-        let ended = spans
-            .iter()
-            .map(|s| s.ended_at.unwrap_or(s.started_at).max(s.started_at))
-            .max()
-            .unwrap_or(trace.started_at)
-            .max(trace.started_at);
-        let mut usage = Usage::default();
-        for span in spans.iter() {
-            if span.kind == SpanKind::Generation
-                && let Some(u) = span.usage()
-            {
-                usage.add(u);
-            }
-        }
-        let trace_error = ErrorInfo::new(format!(
-            "did not finish: the run (pid {pid}) ended without closing its trace"
-        ));
-        let span_error = ErrorInfo::new("did not finish");
-        trace.status = Status::Error;
-        trace.ended_at = Some(ended);
-        trace.usage = usage;
-        trace.error = Some(trace_error);
-        for span in spans.iter_mut().filter(|s| s.status == Status::Running) {
-            span.status = Status::Error;
-            span.ended_at = Some(span.ended_at.unwrap_or(ended).max(span.started_at));
-            span.error = Some(span_error.clone());
-        }
+        let ended = close_dead_run(trace, spans);
+        let span_error = dead_span_error();
         if self.read_only {
             return Reconciled::InMemory;
         }
@@ -74,9 +49,9 @@ impl Store {
                 params![
                     trace_id,
                     ended.micros(),
-                    int(usage.input_tokens),
-                    int(usage.output_tokens),
-                    int(usage.total_tokens),
+                    int(trace.usage.input_tokens),
+                    int(trace.usage.output_tokens),
+                    int(trace.usage.total_tokens),
                     error_json(trace.error.as_ref()),
                 ],
             )?;

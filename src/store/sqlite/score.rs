@@ -4,8 +4,8 @@
 
 use rusqlite::params;
 
-use super::writer::map_json;
 use super::{Store, StoreError};
+use crate::store::writer::map_json;
 use crate::trace::score::EVALUATION_EVENT;
 use crate::trace::{Score, SpanId, Timestamp, TraceId};
 

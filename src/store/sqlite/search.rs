@@ -159,6 +159,7 @@ mod tests {
         store.delete(&[refunds]).unwrap();
         assert!(search(&f, "parcel").is_empty());
         let rows: i64 = store
+            .as_sqlite()
             .conn
             .query_row(
                 "SELECT (SELECT count(*) FROM fts_spans) + (SELECT count(*) FROM fts_events)
@@ -172,11 +173,11 @@ mod tests {
 
     #[test]
     fn a_span_is_indexed_when_it_ends_and_once_however_often_it_is_written() {
-        use crate::store::{Store, StoreWriter};
+        use crate::store::StoreWriter;
         let mut f = Fixture::new();
         let t = f.trace("Long", "Flow", 0, Status::Running);
         let running = f.span(&t, None, SpanKind::Agent, "drafter", 0, 0, Status::Running);
-        let writer = StoreWriter::spawn(Store::open(&f.path).unwrap());
+        let writer = StoreWriter::spawn(crate::store::Store::open(&f.path).unwrap());
         let sink = writer.sink();
         sink.trace_started(&t);
         sink.span_started(&Arc::new(running.clone()));
@@ -204,6 +205,7 @@ mod tests {
         assert!(search(&f, "draft").is_empty());
         let store = f.open();
         let rows: i64 = store
+            .as_sqlite()
             .conn
             .query_row("SELECT count(*) FROM fts_spans", [], |r| r.get(0))
             .unwrap();
@@ -218,7 +220,7 @@ mod tests {
         g.attributes = obj(json!({"output": "ancient words"}));
         f.add(a, vec![g]);
         f.write();
-        let store = f.open();
+        let store = f.open_sqlite();
         // Forget the index, as a version-3 store would have none, and migrate again.
         store
             .conn

@@ -11,11 +11,6 @@ use crate::llm::Message;
 use crate::trace::{Timestamp, TraceId};
 
 impl Store {
-    /// The messages of `session`, oldest first.
-    pub fn session_messages(&self, session: &str) -> Result<Vec<Message>, StoreError> {
-        self.session_messages_before(session, None)
-    }
-
     /// The messages of `session` said before `before` (all of them without it), oldest first.
     pub fn session_messages_before(
         &self,
@@ -82,7 +77,7 @@ mod tests {
     #[test]
     fn sessions_keep_messages_in_order_per_key() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let store = crate::store::Store::open(dir.path().join("t.db")).unwrap();
         let t = TraceId::generate();
         store
             .append_session("c1", t, &[Message::user("hi"), Message::assistant("hello")])

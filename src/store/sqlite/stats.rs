@@ -1,24 +1,6 @@
-//! `agentrace stats`: the traces the `list` filter selects, loaded with their spans. The
-//! figures over them are pure functions of the trace model, in [`crate::trace::stats`].
-
-use super::{ListFilter, Store, StoreError};
-use crate::trace::TraceDoc;
-
-impl Store {
-    /// The traces `filter` selects (as `list` would, newest first) with their spans. A trace
-    /// removed between the listing and its loading is left out.
-    pub fn load_many(&self, filter: &ListFilter) -> Result<Vec<TraceDoc>, StoreError> {
-        let mut docs = Vec::new();
-        for trace in self.list(filter)? {
-            match self.load(trace.trace_id) {
-                Ok(doc) => docs.push(doc),
-                Err(StoreError::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(docs)
-    }
-}
+//! The fixture of the SQLite backend's tests (traces with exact times, written through the
+//! store writer as a run writes them), and the tests of `stats` over a real store. The figures
+//! are pure functions of the trace model, in [`crate::trace::stats`].
 
 #[cfg(test)]
 pub(crate) mod tests {
@@ -27,8 +9,7 @@ pub(crate) mod tests {
 
     use serde_json::{Map, Value, json};
 
-    use super::*;
-    use crate::store::StoreWriter;
+    use crate::store::{ListFilter, Store, StoreWriter};
     use crate::trace::stats::*;
     use crate::trace::{Span, SpanId, SpanKind, Status, Timestamp, Trace, TraceId, Usage};
 
@@ -171,7 +152,7 @@ pub(crate) mod tests {
         }
 
         pub fn write(&mut self) {
-            let writer = StoreWriter::spawn(Store::open(&self.path).unwrap());
+            let writer = StoreWriter::spawn(crate::store::Store::open(&self.path).unwrap());
             let sink = writer.sink();
             let live = Store::open(&self.path).unwrap();
             for (trace, spans) in self.pending.drain(..) {
@@ -202,6 +183,11 @@ pub(crate) mod tests {
 
         pub fn open(&self) -> Store {
             Store::open(&self.path).unwrap()
+        }
+
+        /// The SQLite store itself, for tests that look at its tables.
+        pub fn open_sqlite(&self) -> super::super::Store {
+            super::super::Store::open(&self.path).unwrap()
         }
     }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::*;
+use crate::store::StoreWriter;
 use crate::trace::{
     ErrorInfo, Event, Sink, Span, SpanId, SpanKind, Status, Timestamp, Trace, TraceId, Usage,
 };
@@ -80,7 +81,7 @@ fn record(sink: &dyn Sink, mut t: Trace, spans: &[Span]) {
 }
 
 fn write(path: &Path, traces: Vec<(Trace, Vec<Span>)>) {
-    let writer = StoreWriter::spawn(Store::open(path).unwrap());
+    let writer = StoreWriter::spawn(crate::store::Store::open(path).unwrap());
     for (t, spans) in traces {
         record(&*writer.sink(), t, &spans);
     }
@@ -176,7 +177,7 @@ fn a_trace_round_trips_in_tree_order() {
 fn a_trace_start_does_not_wait_for_the_disk_but_settle_does() {
     let (_dir, path) = temp();
     let id = trace_id(0xab, 2);
-    let writer = StoreWriter::spawn(Store::open(&path).unwrap());
+    let writer = StoreWriter::spawn(crate::store::Store::open(&path).unwrap());
     let sink = writer.sink();
     // Another process holds the write lock for a while.
     let blocker = rusqlite::Connection::open(&path).unwrap();
@@ -217,7 +218,7 @@ fn load_from_db_file_alone(dir: &Path, path: &Path, id: TraceId) -> crate::trace
 fn an_idle_writer_copies_its_commits_into_the_database_file() {
     let (dir, path) = temp();
     let id = trace_id(0xab, 3);
-    let writer = StoreWriter::spawn(Store::open(&path).unwrap());
+    let writer = StoreWriter::spawn(crate::store::Store::open(&path).unwrap());
     let sink = writer.sink();
     sink.trace_started(&trace(id, T0));
     sink.settle();
@@ -238,7 +239,7 @@ fn an_idle_writer_copies_its_commits_into_the_database_file() {
 fn once_the_store_is_closed_the_database_file_alone_holds_the_run() {
     let (dir, path) = temp();
     let id = trace_id(0xab, 4);
-    let writer = StoreWriter::spawn(Store::open(&path).unwrap());
+    let writer = StoreWriter::spawn(crate::store::Store::open(&path).unwrap());
     let sink = writer.sink();
     let mut t = trace(id, T0);
     sink.trace_started(&t);
@@ -271,7 +272,7 @@ fn eventually<T>(read: impl Fn() -> T, done: impl Fn(&T) -> bool) -> T {
 fn spans_reach_the_disk_without_a_flush() {
     let (_dir, path) = temp();
     let id = trace_id(0xab, 1);
-    let writer = StoreWriter::spawn(Store::open(&path).unwrap());
+    let writer = StoreWriter::spawn(crate::store::Store::open(&path).unwrap());
     let sink = writer.sink();
     sink.trace_started(&trace(id, T0));
     // The trace row is committed once settle returns: a run started right after under this
@@ -323,10 +324,26 @@ fn ids_resolve_from_last_full_ids_and_prefixes() {
     assert_eq!(store.resolve("trace_ABCD02").unwrap(), b);
     assert_eq!(store.resolve("12cd").unwrap(), c);
     // `find` is resolve then load: the same references, the whole document.
-    assert_eq!(store.find("last").unwrap().trace.trace_id, b);
-    assert_eq!(store.find("12cd").unwrap().trace.trace_id, c);
+    assert_eq!(
+        crate::store::Store::open(&path)
+            .unwrap()
+            .find("last")
+            .unwrap()
+            .trace
+            .trace_id,
+        b
+    );
+    assert_eq!(
+        crate::store::Store::open(&path)
+            .unwrap()
+            .find("12cd")
+            .unwrap()
+            .trace
+            .trace_id,
+        c
+    );
     assert!(matches!(
-        store.find("trace_abcd"),
+        crate::store::Store::open(&path).unwrap().find("trace_abcd"),
         Err(StoreError::Ambiguous { .. })
     ));
 
@@ -378,7 +395,7 @@ fn list_filters_each_narrow_the_result() {
     );
     let t3 = mk(3, None, "W1", json!({"customer_id": "c1"}));
     let store = Store::open(&path).unwrap();
-    let writer = StoreWriter::spawn(Store::open(&path).unwrap());
+    let writer = StoreWriter::spawn(crate::store::Store::open(&path).unwrap());
     record(&*writer.sink(), t1.clone(), &[]);
     record(&*writer.sink(), t2.clone(), &[]);
     // t3 fails.
@@ -480,7 +497,7 @@ fn a_dead_run_is_closed_as_did_not_finish() {
     done.attributes = obj(json!({"usage": Usage::new(10, 20)}));
     let open = span(dead, 3, Some(1), SpanKind::Generation, "gen2", T0 + 400);
 
-    let writer = StoreWriter::spawn(Store::open(&path).unwrap());
+    let writer = StoreWriter::spawn(crate::store::Store::open(&path).unwrap());
     let sink = writer.sink();
     sink.trace_started(&t);
     sink.span_started(&Arc::new(outer.clone()));
@@ -539,7 +556,7 @@ fn list_reconciles_dead_runs_before_filtering() {
     let (_dir, path) = temp();
     let mut t = trace(trace_id(0x31, 1), T0);
     t.pid = Some(dead_pid());
-    let writer = StoreWriter::spawn(Store::open(&path).unwrap());
+    let writer = StoreWriter::spawn(crate::store::Store::open(&path).unwrap());
     writer.sink().trace_started(&t);
     writer.close().unwrap();
     let store = Store::open_existing(&path).unwrap();
@@ -624,7 +641,7 @@ fn the_store_is_private_even_under_umask_0() {
     let path = dir.path().join("a/b/traces.db");
     let old = umask(Mode::empty());
     let result = Store::open(&path).map(|store| {
-        let writer = StoreWriter::spawn(store);
+        let writer = StoreWriter::spawn(crate::store::Store::Sqlite(store));
         record(&*writer.sink(), trace(trace_id(0x40, 1), T0), &[]);
         writer.flush().unwrap();
         writer
@@ -650,7 +667,7 @@ fn eight_writers_at_once_lose_nothing() {
         .map(|w| {
             let path = path.clone();
             std::thread::spawn(move || {
-                let writer = StoreWriter::spawn(Store::open(&path)?);
+                let writer = StoreWriter::spawn(crate::store::Store::open(&path)?);
                 for n in 0..3u8 {
                     let id = trace_id(0x50 + w, n);
                     let spans: Vec<Span> = (1..=50u8)
@@ -742,7 +759,7 @@ fn a_full_disk_is_reported_by_flush_and_raises_the_alarm() {
         .conn
         .execute_batch(&format!("PRAGMA max_page_count = {pages}"))
         .unwrap();
-    let writer = StoreWriter::spawn(store);
+    let writer = StoreWriter::spawn(crate::store::Store::Sqlite(store));
     let alarm = crate::trace::Alarm::default();
     writer.sink().watch(&alarm);
     let id = trace_id(0x70, 1);
@@ -771,7 +788,7 @@ fn a_read_only_store_reconciles_in_memory_only() {
     let (_dir, path) = temp();
     let mut t = trace(trace_id(0x80, 1), T0);
     t.pid = Some(dead_pid());
-    let writer = StoreWriter::spawn(Store::open(&path).unwrap());
+    let writer = StoreWriter::spawn(crate::store::Store::open(&path).unwrap());
     writer.sink().trace_started(&t);
     writer.sink().span_started(&Arc::new(span(
         t.trace_id,
@@ -817,7 +834,7 @@ fn writer_process() {
         return;
     };
     let w: u8 = worker.parse().unwrap();
-    let writer = StoreWriter::spawn(Store::open(Path::new(&path)).unwrap());
+    let writer = StoreWriter::spawn(crate::store::Store::open(Path::new(&path)).unwrap());
     for n in 0..3u8 {
         let id = trace_id(0x90 + w, n);
         let spans: Vec<Span> = (1..=50u8)
@@ -893,7 +910,7 @@ fn a_version_1_store_is_migrated_and_keeps_its_traces() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, super::schema::VERSION);
-    assert_eq!(store.session_messages("any").unwrap(), vec![]);
+    assert_eq!(store.session_messages_before("any", None).unwrap(), vec![]);
 }
 
 mod ingest {
@@ -1177,7 +1194,7 @@ fn a_run_holding_its_lock_is_alive_whatever_its_pid_says() {
     // A pid that is gone here (as it looks from another PID namespace, or once reused).
     let mut t = trace(trace_id(0x90, 1), T0);
     t.pid = Some(dead_pid());
-    let writer = StoreWriter::spawn(Store::open(&path).unwrap());
+    let writer = StoreWriter::spawn(crate::store::Store::open(&path).unwrap());
     let sink = writer.sink();
     sink.trace_started(&t);
     sink.span_started(&Arc::new(span(
@@ -1212,7 +1229,7 @@ fn a_run_holding_its_lock_is_alive_whatever_its_pid_says() {
 fn a_finished_run_removes_its_lock_file() {
     let (_dir, path) = temp();
     let id = trace_id(0x91, 1);
-    let writer = StoreWriter::spawn(Store::open(&path).unwrap());
+    let writer = StoreWriter::spawn(crate::store::Store::open(&path).unwrap());
     let sink = writer.sink();
     sink.trace_started(&trace(id, T0));
     writer.flush().unwrap();
@@ -1283,7 +1300,7 @@ fn an_immutable_open_takes_any_path() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("odd ?#%é dir").join("traces.db");
     let id = trace_id(0x94, 1);
-    let writer = StoreWriter::spawn(Store::open(&path).unwrap());
+    let writer = StoreWriter::spawn(crate::store::Store::open(&path).unwrap());
     writer.sink().trace_started(&trace(id, T0));
     writer.close().unwrap();
     let store = Store::connect_immutable(&path).unwrap();

@@ -1,0 +1,285 @@
+//! Experiments on PostgreSQL: the same rows and reads as SQLite's (see
+//! [`crate::store::experiment`]), with arrays for the sets of ids a report asks about.
+
+use std::collections::HashMap;
+
+use postgres::Row;
+
+use super::Store;
+use super::write::write_run;
+use crate::store::experiment::EXPERIMENT_PREFIX;
+use crate::store::rows::json_map;
+use crate::store::writer::map_json;
+use crate::store::{Experiment, ExperimentRun, ExperimentStatus, StoreError};
+use crate::trace::score::{EVALUATION_EVENT, Score};
+use crate::trace::{Event, SpanId, Timestamp, Trace, TraceId};
+
+const EXPERIMENT_COLUMNS: &str = "experiment_id, name, workflow, dataset, dataset_hash, \
+                                  metadata, status, started_at, ended_at, cases, repeats";
+
+impl Store {
+    /// Records a new experiment (its id must be new).
+    pub fn create_experiment(&self, e: &Experiment) -> Result<(), StoreError> {
+        self.with_write_tx(|tx| {
+            tx.execute(
+                &format!(
+                    "INSERT INTO experiments ({EXPERIMENT_COLUMNS})
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                ),
+                &[
+                    &e.id,
+                    &e.name,
+                    &e.workflow,
+                    &e.dataset,
+                    &e.dataset_hash,
+                    &map_json(&e.metadata),
+                    &e.status.as_str(),
+                    &e.started_at.micros(),
+                    &e.ended_at.map(Timestamp::micros),
+                    &i64::try_from(e.cases).unwrap_or(i64::MAX),
+                    &i64::from(e.repeat),
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Sets how an experiment stands.
+    pub fn set_experiment_status(
+        &self,
+        id: &str,
+        status: ExperimentStatus,
+        ended: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        self.with_write_tx(|tx| {
+            tx.execute(
+                "UPDATE experiments SET status = $2, ended_at = $3 WHERE experiment_id = $1",
+                &[&id, &status.as_str(), &ended.map(Timestamp::micros)],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Records the run of a case.
+    pub fn record_run(&self, run: &ExperimentRun) -> Result<(), StoreError> {
+        self.with_write_tx(|tx| write_run(tx, run))
+    }
+
+    /// Takes the lock of the process that runs experiment `id` (an advisory lock, as a run's).
+    pub fn hold_experiment(&self, id: &str) -> bool {
+        lock_id(id).is_none_or(|t| self.hold_run(t))
+    }
+
+    /// Lets go of the lock of experiment `id`.
+    pub fn release_experiment(&self, id: &str) {
+        if let Some(t) = lock_id(id) {
+            self.release_run(t);
+        }
+    }
+
+    /// Every experiment, newest first.
+    pub fn experiments(&self) -> Result<Vec<Experiment>, StoreError> {
+        self.experiments_where("true ORDER BY started_at DESC, seq DESC", &[])
+    }
+
+    /// The experiment `reference` names: its id, a unique prefix of its id, or its name.
+    pub fn find_experiment(&self, reference: &str) -> Result<Experiment, StoreError> {
+        let reference = reference.trim();
+        if let Some(e) = self
+            .experiments_where("experiment_id = $1", &[reference])?
+            .pop()
+        {
+            return Ok(e);
+        }
+        if let Some(e) = self
+            .experiments_where(
+                "name = $1 ORDER BY started_at DESC, seq DESC LIMIT 1",
+                &[reference],
+            )?
+            .pop()
+        {
+            return Ok(e);
+        }
+        let digits = reference
+            .strip_prefix(EXPERIMENT_PREFIX)
+            .unwrap_or(reference)
+            .to_ascii_lowercase();
+        if digits.len() >= 4 && digits.len() <= 32 && digits.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            // Hex digits only: no LIKE metacharacters.
+            let found = self.experiments_where(
+                "experiment_id LIKE $1 ORDER BY started_at DESC LIMIT 6",
+                &[&format!("{EXPERIMENT_PREFIX}{digits}%")],
+            )?;
+            if let [one] = found.as_slice() {
+                return Ok(one.clone());
+            }
+            if found.len() > 1 {
+                return Err(StoreError::Ambiguous {
+                    prefix: reference.to_string(),
+                    total: found.len(),
+                    candidates: found.into_iter().take(5).map(|e| e.id).collect(),
+                });
+            }
+        }
+        Err(StoreError::NoExperiment {
+            reference: reference.to_string(),
+            path: self.label(),
+        })
+    }
+
+    /// The runs of an experiment, by case id then attempt.
+    pub fn experiment_runs(&self, id: &str) -> Result<Vec<ExperimentRun>, StoreError> {
+        let rows = self.read(|c| {
+            c.query(
+                "SELECT case_id, attempt, trace_id FROM experiment_runs
+                 WHERE experiment_id = $1 ORDER BY case_id COLLATE \"C\", attempt",
+                &[&id],
+            )
+        })?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                Some(ExperimentRun {
+                    experiment: id.to_string(),
+                    case_id: r.try_get(0).ok()?,
+                    attempt: u32::try_from(r.try_get::<_, i64>(1).ok()?).ok()?,
+                    trace_id: TraceId::parse(&r.try_get::<_, String>(2).ok()?)?,
+                })
+            })
+            .collect())
+    }
+
+    /// The scores recorded in the traces `ids`, each with its span, in the order written.
+    pub fn scores_of_traces(
+        &self,
+        ids: &[TraceId],
+    ) -> Result<HashMap<TraceId, Vec<(SpanId, Score)>>, StoreError> {
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        let rows = self.read(|c| {
+            c.query(
+                "SELECT trace_id, span_id, time, attributes FROM events
+                 WHERE name = $1 AND trace_id = ANY($2) ORDER BY seq",
+                &[&EVALUATION_EVENT, &ids],
+            )
+        })?;
+        let mut scores: HashMap<TraceId, Vec<(SpanId, Score)>> = HashMap::new();
+        for r in &rows {
+            let (Ok(trace), Ok(span), Ok(time), Ok(attributes)) = (
+                r.try_get::<_, String>(0),
+                r.try_get::<_, String>(1),
+                r.try_get::<_, i64>(2),
+                r.try_get::<_, Option<String>>(3),
+            ) else {
+                continue;
+            };
+            let (Some(trace), Some(span)) = (TraceId::parse(&trace), SpanId::parse(&span)) else {
+                continue;
+            };
+            let event = Event {
+                name: EVALUATION_EVENT.to_string(),
+                time: Timestamp(time),
+                attributes: json_map(attributes.as_deref()),
+            };
+            if let Some(score) = Score::from_event(&event) {
+                scores.entry(trace).or_default().push((span, score));
+            }
+        }
+        Ok(scores)
+    }
+
+    /// The finished traces tagged with experiment `id` that no run of it names.
+    pub fn unrecorded_traces(&self, id: &str) -> Result<Vec<TraceId>, StoreError> {
+        let rows = self.read(|c| {
+            c.query(
+                "SELECT trace_id FROM traces
+                 WHERE metadata::jsonb ->> 'eval.experiment' = $1
+                   AND trace_id NOT IN (SELECT trace_id FROM experiment_runs
+                                        WHERE experiment_id = $1)",
+                &[&id],
+            )
+        })?;
+        let mut done = Vec::new();
+        for id in rows
+            .iter()
+            .filter_map(|r| r.try_get::<_, String>(0).ok())
+            .filter_map(|t| TraceId::parse(&t))
+        {
+            // `load` closes the trace of a dead run.
+            if self.load(id)?.trace.status != crate::trace::Status::Running {
+                done.push(id);
+            }
+        }
+        Ok(done)
+    }
+
+    /// A `running` experiment whose process is gone (its lock is free) reads as `cancelled`.
+    fn unless_dead(&self, mut e: Experiment) -> Experiment {
+        if e.status == ExperimentStatus::Running
+            && let Some(t) = lock_id(&e.id)
+        {
+            let mut probe = Trace::running(t, "", "");
+            probe.pid = Some(0);
+            if self.is_dead(&probe) {
+                let _ = self
+                    .read(|c| c.execute("SELECT pg_advisory_unlock($1)", &[&super::lock::key(t)]));
+                e.status = ExperimentStatus::Cancelled;
+            }
+        }
+        e
+    }
+
+    fn experiments_where(
+        &self,
+        clause: &str,
+        args: &[&str],
+    ) -> Result<Vec<Experiment>, StoreError> {
+        let params: Vec<&(dyn postgres::types::ToSql + Sync)> = args
+            .iter()
+            .map(|a| a as &(dyn postgres::types::ToSql + Sync))
+            .collect();
+        let rows = self.read(|c| {
+            c.query(
+                &format!("SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE {clause}"),
+                &params,
+            )
+        })?;
+        rows.iter()
+            .map(|r| {
+                let (e, status) = read_experiment(r).map_err(|e| self.sql(e))?;
+                let status =
+                    ExperimentStatus::parse(&status).ok_or_else(|| StoreError::Malformed {
+                        path: self.label(),
+                        what: "experiment",
+                        detail: format!("unknown status {status:?}"),
+                    })?;
+                Ok(self.unless_dead(Experiment { status, ..e }))
+            })
+            .collect()
+    }
+}
+
+/// The lock of an experiment is that of a run whose trace id has the experiment id's digits.
+fn lock_id(id: &str) -> Option<TraceId> {
+    TraceId::parse(id.strip_prefix(EXPERIMENT_PREFIX)?)
+}
+
+/// An experiment row, with its status as text (checked by the caller).
+fn read_experiment(r: &Row) -> Result<(Experiment, String), postgres::Error> {
+    Ok((
+        Experiment {
+            id: r.try_get(0)?,
+            name: r.try_get(1)?,
+            workflow: r.try_get(2)?,
+            dataset: r.try_get(3)?,
+            dataset_hash: r.try_get(4)?,
+            metadata: json_map(r.try_get::<_, Option<String>>(5)?.as_deref()),
+            status: ExperimentStatus::Running,
+            started_at: Timestamp(r.try_get(7)?),
+            ended_at: r.try_get::<_, Option<i64>>(8)?.map(Timestamp),
+            cases: u64::try_from(r.try_get::<_, i64>(9)?).unwrap_or(0),
+            repeat: u32::try_from(r.try_get::<_, i64>(10)?).unwrap_or(1),
+        },
+        r.try_get(6)?,
+    ))
+}

@@ -1,0 +1,150 @@
+//! What `serve` receives, written to PostgreSQL with the same rules as SQLite's ingest
+//! ([`crate::store`]'s SQLite `ingest.rs` says them): headers and spans upserted by id, then
+//! each touched trace's times, status, error, usage and cost derived from its spans, unless a
+//! local run owns the trace (it has a writer pid).
+
+use std::collections::BTreeSet;
+
+use postgres::Transaction;
+
+use super::Store;
+use super::search::words;
+use super::write::{write_events, write_span};
+use crate::store::writer::map_json;
+use crate::store::{IngestSummary, StoreError};
+use crate::trace::TraceId;
+use crate::trace::ingest::Ingest;
+
+impl Store {
+    /// Writes `ingest` in one transaction: all of it or, on error, nothing.
+    pub fn ingest(&self, ingest: &Ingest) -> Result<IngestSummary, StoreError> {
+        let touched: BTreeSet<TraceId> = ingest
+            .traces
+            .iter()
+            .map(|t| t.trace_id)
+            .chain(ingest.spans.iter().map(|s| s.trace_id))
+            .collect();
+        let now = crate::trace::Timestamp::now().micros();
+        self.with_write_tx(|tx| {
+            for header in &ingest.traces {
+                let words = words([header.name.as_str(), header.workflow.as_str()]);
+                tx.execute(
+                    "INSERT INTO traces (trace_id, name, workflow, group_id, metadata, status,
+                                         started_at, search)
+                     VALUES ($1, $2, $3, $4, $5, 'running', $6, array_to_tsvector($7::text[]))
+                     ON CONFLICT (trace_id) DO UPDATE SET
+                         name = excluded.name, workflow = excluded.workflow,
+                         group_id = excluded.group_id, metadata = excluded.metadata,
+                         search = excluded.search
+                     WHERE traces.pid IS NULL",
+                    &[
+                        &header.trace_id.to_string(),
+                        &header.name,
+                        &header.workflow,
+                        &header.group_id,
+                        &map_json(&header.metadata),
+                        &now,
+                        &words,
+                    ],
+                )?;
+            }
+            for span in &ingest.spans {
+                let words = words([span.name.as_str()]);
+                tx.execute(
+                    "INSERT INTO traces (trace_id, name, workflow, status, started_at, search)
+                     VALUES ($1, $2, $2, 'running', $3, array_to_tsvector($4::text[]))
+                     ON CONFLICT (trace_id) DO NOTHING",
+                    &[
+                        &span.trace_id.to_string(),
+                        &span.name,
+                        &span.started_at.micros(),
+                        &words,
+                    ],
+                )?;
+                write_span(tx, span, true)?;
+                write_events(tx, span)?;
+            }
+            for trace_id in &touched {
+                settle(tx, *trace_id)?;
+            }
+            Ok(())
+        })?;
+        Ok(IngestSummary {
+            traces: touched.into_iter().collect(),
+            spans: ingest.spans.len(),
+        })
+    }
+}
+
+/// A number at `path` in a span's attributes, or NULL.
+fn number(path: &str) -> String {
+    format!(
+        "CASE WHEN jsonb_typeof(attributes::jsonb #> '{path}') = 'number' \
+         THEN (attributes::jsonb #>> '{path}')::numeric END"
+    )
+}
+
+/// Derives a trace's times, status, error, usage and cost from its spans.
+fn settle(tx: &mut Transaction<'_>, trace_id: TraceId) -> Result<(), postgres::Error> {
+    let id = trace_id.to_string();
+    let sql = format!(
+        "SELECT min(started_at),
+                CASE WHEN count(*) = count(ended_at) THEN max(ended_at) END,
+                count(*) - count(ended_at),
+                count(CASE WHEN status = 'cancelled' THEN 1 END),
+                coalesce(sum(CASE WHEN kind = 'generation' THEN {} END), 0)::bigint,
+                coalesce(sum(CASE WHEN kind = 'generation' THEN {} END), 0)::bigint,
+                coalesce(sum(CASE WHEN kind = 'generation' THEN {} END), 0)::bigint,
+                sum(CASE WHEN kind = 'generation' THEN {} END)::double precision
+         FROM spans WHERE trace_id = $1 HAVING count(*) > 0",
+        number("{usage,input_tokens}"),
+        number("{usage,output_tokens}"),
+        number("{usage,total_tokens}"),
+        number("{cost_usd}"),
+    );
+    let Some(row) = tx.query_opt(&sql, &[&id])? else {
+        return Ok(());
+    };
+    let started: i64 = row.try_get(0)?;
+    let ended: Option<i64> = row.try_get(1)?;
+    let open: i64 = row.try_get(2)?;
+    let cancelled: i64 = row.try_get(3)?;
+    let tokens: [i64; 3] = [row.try_get(4)?, row.try_get(5)?, row.try_get(6)?];
+    let cost: Option<f64> = row.try_get(7)?;
+    // The first failed span, outermost first, explains a failed trace.
+    let failed = tx.query_opt(
+        "SELECT name, CASE WHEN error IS NOT NULL AND jsonb_typeof(error::jsonb) = 'object'
+                      THEN error::jsonb ->> 'message' END
+         FROM spans WHERE trace_id = $1 AND status = 'error' ORDER BY started_at, seq LIMIT 1",
+        &[&id],
+    )?;
+    let failed: Option<(String, Option<String>)> = match failed {
+        Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
+        None => None,
+    };
+    let status = if open > 0 {
+        "running"
+    } else if failed.is_some() {
+        "error"
+    } else if cancelled > 0 {
+        "cancelled"
+    } else {
+        "ok"
+    };
+    let error = failed.map(|(name, message)| {
+        let message = match message {
+            Some(m) => format!("span `{name}` failed: {m}"),
+            None => format!("span `{name}` failed"),
+        };
+        serde_json::json!({"message": message, "data": {}}).to_string()
+    });
+    tx.execute(
+        "UPDATE traces SET started_at = $2, ended_at = $3, status = $4, error = $5,
+                input_tokens = $6, output_tokens = $7, total_tokens = $8, cost_usd = $9
+         WHERE trace_id = $1 AND pid IS NULL",
+        &[
+            &id, &started, &ended, &status, &error, &tokens[0], &tokens[1], &tokens[2], &cost,
+        ],
+    )?;
+    Ok(())
+}
