@@ -179,6 +179,10 @@ fn store_answer(e: &StoreError) -> (StatusCode, String) {
             StatusCode::SERVICE_UNAVAILABLE,
             "the store stayed locked by another process for too long; try again".to_string(),
         ),
+        StoreError::Unreachable { .. } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the store's database cannot be reached just now; try again".to_string(),
+        ),
         StoreError::DiskFull { .. } => (
             StatusCode::INSUFFICIENT_STORAGE,
             "cannot write to the store: the disk is full".to_string(),

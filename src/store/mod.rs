@@ -12,11 +12,22 @@
 //! transaction. What is not SQL (the errors, the list filter, the shape of rows) lives here,
 //! once for every backend.
 
+/// Calls the same method of whichever backend holds the store.
+macro_rules! backend {
+    ($self:expr, $store:ident => $call:expr) => {
+        match $self {
+            Store::Sqlite($store) => $call,
+            Store::Postgres($store) => $call,
+        }
+    };
+}
+
 mod error;
 pub mod experiment;
 pub mod filter;
 pub mod location;
 mod postgres;
+mod reference;
 pub mod rows;
 mod sqlite;
 mod writer;
@@ -41,16 +52,6 @@ use writer::Record;
 pub enum Store {
     Sqlite(sqlite::Store),
     Postgres(postgres::Store),
-}
-
-/// Calls the same method of whichever backend holds the store.
-macro_rules! backend {
-    ($self:expr, $store:ident => $call:expr) => {
-        match $self {
-            Store::Sqlite($store) => $call,
-            Store::Postgres($store) => $call,
-        }
-    };
 }
 
 /// Where [`Store::wait_for_change`] left off.
@@ -111,21 +112,9 @@ impl Store {
         self.load(self.resolve(reference)?)
     }
 
-    /// Resolves `last`, a full trace id, or a unique prefix of one (with or without `trace_`,
-    /// at least 4 hex digits). `last` is the newest trace by start time that a `run` recorded
-    /// (it has a writer pid); traces sent to `serve` never are.
-    pub fn resolve(&self, id: &str) -> Result<TraceId, StoreError> {
-        backend!(self, s => s.resolve(id))
-    }
-
     /// One trace with its spans in tree order and each span's events in time order.
     pub fn load(&self, id: TraceId) -> Result<TraceDoc, StoreError> {
         backend!(self, s => s.load(id))
-    }
-
-    /// The shortest prefix of `id` (at least `min` hex digits) that names it alone here.
-    pub fn short_id(&self, id: TraceId, min: usize) -> Result<String, StoreError> {
-        backend!(self, s => s.short_id(id, min))
     }
 
     /// The traces of one conversation (group id), in start order; an unknown group is
@@ -265,11 +254,6 @@ impl Store {
     /// Every experiment, newest first.
     pub fn experiments(&self) -> Result<Vec<Experiment>, StoreError> {
         backend!(self, s => s.experiments())
-    }
-
-    /// The experiment `reference` names: its id, a unique prefix of it, or its name.
-    pub fn find_experiment(&self, reference: &str) -> Result<Experiment, StoreError> {
-        backend!(self, s => s.find_experiment(reference))
     }
 
     /// The runs of an experiment, by case id then attempt.

@@ -250,3 +250,31 @@ pub(crate) fn close_dead_run(trace: &mut Trace, spans: &mut [Span]) -> Timestamp
 pub(crate) fn dead_span_error() -> ErrorInfo {
     ErrorInfo::new("did not finish")
 }
+
+/// The status and error of an ingested trace, derived from its spans: `running` while a span is
+/// open, `error` when one failed (the first failed span, outermost first, explains it: its
+/// name and message), `cancelled` when one was cancelled, `ok` otherwise. The error is the
+/// JSON text the `error` column keeps.
+pub(crate) fn derived_status(
+    open: i64,
+    cancelled: i64,
+    failed: Option<(String, Option<String>)>,
+) -> (&'static str, Option<String>) {
+    let status = if open > 0 {
+        "running"
+    } else if failed.is_some() {
+        "error"
+    } else if cancelled > 0 {
+        "cancelled"
+    } else {
+        "ok"
+    };
+    let error = failed.map(|(name, message)| {
+        let message = match message {
+            Some(m) => format!("span `{name}` failed: {m}"),
+            None => format!("span `{name}` failed"),
+        };
+        serde_json::json!({"message": message, "data": {}}).to_string()
+    });
+    (status, error)
+}

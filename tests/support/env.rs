@@ -67,6 +67,33 @@ impl PgDb {
         }
     }
 
+    /// Every row of every table of the database, as text: what a secret must not be in.
+    pub fn dump(&self) -> Vec<u8> {
+        let mut c = postgres::Client::connect(&self.url, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("connect to the test database: {e}"));
+        let tables: Vec<String> = c
+            .query(
+                "SELECT table_name::text FROM information_schema.tables
+                 WHERE table_schema = 'public' ORDER BY 1",
+                &[],
+            )
+            .expect("list tables")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut out = Vec::new();
+        for table in tables {
+            for row in c
+                .query(&format!("SELECT x::text FROM \"{table}\" x"), &[])
+                .expect("read a table")
+            {
+                out.extend(row.get::<_, String>(0).into_bytes());
+                out.push(b'\n');
+            }
+        }
+        out
+    }
+
     /// Whether agentrace's tables exist in the database.
     pub fn has_tables(&self) -> bool {
         let Ok(mut c) = postgres::Client::connect(&self.url, postgres::NoTls) else {
@@ -317,8 +344,12 @@ impl TestEnv {
         }
     }
 
-    /// The raw bytes of the store file and its WAL and journal files.
+    /// The raw bytes of the store file and its WAL and journal files (for PostgreSQL, every
+    /// row of every table as text).
     pub fn store_bytes(&self) -> Vec<u8> {
+        if let Some(pg) = &self.pg {
+            return pg.dump();
+        }
         let mut bytes = Vec::new();
         for suffix in ["", "-wal", "-shm", "-journal"] {
             let mut path = self.store.as_os_str().to_owned();

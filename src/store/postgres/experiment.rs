@@ -82,50 +82,35 @@ impl Store {
         self.experiments_where("true ORDER BY started_at DESC, seq DESC", &[])
     }
 
-    /// The experiment `reference` names: its id, a unique prefix of its id, or its name.
-    pub fn find_experiment(&self, reference: &str) -> Result<Experiment, StoreError> {
-        let reference = reference.trim();
-        if let Some(e) = self
-            .experiments_where("experiment_id = $1", &[reference])?
-            .pop()
-        {
-            return Ok(e);
-        }
-        if let Some(e) = self
+    /// The experiment of this exact id.
+    pub(crate) fn experiment_by_id(&self, id: &str) -> Result<Option<Experiment>, StoreError> {
+        Ok(self.experiments_where("experiment_id = $1", &[id])?.pop())
+    }
+
+    /// The newest experiment of this name.
+    pub(crate) fn newest_experiment_named(
+        &self,
+        name: &str,
+    ) -> Result<Option<Experiment>, StoreError> {
+        Ok(self
             .experiments_where(
                 "name = $1 ORDER BY started_at DESC, seq DESC LIMIT 1",
-                &[reference],
+                &[name],
             )?
-            .pop()
-        {
-            return Ok(e);
-        }
-        let digits = reference
-            .strip_prefix(EXPERIMENT_PREFIX)
-            .unwrap_or(reference)
-            .to_ascii_lowercase();
-        if digits.len() >= 4 && digits.len() <= 32 && digits.bytes().all(|b| b.is_ascii_hexdigit())
-        {
-            // Hex digits only: no LIKE metacharacters.
-            let found = self.experiments_where(
-                "experiment_id LIKE $1 ORDER BY started_at DESC LIMIT 6",
-                &[&format!("{EXPERIMENT_PREFIX}{digits}%")],
-            )?;
-            if let [one] = found.as_slice() {
-                return Ok(one.clone());
-            }
-            if found.len() > 1 {
-                return Err(StoreError::Ambiguous {
-                    prefix: reference.to_string(),
-                    total: found.len(),
-                    candidates: found.into_iter().take(5).map(|e| e.id).collect(),
-                });
-            }
-        }
-        Err(StoreError::NoExperiment {
-            reference: reference.to_string(),
-            path: self.label(),
-        })
+            .pop())
+    }
+
+    /// The newest `limit` experiments whose id starts with `prefix` (`exp_` and hex digits:
+    /// no LIKE metacharacters).
+    pub(crate) fn experiments_starting_with(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<Experiment>, StoreError> {
+        self.experiments_where(
+            &format!("experiment_id LIKE $1 ORDER BY started_at DESC LIMIT {limit}"),
+            &[&format!("{prefix}%")],
+        )
     }
 
     /// The runs of an experiment, by case id then attempt.

@@ -9,7 +9,8 @@ use postgres::Transaction;
 
 use super::Store;
 use super::search::words;
-use super::write::{write_events, write_span};
+use super::write::write_spans;
+use crate::store::rows::derived_status;
 use crate::store::writer::map_json;
 use crate::store::{IngestSummary, StoreError};
 use crate::trace::TraceId;
@@ -48,22 +49,33 @@ impl Store {
                     ],
                 )?;
             }
+            // A span whose trace has not been announced gets a placeholder trace named after
+            // it (the first such span of each trace names it).
+            let mut placeholders: Vec<(String, &str, i64)> = Vec::new();
+            let mut seen = BTreeSet::new();
             for span in &ingest.spans {
-                let words = words([span.name.as_str()]);
-                tx.execute(
-                    "INSERT INTO traces (trace_id, name, workflow, status, started_at, search)
-                     VALUES ($1, $2, $2, 'running', $3, array_to_tsvector($4::text[]))
-                     ON CONFLICT (trace_id) DO NOTHING",
-                    &[
-                        &span.trace_id.to_string(),
-                        &span.name,
-                        &span.started_at.micros(),
-                        &words,
-                    ],
-                )?;
-                write_span(tx, span, true)?;
-                write_events(tx, span)?;
+                if seen.insert(span.trace_id) {
+                    placeholders.push((
+                        span.trace_id.to_string(),
+                        span.name.as_str(),
+                        span.started_at.micros(),
+                    ));
+                }
             }
+            let ids: Vec<&str> = placeholders.iter().map(|p| p.0.as_str()).collect();
+            let names: Vec<&str> = placeholders.iter().map(|p| p.1).collect();
+            let starts: Vec<i64> = placeholders.iter().map(|p| p.2).collect();
+            let words: Vec<String> = names.iter().map(|n| words([*n]).join(" ")).collect();
+            tx.execute(
+                "INSERT INTO traces (trace_id, name, workflow, status, started_at, search)
+                 SELECT t, n, n, 'running', sa, array_to_tsvector(string_to_array(w, ' '))
+                 FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[]) AS u (t, n, sa, w)
+                 ON CONFLICT (trace_id) DO NOTHING",
+                &[&ids, &names, &starts, &words],
+            )?;
+            let spans: Vec<(&crate::trace::Span, bool)> =
+                ingest.spans.iter().map(|s| (s, true)).collect();
+            write_spans(tx, &spans)?;
             for trace_id in &touched {
                 settle(tx, *trace_id)?;
             }
@@ -122,22 +134,7 @@ fn settle(tx: &mut Transaction<'_>, trace_id: TraceId) -> Result<(), postgres::E
         Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
         None => None,
     };
-    let status = if open > 0 {
-        "running"
-    } else if failed.is_some() {
-        "error"
-    } else if cancelled > 0 {
-        "cancelled"
-    } else {
-        "ok"
-    };
-    let error = failed.map(|(name, message)| {
-        let message = match message {
-            Some(m) => format!("span `{name}` failed: {m}"),
-            None => format!("span `{name}` failed"),
-        };
-        serde_json::json!({"message": message, "data": {}}).to_string()
-    });
+    let (status, error) = derived_status(open, cancelled, failed);
     tx.execute(
         "UPDATE traces SET started_at = $2, ended_at = $3, status = $4, error = $5,
                 input_tokens = $6, output_tokens = $7, total_tokens = $8, cost_usd = $9

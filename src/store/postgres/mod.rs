@@ -143,6 +143,9 @@ impl Store {
             client
                 .batch_execute(&format!("LISTEN {CHANNEL}"))
                 .map_err(|e| self.sql(e))?;
+            // What was written before this connection listened was never announced to it:
+            // count it as a change, so that nobody waits for a notification already gone.
+            return Ok(true);
         }
         if client.is_closed() {
             return Err(StoreError::Unreachable {

@@ -6,18 +6,14 @@ use postgres::Row;
 use postgres::types::ToSql;
 
 use super::Store;
-use crate::store::rows::{SpanRow, TraceRow, attach_events, list_row, parse_trace_id, tree_order};
+use crate::store::reference::{CANDIDATES, Matches};
+use crate::store::rows::{SpanRow, TraceRow, attach_events, list_row, tree_order};
 use crate::store::{ListFilter, StoreError};
 use crate::trace::{Span, Trace, TraceDoc, TraceId};
 
 pub(super) const TRACE_COLUMNS: &str = "trace_id, name, workflow, group_id, metadata, status, \
                                         started_at, ended_at, input_tokens, output_tokens, \
                                         total_tokens, error, pid, cost_usd";
-
-/// The most candidates an ambiguous prefix lists.
-const CANDIDATES: i64 = 5;
-/// The shortest prefix `resolve` accepts, in hex digits.
-const MIN_PREFIX: usize = 4;
 
 /// A dynamic list of query parameters.
 pub(super) type Params = Vec<Box<dyn ToSql + Sync>>;
@@ -27,73 +23,53 @@ pub(super) fn refs(params: &Params) -> Vec<&(dyn ToSql + Sync)> {
 }
 
 impl Store {
-    /// Resolves `last`, a full trace id, or a unique prefix (see [`crate::store::Store::resolve`]).
-    pub fn resolve(&self, id: &str) -> Result<TraceId, StoreError> {
-        let id = id.trim();
-        let path = self.label();
-        if id == "last" {
-            let newest: Option<String> = self.read(|c| {
-                c.query_opt(
-                    "SELECT trace_id FROM traces WHERE pid IS NOT NULL
-                     ORDER BY started_at DESC, seq DESC LIMIT 1",
-                    &[],
-                )?
-                .map(|r| r.try_get(0))
-                .transpose()
-            })?;
-            if let Some(text) = newest {
-                return parse_trace_id(&path, &text);
-            }
-            let any: bool = self.read(|c| {
-                c.query_one("SELECT EXISTS (SELECT 1 FROM traces)", &[])?
-                    .try_get(0)
-            })?;
-            return Err(if any {
-                StoreError::NoRuns { path }
-            } else {
-                StoreError::NoTraces { path }
-            });
-        }
-        let digits = id.strip_prefix("trace_").unwrap_or(id).to_ascii_lowercase();
-        if digits.len() < MIN_PREFIX
-            || digits.len() > 32
-            || !digits.bytes().all(|b| b.is_ascii_hexdigit())
-        {
-            return Err(StoreError::BadId { id: id.to_string() });
-        }
-        let not_found = || StoreError::NotFound {
-            id: id.to_string(),
-            path: self.label(),
-        };
-        // Hex digits only: no LIKE metacharacters.
-        let pattern = format!("trace_{digits}%");
-        let (total, candidates): (i64, Vec<String>) = self.read(|c| {
-            let total = c
+    /// The newest trace a `run` recorded (it has a writer pid), by start time.
+    pub(crate) fn newest_run(&self) -> Result<Option<String>, StoreError> {
+        self.read(|c| {
+            c.query_opt(
+                "SELECT trace_id FROM traces WHERE pid IS NOT NULL
+                 ORDER BY started_at DESC, seq DESC LIMIT 1",
+                &[],
+            )?
+            .map(|r| r.try_get(0))
+            .transpose()
+        })
+    }
+
+    /// Whether the store holds any trace.
+    pub(crate) fn has_traces(&self) -> Result<bool, StoreError> {
+        self.read(|c| {
+            c.query_one("SELECT EXISTS (SELECT 1 FROM traces)", &[])?
+                .try_get(0)
+        })
+    }
+
+    /// The trace ids that start with `prefix` (`trace_` and hex digits: no LIKE
+    /// metacharacters): how many, and the newest few.
+    pub(crate) fn traces_starting_with(&self, prefix: &str) -> Result<Matches, StoreError> {
+        let pattern = format!("{prefix}%");
+        let limit = CANDIDATES as i64;
+        self.read(|c| {
+            let total: i64 = c
                 .query_one(
                     "SELECT count(*) FROM traces WHERE trace_id LIKE $1",
                     &[&pattern],
                 )?
                 .try_get(0)?;
-            let rows = c.query(
-                "SELECT trace_id FROM traces WHERE trace_id LIKE $1
-                 ORDER BY started_at DESC, seq DESC LIMIT $2",
-                &[&pattern, &CANDIDATES],
-            )?;
-            let candidates = rows
+            let newest = c
+                .query(
+                    "SELECT trace_id FROM traces WHERE trace_id LIKE $1
+                     ORDER BY started_at DESC, seq DESC LIMIT $2",
+                    &[&pattern, &limit],
+                )?
                 .iter()
                 .map(|r| r.try_get(0))
                 .collect::<Result<Vec<String>, _>>()?;
-            Ok((total, candidates))
-        })?;
-        match (total, candidates.first()) {
-            (0, _) | (_, None) => Err(not_found()),
-            (1, Some(only)) => parse_trace_id(&path, only),
-            _ => Err(StoreError::Ambiguous {
-                prefix: id.to_string(),
-                candidates,
+            Ok(Matches {
                 total: usize::try_from(total).unwrap_or(usize::MAX),
-            }),
-        }
+                newest,
+            })
+        })
     }
 
     /// One trace with its spans in tree order and each span's events in time order.
@@ -114,24 +90,17 @@ impl Store {
         })
     }
 
-    /// The shortest prefix of `id` (at least `min` hex digits) that names it alone here.
-    pub fn short_id(&self, id: TraceId, min: usize) -> Result<String, StoreError> {
-        let full = id.to_string();
-        for digits in min.clamp(MIN_PREFIX, 32)..32 {
-            let prefix = &full[..6 + digits];
-            let pattern = format!("{prefix}%");
-            let n: i64 = self.read(|c| {
-                c.query_one(
-                    "SELECT count(*) FROM (SELECT 1 FROM traces WHERE trace_id LIKE $1 LIMIT 2) t",
-                    &[&pattern],
-                )?
-                .try_get(0)
-            })?;
-            if n <= 1 {
-                return Ok(prefix.to_string());
-            }
-        }
-        Ok(full)
+    /// Whether at most one trace id starts with `prefix`.
+    pub(crate) fn prefix_is_unique(&self, prefix: &str) -> Result<bool, StoreError> {
+        let pattern = format!("{prefix}%");
+        let n: i64 = self.read(|c| {
+            c.query_one(
+                "SELECT count(*) FROM (SELECT 1 FROM traces WHERE trace_id LIKE $1 LIMIT 2) t",
+                &[&pattern],
+            )?
+            .try_get(0)
+        })?;
+        Ok(n <= 1)
     }
 
     /// Traces matching `filter`, newest first.

@@ -3,6 +3,8 @@
 //! `INSERT … ON CONFLICT … DO UPDATE` on the same keys as SQLite's, so a span written twice
 //! (started, then ended; an ingest retried) is one row.
 
+use std::collections::HashMap;
+
 use postgres::Transaction;
 
 use super::Store;
@@ -17,15 +19,21 @@ impl Store {
     /// Writes a batch of a run's records in one transaction.
     pub(crate) fn write_records(&self, records: &[&Record]) -> Result<(), StoreError> {
         self.with_write_tx(|tx| {
+            // Traces first (in order: the last state of each wins), then every span in one
+            // statement (a span's trace row must exist), then the runs (after their traces).
+            let mut spans = Vec::new();
             for record in records {
                 match record {
                     Record::Trace(trace) => write_trace(tx, trace)?,
-                    Record::SpanStarted(span) => write_span(tx, span, false)?,
-                    Record::SpanEnded(span) => {
-                        write_span(tx, span, true)?;
-                        write_events(tx, span)?;
-                    }
-                    Record::Run(run) => write_run(tx, run)?,
+                    Record::SpanStarted(span) => spans.push((&**span, false)),
+                    Record::SpanEnded(span) => spans.push((&**span, true)),
+                    Record::Run(_) => {}
+                }
+            }
+            write_spans(tx, &spans)?;
+            for record in records {
+                if let Record::Run(run) = record {
+                    write_run(tx, run)?;
                 }
             }
             Ok(())
@@ -214,73 +222,122 @@ pub(super) fn write_trace(tx: &mut Transaction<'_>, t: &Trace) -> Result<(), pos
     Ok(())
 }
 
-/// Upserts a span row; its words are indexed when it has ended (a running span is found by
-/// its trace's name).
-pub(super) fn write_span(
+/// Upserts span rows in one statement, the last record of a span winning; `ended` spans have
+/// their words indexed and their events replaced (a running span is found by its trace's name,
+/// and gets its events when it ends).
+pub(super) fn write_spans(
     tx: &mut Transaction<'_>,
-    s: &Span,
-    ended: bool,
+    spans: &[(&Span, bool)],
 ) -> Result<(), postgres::Error> {
-    let words = if ended {
-        span_words(&s.name, &s.attributes)
-    } else {
-        Vec::new()
+    if spans.is_empty() {
+        return Ok(());
+    }
+    // One row per span: PostgreSQL refuses to update a row twice in one statement.
+    let mut last: HashMap<(TraceId, SpanId), usize> = HashMap::with_capacity(spans.len());
+    for (i, (span, _)) in spans.iter().enumerate() {
+        last.insert((span.trace_id, span.span_id), i);
+    }
+    let mut keep: Vec<usize> = last.into_values().collect();
+    keep.sort_unstable();
+    let rows: Vec<(&Span, bool)> = keep.iter().filter_map(|&i| spans.get(i).copied()).collect();
+    let col = |f: &dyn Fn(&Span) -> Option<String>| -> Vec<Option<String>> {
+        rows.iter().map(|(s, _)| f(s)).collect()
     };
+    let trace_ids = col(&|s| Some(s.trace_id.to_string()));
+    let span_ids = col(&|s| Some(s.span_id.to_string()));
+    let parents = col(&|s| s.parent_id.map(|p| p.to_string()));
+    let kinds = col(&|s| Some(s.kind.as_str().to_string()));
+    let names = col(&|s| Some(s.name.clone()));
+    let statuses = col(&|s| Some(s.status.as_str().to_string()));
+    let attributes = col(&|s| Some(map_json(&s.attributes)));
+    let errors = col(&|s| error_json(s.error.as_ref()));
+    let started: Vec<i64> = rows.iter().map(|(s, _)| s.started_at.micros()).collect();
+    let ended_at: Vec<Option<i64>> = rows
+        .iter()
+        .map(|(s, _)| s.ended_at.map(Timestamp::micros))
+        .collect();
+    let words: Vec<String> = rows
+        .iter()
+        .map(|(s, ended)| {
+            if *ended {
+                span_words(&s.name, &s.attributes).join(" ")
+            } else {
+                String::new()
+            }
+        })
+        .collect();
     tx.execute(
         "INSERT INTO spans (trace_id, span_id, parent_id, kind, name, status, started_at,
                             ended_at, attributes, error, search)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, array_to_tsvector($11::text[]))
+         SELECT t, s, p, k, n, st, sa, ea, a, e, array_to_tsvector(string_to_array(w, ' '))
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::int8[], $8::int8[], $9::text[], $10::text[], $11::text[])
+              AS u (t, s, p, k, n, st, sa, ea, a, e, w)
          ON CONFLICT (trace_id, span_id) DO UPDATE SET
              parent_id = excluded.parent_id, kind = excluded.kind, name = excluded.name,
              status = excluded.status, started_at = excluded.started_at,
              ended_at = excluded.ended_at, attributes = excluded.attributes,
              error = excluded.error, search = excluded.search",
         &[
-            &s.trace_id.to_string(),
-            &s.span_id.to_string(),
-            &s.parent_id.map(|p| p.to_string()),
-            &s.kind.as_str(),
-            &s.name,
-            &s.status.as_str(),
-            &s.started_at.micros(),
-            &s.ended_at.map(Timestamp::micros),
-            &map_json(&s.attributes),
-            &error_json(s.error.as_ref()),
+            &trace_ids,
+            &span_ids,
+            &parents,
+            &kinds,
+            &names,
+            &statuses,
+            &started,
+            &ended_at,
+            &attributes,
+            &errors,
             &words,
         ],
     )?;
-    Ok(())
+    let ended: Vec<&Span> = rows.iter().filter(|(_, e)| *e).map(|(s, _)| *s).collect();
+    write_events(tx, &ended)
 }
 
-/// Replaces a span's events with `s.events`.
-pub(super) fn write_events(tx: &mut Transaction<'_>, s: &Span) -> Result<(), postgres::Error> {
-    let trace_id = s.trace_id.to_string();
-    let span_id = s.span_id.to_string();
-    tx.execute(
-        "DELETE FROM events WHERE trace_id = $1 AND span_id = $2",
-        &[&trace_id, &span_id],
-    )?;
-    if s.events.is_empty() {
+/// Replaces the events of `spans` with theirs, in two statements whatever their number.
+pub(super) fn write_events(
+    tx: &mut Transaction<'_>,
+    spans: &[&Span],
+) -> Result<(), postgres::Error> {
+    if spans.is_empty() {
         return Ok(());
     }
-    let insert = tx.prepare(
-        "INSERT INTO events (trace_id, span_id, name, time, attributes, search)
-         VALUES ($1, $2, $3, $4, $5, array_to_tsvector($6::text[]))",
+    let trace_ids: Vec<String> = spans.iter().map(|s| s.trace_id.to_string()).collect();
+    let span_ids: Vec<String> = spans.iter().map(|s| s.span_id.to_string()).collect();
+    tx.execute(
+        "DELETE FROM events WHERE (trace_id, span_id) IN
+             (SELECT * FROM unnest($1::text[], $2::text[]))",
+        &[&trace_ids, &span_ids],
     )?;
-    for event in &s.events {
-        let words = words([event.name.as_str()]);
-        tx.execute(
-            &insert,
-            &[
-                &trace_id,
-                &span_id,
-                &event.name,
-                &event.time.micros(),
-                &map_json(&event.attributes),
-                &words,
-            ],
-        )?;
+    let mut traces = Vec::new();
+    let mut owners = Vec::new();
+    let mut names = Vec::new();
+    let mut times = Vec::new();
+    let mut attributes = Vec::new();
+    let mut words = Vec::new();
+    for span in spans {
+        for event in &span.events {
+            traces.push(span.trace_id.to_string());
+            owners.push(span.span_id.to_string());
+            names.push(event.name.clone());
+            times.push(event.time.micros());
+            attributes.push(map_json(&event.attributes));
+            words.push(super::search::words([event.name.as_str()]).join(" "));
+        }
     }
+    if names.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT INTO events (trace_id, span_id, name, time, attributes, search)
+         SELECT t, s, n, tm, a, array_to_tsvector(string_to_array(w, ' '))
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[])
+              WITH ORDINALITY AS u (t, s, n, tm, a, w, i)
+         ORDER BY i",
+        &[&traces, &owners, &names, &times, &attributes, &words],
+    )?;
     Ok(())
 }
 

@@ -88,50 +88,35 @@ impl Store {
         self.experiments_where("1 = 1 ORDER BY started_at DESC, rowid DESC", &[])
     }
 
-    /// The experiment `reference` names: its id, a unique prefix of its id (with or without
-    /// `exp_`, at least 4 hex digits), or its name (the newest experiment of that name).
-    pub fn find_experiment(&self, reference: &str) -> Result<Experiment, StoreError> {
-        let reference = reference.trim();
-        let by = |clause: &str, value: &str| -> Result<Vec<Experiment>, StoreError> {
-            self.experiments_where(clause, &[value])
-        };
-        if let Some(e) = by("experiment_id = ?1", reference)?.pop() {
-            return Ok(e);
-        }
-        if let Some(e) = by(
-            "name = ?1 ORDER BY started_at DESC, rowid DESC LIMIT 1",
-            reference,
-        )?
-        .pop()
-        {
-            return Ok(e);
-        }
-        let digits = reference
-            .strip_prefix(EXPERIMENT_PREFIX)
-            .unwrap_or(reference)
-            .to_ascii_lowercase();
-        if digits.len() >= 4 && digits.len() <= 32 && digits.bytes().all(|b| b.is_ascii_hexdigit())
-        {
-            // Hex digits only: no GLOB metacharacters.
-            let found = by(
-                "experiment_id GLOB ?1 ORDER BY started_at DESC LIMIT 6",
-                &format!("{EXPERIMENT_PREFIX}{digits}*"),
-            )?;
-            if let [one] = found.as_slice() {
-                return Ok(one.clone());
-            }
-            if found.len() > 1 {
-                return Err(StoreError::Ambiguous {
-                    prefix: reference.to_string(),
-                    total: found.len(),
-                    candidates: found.into_iter().take(5).map(|e| e.id).collect(),
-                });
-            }
-        }
-        Err(StoreError::NoExperiment {
-            reference: reference.to_string(),
-            path: self.path.clone(),
-        })
+    /// The experiment of this exact id.
+    pub(crate) fn experiment_by_id(&self, id: &str) -> Result<Option<Experiment>, StoreError> {
+        Ok(self.experiments_where("experiment_id = ?1", &[id])?.pop())
+    }
+
+    /// The newest experiment of this name.
+    pub(crate) fn newest_experiment_named(
+        &self,
+        name: &str,
+    ) -> Result<Option<Experiment>, StoreError> {
+        Ok(self
+            .experiments_where(
+                "name = ?1 ORDER BY started_at DESC, rowid DESC LIMIT 1",
+                &[name],
+            )?
+            .pop())
+    }
+
+    /// The newest `limit` experiments whose id starts with `prefix` (`exp_` and hex digits:
+    /// no GLOB metacharacters).
+    pub(crate) fn experiments_starting_with(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<Experiment>, StoreError> {
+        self.experiments_where(
+            &format!("experiment_id GLOB ?1 ORDER BY started_at DESC LIMIT {limit}"),
+            &[&format!("{prefix}*")],
+        )
     }
 
     /// The runs of an experiment, by case id then attempt.
@@ -383,7 +368,7 @@ mod tests {
     fn an_experiment_keeps_its_runs_and_their_scores_and_survives_rm() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("traces.db");
-        let store = Store::open(&path).unwrap();
+        let store = crate::store::Store::open(&path).unwrap();
         let mut first = Experiment::start("baseline", "flow");
         first.dataset = "cases".into();
         first.dataset_hash = "sha256:ab".into();
@@ -460,12 +445,12 @@ mod tests {
     fn what_an_interrupted_case_left_is_found_and_a_running_experiment_is_locked() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("traces.db");
-        let store = Store::open(&path).unwrap();
+        let store = crate::store::Store::open(&path).unwrap();
         let e = Experiment::start("nightly", "flow");
         store.create_experiment(&e).unwrap();
         assert!(store.hold_experiment(&e.id));
         // Another process's view: the experiment is running, and cannot be taken.
-        let other = Store::open(&path).unwrap();
+        let other = crate::store::Store::open(&path).unwrap();
         let seen = other.find_experiment("nightly").unwrap();
         assert_eq!(seen.status, ExperimentStatus::Running);
         assert!(!other.hold_experiment(&e.id));

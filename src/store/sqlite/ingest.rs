@@ -19,6 +19,7 @@ use super::schema::index_spans;
 use super::writer::{write_events, write_span};
 use super::{Store, StoreError};
 use crate::store::IngestSummary;
+use crate::store::rows::derived_status;
 use crate::store::writer::map_json;
 use crate::trace::TraceId;
 use crate::trace::ingest::Ingest;
@@ -132,22 +133,7 @@ fn settle(tx: &Transaction<'_>, trace_id: TraceId) -> rusqlite::Result<()> {
         )?
         .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let status = if totals.open > 0 {
-        "running"
-    } else if failed.is_some() {
-        "error"
-    } else if totals.cancelled > 0 {
-        "cancelled"
-    } else {
-        "ok"
-    };
-    let error = failed.map(|(name, message)| {
-        let message = match message {
-            Some(m) => format!("span `{name}` failed: {m}"),
-            None => format!("span `{name}` failed"),
-        };
-        serde_json::json!({"message": message, "data": {}}).to_string()
-    });
+    let (status, error) = derived_status(totals.open, totals.cancelled, failed);
     tx.prepare_cached(
         "UPDATE traces SET started_at = ?2, ended_at = ?3, status = ?4, error = ?5,
                 input_tokens = ?6, output_tokens = ?7, total_tokens = ?8, cost_usd = ?9

@@ -9,81 +9,39 @@ use rusqlite::{OptionalExtension, Row, params, params_from_iter, types::Value as
 use super::lock::Liveness;
 use super::reconcile::Reconciled;
 use super::{ListFilter, Store, StoreError};
-use crate::store::rows::{SpanRow, TraceRow, attach_events, list_row, parse_trace_id, tree_order};
+use crate::store::reference::{CANDIDATES, Matches};
+use crate::store::rows::{SpanRow, TraceRow, attach_events, list_row, tree_order};
 use crate::trace::{Span, Trace, TraceDoc, TraceId};
 
 pub(super) const TRACE_COLUMNS: &str = "trace_id, name, workflow, group_id, metadata, status, started_at, \
                              ended_at, input_tokens, output_tokens, total_tokens, error, pid, \
                              cost_usd";
 
-/// The most candidates an ambiguous prefix lists.
-const CANDIDATES: usize = 5;
-/// The shortest prefix `resolve` accepts, in hex digits.
-const MIN_PREFIX: usize = 4;
-
 impl Store {
-    /// Resolves `last`, a full trace id, or a unique prefix of one (with or without `trace_`,
-    /// at least 4 hex digits).
-    ///
-    /// `last` is the newest trace by start time that a `run` recorded (it has a writer pid);
-    /// traces sent to `serve` never are. Anyone who can reach an ingest route picks its trace's
-    /// times, and `run --replay last` runs the tool calls of the model answers it holds.
-    pub fn resolve(&self, id: &str) -> Result<TraceId, StoreError> {
-        let id = id.trim();
-        if id == "last" {
-            let newest: Option<String> = self
-                .conn
-                .query_row(
-                    "SELECT trace_id FROM traces WHERE pid IS NOT NULL
-                     ORDER BY started_at DESC, rowid DESC LIMIT 1",
-                    [],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(|e| self.sql(e))?;
-            if let Some(text) = newest {
-                return parse_trace_id(&self.path, &text);
-            }
-            let any: bool = self
-                .conn
-                .query_row("SELECT EXISTS (SELECT 1 FROM traces)", [], |r| r.get(0))
-                .map_err(|e| self.sql(e))?;
-            let path = self.path.clone();
-            return Err(if any {
-                StoreError::NoRuns { path }
-            } else {
-                StoreError::NoTraces { path }
-            });
-        }
-        let digits = id.strip_prefix("trace_").unwrap_or(id).to_ascii_lowercase();
-        if digits.len() < MIN_PREFIX
-            || digits.len() > 32
-            || !digits.bytes().all(|b| b.is_ascii_hexdigit())
-        {
-            return Err(StoreError::BadId { id: id.to_string() });
-        }
-        let not_found = || StoreError::NotFound {
-            id: id.to_string(),
-            path: self.path.clone(),
-        };
-        if digits.len() == 32 {
-            let trace_id = TraceId::parse(&digits).ok_or_else(not_found)?;
-            let exists: bool = self
-                .conn
-                .query_row(
-                    "SELECT EXISTS (SELECT 1 FROM traces WHERE trace_id = ?1)",
-                    [trace_id.to_string()],
-                    |r| r.get(0),
-                )
-                .map_err(|e| self.sql(e))?;
-            return if exists {
-                Ok(trace_id)
-            } else {
-                Err(not_found())
-            };
-        }
-        // The digits are hex only, so they cannot carry GLOB metacharacters.
-        let pattern = format!("trace_{digits}*");
+    /// The newest trace a `run` recorded (it has a writer pid), by start time.
+    pub(crate) fn newest_run(&self) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT trace_id FROM traces WHERE pid IS NOT NULL
+                 ORDER BY started_at DESC, rowid DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Whether the store holds any trace.
+    pub(crate) fn has_traces(&self) -> Result<bool, StoreError> {
+        self.conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM traces)", [], |r| r.get(0))
+            .map_err(|e| self.sql(e))
+    }
+
+    /// The trace ids that start with `prefix` (`trace_` and hex digits: no GLOB
+    /// metacharacters): how many, and the newest few.
+    pub(crate) fn traces_starting_with(&self, prefix: &str) -> Result<Matches, StoreError> {
+        let pattern = format!("{prefix}*");
         let total: usize = self
             .conn
             .query_row(
@@ -99,21 +57,13 @@ impl Store {
                  ORDER BY started_at DESC, rowid DESC LIMIT ?2",
             )
             .map_err(|e| self.sql(e))?;
-        let candidates = stmt
+        let newest = stmt
             .query_map(params![pattern, CANDIDATES as i64], |r| {
                 r.get::<_, String>(0)
             })
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(|e| self.sql(e))?;
-        match (total, candidates.first()) {
-            (0, _) | (_, None) => Err(not_found()),
-            (1, Some(only)) => parse_trace_id(&self.path, only),
-            _ => Err(StoreError::Ambiguous {
-                prefix: id.to_string(),
-                candidates,
-                total,
-            }),
-        }
+        Ok(Matches { total, newest })
     }
 
     /// One trace with its spans in tree order (parents before children, siblings by start time
@@ -140,25 +90,17 @@ impl Store {
         })
     }
 
-    /// The shortest prefix of `id` (at least `min` hex digits, as `trace_<digits>`) that
-    /// `resolve` maps to `id` alone in this store: what a narrow table shows.
-    pub fn short_id(&self, id: TraceId, min: usize) -> Result<String, StoreError> {
-        let full = id.to_string();
-        for digits in min.clamp(MIN_PREFIX, 32)..32 {
-            let prefix = &full[..6 + digits];
-            let n: i64 = self
-                .conn
-                .prepare_cached(
-                    "SELECT count(*) FROM (SELECT 1 FROM traces
-                     WHERE trace_id >= ?1 AND trace_id < ?1 || 'g' LIMIT 2)",
-                )
-                .and_then(|mut stmt| stmt.query_row([prefix], |r| r.get(0)))
-                .map_err(|e| self.sql(e))?;
-            if n <= 1 {
-                return Ok(prefix.to_string());
-            }
-        }
-        Ok(full)
+    /// Whether at most one trace id starts with `prefix`.
+    pub(crate) fn prefix_is_unique(&self, prefix: &str) -> Result<bool, StoreError> {
+        let n: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM (SELECT 1 FROM traces
+                 WHERE trace_id >= ?1 AND trace_id < ?1 || 'g' LIMIT 2)",
+            )
+            .and_then(|mut stmt| stmt.query_row([prefix], |r| r.get(0)))
+            .map_err(|e| self.sql(e))?;
+        Ok(n <= 1)
     }
 
     /// Traces matching `filter`, newest first.

@@ -304,7 +304,7 @@ fn ids_resolve_from_last_full_ids_and_prefixes() {
     let a = trace_id(0xab, 1);
     let b = trace_id(0xab, 2);
     let c = trace_id(0x12, 3);
-    let store = Store::open(&path).unwrap();
+    let store = crate::store::Store::open(&path).unwrap();
     assert!(matches!(
         store.resolve("last"),
         Err(StoreError::NoTraces { .. })
@@ -343,7 +343,7 @@ fn ids_resolve_from_last_full_ids_and_prefixes() {
         c
     );
     assert!(matches!(
-        crate::store::Store::open(&path).unwrap().find("trace_abcd"),
+        store.find("trace_abcd"),
         Err(StoreError::Ambiguous { .. })
     ));
 
@@ -991,7 +991,7 @@ mod ingest {
     #[test]
     fn last_names_the_newest_run_never_an_ingested_trace() {
         let (_dir, path) = temp();
-        let store = Store::open(&path).unwrap();
+        let store = crate::store::Store::open(&path).unwrap();
         let sent = trace_id(0x51, 1);
         let future = T0 + 100 * 365 * 24 * 3600 * 1_000_000;
         store
@@ -1167,7 +1167,7 @@ fn a_short_id_is_the_shortest_prefix_that_names_one_trace() {
             (trace(c, T0), vec![]),
         ],
     );
-    let store = Store::open_existing(&path).unwrap();
+    let store = crate::store::Store::open_existing(&path).unwrap();
     assert_eq!(store.short_id(a, 4).unwrap(), "trace_abcd01");
     assert_eq!(store.short_id(c, 4).unwrap(), "trace_efcd");
     assert_eq!(store.short_id(c, 12).unwrap(), "trace_efcd01111111");
