@@ -12,6 +12,7 @@
 //! command changes. What is not SQL (the errors, the list filter, the shape of rows) lives
 //! here, once for every backend.
 
+pub mod copy;
 mod error;
 pub mod experiment;
 pub mod filter;
@@ -19,7 +20,7 @@ pub mod rows;
 mod sqlite;
 
 pub use error::StoreError;
-pub use experiment::{Experiment, ExperimentRun, ExperimentStatus};
+pub use experiment::{Experiment, ExperimentRun, ExperimentShard, ExperimentStatus};
 pub use filter::ListFilter;
-pub use rows::IngestSummary;
+pub use rows::{IngestSummary, SessionRow, TraceFingerprint};
 pub use sqlite::{Store, StoreWriter};
