@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use super::Globals;
-use super::store_copy::{CountsFormat, copy_into, print_counts};
+use super::store_copy::{CountsFormat, copy_into, print_counts, same_file};
 use crate::error::{Error, ExitCode};
 use crate::store::copy::{CopyReport, experiment_mismatch};
 use crate::store::{Experiment, Store, StoreError};
@@ -32,6 +32,12 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
         if !input.is_file() {
             return Err(Error::usage(format!(
                 "{}: no such store to merge",
+                input.display()
+            )));
+        }
+        if same_file(input, &args.into) {
+            return Err(Error::usage(format!(
+                "{} is the store merged into (--into); it cannot be an input too",
                 input.display()
             )));
         }

@@ -78,7 +78,7 @@ pub(crate) fn copy_into(src: &Path, dst: &Path, globals: &Globals) -> Result<Cop
 }
 
 /// Whether two paths name one file (both exist and are the same inode), or are equal.
-fn same_file(a: &Path, b: &Path) -> bool {
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,

@@ -327,6 +327,14 @@ fn merging_twice_or_overlapping_stores_stores_nothing_twice() {
     assert_eq!(again["experiment_runs"].1, 0);
     assert_eq!(again["experiment_shards"].1, 0);
     assert_eq!(again["traces"], there(again["traces"].0));
+    // The store merged into cannot be an input: refused before anything is written.
+    let out = env.run(&["merge", "s1.db", "all.db", "--into", "all.db"]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("cannot be an input too"),
+        "{}",
+        stderr(&out)
+    );
     let listed = on(
         &env,
         "all.db",
