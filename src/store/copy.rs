@@ -382,6 +382,41 @@ mod tests {
     }
 
     #[test]
+    fn pages_of_a_big_store_neither_skip_nor_repeat_a_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.db"), dir.path().join("b.db"));
+        let writer = StoreWriter::spawn(Store::open(&a).unwrap());
+        let ids: Vec<TraceId> = (0..2 * BATCH + 17)
+            .map(|_| record(&writer, Some(Status::Ok)))
+            .collect();
+        writer.close().unwrap();
+        let (src, dst) = (Store::open(&a).unwrap(), Store::open(&b).unwrap());
+        // The destination holds every third trace already (a copy cut short, or an overlap).
+        let some: Vec<TraceId> = ids.iter().copied().step_by(3).collect();
+        dst.import_traces(&src.export_traces(&some).unwrap())
+            .unwrap();
+        let mut seen = Vec::new();
+        let report = copy(&src, &dst, &mut |n| seen.push(n)).unwrap();
+        let total = ids.len() as u64;
+        let held = some.len() as u64;
+        assert_eq!(
+            report.traces,
+            Counts {
+                source: total,
+                copied: total - held,
+                there: held
+            }
+        );
+        assert_eq!(report.spans.source, total);
+        assert_eq!(
+            seen,
+            [BATCH as u64, 2 * BATCH as u64, total],
+            "one call per batch"
+        );
+        assert_eq!(dst.trace_fingerprints(&ids).unwrap().len(), ids.len());
+    }
+
+    #[test]
     fn messages_of_one_session_from_two_stores_are_both_kept_once() {
         use crate::llm::Message;
         let dir = tempfile::tempdir().unwrap();
