@@ -281,6 +281,32 @@ fn four_shards_run_at_once_into_four_stores_merge_into_what_one_unsharded_run_re
     };
     assert_exit(&gate("0.8"), 0);
     assert_exit(&gate("0.9"), 1);
+    // And eval's outputs: the HTML page and the JUnit file of the merged experiment.
+    let out = on(
+        &env,
+        "all.db",
+        &[
+            "eval",
+            "report",
+            "nightly",
+            "--format",
+            "none",
+            "--min-pass-rate",
+            "0",
+            "-o",
+            "report.html",
+            "--junit",
+            "report.xml",
+        ],
+    );
+    assert_exit(&out, 0);
+    let page = std::fs::read_to_string(env.path().join("report.html")).unwrap();
+    assert!(
+        page.contains("nightly") && page.contains("c20"),
+        "the page names the cases"
+    );
+    let junit = std::fs::read_to_string(env.path().join("report.xml")).unwrap();
+    assert_eq!(junit.matches("name=\"good_word\"").count(), 20, "{junit}");
     // And the comparison with a baseline (the unsharded run copied in): no regression.
     let copied = counts(&env.run(&["store", "copy", "one.db", "all.db", "--format", "json"]));
     assert_eq!(copied["experiments"], (1, 1, 0));
