@@ -567,3 +567,46 @@ fn store_copy_both_ways_is_idempotent_resumable_and_verified_by_counts() {
         stderr(&out)
     );
 }
+
+#[test]
+fn shards_run_at_once_into_one_shared_store_join_one_experiment_and_report_without_a_merge() {
+    let env = env(12);
+    let children: Vec<_> = (1..=3)
+        .map(|k| {
+            let mut cmd = env.cmd();
+            cmd.env("AGENTRACE_STORE", env.path().join("team.db"))
+                .args(shard_args(k, 3, "shared", "none"))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    for child in children {
+        assert_exit(&wait_within(child, DEADLINE), 0);
+    }
+    let out = on(
+        &env,
+        "team.db",
+        &["list", "--experiments", "--format", "json"],
+    );
+    let experiments = parse_json(&out.stdout);
+    assert_eq!(experiments.as_array().unwrap().len(), 1, "{experiments}");
+    assert_eq!(experiments[0]["status"], "ok");
+    let out = on(
+        &env,
+        "team.db",
+        &[
+            "eval",
+            "report",
+            "shared",
+            "--format",
+            "json",
+            "--min-pass-rate",
+            "0.75",
+        ],
+    );
+    assert_exit(&out, 0);
+    let report = parse_json(&out.stdout);
+    assert_eq!(report["summary"]["runs"], 12);
+    assert_eq!(report["summary"]["passed"], 10);
+}
