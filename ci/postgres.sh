@@ -76,9 +76,14 @@ cmd_start() {
   local started=$SECONDS
   as_owner "$bin/initdb" -D "$DATA" -A trust -U agentrace --encoding UTF8 --no-locale \
     >"$LOG_FILE" 2>&1 || { show_log; die "initdb failed"; }
+  # TLS too, with a throwaway CA made here (the tests connect with sslmode=require and this
+  # CA as sslrootcert, and without TLS; both are allowed on loopback).
+  local tls=$STATE/tls
+  make_tls "$tls"
   # The socket goes to the state folder, not /var/run; only 127.0.0.1 listens.
   as_owner "$bin/pg_ctl" -D "$DATA" -l "$LOG_FILE" -w -t 60 \
-    -o "-p $port -k $STATE -c listen_addresses=127.0.0.1" start >/dev/null 2>&1 ||
+    -o "-p $port -k $STATE -c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file=$tls/server.crt -c ssl_key_file=$tls/server.key" \
+    start >/dev/null 2>&1 ||
     { show_log; die "the server did not start"; }
   pid=$(head -1 "$DATA/postmaster.pid")
   printf '%s\n' "$pid" >"$PID_FILE"
@@ -87,7 +92,31 @@ cmd_start() {
   {
     printf 'export AGENTRACE_PG_URL=%q\n' "$url"
     printf 'export PG_SERVER_PID=%q\n' "$pid"
+    printf 'export AGENTRACE_PG_CA=%q\n' "$tls/ca.pem"
   } | tee "$ENV_FILE"
+}
+
+# A CA and a certificate for 127.0.0.1 signed by it, in $1 (the key readable by the server only).
+make_tls() {
+  local dir=$1
+  command -v openssl >/dev/null || die "openssl is needed for the server's TLS certificate"
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3 -subj "/CN=agentrace test CA" \
+    -keyout "$dir/ca.key" -out "$dir/ca.pem" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    >/dev/null 2>&1 || die "openssl could not make the test CA"
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$dir/server.key" -out "$dir/server.csr" >/dev/null 2>&1 ||
+    die "openssl could not make the server key"
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
+    >"$dir/server.ext"
+  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+    -CAcreateserial -days 3 -out "$dir/server.crt" -extfile "$dir/server.ext" >/dev/null 2>&1 ||
+    die "openssl could not sign the server certificate"
+  chmod 600 "$dir/server.key" "$dir/ca.key"
+  chmod 644 "$dir/ca.pem" "$dir/server.crt"
+  if ((EUID == 0)); then chown postgres "$dir/server.key" "$dir/server.crt"; fi
 }
 
 # Fast shutdown through pg_ctl (it rolls back open sessions at once); by PID if that fails.

@@ -1,5 +1,5 @@
 //! Fills a store for the storage benchmarks, through the library's own writer:
-//! `bench_fill STORE traces N` writes N small traces (every 1000th in group `bench-group`), and
+//! `bench_fill STORE traces N` (STORE: a path or a postgres:// URL) writes N small traces (every 1000th in group `bench-group`), and
 //! `bench_fill STORE spans N` writes one trace of N spans (nested ten deep, with events).
 
 use std::sync::Arc;
@@ -22,7 +22,11 @@ fn main() {
         std::process::exit(2);
     };
     let n: usize = n.parse().unwrap_or(0);
-    let store = Store::open(std::path::Path::new(path)).unwrap_or_else(|e| {
+    let location = agentrace::store::Location::parse(path).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2)
+    });
+    let store = Store::open(location).unwrap_or_else(|e| {
         eprintln!("{e}");
         std::process::exit(2)
     });

@@ -23,6 +23,9 @@ pub enum ExitCode {
     Usage,
     /// Interrupted by SIGINT or SIGTERM; the trace is kept, marked `cancelled`.
     Interrupted,
+    /// `eval report` of a sharded experiment some of whose shards are not in yet (missing,
+    /// running or cancelled): no gate was applied.
+    Incomplete,
 }
 
 impl ExitCode {
@@ -33,6 +36,7 @@ impl ExitCode {
             ExitCode::Failed => 1,
             ExitCode::Usage => 2,
             ExitCode::Interrupted => 130,
+            ExitCode::Incomplete => 3,
         }
     }
 }
@@ -137,6 +141,7 @@ mod tests {
         assert_eq!(ExitCode::Failed.code(), 1);
         assert_eq!(ExitCode::Usage.code(), 2);
         assert_eq!(ExitCode::Interrupted.code(), 130);
+        assert_eq!(ExitCode::Incomplete.code(), 3);
         assert_eq!(Error::Export("x".into()).exit_code(), ExitCode::Failed);
         assert_eq!(Error::NoModelAccess.exit_code(), ExitCode::Usage);
         assert_eq!(Error::usage("x").exit_code(), ExitCode::Usage);

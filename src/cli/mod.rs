@@ -8,6 +8,7 @@ mod github;
 mod history;
 mod junit;
 mod list;
+mod merge;
 mod prune;
 mod rm;
 mod run;
@@ -15,6 +16,7 @@ mod score;
 mod serve;
 mod show;
 mod stats;
+mod store_copy;
 mod validate;
 
 use std::io::IsTerminal;
@@ -58,7 +60,7 @@ enum Command {
     /// Check workflow files without running anything
     Validate(validate::Args),
     /// Run a workflow once per case of a dataset and report the scores, as one experiment
-    Eval(eval::Args),
+    Eval(Box<eval::Args>),
     /// Print one stored trace
     Show(show::Args),
     /// List stored traces, newest first
@@ -77,6 +79,10 @@ enum Command {
     Rm(rm::Args),
     /// Delete the traces that started before a given age (never one still running)
     Prune(prune::Args),
+    /// Move data between stores: `store copy SRC DST`
+    Store(store_copy::Args),
+    /// Merge stores into one (the shards of an eval run on several machines): idempotent
+    Merge(merge::Args),
     /// Print a shell completion script: bash, zsh, fish, powershell, elvish
     Completions(completions::Args),
     /// Print the man page (roff)
@@ -166,7 +172,7 @@ pub fn main_entry() -> i32 {
     let result = match cli.command {
         Command::Run(args) => run::run(args, &globals),
         Command::Validate(args) => validate::run(args, &globals),
-        Command::Eval(args) => eval::run(args, &globals),
+        Command::Eval(args) => eval::run(*args, &globals),
         Command::Show(args) => show::run(args, &globals),
         Command::List(args) => list::run(args, &globals),
         Command::Export(args) => export::run(args, &globals),
@@ -176,6 +182,8 @@ pub fn main_entry() -> i32 {
         Command::Score(args) => score::run(args, &globals),
         Command::Rm(args) => rm::run(args, &globals),
         Command::Prune(args) => prune::run(args, &globals),
+        Command::Store(args) => store_copy::run(args, &globals),
+        Command::Merge(args) => merge::run(args, &globals),
         Command::Completions(args) => completions::run(args, &globals),
         Command::Man(args) => completions::run_man(args, &globals),
     };

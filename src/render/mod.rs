@@ -6,6 +6,7 @@
 //! literally.
 
 mod content;
+pub mod counts;
 pub mod diff;
 pub mod eval;
 pub mod eval_compare;

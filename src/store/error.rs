@@ -118,6 +118,27 @@ pub enum StoreError {
 
     #[error("the store writer thread stopped unexpectedly; the last spans may not be saved")]
     WriterStopped,
+
+    /// Two stores hold an experiment of one id that are not the same experiment: shards of
+    /// `eval --shard` run on another dataset, with another number of shards, …
+    #[error(
+        "experiment {name} ({id}) differs between the stores ({why}): these are not shards of one \
+         run; give each run its own --experiment name"
+    )]
+    ExperimentMismatch {
+        name: String,
+        id: String,
+        why: String,
+    },
+
+    /// A copy finished, and the destination still lacks something of the source.
+    #[error(
+        "the copy is incomplete: the destination lacks {total} record{} of the source ({}{})",
+        if *total == 1 { "" } else { "s" },
+        first.join(", "),
+        if *total > first.len() { ", …" } else { "" }
+    )]
+    CopyIncomplete { total: usize, first: Vec<String> },
 }
 
 impl StoreError {

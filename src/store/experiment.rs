@@ -104,3 +104,58 @@ pub struct ExperimentRun {
     pub attempt: u32,
     pub trace_id: TraceId,
 }
+
+/// One shard of an experiment run by `eval --shard K/N`: shard `shard` (1-based) of `shards`,
+/// holding `cases` of the experiment's cases, and how it ended. Each machine of a CI matrix
+/// records its own; `agentrace merge` brings them into one store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExperimentShard {
+    pub experiment: String,
+    pub shard: u32,
+    pub shards: u32,
+    pub cases: u64,
+    pub status: ExperimentStatus,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+}
+
+/// The id of the experiment every shard of `eval --shard K/N --experiment NAME` records into:
+/// derived from the name alone, so that N machines that never talk to each other write one
+/// experiment, and shards that disagree about it (another dataset, another N) meet on one id
+/// and are refused instead of passing as two experiments of the same name. `exp_` + 32 hex
+/// digits, like every experiment id.
+pub fn sharded_experiment_id(name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("agentrace experiment shards\0{name}").as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("{EXPERIMENT_PREFIX}{hex}")
+}
+
+/// The status of a sharded experiment, from the shards recorded so far: an error in any shard
+/// is the experiment's, then a cancelled one, then one still running; `ok` when every shard
+/// present is. Missing shards do not count here: `eval report` names them.
+pub fn sharded_status(shards: &[ExperimentShard]) -> ExperimentStatus {
+    let has = |s: ExperimentStatus| shards.iter().any(|x| x.status == s);
+    if has(ExperimentStatus::Error) {
+        ExperimentStatus::Error
+    } else if has(ExperimentStatus::Cancelled) {
+        ExperimentStatus::Cancelled
+    } else if has(ExperimentStatus::Running) {
+        ExperimentStatus::Running
+    } else {
+        ExperimentStatus::Ok
+    }
+}
+
+/// The key of the lock the process running shard `shard` of experiment `id` holds (see
+/// `Store::hold_experiment`): one per shard, so that shards of one experiment run at once
+/// into one store, and a shard cannot run twice at once.
+pub fn shard_lock_id(id: &str, shard: u32) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("agentrace shard lock\0{id}\0{shard}").as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("{EXPERIMENT_PREFIX}{hex}")
+}
+
+/// The metadata key of a sharded experiment's number of shards (`eval --shard K/N`'s N).
+pub const SHARDS_KEY: &str = "eval.shards";

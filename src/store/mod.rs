@@ -22,6 +22,7 @@ macro_rules! backend {
     };
 }
 
+pub mod copy;
 mod error;
 pub mod experiment;
 pub mod filter;
@@ -37,10 +38,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use error::StoreError;
-pub use experiment::{Experiment, ExperimentRun, ExperimentStatus};
+pub use experiment::{Experiment, ExperimentRun, ExperimentShard, ExperimentStatus};
 pub use filter::ListFilter;
 pub use location::Location;
-pub use rows::IngestSummary;
+pub use rows::{IngestSummary, SessionRow, TraceFingerprint};
 pub use writer::StoreWriter;
 
 use crate::llm::Message;
@@ -277,6 +278,80 @@ impl Store {
     /// The finished traces tagged with experiment `id` that no run of it names.
     pub fn unrecorded_traces(&self, id: &str) -> Result<Vec<TraceId>, StoreError> {
         backend!(self, s => s.unrecorded_traces(id))
+    }
+
+    /// Records experiment `e` unless a row of its id is there already (another shard wrote
+    /// it), and returns the stored row: the caller checks that it describes the same
+    /// experiment.
+    pub fn join_experiment(&self, e: &Experiment) -> Result<Experiment, StoreError> {
+        self.import_experiment(e)?;
+        self.find_experiment(&e.id)
+    }
+
+    /// Records how a shard of `eval --shard` stands, and its experiment's status.
+    pub fn record_shard(&self, s: &ExperimentShard) -> Result<(), StoreError> {
+        backend!(self, b => b.record_shard(s))
+    }
+
+    /// The shards of experiment `id`, by shard number.
+    pub fn experiment_shards(&self, id: &str) -> Result<Vec<ExperimentShard>, StoreError> {
+        backend!(self, s => s.experiment_shards(id))
+    }
+
+    /// Copies a shard row from another store; whether it was written.
+    pub fn import_shard(&self, s: &ExperimentShard) -> Result<bool, StoreError> {
+        backend!(self, b => b.import_shard(s))
+    }
+
+    /// Up to `limit` trace ids after `after`, in id order (a keyset page, for `store copy`).
+    pub fn trace_ids_after(
+        &self,
+        after: Option<TraceId>,
+        limit: usize,
+    ) -> Result<Vec<TraceId>, StoreError> {
+        backend!(self, s => s.trace_ids_after(after, limit))
+    }
+
+    /// What this store holds of each of `ids` (status and counts), for `store copy`.
+    pub fn trace_fingerprints(
+        &self,
+        ids: &[TraceId],
+    ) -> Result<HashMap<TraceId, TraceFingerprint>, StoreError> {
+        backend!(self, s => s.trace_fingerprints(ids))
+    }
+
+    /// The traces `ids` exactly as stored (no dead run closed, nothing written).
+    pub fn export_traces(&self, ids: &[TraceId]) -> Result<Vec<TraceDoc>, StoreError> {
+        backend!(self, s => s.export_traces(ids))
+    }
+
+    /// Writes whole traces from another store under their own ids; returns how many.
+    pub fn import_traces(&self, docs: &[TraceDoc]) -> Result<usize, StoreError> {
+        backend!(self, s => s.import_traces(docs))
+    }
+
+    /// Up to `limit` conversation messages after `(session, seq)`, in that order.
+    pub fn session_rows_after(
+        &self,
+        after: Option<(&str, i64)>,
+        limit: usize,
+    ) -> Result<Vec<SessionRow>, StoreError> {
+        backend!(self, s => s.session_rows_after(after, limit))
+    }
+
+    /// Writes conversation messages from another store; returns how many.
+    pub fn import_session_rows(&self, rows: &[SessionRow]) -> Result<usize, StoreError> {
+        backend!(self, s => s.import_session_rows(rows))
+    }
+
+    /// Records an experiment from another store as it is; whether it was written.
+    pub fn import_experiment(&self, e: &Experiment) -> Result<bool, StoreError> {
+        backend!(self, s => s.import_experiment(e))
+    }
+
+    /// Records runs from another store; returns how many were written.
+    pub fn import_runs(&self, runs: &[ExperimentRun]) -> Result<usize, StoreError> {
+        backend!(self, s => s.import_runs(runs))
     }
 
     /// Writes a batch of a run's records in one transaction (the writer thread's call).

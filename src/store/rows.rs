@@ -278,3 +278,25 @@ pub(crate) fn derived_status(
     });
     (status, error)
 }
+
+/// What a store holds of one trace, as `store copy` compares a source with its destination:
+/// its status and how many spans, events and scores (evaluation events) it has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceFingerprint {
+    pub status: crate::trace::Status,
+    pub spans: u64,
+    pub events: u64,
+    pub scores: u64,
+}
+
+/// One message of a conversation (`session:`) as it is stored, for `store copy`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRow {
+    pub session: String,
+    pub seq: i64,
+    /// The trace that said it, as stored (its text form).
+    pub trace_id: String,
+    /// The message, as stored (JSON text).
+    pub message: String,
+    pub created_at: crate::trace::Timestamp,
+}

@@ -41,6 +41,7 @@ mod secrets;
 mod serve;
 mod serve_experiments;
 mod shapes;
+mod shards;
 mod show;
 mod store;
 mod templates;

@@ -10,7 +10,9 @@
 mod compare;
 mod drive;
 mod outputs;
+mod report;
 mod results;
+mod sharded;
 
 use crate::eval::report::info_of;
 use results::{case_results, gate};
@@ -23,6 +25,8 @@ use super::{Globals, parse_key_value};
 use crate::engine::{Engine, RunOptions};
 use crate::error::{Error, ExitCode};
 use crate::eval::dataset::{self, Case, Dataset, DatasetError};
+use crate::eval::shard::Shard;
+use crate::store::experiment::{CASE_KEY, shard_lock_id};
 use crate::store::{Experiment, ExperimentStatus, Store};
 use crate::trace::Timestamp;
 use crate::workflow::diagnostic::{Diagnostic, Loc};
@@ -53,6 +57,9 @@ enum EvalCommand {
     /// Compare two experiments case by case: per scorer, the change, its 95% interval and a
     /// verdict
     Compare(compare::Args),
+    /// The report of a stored experiment, with the gates of `eval`: the merged report of a
+    /// sharded experiment once all its shards are in (exit 3 naming those missing otherwise)
+    Report(report::Args),
 }
 
 #[derive(Debug, clap::Args)]
@@ -114,6 +121,18 @@ struct RunArgs {
     #[arg(long, value_name = "USD")]
     max_cost: Option<f64>,
 
+    /// Run only shard K of N: the cases whose id hashes to K (every repeat of a case in the
+    /// same shard); needs --experiment NAME, which all N shards share (see `eval report`)
+    #[arg(long, value_name = "K/N", value_parser = Shard::parse)]
+    shard: Option<Shard>,
+
+    #[command(flatten)]
+    gates: GateArgs,
+}
+
+/// The report's outputs and gates: the same for `eval FILE` and `eval report EXPERIMENT`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct GateArgs {
     #[arg(long, value_enum, default_value_t = EvalFormat::Text)]
     format: EvalFormat,
 
@@ -140,9 +159,21 @@ struct RunArgs {
     fail_on_regression: bool,
 }
 
+impl GateArgs {
+    fn check(&self) -> Result<(), Error> {
+        if let Some(p) = self.min_pass_rate
+            && !(0.0..=1.0).contains(&p)
+        {
+            return Err(Error::usage("--min-pass-rate is a share between 0 and 1"));
+        }
+        Ok(())
+    }
+}
+
 pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
     match args.command {
         Some(EvalCommand::Compare(c)) => compare::run(c, globals),
+        Some(EvalCommand::Report(r)) => report::run(r, globals),
         None => run_eval(args.run, globals),
     }
 }
@@ -200,10 +231,11 @@ fn run_eval(args: RunArgs, globals: &Globals) -> Result<ExitCode, Error> {
     if args.repeat == 0 {
         return Err(Error::usage("--repeat must be at least 1"));
     }
-    if let Some(p) = args.min_pass_rate
-        && !(0.0..=1.0).contains(&p)
-    {
-        return Err(Error::usage("--min-pass-rate is a share between 0 and 1"));
+    args.gates.check()?;
+    if args.shard.is_some() && args.experiment.is_none() && args.resume.is_none() {
+        return Err(Error::usage(
+            "--shard needs --experiment NAME: the name all the shards record into",
+        ));
     }
     let wf = workflow::load(&file)?;
     if wf.traces.len() > 1 {
@@ -259,6 +291,7 @@ fn run_eval(args: RunArgs, globals: &Globals) -> Result<ExitCode, Error> {
                     e.id, e.dataset_hash, data.hash
                 )));
             }
+            sharded::check_resume(&e, args.shard, reference)?;
             if e.workflow != wf.name.value {
                 return Err(Error::usage(format!(
                     "--resume {reference}: {} ran workflow `{}`, {} is `{}`",
@@ -296,11 +329,18 @@ fn run_eval(args: RunArgs, globals: &Globals) -> Result<ExitCode, Error> {
             e.dataset_hash = data.hash.clone();
             e.repeat = args.repeat;
             e.metadata = experiment_metadata(&wf, &file, &args);
+            if let Some(shard) = args.shard {
+                sharded::shape(&mut e, shard);
+            }
             (e, args.filter.clone(), args.limit)
         }
     };
-    let cases = select(&data, &filter, limit);
+    let mut cases = select(&data, &filter, limit);
+    // A sharded experiment counts the cases of all its shards; this process runs its own.
     experiment.cases = cases.len() as u64;
+    if let Some(shard) = args.shard {
+        cases.retain(|c| shard.holds(&c.id));
+    }
     let jobs: Vec<Job> = cases
         .iter()
         .flat_map(|c| {
@@ -311,13 +351,33 @@ fn run_eval(args: RunArgs, globals: &Globals) -> Result<ExitCode, Error> {
         })
         .collect();
     // Held until this process ends: a second `--resume` of a running experiment would run its
-    // cases twice.
-    if !store.hold_experiment(&experiment.id) {
+    // cases twice. The shards of one experiment each hold their own.
+    let lock = match args.shard {
+        Some(shard) => shard_lock_id(&experiment.id, shard.index),
+        None => experiment.id.clone(),
+    };
+    if !store.hold_experiment(&lock) {
         return Err(Error::usage(format!(
-            "experiment {} ({}) is running in another process",
-            experiment.name, experiment.id
+            "experiment {} ({}){} is running in another process",
+            experiment.name,
+            experiment.id,
+            args.shard
+                .map(|s| format!(" shard {s}"))
+                .unwrap_or_default()
         )));
     }
+    // How this process's part stands: the experiment's status, or its shard's.
+    let set_status = |status: ExperimentStatus, ended: Option<Timestamp>| match args.shard {
+        Some(shard) => sharded::mark(
+            &store,
+            &experiment.id,
+            shard,
+            cases.len() as u64,
+            status,
+            ended,
+        ),
+        None => Ok(store.set_experiment_status(&experiment.id, status, ended)?),
+    };
     // -- What is done already (resume): runs whose trace is in the store. Whatever an
     // interrupted case left behind goes: it runs again from the start.
     let todo: Vec<Job> = if args.resume.is_some() {
@@ -333,22 +393,47 @@ fn run_eval(args: RunArgs, globals: &Globals) -> Result<ExitCode, Error> {
             .filter(|r| present.contains(&r.trace_id))
             .map(|r| (r.case_id, r.attempt))
             .collect();
-        let leftovers = store.unrecorded_traces(&experiment.id)?;
+        let mut leftovers = store.unrecorded_traces(&experiment.id)?;
+        if args.shard.is_some() {
+            // Another shard's, in a shared store, are not this one's to delete.
+            let mine: std::collections::HashSet<&str> =
+                cases.iter().map(|c| c.id.as_str()).collect();
+            leftovers = store
+                .traces_by_id(&leftovers)?
+                .into_iter()
+                .filter(|t| {
+                    t.metadata
+                        .get(CASE_KEY)
+                        .and_then(Value::as_str)
+                        .is_some_and(|c| mine.contains(c))
+                })
+                .map(|t| t.trace_id)
+                .collect();
+        }
         store.delete(&leftovers)?;
-        store.set_experiment_status(&experiment.id, ExperimentStatus::Running, None)?;
+        set_status(ExperimentStatus::Running, None)?;
         jobs.iter()
             .filter(|j| !done.contains(&(j.case.id.clone(), j.attempt)))
             .cloned()
             .collect()
     } else {
-        store.create_experiment(&experiment)?;
+        match args.shard {
+            Some(shard) => {
+                sharded::join(&store, &experiment, shard)?;
+                set_status(ExperimentStatus::Running, None)?;
+            }
+            None => store.create_experiment(&experiment)?,
+        }
         jobs.clone()
     };
     if !globals.quiet {
         eprintln!(
-            "experiment {} ({}): {} runs{}",
+            "experiment {} ({}){}: {} runs{}",
             experiment.name,
             experiment.id,
+            args.shard
+                .map(|s| format!(" shard {s}"))
+                .unwrap_or_default(),
             todo.len(),
             if todo.len() == jobs.len() {
                 String::new()
@@ -371,45 +456,83 @@ fn run_eval(args: RunArgs, globals: &Globals) -> Result<ExitCode, Error> {
         &options,
         globals,
     )?;
-    store.set_experiment_status(&experiment.id, ended.status, Some(Timestamp::now()))?;
-    store.release_experiment(&experiment.id);
+    set_status(ended.status, Some(Timestamp::now()))?;
+    store.release_experiment(&lock);
     if let Some(reason) = &ended.reason {
         eprintln!("error: {reason}");
     }
     let experiment = store.find_experiment(&experiment.id)?;
     let results = case_results(&store, &experiment, &jobs)?;
     let info = info_of(&experiment, jobs.len() as u64);
-    let code = outputs::report(
+    let code = conclude(
+        &store,
+        &experiment,
         &info,
         &results,
-        &outputs::Gates {
-            format: args.format,
-            junit: args.junit.as_deref(),
-            min_pass_rate: args.min_pass_rate,
-            label: &file.display().to_string(),
+        &args.gates,
+        &Labels {
+            workflow: &file.display().to_string(),
             dataset: &shown,
             lines: &data.cases.iter().map(|c| (c.id.clone(), c.line)).collect(),
         },
         globals,
     )?;
-    if let Some(path) = &args.output {
-        outputs::write_html(&store, path, &info, &results)?;
+    Ok(match ended.status {
+        ExperimentStatus::Cancelled => ExitCode::Interrupted,
+        ExperimentStatus::Error => ExitCode::Failed,
+        _ => code,
+    })
+}
+
+/// How the report names the workflow, the dataset and each case's line in it.
+pub(super) struct Labels<'a> {
+    pub workflow: &'a str,
+    pub dataset: &'a str,
+    pub lines: &'a std::collections::HashMap<String, u32>,
+}
+
+/// The report and its outputs (`--format`, `--junit`, `-o`, the GitHub summary), the
+/// comparison with `--baseline`, and the exit code of the gates: what `eval FILE` does at its
+/// end and `eval report EXPERIMENT` does for a stored experiment.
+pub(super) fn conclude(
+    store: &Store,
+    experiment: &Experiment,
+    info: &crate::render::eval::ExperimentInfo,
+    results: &[crate::render::eval::CaseResult],
+    gates: &GateArgs,
+    labels: &Labels<'_>,
+    globals: &Globals,
+) -> Result<ExitCode, Error> {
+    let code = outputs::report(
+        info,
+        results,
+        &outputs::Gates {
+            format: gates.format,
+            junit: gates.junit.as_deref(),
+            min_pass_rate: gates.min_pass_rate,
+            label: labels.workflow,
+            dataset: labels.dataset,
+            lines: labels.lines,
+        },
+        globals,
+    )?;
+    if let Some(path) = &gates.output {
+        outputs::write_html(store, path, info, results)?;
     }
-    let regression = match &args.baseline {
+    let regression = match &gates.baseline {
         Some(baseline) => compare::against_baseline(
-            &store,
+            store,
             baseline,
-            &experiment,
-            args.format == EvalFormat::Text,
+            experiment,
+            gates.format == EvalFormat::Text,
             globals,
         )?,
         None => false,
     };
-    Ok(match ended.status {
-        ExperimentStatus::Cancelled => ExitCode::Interrupted,
-        ExperimentStatus::Error => ExitCode::Failed,
-        _ if regression && args.fail_on_regression => ExitCode::Failed,
-        _ => code,
+    Ok(if regression && gates.fail_on_regression {
+        ExitCode::Failed
+    } else {
+        code
     })
 }
 

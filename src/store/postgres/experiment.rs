@@ -20,28 +20,7 @@ const EXPERIMENT_COLUMNS: &str = "experiment_id, name, workflow, dataset, datase
 impl Store {
     /// Records a new experiment (its id must be new).
     pub fn create_experiment(&self, e: &Experiment) -> Result<(), StoreError> {
-        self.with_write_tx(|tx| {
-            tx.execute(
-                &format!(
-                    "INSERT INTO experiments ({EXPERIMENT_COLUMNS})
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-                ),
-                &[
-                    &e.id,
-                    &e.name,
-                    &e.workflow,
-                    &e.dataset,
-                    &e.dataset_hash,
-                    &map_json(&e.metadata),
-                    &e.status.as_str(),
-                    &e.started_at.micros(),
-                    &e.ended_at.map(Timestamp::micros),
-                    &i64::try_from(e.cases).unwrap_or(i64::MAX),
-                    &i64::from(e.repeat),
-                ],
-            )?;
-            Ok(())
-        })
+        self.with_write_tx(|tx| insert_experiment(tx, e, "").map(drop))
     }
 
     /// Sets how an experiment stands.
@@ -198,20 +177,38 @@ impl Store {
         Ok(done)
     }
 
-    /// A `running` experiment whose process is gone (its lock is free) reads as `cancelled`.
+    /// A `running` experiment whose process is gone (its lock is free) reads as `cancelled`;
+    /// a sharded one (`eval --shard`) takes its status from its shards, each judged by its
+    /// own lock.
     fn unless_dead(&self, mut e: Experiment) -> Experiment {
-        if e.status == ExperimentStatus::Running
-            && let Some(t) = lock_id(&e.id)
-        {
-            let mut probe = Trace::running(t, "", "");
-            probe.pid = Some(0);
-            if self.is_dead(&probe) {
-                let _ = self
-                    .read(|c| c.execute("SELECT pg_advisory_unlock($1)", &[&super::lock::key(t)]));
-                e.status = ExperimentStatus::Cancelled;
+        if e.status != ExperimentStatus::Running {
+            return e;
+        }
+        match self.experiment_shards(&e.id) {
+            Ok(shards) if !shards.is_empty() => {
+                e.status = crate::store::experiment::sharded_status(&shards);
+            }
+            _ => {
+                if self.lock_is_dead(&e.id) {
+                    e.status = ExperimentStatus::Cancelled;
+                }
             }
         }
         e
+    }
+
+    /// Whether the lock `key` (an experiment's or a shard's) is free: its process is gone.
+    pub(super) fn lock_is_dead(&self, key: &str) -> bool {
+        lock_id(key).is_some_and(|t| {
+            let mut probe = Trace::running(t, "", "");
+            probe.pid = Some(0);
+            let dead = self.is_dead(&probe);
+            if dead {
+                let _ = self
+                    .read(|c| c.execute("SELECT pg_advisory_unlock($1)", &[&super::lock::key(t)]));
+            }
+            dead
+        })
     }
 
     fn experiments_where(
@@ -242,6 +239,34 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Inserts an experiment row, with `conflict` (an `ON CONFLICT` clause, or nothing) after it;
+/// returns how many rows were written.
+pub(super) fn insert_experiment(
+    tx: &mut postgres::Transaction<'_>,
+    e: &Experiment,
+    conflict: &str,
+) -> Result<u64, postgres::Error> {
+    tx.execute(
+        &format!(
+            "INSERT INTO experiments ({EXPERIMENT_COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) {conflict}"
+        ),
+        &[
+            &e.id,
+            &e.name,
+            &e.workflow,
+            &e.dataset,
+            &e.dataset_hash,
+            &map_json(&e.metadata),
+            &e.status.as_str(),
+            &e.started_at.micros(),
+            &e.ended_at.map(Timestamp::micros),
+            &i64::try_from(e.cases).unwrap_or(i64::MAX),
+            &i64::from(e.repeat),
+        ],
+    )
 }
 
 /// The lock of an experiment is that of a run whose trace id has the experiment id's digits.

@@ -14,12 +14,14 @@
 //! writer's connection ([`lock`]) instead of a lock file.
 
 mod connect;
+mod copy;
 mod experiment;
 mod ingest;
 mod lock;
 mod query;
 mod schema;
 mod search;
+mod shard;
 mod write;
 
 use std::collections::HashSet;
@@ -192,10 +194,20 @@ fn connect_error(path: &std::path::Path, e: postgres::Error) -> StoreError {
             path,
             detail: db_message(&e),
         },
-        None => StoreError::Unreachable {
-            path,
-            detail: source_chain(&e),
-        },
+        None => {
+            let detail = source_chain(&e);
+            if detail.contains("TLS handshake") {
+                StoreError::Refused {
+                    path,
+                    detail: format!(
+                        "{detail} (agentrace verifies the server's certificate whenever TLS is \
+                         used: give its CA with ?sslrootcert=PATH)"
+                    ),
+                }
+            } else {
+                StoreError::Unreachable { path, detail }
+            }
+        }
     }
 }
 

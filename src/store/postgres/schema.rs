@@ -18,7 +18,7 @@ use super::Store;
 use crate::store::StoreError;
 
 /// The schema version this binary writes.
-pub(super) const VERSION: i64 = 1;
+pub(super) const VERSION: i64 = 2;
 
 /// The key of the advisory lock migrations take ("agentrace" in ASCII, cut to 63 bits).
 const MIGRATION_LOCK: i64 = 0x6167_656e_7472_6163;
@@ -117,6 +117,20 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (experiment_id, case_id, attempt)
     );
     CREATE INDEX experiment_runs_by_trace ON experiment_runs (trace_id);
+    "#,
+    // 2: the shards of `eval --shard K/N` (SQLite's 7).
+    r#"
+    CREATE TABLE experiment_shards (
+        experiment_id TEXT COLLATE "C" NOT NULL
+            REFERENCES experiments (experiment_id) ON DELETE CASCADE,
+        shard         BIGINT NOT NULL,
+        shards        BIGINT NOT NULL,
+        cases         BIGINT NOT NULL,
+        status        TEXT NOT NULL,
+        started_at    BIGINT NOT NULL,
+        ended_at      BIGINT,
+        PRIMARY KEY (experiment_id, shard)
+    );
     "#,
 ];
 

@@ -22,28 +22,8 @@ const EXPERIMENT_COLUMNS: &str = "experiment_id, name, workflow, dataset, datase
 impl Store {
     /// Records a new experiment (its id must be new).
     pub fn create_experiment(&self, e: &Experiment) -> Result<(), StoreError> {
-        self.with_write_tx(|tx| {
-            tx.execute(
-                &format!(
-                    "INSERT INTO experiments ({EXPERIMENT_COLUMNS})
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-                ),
-                params![
-                    e.id,
-                    e.name,
-                    e.workflow,
-                    e.dataset,
-                    e.dataset_hash,
-                    map_json(&e.metadata),
-                    e.status.as_str(),
-                    e.started_at.micros(),
-                    e.ended_at.map(Timestamp::micros),
-                    i64::try_from(e.cases).unwrap_or(i64::MAX),
-                    e.repeat,
-                ],
-            )?;
-            Ok(())
-        })
+        self.with_write_tx(|tx| insert_experiment(tx, e, ""))
+            .map(drop)
     }
 
     /// Sets how an experiment stands: `ended` with a final status, or `None` with `Running`
@@ -241,16 +221,33 @@ impl Store {
 
     /// A `running` experiment whose process is gone (its lock is free) reads as `cancelled`:
     /// `eval --resume` continues it. Only the value returned changes.
+    ///
+    /// A sharded experiment (`eval --shard`) has no process of its own: its status is that of
+    /// its shards, each judged by its own lock.
     fn unless_dead(&self, mut e: Experiment) -> Experiment {
-        if e.status == ExperimentStatus::Running
-            && let Some(t) = lock_id(&e.id)
-        {
-            let probe = Trace::running(t, "", "");
-            if matches!(self.liveness(&probe), super::lock::Liveness::Dead(_)) {
-                e.status = ExperimentStatus::Cancelled;
+        if e.status != ExperimentStatus::Running {
+            return e;
+        }
+        match self.experiment_shards(&e.id) {
+            Ok(shards) if !shards.is_empty() => {
+                e.status = crate::store::experiment::sharded_status(&shards);
+            }
+            _ => {
+                if self.lock_is_dead(&e.id) {
+                    e.status = ExperimentStatus::Cancelled;
+                }
             }
         }
         e
+    }
+
+    /// Whether the lock `key` (an experiment's or a shard's) was held by a process that is
+    /// gone: it is free and its file is still there.
+    pub(super) fn lock_is_dead(&self, key: &str) -> bool {
+        lock_id(key).is_some_and(|t| {
+            let probe = Trace::running(t, "", "");
+            matches!(self.liveness(&probe), super::lock::Liveness::Dead(_))
+        })
     }
 
     fn experiments_where(
@@ -283,6 +280,34 @@ impl Store {
     }
 }
 
+/// Inserts an experiment row; `conflict` is what follows the values (an `ON CONFLICT` clause,
+/// or nothing: a second row of one id is then an error). How many rows it wrote.
+pub(super) fn insert_experiment(
+    tx: &rusqlite::Transaction<'_>,
+    e: &Experiment,
+    conflict: &str,
+) -> rusqlite::Result<usize> {
+    tx.execute(
+        &format!(
+            "INSERT INTO experiments ({EXPERIMENT_COLUMNS})
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) {conflict}"
+        ),
+        params![
+            e.id,
+            e.name,
+            e.workflow,
+            e.dataset,
+            e.dataset_hash,
+            map_json(&e.metadata),
+            e.status.as_str(),
+            e.started_at.micros(),
+            e.ended_at.map(Timestamp::micros),
+            i64::try_from(e.cases).unwrap_or(i64::MAX),
+            e.repeat,
+        ],
+    )
+}
+
 /// The lock of an experiment is that of a run whose trace id has the experiment id's digits
 /// (both are UUIDv7s: they do not collide).
 fn lock_id(id: &str) -> Option<TraceId> {
@@ -309,7 +334,7 @@ fn read_experiment(r: &Row<'_>) -> rusqlite::Result<(Experiment, String)> {
     ))
 }
 
-fn id_list(ids: &[TraceId]) -> String {
+pub(super) fn id_list(ids: &[TraceId]) -> String {
     let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
     serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into())
 }

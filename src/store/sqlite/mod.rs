@@ -8,6 +8,7 @@
 //! [`reconcile`], and the locks that tell live runs from dead ones in [`lock`]. Everything here
 //! that speaks SQL or opens the file stays here: no other module imports `rusqlite`.
 
+mod copy;
 mod delete;
 mod error;
 mod experiment;
@@ -19,6 +20,7 @@ mod schema;
 mod score;
 mod search;
 mod session;
+mod shard;
 mod stats;
 mod writer;
 

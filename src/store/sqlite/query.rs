@@ -221,7 +221,7 @@ impl Store {
     }
 
     /// The spans of a trace without their events, by start time then insertion order.
-    fn spans(&self, id: TraceId) -> Result<Vec<Span>, StoreError> {
+    pub(super) fn spans(&self, id: TraceId) -> Result<Vec<Span>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -251,7 +251,7 @@ impl Store {
             .collect()
     }
 
-    fn attach_events(&self, id: TraceId, spans: &mut [Span]) -> Result<(), StoreError> {
+    pub(super) fn attach_events(&self, id: TraceId, spans: &mut [Span]) -> Result<(), StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached(

@@ -11,7 +11,7 @@
 use super::{Store, StoreError};
 
 /// The schema version this binary writes.
-pub const VERSION: i64 = 6;
+pub const VERSION: i64 = 7;
 
 /// `MIGRATIONS[n - 1]` takes a store from version `n - 1` to `n`.
 const MIGRATIONS: &[&str] = &[
@@ -206,6 +206,23 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX experiment_runs_by_trace ON experiment_runs (trace_id);
 
     CREATE INDEX events_by_name ON events (name, trace_id);
+    "#,
+    // 7: the shards of an experiment run by `eval --shard K/N`, one row per shard that ran (in
+    // this store, or in another merged into it): which of how many, how many cases it holds,
+    // and how it ended. `eval report` names the shards that have no row. No foreign key to
+    // `experiments`' status: each shard keeps its own, the experiment's is derived from them.
+    r#"
+    CREATE TABLE experiment_shards (
+        experiment_id TEXT NOT NULL
+            REFERENCES experiments (experiment_id) ON DELETE CASCADE,
+        shard         INTEGER NOT NULL,
+        shards        INTEGER NOT NULL,
+        cases         INTEGER NOT NULL,
+        status        TEXT NOT NULL,
+        started_at    INTEGER NOT NULL,
+        ended_at      INTEGER,
+        PRIMARY KEY (experiment_id, shard)
+    );
     "#,
 ];
 

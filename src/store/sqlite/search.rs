@@ -232,7 +232,8 @@ mod tests {
                  DROP TRIGGER fts_events_insert; DROP TRIGGER fts_events_update;
                  DROP TRIGGER fts_events_delete;
                  DROP TABLE fts_spans; DROP TABLE fts_traces; DROP TABLE fts_events;
-                 DROP TABLE experiment_runs; DROP TABLE experiments; DROP INDEX events_by_name;
+                 DROP TABLE experiment_shards; DROP TABLE experiment_runs; DROP TABLE experiments;
+                 DROP INDEX events_by_name;
                  PRAGMA user_version = 3;",
             )
             .unwrap();

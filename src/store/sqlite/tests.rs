@@ -899,7 +899,8 @@ fn a_version_1_store_is_migrated_and_keeps_its_traces() {
          DROP TRIGGER IF EXISTS fts_spans_update; DROP TRIGGER fts_spans_delete; \
          DROP TRIGGER fts_events_insert; DROP TRIGGER fts_events_update; \
          DROP TRIGGER fts_events_delete; \
-         DROP TABLE experiment_runs; DROP TABLE experiments; DROP INDEX events_by_name; \
+         DROP TABLE experiment_shards; DROP TABLE experiment_runs; DROP TABLE experiments; \
+         DROP INDEX events_by_name; \
          PRAGMA user_version = 1",
     )
     .unwrap();
