@@ -52,7 +52,7 @@ use writer::Record;
 /// An open store, of either backend.
 pub enum Store {
     Sqlite(sqlite::Store),
-    Postgres(postgres::Store),
+    Postgres(self::postgres::Store),
 }
 
 /// Where [`Store::wait_for_change`] left off.
@@ -65,7 +65,7 @@ impl Store {
     pub fn open(location: impl Into<Location>) -> Result<Store, StoreError> {
         match location.into() {
             Location::Sqlite(path) => sqlite::Store::open(&path).map(Store::Sqlite),
-            Location::Postgres(url) => postgres::Store::open(&url, true).map(Store::Postgres),
+            Location::Postgres(url) => self::postgres::Store::open(&url, true).map(Store::Postgres),
         }
     }
 
@@ -74,7 +74,9 @@ impl Store {
     pub fn open_existing(location: impl Into<Location>) -> Result<Store, StoreError> {
         match location.into() {
             Location::Sqlite(path) => sqlite::Store::open_existing(&path).map(Store::Sqlite),
-            Location::Postgres(url) => postgres::Store::open(&url, false).map(Store::Postgres),
+            Location::Postgres(url) => {
+                self::postgres::Store::open(&url, false).map(Store::Postgres)
+            }
         }
     }
 

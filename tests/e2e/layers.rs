@@ -253,33 +253,51 @@ fn no_file_imports_a_sibling_that_imports_it() {
 }
 
 /// The store's backends keep their SQL to themselves (shared/DESIGN.md): only the files of
-/// `src/store/sqlite/`, tests included, may name `rusqlite`, so that the commands, and the rest
-/// of the store, stay the same when a second backend arrives.
+/// `src/store/sqlite/`, tests included, may name `rusqlite`, and only those of
+/// `src/store/postgres/` the PostgreSQL driver (`postgres::`, `tokio_postgres`), so that the
+/// commands, and the rest of the store, are the same on both backends.
 #[test]
-fn only_the_sqlite_backend_imports_rusqlite() {
-    let mut files = Vec::new();
-    every_rust_file(&src(), &mut files);
-    let backend = src().join("store").join("sqlite");
-    let mut seen = false;
-    let mut wrong = Vec::new();
-    for file in files {
-        let text = std::fs::read_to_string(&file).unwrap();
-        let names = text
-            .lines()
-            .filter(|line| !line.trim_start().starts_with("//"))
-            .any(|line| line.contains("rusqlite"));
-        if file.starts_with(&backend) {
-            seen |= names;
-        } else if names {
-            wrong.push(file.strip_prefix(src()).unwrap().display().to_string());
+fn each_backend_alone_imports_its_driver() {
+    // The crate `postgres::…` is named at the start of a path; the store's own module of that
+    // name is reached as `self::postgres::…` or `store::postgres::…`.
+    let names_postgres = |line: &str| {
+        line.contains("tokio_postgres")
+            || line.match_indices("postgres::").any(|(i, _)| {
+                line[..i]
+                    .chars()
+                    .next_back()
+                    .is_none_or(|c| !(c == ':' || c == '_' || c.is_alphanumeric()))
+            })
+    };
+    let driver_of = |line: &str, driver: &str| match driver {
+        "rusqlite" => line.contains("rusqlite"),
+        _ => names_postgres(line),
+    };
+    for (driver, folder) in [("rusqlite", "sqlite"), ("postgres", "postgres")] {
+        let mut files = Vec::new();
+        every_rust_file(&src(), &mut files);
+        let backend = src().join("store").join(folder);
+        let mut seen = false;
+        let mut wrong = Vec::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let names = text
+                .lines()
+                .filter(|line| !line.trim_start().starts_with("//"))
+                .any(|line| driver_of(line, driver));
+            if file.starts_with(&backend) {
+                seen |= names;
+            } else if names {
+                wrong.push(file.strip_prefix(src()).unwrap().display().to_string());
+            }
         }
+        assert!(seen, "the check sees the {folder} backend's imports");
+        assert!(
+            wrong.is_empty(),
+            "{driver} outside src/store/{folder}/: {}",
+            wrong.join(", ")
+        );
     }
-    assert!(seen, "the check sees the backend's imports");
-    assert!(
-        wrong.is_empty(),
-        "rusqlite outside src/store/sqlite/: {}",
-        wrong.join(", ")
-    );
 }
 
 /// Every `.rs` file under `dir`, tests included.
