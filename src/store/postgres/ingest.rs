@@ -13,47 +13,61 @@ use super::write::write_spans;
 use crate::store::rows::derived_status;
 use crate::store::writer::map_json;
 use crate::store::{IngestSummary, StoreError};
-use crate::trace::TraceId;
 use crate::trace::ingest::Ingest;
+use crate::trace::{Span, TraceId};
 
 impl Store {
     /// Writes `ingest` in one transaction: all of it or, on error, nothing.
     pub fn ingest(&self, ingest: &Ingest) -> Result<IngestSummary, StoreError> {
-        let touched: BTreeSet<TraceId> = ingest
-            .traces
-            .iter()
-            .map(|t| t.trace_id)
-            .chain(ingest.spans.iter().map(|s| s.trace_id))
-            .collect();
+        self.ingest_batch(&[ingest])?;
+        Ok(IngestSummary {
+            traces: touched([ingest]).into_iter().collect(),
+            spans: ingest.spans.len(),
+        })
+    }
+
+    /// Writes several ingests in one transaction, as if one after the other: headers in
+    /// order, every span in one statement (the later of two writes of a span wins), then each
+    /// touched trace settled once from all its spans.
+    pub(crate) fn ingest_batch(&self, batch: &[&Ingest]) -> Result<(), StoreError> {
+        let touched = touched(batch.iter().copied());
         let now = crate::trace::Timestamp::now().micros();
         self.with_write_tx(|tx| {
-            for header in &ingest.traces {
-                let words = words([header.name.as_str(), header.workflow.as_str()]);
-                tx.execute(
-                    "INSERT INTO traces (trace_id, name, workflow, group_id, metadata, status,
-                                         started_at, search)
-                     VALUES ($1, $2, $3, $4, $5, 'running', $6, array_to_tsvector($7::text[]))
-                     ON CONFLICT (trace_id) DO UPDATE SET
-                         name = excluded.name, workflow = excluded.workflow,
-                         group_id = excluded.group_id, metadata = excluded.metadata,
-                         search = excluded.search
-                     WHERE traces.pid IS NULL",
-                    &[
-                        &header.trace_id.to_string(),
-                        &header.name,
-                        &header.workflow,
-                        &header.group_id,
-                        &map_json(&header.metadata),
-                        &now,
-                        &words,
-                    ],
-                )?;
+            for ingest in batch {
+                for header in &ingest.traces {
+                    let words = words([header.name.as_str(), header.workflow.as_str()]);
+                    tx.execute(
+                        "INSERT INTO traces (trace_id, name, workflow, group_id, metadata,
+                                             status, started_at, search)
+                         VALUES ($1, $2, $3, $4, $5, 'running', $6,
+                                 array_to_tsvector($7::text[]))
+                         ON CONFLICT (trace_id) DO UPDATE SET
+                             name = excluded.name, workflow = excluded.workflow,
+                             group_id = excluded.group_id, metadata = excluded.metadata,
+                             search = excluded.search
+                         WHERE traces.pid IS NULL",
+                        &[
+                            &header.trace_id.to_string(),
+                            &header.name,
+                            &header.workflow,
+                            &header.group_id,
+                            &map_json(&header.metadata),
+                            &now,
+                            &words,
+                        ],
+                    )?;
+                }
             }
             // A span whose trace has not been announced gets a placeholder trace named after
             // it (the first such span of each trace names it).
             let mut placeholders: Vec<(String, &str, i64)> = Vec::new();
             let mut seen = BTreeSet::new();
-            for span in &ingest.spans {
+            let spans: Vec<(&Span, bool)> = batch
+                .iter()
+                .flat_map(|ingest| ingest.spans.iter())
+                .map(|span| (span, true))
+                .collect();
+            for (span, _) in &spans {
                 if seen.insert(span.trace_id) {
                     placeholders.push((
                         span.trace_id.to_string(),
@@ -73,19 +87,27 @@ impl Store {
                  ON CONFLICT (trace_id) DO NOTHING",
                 &[&ids, &names, &starts, &words],
             )?;
-            let spans: Vec<(&crate::trace::Span, bool)> =
-                ingest.spans.iter().map(|s| (s, true)).collect();
             write_spans(tx, &spans)?;
             for trace_id in &touched {
                 settle(tx, *trace_id)?;
             }
             Ok(())
-        })?;
-        Ok(IngestSummary {
-            traces: touched.into_iter().collect(),
-            spans: ingest.spans.len(),
         })
     }
+}
+
+/// The traces ingests name, by header or by span.
+fn touched<'a>(batch: impl IntoIterator<Item = &'a Ingest>) -> BTreeSet<TraceId> {
+    batch
+        .into_iter()
+        .flat_map(|ingest| {
+            ingest
+                .traces
+                .iter()
+                .map(|t| t.trace_id)
+                .chain(ingest.spans.iter().map(|s| s.trace_id))
+        })
+        .collect()
 }
 
 /// A number at `path` in a span's attributes, or NULL.
