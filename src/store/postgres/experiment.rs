@@ -79,16 +79,19 @@ impl Store {
             .pop())
     }
 
-    /// The newest `limit` experiments whose id starts with `prefix` (`exp_` and hex digits:
-    /// no LIKE metacharacters).
+    /// The newest `limit` experiments whose id starts with `prefix` (`exp_` and hex digits: a
+    /// range of the index, as for traces).
     pub(crate) fn experiments_starting_with(
         &self,
         prefix: &str,
         limit: usize,
     ) -> Result<Vec<Experiment>, StoreError> {
         self.experiments_where(
-            &format!("experiment_id LIKE $1 ORDER BY started_at DESC LIMIT {limit}"),
-            &[&format!("{prefix}%")],
+            &format!(
+                "experiment_id >= $1 AND experiment_id < $1 || 'g'
+                 ORDER BY started_at DESC LIMIT {limit}"
+            ),
+            &[prefix],
         )
     }
 

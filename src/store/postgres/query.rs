@@ -44,23 +44,23 @@ impl Store {
         })
     }
 
-    /// The trace ids that start with `prefix` (`trace_` and hex digits: no LIKE
-    /// metacharacters): how many, and the newest few.
+    /// The trace ids that start with `prefix` (`trace_` and hex digits): how many, and the
+    /// newest few. A range of the index, not `LIKE` (whose `_` is a wildcard, which made the
+    /// planner scan the whole table): every id with the prefix sorts between it and it + `g`.
     pub(crate) fn traces_starting_with(&self, prefix: &str) -> Result<Matches, StoreError> {
-        let pattern = format!("{prefix}%");
         let limit = CANDIDATES as i64;
         self.read(|c| {
             let total: i64 = c
                 .query_one(
-                    "SELECT count(*) FROM traces WHERE trace_id LIKE $1",
-                    &[&pattern],
+                    "SELECT count(*) FROM traces WHERE trace_id >= $1 AND trace_id < $1 || 'g'",
+                    &[&prefix],
                 )?
                 .try_get(0)?;
             let newest = c
                 .query(
-                    "SELECT trace_id FROM traces WHERE trace_id LIKE $1
+                    "SELECT trace_id FROM traces WHERE trace_id >= $1 AND trace_id < $1 || 'g'
                      ORDER BY started_at DESC, seq DESC LIMIT $2",
-                    &[&pattern, &limit],
+                    &[&prefix, &limit],
                 )?
                 .iter()
                 .map(|r| r.try_get(0))
@@ -92,11 +92,11 @@ impl Store {
 
     /// Whether at most one trace id starts with `prefix`.
     pub(crate) fn prefix_is_unique(&self, prefix: &str) -> Result<bool, StoreError> {
-        let pattern = format!("{prefix}%");
         let n: i64 = self.read(|c| {
             c.query_one(
-                "SELECT count(*) FROM (SELECT 1 FROM traces WHERE trace_id LIKE $1 LIMIT 2) t",
-                &[&pattern],
+                "SELECT count(*) FROM (SELECT 1 FROM traces
+                 WHERE trace_id >= $1 AND trace_id < $1 || 'g' LIMIT 2) t",
+                &[&prefix],
             )?
             .try_get(0)
         })?;
