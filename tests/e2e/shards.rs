@@ -610,3 +610,95 @@ fn shards_run_at_once_into_one_shared_store_join_one_experiment_and_report_witho
     assert_eq!(report["summary"]["runs"], 12);
     assert_eq!(report["summary"]["passed"], 10);
 }
+
+/// A team store (PostgreSQL at `AGENTRACE_PG_URL`): `None` after a note outside CI.
+fn team_server() -> Option<String> {
+    let url = std::env::var("AGENTRACE_PG_URL")
+        .ok()
+        .filter(|v| !v.is_empty());
+    if url.is_none() {
+        assert!(
+            !under_ci(),
+            "AGENTRACE_PG_URL is not set under CI: .ci/run starts PostgreSQL (ci/postgres.sh)"
+        );
+        eprintln!("note: skipped the team-store copy test: run `eval \"$(ci/postgres.sh start)\"`");
+    }
+    url
+}
+
+#[test]
+fn store_copy_and_merge_move_stores_between_sqlite_and_postgresql() {
+    let Some(base) = team_server() else {
+        return;
+    };
+    let team = PgDb::create(&base);
+    let env = env(6);
+    // Two shards, each into its own file, merged straight into the team store.
+    for k in 1..=2 {
+        let args = shard_args(k, 2, "nightly", "none");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_exit(&on(&env, &format!("s{k}.db"), &args), 0);
+    }
+    let merged = counts(&env.run(&[
+        "merge", "s1.db", "s2.db", "--into", &team.url, "--format", "json",
+    ]));
+    assert_eq!(merged["traces"], (6, 6, 0));
+    assert_eq!(merged["experiment_runs"], (6, 6, 0));
+    let report = |store: &str| {
+        let out = env.run(&[
+            "--store",
+            store,
+            "eval",
+            "report",
+            "nightly",
+            "--format",
+            "json",
+            "--min-pass-rate",
+            "0",
+        ]);
+        assert_exit(&out, 0);
+        parse_json(&out.stdout)
+    };
+    let on_team = report(&team.url);
+    assert_eq!(on_team["summary"]["ran"], 6, "{on_team}");
+    // Merging again stores nothing twice.
+    let again = counts(&env.run(&[
+        "merge", "s1.db", "s2.db", "--into", &team.url, "--format", "json",
+    ]));
+    assert_eq!(again["traces"], (6, 0, 6));
+    // And back out to a file: the same experiment, the same traces, read the same.
+    let back = counts(&env.run(&["store", "copy", &team.url, "back.db", "--format", "json"]));
+    assert_eq!(back["traces"], (6, 6, 0));
+    assert_eq!(back["experiments"], (1, 1, 0));
+    assert_eq!(back["experiment_runs"], (6, 6, 0));
+    let on_file = report(env.path().join("back.db").to_str().unwrap());
+    assert_eq!(on_file["summary"], on_team["summary"]);
+    let id = parse_json(&on(&env, "back.db", &["list", "--format", "json"]).stdout)[0]["trace_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let show = |store: &str| {
+        let out = env.run(&["--store", store, "show", &id, "--format", "json"]);
+        assert_exit(&out, 0);
+        parse_json(&out.stdout)
+    };
+    assert_eq!(
+        show(&team.url),
+        show(env.path().join("back.db").to_str().unwrap())
+    );
+    // And as in the shard's own file it came from.
+    let origin = ["s1.db", "s2.db"]
+        .into_iter()
+        .find(|f| {
+            parse_json(&on(&env, f, &["list", "--format", "json"]).stdout)
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["trace_id"] == id.as_str())
+        })
+        .expect("the trace came from a shard");
+    assert_eq!(
+        show(&team.url),
+        show(env.path().join(origin).to_str().unwrap())
+    );
+}
