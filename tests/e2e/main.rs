@@ -43,6 +43,7 @@ mod serve_experiments;
 mod shapes;
 mod show;
 mod store;
+mod team_store;
 mod templates;
 mod terminal;
 mod tls;
