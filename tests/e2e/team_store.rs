@@ -189,17 +189,7 @@ fn a_database_of_a_newer_schema_is_refused_and_the_run_writes_nothing() {
     let mut db = admin(&url);
     db.batch_execute("UPDATE agentrace_schema SET version = 99")
         .unwrap();
-    let count = |db: &mut postgres::Client| -> (i64, i64) {
-        let traces: i64 = db
-            .query_one("SELECT count(*) FROM traces", &[])
-            .unwrap()
-            .get(0);
-        let spans: i64 = db
-            .query_one("SELECT count(*) FROM spans", &[])
-            .unwrap()
-            .get(0);
-        (traces, spans)
-    };
+    let count = |db: &mut postgres::Client| (rows(db, "traces"), rows(db, "spans"));
     let before = count(&mut db);
     for args in [
         vec!["run", "touch.yaml"],
@@ -515,34 +505,29 @@ fn sixteen_runs_of_fifty_steps_at_once_all_land_whole_in_one_database() {
             spans.len()
         );
         assert!(spans.iter().all(|s| s["status"] == "ok"), "{doc:#}");
-        let mut ids: Vec<&str> = spans
-            .iter()
-            .map(|s| s["span_id"].as_str().unwrap())
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        assert_eq!(ids.len(), spans.len(), "no span twice");
+        assert_eq!(distinct(spans, "span_id"), spans.len(), "no span twice");
         all_spans += spans.len();
     }
-    let mut ids: Vec<&str> = traces
-        .iter()
-        .map(|t| t["trace_id"].as_str().unwrap())
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    assert_eq!(ids.len(), 16, "no trace twice");
+    assert_eq!(distinct(&traces, "trace_id"), 16, "no trace twice");
     // The database holds exactly these: no stray or doubled rows.
     let mut db = admin(&env.pg().unwrap().url);
-    let rows: i64 = db
-        .query_one("SELECT count(*) FROM spans", &[])
+    assert_eq!(rows(&mut db, "spans"), i64::try_from(all_spans).unwrap());
+    assert_eq!(rows(&mut db, "traces"), 16);
+}
+
+/// How many rows `table` holds.
+fn rows(db: &mut postgres::Client, table: &str) -> i64 {
+    db.query_one(&format!("SELECT count(*) FROM {table}"), &[])
         .unwrap()
-        .get(0);
-    assert_eq!(rows, i64::try_from(all_spans).unwrap());
-    let traces_rows: i64 = db
-        .query_one("SELECT count(*) FROM traces", &[])
-        .unwrap()
-        .get(0);
-    assert_eq!(traces_rows, 16);
+        .get(0)
+}
+
+/// How many different values of `key` the documents have.
+fn distinct(docs: &[Value], key: &str) -> usize {
+    let mut seen: Vec<&str> = docs.iter().map(|d| d[key].as_str().unwrap()).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    seen.len()
 }
 
 #[test]

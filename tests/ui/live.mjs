@@ -17,9 +17,8 @@
 // Environment: CHROMIUM (the browser binary; default /usr/bin/chromium) and NODE_PATH (a
 // node_modules holding playwright-core, see package.json), unless `npm ci` ran in tests/ui.
 // Exit 0 with the summary; exit 1 with the reason on stderr; exit 2 on bad arguments.
-import { createRequire } from 'node:module';
+import { launchChromium, watchPage } from './browser.mjs';
 
-const require = createRequire(import.meta.url);
 const started = Date.now();
 
 const USAGE = 'usage: live.mjs --base URL --expect-trace ID --expect-workflow NAME [--expect-rows N] [--timeout MS]';
@@ -56,46 +55,19 @@ const workflow = opts['expect-workflow'];
 const expectRows = opts['expect-rows'] === undefined ? null : Number(opts['expect-rows']);
 const TIMEOUT = Number(opts.timeout || 30000);
 
-let chromium;
-try {
-  ({ chromium } = require('playwright-core'));
-} catch (e) {
-  process.stderr.write('live.mjs: cannot load playwright-core: install it (npm ci in tests/ui, or ' +
-    'npm install --prefix DIR playwright-core and NODE_PATH=DIR/node_modules)\n' + e.message + '\n');
-  process.exit(1);
-}
-
 class Failure extends Error {}
 const fail = (message) => { throw new Failure(message); };
 const step = { name: 'start' };
 const problems = []; // console errors and warnings, page errors, failed requests, dialogs
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox'],
-});
+const browser = await launchChromium('live.mjs');
 let exitCode = 0;
 const summary = { ok: true, base, trace: traceId, workflow };
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
   page.setDefaultTimeout(TIMEOUT);
-  page.on('console', (m) => {
-    if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()} during "${step.name}": ${m.text()}`);
-  });
-  page.on('pageerror', (e) => problems.push(`page error during "${step.name}": ${e.message}`));
-  page.on('dialog', async (d) => {
-    problems.push(`a ${d.type()} dialog fired during "${step.name}": ${JSON.stringify(d.message())}`);
-    await d.dismiss().catch(() => {});
-  });
-  page.on('requestfailed', (r) => {
-    const err = r.failure() ? r.failure().errorText : 'failed';
-    if (err.includes('ERR_ABORTED') && new URL(r.url()).pathname === '/api/events') return;
-    problems.push(`request failed during "${step.name}": ${r.method()} ${r.url()}: ${err}`);
-  });
-  page.on('response', (r) => {
-    if (r.status() >= 400) problems.push(`HTTP ${r.status()} during "${step.name}": ${r.request().method()} ${r.url()}`);
-  });
+  watchPage(page, step, problems);
   let navigations = 0;
   page.on('framenavigated', (f) => { if (f === page.mainFrame()) navigations++; });
   const check = () => { if (problems.length) fail(problems[0]); };
