@@ -30,7 +30,7 @@ trap cleanup EXIT
 
 if [ -z "${AGENTRACE_PG_URL:-}" ]; then
   bash ci/postgres.sh install >&2
-  env_lines=$(PG_STATE_DIR=$WORK/pg bash ci/postgres.sh start)
+  env_lines=$(PG_DURABLE=1 PG_STATE_DIR=$WORK/pg bash ci/postgres.sh start)
   eval "$env_lines"
   OWN_PG=1
   if ((EUID == 0)); then chown -R postgres "$WORK/pg" 2>/dev/null || true; fi

@@ -38,8 +38,10 @@ use crate::store::Location;
 pub struct Cli {
     /// The trace store: an SQLite file (a path or sqlite:PATH) or a PostgreSQL database
     /// (postgres://USER@HOST:PORT/DB) [default: $XDG_DATA_HOME/agentrace/traces.db]
+    // Read as text and parsed after clap: clap's own error for a bad value quotes the value,
+    // and a URL's password must never reach the terminal.
     #[arg(long, global = true, env = "AGENTRACE_STORE", value_name = "PATH|URL")]
-    store: Option<Location>,
+    store: Option<String>,
 
     /// Print nothing but the result
     #[arg(short, long, global = true)]
@@ -161,11 +163,13 @@ pub fn main_entry() -> i32 {
             return code.code();
         }
     };
+    let store = match cli.store.as_deref().map(Location::parse).transpose() {
+        Ok(store) => store.unwrap_or_else(|| Location::Sqlite(default_store())),
+        // The message masks a URL's password (see `Location::parse`).
+        Err(message) => return report(&Error::usage(format!("--store: {message}"))),
+    };
     let globals = Globals {
-        store: cli
-            .store
-            .clone()
-            .unwrap_or_else(|| Location::Sqlite(default_store())),
+        store,
         quiet: cli.quiet,
         color: cli.color.into(),
     };

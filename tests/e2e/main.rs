@@ -44,6 +44,7 @@ mod shapes;
 mod shards;
 mod show;
 mod store;
+mod team_store;
 mod team_store_tls;
 mod templates;
 mod terminal;

@@ -1,7 +1,8 @@
-//! TLS to a PostgreSQL team store: `sslmode=require` with the server's CA as `sslrootcert`
-//! works; without the CA the connection is refused with a sentence that says what to give,
-//! never the password; `verify-full` is accepted as `require` (always verified). Against the
-//! server `ci/postgres.sh` starts (`AGENTRACE_PG_URL`, its CA in `AGENTRACE_PG_CA`).
+//! TLS to a PostgreSQL team store, with libpq's `sslmode`s: `verify-full` checks the server's
+//! certificate against `sslrootcert` (and the platform's roots), and without the right CA the
+//! connection is refused with a sentence that says what to give, never the password;
+//! `require` and the default `prefer` encrypt without checking it, as libpq does. Against the
+//! server `ci/postgres.sh` starts with TLS (`AGENTRACE_PG_URL`, its CA in `AGENTRACE_PG_CA`).
 
 use crate::support::*;
 
@@ -51,8 +52,16 @@ fn a_team_store_over_tls_verifies_the_server_certificate() {
     let full = format!("{with_password}?sslmode=verify-full&sslrootcert={ca}");
     assert_exit(&env.run(&["--store", &full, "list"]), 0);
 
-    // Without the CA the platform's roots do not know the server: refused, and said how to fix.
-    let unverified = format!("{with_password}?sslmode=require");
+    // Encrypted without a check, as libpq's require and prefer (the default) are.
+    for unchecked in [
+        format!("{with_password}?sslmode=require"),
+        with_password.clone(),
+    ] {
+        assert_exit(&env.run(&["--store", &unchecked, "list"]), 0);
+    }
+    // verify-full without the CA: the platform's roots do not know the server. Refused, and
+    // said how to fix.
+    let unverified = format!("{with_password}?sslmode=verify-full");
     let out = env.run(&["--store", &unverified, "list"]);
     assert_exit(&out, 2);
     let err = stderr(&out);
@@ -66,6 +75,21 @@ fn a_team_store_over_tls_verifies_the_server_certificate() {
     for out in [stdout(&out), err] {
         assert!(!out.contains("hunter2-secret"), "{out}");
     }
+    // A CA that did not sign the server's certificate is refused even under require.
+    let other_ca = env.path().join("other-ca.pem");
+    let other = rcgen::generate_simple_self_signed(vec!["elsewhere.example".to_string()]).unwrap();
+    std::fs::write(&other_ca, other.cert.pem()).unwrap();
+    let out = env.run(&[
+        "--store",
+        &format!(
+            "{}?sslmode=require&sslrootcert={}",
+            db.url,
+            other_ca.display()
+        ),
+        "list",
+    ]);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("certificate"), "{}", stderr(&out));
     // A CA file that is not there is a clear error too.
     let out = env.run(&[
         "--store",

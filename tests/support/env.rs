@@ -40,7 +40,7 @@ pub fn pg_base() -> Option<String> {
 /// A database of its own for one test, dropped with it.
 pub struct PgDb {
     base: String,
-    name: String,
+    pub name: String,
     pub url: String,
 }
 
@@ -155,6 +155,19 @@ impl TestEnv {
             server: None,
             envs: Vec::new(),
         }
+    }
+
+    /// A TestEnv on a fresh database of the PostgreSQL server at `base`, whatever the switch
+    /// says: for the tests of what only a team store has (tests/e2e/team_store.rs).
+    pub fn postgres(base: &str) -> TestEnv {
+        let mut env = TestEnv::sqlite();
+        env.pg = Some(PgDb::create(base));
+        env
+    }
+
+    /// The PostgreSQL database of this TestEnv, if it has one.
+    pub fn pg(&self) -> Option<&PgDb> {
+        self.pg.as_ref()
     }
 
     /// Whether this TestEnv stores into PostgreSQL.

@@ -16,10 +16,9 @@
 // node_modules holding playwright-core, see package.json), unless `npm ci` ran in tests/ui.
 // Exit 0 with a one-line JSON summary on stdout; exit 1 with the reason on stderr; exit 2 on
 // bad arguments.
-import { createRequire } from 'node:module';
+import { launchChromium, watchPage } from './browser.mjs';
 import { pathToFileURL } from 'node:url';
 
-const require = createRequire(import.meta.url);
 const started = Date.now();
 
 const USAGE = 'usage: drive.mjs --base URL --expect-trace ID --expect-name NAME --filter-workflow NAME ' +
@@ -60,24 +59,12 @@ const workflow = opts['filter-workflow'];
 const escaped = opts['expect-escaped'];
 const TIMEOUT = Number(opts.timeout || 15000);
 
-let chromium;
-try {
-  ({ chromium } = require('playwright-core'));
-} catch (e) {
-  process.stderr.write('drive.mjs: cannot load playwright-core: install it (npm ci in tests/ui, or ' +
-    'npm install --prefix DIR playwright-core and NODE_PATH=DIR/node_modules)\n' + e.message + '\n');
-  process.exit(1);
-}
-
 class Failure extends Error {}
 const fail = (message) => { throw new Failure(message); };
 const step = { name: 'start' };
 const problems = []; // console errors and warnings, page errors, failed requests, dialogs
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox'],
-});
+const browser = await launchChromium('drive.mjs');
 let exitCode = 0;
 const summary = { ok: true, base, trace: traceId };
 let page;
@@ -86,26 +73,7 @@ try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   page = await context.newPage();
   page.setDefaultTimeout(TIMEOUT);
-  page.on('console', (m) => {
-    if (m.type() === 'error' || m.type() === 'warning') {
-      const loc = m.location();
-      problems.push(`console ${m.type()} during "${step.name}": ${m.text()}${loc && loc.url ? ` (${loc.url}:${loc.lineNumber})` : ''}`);
-    }
-  });
-  page.on('pageerror', (e) => problems.push(`page error during "${step.name}": ${e.message}`));
-  page.on('dialog', async (d) => {
-    problems.push(`a ${d.type()} dialog fired during "${step.name}": ${JSON.stringify(d.message())}`);
-    await d.dismiss().catch(() => {});
-  });
-  page.on('requestfailed', (r) => {
-    const err = r.failure() ? r.failure().errorText : 'failed';
-    // The event stream is cut whenever the page goes away; that is not a failure.
-    if (err.includes('ERR_ABORTED') && new URL(r.url()).pathname === '/api/events') return;
-    problems.push(`request failed during "${step.name}": ${r.method()} ${r.url()}: ${err}`);
-  });
-  page.on('response', (r) => {
-    if (r.status() >= 400) problems.push(`HTTP ${r.status()} during "${step.name}": ${r.request().method()} ${r.url()}`);
-  });
+  watchPage(page, step, problems);
 
   const check = () => { if (problems.length) fail(problems[0]); };
   const appState = () => page.evaluate(() => {

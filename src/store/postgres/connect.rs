@@ -2,11 +2,13 @@
 //!
 //! The password is the URL's, else `PGPASSWORD`, else the matching line of `~/.pgpass` (or
 //! `PGPASSFILE`), as libpq reads them; a `.pgpass` readable by others is ignored, as libpq
-//! does. `sslmode` is `disable`, `prefer` (the default: TLS when the server offers it),
-//! `require`, `verify-ca` or `verify-full`; whenever TLS is used the server's certificate is
-//! verified against the platform's roots plus the CA of `sslrootcert=PATH` (stricter than
-//! libpq's `require`, which does not check the certificate: a team store on another machine
-//! should not be reachable by whoever sits in between). Nothing here prints the password.
+//! does. `sslmode` means what it means to libpq: `disable`; `prefer` (the default: TLS when
+//! the server offers it) and `require` (TLS or nothing) encrypt without checking the server's
+//! certificate unless `sslrootcert=PATH` names a CA to check it against (a stock Debian
+//! server's snakeoil certificate must not stop `postgres://localhost/db`); `verify-ca` and
+//! `verify-full` check it against the platform's roots plus that CA, host name included (so
+//! `verify-ca` is as strict as `verify-full` here). A team store reached over a network wants
+//! `verify-full`. Nothing here prints the password.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,6 +26,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub(super) struct Target {
     pub(super) config: Config,
     root_cert: Option<PathBuf>,
+    /// `verify-ca` / `verify-full`: check the certificate even without `sslrootcert`.
+    verify: bool,
 }
 
 /// Reads `url`; the error is a sentence without the password.
@@ -35,13 +39,17 @@ pub(super) fn target(url: &PgUrl) -> Result<Target, String> {
     // The options the driver does not know (or knows with fewer values) are taken out first.
     let mut kept = Vec::new();
     let mut root_cert = None;
+    let mut verify = false;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match key {
             "sslrootcert" => root_cert = Some(PathBuf::from(decode(value))),
             "sslmode" => match value {
                 "disable" | "prefer" | "require" => kept.push(pair.to_string()),
-                "verify-ca" | "verify-full" => kept.push("sslmode=require".to_string()),
+                "verify-ca" | "verify-full" => {
+                    verify = true;
+                    kept.push("sslmode=require".to_string());
+                }
                 "allow" => kept.push("sslmode=prefer".to_string()),
                 other => {
                     return Err(format!(
@@ -77,7 +85,11 @@ pub(super) fn target(url: &PgUrl) -> Result<Target, String> {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
     config.application_name("agentrace");
-    Ok(Target { config, root_cert })
+    Ok(Target {
+        config,
+        root_cert,
+        verify,
+    })
 }
 
 impl Target {
@@ -96,6 +108,15 @@ impl Target {
     fn tls(&self) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let config = match &self.root_cert {
+            None if !self.verify => {
+                let provider = Arc::new(rustls::crypto::ring::default_provider());
+                rustls::ClientConfig::builder_with_provider(provider.clone())
+                    .with_safe_default_protocol_versions()
+                    .map_err(|e| e.to_string())?
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(Unchecked(provider)))
+                    .with_no_client_auth()
+            }
             None => {
                 use rustls_platform_verifier::ConfigVerifierExt;
                 rustls::ClientConfig::with_platform_verifier()
@@ -130,6 +151,57 @@ impl Target {
             }
         };
         Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+    }
+}
+
+/// The certificate check of `sslmode=prefer` and `require` without `sslrootcert`, as libpq
+/// does them: the connection is encrypted, the handshake's signatures are checked, the
+/// certificate's issuer and name are not.
+#[derive(Debug)]
+struct Unchecked(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for Unchecked {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

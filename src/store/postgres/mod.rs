@@ -200,8 +200,8 @@ fn connect_error(path: &std::path::Path, e: postgres::Error) -> StoreError {
                 StoreError::Refused {
                     path,
                     detail: format!(
-                        "{detail} (agentrace verifies the server's certificate whenever TLS is \
-                         used: give its CA with ?sslrootcert=PATH)"
+                        "{detail} (give the server's CA with ?sslrootcert=PATH, or \
+                         sslmode=require to encrypt without checking the certificate)"
                     ),
                 }
             } else {
