@@ -943,6 +943,7 @@ mod ingest {
             .ingest(&Ingest {
                 traces: vec![header(id, "Nightly")],
                 spans: vec![stopped],
+                rows: Vec::new(),
             })
             .unwrap();
         assert_eq!(store.load(id).unwrap().trace.status, Status::Cancelled);
@@ -965,6 +966,7 @@ mod ingest {
             .ingest(&Ingest {
                 traces: vec![header(own, "Renamed")],
                 spans: vec![resent],
+                rows: Vec::new(),
             })
             .unwrap();
         let after = store.load(own).unwrap().trace;
@@ -985,6 +987,7 @@ mod ingest {
                     future + 5,
                     Status::Ok,
                 )],
+                rows: Vec::new(),
             })
             .unwrap();
         let e = store.resolve("last").unwrap_err();
@@ -1010,6 +1013,7 @@ mod ingest {
             .ingest(&Ingest {
                 traces: vec![],
                 spans: vec![child.clone()],
+                rows: Vec::new(),
             })
             .unwrap();
         let doc = store.load(id).unwrap();
@@ -1026,6 +1030,7 @@ mod ingest {
             .ingest(&Ingest {
                 traces: vec![header(id, "Drafting")],
                 spans: vec![open.clone()],
+                rows: Vec::new(),
             })
             .unwrap();
         let doc = store.load(id).unwrap();
@@ -1048,6 +1053,7 @@ mod ingest {
             .ingest(&Ingest {
                 traces: vec![],
                 spans: vec![failed, second],
+                rows: Vec::new(),
             })
             .unwrap();
         let doc = store.load(id).unwrap();
@@ -1068,6 +1074,7 @@ mod ingest {
             .ingest(&Ingest {
                 traces: vec![header(id, "Drafting")],
                 spans: before.spans.clone(),
+                rows: Vec::new(),
             })
             .unwrap();
         let after = store.load(id).unwrap();

@@ -478,7 +478,7 @@ fn write_records<'a>(
     index_spans(tx, &seqs)
 }
 
-fn write_trace(tx: &Transaction<'_>, t: &Trace) -> rusqlite::Result<()> {
+pub(super) fn write_trace(tx: &Transaction<'_>, t: &Trace) -> rusqlite::Result<()> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO traces (trace_id, name, workflow, group_id, metadata, status, started_at,
                              ended_at, input_tokens, output_tokens, total_tokens, error, pid,
