@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Row, params};
+use rusqlite::{Row, Transaction, params};
 
 use super::query::{TRACE_COLUMNS, TraceRow, json_map};
 use super::writer::{map_json, write_run};
@@ -14,34 +14,42 @@ use crate::store::{Experiment, ExperimentRun, ExperimentStatus};
 use crate::trace::score::{EVALUATION_EVENT, Score};
 use crate::trace::{Event, SpanId, Timestamp, Trace, TraceId};
 
+/// Inserts an experiment's row, with `on_conflict` (an `ON CONFLICT` clause, or nothing: the id
+/// must then be new).
+pub(super) fn insert_experiment(
+    tx: &Transaction<'_>,
+    e: &Experiment,
+    on_conflict: &str,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        &format!(
+            "INSERT INTO experiments ({EXPERIMENT_COLUMNS})
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) {on_conflict}"
+        ),
+        params![
+            e.id,
+            e.name,
+            e.workflow,
+            e.dataset,
+            e.dataset_hash,
+            map_json(&e.metadata),
+            e.status.as_str(),
+            e.started_at.micros(),
+            e.ended_at.map(Timestamp::micros),
+            i64::try_from(e.cases).unwrap_or(i64::MAX),
+            e.repeat,
+        ],
+    )?;
+    Ok(())
+}
+
 const EXPERIMENT_COLUMNS: &str = "experiment_id, name, workflow, dataset, dataset_hash, \
                                   metadata, status, started_at, ended_at, cases, repeats";
 
 impl Store {
     /// Records a new experiment (its id must be new).
     pub fn create_experiment(&self, e: &Experiment) -> Result<(), StoreError> {
-        self.with_write_tx(|tx| {
-            tx.execute(
-                &format!(
-                    "INSERT INTO experiments ({EXPERIMENT_COLUMNS})
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-                ),
-                params![
-                    e.id,
-                    e.name,
-                    e.workflow,
-                    e.dataset,
-                    e.dataset_hash,
-                    map_json(&e.metadata),
-                    e.status.as_str(),
-                    e.started_at.micros(),
-                    e.ended_at.map(Timestamp::micros),
-                    i64::try_from(e.cases).unwrap_or(i64::MAX),
-                    e.repeat,
-                ],
-            )?;
-            Ok(())
-        })
+        self.with_write_tx(|tx| insert_experiment(tx, e, ""))
     }
 
     /// Sets how an experiment stands: `ended` with a final status, or `None` with `Running`

@@ -11,6 +11,7 @@
 mod delete;
 mod error;
 mod experiment;
+mod experiment_ingest;
 mod ingest;
 mod lock;
 mod query;
