@@ -30,6 +30,7 @@ pub mod export;
 pub mod ingest;
 pub mod llm;
 pub mod query;
+pub mod remote;
 pub mod render;
 pub mod serve;
 pub mod store;

@@ -9,6 +9,7 @@ mod history;
 mod junit;
 mod list;
 mod prune;
+mod push;
 mod rm;
 mod run;
 mod score;
@@ -75,6 +76,8 @@ enum Command {
     Rm(rm::Args),
     /// Delete the traces that started before a given age (never one still running)
     Prune(prune::Args),
+    /// Send what pushing runs (AGENTRACE_REMOTE) kept while the server was down
+    Push(push::Args),
     /// Print a shell completion script: bash, zsh, fish, powershell, elvish
     Completions(completions::Args),
     /// Print the man page (roff)
@@ -171,6 +174,7 @@ pub fn main_entry() -> i32 {
         Command::Score(args) => score::run(args, &globals),
         Command::Rm(args) => rm::run(args, &globals),
         Command::Prune(args) => prune::run(args, &globals),
+        Command::Push(args) => push::run(args, &globals),
         Command::Completions(args) => completions::run(args, &globals),
         Command::Man(args) => completions::run_man(args, &globals),
     };
