@@ -468,6 +468,49 @@ fn eval_with_a_remote_records_the_experiment_on_the_server() {
 }
 
 #[test]
+fn an_eval_with_the_server_down_reports_as_usual_and_push_delivers_its_experiment() {
+    let env = rich_env().workflow("scored.yaml", SCORED);
+    env.write(
+        "cases.jsonl",
+        "{\"id\": \"a\", \"word\": \"good day\"}\n{\"id\": \"b\", \"word\": \"bad day\"}\n",
+    );
+    let out = pushing(
+        &env,
+        &[
+            "eval",
+            "scored.yaml",
+            "--dataset",
+            "cases.jsonl",
+            "--experiment",
+            "nightly",
+            "--format",
+            "json",
+        ],
+        &nowhere(),
+        TOKEN,
+    );
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert_eq!(err.matches("warning").count(), 1, "{err}");
+    let report = parse_json(&out.stdout);
+    assert_eq!(report["summary"]["passed"], 1);
+
+    let served = serve(&env);
+    let pushed = pushing(&env, &["push"], &served.url(""), TOKEN);
+    assert_exit(&pushed, 0);
+    let store = server_store(&env);
+    let on_server = env.json(&[
+        "--store",
+        store.to_str().unwrap(),
+        "show",
+        "nightly",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(on_server, report);
+}
+
+#[test]
 fn bad_remote_input_is_a_usage_error_that_writes_nothing() {
     let env = rich_env();
     let out = pushing(&env, &["run", "quick.yaml"], "ftp://example.org", TOKEN);
