@@ -412,28 +412,41 @@ steps:
       - { name: good, contains: good }
 "#;
 
-#[test]
-fn eval_with_a_remote_records_the_experiment_on_the_server() {
+/// Two cases of `scored.yaml`, one failing.
+fn scored_env() -> TestEnv {
     let env = rich_env().workflow("scored.yaml", SCORED);
     env.write(
         "cases.jsonl",
         "{\"id\": \"a\", \"word\": \"good day\"}\n{\"id\": \"b\", \"word\": \"bad day\"}\n",
     );
+    env
+}
+
+/// The experiment `nightly` of two cases, its report as JSON.
+const EVAL: &[&str] = &[
+    "eval",
+    "scored.yaml",
+    "--dataset",
+    "cases.jsonl",
+    "--experiment",
+    "nightly",
+    "--format",
+    "json",
+];
+
+/// `show nightly --format json` against the server's store.
+fn server_experiment(env: &TestEnv) -> Value {
+    server_show(env, "nightly")
+}
+
+#[test]
+fn eval_with_a_remote_records_the_experiment_on_the_server() {
+    let env = scored_env();
     let served = serve(&env);
-    let args = [
-        "eval",
-        "scored.yaml",
-        "--dataset",
-        "cases.jsonl",
-        "--experiment",
-        "nightly",
-        "--format",
-        "json",
-    ];
-    let local = env.run(&args);
+    let local = env.run(EVAL);
     assert_exit(&local, 1);
     let url = served.url("");
-    let mut remote_args = args.to_vec();
+    let mut remote_args = EVAL.to_vec();
     remote_args.extend(["--remote", &url]);
     let out = env.run_with(&remote_args, |c| {
         c.env("AGENTRACE_TOKEN", TOKEN);
@@ -451,15 +464,7 @@ fn eval_with_a_remote_records_the_experiment_on_the_server() {
         strip(&parse_json(&local.stdout))
     );
     // The server has the experiment, its runs and their traces: its report is the local one.
-    let store = server_store(&env);
-    let on_server = env.json(&[
-        "--store",
-        store.to_str().unwrap(),
-        "show",
-        "nightly",
-        "--format",
-        "json",
-    ]);
+    let on_server = server_experiment(&env);
     // The same experiment: the server's report of it is the one the pushing eval printed.
     assert_eq!(on_server, parse_json(&out.stdout));
     assert_eq!(server_list(&env).len(), 2);
@@ -469,26 +474,8 @@ fn eval_with_a_remote_records_the_experiment_on_the_server() {
 
 #[test]
 fn an_eval_with_the_server_down_reports_as_usual_and_push_delivers_its_experiment() {
-    let env = rich_env().workflow("scored.yaml", SCORED);
-    env.write(
-        "cases.jsonl",
-        "{\"id\": \"a\", \"word\": \"good day\"}\n{\"id\": \"b\", \"word\": \"bad day\"}\n",
-    );
-    let out = pushing(
-        &env,
-        &[
-            "eval",
-            "scored.yaml",
-            "--dataset",
-            "cases.jsonl",
-            "--experiment",
-            "nightly",
-            "--format",
-            "json",
-        ],
-        &nowhere(),
-        TOKEN,
-    );
+    let env = scored_env();
+    let out = pushing(&env, EVAL, &nowhere(), TOKEN);
     assert_exit(&out, 1);
     let err = stderr(&out);
     assert_eq!(err.matches("warning").count(), 1, "{err}");
@@ -498,15 +485,7 @@ fn an_eval_with_the_server_down_reports_as_usual_and_push_delivers_its_experimen
     let served = serve(&env);
     let pushed = pushing(&env, &["push"], &served.url(""), TOKEN);
     assert_exit(&pushed, 0);
-    let store = server_store(&env);
-    let on_server = env.json(&[
-        "--store",
-        store.to_str().unwrap(),
-        "show",
-        "nightly",
-        "--format",
-        "json",
-    ]);
+    let on_server = server_experiment(&env);
     assert_eq!(on_server, report);
 }
 
