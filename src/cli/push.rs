@@ -48,6 +48,10 @@ fn cause(remote: &Remote, failure: &Failure) -> String {
     let reason = redact::redact(failure.message()).into_owned();
     match failure {
         Failure::Unreachable(_) => format!("agentrace serve at {url} cannot be reached ({reason})"),
+        Failure::Token(_) if !remote.has_token() => format!(
+            "agentrace serve at {url} needs a token ({reason}): set AGENTRACE_TOKEN to the \
+             server's token"
+        ),
         Failure::Token(_) => format!(
             "agentrace serve at {url} refused the token ({reason}): set AGENTRACE_TOKEN to the \
              server's token"

@@ -85,6 +85,11 @@ impl Remote {
         })
     }
 
+    /// Whether a token is sent.
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
     /// The server's URL for messages (no user info, no query).
     pub fn display_url(&self) -> String {
         display_url(&self.base)

@@ -359,9 +359,14 @@ fn a_wrong_token_keeps_the_run_in_the_spool_and_never_shows_a_token() {
     );
     assert!(!stderr(&out).contains(wrong));
 
+    // No token at all: said so.
+    let out = pushing(&env, &["run", "quick.yaml"], &served.url(""), "");
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("needs a token"), "{}", stderr(&out));
+
     let out = pushing(&env, &["push"], &served.url(""), TOKEN);
     assert_exit(&out, 0);
-    assert_eq!(server_list(&env).len(), 1);
+    assert_eq!(server_list(&env).len(), 2);
 }
 
 #[test]
