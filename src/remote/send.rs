@@ -40,9 +40,17 @@ fn gzip(raw: &[u8]) -> Result<Vec<u8>, String> {
     enc.finish().map_err(|e| e.to_string())
 }
 
+/// How long a connection may take: a server that drops packets (a firewall) is found down in
+/// seconds, not after the whole request timeout of every attempt.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The HTTP client for `remote`.
 pub fn client(remote: &Remote) -> Result<reqwest::Client, String> {
-    push::client(remote.timeout)
+    push::client_with(
+        reqwest::Client::builder()
+            .timeout(remote.timeout)
+            .connect_timeout(CONNECT_TIMEOUT),
+    )
 }
 
 /// Sends `record`: OTLP protobuf to `/v1/traces`, or JSON to `/v1/experiments`; gzip either way.
