@@ -139,6 +139,13 @@ measure b5_ingest 3 -- curl -sf -o /dev/null -X POST -H 'Content-Type: applicati
 SERVE_ID=$(AGENTRACE_STORE=$SERVE_DB "$BIN" list --format json --limit 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["trace_id"])')
 measure b5_api_trace 5 -- curl -sf -o /dev/null "http://$SERVE/api/traces/$SERVE_ID" >>"$RESULTS"
 
+# B6: the B1 run recording through that serve (AGENTRACE_REMOTE), by turns with the same run into
+# the local store: what pushing costs a run, until its last batch is stored on the server.
+OPENAI_BASE_URL=$URL0 measure b6_local 5 -- "$BIN" -q run "$WORK/b1.yaml" --format none \
+  --and b6_push -- env AGENTRACE_REMOTE="http://$SERVE" AGENTRACE_SPOOL="$WORK/spool.jsonl" \
+  "$BIN" -q run "$WORK/b1.yaml" --format none >>"$RESULTS"
+if [ -e "$WORK/spool.jsonl" ]; then echo "B6: the pushing runs spooled (serve unreachable?)" >&2; exit 1; fi
+
 # E1: an evaluation of EVAL_CASES cases (one agent step and one built-in check each) against the
 # fake server at 100 ms, 50 cases at once. Ideal: EVAL_CASES / 50 × 100 ms. Beside it, by turns,
 # promptfoo on the same cases against the same server (bench/promptfoo.sh installs it into a
@@ -204,6 +211,7 @@ rows = [
     ("B4", "agentrace show last", f"{r['b4_show_last']['wall_ms']:.1f} ms", "≤ 10 ms", r["b4_show_last"]["wall_ms"] <= 10),
     ("B5", f"serve: POST /v1/traces, OTLP/JSON of {serve_spans} spans", f"{r['b5_ingest']['wall_ms']:.0f} ms ({r['b5_ingest']['wall_ms'] * 1000 / serve_spans:.0f} µs/span)", "-", None),
     ("B5", f"serve: GET /api/traces/ID, {serve_spans} spans", f"{r['b5_api_trace']['wall_ms']:.0f} ms", "-", None),
+    ("B6", f"B1 pushed to serve (AGENTRACE_REMOTE) vs into the store", f"{r['b6_push']['wall_ms']:.0f} ms vs {r['b6_local']['wall_ms']:.0f} ms wall (+{r['b6_push']['wall_ms'] - r['b6_local']['wall_ms']:.0f} ms), {r['b6_push']['rss_mib']} MiB RSS", "-", None),
 ]
 ideal = eval_cases / 50 * 100
 e1 = r["e1_eval"]

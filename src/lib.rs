@@ -13,7 +13,9 @@
 //! folder, `store/sqlite/`) and hand the trace model to `render` (tree, table, JSON, diff,
 //! stats) or `export` (OTLP, Chrome trace, the OpenAI dashboard, a self-contained HTML page).
 //! `ingest` reads what other tools send (the OpenAI Agents SDK, any OpenTelemetry SDK) into the
-//! same model, for `serve` to store and show (its API and the browser UI).
+//! same model, for `serve` to store and show (its API and the browser UI). A run that pushes
+//! (`AGENTRACE_REMOTE`) records through one more sink, `remote`, which sends agentrace's own OTLP
+//! to a `serve` and spools what it cannot send.
 //!
 //! Layers, enforced by `tests/e2e/layers.rs`: the leaves (`trace`, the model; `query`, the search
 //! language; `causes`, error chains) import nothing above them; `workflow`, `llm` and `ingest`
@@ -30,6 +32,7 @@ pub mod export;
 pub mod ingest;
 pub mod llm;
 pub mod query;
+pub mod remote;
 pub mod render;
 pub mod serve;
 pub mod store;

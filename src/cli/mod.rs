@@ -10,6 +10,7 @@ mod junit;
 mod list;
 mod merge;
 mod prune;
+mod push;
 mod rm;
 mod run;
 mod score;
@@ -85,6 +86,8 @@ enum Command {
     Store(store_copy::Args),
     /// Merge stores into one (the shards of an eval run on several machines): idempotent
     Merge(merge::Args),
+    /// Send what pushing runs (AGENTRACE_REMOTE) kept while the server was down
+    Push(push::Args),
     /// Print a shell completion script: bash, zsh, fish, powershell, elvish
     Completions(completions::Args),
     /// Print the man page (roff)
@@ -188,6 +191,7 @@ pub fn main_entry() -> i32 {
         Command::Prune(args) => prune::run(args, &globals),
         Command::Store(args) => store_copy::run(args, &globals),
         Command::Merge(args) => merge::run(args, &globals),
+        Command::Push(args) => push::run(args, &globals),
         Command::Completions(args) => completions::run(args, &globals),
         Command::Man(args) => completions::run_man(args, &globals),
     };

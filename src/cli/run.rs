@@ -85,10 +85,16 @@ pub struct Args {
     /// Write a JUnit XML report to FILE: a testsuite per trace, a testcase per step
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
+
+    /// Record through this `agentrace serve` (its base URL; the token is AGENTRACE_TOKEN)
+    /// instead of the store; kept in a local spool while it cannot be reached
+    #[arg(long, env = "AGENTRACE_REMOTE", value_name = "URL")]
+    remote: Option<String>,
 }
 
 pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
     let wf = workflow::load(&args.file)?;
+    let remote = super::push::remote(args.remote.as_deref())?;
     // -- W3C trace context (OTLP export): join the caller's trace when TRACEPARENT is valid.
     let trace_context = TraceContext::from_env();
     if trace_context.is_none() && std::env::var_os("TRACEPARENT").is_some_and(|v| !v.is_empty()) {
@@ -115,8 +121,11 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
     // TRACEPARENT links instead of joining. Claimed atomically, so that of runs started at the
     // same instant only one joins, and before the engine is built, so that it is built with
     // complete options. Without a trace context the store is opened only once the engine is
-    // built: bad input then leaves no store behind.
+    // built: bad input then leaves no store behind. A pushing run cannot check the claim (the
+    // server may be down, and another runner may push the same id later): it always starts a
+    // trace of its own and links to the caller's, so that two runs never share a trace row.
     let (store, claim) = match &trace_context {
+        Some(_) if remote.is_some() => (None, None),
         Some(c) => {
             let store = Store::open(&globals.store)?;
             let id = c.parent.trace_id;
@@ -125,6 +134,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
         }
         None => (None, None),
     };
+    let links = remote.is_some() && trace_context.is_some();
     let options = RunOptions {
         vars: args.vars,
         group: args.group,
@@ -136,7 +146,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
         max_tokens: args.max_tokens,
         max_cost_usd: args.max_cost,
         trace_context,
-        trace_id_taken: claim.is_some_and(|(_, claimed)| !claimed),
+        trace_id_taken: claim.is_some_and(|(_, claimed)| !claimed) || links,
         case: None,
     };
     let engine = match build_engine(wf, options, globals) {
@@ -152,9 +162,14 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
             return Err(e);
         }
     };
+    // -- A pushing run records into a scratch store, which the tree and the CI outputs read
+    // back, and through the remote sink to the server; the store stays untouched.
+    let pushing = super::push::pushing(remote, globals)?;
+    let local = pushing.as_ref().map_or(globals, |p| &p.globals);
+    let pusher = pushing.as_ref().map(|p| p.sink.clone());
     let store = match store {
         Some(store) => store,
-        None => Store::open(&globals.store)?,
+        None => Store::open(&local.store)?,
     };
     let printer = Arc::new(Mutex::new(StreamPrinter::default()));
     let engine = if args.stream {
@@ -164,6 +179,9 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
     };
     let writer = StoreWriter::spawn(store);
     let mut sinks: Vec<Arc<dyn Sink>> = vec![writer.sink()];
+    if let Some(pusher) = &pusher {
+        sinks.push(pusher.clone());
+    }
     if let Some(progress) = render::progress::sink(globals.quiet, args.stream, globals.color) {
         sinks.push(progress);
     }
@@ -184,12 +202,16 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
         printer.lock().unwrap_or_else(|p| p.into_inner()).finish();
     }
     let closed = writer.close();
+    if let Some(pusher) = &pusher {
+        // Waits for the last batch (or its spool); a failure was said on stderr already.
+        pusher.close();
+    }
     if let Ok(teardown) = teardown {
         let _ = teardown.join();
     }
     closed?;
 
-    let mut finished = Finished::new(&outcome, globals);
+    let mut finished = Finished::new(&outcome, local);
     match args.format {
         RunFormat::Tree => {
             let theme = globals.stdout_theme();

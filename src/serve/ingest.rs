@@ -24,6 +24,7 @@ use tokio::sync::Semaphore;
 
 use super::{App, Shared, error, with_store};
 use crate::ingest::{self, Ingest, IngestError};
+use crate::store::experiment::ExperimentPush;
 use crate::trace::Timestamp;
 
 /// `POST /v1/traces/ingest`: what the OpenAI Agents SDK sends to its traces dashboard.
@@ -33,19 +34,8 @@ pub async fn openai(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    // Required, not defaulted: a body without a Content-Type is what a web page may send to any
-    // address without a CORS preflight (`fetch(url, {mode: 'no-cors', body})`).
-    match media_type(&headers).as_deref() {
-        Some("application/json") => {}
-        other => {
-            return error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!(
-                    "the Agents SDK ingest route takes Content-Type: application/json, not {}",
-                    other.unwrap_or("none")
-                ),
-            );
-        }
+    if let Some(refused) = json_only(&headers, "the Agents SDK ingest route") {
+        return refused;
     }
     let (body, held) = match read_body(&app, &headers, body).await {
         Ok(read) => read,
@@ -122,6 +112,79 @@ pub async fn otlp(
     };
     drop(held);
     answer
+}
+
+/// `POST /v1/experiments`: an experiment that a pushing `eval` (`AGENTRACE_REMOTE`) ran, as
+/// JSON ([`ExperimentPush`]): its row and the runs recorded so far, stored idempotently (see
+/// `Store::ingest_experiment`). The traces of its runs come over OTLP like any run's.
+pub async fn experiments(
+    State(app): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Some(refused) = json_only(&headers, "the experiments route") {
+        return refused;
+    }
+    let (body, held) = match read_body(&app, &headers, body).await {
+        Ok(read) => read,
+        Err(response) => return response,
+    };
+    let parsed = serde_json::from_slice::<ExperimentPush>(&body)
+        .map_err(|e| e.to_string())
+        .and_then(|mut push| push.check().map(|cut| (push, cut)));
+    drop(body);
+    let answer = match parsed {
+        Ok((push, cut)) => {
+            let (id, runs) = (push.experiment.id.clone(), push.runs.len());
+            match with_store(&app, move |store| {
+                store.ingest_experiment(&push.experiment, &push.runs)
+            })
+            .await
+            {
+                Ok(()) => {
+                    if app.options.log {
+                        eprintln!(
+                            "ingest (experiment, from {peer}): {id} with {runs} run(s){}",
+                            if cut > 0 {
+                                format!(", {cut} over-long field(s) cut")
+                            } else {
+                                String::new()
+                            }
+                        );
+                    }
+                    (
+                        StatusCode::OK,
+                        axum::Json(json!({ "experiment": id, "runs": runs })),
+                    )
+                        .into_response()
+                }
+                Err(response) => response,
+            }
+        }
+        Err(e) => error(
+            StatusCode::BAD_REQUEST,
+            format!("not an experiment push: {e}"),
+        ),
+    };
+    drop(held);
+    answer
+}
+
+/// 415 unless the body says it is JSON. Required, not defaulted: a body without a Content-Type
+/// is what a web page may send to any address without a CORS preflight
+/// (`fetch(url, {mode: 'no-cors', body})`).
+fn json_only(headers: &HeaderMap, route: &str) -> Option<Response> {
+    match media_type(headers).as_deref() {
+        Some("application/json") => None,
+        other => Some(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "{route} takes Content-Type: application/json, not {}",
+                other.unwrap_or("none")
+            ),
+        )),
+    }
 }
 
 /// A parsed payload with its times checked and its long fields cut.

@@ -94,6 +94,7 @@ fn router(app: Shared) -> Router {
     Router::new()
         .route("/v1/traces/ingest", post(ingest::openai))
         .route("/v1/traces", post(ingest::otlp))
+        .route("/v1/experiments", post(ingest::experiments))
         .route("/api/traces", get(api::traces))
         .route("/api/traces/{id}", get(api::trace))
         .route("/api/groups/{group}", get(api::group))

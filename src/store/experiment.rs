@@ -7,6 +7,7 @@
 //! same writer and after it, so that "has a run row" means "finished" when an interrupted eval
 //! is resumed.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::trace::{Timestamp, TraceId};
@@ -21,7 +22,8 @@ pub const EXPERIMENT_KEY: &str = "eval.experiment";
 pub const CASE_KEY: &str = "eval.case";
 
 /// How an experiment stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ExperimentStatus {
     /// Started and not finished (or its process died: `eval --resume` continues it).
     Running,
@@ -55,7 +57,7 @@ impl ExperimentStatus {
 }
 
 /// One experiment.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Experiment {
     /// `exp_` + 32 hex digits.
     pub id: String,
@@ -97,7 +99,7 @@ impl Experiment {
 }
 
 /// One run of one case: attempt `attempt` (1..=repeat) recorded trace `trace_id`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExperimentRun {
     pub experiment: String,
     pub case_id: String,
@@ -159,3 +161,56 @@ pub fn shard_lock_id(id: &str, shard: u32) -> String {
 
 /// The metadata key of a sharded experiment's number of shards (`eval --shard K/N`'s N).
 pub const SHARDS_KEY: &str = "eval.shards";
+
+/// What a pushing `eval` (`AGENTRACE_REMOTE`) sends to `serve` (`POST /v1/experiments`): the
+/// experiment's row as it stands and the runs recorded so far. Sent again as the experiment
+/// goes on; the server keeps the newest row (a running row never replaces an ended one) and
+/// each run once by case and attempt.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentPush {
+    pub experiment: Experiment,
+    #[serde(default)]
+    pub runs: Vec<ExperimentRun>,
+}
+
+impl ExperimentPush {
+    /// Refuses what no eval sends (an id that is not `exp_` and 32 hex digits, runs of another
+    /// experiment, an attempt 0) and cuts names and metadata to the ingest limits; returns how
+    /// many fields were cut.
+    pub fn check(&mut self) -> Result<usize, String> {
+        use crate::trace::bound::{bound_map, truncate_str};
+        use crate::trace::ingest::{MAX_METADATA, MAX_METADATA_ITEMS, MAX_NAME};
+        let e = &mut self.experiment;
+        let digits = e.id.strip_prefix(EXPERIMENT_PREFIX).unwrap_or("");
+        if digits.len() != 32 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "experiment.id: expected `{EXPERIMENT_PREFIX}` and 32 hex digits, got {:?}",
+                crate::trace::bound::truncate(&e.id, 60)
+            ));
+        }
+        if let Some(run) = self.runs.iter().find(|r| r.experiment != e.id) {
+            return Err(format!(
+                "runs: a run of experiment {:?} in the push of {}",
+                crate::trace::bound::truncate(&run.experiment, 60),
+                e.id
+            ));
+        }
+        if self.runs.iter().any(|r| r.attempt == 0) {
+            return Err("runs: attempts count from 1".into());
+        }
+        let mut cut = 0;
+        for text in [
+            &mut e.name,
+            &mut e.workflow,
+            &mut e.dataset,
+            &mut e.dataset_hash,
+        ] {
+            cut += usize::from(truncate_str(text, MAX_NAME));
+        }
+        for run in &mut self.runs {
+            cut += usize::from(truncate_str(&mut run.case_id, MAX_NAME));
+        }
+        cut += usize::from(bound_map(&mut e.metadata, MAX_METADATA, MAX_METADATA_ITEMS));
+        Ok(cut)
+    }
+}

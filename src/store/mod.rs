@@ -238,6 +238,16 @@ impl Store {
         backend!(self, s => s.set_experiment_status(id, status, ended))
     }
 
+    /// Writes an experiment and its runs pushed by a remote `eval` (`POST /v1/experiments`),
+    /// idempotently: a running row never replaces an ended one.
+    pub fn ingest_experiment(
+        &self,
+        e: &Experiment,
+        runs: &[ExperimentRun],
+    ) -> Result<(), StoreError> {
+        backend!(self, s => s.ingest_experiment(e, runs))
+    }
+
     /// Records the run of a case.
     pub fn record_run(&self, run: &ExperimentRun) -> Result<(), StoreError> {
         backend!(self, s => s.record_run(run))

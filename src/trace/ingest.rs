@@ -8,7 +8,13 @@
 use serde_json::{Map, Value};
 
 use crate::trace::bound::{bound_map, bound_value, truncate_str};
-use crate::trace::{Span, Timestamp, TraceId};
+use crate::trace::{Span, Timestamp, Trace, TraceId};
+
+/// The root-span attribute under which a pushing run (`AGENTRACE_REMOTE`) sends its trace row
+/// as JSON text: the row as the run has it, which ingest writes as it is instead of deriving it
+/// from the spans (a run knows why it failed, what its judges cost, when it started and ended;
+/// its spans alone do not say).
+pub const TRACE_ROW_ATTRIBUTE: &str = "agentrace.trace.row";
 
 /// The longest trace, workflow, group, span or event name kept, in bytes; longer ones are cut
 /// with a marker. Names are in every list row, tree and table.
@@ -34,6 +40,10 @@ pub const AHEAD_MICROS: i64 = 24 * 3600 * 1_000_000;
 pub struct Ingest {
     pub traces: Vec<TraceHeader>,
     pub spans: Vec<Span>,
+    /// Trace rows as the run that records them has them ([`TRACE_ROW_ATTRIBUTE`]): written as
+    /// they are rather than derived from the spans. Never owned by a local writer (`pid` is
+    /// dropped).
+    pub rows: Vec<Trace>,
 }
 
 impl Ingest {
@@ -54,6 +64,22 @@ impl Ingest {
                 MAX_METADATA,
                 MAX_METADATA_ITEMS,
             ));
+        }
+        for row in &mut self.rows {
+            count(truncate_str(&mut row.name, MAX_NAME));
+            count(truncate_str(&mut row.workflow, MAX_NAME));
+            if let Some(group) = &mut row.group_id {
+                count(truncate_str(group, MAX_NAME));
+            }
+            count(bound_map(
+                &mut row.metadata,
+                MAX_METADATA,
+                MAX_METADATA_ITEMS,
+            ));
+            if let Some(error) = &mut row.error {
+                count(truncate_str(&mut error.message, MAX_ERROR));
+                count(bound_value(&mut error.data, MAX_VALUE, usize::MAX));
+            }
         }
         for span in &mut self.spans {
             count(truncate_str(&mut span.name, MAX_NAME));
@@ -92,6 +118,20 @@ impl Ingest {
                 Ok(())
             }
         };
+        for row in &self.rows {
+            let at = format!("trace {}", row.trace_id);
+            check(&format!("{at}: started_at"), row.started_at)?;
+            if let Some(end) = row.ended_at {
+                check(&format!("{at}: ended_at"), end)?;
+                if end.micros() < row.started_at.micros() {
+                    return Err(IngestError::new(format!(
+                        "{at}: ended_at {} is before its started_at {}",
+                        end.to_rfc3339(),
+                        row.started_at.to_rfc3339()
+                    )));
+                }
+            }
+        }
         for span in &self.spans {
             let at = format!("span {} ({:?})", span.span_id, short(&span.name));
             check(&format!("{at}: started_at"), span.started_at)?;

@@ -27,6 +27,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "eval",
         &["trace", "query", "causes", "workflow", "store", "render"],
     ),
+    // Pushing runs to a `serve` (AGENTRACE_REMOTE): a sink over the OTLP export, and a spool.
+    ("remote", &["trace", "query", "causes", "export"]),
     // Running workflows: the engine never imports the store, render, export or cli.
     (
         "engine",
@@ -49,7 +51,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "cli",
         &[
             "trace", "query", "causes", "workflow", "llm", "ingest", "store", "render", "export",
-            "engine", "serve", "error", "eval",
+            "engine", "serve", "error", "eval", "remote",
         ],
     ),
     ("lib", &["cli", "error"]),

@@ -31,6 +31,7 @@ mod list;
 mod nesting;
 mod otlp;
 mod processes;
+mod push;
 mod real_server;
 mod replay;
 mod retries;

@@ -27,12 +27,14 @@ use crate::trace::score::Score;
 use crate::trace::{Sink, Span, Status, Trace};
 use crate::workflow::Workflow;
 
-/// What bounds an experiment as a whole.
+/// What bounds an experiment as a whole, and where its runs go besides the store.
 pub(crate) struct Limits {
     pub jobs: usize,
     pub max_concurrency: Option<u32>,
     pub max_tokens: Option<u64>,
     pub max_cost_usd: Option<f64>,
+    /// The remote sink of a pushing eval (`AGENTRACE_REMOTE`).
+    pub push: Option<Arc<dyn Sink>>,
 }
 
 /// How the runs of this process ended.
@@ -100,6 +102,8 @@ struct Ctx<'a> {
     base: &'a RunOptions,
     limits: &'a Limits,
     writer: &'a StoreWriter,
+    /// The remote sink of a pushing eval.
+    push: Option<Arc<dyn Sink>>,
     limiter: Option<Arc<tokio::sync::Semaphore>>,
     cancel: CancellationToken,
     tally: Mutex<Tally>,
@@ -176,7 +180,8 @@ async fn run_case(ctx: &Ctx<'_>, job: Job) -> Option<()> {
                 engine.limiter = ctx.limiter.clone();
             }
             let tap = Arc::new(ScoreTap::default());
-            let sinks: Vec<Arc<dyn Sink>> = vec![ctx.writer.run_sink(), tap.clone()];
+            let mut sinks: Vec<Arc<dyn Sink>> = vec![ctx.writer.run_sink(), tap.clone()];
+            sinks.extend(ctx.push.clone());
             // A child token: a case that stops itself (its budget) must not stop the others.
             let outcome = engine.run(sinks, ctx.cancel.child_token()).await;
             let trace = outcome.traces.first().map(|t| &t.trace)?;
@@ -255,6 +260,7 @@ pub(crate) fn drive(
         base,
         limits,
         writer: &writer,
+        push: limits.push.clone(),
         limiter: cap.map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize))),
         cancel: CancellationToken::new(),
         tally: Mutex::new(Tally::default()),

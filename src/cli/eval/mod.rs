@@ -157,6 +157,12 @@ pub(crate) struct GateArgs {
     /// With --baseline: exit 1 when any scorer is significantly worse
     #[arg(long, requires = "baseline")]
     fail_on_regression: bool,
+
+    /// Record the experiment and its traces through this `agentrace serve` (its base URL; the
+    /// token is AGENTRACE_TOKEN) instead of the store; kept in a local spool while it cannot
+    /// be reached
+    #[arg(long, env = "AGENTRACE_REMOTE", value_name = "URL")]
+    remote: Option<String>,
 }
 
 impl GateArgs {
@@ -237,6 +243,22 @@ fn run_eval(args: RunArgs, globals: &Globals) -> Result<ExitCode, Error> {
             "--shard needs --experiment NAME: the name all the shards record into",
         ));
     }
+    let remote = super::push::remote(args.gates.remote.as_deref())?;
+    if remote.is_some() {
+        // Both read earlier experiments from the store, which a pushing eval does not have.
+        for (flag, given) in [
+            ("--resume", args.resume.is_some()),
+            ("--baseline", args.gates.baseline.is_some()),
+        ] {
+            if given {
+                return Err(Error::usage(format!(
+                    "{flag} reads experiments from the store: it cannot be used with a remote \
+                     (--remote, AGENTRACE_REMOTE); run `agentrace eval compare` against the \
+                     server's store instead"
+                )));
+            }
+        }
+    }
     let wf = workflow::load(&file)?;
     if wf.traces.len() > 1 {
         return Err(Error::usage(format!(
@@ -275,6 +297,11 @@ fn run_eval(args: RunArgs, globals: &Globals) -> Result<ExitCode, Error> {
             why.join(" ")
         )));
     }
+    // -- A pushing eval records into a scratch store, which the report reads back, and
+    // through the remote sink to the server; the store stays untouched.
+    let pushing = super::push::pushing(remote, globals)?;
+    let globals = pushing.as_ref().map_or(globals, |p| &p.globals);
+    let pusher = pushing.as_ref().map(|p| p.sink.clone());
     let store = if args.resume.is_some() {
         Store::open_existing(&globals.store)?
     } else {
@@ -426,6 +453,9 @@ fn run_eval(args: RunArgs, globals: &Globals) -> Result<ExitCode, Error> {
         }
         jobs.clone()
     };
+    if let Some(pusher) = &pusher {
+        pusher.experiment(push_body(&experiment, Vec::new()));
+    }
     if !globals.quiet {
         eprintln!(
             "experiment {} ({}){}: {} runs{}",
@@ -452,12 +482,22 @@ fn run_eval(args: RunArgs, globals: &Globals) -> Result<ExitCode, Error> {
             max_concurrency: args.max_concurrency,
             max_tokens: args.max_tokens,
             max_cost_usd: args.max_cost,
+            push: pusher
+                .clone()
+                .map(|p| p as std::sync::Arc<dyn crate::trace::Sink>),
         },
         &options,
         globals,
     )?;
     set_status(ended.status, Some(Timestamp::now()))?;
     store.release_experiment(&lock);
+    if let Some(pusher) = &pusher {
+        // After every case's trace: the server has the traces its runs name.
+        let done = store.find_experiment(&experiment.id)?;
+        let runs = store.experiment_runs(&experiment.id)?;
+        pusher.experiment(push_body(&done, runs));
+        pusher.close();
+    }
     if let Some(reason) = &ended.reason {
         eprintln!("error: {reason}");
     }
@@ -534,6 +574,15 @@ pub(super) fn conclude(
     } else {
         code
     })
+}
+
+/// The body of `POST /v1/experiments` for a pushing eval.
+fn push_body(experiment: &Experiment, runs: Vec<crate::store::ExperimentRun>) -> Value {
+    let push = crate::store::experiment::ExperimentPush {
+        experiment: experiment.clone(),
+        runs,
+    };
+    serde_json::to_value(&push).unwrap_or(Value::Null)
 }
 
 /// `<workflow>-<UTC time>`: `support-20261204T171632Z`.

@@ -433,9 +433,13 @@ fn step_span(
 
 const AGENT_KEYS: &[&str] = &["agent", "input", "output"];
 const FUNCTION_KEYS: &[&str] = &["tool", "call_id", "input", "output"];
+/// The generation attributes the conventions carry (not copied as `agentrace.*`).
+///
+/// `response_model` is not among them: `gen_ai.response.model` is the request's model when none
+/// was recorded, so the stored value is kept as `agentrace.response_model` too, and a trace read
+/// back (a pushing run's) has it exactly when it was stored.
 const GENERATION_KEYS: &[&str] = &[
     "model",
-    "response_model",
     "usage",
     "input",
     "output",

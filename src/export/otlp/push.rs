@@ -360,9 +360,13 @@ pub async fn push(docs: &[TraceDoc], config: &PushConfig) -> Result<Delivered, S
 
 /// The HTTP client of an export: the timeout, agentrace's user agent, rustls.
 pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, String> {
+    client_with(reqwest::Client::builder().timeout(timeout))
+}
+
+/// [`client`] from a builder with settings of the caller's (a connect timeout).
+pub(crate) fn client_with(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, String> {
     install_crypto_provider();
-    reqwest::Client::builder()
-        .timeout(timeout)
+    builder
         .user_agent(concat!("agentrace/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {}", crate::causes::chain(&e)))

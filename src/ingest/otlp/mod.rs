@@ -63,6 +63,9 @@ pub fn from_request(request: &ExportTraceServiceRequest) -> Result<Ingest, Inges
     for item in incoming.iter().filter(|i| i.is_agentrace_root()) {
         if headed.insert(item.trace_id) {
             ingest.traces.push(item.agentrace_header());
+            if let Some(row) = item.agentrace_row()? {
+                ingest.rows.push(row);
+            }
         }
     }
     for item in &incoming {

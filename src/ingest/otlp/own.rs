@@ -17,8 +17,9 @@
 use serde_json::{Map, Value, json};
 
 use super::{Incoming, any_json, json_object, micros, otel_attributes, status_from_code, usage_of};
-use crate::ingest::TraceHeader;
-use crate::trace::{ErrorInfo, Event, Span, SpanKind, Status};
+use crate::ingest::{IngestError, TraceHeader};
+use crate::trace::ingest::TRACE_ROW_ATTRIBUTE;
+use crate::trace::{ErrorInfo, Event, Span, SpanKind, Status, Trace};
 
 impl Incoming<'_> {
     /// The root span agentrace's export makes of a trace.
@@ -57,6 +58,28 @@ impl Incoming<'_> {
             group_id: self.str("agentrace.group_id").map(str::to_string),
             metadata,
         }
+    }
+
+    /// The trace row a pushing run sent on its root ([`TRACE_ROW_ATTRIBUTE`]), if it sent one:
+    /// refused when it does not parse or names another trace. Its `pid` is dropped: the row
+    /// belongs to no process of this machine.
+    pub(super) fn agentrace_row(&self) -> Result<Option<Trace>, IngestError> {
+        let Some(text) = self.attrs.get(TRACE_ROW_ATTRIBUTE) else {
+            return Ok(None);
+        };
+        let bad = |why: String| IngestError::new(format!("{TRACE_ROW_ATTRIBUTE}: {why}"));
+        let text = text
+            .as_str()
+            .ok_or_else(|| bad("expected JSON text".into()))?;
+        let mut row: Trace = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        if row.trace_id != self.trace_id {
+            return Err(bad(format!(
+                "names trace {}, but its span is in trace {}",
+                row.trace_id, self.trace_id
+            )));
+        }
+        row.pid = None;
+        Ok(Some(row))
     }
 
     /// A span agentrace's export wrote, given back as it was stored.

@@ -23,6 +23,33 @@ impl Store {
         self.with_write_tx(|tx| insert_experiment(tx, e, "").map(drop))
     }
 
+    /// Writes a pushed experiment and its runs in one transaction (see SQLite's
+    /// `experiment_ingest.rs`): the newer row replaces the stored one unless it is still
+    /// running and the stored one has ended; each run is kept once by case and attempt.
+    pub fn ingest_experiment(
+        &self,
+        e: &Experiment,
+        runs: &[ExperimentRun],
+    ) -> Result<(), StoreError> {
+        self.with_write_tx(|tx| {
+            insert_experiment(
+                tx,
+                e,
+                "ON CONFLICT (experiment_id) DO UPDATE SET
+                     name = excluded.name, workflow = excluded.workflow,
+                     dataset = excluded.dataset, dataset_hash = excluded.dataset_hash,
+                     metadata = excluded.metadata, status = excluded.status,
+                     started_at = excluded.started_at, ended_at = excluded.ended_at,
+                     cases = excluded.cases, repeats = excluded.repeats
+                 WHERE NOT (excluded.ended_at IS NULL AND experiments.ended_at IS NOT NULL)",
+            )?;
+            for run in runs {
+                write_run(tx, run)?;
+            }
+            Ok(())
+        })
+    }
+
     /// Sets how an experiment stands.
     pub fn set_experiment_status(
         &self,

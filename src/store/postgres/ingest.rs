@@ -9,7 +9,7 @@ use postgres::Transaction;
 
 use super::Store;
 use super::search::words;
-use super::write::write_spans;
+use super::write::{write_spans, write_trace};
 use crate::store::rows::derived_status;
 use crate::store::writer::map_json;
 use crate::store::{IngestSummary, StoreError};
@@ -88,12 +88,39 @@ impl Store {
                 &[&ids, &names, &starts, &words],
             )?;
             write_spans(tx, &spans)?;
+            let rows: Vec<&crate::trace::Trace> =
+                batch.iter().flat_map(|ingest| ingest.rows.iter()).collect();
             for trace_id in &touched {
-                settle(tx, *trace_id)?;
+                if !rows.iter().any(|r| r.trace_id == *trace_id) {
+                    settle(tx, *trace_id)?;
+                }
+            }
+            for row in rows {
+                write_row(tx, row)?;
             }
             Ok(())
         })
     }
+}
+
+/// Writes a pushing run's trace row as it is (see SQLite's `ingest.rs`): not over a local
+/// run's row, and not a running row over one that has ended.
+fn write_row(tx: &mut Transaction<'_>, t: &crate::trace::Trace) -> Result<(), postgres::Error> {
+    let kept = tx
+        .query_opt(
+            "SELECT pid IS NOT NULL OR (ended_at IS NOT NULL AND $2) FROM traces
+             WHERE trace_id = $1",
+            &[&t.trace_id.to_string(), &t.ended_at.is_none()],
+        )?
+        .map(|r| r.try_get::<_, bool>(0))
+        .transpose()?
+        .unwrap_or(false);
+    if kept {
+        return Ok(());
+    }
+    let mut row = t.clone();
+    row.pid = None;
+    write_trace(tx, &row)
 }
 
 /// The traces ingests name, by header or by span.

@@ -10,13 +10,19 @@
 //! header arrives. A trace recorded by a local `run` (it has a writer pid) is that run's: an
 //! ingest of the same trace (its own OTLP export sent back here) adds spans but never rewrites
 //! the trace row.
+//!
+//! A pushing run (`AGENTRACE_REMOTE`) sends its own trace row with every request
+//! ([`Ingest::rows`]): that row is written as it is, not derived, so that its trace reads back
+//! as a local run's would (its error, its usage without the judges', its start before its
+//! first span). A row that is still running never replaces one that has ended: a request
+//! retried late cannot turn a finished trace back into a running one.
 
 use std::collections::BTreeSet;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::schema::index_spans;
-use super::writer::{write_events, write_span};
+use super::writer::{write_events, write_span, write_trace};
 use super::{Store, StoreError};
 use crate::store::IngestSummary;
 use crate::store::rows::derived_status;
@@ -69,7 +75,12 @@ impl Store {
                 write_events(tx, span)?;
             }
             for trace_id in &touched {
-                settle(tx, *trace_id)?;
+                if !ingest.rows.iter().any(|r| r.trace_id == *trace_id) {
+                    settle(tx, *trace_id)?;
+                }
+            }
+            for row in &ingest.rows {
+                write_row(tx, row)?;
             }
             index_spans(tx, &seqs)
         })?;
@@ -78,6 +89,27 @@ impl Store {
             spans: ingest.spans.len(),
         })
     }
+}
+
+/// Writes a pushing run's trace row as it is (see the module docs): not over a local run's
+/// row, and not a running row over one that has ended.
+fn write_row(tx: &Transaction<'_>, t: &crate::trace::Trace) -> rusqlite::Result<()> {
+    let kept: bool = tx
+        .prepare_cached(
+            "SELECT pid IS NOT NULL OR (ended_at IS NOT NULL AND ?2) FROM traces
+             WHERE trace_id = ?1",
+        )?
+        .query_row(params![t.trace_id.to_string(), t.ended_at.is_none()], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .unwrap_or(false);
+    if kept {
+        return Ok(());
+    }
+    let mut row = t.clone();
+    row.pid = None;
+    write_trace(tx, &row)
 }
 
 /// What a trace's spans add up to.

@@ -12,6 +12,7 @@ mod copy;
 mod delete;
 mod error;
 mod experiment;
+mod experiment_ingest;
 mod ingest;
 mod lock;
 mod query;

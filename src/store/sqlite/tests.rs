@@ -961,6 +961,7 @@ mod ingest {
             .ingest(&Ingest {
                 traces: vec![header(id, "Nightly")],
                 spans: vec![stopped],
+                rows: Vec::new(),
             })
             .unwrap();
         assert_eq!(store.load(id).unwrap().trace.status, Status::Cancelled);
@@ -983,6 +984,7 @@ mod ingest {
             .ingest(&Ingest {
                 traces: vec![header(own, "Renamed")],
                 spans: vec![resent],
+                rows: Vec::new(),
             })
             .unwrap();
         let after = store.load(own).unwrap().trace;
@@ -1003,6 +1005,7 @@ mod ingest {
                     future + 5,
                     Status::Ok,
                 )],
+                rows: Vec::new(),
             })
             .unwrap();
         let e = store.resolve("last").unwrap_err();
@@ -1028,6 +1031,7 @@ mod ingest {
             .ingest(&Ingest {
                 traces: vec![],
                 spans: vec![child.clone()],
+                rows: Vec::new(),
             })
             .unwrap();
         let doc = store.load(id).unwrap();
@@ -1044,6 +1048,7 @@ mod ingest {
             .ingest(&Ingest {
                 traces: vec![header(id, "Drafting")],
                 spans: vec![open.clone()],
+                rows: Vec::new(),
             })
             .unwrap();
         let doc = store.load(id).unwrap();
@@ -1066,6 +1071,7 @@ mod ingest {
             .ingest(&Ingest {
                 traces: vec![],
                 spans: vec![failed, second],
+                rows: Vec::new(),
             })
             .unwrap();
         let doc = store.load(id).unwrap();
@@ -1086,6 +1092,7 @@ mod ingest {
             .ingest(&Ingest {
                 traces: vec![header(id, "Drafting")],
                 spans: before.spans.clone(),
+                rows: Vec::new(),
             })
             .unwrap();
         let after = store.load(id).unwrap();
