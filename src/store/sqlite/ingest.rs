@@ -11,7 +11,7 @@
 //! ingest of the same trace (its own OTLP export sent back here) adds spans but never rewrites
 //! the trace row.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
@@ -25,57 +25,136 @@ use crate::trace::ingest::Ingest;
 impl Store {
     /// Writes `ingest` in one transaction: all of it or, on error, nothing.
     pub fn ingest(&self, ingest: &Ingest) -> Result<IngestSummary, StoreError> {
-        let touched: BTreeSet<TraceId> = ingest
-            .traces
-            .iter()
-            .map(|t| t.trace_id)
-            .chain(ingest.spans.iter().map(|s| s.trace_id))
-            .collect();
+        let touched = touched(ingest);
         self.with_write_tx(|tx| {
-            for header in &ingest.traces {
-                tx.prepare_cached(
-                    "INSERT INTO traces (trace_id, name, workflow, group_id, metadata, status,
-                                         started_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6)
-                     ON CONFLICT (trace_id) DO UPDATE SET
-                         name = excluded.name, workflow = excluded.workflow,
-                         group_id = excluded.group_id, metadata = excluded.metadata
-                     WHERE traces.pid IS NULL",
-                )?
-                .execute(params![
-                    header.trace_id.to_string(),
-                    header.name,
-                    header.workflow,
-                    header.group_id,
-                    map_json(&header.metadata),
-                    crate::trace::Timestamp::now().micros(),
-                ])?;
-            }
             let mut seqs = Vec::with_capacity(ingest.spans.len());
-            for span in &ingest.spans {
-                tx.prepare_cached(
-                    "INSERT INTO traces (trace_id, name, workflow, status, started_at)
-                     VALUES (?1, ?2, ?2, 'running', ?3)
-                     ON CONFLICT (trace_id) DO NOTHING",
-                )?
-                .execute(params![
-                    span.trace_id.to_string(),
-                    span.name,
-                    span.started_at.micros(),
-                ])?;
-                seqs.push(write_span(tx, span)?);
-                write_events(tx, span)?;
-            }
-            for trace_id in &touched {
-                settle(tx, *trace_id)?;
-            }
-            index_spans(tx, &seqs)
+            write(tx, ingest, &mut seqs, &mut HashSet::new())?;
+            finish(tx, &touched, &seqs)
         })?;
-        Ok(IngestSummary {
-            traces: touched.into_iter().collect(),
-            spans: ingest.spans.len(),
-        })
+        Ok(summary(ingest, touched))
     }
+
+    /// Writes several requests' ingests in ONE transaction (a group commit: `serve`'s writer
+    /// gathers what arrives while it writes), with one result per ingest, in order. The store
+    /// ends exactly as if each had gone through [`Store::ingest`] in turn: the traces are
+    /// settled once, after all their spans are in, from the same spans. When the transaction
+    /// fails, each ingest is written again alone, so that one bad ingest fails only itself —
+    /// except when the store as a whole refuses (locked too long, disk full): then every ingest
+    /// gets that answer at once rather than waiting for it again one by one.
+    pub fn ingest_many(&self, batch: &[&Ingest]) -> Vec<Result<IngestSummary, StoreError>> {
+        if batch.len() <= 1 {
+            return batch.iter().map(|ingest| self.ingest(ingest)).collect();
+        }
+        let each: Vec<BTreeSet<TraceId>> = batch.iter().map(|ingest| touched(ingest)).collect();
+        let all: BTreeSet<TraceId> = each.iter().flatten().copied().collect();
+        let spans = batch.iter().map(|ingest| ingest.spans.len()).sum();
+        let written = self.with_write_tx(|tx| {
+            let mut seqs = Vec::with_capacity(spans);
+            let mut present = HashSet::new();
+            for ingest in batch {
+                write(tx, ingest, &mut seqs, &mut present)?;
+            }
+            finish(tx, &all, &seqs)
+        });
+        match written {
+            Ok(()) => batch
+                .iter()
+                .zip(each)
+                .map(|(ingest, touched)| Ok(summary(ingest, touched)))
+                .collect(),
+            Err(StoreError::Busy { .. }) => batch
+                .iter()
+                .map(|_| {
+                    Err(StoreError::Busy {
+                        path: self.path.clone(),
+                    })
+                })
+                .collect(),
+            Err(StoreError::DiskFull { .. }) => batch
+                .iter()
+                .map(|_| {
+                    Err(StoreError::DiskFull {
+                        path: self.path.clone(),
+                    })
+                })
+                .collect(),
+            Err(_) => batch.iter().map(|ingest| self.ingest(ingest)).collect(),
+        }
+    }
+}
+
+/// The traces an ingest names, by header or by span.
+fn touched(ingest: &Ingest) -> BTreeSet<TraceId> {
+    ingest
+        .traces
+        .iter()
+        .map(|t| t.trace_id)
+        .chain(ingest.spans.iter().map(|s| s.trace_id))
+        .collect()
+}
+
+fn summary(ingest: &Ingest, touched: BTreeSet<TraceId>) -> IngestSummary {
+    IngestSummary {
+        traces: touched.into_iter().collect(),
+        spans: ingest.spans.len(),
+    }
+}
+
+/// Writes an ingest's headers, spans and events; pushes the spans' row numbers onto `seqs`.
+/// `present` holds the traces that have a row in this transaction already: a span of one of them
+/// needs no placeholder (whose insert would do nothing), so a body of 100 spans of one trace
+/// makes one placeholder insert, not 100.
+fn write(
+    tx: &Transaction<'_>,
+    ingest: &Ingest,
+    seqs: &mut Vec<i64>,
+    present: &mut HashSet<TraceId>,
+) -> rusqlite::Result<()> {
+    for header in &ingest.traces {
+        tx.prepare_cached(
+            "INSERT INTO traces (trace_id, name, workflow, group_id, metadata, status,
+                                 started_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6)
+             ON CONFLICT (trace_id) DO UPDATE SET
+                 name = excluded.name, workflow = excluded.workflow,
+                 group_id = excluded.group_id, metadata = excluded.metadata
+             WHERE traces.pid IS NULL",
+        )?
+        .execute(params![
+            header.trace_id.to_string(),
+            header.name,
+            header.workflow,
+            header.group_id,
+            map_json(&header.metadata),
+            crate::trace::Timestamp::now().micros(),
+        ])?;
+        present.insert(header.trace_id);
+    }
+    for span in &ingest.spans {
+        if present.insert(span.trace_id) {
+            tx.prepare_cached(
+                "INSERT INTO traces (trace_id, name, workflow, status, started_at)
+                 VALUES (?1, ?2, ?2, 'running', ?3)
+                 ON CONFLICT (trace_id) DO NOTHING",
+            )?
+            .execute(params![
+                span.trace_id.to_string(),
+                span.name,
+                span.started_at.micros(),
+            ])?;
+        }
+        seqs.push(write_span(tx, span)?);
+        write_events(tx, span)?;
+    }
+    Ok(())
+}
+
+/// Settles the touched traces and indexes the written spans for search.
+fn finish(tx: &Transaction<'_>, touched: &BTreeSet<TraceId>, seqs: &[i64]) -> rusqlite::Result<()> {
+    for trace_id in touched {
+        settle(tx, *trace_id)?;
+    }
+    index_spans(tx, seqs)
 }
 
 /// What a trace's spans add up to.
