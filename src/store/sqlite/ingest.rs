@@ -15,12 +15,12 @@ use std::collections::{BTreeSet, HashSet};
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::schema::index_spans;
+use super::schema::index_spans_from;
 use super::writer::{map_json, write_events, write_span};
 use super::{Store, StoreError};
 use crate::store::IngestSummary;
-use crate::trace::TraceId;
 use crate::trace::ingest::Ingest;
+use crate::trace::{Span, TraceId};
 
 impl Store {
     /// Writes `ingest` in one transaction: all of it or, on error, nothing.
@@ -100,14 +100,15 @@ fn summary(ingest: &Ingest, touched: BTreeSet<TraceId>) -> IngestSummary {
     }
 }
 
-/// Writes an ingest's headers, spans and events; pushes the spans' row numbers onto `seqs`.
+/// Writes an ingest's headers, spans and events; pushes the spans' row numbers (with the span)
+/// onto `seqs`.
 /// `present` holds the traces that have a row in this transaction already: a span of one of them
 /// needs no placeholder (whose insert would do nothing), so a body of 100 spans of one trace
 /// makes one placeholder insert, not 100.
-fn write(
+fn write<'a>(
     tx: &Transaction<'_>,
-    ingest: &Ingest,
-    seqs: &mut Vec<i64>,
+    ingest: &'a Ingest,
+    seqs: &mut Vec<(i64, &'a Span)>,
     present: &mut HashSet<TraceId>,
 ) -> rusqlite::Result<()> {
     for header in &ingest.traces {
@@ -143,18 +144,22 @@ fn write(
                 span.started_at.micros(),
             ])?;
         }
-        seqs.push(write_span(tx, span)?);
+        seqs.push((write_span(tx, span)?, span));
         write_events(tx, span)?;
     }
     Ok(())
 }
 
 /// Settles the touched traces and indexes the written spans for search.
-fn finish(tx: &Transaction<'_>, touched: &BTreeSet<TraceId>, seqs: &[i64]) -> rusqlite::Result<()> {
+fn finish(
+    tx: &Transaction<'_>,
+    touched: &BTreeSet<TraceId>,
+    seqs: &[(i64, &Span)],
+) -> rusqlite::Result<()> {
     for trace_id in touched {
         settle(tx, *trace_id)?;
     }
-    index_spans(tx, seqs)
+    index_spans_from(tx, seqs)
 }
 
 /// What a trace's spans add up to.

@@ -1148,6 +1148,41 @@ mod ingest {
     }
 
     #[test]
+    fn ingest_indexes_the_same_text_for_search_as_the_stored_json_gives() {
+        let (_dir, path) = temp();
+        let store = Store::open(&path).unwrap();
+        let cases = [
+            json!({}),
+            json!({"model": "m", "usage": {"input_tokens": 3}}),
+            json!({"input": "plain", "output": ""}),
+            json!({"stdout": "last", "output": [{"role": "assistant", "content": "b \"q\" \u{e9}"}],
+                   "input": {"messages": [{"role": "user", "content": "a"}, 7, true, null, ["x", {"k": "y"}]]}}),
+            json!({"input": 12, "output": {"n": 1.5}, "other": "not searched"}),
+        ];
+        for attributes in cases {
+            let attributes = obj(attributes);
+            let expected: Option<String> = store
+                .conn
+                .query_row(
+                    "SELECT group_concat(value, ' ') FROM (
+                         SELECT value FROM json_tree(?1, '$.input') WHERE type = 'text'
+                         UNION ALL
+                         SELECT value FROM json_tree(?1, '$.output') WHERE type = 'text'
+                         UNION ALL
+                         SELECT value FROM json_tree(?1, '$.stdout') WHERE type = 'text')",
+                    [super::writer::map_json(&attributes)],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(
+                super::schema::search_text(&attributes),
+                expected,
+                "{attributes:?}"
+            );
+        }
+    }
+
+    #[test]
     fn one_ingest_that_cannot_be_written_fails_alone_in_its_batch() {
         let (_dir, path) = temp();
         let store = Store::open(&path).unwrap();
