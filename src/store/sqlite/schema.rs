@@ -249,13 +249,16 @@ pub(super) fn index_spans_from(
     if spans.is_empty() {
         return Ok(());
     }
-    // A span written twice in the transaction has one row, as it was written last.
+    // A span written twice in the transaction has one row, as it was written last. In rowid
+    // order: FTS5 flushes its pending terms before every rowid lower than the one before, so
+    // any other order costs a flush (and merges) per span.
     let mut seen = std::collections::HashSet::new();
-    let last: Vec<&(i64, &crate::trace::Span)> = spans
+    let mut last: Vec<&(i64, &crate::trace::Span)> = spans
         .iter()
         .rev()
         .filter(|(seq, _)| seen.insert(*seq))
         .collect();
+    last.sort_unstable_by_key(|(seq, _)| *seq);
     let seqs: Vec<i64> = last.iter().map(|(seq, _)| *seq).collect();
     let rows: Vec<serde_json::Value> = last
         .iter()
