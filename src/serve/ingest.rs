@@ -1,5 +1,6 @@
-//! The two ingest routes: read the body (bounded, gunzipped), parse it, store it in one
-//! transaction. A payload that does not parse, or whose times no clock gives, is refused whole
+//! The two ingest routes: read the body (bounded, gunzipped), parse it, hand it to the
+//! process's one writer ([`super::queue`]), which commits it with whatever else arrived
+//! meanwhile in one transaction, and answer once it is committed. A payload that does not parse, or whose times no clock gives, is refused whole
 //! with 400 and a reason; a body over the limit (before or after decompression) gets 413;
 //! nothing is stored in either case. Names, metadata and attribute strings over their limits are
 //! cut with a marker ([`Ingest::bound`]).
@@ -8,7 +9,8 @@
 //! as received and decompressed, taken as the bytes arrive and given back when the request is
 //! done. A request that finds the budget spent is answered 503 with `Retry-After` at once (OTLP
 //! exporters and the Agents SDK retry), so that 16 senders of 30 MB bodies cannot make the
-//! server hold 16 of them and their parsed forms at once.
+//! server hold 16 of them and their parsed forms at once. The writer's queue is bounded too: a
+//! request that finds it full is answered the same 503.
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -22,7 +24,8 @@ use prost::Message;
 use serde_json::json;
 use tokio::sync::Semaphore;
 
-use super::{App, Shared, error, with_store};
+use super::queue::Refused;
+use super::{App, Shared, error, store_error, with_store};
 use crate::ingest::{self, Ingest, IngestError};
 use crate::store::experiment::ExperimentPush;
 use crate::trace::Timestamp;
@@ -218,6 +221,15 @@ fn too_large(limit: usize) -> Response {
     )
 }
 
+/// 503 with `Retry-After: 1`: OTLP exporters and the Agents SDK retry.
+fn busy(message: String) -> Response {
+    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, message);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
 /// Permits of the ingest budget held by one request, one per byte; given back when dropped.
 struct Held<'a> {
     budget: &'a Semaphore,
@@ -254,18 +266,11 @@ impl<'a> Held<'a> {
             .ok()
             .and_then(|n| self.budget.try_acquire_many(n).ok());
         let Some(permit) = acquired else {
-            let mut response = error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "busy: other ingest requests hold the budget of {} bytes of bodies at once \
-                     (serve --max-ingest-mb); retry shortly",
-                    self.total
-                ),
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return Err(Box::new(response));
+            return Err(Box::new(busy(format!(
+                "busy: other ingest requests hold the budget of {} bytes of bodies at once \
+                 (serve --max-ingest-mb); retry shortly",
+                self.total
+            ))));
         };
         permit.forget();
         self.bytes += n;
@@ -371,7 +376,14 @@ async fn store(
     source: &'static str,
     peer: SocketAddr,
 ) -> Result<(usize, usize), Response> {
-    let summary = with_store(app, move |store| store.ingest(&parsed)).await?;
+    let summary = app.writer.ingest(parsed).await.map_err(|e| match e {
+        Refused::Full => busy("the ingest queue is full; retry shortly".to_string()),
+        Refused::Stopped => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the ingest writer stopped; the server's log says why",
+        ),
+        Refused::Store(e) => store_error(&e),
+    })?;
     if app.options.log {
         eprintln!(
             "ingest ({source}, from {peer}): {} span(s) in {} trace(s){}",

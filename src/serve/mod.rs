@@ -10,12 +10,15 @@
 //! Every request goes through [`auth`]: with a token, a bearer token (or the cookie the UI gets
 //! from `/?token=…`) is required; without one, only loopback `Host`s are served, so a web page
 //! elsewhere cannot read the store through DNS rebinding; and a write from another origin's page
-//! is refused whatever the token. The store is SQLite: every handler
-//! opens its own connection on the blocking pool, exactly like another `agentrace` process.
+//! is refused whatever the token. The store is SQLite: every reading handler
+//! opens its own connection on the blocking pool, exactly like another `agentrace` process;
+//! everything ingested goes through one writer thread per process ([`queue`]), which commits
+//! what arrives while it writes in one transaction.
 
 mod api;
 mod auth;
 mod ingest;
+mod queue;
 mod ui;
 mod watch;
 
@@ -53,6 +56,8 @@ struct App {
     options: Options,
     /// Permits for [`Options::max_ingest`] bytes (see [`ingest`]).
     ingest_budget: tokio::sync::Semaphore,
+    /// The process's one ingest writer.
+    writer: queue::IngestQueue,
     changes: tokio::sync::watch::Receiver<u64>,
     shutdown: CancellationToken,
     /// Idle connections to a PostgreSQL store, reused by the next request (connecting costs a
@@ -73,7 +78,9 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let changes = watch::spawn(options.store.clone(), shutdown.clone());
+    let writer = queue::IngestQueue::spawn(options.store.clone(), queue::CAPACITY)?;
     let app = Arc::new(App {
+        writer,
         ingest_budget: tokio::sync::Semaphore::new(
             options.max_ingest.min(tokio::sync::Semaphore::MAX_PERMITS),
         ),

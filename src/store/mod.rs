@@ -26,6 +26,7 @@ pub mod copy;
 mod error;
 pub mod experiment;
 pub mod filter;
+mod ingest;
 pub mod location;
 mod postgres;
 mod reference;
@@ -45,7 +46,6 @@ pub use rows::{IngestSummary, SessionRow, TraceFingerprint};
 pub use writer::StoreWriter;
 
 use crate::llm::Message;
-use crate::trace::ingest::Ingest;
 use crate::trace::{Score, SpanId, Status, Timestamp, Trace, TraceDoc, TraceId};
 use writer::Record;
 
@@ -177,11 +177,6 @@ impl Store {
     /// listed); returns how many went.
     pub fn prune(&self, ids: &[TraceId]) -> Result<usize, StoreError> {
         backend!(self, s => s.prune(ids))
-    }
-
-    /// Writes what `serve` received in one transaction: all of it or, on error, nothing.
-    pub fn ingest(&self, ingest: &Ingest) -> Result<IngestSummary, StoreError> {
-        backend!(self, s => s.ingest(ingest))
     }
 
     /// Adds a score to a stored span (replacing an earlier score of the same name and source).

@@ -23,6 +23,8 @@ mod failures;
 mod files;
 mod groups;
 mod human_scores;
+// serve under concurrent ingest: one writer, group commit.
+mod ingest_load;
 mod insights;
 mod interruption;
 // Which module of `src/` may import which.

@@ -10,22 +10,13 @@ use postgres::Transaction;
 use super::Store;
 use super::search::words;
 use super::write::{write_spans, write_trace};
+use crate::store::StoreError;
 use crate::store::rows::derived_status;
 use crate::store::writer::map_json;
-use crate::store::{IngestSummary, StoreError};
 use crate::trace::ingest::Ingest;
 use crate::trace::{Span, TraceId};
 
 impl Store {
-    /// Writes `ingest` in one transaction: all of it or, on error, nothing.
-    pub fn ingest(&self, ingest: &Ingest) -> Result<IngestSummary, StoreError> {
-        self.ingest_batch(&[ingest])?;
-        Ok(IngestSummary {
-            traces: touched([ingest]).into_iter().collect(),
-            spans: ingest.spans.len(),
-        })
-    }
-
     /// Writes several ingests in one transaction, as if one after the other: headers in
     /// order, every span in one statement (the later of two writes of a span wins), then each
     /// touched trace settled once from all its spans.

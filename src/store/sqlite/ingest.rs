@@ -17,78 +17,106 @@
 //! first span). A row that is still running never replaces one that has ended: a request
 //! retried late cannot turn a finished trace back into a running one.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::schema::index_spans;
+use super::schema::index_spans_from;
 use super::writer::{write_events, write_span, write_trace};
 use super::{Store, StoreError};
-use crate::store::IngestSummary;
 use crate::store::rows::derived_status;
 use crate::store::writer::map_json;
-use crate::trace::TraceId;
 use crate::trace::ingest::Ingest;
+use crate::trace::{Span, TraceId};
 
 impl Store {
-    /// Writes `ingest` in one transaction: all of it or, on error, nothing.
-    pub fn ingest(&self, ingest: &Ingest) -> Result<IngestSummary, StoreError> {
-        let touched: BTreeSet<TraceId> = ingest
-            .traces
+    /// Writes ingests in ONE transaction, as if one after the other (the headers, spans and
+    /// events of each in turn), then settles every trace they touched once, from all its spans,
+    /// and writes the pushed trace rows ([`Ingest::rows`]). All or nothing. The rules of one
+    /// result per ingest and of retrying a failed batch live above the backends
+    /// ([`crate::store::Store::ingest_many`]).
+    pub(crate) fn ingest_batch(&self, batch: &[&Ingest]) -> Result<(), StoreError> {
+        let touched: BTreeSet<TraceId> = batch
             .iter()
-            .map(|t| t.trace_id)
-            .chain(ingest.spans.iter().map(|s| s.trace_id))
+            .flat_map(|ingest| {
+                ingest
+                    .traces
+                    .iter()
+                    .map(|t| t.trace_id)
+                    .chain(ingest.spans.iter().map(|s| s.trace_id))
+            })
             .collect();
+        let spans = batch.iter().map(|ingest| ingest.spans.len()).sum();
         self.with_write_tx(|tx| {
-            for header in &ingest.traces {
-                tx.prepare_cached(
-                    "INSERT INTO traces (trace_id, name, workflow, group_id, metadata, status,
-                                         started_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6)
-                     ON CONFLICT (trace_id) DO UPDATE SET
-                         name = excluded.name, workflow = excluded.workflow,
-                         group_id = excluded.group_id, metadata = excluded.metadata
-                     WHERE traces.pid IS NULL",
-                )?
-                .execute(params![
-                    header.trace_id.to_string(),
-                    header.name,
-                    header.workflow,
-                    header.group_id,
-                    map_json(&header.metadata),
-                    crate::trace::Timestamp::now().micros(),
-                ])?;
-            }
-            let mut seqs = Vec::with_capacity(ingest.spans.len());
-            for span in &ingest.spans {
-                tx.prepare_cached(
-                    "INSERT INTO traces (trace_id, name, workflow, status, started_at)
-                     VALUES (?1, ?2, ?2, 'running', ?3)
-                     ON CONFLICT (trace_id) DO NOTHING",
-                )?
-                .execute(params![
-                    span.trace_id.to_string(),
-                    span.name,
-                    span.started_at.micros(),
-                ])?;
-                seqs.push(write_span(tx, span)?);
-                write_events(tx, span)?;
+            let mut seqs = Vec::with_capacity(spans);
+            let mut present = HashSet::new();
+            for ingest in batch {
+                write(tx, ingest, &mut seqs, &mut present)?;
             }
             for trace_id in &touched {
-                if !ingest.rows.iter().any(|r| r.trace_id == *trace_id) {
+                if !batch
+                    .iter()
+                    .any(|ingest| ingest.rows.iter().any(|r| r.trace_id == *trace_id))
+                {
                     settle(tx, *trace_id)?;
                 }
             }
-            for row in &ingest.rows {
+            for row in batch.iter().flat_map(|ingest| ingest.rows.iter()) {
                 write_row(tx, row)?;
             }
-            index_spans(tx, &seqs)
-        })?;
-        Ok(IngestSummary {
-            traces: touched.into_iter().collect(),
-            spans: ingest.spans.len(),
+            index_spans_from(tx, &seqs)
         })
     }
+}
+
+/// Writes an ingest's headers, spans and events; pushes the spans' row numbers (with the span)
+/// onto `seqs`.
+/// `present` holds the traces that have a row in this transaction already: a span of one of them
+/// needs no placeholder (whose insert would do nothing), so a body of 100 spans of one trace
+/// makes one placeholder insert, not 100.
+fn write<'a>(
+    tx: &Transaction<'_>,
+    ingest: &'a Ingest,
+    seqs: &mut Vec<(i64, &'a Span)>,
+    present: &mut HashSet<TraceId>,
+) -> rusqlite::Result<()> {
+    for header in &ingest.traces {
+        tx.prepare_cached(
+            "INSERT INTO traces (trace_id, name, workflow, group_id, metadata, status,
+                                 started_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6)
+             ON CONFLICT (trace_id) DO UPDATE SET
+                 name = excluded.name, workflow = excluded.workflow,
+                 group_id = excluded.group_id, metadata = excluded.metadata
+             WHERE traces.pid IS NULL",
+        )?
+        .execute(params![
+            header.trace_id.to_string(),
+            header.name,
+            header.workflow,
+            header.group_id,
+            map_json(&header.metadata),
+            crate::trace::Timestamp::now().micros(),
+        ])?;
+        present.insert(header.trace_id);
+    }
+    for span in &ingest.spans {
+        if present.insert(span.trace_id) {
+            tx.prepare_cached(
+                "INSERT INTO traces (trace_id, name, workflow, status, started_at)
+                 VALUES (?1, ?2, ?2, 'running', ?3)
+                 ON CONFLICT (trace_id) DO NOTHING",
+            )?
+            .execute(params![
+                span.trace_id.to_string(),
+                span.name,
+                span.started_at.micros(),
+            ])?;
+        }
+        seqs.push((write_span(tx, span)?, span));
+        write_events(tx, span)?;
+    }
+    Ok(())
 }
 
 /// Writes a pushing run's trace row as it is (see the module docs): not over a local run's

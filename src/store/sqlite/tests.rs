@@ -916,6 +916,7 @@ fn a_version_1_store_is_migrated_and_keeps_its_traces() {
 
 mod ingest {
     use super::*;
+    use crate::store::IngestSummary;
     use crate::trace::ingest::{Ingest, TraceHeader};
 
     fn header(id: TraceId, name: &str) -> TraceHeader {
@@ -951,7 +952,7 @@ mod ingest {
     fn cancelled_spans_make_a_cancelled_trace_and_a_runs_own_trace_is_left_to_it() {
         let (_dir, path) = temp();
         let id = trace_id(0x43, 1);
-        let store = Store::open(&path).unwrap();
+        let store = crate::store::Store::open(&path).unwrap();
         let stopped = ended(
             span(id, 1, None, SpanKind::Custom, "Batch", T0),
             T0 + 50,
@@ -1023,7 +1024,7 @@ mod ingest {
     #[test]
     fn an_ingested_trace_is_settled_from_its_spans_whatever_the_order() {
         let (_dir, path) = temp();
-        let store = Store::open(&path).unwrap();
+        let store = crate::store::Store::open(&path).unwrap();
         let id = trace_id(0x42, 1);
         // A child arrives first, with no trace header and no parent yet.
         let child = generation(id, 2, Some(1), (10, 4), 0.5);
@@ -1100,6 +1101,159 @@ mod ingest {
         assert_eq!(after.trace.usage, before.trace.usage);
         assert_eq!(after.trace.status, before.trace.status);
         assert_eq!(store.list(&ListFilter::default()).unwrap().len(), 1);
+    }
+
+    /// The ingests of the settling test above, as they arrived.
+    fn arrivals(id: TraceId) -> Vec<Ingest> {
+        let open = span(id, 1, None, SpanKind::Agent, "Writer", T0);
+        let mut failed = ended(open.clone(), T0 + 100, Status::Error);
+        failed.error = Some(ErrorInfo::new("tool exploded"));
+        vec![
+            Ingest {
+                rows: Vec::new(),
+                traces: vec![],
+                spans: vec![generation(id, 2, Some(1), (10, 4), 0.5)],
+            },
+            Ingest {
+                rows: Vec::new(),
+                traces: vec![header(id, "Drafting")],
+                spans: vec![open],
+            },
+            Ingest {
+                rows: Vec::new(),
+                traces: vec![],
+                spans: vec![failed, generation(id, 3, Some(1), (1, 1), 0.25)],
+            },
+        ]
+    }
+
+    #[test]
+    fn a_batch_leaves_the_store_as_its_ingests_one_by_one_would() {
+        let (_dir, one_path) = temp();
+        let (_dir2, many_path) = temp();
+        let one = crate::store::Store::open(&one_path).unwrap();
+        let many = crate::store::Store::open(&many_path).unwrap();
+        let id = trace_id(0x44, 1);
+        let other = trace_id(0x44, 2);
+        let mut ingests = arrivals(id);
+        // Another sender's trace in the same batch, and the first body sent twice.
+        ingests.push(Ingest {
+            rows: Vec::new(),
+            traces: vec![header(other, "Other")],
+            spans: vec![generation(other, 1, None, (2, 2), 0.1)],
+        });
+        ingests.push(ingests[0].clone());
+        let summaries: Vec<IngestSummary> =
+            ingests.iter().map(|i| one.ingest(i).unwrap()).collect();
+        let batch: Vec<&Ingest> = ingests.iter().collect();
+        let answers: Vec<IngestSummary> = many
+            .ingest_many(&batch)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(answers, summaries);
+        for t in [id, other] {
+            let (a, b) = (one.load(t).unwrap(), many.load(t).unwrap());
+            assert_eq!(b.spans, a.spans);
+            assert_eq!(b.trace.status, a.trace.status);
+            assert_eq!(b.trace.name, a.trace.name);
+            assert_eq!(b.trace.group_id, a.trace.group_id);
+            assert_eq!(b.trace.usage, a.trace.usage);
+            assert_eq!(b.trace.cost_usd, a.trace.cost_usd);
+            assert_eq!(b.trace.started_at, a.trace.started_at);
+            assert_eq!(b.trace.ended_at, a.trace.ended_at);
+            assert_eq!(b.trace.error, a.trace.error);
+        }
+        assert_eq!(many.load(id).unwrap().trace.status, Status::Error);
+        assert_eq!(many.load(id).unwrap().spans.len(), 3, "no span twice");
+        // Found by search, like an ingest's own spans.
+        let found = many
+            .list(&ListFilter {
+                search: Some("gpt".into()),
+                ..ListFilter::default()
+            })
+            .unwrap();
+        assert_eq!(found.len(), 2);
+    }
+
+    #[test]
+    fn ingest_indexes_the_same_text_for_search_as_the_stored_json_gives() {
+        let (_dir, path) = temp();
+        let store = Store::open(&path).unwrap();
+        let cases = [
+            json!({}),
+            json!({"model": "m", "usage": {"input_tokens": 3}}),
+            json!({"input": "plain", "output": ""}),
+            json!({"stdout": "last", "output": [{"role": "assistant", "content": "b \"q\" \u{e9}"}],
+                   "input": {"messages": [{"role": "user", "content": "a"}, 7, true, null, ["x", {"k": "y"}]]}}),
+            json!({"input": 12, "output": {"n": 1.5}, "other": "not searched"}),
+        ];
+        for attributes in cases {
+            let attributes = obj(attributes);
+            let expected: Option<String> = store
+                .conn
+                .query_row(
+                    "SELECT group_concat(value, ' ') FROM (
+                         SELECT value FROM json_tree(?1, '$.input') WHERE type = 'text'
+                         UNION ALL
+                         SELECT value FROM json_tree(?1, '$.output') WHERE type = 'text'
+                         UNION ALL
+                         SELECT value FROM json_tree(?1, '$.stdout') WHERE type = 'text')",
+                    [crate::store::writer::map_json(&attributes)],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(
+                super::schema::search_text(&attributes),
+                expected,
+                "{attributes:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_ingest_that_cannot_be_written_fails_alone_in_its_batch() {
+        let (_dir, path) = temp();
+        let store = crate::store::Store::open(&path).unwrap();
+        // A store that refuses one span name stands for any write that fails for one body.
+        store
+            .as_sqlite()
+            .conn
+            .execute_batch(
+                "CREATE TEMP TRIGGER poison BEFORE INSERT ON main.spans
+                 WHEN NEW.name = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned span'); END",
+            )
+            .unwrap();
+        let (good, bad, later) = (trace_id(0x45, 1), trace_id(0x45, 2), trace_id(0x45, 3));
+        let body = |t: TraceId, name: &str| Ingest {
+            rows: Vec::new(),
+            traces: vec![header(t, "Sent")],
+            spans: vec![
+                ended(
+                    span(t, 1, None, SpanKind::Agent, "root", T0),
+                    T0 + 9,
+                    Status::Ok,
+                ),
+                ended(
+                    span(t, 2, Some(1), SpanKind::Custom, name, T0),
+                    T0 + 5,
+                    Status::Ok,
+                ),
+            ],
+        };
+        let ingests = [body(good, "fine"), body(bad, "poison"), body(later, "fine")];
+        let answers = store.ingest_many(&ingests.iter().collect::<Vec<_>>());
+        assert_eq!(answers.len(), 3);
+        assert_eq!(answers[0].as_ref().unwrap().spans, 2);
+        let e = answers[1].as_ref().unwrap_err();
+        assert!(e.to_string().contains("poisoned span"), "{e}");
+        assert_eq!(answers[2].as_ref().unwrap().traces, vec![later]);
+        assert_eq!(store.load(good).unwrap().spans.len(), 2);
+        assert_eq!(store.load(later).unwrap().spans.len(), 2);
+        assert!(matches!(
+            store.load(bad).unwrap_err(),
+            StoreError::NotFound { .. }
+        ));
     }
 }
 
