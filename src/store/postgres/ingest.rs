@@ -3,7 +3,7 @@
 //! each touched trace's times, status, error, usage and cost derived from its spans, unless a
 //! local run owns the trace (it has a writer pid).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use postgres::Transaction;
 
@@ -81,11 +81,12 @@ impl Store {
             write_spans(tx, &spans)?;
             let rows: Vec<&crate::trace::Trace> =
                 batch.iter().flat_map(|ingest| ingest.rows.iter()).collect();
-            for trace_id in &touched {
-                if !rows.iter().any(|r| r.trace_id == *trace_id) {
-                    settle(tx, *trace_id)?;
-                }
-            }
+            let derived: Vec<TraceId> = touched
+                .iter()
+                .filter(|id| !rows.iter().any(|r| r.trace_id == **id))
+                .copied()
+                .collect();
+            settle(tx, &derived)?;
             for row in rows {
                 write_row(tx, row)?;
             }
@@ -136,11 +137,15 @@ fn number(path: &str) -> String {
     )
 }
 
-/// Derives a trace's times, status, error, usage and cost from its spans.
-fn settle(tx: &mut Transaction<'_>, trace_id: TraceId) -> Result<(), postgres::Error> {
-    let id = trace_id.to_string();
+/// Derives the touched traces' times, status, error, usage and cost from their spans, in
+/// three statements whatever their number (a batch of 16 bodies touches 16 traces).
+fn settle(tx: &mut Transaction<'_>, traces: &[TraceId]) -> Result<(), postgres::Error> {
+    if traces.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = traces.iter().map(ToString::to_string).collect();
     let sql = format!(
-        "SELECT min(started_at),
+        "SELECT trace_id, min(started_at),
                 CASE WHEN count(*) = count(ended_at) THEN max(ended_at) END,
                 count(*) - count(ended_at),
                 count(CASE WHEN status = 'cancelled' THEN 1 END),
@@ -148,39 +153,54 @@ fn settle(tx: &mut Transaction<'_>, trace_id: TraceId) -> Result<(), postgres::E
                 coalesce(sum(CASE WHEN kind = 'generation' THEN {} END), 0)::bigint,
                 coalesce(sum(CASE WHEN kind = 'generation' THEN {} END), 0)::bigint,
                 sum(CASE WHEN kind = 'generation' THEN {} END)::double precision
-         FROM spans WHERE trace_id = $1 HAVING count(*) > 0",
+         FROM spans WHERE trace_id = ANY($1) GROUP BY trace_id",
         number("{usage,input_tokens}"),
         number("{usage,output_tokens}"),
         number("{usage,total_tokens}"),
         number("{cost_usd}"),
     );
-    let Some(row) = tx.query_opt(&sql, &[&id])? else {
-        return Ok(());
-    };
-    let started: i64 = row.try_get(0)?;
-    let ended: Option<i64> = row.try_get(1)?;
-    let open: i64 = row.try_get(2)?;
-    let cancelled: i64 = row.try_get(3)?;
-    let tokens: [i64; 3] = [row.try_get(4)?, row.try_get(5)?, row.try_get(6)?];
-    let cost: Option<f64> = row.try_get(7)?;
-    // The first failed span, outermost first, explains a failed trace.
-    let failed = tx.query_opt(
-        "SELECT name, CASE WHEN error IS NOT NULL AND jsonb_typeof(error::jsonb) = 'object'
-                      THEN error::jsonb ->> 'message' END
-         FROM spans WHERE trace_id = $1 AND status = 'error' ORDER BY started_at, seq LIMIT 1",
-        &[&id],
-    )?;
-    let failed: Option<(String, Option<String>)> = match failed {
-        Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
-        None => None,
-    };
-    let (status, error) = derived_status(open, cancelled, failed);
+    let totals = tx.query(&sql, &[&ids])?;
+    // The first failed span of each trace, outermost first, explains a failed trace.
+    let mut failed: HashMap<String, (String, Option<String>)> = HashMap::new();
+    for r in tx.query(
+        "SELECT DISTINCT ON (trace_id) trace_id, name,
+                CASE WHEN error IS NOT NULL AND jsonb_typeof(error::jsonb) = 'object'
+                     THEN error::jsonb ->> 'message' END
+         FROM spans WHERE trace_id = ANY($1) AND status = 'error'
+         ORDER BY trace_id, started_at, seq",
+        &[&ids],
+    )? {
+        failed.insert(r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?));
+    }
+    let mut update: (Vec<String>, Vec<i64>, Vec<Option<i64>>, Vec<&str>) = Default::default();
+    let mut errors: Vec<Option<String>> = Vec::with_capacity(totals.len());
+    let mut tokens: [Vec<i64>; 3] = Default::default();
+    let mut costs: Vec<Option<f64>> = Vec::with_capacity(totals.len());
+    for row in &totals {
+        let id: String = row.try_get(0)?;
+        let open: i64 = row.try_get(3)?;
+        let cancelled: i64 = row.try_get(4)?;
+        let (status, error) = derived_status(open, cancelled, failed.remove(&id));
+        update.0.push(id);
+        update.1.push(row.try_get(1)?);
+        update.2.push(row.try_get(2)?);
+        update.3.push(status);
+        errors.push(error);
+        for (i, column) in tokens.iter_mut().enumerate() {
+            column.push(row.try_get(5 + i)?);
+        }
+        costs.push(row.try_get(8)?);
+    }
     tx.execute(
-        "UPDATE traces SET started_at = $2, ended_at = $3, status = $4, error = $5,
-                input_tokens = $6, output_tokens = $7, total_tokens = $8, cost_usd = $9
-         WHERE trace_id = $1 AND pid IS NULL",
+        "UPDATE traces SET started_at = u.sa, ended_at = u.ea, status = u.st, error = u.er,
+                input_tokens = u.i, output_tokens = u.o, total_tokens = u.tt, cost_usd = u.c
+         FROM unnest($1::text[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::int8[],
+                     $7::int8[], $8::int8[], $9::float8[])
+              AS u (id, sa, ea, st, er, i, o, tt, c)
+         WHERE traces.trace_id = u.id AND traces.pid IS NULL",
         &[
-            &id, &started, &ended, &status, &error, &tokens[0], &tokens[1], &tokens[2], &cost,
+            &update.0, &update.1, &update.2, &update.3, &errors, &tokens[0], &tokens[1],
+            &tokens[2], &costs,
         ],
     )?;
     Ok(())
