@@ -172,7 +172,10 @@ fn settle(tx: &mut Transaction<'_>, traces: &[TraceId]) -> Result<(), postgres::
     )? {
         failed.insert(r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?));
     }
-    let mut update: (Vec<String>, Vec<i64>, Vec<Option<i64>>, Vec<&str>) = Default::default();
+    let mut ids_out: Vec<String> = Vec::with_capacity(totals.len());
+    let mut starts: Vec<i64> = Vec::with_capacity(totals.len());
+    let mut ends: Vec<Option<i64>> = Vec::with_capacity(totals.len());
+    let mut statuses: Vec<&str> = Vec::with_capacity(totals.len());
     let mut errors: Vec<Option<String>> = Vec::with_capacity(totals.len());
     let mut tokens: [Vec<i64>; 3] = Default::default();
     let mut costs: Vec<Option<f64>> = Vec::with_capacity(totals.len());
@@ -181,10 +184,10 @@ fn settle(tx: &mut Transaction<'_>, traces: &[TraceId]) -> Result<(), postgres::
         let open: i64 = row.try_get(3)?;
         let cancelled: i64 = row.try_get(4)?;
         let (status, error) = derived_status(open, cancelled, failed.remove(&id));
-        update.0.push(id);
-        update.1.push(row.try_get(1)?);
-        update.2.push(row.try_get(2)?);
-        update.3.push(status);
+        ids_out.push(id);
+        starts.push(row.try_get(1)?);
+        ends.push(row.try_get(2)?);
+        statuses.push(status);
         errors.push(error);
         for (i, column) in tokens.iter_mut().enumerate() {
             column.push(row.try_get(5 + i)?);
@@ -199,8 +202,8 @@ fn settle(tx: &mut Transaction<'_>, traces: &[TraceId]) -> Result<(), postgres::
               AS u (id, sa, ea, st, er, i, o, tt, c)
          WHERE traces.trace_id = u.id AND traces.pid IS NULL",
         &[
-            &update.0, &update.1, &update.2, &update.3, &errors, &tokens[0], &tokens[1],
-            &tokens[2], &costs,
+            &ids_out, &starts, &ends, &statuses, &errors, &tokens[0], &tokens[1], &tokens[2],
+            &costs,
         ],
     )?;
     Ok(())
