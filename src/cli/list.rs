@@ -3,8 +3,8 @@
 use super::{Globals, parse_key_value, print_stdout};
 use crate::error::{Error, ExitCode};
 use crate::render;
+use crate::store::ListFilter;
 use crate::store::filter::{has_search_word, parse_since, parse_status, since_ago};
-use crate::store::{ListFilter, Store};
 use crate::trace::Status;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -73,8 +73,11 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
         after: None,
     };
     filter.check_counts().map_err(Error::usage)?;
-    let store = Store::open_existing(&globals.store)?;
-    let traces = store.list(&filter)?;
+    let store = globals.existing_store()?;
+    let traces = match &store {
+        Some(store) => store.list(&filter)?,
+        None => Vec::new(),
+    };
     match args.format {
         ListFormat::Table => print_stdout(&render::table::trace_table(
             &traces,
@@ -83,8 +86,9 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
             // 12 hex digits are a uuid v7's millisecond; most ids are unique by then.
             &|t| {
                 store
-                    .short_id(t.trace_id, 12)
-                    .unwrap_or_else(|_| t.trace_id.to_string())
+                    .as_ref()
+                    .and_then(|s| s.short_id(t.trace_id, 12).ok())
+                    .unwrap_or_else(|| t.trace_id.to_string())
             },
         )),
         ListFormat::Json => {
@@ -101,9 +105,11 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
 
 /// `list --experiments`: the experiments, newest first.
 fn list_experiments(args: &Args, globals: &Globals) -> Result<ExitCode, Error> {
-    let store = Store::open_existing(&globals.store)?;
-    let infos: Vec<render::eval::ExperimentInfo> = store
-        .experiments()?
+    let experiments = match globals.existing_store()? {
+        Some(store) => store.experiments()?,
+        None => Vec::new(),
+    };
+    let infos: Vec<render::eval::ExperimentInfo> = experiments
         .iter()
         .take(args.limit)
         .map(crate::eval::report::stored_info)

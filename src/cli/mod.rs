@@ -120,6 +120,18 @@ pub struct Globals {
 }
 
 impl Globals {
+    /// The store for a command that reports on what it holds (`list`, `stats`, `prune`): `None`
+    /// when nothing was ever recorded there (no file yet, a database without agentrace's
+    /// tables), which such a command reports as an empty result, exit 0, creating nothing. A
+    /// CI job's first run then reads the same as its later ones.
+    pub fn existing_store(&self) -> Result<Option<crate::store::Store>, Error> {
+        match crate::store::Store::open_existing(&self.store) {
+            Ok(store) => Ok(Some(store)),
+            Err(crate::store::StoreError::Empty { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The theme for stdout.
     pub fn stdout_theme(&self) -> Theme {
         Theme::detect(self.color, std::io::stdout().is_terminal())

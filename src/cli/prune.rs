@@ -3,7 +3,6 @@
 
 use super::{Globals, print_stdout};
 use crate::error::{Error, ExitCode};
-use crate::store::Store;
 use crate::store::filter::{parse_since, since_ago};
 use crate::trace::TraceId;
 
@@ -19,9 +18,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
-    let store = Store::open_existing(&globals.store)?;
+    let store = globals.existing_store()?;
     let cutoff = since_ago(args.older_than);
-    let old = store.prunable(cutoff)?;
+    let old = match &store {
+        Some(store) => store.prunable(cutoff)?,
+        None => Vec::new(),
+    };
     let when = cutoff.to_rfc3339();
     let mut out = String::new();
     if args.dry_run {
@@ -40,7 +42,10 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
         ));
     } else {
         let ids: Vec<TraceId> = old.iter().map(|t| t.trace_id).collect();
-        let deleted = store.prune(&ids)?;
+        let deleted = match &store {
+            Some(store) => store.prune(&ids)?,
+            None => 0,
+        };
         out.push_str(&format!(
             "deleted {deleted} trace{} started before {when}\n",
             plural(deleted)

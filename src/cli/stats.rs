@@ -4,8 +4,8 @@
 use super::{Globals, print_stdout};
 use crate::error::{Error, ExitCode};
 use crate::render;
+use crate::store::ListFilter;
 use crate::store::filter::{parse_since, parse_status, since_ago};
-use crate::store::{ListFilter, Store};
 use crate::trace::Status;
 use crate::trace::stats::{StatsBy, compute};
 
@@ -74,7 +74,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
-    let store = Store::open_existing(&globals.store)?;
+    let store = globals.existing_store()?;
     let filter = ListFilter {
         group: args.group,
         workflow: args.workflow,
@@ -84,7 +84,11 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
         ..ListFilter::default()
     };
     let by = StatsBy::from(args.by);
-    let rows = compute(&store.load_many(&filter)?, by);
+    let docs = match &store {
+        Some(store) => store.load_many(&filter)?,
+        None => Vec::new(),
+    };
+    let rows = compute(&docs, by);
     match args.format {
         StatsFormat::Table => print_stdout(&render::stats::stats_table(
             &rows,

@@ -145,22 +145,34 @@ pub fn parse_status(s: &str) -> Result<Status, String> {
     }
 }
 
-/// A duration like `2h`, `90m`, `7d`, `1h30m`, in microseconds.
+/// A duration like `2h`, `90m`, `7d`, `1h30m`, `2w`, `1mo`, `1y`, in microseconds. Days and
+/// weeks are 24-hour days; months and years are calendar units, counted back from now in the
+/// local time zone (`1mo` on 31 March reaches back to 28 or 29 February), as "in the last
+/// month" means to a person.
 pub fn parse_since(s: &str) -> Result<i64, String> {
+    let help =
+        "use a number and a unit: s, m, h, d, w, mo or y (e.g. 30s, 15m, 2h, 7d, 2w, 1mo, 1y)";
     let span: jiff::Span = s
         .trim()
         .parse()
-        .map_err(|_| format!("invalid duration `{s}`: use e.g. 30s, 15m, 2h, 7d"))?;
-    let micros = span
-        .total((
-            jiff::Unit::Microsecond,
-            jiff::SpanRelativeTo::days_are_24_hours(),
-        ))
-        .map_err(|e| format!("invalid duration `{s}`: {e}"))?;
-    if micros < 0.0 {
+        .map_err(|_| format!("invalid duration `{s}`: {help}"))?;
+    if span.is_negative() {
         return Err(format!("invalid duration `{s}`: must not be negative"));
     }
-    Ok(micros as i64)
+    let too_far = |_| format!("invalid duration `{s}`: too far back; {help}");
+    if span.get_years() == 0 && span.get_months() == 0 {
+        // Days and weeks are 24-hour days, as they always were here.
+        let micros = span
+            .total((
+                jiff::Unit::Microsecond,
+                jiff::SpanRelativeTo::days_are_24_hours(),
+            ))
+            .map_err(too_far)?;
+        return Ok(micros as i64);
+    }
+    let now = jiff::Zoned::now();
+    let cutoff = now.checked_sub(span).map_err(too_far)?;
+    Ok(now.timestamp().as_microsecond() - cutoff.timestamp().as_microsecond())
 }
 
 /// An RFC 3339 time given as filter `name`.
@@ -181,5 +193,26 @@ mod tests {
         assert_eq!(parse_since("7d").unwrap(), 7 * 86_400 * 1_000_000);
         assert_eq!(parse_since("1h30m").unwrap(), 5400 * 1_000_000);
         assert!(parse_since("soon").is_err());
+        // Calendar units count back from now: a year is 365 or 366 days (give or take a
+        // daylight-saving hour), a month 28 to 31.
+        let day = 86_400 * 1_000_000;
+        let year = parse_since("1y").unwrap();
+        assert!(
+            (365 * day - 3_600_000_000..=366 * day + 3_600_000_000).contains(&year),
+            "{year}"
+        );
+        let month = parse_since("1mo").unwrap();
+        assert!(
+            (28 * day - 3_600_000_000..=31 * day + 3_600_000_000).contains(&month),
+            "{month}"
+        );
+        assert_eq!(parse_since("2w").unwrap(), 14 * day);
+        // What is wrong is said plainly, without the date library's internals.
+        for bad in ["soon", "5 parsecs", "-2h"] {
+            let e = parse_since(bad).unwrap_err();
+            assert!(!e.contains("jiff") && !e.contains("SpanRelativeTo"), "{e}");
+        }
+        assert!(parse_since("soon").unwrap_err().contains("mo or y"));
+        assert!(parse_since("-2h").unwrap_err().contains("negative"));
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::groups::GROUPED;
 use crate::support::*;
+use serde_json::{Value, json};
 
 #[test]
 fn list_filters_by_group_workflow_status_meta_since_and_limit() {
@@ -81,4 +82,49 @@ fn list_filters_by_group_workflow_status_meta_since_and_limit() {
 
     assert_exit(&env.run(&["list", "--since", "yesterday-ish"]), 2);
     assert_exit(&env.run(&["list", "--status", "bogus"]), 2);
+}
+
+#[test]
+fn a_fresh_store_reads_as_an_empty_one_and_calendar_units_are_durations() {
+    // A CI job's first run: nothing was ever recorded. Reports are empty, exit 0, and create
+    // nothing; only `show last` has nothing to show.
+    let env = TestEnv::new();
+    assert_eq!(env.list_json(&[]), Vec::<Value>::new());
+    assert_eq!(env.list_json(&["--experiments"]), Vec::<Value>::new());
+    assert_eq!(env.list_json(&["--since", "1y"]), Vec::<Value>::new());
+    assert_eq!(env.json(&["stats", "--format", "json"]), json!([]));
+    for args in [
+        &["list"][..],
+        &["stats"],
+        &["prune", "--older-than", "1y"],
+        &["prune", "--older-than", "2mo", "--dry-run"],
+    ] {
+        let out = env.run(args);
+        assert_exit(&out, 0);
+        assert!(stderr(&out).is_empty(), "{args:?}: {}", stderr(&out));
+    }
+    assert!(!env.store_exists(), "reports create no store");
+    assert_exit(&env.run(&["show", "last"]), 2);
+
+    // Months and years count back on the calendar; the same filters on a store with a trace.
+    env.write("w.yaml", "name: Once\nsteps:\n  - run: [\"true\"]\n");
+    assert_exit(&env.run(&["run", "w.yaml", "--format", "none"]), 0);
+    assert_eq!(env.list_json(&["--since", "1y"]).len(), 1);
+    assert_eq!(env.list_json(&["--since", "3mo"]).len(), 1);
+    let out = env.run(&["prune", "--older-than", "1y"]);
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("deleted 0 traces"),
+        "{}",
+        stdout(&out)
+    );
+    // A unit that is not one is said plainly, without the date library's words.
+    let out = env.run(&["list", "--since", "5 parsecs"]);
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains("s, m, h, d, w, mo or y"), "{err}");
+    assert!(
+        !err.contains("jiff") && !err.contains("SpanRelativeTo"),
+        "{err}"
+    );
 }
