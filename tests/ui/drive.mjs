@@ -108,6 +108,20 @@ try {
   summary.listed = listed;
   check();
 
+  // 1b. The "Started within" presets keep their labels while the page's clock ticks (it once
+  // rewrote them into elapsed times a second after the page loaded).
+  step.name = 'the time presets keep their labels';
+  const presets = () => page.locator('.field.since button').allTextContents();
+  const presetsBefore = await presets();
+  if (!presetsBefore.includes('Any')) fail(`the "Started within" presets are missing: ${JSON.stringify(presetsBefore)}`);
+  await page.waitForTimeout(2200);
+  const presetsAfter = await presets();
+  if (JSON.stringify(presetsAfter) !== JSON.stringify(presetsBefore)) {
+    fail(`the presets changed while the page ticked: ${JSON.stringify(presetsBefore)} → ${JSON.stringify(presetsAfter)}`);
+  }
+  summary.presets = presetsAfter;
+  check();
+
   // 2. The workflow filter, through the form: the list narrows and the address says so.
   step.name = 'filter by workflow';
   const urlBefore = page.url();

@@ -162,7 +162,9 @@ export function listPage() {
     if (filters.since && options.indexOf(filters.since) < 0) options.push(filters.since);
     options.forEach(function (p) {
       const on = !filters.from && !filters.until && filters.since === p;
-      presets.appendChild(h('button', { type: 'button', 'aria-pressed': on ? 'true' : 'false', dataset: { since: p },
+      // `data-preset`, not `data-since`: the page's clock rewrites every [data-since] element
+      // each second (a running trace's elapsed time), and turned these labels into durations.
+      presets.appendChild(h('button', { type: 'button', 'aria-pressed': on ? 'true' : 'false', dataset: { preset: p },
         onclick: function () { apply(Object.assign(fromControls(), { since: p, from: '', until: '' })); } }, p || 'Any'));
     });
     clearBtn.disabled = !hasFilters(filters);

@@ -135,7 +135,8 @@ document.addEventListener('visibilitychange', function () {
   if (live.pending) { live.pending = false; if (current && current.refresh) current.refresh(); }
 });
 
-// One ticker keeps relative times and running clocks current.
+// One ticker keeps relative times and running clocks current: `data-rel` holds a moment shown
+// relative to now, `data-since` the start of something still running. Nothing else may carry them.
 let tickCount = 0;
 setInterval(function () {
   tickCount++;
