@@ -50,6 +50,14 @@ as_owner() {
 }
 
 cmd_install() {
+  # The server's TLS certificate is made with openssl (see make_tls).
+  if ! command -v openssl >/dev/null; then
+    ((EUID == 0)) || die "openssl is not installed and installing needs root (apt-get install openssl)"
+    say "installing openssl"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssl >&2 ||
+      { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssl >&2; } ||
+      die "apt-get install openssl failed"
+  fi
   if pg_bin >/dev/null; then
     say "already installed: $(pg_bin)"
     return 0
