@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::store::StoreError;
 use crate::trace::{Timestamp, TraceId};
 
 /// The prefix of an experiment id: `exp_` + 32 hex digits of a UUIDv7 (time-ordered).
@@ -213,4 +214,38 @@ impl ExperimentPush {
         cut += usize::from(bound_map(&mut e.metadata, MAX_METADATA, MAX_METADATA_ITEMS));
         Ok(cut)
     }
+}
+
+/// An experiment's or a shard's status as a backend stored it; `what` names the row in the
+/// error about a status no agentrace writes.
+pub(crate) fn stored_status(
+    status: &str,
+    path: &std::path::Path,
+    what: &'static str,
+) -> Result<ExperimentStatus, StoreError> {
+    ExperimentStatus::parse(status).ok_or_else(|| StoreError::Malformed {
+        path: path.to_path_buf(),
+        what,
+        detail: format!("unknown status {status:?}"),
+    })
+}
+
+/// A shard row as every backend reads it: shard, shards, cases, status, start, end.
+pub(crate) type ShardRow = (i64, i64, i64, String, i64, Option<i64>);
+
+/// The shard of experiment `experiment` a stored row describes.
+pub(crate) fn stored_shard(
+    experiment: &str,
+    (shard, shards, cases, status, started, ended): ShardRow,
+    path: &std::path::Path,
+) -> Result<ExperimentShard, StoreError> {
+    Ok(ExperimentShard {
+        experiment: experiment.to_string(),
+        shard: u32::try_from(shard).unwrap_or(0),
+        shards: u32::try_from(shards).unwrap_or(0),
+        cases: u64::try_from(cases).unwrap_or(0),
+        status: stored_status(&status, path, "experiment shard")?,
+        started_at: Timestamp(started),
+        ended_at: ended.map(Timestamp),
+    })
 }

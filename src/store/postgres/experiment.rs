@@ -7,7 +7,7 @@ use postgres::Row;
 
 use super::Store;
 use super::write::write_run;
-use crate::store::experiment::EXPERIMENT_PREFIX;
+use crate::store::experiment::{EXPERIMENT_PREFIX, stored_status};
 use crate::store::rows::json_map;
 use crate::store::writer::map_json;
 use crate::store::{Experiment, ExperimentRun, ExperimentStatus, StoreError};
@@ -234,8 +234,7 @@ impl Store {
             probe.pid = Some(0);
             let dead = self.is_dead(&probe);
             if dead {
-                let _ = self
-                    .read(|c| c.execute("SELECT pg_advisory_unlock($1)", &[&super::lock::key(t)]));
+                self.unlock(t);
             }
             dead
         })
@@ -259,12 +258,7 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let (e, status) = read_experiment(r).map_err(|e| self.sql(e))?;
-                let status =
-                    ExperimentStatus::parse(&status).ok_or_else(|| StoreError::Malformed {
-                        path: self.label(),
-                        what: "experiment",
-                        detail: format!("unknown status {status:?}"),
-                    })?;
+                let status = stored_status(&status, &self.label(), "experiment")?;
                 Ok(self.unless_dead(Experiment { status, ..e }))
             })
             .collect()

@@ -30,11 +30,7 @@ impl Store {
         if runs.contains(&id) {
             return true;
         }
-        let got = self.read(|c| {
-            c.query_one("SELECT pg_try_advisory_lock($1)", &[&key(id)])?
-                .try_get::<_, bool>(0)
-        });
-        match got {
+        match self.try_lock(id) {
             Ok(true) => {
                 runs.insert(id);
                 true
@@ -53,8 +49,22 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&id);
         if held {
-            let _ = self.read(|c| c.execute("SELECT pg_advisory_unlock($1)", &[&key(id)]));
+            self.unlock(id);
         }
+    }
+
+    /// Takes the session advisory lock of trace `id` if nobody holds it.
+    fn try_lock(&self, id: TraceId) -> Result<bool, crate::store::StoreError> {
+        self.read(|c| {
+            c.query_one("SELECT pg_try_advisory_lock($1)", &[&key(id)])?
+                .try_get::<_, bool>(0)
+        })
+    }
+
+    /// Lets go of the advisory lock of trace `id` this session holds (best effort: the server
+    /// drops it with the connection anyway).
+    pub(super) fn unlock(&self, id: TraceId) {
+        let _ = self.read(|c| c.execute("SELECT pg_advisory_unlock($1)", &[&key(id)]));
     }
 
     /// Whether the run of `trace` is certainly gone: a running trace with a writer pid whose
@@ -71,11 +81,7 @@ impl Store {
         {
             return false;
         }
-        self.read(|c| {
-            c.query_one("SELECT pg_try_advisory_lock($1)", &[&key(trace.trace_id)])?
-                .try_get::<_, bool>(0)
-        })
-        .unwrap_or(false)
+        self.try_lock(trace.trace_id).unwrap_or(false)
     }
 
     /// Closes the trace of a dead run (whose lock [`Store::is_dead`] took) in the store and in
@@ -111,7 +117,7 @@ impl Store {
             )?;
             Ok(true)
         });
-        let _ = self.read(|c| c.execute("SELECT pg_advisory_unlock($1)", &[&key(trace.trace_id)]));
+        self.unlock(trace.trace_id);
         // A write that failed leaves the values patched: the reader still sees the truth.
         closed.unwrap_or(true)
     }

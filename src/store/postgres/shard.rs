@@ -4,7 +4,7 @@
 use postgres::Transaction;
 
 use super::Store;
-use crate::store::experiment::{ExperimentShard, shard_lock_id, sharded_status};
+use crate::store::experiment::{ExperimentShard, shard_lock_id, sharded_status, stored_shard};
 use crate::store::{ExperimentStatus, StoreError};
 use crate::trace::Timestamp;
 
@@ -27,25 +27,21 @@ impl Store {
                 &[&id],
             )
         })?;
+        let path = self.label();
         rows.iter()
             .map(|r| {
-                let get = |e: postgres::Error| self.sql(e);
-                let status: String = r.try_get(3).map_err(get)?;
-                let status =
-                    ExperimentStatus::parse(&status).ok_or_else(|| StoreError::Malformed {
-                        path: self.label(),
-                        what: "experiment shard",
-                        detail: format!("unknown status {status:?}"),
-                    })?;
-                let mut s = ExperimentShard {
-                    experiment: id.to_string(),
-                    shard: u32::try_from(r.try_get::<_, i64>(0).map_err(get)?).unwrap_or(0),
-                    shards: u32::try_from(r.try_get::<_, i64>(1).map_err(get)?).unwrap_or(0),
-                    cases: u64::try_from(r.try_get::<_, i64>(2).map_err(get)?).unwrap_or(0),
-                    status,
-                    started_at: Timestamp(r.try_get(4).map_err(get)?),
-                    ended_at: r.try_get::<_, Option<i64>>(5).map_err(get)?.map(Timestamp),
-                };
+                let row = (|| {
+                    Ok::<_, postgres::Error>((
+                        r.try_get(0)?,
+                        r.try_get(1)?,
+                        r.try_get(2)?,
+                        r.try_get(3)?,
+                        r.try_get(4)?,
+                        r.try_get(5)?,
+                    ))
+                })()
+                .map_err(|e| self.sql(e))?;
+                let mut s = stored_shard(id, row, &path)?;
                 if s.status == ExperimentStatus::Running
                     && self.lock_is_dead(&shard_lock_id(id, s.shard))
                 {

@@ -9,7 +9,7 @@ use rusqlite::{Row, params};
 use super::query::{TRACE_COLUMNS, read_trace_row};
 use super::writer::write_run;
 use super::{Store, StoreError};
-use crate::store::experiment::EXPERIMENT_PREFIX;
+use crate::store::experiment::{EXPERIMENT_PREFIX, stored_status};
 use crate::store::rows::json_map;
 use crate::store::writer::map_json;
 use crate::store::{Experiment, ExperimentRun, ExperimentStatus};
@@ -267,12 +267,7 @@ impl Store {
             .map_err(|e| self.sql(e))?;
         rows.into_iter()
             .map(|(e, status)| {
-                let status =
-                    ExperimentStatus::parse(&status).ok_or_else(|| StoreError::Malformed {
-                        path: self.path.clone(),
-                        what: "experiment",
-                        detail: format!("unknown status {status:?}"),
-                    })?;
+                let status = stored_status(&status, &self.path, "experiment")?;
                 Ok(Experiment { status, ..e })
             })
             .map(|e| e.map(|e| self.unless_dead(e)))

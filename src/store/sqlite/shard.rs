@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{Store, StoreError};
 use crate::store::ExperimentStatus;
-use crate::store::experiment::{ExperimentShard, shard_lock_id, sharded_status};
+use crate::store::experiment::{ExperimentShard, shard_lock_id, sharded_status, stored_shard};
 use crate::trace::Timestamp;
 
 impl Store {
@@ -43,22 +43,8 @@ impl Store {
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(|e| self.sql(e))?;
         rows.into_iter()
-            .map(|(shard, shards, cases, status, started, ended)| {
-                let status =
-                    ExperimentStatus::parse(&status).ok_or_else(|| StoreError::Malformed {
-                        path: self.path.clone(),
-                        what: "experiment shard",
-                        detail: format!("unknown status {status:?}"),
-                    })?;
-                let mut s = ExperimentShard {
-                    experiment: id.to_string(),
-                    shard: u32::try_from(shard).unwrap_or(0),
-                    shards: u32::try_from(shards).unwrap_or(0),
-                    cases: u64::try_from(cases).unwrap_or(0),
-                    status,
-                    started_at: Timestamp(started),
-                    ended_at: ended.map(Timestamp),
-                };
+            .map(|row| {
+                let mut s = stored_shard(id, row, &self.path)?;
                 if s.status == ExperimentStatus::Running
                     && self.lock_is_dead(&shard_lock_id(id, s.shard))
                 {
