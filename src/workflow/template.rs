@@ -486,10 +486,14 @@ impl Output {
         }
     }
 
-    /// The output as a template value.
+    /// The output as a template value: text, or data that renders as the text it was parsed
+    /// from. Scalar data (a structured output whose schema is a number, say) is its value.
     pub fn to_value(&self) -> Value {
         match self {
             Output::Text(t) => Value::from(t.as_str()),
+            Output::Data { data, .. } if !data.is_object() && !data.is_array() => {
+                Value::from_serialize(data)
+            }
             Output::Data { text, data } => Value::from_object(JsonOutput {
                 text: text.clone(),
                 data: data.clone(),
@@ -548,6 +552,18 @@ mod tests {
             assert_eq!(vars, vec![format!("a{i}")]);
         }
         assert!(STARTED.load(Ordering::Relaxed) - before <= 1);
+    }
+
+    #[test]
+    fn scalar_structured_data_is_its_value_in_templates() {
+        let t = Templates::new();
+        let out = Output::Data {
+            text: "41".into(),
+            data: serde_json::json!(41),
+        };
+        let ctx = context! { n => out.to_value() };
+        assert_eq!(t.render("{{ n + 1 }}", &ctx).unwrap(), "42");
+        assert_eq!(out.to_json(), serde_json::json!(41));
     }
 
     #[test]
