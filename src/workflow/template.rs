@@ -18,6 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use minijinja::value::{Enumerator, Object, ObjectRepr};
+// `machinery` (the `unstable_machinery` feature) is used only to read the filter and test names
+// out of compiled code (`Templates::uses`); it has no semver promise, so a minijinja upgrade may
+// need that one function adjusted, which its tests would show.
 use minijinja::{Environment, UndefinedBehavior, Value, machinery};
 
 /// Instructions one render (or one expression) may execute: far more than any real prompt needs
@@ -642,6 +645,32 @@ mod tests {
             assert_eq!(vars, vec![format!("a{i}")]);
         }
         assert!(STARTED.load(Ordering::Relaxed) - before <= 1);
+    }
+
+    #[test]
+    fn uses_names_the_filters_and_tests_the_engine_lacks_and_only_those() {
+        let t = Templates::new();
+        let uses = t
+            .uses(
+                "{{ x | upper | nope1 }}{{ 'a | nope2' }} | nope3 {% macro m(y) %}{{ y | nope4 }}{% endmacro %}\
+                 {% if x is odd or x is nope5 %}{% filter nope6 %}z{% endfilter %}{% endif %}{{ x | nope1 }}",
+            )
+            .unwrap();
+        assert_eq!(
+            uses.unknown,
+            [
+                Unknown::Filter("nope1".into()),
+                Unknown::Filter("nope4".into()),
+                Unknown::Test("nope5".into()),
+                Unknown::Filter("nope6".into()),
+            ]
+        );
+        assert_eq!(uses.variables, ["x"]);
+        let uses = t
+            .expression_uses("steps.a.status is nope7 and vars.b | length > 1")
+            .unwrap();
+        assert_eq!(uses.unknown, [Unknown::Test("nope7".into())]);
+        assert_eq!(uses.variables, ["steps.a.status", "vars.b"]);
     }
 
     #[test]
