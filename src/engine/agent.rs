@@ -112,20 +112,20 @@ impl TraceRun<'_> {
                     handed_from = Some(std::mem::replace(&mut current, target));
                 }
                 Ok(Turn::Answer(text)) => {
-                    let checked = self.check_output(&span, &current, text).and_then(|text| {
+                    let checked = self.check_output(&span, &current, text).and_then(|output| {
                         // -- `expect:` checks, while the span is open: their events land on it.
                         self.check_expectations(
                             step,
                             &span,
-                            &text,
+                            output.text(),
                             convo.usage,
                             started.elapsed(),
                             Some(&convo.path),
                         )
-                        .map(|()| text)
+                        .map(|()| output)
                     });
-                    let text = match checked {
-                        Ok(text) => text,
+                    let output = match checked {
+                        Ok(output) => output,
                         Err(failure) => {
                             self.note_path(&convo.path);
                             let result = Err(failure);
@@ -134,12 +134,11 @@ impl TraceRun<'_> {
                         }
                     };
                     if !no_content {
-                        span.set_attribute("output", Value::String(text.clone()));
+                        span.set_attribute("output", Value::String(output.text().to_string()));
                     }
                     if let Some(key) = &session_key {
-                        self.save_session(key, &user_text, &text).await?;
+                        self.save_session(key, &user_text, output.text()).await?;
                     }
-                    let output = Output::from_text(text);
                     self.record_output(frame, step, &output, Status::Ok);
                     // -- `scores:`, under the step's (last agent's) span; they never fail it.
                     self.note_path(&convo.path);
@@ -379,15 +378,17 @@ impl TraceRun<'_> {
 
     /// A final answer of an agent with an `output_schema` must be JSON matching it. Returns the
     /// answer to keep: `text` itself, or, when its only fault is raw control characters inside
-    /// strings, `text` with them escaped (an `output_repaired` event on the span says so).
+    /// strings, `text` with them escaped (an `output_repaired` event on the span says so). A
+    /// structured answer is data whatever its JSON type, so that `run --format json` and
+    /// templates see the value the schema describes, not a string holding it.
     fn check_output(
         &self,
         span: &SpanHandle,
         agent: &str,
         text: String,
-    ) -> Result<String, Failure> {
+    ) -> Result<Output, Failure> {
         let Some(validator) = self.engine.output_schemas.get(agent) else {
-            return Ok(text);
+            return Ok(Output::from_text(text));
         };
         let (text, value) = match serde_json::from_str::<Value>(&text) {
             Ok(value) => (text, value),
@@ -415,7 +416,7 @@ impl TraceRun<'_> {
         };
         let errors = super::schema_errors(validator, &value);
         if errors.is_empty() {
-            Ok(text)
+            Ok(Output::Data { text, data: value })
         } else {
             Err(Failure::error(error_at(
                 format!(

@@ -142,7 +142,7 @@ impl TraceRun<'_> {
                 self.outputs
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(id.value.clone(), Value::String(output.text().to_string()));
+                    .insert(id.value.clone(), output.to_json());
             }
         }
     }

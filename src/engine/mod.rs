@@ -156,29 +156,8 @@ pub struct Engine {
 /// The run's vars: the workflow's defaults, `--var`s over them (declared ones only), then the
 /// evaluated case's typed vars.
 fn vars_of(wf: &Workflow, opts: &RunOptions) -> Result<Map<String, Value>, Error> {
-    let mut vars = Map::new();
-    for (name, value) in &wf.vars {
-        vars.insert(name.clone(), value.value.clone());
-    }
-    for (name, text) in &opts.vars {
-        let Some(default) = vars.get(name) else {
-            let known: Vec<&str> = wf.vars.keys().map(String::as_str).collect();
-            let hint = if known.is_empty() {
-                format!("{} declares no vars", wf.path.display())
-            } else {
-                format!("declared vars: {}", known.join(", "))
-            };
-            return Err(Error::usage(format!(
-                "unknown var `{name}` in --var: {hint}"
-            )));
-        };
-        let value = if default.is_string() {
-            Value::String(text.clone())
-        } else {
-            serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.clone()))
-        };
-        vars.insert(name.clone(), value);
-    }
+    let mut vars = crate::workflow::vars::with_overrides(wf, &opts.vars)
+        .map_err(|e| Error::usage(e.to_string()))?;
     if let Some(case) = &opts.case {
         for (name, value) in &case.vars {
             vars.insert(name.clone(), value.clone());

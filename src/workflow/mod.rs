@@ -16,6 +16,7 @@ pub mod schema;
 pub mod scores;
 pub mod template;
 pub mod validate;
+pub mod vars;
 
 use std::path::{Path, PathBuf};
 

@@ -18,7 +18,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use minijinja::value::{Enumerator, Object, ObjectRepr};
-use minijinja::{Environment, UndefinedBehavior, Value};
+// `machinery` (the `unstable_machinery` feature) is used only to read the filter and test names
+// out of compiled code (`Templates::uses`); it has no semver promise, so a minijinja upgrade may
+// need that one function adjusted, which its tests would show.
+use minijinja::{Environment, UndefinedBehavior, Value, machinery};
 
 /// Instructions one render (or one expression) may execute: far more than any real prompt needs
 /// (a loop over 10,000 items with a few fields each uses well under a million), few enough that
@@ -298,31 +301,99 @@ impl Templates {
     /// The dotted variable paths a template reads (`steps.research.output`, `vars.topic`),
     /// compiled under the memory budget.
     pub fn variables(&self, source: &str) -> Result<Vec<String>, minijinja::Error> {
-        let source = source.to_string();
-        self.capped(move |t| t.variables_here(&source))
+        Ok(self.uses(source)?.variables)
     }
 
-    /// The dotted variable paths an `if:` expression reads, compiled under the memory budget.
-    pub fn expression_variables(&self, expr: &str) -> Result<Vec<String>, minijinja::Error> {
+    /// What a template reads and the filters and tests it names that the engine does not have,
+    /// compiled under the memory budget.
+    pub fn uses(&self, source: &str) -> Result<Uses, minijinja::Error> {
+        let source = source.to_string();
+        self.capped(move |t| {
+            let tmpl = t.env.template_from_str(&source)?;
+            let compiled = machinery::get_compiled_template(&tmpl);
+            let unknown = t.unknown_names(
+                std::iter::once(&compiled.instructions).chain(compiled.blocks.values()),
+            );
+            Ok(Uses {
+                variables: sorted(tmpl.undeclared_variables(true)),
+                unknown,
+            })
+        })
+    }
+
+    /// [`Templates::uses`] of an `if:` expression.
+    pub fn expression_uses(&self, expr: &str) -> Result<Uses, minijinja::Error> {
         let expr = expr.to_string();
         self.capped(move |t| {
-            let mut vars: Vec<String> = t
-                .env
-                .compile_expression(&expr)?
-                .undeclared_variables(true)
-                .into_iter()
-                .collect();
-            vars.sort();
-            Ok(vars)
+            let variables = sorted(t.env.compile_expression(&expr)?.undeclared_variables(true));
+            let ast = machinery::parse_expr(&expr)?;
+            let mut generator = machinery::CodeGenerator::new("<expression>", &expr);
+            generator.compile_expr(&ast);
+            let (instructions, _) = generator.finish();
+            Ok(Uses {
+                variables,
+                unknown: t.unknown_names(std::iter::once(&instructions)),
+            })
         })
+    }
+
+    /// The filters and tests that compiled code applies and the environment lacks, each once,
+    /// in order of appearance. The compiled instructions name them exactly as the engine will
+    /// look them up at run time (a string that merely looks like `| upper` is no filter); the
+    /// environment itself answers whether it has one, so no second list of names is kept here.
+    fn unknown_names<'i, 's: 'i>(
+        &self,
+        code: impl Iterator<Item = &'i machinery::Instructions<'s>>,
+    ) -> Vec<Unknown> {
+        let mut out = Vec::new();
+        for instructions in code {
+            for idx in 0..instructions.len() {
+                let name = match instructions.get(idx as u32) {
+                    Some(machinery::Instruction::ApplyFilter(name, ..)) => {
+                        Unknown::Filter(name.to_string())
+                    }
+                    Some(machinery::Instruction::PerformTest(name, ..)) => {
+                        Unknown::Test(name.to_string())
+                    }
+                    _ => continue,
+                };
+                if !out.contains(&name) && !self.has(&name) {
+                    out.push(name);
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether the environment has the filter or test: applied to `none`, it fails with
+    /// anything but "unknown filter" / "unknown test" (missing arguments, say) or succeeds.
+    fn has(&self, name: &Unknown) -> bool {
+        let (probe, unknown) = match name {
+            Unknown::Filter(n) => (n, minijinja::ErrorKind::UnknownFilter),
+            Unknown::Test(n) => (n, minijinja::ErrorKind::UnknownTest),
+        };
+        // A name the parser accepted is an identifier; anything else cannot be one the
+        // environment registered under a Jinja name.
+        if probe.is_empty() || !probe.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return false;
+        }
+        let expr = match name {
+            Unknown::Filter(n) => format!("none | {n}"),
+            Unknown::Test(n) => format!("none is {n}"),
+        };
+        match self.env.compile_expression(&expr) {
+            Ok(compiled) => !matches!(compiled.eval(()), Err(e) if e.kind() == unknown),
+            Err(_) => false,
+        }
     }
 
     /// [`Templates::variables`] on this thread.
     fn variables_here(&self, source: &str) -> Result<Vec<String>, minijinja::Error> {
-        let tmpl = self.env.template_from_str(source)?;
-        let mut vars: Vec<String> = tmpl.undeclared_variables(true).into_iter().collect();
-        vars.sort();
-        Ok(vars)
+        Ok(sorted(
+            self.env
+                .template_from_str(source)?
+                .undeclared_variables(true),
+        ))
     }
 
     /// Renders a template to text, under fuel and the output cap. Its memory is bounded only on
@@ -441,6 +512,28 @@ impl Templates {
     }
 }
 
+fn sorted(names: std::collections::HashSet<String>) -> Vec<String> {
+    let mut names: Vec<String> = names.into_iter().collect();
+    names.sort();
+    names
+}
+
+/// What a template reads, and what it names that the template engine does not have (each of
+/// which fails the render when it is reached).
+#[derive(Debug, Default, PartialEq)]
+pub struct Uses {
+    /// Dotted variable paths (`steps.research.output`), sorted.
+    pub variables: Vec<String>,
+    pub unknown: Vec<Unknown>,
+}
+
+/// A filter (`x | name`) or a test (`x is name`) the engine does not have.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Unknown {
+    Filter(String),
+    Test(String),
+}
+
 /// A minijinja value as JSON; step outputs come back as their data.
 pub fn to_json(value: &Value) -> serde_json::Value {
     if let Some(output) = value.downcast_object_ref::<JsonOutput>() {
@@ -486,10 +579,14 @@ impl Output {
         }
     }
 
-    /// The output as a template value.
+    /// The output as a template value: text, or data that renders as the text it was parsed
+    /// from. Scalar data (a structured output whose schema is a number, say) is its value.
     pub fn to_value(&self) -> Value {
         match self {
             Output::Text(t) => Value::from(t.as_str()),
+            Output::Data { data, .. } if !data.is_object() && !data.is_array() => {
+                Value::from_serialize(data)
+            }
             Output::Data { text, data } => Value::from_object(JsonOutput {
                 text: text.clone(),
                 data: data.clone(),
@@ -548,6 +645,44 @@ mod tests {
             assert_eq!(vars, vec![format!("a{i}")]);
         }
         assert!(STARTED.load(Ordering::Relaxed) - before <= 1);
+    }
+
+    #[test]
+    fn uses_names_the_filters_and_tests_the_engine_lacks_and_only_those() {
+        let t = Templates::new();
+        let uses = t
+            .uses(
+                "{{ x | upper | nope1 }}{{ 'a | nope2' }} | nope3 {% macro m(y) %}{{ y | nope4 }}{% endmacro %}\
+                 {% if x is odd or x is nope5 %}{% filter nope6 %}z{% endfilter %}{% endif %}{{ x | nope1 }}",
+            )
+            .unwrap();
+        assert_eq!(
+            uses.unknown,
+            [
+                Unknown::Filter("nope1".into()),
+                Unknown::Filter("nope4".into()),
+                Unknown::Test("nope5".into()),
+                Unknown::Filter("nope6".into()),
+            ]
+        );
+        assert_eq!(uses.variables, ["x"]);
+        let uses = t
+            .expression_uses("steps.a.status is nope7 and vars.b | length > 1")
+            .unwrap();
+        assert_eq!(uses.unknown, [Unknown::Test("nope7".into())]);
+        assert_eq!(uses.variables, ["steps.a.status", "vars.b"]);
+    }
+
+    #[test]
+    fn scalar_structured_data_is_its_value_in_templates() {
+        let t = Templates::new();
+        let out = Output::Data {
+            text: "41".into(),
+            data: serde_json::json!(41),
+        };
+        let ctx = context! { n => out.to_value() };
+        assert_eq!(t.render("{{ n + 1 }}", &ctx).unwrap(), "42");
+        assert_eq!(out.to_json(), serde_json::json!(41));
     }
 
     #[test]

@@ -1056,8 +1056,7 @@ fn example_research_summary_is_structured_data() {
     let env = examples();
     let (out, lines) = run_json(&env, "workflows/research.yaml", &["--offline"]);
     assert_exit(&out, 0);
-    let summary: Value =
-        serde_json::from_str(lines[0]["outputs"]["summary"].as_str().unwrap()).unwrap();
+    let summary = &lines[0]["outputs"]["summary"];
     let trace = env.show_json(lines[0]["trace_id"].as_str().unwrap());
     let span = find(&trace, "custom", "Executive Summary");
     let ready = event(span, "Summary ready");
@@ -1084,6 +1083,7 @@ fn example_research_summary_is_structured_data() {
     ]);
     let (out, lines) = run_json(&env, "workflows/research.yaml", &[]);
     assert_exit(&out, 0);
+    assert_eq!(lines[0]["outputs"]["summary"]["title"], "T");
     let format = &env.server().requests()[2].body["response_format"];
     assert_eq!(format["type"], "json_schema");
     assert_eq!(

@@ -411,3 +411,134 @@ fn example_eval_scores_the_support_answers_offline_with_checks_and_a_scripted_ju
         0,
     );
 }
+
+/// A ```yaml block of the README or of a page under docs/, with where it starts.
+struct YamlBlock {
+    /// `README.md` or `docs/<page>.md`.
+    file: String,
+    /// The 1-based line in `file` of the block's first line.
+    line: usize,
+    text: String,
+}
+
+/// Every ```yaml (or ```yml) block of a Markdown text; a fence indented inside a list item
+/// gives its block with that indentation removed.
+fn yaml_blocks(file: &str, markdown: &str) -> Vec<YamlBlock> {
+    let mut blocks = Vec::new();
+    let mut open: Option<(usize, usize, Vec<&str>)> = None;
+    for (n, line) in markdown.lines().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        match &mut open {
+            None if matches!(trimmed.trim_end(), "```yaml" | "```yml") => {
+                open = Some((n + 2, indent, Vec::new()));
+            }
+            None => {}
+            Some((start, _, body)) if trimmed.trim_end() == "```" => {
+                blocks.push(YamlBlock {
+                    file: file.to_string(),
+                    line: *start,
+                    text: body.join("\n") + "\n",
+                });
+                open = None;
+            }
+            Some((_, indent, body)) => body.push(line.get(*indent..).unwrap_or(line.trim_start())),
+        }
+    }
+    blocks
+}
+
+/// The rule that tells a whole workflow from a fragment: a whole workflow has the keys a
+/// workflow file requires at its top level, `name:` and `steps:` (or `traces:`). A block that
+/// shows a few keys (`steps:` alone, `tools:`, `retry:`) is a fragment and is not validated;
+/// docs/development.md says so to whoever writes one.
+fn is_whole_workflow(yaml: &str) -> bool {
+    let top = |key: &str| yaml.lines().any(|l| l.starts_with(&format!("{key}:")));
+    top("name") && (top("steps") || top("traces"))
+}
+
+/// Issue 17 (point 7): every whole workflow the README and the docs show passes `validate`, so
+/// that a reader who copies one is not met by errors; a failure names the block's file and line.
+#[test]
+fn every_whole_workflow_in_the_readme_and_docs_validates() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pages = vec!["README.md".to_string()];
+    let mut docs: Vec<String> = std::fs::read_dir(root.join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".md"))
+        .map(|name| format!("docs/{name}"))
+        .collect();
+    docs.sort();
+    pages.extend(docs);
+    let env = examples();
+    let mut checked = Vec::new();
+    let mut failures = Vec::new();
+    for page in &pages {
+        let markdown = std::fs::read_to_string(root.join(page)).unwrap();
+        for block in yaml_blocks(page, &markdown) {
+            if !is_whole_workflow(&block.text) {
+                continue;
+            }
+            // In the directory the examples live in, so that a block's `./scripts/…` resolve
+            // as they do for a reader in a clone.
+            let name = format!("block-{}.yaml", checked.len());
+            env.write(&name, &block.text);
+            let out = env.run(&["validate", &name]);
+            checked.push(format!("{}:{}", block.file, block.line));
+            if !out.status.success() {
+                failures.push(format!(
+                    "{}:{}: this workflow does not validate:\n{}",
+                    block.file,
+                    block.line,
+                    at_page_lines(&stderr(&out), &name, &block)
+                ));
+            }
+        }
+    }
+    assert!(
+        checked.iter().any(|at| at.starts_with("README.md:")),
+        "the README's tour workflow is among the blocks checked: {checked:?}"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `validate`'s messages about the block's file, with `FILE:LINE:COL` turned into the page's
+/// own `PAGE:LINE:COL`.
+fn at_page_lines(messages: &str, file: &str, block: &YamlBlock) -> String {
+    let prefix = format!("{file}:");
+    let mut out = String::new();
+    let mut rest = messages;
+    while let Some(at) = rest.find(&prefix) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + prefix.len()..];
+        let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        match after[..digits].parse::<usize>() {
+            Ok(line) => {
+                out.push_str(&format!("{}:{}", block.file, block.line + line - 1));
+                rest = &after[digits..];
+            }
+            Err(_) => {
+                out.push_str(&prefix);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn yaml_blocks_are_found_with_their_lines_and_fragments_are_told_apart() {
+    let md = "# T\n\n```yaml\nname: a\nsteps:\n  - run: [\"true\"]\n```\n\n- item\n\n  ```yaml\n  steps: []\n  ```\n";
+    let blocks = yaml_blocks("x.md", md);
+    assert_eq!(blocks.len(), 2);
+    assert_eq!((blocks[0].line, blocks[1].line), (4, 12));
+    assert_eq!(blocks[1].text, "steps: []\n");
+    assert!(is_whole_workflow(&blocks[0].text));
+    assert!(!is_whole_workflow(&blocks[1].text), "no name: a fragment");
+    assert_eq!(
+        at_page_lines("error: b.yaml:2:5: bad", "b.yaml", &blocks[0]),
+        "error: x.md:5:5: bad"
+    );
+}

@@ -1,7 +1,7 @@
 //! Model requests, chaining and usage: what an agent step sends to the model, how outputs
 //! chain into later steps, and how usage sums over generations.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::*;
 use crate::traces::*;
@@ -151,4 +151,75 @@ fn agent_and_generation_spans_record_model_messages_and_reply() {
         json!(true),
         "a real model call is not marked offline"
     );
+}
+
+/// Issue 17 (point 4): what a step produced as data reaches `.outputs` as that data, so that a
+/// script can read `.outputs.summary.title` without decoding a string; text stays a string.
+#[test]
+fn run_json_outputs_carry_structured_data_as_values_and_text_as_strings() {
+    let env = TestEnv::new().workflow(
+        "typed.yaml",
+        r#"
+name: Typed outputs
+model: gpt-4o-mini
+agents:
+  writer:
+    instructions: Summarise.
+    output_schema:
+      type: object
+      properties:
+        title: { type: string }
+        points: { type: array, items: { type: string } }
+      required: [title, points]
+      additionalProperties: false
+  talker:
+    instructions: Talk.
+steps:
+  - id: summary
+    agent: writer
+    input: Summarise this.
+  - id: said
+    agent: talker
+    input: Say something.
+  - id: stats
+    run: ["printf", '{"title": "Stats", "count": 3, "ok": true}']
+  - id: plain
+    run: ["echo", "just text"]
+  - id: numbers
+    run: ["echo", "42"]
+  - id: each
+    foreach: ["a", "b"]
+    steps:
+      - run: ["echo", "{{ item }}"]
+  - id: chained
+    run: ["echo", "{{ steps.summary.output.title }}|{{ steps.stats.output.count }}|{{ steps.each.output | join(',') }}"]
+"#,
+    );
+    let (out, lines) = run_json(&env, "typed.yaml", &["--offline"]);
+    assert_exit(&out, 0);
+    let outputs = &lines[0]["outputs"];
+    // The structured output: an object, its fields reachable by path.
+    assert!(outputs["summary"].is_object(), "{}", outputs["summary"]);
+    assert!(outputs["summary"]["title"].is_string());
+    assert!(outputs["summary"]["points"].is_array());
+    // A command's JSON stdout: the value, numbers and booleans typed.
+    assert_eq!(outputs["stats"]["title"], "Stats");
+    assert_eq!(outputs["stats"]["count"], 3);
+    assert_eq!(outputs["stats"]["ok"], true);
+    // A foreach: the list of each item's last output.
+    assert_eq!(outputs["each"], json!(["a", "b"]));
+    // Text stays a string, even text that looks like a number.
+    assert!(outputs["said"].is_string());
+    assert_eq!(outputs["plain"], "just text");
+    assert_eq!(outputs["numbers"], "42");
+    let title = outputs["summary"]["title"].as_str().unwrap();
+    assert_eq!(outputs["chained"], format!("{title}|3|a,b"));
+
+    // The stored trace keeps what the model said and the command printed, as text: the record
+    // of the bytes (replay, exports) rather than their reading.
+    let trace = env.show_json(lines[0]["trace_id"].as_str().unwrap());
+    let writer = find(&trace, "agent", "writer");
+    let said: Value = serde_json::from_str(writer["attributes"]["output"].as_str().unwrap())
+        .expect("the agent span's output is the JSON text the model answered");
+    assert_eq!(said, outputs["summary"]);
 }

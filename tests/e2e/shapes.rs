@@ -192,10 +192,10 @@ fn run_json_prints_one_line_per_trace_with_the_documented_fields() {
     assert_eq!(run["status"], "ok");
     assert!(run["duration_ms"].is_number());
     assert!(run["error"].is_null());
-    // A command's stdout with its trailing newline removed; an agent's final text.
+    // A command's JSON stdout as its value (docs/contract.md); an agent's final text.
     assert_eq!(
         run["outputs"],
-        json!({"load": "{\"records\": 100}", "answer": "Done."})
+        json!({"load": {"records": 100}, "answer": "Done."})
     );
 
     let listed = env.list_json(&[]);

@@ -217,18 +217,11 @@ pub(crate) fn child_labels(trace: &Value, parent: &Value) -> Vec<String> {
     labels
 }
 
-/// A loop's output as `run --format json` reports it: outputs are text, so a list may come as
-/// its JSON text; either way, the list.
+/// A loop's output as `run --format json` reports it: the list itself.
 #[track_caller]
 pub(crate) fn output_list(v: &Value) -> Value {
-    match v {
-        Value::Array(_) => v.clone(),
-        Value::String(text) => match serde_json::from_str::<Value>(text) {
-            Ok(list @ Value::Array(_)) => list,
-            _ => panic!("a loop's output is a list, got the text {text:?}"),
-        },
-        other => panic!("a loop's output is a list, got {other}"),
-    }
+    assert!(v.is_array(), "a loop's output is a list, got {v}");
+    v.clone()
 }
 
 /// The messages a generation span recorded as its request, as (role, content) pairs.

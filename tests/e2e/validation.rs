@@ -260,3 +260,142 @@ scores:
     assert_exit(&env.run(&["run", "scored.yaml", "--offline"]), 2);
     assert!(!env.store_exists());
 }
+
+/// Issue 17 (point 6): a filter or test the template engine does not have fails the render at
+/// run time, after the steps before it ran; validate finds it in every place a template goes.
+#[test]
+fn validate_reports_unknown_filters_and_tests_wherever_a_template_appears() {
+    let yaml = r#"name: Filters
+model: gpt-4o-mini
+vars: { topic: AI, topics: [a, b] }
+metadata: { who: "{{ vars.topic | shout }}" }
+agents:
+  a:
+    instructions: "You research {{ vars.topic | titel }}."
+steps:
+  - id: first
+    run: ["echo", "first"]
+  - id: ask
+    agent: a
+    input: "{% if vars.topic is nosuchtest %}x{% endif %}"
+  - id: gate
+    if: "vars.topic is not shouting"
+    run: ["echo", "{% filter loud %}x{% endfilter %}"]
+  - id: each
+    foreach: "{{ vars.topics | shuffle }}"
+    steps:
+      - event: Item
+        attributes: { n: "{{ item | lenght }}" }
+"#;
+    check_problems(
+        yaml,
+        &[
+            Problem {
+                key: ("who", 0),
+                also: &[("\"{{", 0)],
+                words: &["unknown filter `shout`"],
+            },
+            Problem {
+                key: ("instructions", 0),
+                also: &[("\"You", 0)],
+                words: &["unknown filter `titel`"],
+            },
+            Problem {
+                key: ("input", 0),
+                also: &[("\"{%", 0)],
+                words: &["unknown test `nosuchtest`"],
+            },
+            Problem {
+                key: ("if:", 0),
+                also: &[("\"vars", 0)],
+                words: &["unknown test `shouting`"],
+            },
+            Problem {
+                key: ("run:", 1),
+                also: &[("\"{% filter", 0)],
+                words: &["unknown filter `loud`"],
+            },
+            Problem {
+                key: ("foreach", 0),
+                also: &[("\"{{ vars.topics", 0)],
+                words: &["unknown filter `shuffle`"],
+            },
+            Problem {
+                key: ("{ n:", 0),
+                also: &[("\"{{ item", 0)],
+                words: &["unknown filter `lenght`"],
+            },
+        ],
+    );
+}
+
+/// The engine's own filters and tests pass, whatever their arguments, and text that only looks
+/// like a filter (inside a string literal, outside any tag) is no filter.
+#[test]
+fn validate_accepts_the_engines_filters_and_tests_and_filter_lookalikes() {
+    let env = TestEnv::new().workflow(
+        "ok.yaml",
+        r#"name: Builtins
+vars: { topic: AI, topics: [a, b] }
+steps:
+  - id: one
+    if: "vars.topic is string and vars.topics is not mapping"
+    run: ["echo", "{{ vars.topic | upper | replace('A', 'a') }} {{ vars.topics | join(',') }} {{ 'x | nosuch' }} a | nosuch", "{% if vars.topics is sequence %}{{ vars.topics | batch(1) | list | length }}{% endif %}"]
+"#,
+    );
+    let out = env.run(&["validate", "ok.yaml"]);
+    assert_exit(&out, 0);
+}
+
+/// Issue 17 (point 6): a list or map var given as text (`--var topics=a,b`) is refused before
+/// anything runs, by validate and by run alike; JSON of the var's kind is taken.
+#[test]
+fn a_var_of_the_wrong_kind_for_a_list_or_map_var_is_refused_before_anything_runs() {
+    let yaml = r#"name: Topics
+vars:
+  topics: [rust, go]
+  limits: { n: 1 }
+steps:
+  - id: first
+    run: ["echo", "first"]
+  - id: each
+    foreach: "{{ vars.topics }}"
+    steps:
+      - run: ["echo", "{{ item }}"]
+"#;
+    let env = TestEnv::new().workflow("topics.yaml", yaml);
+    let (line, col) = pos(yaml, "[rust", 0);
+    for args in [
+        &["--var", "topics=a,b"][..],
+        &["--var", "limits=3"][..],
+        &["--var", r#"topics={"a": 1}"#][..],
+    ] {
+        for command in ["validate", "run"] {
+            let out = env.run(&[&[command, "topics.yaml"][..], args].concat());
+            assert_exit(&out, 2);
+            let err = stderr(&out);
+            assert_eq!(err.lines().count(), 1, "one line: {err}");
+            assert!(err.contains("must be a JSON"), "{err}");
+            if args[1].starts_with("topics") {
+                assert!(
+                    err.contains(&format!("topics.yaml:{line}:{col}")),
+                    "points at the default: {err}"
+                );
+            }
+        }
+        assert!(!env.store_exists(), "nothing ran: {args:?}");
+    }
+    assert!(
+        stderr(&env.run(&["validate", "topics.yaml", "--var", "topics=a,b"]))
+            .contains(r#"--var 'topics=["a","b"]'"#)
+    );
+    let out = env.run(&["validate", "topics.yaml", "--var", "topics=[\"a\"]"]);
+    assert_exit(&out, 0);
+    let out = env.run(&["validate", "topics.yaml", "--var", "nope=1"]);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("unknown var `nope`"));
+    let (out, lines) =
+        crate::traces::run_json(&env, "topics.yaml", &["--var", r#"topics=["zig"]"#]);
+    assert_exit(&out, 0);
+    assert_eq!(lines[0]["outputs"]["each"], serde_json::json!(["zig"]));
+}

@@ -229,9 +229,10 @@ impl<'w> Validator<'w> {
             return; // reported by the parser
         }
         let expr = single_expression(text).unwrap_or(text);
-        match self.templates.expression_variables(expr) {
-            Ok(paths) => {
-                self.paths(&paths, condition.loc, scope);
+        match self.templates.expression_uses(expr) {
+            Ok(uses) => {
+                self.paths(&uses.variables, condition.loc, scope);
+                self.unknown(&uses.unknown, condition.loc, scope);
                 self.statuses(expr, condition.loc);
             }
             Err(err) => {

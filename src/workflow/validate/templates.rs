@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::super::Workflow;
 use super::super::diagnostic::{Loc, did_you_mean, list, suggest};
 use super::super::schema::{EventDef, Located, LocatedValue, StepKind};
-use super::super::template::is_template;
+use super::super::template::{Unknown, is_template};
 use super::{Checks, Hidden, Scope, Validator};
 
 /// Names minijinja provides itself; templates may call them.
@@ -20,6 +20,8 @@ const GLOBALS: &[&str] = &[
     "joiner",
     "debug",
 ];
+/// Where minijinja documents its built-in filters and tests (`filters/`, `tests/`).
+const BUILTINS: &str = "https://docs.rs/minijinja/2/minijinja/";
 const STEP_FIELDS: &[&str] = &["output", "status"];
 /// The values of `steps.<id>.status`.
 const STATUSES: &[&str] = &["ok", "error", "skipped"];
@@ -74,8 +76,8 @@ impl<'w> Validator<'w> {
         if !is_template(text) {
             return;
         }
-        let paths = match self.templates.variables(text) {
-            Ok(paths) => paths,
+        let uses = match self.templates.uses(text) {
+            Ok(uses) => uses,
             Err(err) => {
                 if scope.checks != Checks::OnlySteps {
                     self.report(
@@ -88,9 +90,32 @@ impl<'w> Validator<'w> {
                 return;
             }
         };
-        self.paths(&paths, loc, scope);
+        self.paths(&uses.variables, loc, scope);
+        self.unknown(&uses.unknown, loc, scope);
         for code in code_segments(text) {
             self.statuses(code, loc);
+        }
+    }
+
+    /// Filters and tests the template engine does not have: the render would fail when it
+    /// reaches them, after the steps before it ran.
+    pub(super) fn unknown(&mut self, unknown: &[Unknown], loc: Loc, scope: &Scope) {
+        if scope.checks == Checks::OnlySteps {
+            return; // reported with the template's first check
+        }
+        for name in unknown {
+            let (kind, name, example) = match name {
+                Unknown::Filter(name) => ("filter", name, "`x | upper`"),
+                Unknown::Test(name) => ("test", name, "`x is defined`"),
+            };
+            self.report(
+                loc,
+                format!("unknown {kind} `{name}`"),
+                Some(format!(
+                    "templates have minijinja's built-in {kind}s ({example}); see {BUILTINS}{kind}s/index.html"
+                )),
+                1,
+            );
         }
     }
 
