@@ -116,3 +116,24 @@ export async function readTracePage(p, spans, limit = 60) {
   await p.press(find, 'Escape');
   return { ...head, spans: read };
 }
+
+/**
+ * Where two readings of a trace page (readTracePage) differ, as a message; null if they read
+ * the same.
+ * @param {Record<string, any>} ours serve's page
+ * @param {Record<string, any>} theirs the HTML export
+ */
+export function readingsDiffer(ours, theirs) {
+  for (const key of Object.keys(ours)) {
+    if (key === 'spans') continue;
+    const a = JSON.stringify(ours[key], null, 1), b = JSON.stringify(theirs[key], null, 1);
+    if (a !== b) return `the HTML export's ${key} differs from serve's:\n--- serve\n${a}\n--- HTML export\n${b}`;
+  }
+  for (const [k, s] of ours.spans.entries()) {
+    const t = theirs.spans[k];
+    if (JSON.stringify(s) !== JSON.stringify(t)) {
+      return `the details of span ${JSON.stringify(s.name)} differ:\n--- serve\n${s.detail}\n--- HTML export\n${t ? t.detail : '(none)'}`;
+    }
+  }
+  return null;
+}

@@ -12,7 +12,7 @@
 // Environment: CHROMIUM and NODE_PATH, as for drive.mjs. Exit 0 with the JSON on stdout; exit 1
 // with the reason on stderr (a console error, a script error, a failed request count too);
 // exit 2 on bad arguments.
-import { launchChromium, readTracePage, watchPage } from './browser.mjs';
+import { launchChromium, readTracePage, readingsDiffer, watchPage } from './browser.mjs';
 import { pathToFileURL } from 'node:url';
 
 const USAGE = 'usage: trace_page.mjs --base URL --trace ID [--export-html PATH]';
@@ -70,10 +70,8 @@ try {
     if (exported.errors) throw new Error(`the HTML export reports ${exported.errors} script errors`);
     delete exported.errors;
     // One front-end: the export reads exactly as serve's page, part by part.
-    for (const key of Object.keys(served)) {
-      const ours = JSON.stringify(served[key], null, 1), theirs = JSON.stringify(exported[key], null, 1);
-      if (ours !== theirs) throw new Error(`the HTML export's ${key} differs from serve's:\n--- serve\n${ours}\n--- HTML export\n${theirs}`);
-    }
+    const differ = readingsDiffer(served, exported);
+    if (differ) throw new Error(differ);
   }
   if (problems.length) throw new Error(problems.join('\n'));
   process.stdout.write(JSON.stringify({ page: served, export: exported === null ? null : 'same' }) + '\n');
