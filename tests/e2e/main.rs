@@ -43,6 +43,8 @@ mod scores;
 mod secrets;
 mod serve;
 mod serve_experiments;
+// The trace page and the HTML export in headless Chromium.
+mod serve_trace_page;
 mod shapes;
 mod shards;
 mod show;

@@ -16,7 +16,7 @@
 // node_modules holding playwright-core, see package.json), unless `npm ci` ran in tests/ui.
 // Exit 0 with a one-line JSON summary on stdout; exit 1 with the reason on stderr; exit 2 on
 // bad arguments.
-import { launchChromium, watchPage } from './browser.mjs';
+import { launchChromium, readTracePage, readingsDiffer, watchPage } from './browser.mjs';
 import { pathToFileURL } from 'node:url';
 
 const started = Date.now();
@@ -276,7 +276,6 @@ try {
   // view, tool calls, facts, events, attributes) reads the same as on serve's trace page.
   if (opts['export-html']) {
     step.name = 'compare with the HTML export';
-    const find = '.wf-tools input[type="search"]';
     exported = await context.newPage();
     exported.setDefaultTimeout(TIMEOUT);
     exported.on('console', (m) => {
@@ -295,23 +294,11 @@ try {
     if (!rendered.rendered || rendered.spans !== n) fail(`the HTML export shows ${JSON.stringify(rendered)} for ${n} spans`);
     const title = await page.locator('.trace-head h1').textContent();
     if (rendered.title !== title) fail(`the HTML export's title is ${JSON.stringify(rendered.title)}, serve's ${JSON.stringify(title)}`);
-    // Select a span by its id through the find box (it matches ids too), and read the pane.
-    const detailOf = async (p, id) => {
-      await p.fill(find, id);
-      await p.waitForFunction((id) => document.querySelector('.detail')?.getAttribute('data-span-id') === id, id)
-        .catch(() => fail(`span ${id} could not be selected in ${p === page ? 'serve' : 'the HTML export'}`));
-      return p.locator('.detail').innerText();
-    };
-    let compared = 0, chats = 0;
-    for (const s of trace.spans.slice(0, 60)) {
-      const ours = await detailOf(page, s.span_id);
-      const theirs = await detailOf(exported, s.span_id);
-      if (ours !== theirs) fail(`the details of span ${JSON.stringify(s.name)} differ:\n--- serve\n${ours}\n--- HTML export\n${theirs}`);
-      if (await exported.locator('.detail .chat').count()) chats++;
-      compared++;
-    }
-    await page.fill(find, '');
-    await page.press(find, 'Escape');
+    // Every part of the page, and each span's detail pane, selected through the find box.
+    const ours = await readTracePage(page, trace.spans), theirs = await readTracePage(exported, trace.spans);
+    const differ = readingsDiffer(ours, theirs);
+    if (differ) fail(differ);
+    const compared = theirs.spans.length, chats = theirs.spans.filter((s) => s.chat.length).length;
     summary.export = { compared, chats };
     check();
   }

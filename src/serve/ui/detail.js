@@ -40,10 +40,12 @@ function messageBox(msg) {
   const role = String(msg.role || (msg.type ? msg.type : 'message'));
   const cls = ['system', 'user', 'assistant', 'tool', 'developer'].indexOf(role) >= 0 ? role : '';
   const text = messageText(msg.content);
+  // A tool's result is usually JSON: indented, as the tool's own span shows it.
+  const json = role === 'tool' && typeof msg.content === 'string' && pretty(text) !== text;
   return h('div', { class: 'msg ' + cls },
     h('div', { class: 'role' }, role, msg.name ? h('span', { class: 'muted' }, String(msg.name)) : null,
       msg.tool_call_id ? h('span', { class: 'muted' }, 'for ' + msg.tool_call_id) : null),
-    text !== '' ? h('div', { class: 'text' }, text) : null,
+    json ? h('pre', { class: 'text' }, pretty(text)) : text !== '' ? h('div', { class: 'text' }, text) : null,
     msg.tool_calls ? toolCallsEl(msg.tool_calls) : null);
 }
 

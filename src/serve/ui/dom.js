@@ -109,12 +109,37 @@ export function kindChip(kind) {
   return h('span', { class: 'kind k-' + safeKind(kind) }, String(kind || '?'));
 }
 /**
+ * An error: its message, then its data field by field, so a command's stderr reads as the lines
+ * it wrote (one JSON document of the data would show them as a string with `\n` in it).
  * @param {import('./model.js').ErrorJson | null | undefined} err
  */
 export function errorBox(err) {
   const data = err && err.data && typeof err.data === 'object' && Object.keys(err.data).length ? err.data : null;
-  return h('div', { class: 'error-box', role: 'alert' }, String(err && err.message !== undefined ? err.message : pretty(err)),
-    data ? h('pre', null, pretty(data)) : null);
+  return h('div', { class: 'error-box', role: 'alert' },
+    h('div', { class: 'e-message' }, err && err.message !== undefined ? String(err.message) : pretty(err)),
+    data ? fieldsEl(data, 0) : null);
+}
+
+/**
+ * Structured data to read: a row per field, text as preformatted text with its own line breaks
+ * (verbatim), numbers and flags as code, objects and lists as nested rows; beyond a few levels,
+ * indented JSON.
+ * @param {object} obj an object or an array
+ * @param {number} depth
+ * @returns {HTMLElement}
+ */
+function fieldsEl(obj, depth) {
+  /** @type {Record<string, unknown>} */
+  const o = /** @type {any} */ (obj);
+  const keys = Object.keys(o);
+  return h('table', { class: 'kv fields' }, keys.map(function (k) {
+    const v = o[k];
+    const label = k === 'stderr_tail' ? 'stderr (tail)' : Array.isArray(obj) ? '[' + k + ']' : k.replace(/_/g, ' ');
+    const value = typeof v === 'string' ? h('pre', null, v)
+      : v === null || typeof v !== 'object' ? h('code', null, String(v))
+        : depth < 3 && Object.keys(v).length ? fieldsEl(v, depth + 1) : h('pre', null, JSON.stringify(v, null, 2));
+    return h('tr', null, h('td', { class: 'k' }, label), h('td', null, value));
+  }));
 }
 
 /**
