@@ -7,11 +7,17 @@
 //! expectations failed has a `<failure type="expectation">` (its message names every failed
 //! check; the body lists them one per line); a step that failed otherwise has an
 //! `<error type="step">` — JUnit's convention: a failure is an assertion that did not hold, an
-//! error is a test that could not run to its end. Skipped and cancelled steps are `<skipped/>`.
-//! A step that holds other steps (`span:`, `parallel:`, `foreach:`) fails with the step inside
-//! it, as its span does. The file is written to a temporary file and renamed into place, so a
-//! reader never sees half a report.
+//! error is a test that could not run to its end. Skipped and cancelled steps are `<skipped/>`,
+//! the steps after a failure among them (the engine records them), so a failing run counts as
+//! many tests as a passing one.
+//!
+//! A failure is reported once, on the step where it happened: a step that holds other steps
+//! (`span:`, `parallel:`, `foreach:`) is no test case of its own, since its span fails only
+//! because a step inside it did (unless the failure was its own: a `foreach:` list that is not
+//! a list). An agent step that failed in a model call reports that call's message. The file is
+//! written to a temporary file and renamed into place, so a reader never sees half a report.
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -19,7 +25,8 @@ use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, Te
 use serde_json::Value;
 
 use crate::error::Error;
-use crate::trace::{Span, SpanKind, Status, Timestamp, TraceDoc};
+use crate::trace::failure::caused_by;
+use crate::trace::{Span, SpanId, SpanKind, Status, Timestamp, TraceDoc};
 
 /// One step as CI outputs show it: the span of the step (the last agent of a handoff chain
 /// gives the status), its name, and what went wrong.
@@ -29,6 +36,7 @@ pub(crate) struct StepRow<'d> {
     pub status: Status,
     pub duration_ms: f64,
     pub tokens: u64,
+    /// What went wrong, or why a skipped step did not run.
     pub message: Option<String>,
     /// The failure is expectations that did not hold (not an error of the step itself).
     pub expectation: bool,
@@ -46,17 +54,42 @@ fn is_item(span: &Span) -> bool {
 /// The steps of a trace in span order: agent, command and custom spans, less loop items and the
 /// agent spans that continue a handoff (folded into the step they belong to).
 pub(crate) fn step_rows(doc: &TraceDoc) -> Vec<StepRow<'_>> {
+    let is_step = |span: &Span| match span.kind {
+        SpanKind::Agent | SpanKind::Command => true,
+        SpanKind::Custom => !is_item(span),
+        _ => false,
+    };
+    // The spans that hold steps (a loop's items hold the steps of their loop).
+    let mut holders: HashSet<SpanId> = HashSet::new();
+    let mut items: HashMap<SpanId, Option<SpanId>> = HashMap::new();
+    for span in &doc.spans {
+        if is_item(span) {
+            items.insert(span.span_id, span.parent_id);
+        }
+    }
+    for span in doc.spans.iter().filter(|s| is_step(s)) {
+        let mut parent = span.parent_id;
+        while let Some(id) = parent {
+            holders.insert(id);
+            match items.get(&id) {
+                Some(&up) => parent = up,
+                None => break,
+            }
+        }
+    }
+    let index: HashMap<SpanId, &Span> = doc.spans.iter().map(|s| (s.span_id, s)).collect();
     let mut rows: Vec<StepRow> = Vec::new();
     for span in &doc.spans {
-        let is_step = match span.kind {
-            SpanKind::Agent | SpanKind::Command => true,
-            SpanKind::Custom => !is_item(span),
-            _ => false,
-        };
-        if !is_step {
+        let failed_inside = span.error.as_ref().and_then(caused_by).is_some();
+        if !is_step(span)
+            || (holders.contains(&span.span_id) && (failed_inside || span.error.is_none()))
+        {
             continue;
         }
-        let (message, expectation, details) = failure_of(span);
+        let (mut message, expectation, details) = failure_of(origin(&index, span));
+        if span.status == Status::Skipped {
+            message = skip_reason(span);
+        }
         let tokens = span.usage().map_or(0, |u| u.total_tokens);
         if span.kind == SpanKind::Agent
             && span.attributes.contains_key("handoff_from")
@@ -113,6 +146,33 @@ fn step_name(doc: &TraceDoc, span: &Span) -> String {
     }
     items.reverse();
     format!("{base} [{}]", items.join(" › "))
+}
+
+/// Why a skipped step did not run: its `if:` was false, or an earlier step failed.
+fn skip_reason(span: &Span) -> Option<String> {
+    span.attributes
+        .get("skip_reason")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// The span where the failure of `span` happened: `span` itself, or the span its error's
+/// `caused_by` points at (a model call inside an agent step).
+fn origin<'d>(index: &HashMap<SpanId, &'d Span>, span: &'d Span) -> &'d Span {
+    let mut current = span;
+    // Each hop goes to another span; the bound guards a damaged store's loops.
+    for _ in 0..index.len() {
+        match current
+            .error
+            .as_ref()
+            .and_then(caused_by)
+            .and_then(|id| index.get(&id))
+        {
+            Some(next) if next.span_id != current.span_id => current = next,
+            _ => break,
+        }
+    }
+    current
 }
 
 /// The span's error message, whether it is failed expectations, and those one per line.
@@ -192,12 +252,7 @@ fn test_case(workflow: &str, row: &StepRow) -> TestCase {
             let mut s = TestCaseStatus::skipped();
             let reason = match row.status {
                 Status::Cancelled => Some("cancelled".to_string()),
-                _ => row
-                    .span
-                    .attributes
-                    .get("skip_reason")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
+                _ => row.message.clone(),
             };
             if let Some(reason) = reason {
                 s.set_message(reason);

@@ -163,8 +163,18 @@ impl TraceRun<'_> {
         parent: Option<&'s SpanHandle>,
     ) -> StepFuture<'s> {
         Box::pin(async move {
-            for step in steps {
-                self.run_step(frame, step, parent).await?;
+            for (i, step) in steps.iter().enumerate() {
+                if let Err(failure) = self.run_step(frame, step, parent).await {
+                    // -- The steps after a failure never run: they are recorded as skipped, so
+                    // that a failing run lists the same steps as a passing one.
+                    if !failure.cancelled {
+                        let reason = self.not_run_reason(&failure);
+                        let rest = steps.get(i + 1..).unwrap_or_default();
+                        self.skip_unrun(frame, rest, parent.map(SpanHandle::id), &reason)
+                            .await;
+                    }
+                    return Err(failure);
+                }
             }
             Ok(())
         })
@@ -463,6 +473,10 @@ impl WorkflowRun<'_> {
         // -- The workflow's `expect:`, once the last trace's steps have all succeeded.
         let result = match (&result, &engine.wf.expect) {
             (Ok(()), Some(expect)) if last => run.check_run_expectations(&frame, expect, earlier),
+            (Err(failure), Some(expect)) if last && !failure.cancelled => {
+                run.skip_run_expectations(expect, failure);
+                result
+            }
             _ => result,
         };
         // -- The workflow's `scores:`, after everything else of the last trace (even when a

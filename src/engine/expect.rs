@@ -270,6 +270,16 @@ impl TraceRun<'_> {
         .map_err(Failure::error)
     }
 
+    /// The workflow's `expect:` when a step failed: never checked, recorded as a skipped
+    /// `expect` span like the steps that did not run.
+    pub(crate) fn skip_run_expectations(&self, expect: &Expect, failure: &Failure) {
+        let mut attrs = Map::new();
+        attrs.insert("checks".into(), json!(expect.checks.len()));
+        let reason = self.not_run_reason(failure);
+        self.rec
+            .skipped_span(None, SpanKind::Custom, "expect", attrs, &reason);
+    }
+
     /// Checks the workflow's `expect:` after the last trace's steps, on an `expect` span at the
     /// end of that trace: tokens, cost and time of the whole run (every trace), and the text
     /// checks on the output of the last step that produced one.

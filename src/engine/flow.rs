@@ -1,5 +1,7 @@
 //! Control flow: `if:` conditions, `parallel:` branches and `foreach:` loops.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
@@ -76,6 +78,20 @@ impl TraceRun<'_> {
         parent: Option<&SpanHandle>,
         condition: &Located<String>,
     ) {
+        let reason = format!("if: {} was false", condition.value.trim());
+        self.skipped_step(frame, step, parent.map(SpanHandle::id), &reason)
+            .await;
+    }
+
+    /// A step that did not run as a `skipped` span with `reason`; its id reads as skipped to
+    /// later templates. Returns the span's id.
+    async fn skipped_step(
+        &self,
+        frame: &Frame,
+        step: &Step,
+        parent: Option<SpanId>,
+        reason: &str,
+    ) -> SpanId {
         let kind = match step.kind {
             StepKind::Agent { .. } => SpanKind::Agent,
             StepKind::Run { .. } => SpanKind::Command,
@@ -88,19 +104,48 @@ impl TraceRun<'_> {
                 .unwrap_or_else(|_| name.value.clone()),
             _ => self.display_name(step),
         };
-        self.rec.skipped_span(
-            parent.map(SpanHandle::id),
-            kind,
-            name,
-            self.step_attributes(step),
-            &format!("if: {} was false", condition.value.trim()),
-        );
+        let id = self
+            .rec
+            .skipped_span(parent, kind, name, self.step_attributes(step), reason);
         if let Some(id) = &step.id {
             frame
                 .ctx
                 .steps
                 .insert(&id.value, &Output::Text(String::new()), "skipped");
         }
+        id
+    }
+
+    /// Why the steps after `failure` did not run: "not run: step `boom` failed".
+    pub(crate) fn not_run_reason(&self, failure: &Failure) -> String {
+        match self.rec.failure_origin(&failure.error) {
+            Some(origin) => format!("not run: {origin} failed"),
+            None => "not run: an earlier step failed".to_string(),
+        }
+    }
+
+    /// Records `steps`, which never ran because an earlier step failed, as `skipped` spans
+    /// with `reason`, and the steps each holds under it (a `foreach:`'s items are not known,
+    /// so its span stands alone). Events add nothing.
+    pub(crate) fn skip_unrun<'s>(
+        &'s self,
+        frame: &'s Frame,
+        steps: &'s [Step],
+        parent: Option<SpanId>,
+        reason: &'s str,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 's>> {
+        Box::pin(async move {
+            for step in steps {
+                let inner: &[Step] = match &step.kind {
+                    StepKind::Event(_) => continue,
+                    StepKind::Span { steps, .. } => steps,
+                    StepKind::Parallel { branches, .. } => branches,
+                    _ => &[],
+                };
+                let id = self.skipped_step(frame, step, parent, reason).await;
+                self.skip_unrun(frame, inner, Some(id), reason).await;
+            }
+        })
     }
 
     /// Branches run concurrently under one custom span. A failure fails the step once every

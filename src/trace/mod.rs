@@ -2,11 +2,12 @@
 //! and what every layer above shares about traces, so that none of them has to import another:
 //! the W3C trace context a run joins (`context`), the payload types ingest produces and the
 //! store writes (`ingest`), the figures of `stats` and `diff` (`stats`), secrets taken out of
-//! everything written (`redact`), and text cut to a size (`bound`); for tests, a trace with one
-//! span of every kind (`fixture`). It imports nothing above it (`tests/e2e/layers.rs` checks).
+//! everything written (`redact`), text cut to a size (`bound`), and where a failure happened
+//! (`failure`); for tests, a trace with one span of every kind (`fixture`). It imports nothing above it (`tests/e2e/layers.rs` checks).
 
 pub mod bound;
 pub mod context;
+pub mod failure;
 #[cfg(test)]
 pub(crate) mod fixture;
 pub mod id;

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use serde_json::{Map, Value};
 
+use super::failure::Failures;
 use super::id::SpanId;
 use super::model::{ErrorInfo, Event, Span, SpanKind, Status, Timestamp, Trace, Usage};
 use super::redact;
@@ -81,6 +82,8 @@ struct Inner {
 struct State {
     trace: Trace,
     open: HashMap<SpanId, Span>,
+    /// The failures so far: an enclosing span records where one happened, not a copy of it.
+    failures: Failures,
 }
 
 impl Recorder {
@@ -105,6 +108,7 @@ impl Recorder {
                 state: Mutex::new(State {
                     trace,
                     open: HashMap::new(),
+                    failures: Failures::default(),
                 }),
             }),
         }
@@ -157,6 +161,7 @@ impl Recorder {
             };
             redact::redact_span(&mut span);
             let shared = Arc::new(span.clone());
+            state.failures.started(span.span_id, span.parent_id);
             state.open.insert(span.span_id, span);
             shared
         };
@@ -169,7 +174,8 @@ impl Recorder {
         }
     }
 
-    /// Records a span that never ran (a skipped step): started and ended now.
+    /// Records a span that never ran (a skipped step): started and ended now. Returns its id,
+    /// for the steps it holds, which did not run either.
     pub fn skipped_span(
         &self,
         parent: Option<SpanId>,
@@ -177,10 +183,18 @@ impl Recorder {
         name: impl Into<String>,
         attributes: Map<String, Value>,
         reason: &str,
-    ) {
+    ) -> SpanId {
         let handle = self.span(parent, kind, name, attributes);
+        let id = handle.id();
         handle.set_attribute("skip_reason", Value::String(reason.to_string()));
         handle.end(Status::Skipped, None);
+        id
+    }
+
+    /// Where the failure that `error` reports happened ("step `boom`"), once a span ended
+    /// with it.
+    pub fn failure_origin(&self, error: &ErrorInfo) -> Option<String> {
+        self.state().failures.origin_of(error)
     }
 
     fn with_open(&self, id: SpanId, f: impl FnOnce(&mut Span)) {
@@ -196,7 +210,10 @@ impl Recorder {
                 return;
             };
             span.status = status;
-            span.error = error;
+            span.error = match error {
+                Some(error) if status == Status::Error => Some(state.failures.ended(&span, error)),
+                other => other,
+            };
             span.ended_at = Some(Timestamp::now());
             // Whatever was added while it ran (a server's answer, a command's output) may echo a
             // key: no sink sees it.
@@ -432,6 +449,43 @@ mod tests {
         assert_eq!(log[3], "span- inner cancelled 0");
         assert_eq!(log[4], "span- outer cancelled 0");
         assert_eq!(log[5], "trace- cancelled 0");
+    }
+
+    #[test]
+    fn a_failure_is_recorded_where_it_happened_and_pointed_at_from_around_it() {
+        let sink = Arc::new(Keep::default());
+        let rec = Recorder::start(trace(), vec![sink.clone()]);
+        let outer = rec.span(None, SpanKind::Custom, "Outer", Map::new());
+        let mut attrs = Map::new();
+        attrs.insert("step_id".into(), Value::String("boom".into()));
+        let boom = rec.span(Some(outer.id()), SpanKind::Command, "Boom!", attrs);
+        let boom_id = boom.id();
+        let error = ErrorInfo::new("exit 3");
+        boom.end(Status::Error, Some(error.clone()));
+        assert_eq!(rec.failure_origin(&error).as_deref(), Some("step `boom`"));
+        // A sibling that failed with another error is no cause.
+        let other = rec.span(None, SpanKind::Custom, "Other", Map::new());
+        other.end(Status::Error, Some(error.clone()));
+        outer.end(Status::Error, Some(error.clone()));
+        let ended = sink.0.lock().unwrap();
+        assert_eq!(ended[0].error, Some(error.clone()));
+        assert_eq!(ended[1].error, Some(error.clone()), "not inside Outer");
+        let pointer = ended[2].error.clone().unwrap();
+        assert_eq!(pointer.message, "failed because step `boom` failed");
+        assert_eq!(super::super::failure::caused_by(&pointer), Some(boom_id));
+    }
+
+    /// Keeps the spans that ended.
+    #[derive(Default)]
+    struct Keep(Mutex<Vec<Span>>);
+
+    impl Sink for Keep {
+        fn trace_started(&self, _: &Trace) {}
+        fn span_started(&self, _: &Arc<Span>) {}
+        fn span_ended(&self, s: &Arc<Span>) {
+            self.0.lock().unwrap().push(Span::clone(s));
+        }
+        fn trace_ended(&self, _: &Trace) {}
     }
 
     /// Fails every span start, as a store on a full disk does.

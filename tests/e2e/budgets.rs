@@ -83,10 +83,15 @@ fn assert_budget_stops_the_run(
     assert!(close_to(&attrs["value"], value), "{attrs:#}");
     assert!(close_to(&attrs["used"], used), "{attrs:#}");
     assert_eq!(find(&trace, "custom", "Second")["status"], "error");
-    let agents = of_kind(&trace, "agent");
+    let agents = ran(&trace, "agent");
     assert_eq!(agents.len(), 2, "the third step never runs");
     assert_eq!(agents[1]["status"], "error");
-    let step_message = error_message(agents[1]);
+    // The step points at the call that crossed the budget, where the failure happened.
+    assert_eq!(
+        agents[1]["error"]["data"]["caused_by"],
+        generations[1]["span_id"]
+    );
+    let step_message = failure_message(&trace, agents[1]);
     assert!(
         step_message.contains("budget exceeded") && step_message.contains(limit),
         "{step_message}"

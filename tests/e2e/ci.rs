@@ -152,7 +152,7 @@ fn a_failed_expectation_fails_the_step_and_the_run_naming_step_check_and_actual_
     assert_eq!(failed[1]["check"], "max_tokens");
     // Like any failure: the later step does not run.
     assert!(
-        spans(&trace).iter().all(|s| s["kind"] != "command"),
+        ran(&trace, "command").is_empty(),
         "{}",
         outline(&trace).join("\n")
     );
@@ -420,7 +420,8 @@ fn junit_has_a_suite_per_trace_a_case_per_step_and_failures_with_span_ids() {
             root.attribute("errors"),
             root.attribute("skipped")
         ),
-        (Some("4"), Some("2"), Some("0"), Some("1"))
+        (Some("4"), Some("1"), Some("0"), Some("2")),
+        "as many tests as a passing run: the failure once, the step it stopped skipped"
     );
     let suites: Vec<_> = root
         .children()
@@ -474,27 +475,30 @@ fn junit_has_a_suite_per_trace_a_case_per_step_and_failures_with_span_ids() {
     assert!(child(cases[0], "failure").is_none());
     assert!(child(cases[1], "skipped").is_some());
 
-    // The second trace: the agent step's expectation failed, and its span with it.
+    // The second trace: the agent step's expectation failed, and its span with it; the span
+    // holds a step, so it is no test of its own, and the step after never ran.
     let s = suites[1];
     assert_eq!(
         (
             s.attribute("tests"),
             s.attribute("failures"),
-            s.attribute("errors")
+            s.attribute("errors"),
+            s.attribute("skipped")
         ),
-        (Some("2"), Some("2"), Some("0"))
+        (Some("2"), Some("1"), Some("0"), Some("1"))
     );
     let cases: Vec<_> = s
         .children()
         .filter(|c| c.has_tag_name("testcase"))
         .collect();
     let names: Vec<_> = cases.iter().map(|c| c.attribute("name").unwrap()).collect();
+    assert_eq!(names, ["answer", "after"]);
     assert_eq!(
-        names,
-        ["Phase", "answer"],
+        child(cases[1], "skipped").and_then(|s| s.attribute("message")),
+        Some("not run: step `answer` failed"),
         "the step after the failure never ran"
     );
-    let failure = child(cases[1], "failure").unwrap();
+    let failure = child(cases[0], "failure").unwrap();
     assert_eq!(failure.attribute("type"), Some("expectation"));
     assert_eq!(
         failure.attribute("message"),

@@ -164,7 +164,7 @@ steps:
     let checks = find(&trace, "custom", "Checks");
     assert_eq!(checks["status"], "error");
     assert_eq!(children(&trace, checks).len(), 2);
-    let commands = of_kind(&trace, "command");
+    let commands = ran(&trace, "command");
     assert_eq!(
         commands.len(),
         2,
@@ -218,7 +218,7 @@ steps:
     assert_all_closed(&trace);
     let checks = find(&trace, "custom", "Checks");
     assert_eq!(checks["status"], "error");
-    let commands = of_kind(&trace, "command");
+    let commands = ran(&trace, "command");
     assert_eq!(commands.len(), 3, "{:#?}", outline(&trace));
     let by_pid = |pid: i32| {
         *commands
@@ -642,7 +642,7 @@ steps:
     let trace = env.show_json("last");
     assert_eq!(trace["status"], "error");
     assert_all_closed(&trace);
-    let slow = of_kind(&trace, "command");
+    let slow = ran(&trace, "command");
     assert_eq!(slow.len(), 1, "the step after it does not run");
     assert_eq!(slow[0]["status"], "error");
     assert_eq!(slow[0]["attributes"]["pid"], pid);

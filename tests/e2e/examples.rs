@@ -192,7 +192,7 @@ fn example_order_checks_inventory_and_payment_in_parallel_under_order_validation
     let payment = find(&trace, "custom", "Payment Validation");
     assert_eq!(payment["status"], "ok");
     assert!(event_names(payment).contains(&"Payment approved".to_string()));
-    assert!(of_kind(&trace, "agent").is_empty());
+    assert!(ran(&trace, "agent").is_empty());
 }
 
 #[test]

@@ -47,9 +47,11 @@ steps:
             "command ok",
             "custom Outer error",
             "  custom Inner error",
-            "    command error"
+            "    command error",
+            "    command skipped",
+            "command skipped"
         ],
-        "later steps do not run and leave no span"
+        "later steps do not run: they are recorded as skipped"
     );
     let inner = find(&trace, "custom", "Inner");
     let boom = children(&trace, inner)[0];
@@ -68,10 +70,21 @@ steps:
         message.contains('3'),
         "the message names the exit status: {message}"
     );
-    assert!(
-        find(&trace, "custom", "Outer")["error"]["message"].is_string(),
-        "ancestors carry the error too"
-    );
+    // The failure is told once, on `boom`: its ancestors point at it.
+    for name in ["Outer", "Inner"] {
+        let error = &find(&trace, "custom", name)["error"];
+        assert_eq!(error["message"], "failed because step `boom` failed");
+        assert_eq!(error["data"]["caused_by"], boom["span_id"], "{error:#}");
+    }
+    for skipped in of_kind(&trace, "command")
+        .into_iter()
+        .filter(|s| s["status"] == "skipped")
+    {
+        assert_eq!(
+            skipped["attributes"]["skip_reason"],
+            "not run: step `boom` failed"
+        );
+    }
     assert!(event_names(find(&trace, "custom", "Outer")).is_empty());
 }
 
@@ -100,10 +113,21 @@ pub(crate) fn assert_model_failure(env: &TestEnv, message_must_contain: &str) ->
             .contains(&message_must_contain.to_lowercase()),
         "generation error {message:?} should mention {message_must_contain:?}"
     );
+    // Reported once: the agent step and the span around it point at the model call.
+    assert_eq!(agent["error"]["data"]["caused_by"], generation["span_id"]);
     assert!(
-        spans(&trace).iter().all(|s| s["name"] != "After"),
-        "later steps do not run"
+        agent["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("failed because model call")),
+        "{agent:#}"
     );
+    assert_eq!(
+        find(&trace, "custom", "Ask")["error"]["data"]["caused_by"],
+        generation["span_id"]
+    );
+    let after = find(&trace, "custom", "After");
+    assert_eq!(after["status"], "skipped", "later steps do not run");
+    assert_eq!(children(&trace, after)[0]["status"], "skipped");
     assert_key_absent(env);
     trace
 }
@@ -171,4 +195,112 @@ fn a_refused_connection_fails_the_generation() {
         .env("OPENAI_BASE_URL", &refused_url());
     assert_model_failure(&env, "");
     assert!(env.server().requests().is_empty());
+}
+
+/// Nested spans around a command that fails unless `--var code=0`, steps after it at every
+/// level (one inside a parallel step), and a workflow `expect:`.
+const NESTED: &str = r#"
+name: Nested
+vars:
+  code: "3"
+expect:
+  contains: fine
+steps:
+  - id: before
+    run: ["echo", "fine"]
+  - span: Outer
+    steps:
+      - span: Inner
+        steps:
+          - id: boom
+            run: ["sh", "-c", "echo 'disk full' >&2; exit \"$1\"", "sh", "{{ vars.code }}"]
+          - id: after_in_inner
+            run: ["echo", "fine"]
+  - name: Checks
+    parallel:
+      - id: left
+        run: ["echo", "fine"]
+      - id: right
+        run: ["echo", "fine"]
+  - id: after
+    run: ["echo", "fine"]
+"#;
+
+/// `run` with a JUnit report and a step summary: (exit code, the report, the summary).
+fn run_reported(env: &TestEnv, extra: &[&str]) -> (Option<i32>, String, String) {
+    let summary = env.path().join("summary.md");
+    let _ = std::fs::remove_file(&summary);
+    let mut args = vec![
+        "run",
+        "nested.yaml",
+        "--offline",
+        "--junit",
+        "report.xml",
+        "--format",
+        "none",
+    ];
+    args.extend_from_slice(extra);
+    let out = env.run_with(&args, |c| {
+        c.env("GITHUB_STEP_SUMMARY", &summary);
+    });
+    let report = std::fs::read_to_string(env.path().join("report.xml")).unwrap();
+    let summary = std::fs::read_to_string(&summary).unwrap();
+    (out.status.code(), report, summary)
+}
+
+/// The testsuites element's `tests`, `errors`, `failures` and `skipped` counts.
+fn junit_counts(xml: &str) -> [String; 4] {
+    let doc = roxmltree::Document::parse(xml).unwrap();
+    let root = doc.root_element();
+    ["tests", "errors", "failures", "skipped"]
+        .map(|a| root.attribute(a).unwrap_or_default().to_string())
+}
+
+#[test]
+fn a_failure_inside_nested_spans_is_reported_once_where_it_happened() {
+    let env = TestEnv::new().workflow("nested.yaml", NESTED);
+    let (code, passing, _) = run_reported(&env, &["--var", "code=0"]);
+    assert_eq!(code, Some(0));
+    let (code, failing, summary) = run_reported(&env, &[]);
+    assert_eq!(code, Some(1));
+
+    // JUnit: one error, on `boom`; the steps it stopped are skipped, so the report counts as
+    // many tests as the passing run's.
+    assert_eq!(junit_counts(&passing), ["7", "0", "0", "0"]);
+    assert_eq!(junit_counts(&failing), ["7", "1", "0", "5"]);
+    let doc = roxmltree::Document::parse(&failing).unwrap();
+    let errors: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("error"))
+        .map(|n| {
+            (
+                n.parent()
+                    .and_then(|c| c.attribute("name"))
+                    .unwrap_or_default(),
+                n.attribute("message").unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        errors,
+        [("boom", "command `sh` exited with status 3: disk full")]
+    );
+
+    // The step summary: one failed row, with the message.
+    let failed_rows: Vec<&str> = summary.lines().filter(|l| l.contains("❌ error")).collect();
+    assert_eq!(failed_rows.len(), 1, "{summary}");
+    assert!(failed_rows[0].starts_with("| boom |"), "{summary}");
+    assert_eq!(summary.matches("disk full").count(), 1, "{summary}");
+
+    // The tree: the message under `boom`, the spans around it pointing there, the rest skipped.
+    let out = env.run_with(&["show", "last"], |c| {
+        c.env("COLUMNS", "59");
+    });
+    assert_exit(&out, 0);
+    // A skip reason is cut to the width where the duration's text leaves it (`<0.1ms` or
+    // `0.1ms`); the JSON above says it in full.
+    let mut filters = snapshot_filters(&env);
+    filters.add_filter(r"(?m)  not r.*$", "  not run…");
+    let _filters = filters.bind_to_scope();
+    insta::assert_snapshot!("failure_reported_once_tree", stdout(&out));
 }

@@ -17,6 +17,31 @@ pub(crate) fn of_kind<'a>(trace: &'a Value, kind: &str) -> Vec<&'a Value> {
     spans(trace).iter().filter(|s| s["kind"] == kind).collect()
 }
 
+/// The spans of this kind that ran: not the `skipped` ones a failure leaves for the steps
+/// after it.
+pub(crate) fn ran<'a>(trace: &'a Value, kind: &str) -> Vec<&'a Value> {
+    of_kind(trace, kind)
+        .into_iter()
+        .filter(|s| s["status"] != "skipped")
+        .collect()
+}
+
+/// The message of the failure a span reports: its own, or that of the span its error's
+/// `caused_by` points at (where the failure happened).
+#[track_caller]
+pub(crate) fn failure_message(trace: &Value, span: &Value) -> String {
+    match span["error"]["data"]["caused_by"].as_str() {
+        Some(id) => {
+            let origin = spans(trace)
+                .iter()
+                .find(|s| s["span_id"] == id)
+                .unwrap_or_else(|| panic!("caused_by {id} is no span of the trace"));
+            failure_message(trace, origin)
+        }
+        None => error_message(span),
+    }
+}
+
 /// The one span of this kind and name.
 #[track_caller]
 pub(crate) fn find<'a>(trace: &'a Value, kind: &str, name: &str) -> &'a Value {
