@@ -32,7 +32,7 @@ use super::theme::{Style, Theme};
 use super::waterfall::{Axis, Layout, critical_path};
 use super::{human_duration, width_of};
 use crate::trace::bound::truncate;
-use crate::trace::{Score, Span, SpanId, SpanKind, Status, Timestamp, TraceDoc};
+use crate::trace::{DID_NOT_FINISH, Score, Span, SpanId, SpanKind, Status, Timestamp, TraceDoc};
 
 /// The shortest a name is cut to before fields at the end of its line are dropped instead.
 const NAME_MIN: usize = 12;
@@ -159,6 +159,7 @@ pub fn tree_with(doc: &TraceDoc, theme: &Theme, width: usize, opts: &TreeOptions
         }
         if let Some(error) = &span.error
             && span.status != Status::Ok
+            && !span.did_not_finish()
         {
             lines.push(error_line(&inner, &error.message).fit(width));
         }
@@ -223,8 +224,20 @@ fn header(doc: &TraceDoc, width: usize) -> Vec<Line> {
     let mut first = Line::default()
         .flex(&clean(&t.name), Style::Bold, NAME_MIN)
         .field(t.status.as_str(), Style::Status(t.status));
+    let unfinished = t
+        .error
+        .as_ref()
+        .is_some_and(|e| e.message.starts_with(DID_NOT_FINISH));
     if let Some(ms) = t.duration_ms() {
-        first = first.field(&human_duration(ms), Style::Plain);
+        let shown = human_duration(ms);
+        first = first.field(
+            &if unfinished {
+                format!("≥{shown}")
+            } else {
+                shown
+            },
+            Style::Plain,
+        );
     }
     if !t.usage.is_zero() {
         first = first.field(&format!("{} tokens", t.usage.total_tokens), Style::Plain);
@@ -267,7 +280,7 @@ fn header(doc: &TraceDoc, width: usize) -> Vec<Line> {
     // the spans cannot (a run that died, a failure outside any span).
     if let Some(error) = &t.error {
         let said_by_a_span = doc.spans.iter().any(|s| s.error.is_some());
-        if error.message.starts_with("did not finish") || !said_by_a_span {
+        if error.message.starts_with(DID_NOT_FINISH) || !said_by_a_span {
             lines.push(error_line("  ", &error.message));
         }
     }
@@ -284,10 +297,17 @@ fn span_line(span: &Span, prefix: &str, on_path: bool) -> Line {
             &clean(&span.name),
             if on_path { Style::Bold } else { Style::Plain },
             NAME_MIN,
-        )
-        .field(span.status.as_str(), Style::Status(span.status));
+        );
+    // A span whose run died while it was open says so, with the time known to have elapsed
+    // (until the run's last record): at least that long, not that long.
+    let (status, at_least) = if span.did_not_finish() {
+        (DID_NOT_FINISH, "≥")
+    } else {
+        (span.status.as_str(), "")
+    };
+    line = line.field(status, Style::Status(span.status));
     if let Some(ms) = span.duration_ms() {
-        line = line.field(&human_duration(ms), Style::Plain);
+        line = line.field(&format!("{at_least}{}", human_duration(ms)), Style::Plain);
     }
     if span.kind == SpanKind::Command
         && let Some(code) = a.get("exit_code").and_then(Value::as_i64)

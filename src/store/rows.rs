@@ -213,17 +213,29 @@ pub(crate) fn attach_events(
     }
 }
 
-/// Closes a dead run's trace and spans in memory, as every backend's reconcile does before it
-/// writes the same: the trace and its running spans become `error` ("did not finish"), ending
-/// at the last time anything of the run was seen. Returns that end.
-pub(crate) fn close_dead_run(trace: &mut Trace, spans: &mut [Span]) -> Timestamp {
-    let pid = trace.pid.unwrap_or_default();
-    let ended = spans
+/// The last record of a run: the latest time any of its spans started or ended or any event
+/// happened, and never before the trace started. All a dead run is known to have lived.
+pub(crate) fn last_record(trace: &Trace, spans: &[Span]) -> Timestamp {
+    spans
         .iter()
-        .map(|s| s.ended_at.unwrap_or(s.started_at).max(s.started_at))
+        .flat_map(|s| {
+            [s.started_at]
+                .into_iter()
+                .chain(s.ended_at)
+                .chain(s.events.iter().map(|e| e.time))
+        })
         .max()
         .unwrap_or(trace.started_at)
-        .max(trace.started_at);
+        .max(trace.started_at)
+}
+
+/// Closes a dead run's trace and spans in memory, as every backend's reconcile does before it
+/// writes the same: the trace and its running spans become `error` ("did not finish"), ending
+/// at the run's [`last_record`], so that a span that hung shows the time known to have elapsed
+/// since it started. Returns that end. `spans` must carry their events.
+pub(crate) fn close_dead_run(trace: &mut Trace, spans: &mut [Span]) -> Timestamp {
+    let pid = trace.pid.unwrap_or_default();
+    let ended = last_record(trace, spans);
     let mut usage = Usage::default();
     for span in spans.iter() {
         if span.kind == SpanKind::Generation
@@ -248,7 +260,7 @@ pub(crate) fn close_dead_run(trace: &mut Trace, spans: &mut [Span]) -> Timestamp
 
 /// The error of a span whose run died before it ended.
 pub(crate) fn dead_span_error() -> ErrorInfo {
-    ErrorInfo::new("did not finish")
+    ErrorInfo::did_not_finish()
 }
 
 /// The status and error of an ingested trace, derived from its spans: `running` while a span is
@@ -299,4 +311,53 @@ pub struct SessionRow {
     /// The message, as stored (JSON text).
     pub message: String,
     pub created_at: crate::trace::Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::TraceId;
+
+    fn span(id: u8, started: i64, ended: Option<i64>) -> Span {
+        Span {
+            span_id: SpanId([id; 8]),
+            trace_id: TraceId([1; 16]),
+            parent_id: None,
+            kind: SpanKind::Command,
+            name: format!("s{id}"),
+            status: if ended.is_some() {
+                Status::Ok
+            } else {
+                Status::Running
+            },
+            started_at: Timestamp(started),
+            ended_at: ended.map(Timestamp),
+            attributes: Map::new(),
+            events: Vec::new(),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_dead_run_closes_its_open_spans_at_its_last_record_events_included() {
+        let mut trace = Trace::sample("dead");
+        trace.status = Status::Running;
+        trace.ended_at = None;
+        // The hanging step started at 20; the last thing recorded is an event at 900.
+        let mut earlier = span(1, 10, Some(500));
+        earlier.events.push(Event {
+            name: "late".into(),
+            time: Timestamp(900),
+            attributes: Map::new(),
+        });
+        let mut spans = vec![earlier, span(2, 20, None)];
+        assert_eq!(last_record(&trace, &spans), Timestamp(900));
+        let ended = close_dead_run(&mut trace, &mut spans);
+        assert_eq!(ended, Timestamp(900));
+        assert_eq!(trace.ended_at, Some(Timestamp(900)));
+        let hung = &spans[1];
+        assert!(hung.did_not_finish(), "{hung:?}");
+        assert_eq!(hung.duration_ms(), Some(0.88));
+        assert!(!spans[0].did_not_finish());
+    }
 }

@@ -21,7 +21,8 @@ pub mod stats;
 
 pub use id::{SpanId, TraceId};
 pub use model::{
-    ErrorInfo, Event, HANDOFF_PREFIX, Span, SpanKind, Status, Timestamp, Trace, TraceDoc, Usage,
+    DID_NOT_FINISH, ErrorInfo, Event, HANDOFF_PREFIX, Span, SpanKind, Status, Timestamp, Trace,
+    TraceDoc, Usage,
 };
 pub use recorder::{Alarm, Recorder, Sink, SpanHandle};
 pub use score::{Score, ScoreSource};

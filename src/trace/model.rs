@@ -195,6 +195,10 @@ impl Usage {
     }
 }
 
+/// The message of a span whose run died while it was open. Such a span ends at the last record
+/// of its run, so its duration is the time known to have elapsed, not its length.
+pub const DID_NOT_FINISH: &str = "did not finish";
+
 /// An error recorded on a span or a trace: `{"message": "...", "data": {...}}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ErrorInfo {
@@ -216,6 +220,14 @@ impl ErrorInfo {
             message: message.into(),
             data,
         }
+    }
+
+    /// The error of a span whose run died before it ended: [`DID_NOT_FINISH`], and
+    /// `data.unfinished` for readers that do not match on messages.
+    pub fn did_not_finish() -> Self {
+        let mut data = Map::new();
+        data.insert("unfinished".into(), Value::Bool(true));
+        ErrorInfo::with_data(DID_NOT_FINISH, Value::Object(data))
     }
 }
 
@@ -247,6 +259,16 @@ pub struct Span {
 impl Span {
     pub fn duration_ms(&self) -> Option<f64> {
         self.ended_at.map(|end| self.started_at.ms_until(end))
+    }
+
+    /// Whether the span's run died while it was open (closed as "did not finish" since): its
+    /// duration is then only the time known to have elapsed. Stores from before
+    /// `data.unfinished` are told by the message.
+    pub fn did_not_finish(&self) -> bool {
+        self.status == Status::Error
+            && self.error.as_ref().is_some_and(|e| {
+                e.data.get("unfinished") == Some(&Value::Bool(true)) || e.message == DID_NOT_FINISH
+            })
     }
 
     /// The usage of a generation span (its `usage` attribute), or the summed usage an agent span

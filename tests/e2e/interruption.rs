@@ -26,30 +26,35 @@ steps:
     run: ["echo", "never"]
 "#;
 
-#[test]
-fn kill_9_mid_run_leaves_finished_spans_readable_and_the_trace_marked_unfinished() {
-    let env = TestEnv::new().workflow("slow.yaml", SLOW);
-    let child = env.spawn(&["run", "slow.yaml", "--offline"]);
+/// Runs `workflow` (whose hanging step writes its pid to `sleep.pid`), waits until the trace
+/// it stores shows `what`, and kills the run with SIGKILL (the orphaned `sleep` too, so that
+/// it does not outlive the test by 30 s). Returns the trace as it was seen just before.
+fn kill_9_once(env: &TestEnv, workflow: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let child = env.spawn(&["run", workflow, "--offline"]);
     let pid = child.id();
     let sleep_pid: i32 = wait_for_file(&env.path().join("sleep.pid"))
         .parse()
         .unwrap();
+    let seen = env.wait_for_trace(what, pred);
+    signal(pid, nix::sys::signal::Signal::SIGKILL);
+    let out = wait_within(child, DEADLINE);
+    assert_eq!(out.status.code(), None, "killed by a signal");
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sleep_pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    seen
+}
 
-    let running = env.wait_for_trace("the first span to be stored", |t| {
+#[test]
+fn kill_9_mid_run_leaves_finished_spans_readable_and_the_trace_marked_unfinished() {
+    let env = TestEnv::new().workflow("slow.yaml", SLOW);
+    let running = kill_9_once(&env, "slow.yaml", "the first span to be stored", |t| {
         spans(t)
             .iter()
             .any(|s| s["kind"] == "command" && s["status"] == "ok")
     });
     assert_eq!(running["status"], "running", "a live run shows as running");
-
-    signal(pid, nix::sys::signal::Signal::SIGKILL);
-    let out = wait_within(child, DEADLINE);
-    assert_eq!(out.status.code(), None, "killed by a signal");
-    // Tidy up the orphan so it does not outlive the test by 30 s.
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(sleep_pid),
-        nix::sys::signal::Signal::SIGKILL,
-    );
 
     let trace = env.show_json("last");
     assert_eq!(trace["status"], "error");
@@ -78,6 +83,107 @@ fn kill_9_mid_run_leaves_finished_spans_readable_and_the_trace_marked_unfinished
         stdout(&out)
     );
     assert_eq!(env.list_json(&["--status", "error"]).len(), 1);
+}
+
+/// A run whose `slow` branch hangs while its sibling finishes a second later.
+const HANGS_BESIDE_A_SIBLING: &str = r#"
+name: Hangs
+steps:
+  - parallel:
+      - span: Waiting
+        steps:
+          - id: slow
+            run: "echo $$ > sleep.pid; exec sleep 30"
+      - id: sibling
+        run: "sleep 1; echo done"
+"#;
+
+/// Microseconds since the epoch of an RFC 3339 time in the JSON.
+fn micros(v: &Value) -> i64 {
+    let text = v.as_str().unwrap_or_else(|| panic!("not a time: {v}"));
+    text.parse::<jiff::Timestamp>()
+        .unwrap_or_else(|e| panic!("{text}: {e}"))
+        .as_microsecond()
+}
+
+/// A duration as the tree prints it (`812.4ms`, `1.03s`, `<0.1ms`), in milliseconds.
+fn shown_ms(text: &str) -> f64 {
+    let number = |s: &str| s.parse::<f64>().unwrap_or_else(|e| panic!("{text}: {e}"));
+    match (text.strip_suffix("ms"), text.strip_suffix('s')) {
+        (Some(ms), _) => number(ms),
+        (None, Some(s)) => number(s) * 1000.0,
+        _ => panic!("not a duration: {text}"),
+    }
+}
+
+#[test]
+fn kill_9_while_a_step_hangs_shows_it_did_not_finish_after_the_time_known_to_have_elapsed() {
+    let env = TestEnv::new().workflow("hangs.yaml", HANGS_BESIDE_A_SIBLING);
+    kill_9_once(&env, "hangs.yaml", "the sibling to finish", |t| {
+        spans(t)
+            .iter()
+            .any(|s| s["attributes"]["step_id"] == "sibling" && s["status"] == "ok")
+    });
+
+    // JSON: the open spans did not finish (status error, `data.unfinished`), and end at the
+    // run's last record, the sibling's end: a second after the hanging step started.
+    let trace = env.show_json("last");
+    let slow = find(&trace, "command", "slow");
+    let sibling = find(&trace, "command", "sibling");
+    assert_eq!(slow["status"], "error");
+    assert_eq!(slow["error"]["message"], "did not finish");
+    assert_eq!(slow["error"]["data"]["unfinished"], true, "{slow:#}");
+    let last_record = spans(&trace)
+        .iter()
+        .flat_map(|s| {
+            [&s["started_at"], &s["ended_at"]].into_iter().chain(
+                s["events"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| &e["time"]),
+            )
+        })
+        .filter(|t| t.is_string())
+        .map(micros)
+        .max()
+        .unwrap();
+    assert_eq!(last_record, micros(&sibling["ended_at"]));
+    assert_eq!(micros(&slow["ended_at"]), last_record);
+    assert_eq!(micros(&trace["ended_at"]), last_record);
+    let elapsed_ms = (last_record - micros(&slow["started_at"])) as f64 / 1000.0;
+    let duration = slow["duration_ms"].as_f64().unwrap();
+    assert!(duration >= 900.0, "about the sibling's second: {duration}");
+    assert!(
+        (duration - elapsed_ms).abs() < 0.01,
+        "{duration} vs {elapsed_ms}"
+    );
+    assert_eq!(
+        find(&trace, "custom", "Waiting")["error"]["data"]["unfinished"],
+        true
+    );
+
+    // The tree says so on the step's line, with the same time as a lower bound.
+    let out = env.run_with(&["show", "last"], |c| {
+        c.env("COLUMNS", "59");
+    });
+    assert_exit(&out, 0);
+    let tree = stdout(&out);
+    let line = tree
+        .lines()
+        .find(|l| l.contains("command  slow"))
+        .unwrap_or_else(|| panic!("no line for the step:\n{tree}"));
+    let shown = line
+        .split("did not finish  ≥")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the step did not finish, for at least …: {line}"));
+    let shown = shown_ms(shown);
+    assert!(
+        (shown - duration).abs() <= duration * 0.01,
+        "{shown} ms shown for {duration} ms:\n{tree}"
+    );
+    assert!(!tree.contains("0.0ms"), "{tree}");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 import { badge, errorBox, h, kindChip, kvTable, section } from './dom.js';
 import { fmtCost, fmtInt, fmtLocal, fmtMs, plural, pretty, usageText } from './format.js';
-import { messageText } from './model.js';
+import { causeOf, didNotFinish, messageText } from './model.js';
 
 /**
  * A chat message as model APIs write them; anything else shows as JSON.
@@ -87,7 +87,8 @@ export function spanDetail(m, i, select) {
    * @param {unknown} v
    */
   const fact = function (k, v) { if (v !== null && v !== undefined) facts.appendChild(h('tr', null, h('td', { class: 'k' }, k), h('td', null, v))); };
-  fact('duration', s.duration_ms !== null && s.duration_ms !== undefined ? fmtMs(s.duration_ms) : (s.status === 'running' ? 'running' : '—'));
+  if (didNotFinish(s)) fact('duration', s.duration_ms !== null && s.duration_ms !== undefined ? '≥' + fmtMs(s.duration_ms) + ' · did not finish (the time until the run\'s last record)' : 'did not finish');
+  else fact('duration', s.duration_ms !== null && s.duration_ms !== undefined ? fmtMs(s.duration_ms) : (s.status === 'running' ? 'running' : '—'));
   if (isFinite(m.start[i])) fact('started', '+' + fmtMs((m.start[i] - m.lo) / 1000) + '  ·  ' + fmtLocal(m.start[i] / 1000, true));
   if (isFinite(m.end[i])) fact('ended', '+' + fmtMs((m.end[i] - m.lo) / 1000) + '  ·  ' + fmtLocal(m.end[i] / 1000, true));
   fact('span id', h('code', null, s.span_id));
@@ -95,6 +96,8 @@ export function spanDetail(m, i, select) {
     const p = m.parent[i];
     fact('parent', h('a', { href: '#', onclick: function (/** @type {Event} */ e) { e.preventDefault(); select(p); } }, m.spans[p].name));
   }
+  const cause = causeOf(m, i);
+  if (cause >= 0) fact('failed in', h('a', { href: '#', class: 'cause', onclick: function (/** @type {Event} */ e) { e.preventDefault(); select(cause); } }, m.spans[cause].name));
   if (m.children[i].length) fact('children', plural(m.children[i].length, 'span') + (m.size[i] - 1 > m.children[i].length ? ' (' + fmtInt(m.size[i] - 1) + ' below)' : ''));
   const factKeys = s.kind === 'generation'
     ? ['model', 'response_model', 'finish_reason', 'usage', 'cost_usd', 'time_to_first_token_ms', 'queued_ms', 'stream', 'offline', 'replayed', 'usage_estimated']

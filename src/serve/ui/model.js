@@ -106,6 +106,35 @@ export function buildModel(t, nowUs) {
 export function isRunning(t) { return !!t && t.status === 'running'; }
 
 /**
+ * Whether a span's run died while it was open (docs/contract.md): it ends at the run's last
+ * record, so its duration is only the time known to have elapsed. Older stores say so by the
+ * message alone.
+ * @param {SpanJson} s
+ * @returns {boolean}
+ */
+export function didNotFinish(s) {
+  const e = s.error;
+  if (s.status !== 'error' || !e) return false;
+  const data = /** @type {Record<string, unknown> | null | undefined} */ (e.data);
+  return (!!data && typeof data === 'object' && data.unfinished === true) || e.message === 'did not finish';
+}
+
+/**
+ * The span a failure was reported on, for a span that failed because of it (its error's
+ * `data.caused_by`); -1 for none.
+ * @param {Model} m
+ * @param {number} i
+ * @returns {number}
+ */
+export function causeOf(m, i) {
+  const e = m.spans[i].error;
+  const data = /** @type {Record<string, unknown> | null | undefined} */ (e && e.data);
+  const id = data && typeof data === 'object' ? data.caused_by : undefined;
+  const c = typeof id === 'string' ? m.byId.get(id) : undefined;
+  return c === undefined || c === i ? -1 : c;
+}
+
+/**
  * The right end of the time axis: the last thing that happened, or now while running.
  * @param {Model} m
  * @param {number} [nowUs]

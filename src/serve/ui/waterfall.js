@@ -8,7 +8,7 @@
 import { spanDetail } from './detail.js';
 import { badge, errorBox, fill, groupPath, h, link, relTime } from './dom.js';
 import { KINDS, STATUS_MARK, fmtCost, fmtInt, fmtLocal, fmtMs, parseMs, safeKind, safeStatus, usageText } from './format.js';
-import { buildModel, isRunning, updateHi } from './model.js';
+import { buildModel, didNotFinish, isRunning, updateHi } from './model.js';
 import { app, setCrumbs } from './shell.js';
 
 /** @typedef {import('./model.js').Model} Model */
@@ -141,12 +141,15 @@ export function traceView(options) {
     const kind = safeKind(s.kind);
     const kids = m.children[i].length;
     const collapsed = kids > 0 && st.collapsed.has(s.span_id);
+    // A span whose run died while it was open: at least this long, not this long.
+    const unfinished = didNotFinish(s);
     const div = h('div', {
       class: 'row ' + status + (i === st.selected ? ' selected' : '') + (st.match && st.match[i] ? ' match' : ''),
       role: 'treeitem', 'aria-level': String(m.depth[i] + 1), 'aria-selected': i === st.selected ? 'true' : 'false',
       'aria-expanded': kids ? String(!collapsed) : null,
       dataset: { i: String(i), spanId: s.span_id },
-      title: s.kind + ' · ' + s.name + ' · ' + s.status + (s.duration_ms !== null && s.duration_ms !== undefined ? ' · ' + fmtMs(s.duration_ms) : ''),
+      title: s.kind + ' · ' + s.name + ' · ' + (unfinished ? 'did not finish' : s.status) +
+        (s.duration_ms !== null && s.duration_ms !== undefined ? ' · ' + (unfinished ? '≥' : '') + fmtMs(s.duration_ms) : ''),
     });
     div.style.top = (r * ROW) + 'px';
     const label = h('div', { class: 'label-col' });
@@ -174,8 +177,8 @@ export function traceView(options) {
       mark.style.left = pct(times[e]) + '%';
       track.appendChild(mark);
     }
-    const durText = (s.duration_ms !== null && s.duration_ms !== undefined ? fmtMs(s.duration_ms) : (status === 'running' ? 'running' : '')) +
-      (status !== 'ok' && status !== 'running' ? ' · ' + s.status : '');
+    const durText = (s.duration_ms !== null && s.duration_ms !== undefined ? (unfinished ? '≥' : '') + fmtMs(s.duration_ms) : (status === 'running' ? 'running' : '')) +
+      (unfinished ? ' · did not finish' : status !== 'ok' && status !== 'running' ? ' · ' + s.status : '');
     if (durText) {
       const dur = h('span', { class: 'dur' }, durText);
       if (left + width > 72) dur.style.right = 'calc(' + (100 - left) + '% + 5px)';

@@ -113,6 +113,8 @@ impl Store {
                 continue;
             };
             let mut spans = self.spans(trace.trace_id)?;
+            // Its events count towards the run's last record, as in `load`.
+            self.attach_events(trace.trace_id, &mut spans)?;
             if self.reconcile(&mut trace, &mut spans, dead) == Reconciled::InMemory {
                 patched.insert(trace.trace_id, trace);
             }

@@ -529,7 +529,8 @@ fn a_dead_run_is_closed_as_did_not_finish() {
             ("gen2", Status::Error)
         ]
     );
-    assert_eq!(doc.spans[0].error, Some(ErrorInfo::new("did not finish")));
+    assert_eq!(doc.spans[0].error, Some(ErrorInfo::did_not_finish()));
+    assert!(doc.spans[0].did_not_finish() && !doc.spans[1].did_not_finish());
     assert_eq!(doc.spans[1].error, None);
 
     // Written back: a fresh connection sees it without reconciling again.
