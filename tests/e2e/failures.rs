@@ -303,4 +303,21 @@ fn a_failure_inside_nested_spans_is_reported_once_where_it_happened() {
     filters.add_filter(r"(?m)  not r.*$", "  not run…");
     let _filters = filters.bind_to_scope();
     insta::assert_snapshot!("failure_reported_once_tree", stdout(&out));
+
+    // The UI: a span around the failure links to the step where it happened.
+    let trace = env.show_json("last");
+    let outer = find(&trace, "custom", "Outer")["span_id"].as_str().unwrap();
+    if let Some(ui) = crate::serve::ui_spans(&env, trace["trace_id"].as_str().unwrap(), &[outer]) {
+        let detail = ui[outer]["detail"].as_str().unwrap();
+        assert!(
+            detail
+                .lines()
+                .any(|l| l.contains("failed in") && l.contains("boom")),
+            "{ui:#}"
+        );
+        assert!(
+            !detail.contains("disk full"),
+            "the message is told on `boom`: {detail}"
+        );
+    }
 }

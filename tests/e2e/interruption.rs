@@ -184,6 +184,22 @@ fn kill_9_while_a_step_hangs_shows_it_did_not_finish_after_the_time_known_to_hav
         "{shown} ms shown for {duration} ms:\n{tree}"
     );
     assert!(!tree.contains("0.0ms"), "{tree}");
+
+    // The UI: the row and the detail pane say so too.
+    let slow_id = slow["span_id"].as_str().unwrap();
+    if let Some(ui) = crate::serve::ui_spans(&env, trace["trace_id"].as_str().unwrap(), &[slow_id])
+    {
+        let row = ui[slow_id]["row"].as_str().unwrap();
+        assert!(
+            row.contains("≥") && row.contains("did not finish"),
+            "{ui:#}"
+        );
+        let detail = ui[slow_id]["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("≥") && detail.contains("did not finish"),
+            "{ui:#}"
+        );
+    }
 }
 
 #[test]

@@ -1223,21 +1223,18 @@ fn a_page_on_another_origin_cannot_write_into_serve_in_headless_chromium() {
     let body = |hex: &str, name: &str| {
         String::from_utf8(sdk_body(hex, name, &now_plus(-2), &now_plus(-1))).unwrap()
     };
-    let mut cmd = std::process::Command::new("node");
-    cmd.arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/ui/cross_origin.mjs"))
-        .args(["--serve", &served.url("")])
-        .args(["--attack-body", &body(attack, "Planted")])
-        .args(["--control-body", &body(control, "Own page")])
-        .env("CHROMIUM", &browser)
-        .env("NODE_PATH", &node_path);
-    let out = output_within(cmd, Duration::from_secs(120));
-    assert!(
-        out.status.success(),
-        "the browser check failed:\n{}\n{}",
-        stdout(&out),
-        stderr(&out)
+    let report = node_driver(
+        "cross_origin.mjs",
+        (&browser, &node_path),
+        &[
+            "--serve",
+            &served.url(""),
+            "--attack-body",
+            &body(attack, "Planted"),
+            "--control-body",
+            &body(control, "Own page"),
+        ],
     );
-    let report: Value = serde_json::from_str(stdout(&out).trim()).expect("one JSON line");
     // Every attempt went out (an opaque answer or a network error, as a page sees it) ...
     assert_eq!(report["attacked"].as_object().unwrap().len(), 6, "{report}");
     // ... and none of them stored anything; serve's own page still can.
@@ -1248,6 +1245,47 @@ fn a_page_on_another_origin_cannot_write_into_serve_in_headless_chromium() {
         .map(|t| t["trace_id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, [format!("trace_{control}")], "{report}");
+}
+
+/// What serve's trace page shows of `spans` of trace `id` in headless Chromium (tests/ui/spans.mjs):
+/// per span id, `{"row": …, "detail": …}`, the text of its waterfall row and of its detail
+/// pane. `None` (after a note) without a browser or playwright-core outside CI.
+pub(crate) fn ui_spans(env: &TestEnv, id: &str, spans: &[&str]) -> Option<Value> {
+    let browser = crate::files::chromium()?;
+    let node_path = playwright()?;
+    let served = Served::start(env, &[]);
+    let base = served.url("");
+    let mut args = vec!["--base", &base, "--trace", id];
+    args.extend(spans.iter().flat_map(|s| ["--span", *s]));
+    let report = node_driver("spans.mjs", (&browser, &node_path), &args);
+    Some(report["spans"].clone())
+}
+
+/// Runs the browser driver `tests/ui/<script>` with `args` in headless Chromium (`browser`, and
+/// playwright-core from `node_path`) and returns the one JSON line it prints; a driver that
+/// fails fails the test with what it said.
+pub(crate) fn node_driver(
+    script: &str,
+    (browser, node_path): (&std::path::Path, &str),
+    args: &[&str],
+) -> Value {
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/ui")
+            .join(script),
+    )
+    .args(args)
+    .env("CHROMIUM", browser)
+    .env("NODE_PATH", node_path);
+    let out = output_within(cmd, Duration::from_secs(120));
+    assert!(
+        out.status.success(),
+        "the browser check {script} failed:\n{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    serde_json::from_str(stdout(&out).trim()).expect("one JSON line")
 }
 
 /// The `node_modules` directory with playwright-core (`ci/playwright.sh` installs it), or
