@@ -149,3 +149,13 @@ fn man_writes_a_page_per_command_with_its_options() {
         "error: no command `agentrace nosuch`: `agentrace --help` lists them\n"
     );
 }
+
+/// The same holds for AGENTRACE_REMOTE, which `run`, `eval` and `push` read.
+#[test]
+fn a_remote_from_the_environment_is_not_shown_as_required() {
+    let env = TestEnv::new().env("AGENTRACE_REMOTE", "http://127.0.0.1:9");
+    let out = env.run(&["run"]);
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains("\nUsage: agentrace run <FILE>\n"), "{err}");
+}
