@@ -20,6 +20,7 @@ mod stats;
 mod store_copy;
 mod validate;
 
+use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -28,6 +29,9 @@ use clap::{Parser, Subcommand};
 use crate::error::{Error, ExitCode};
 use crate::render::theme::{ColorChoice, Theme};
 use crate::store::Location;
+
+/// The heading of the options every subcommand takes, apart from each one's own in `--help`.
+const GLOBAL: &str = "Global options";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,18 +42,29 @@ use crate::store::Location;
 )]
 pub struct Cli {
     /// The trace store: an SQLite file (a path or sqlite:PATH) or a PostgreSQL database
-    /// (postgres://USER@HOST:PORT/DB) [default: $XDG_DATA_HOME/agentrace/traces.db]
+    /// (postgres://USER@HOST:PORT/DB) [default: $XDG_DATA_HOME/agentrace/traces.db] [env:
+    /// AGENTRACE_STORE]
     // Read as text and parsed after clap: clap's own error for a bad value quotes the value,
-    // and a URL's password must never reach the terminal.
-    #[arg(long, global = true, env = "AGENTRACE_STORE", value_name = "PATH|URL")]
+    // and a URL's password must never reach the terminal. AGENTRACE_STORE is read after clap
+    // too (`store_location`): clap counts a value from the environment as given on the
+    // command line, so every usage error printed `--store <PATH|URL>` as if it were required,
+    // and `--help` printed the value, password and all.
+    #[arg(long, global = true, value_name = "PATH|URL", help_heading = GLOBAL)]
     store: Option<String>,
 
     /// Print nothing but the result
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     quiet: bool,
 
     /// When to use colour (NO_COLOR is respected under `auto`)
-    #[arg(long, global = true, value_enum, default_value_t = ColorArg::Auto, value_name = "WHEN")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = ColorArg::Auto,
+        value_name = "WHEN",
+        help_heading = GLOBAL
+    )]
     color: ColorArg,
 
     #[command(subcommand)]
@@ -90,7 +105,7 @@ enum Command {
     Push(push::Args),
     /// Print a shell completion script: bash, zsh, fish, powershell, elvish
     Completions(completions::Args),
-    /// Print the man page (roff)
+    /// Print the man page (roff), a command's with its name; `--dir` writes one per command
     Man(completions::ManArgs),
 }
 
@@ -162,6 +177,27 @@ fn default_store() -> PathBuf {
     data.join("agentrace").join("traces.db")
 }
 
+/// The environment variable that names the store when `--store` is not given.
+const STORE_ENV: &str = "AGENTRACE_STORE";
+
+/// The store `--store` names, else `AGENTRACE_STORE`, else the default. A bad or empty value is
+/// a one-line message that names where it came from (and masks a URL's password, see
+/// `Location::parse`).
+fn store_location(flag: Option<&str>, env: Option<OsString>) -> Result<Location, String> {
+    if let Some(text) = flag {
+        return Location::parse(text).map_err(|message| format!("--store: {message}"));
+    }
+    match env {
+        None => Ok(Location::Sqlite(default_store())),
+        Some(value) => match value.to_str() {
+            Some(text) => {
+                Location::parse(text).map_err(|message| format!("{STORE_ENV}: {message}"))
+            }
+            None => Err(format!("{STORE_ENV}: not valid UTF-8")),
+        },
+    }
+}
+
 /// The program: parse arguments, run the subcommand, render any error, return the exit code.
 pub fn main_entry() -> i32 {
     // `.env` never overrides the real environment; a missing file is fine.
@@ -178,10 +214,9 @@ pub fn main_entry() -> i32 {
             return code.code();
         }
     };
-    let store = match cli.store.as_deref().map(Location::parse).transpose() {
-        Ok(store) => store.unwrap_or_else(|| Location::Sqlite(default_store())),
-        // The message masks a URL's password (see `Location::parse`).
-        Err(message) => return report(&Error::usage(format!("--store: {message}"))),
+    let store = match store_location(cli.store.as_deref(), std::env::var_os(STORE_ENV)) {
+        Ok(store) => store,
+        Err(message) => return report(&Error::usage(message)),
     };
     let globals = Globals {
         store,
@@ -248,6 +283,32 @@ mod tests {
         );
         assert!(parse_key_value("=x").is_err());
         assert!(parse_key_value("novalue").is_err());
+    }
+
+    #[test]
+    fn the_store_is_the_flag_else_the_variable_else_the_default_and_errors_name_the_source() {
+        let env = |v: &str| Some(OsString::from(v));
+        assert_eq!(
+            store_location(Some("a.db"), env("b.db")),
+            Ok(Location::Sqlite("a.db".into()))
+        );
+        assert_eq!(
+            store_location(None, env("b.db")),
+            Ok(Location::Sqlite("b.db".into()))
+        );
+        assert_eq!(
+            store_location(None, None),
+            Ok(Location::Sqlite(default_store()))
+        );
+        let empty = "the store location is empty: give a path or a postgres:// URL";
+        assert_eq!(
+            store_location(None, env(" ")),
+            Err(format!("AGENTRACE_STORE: {empty}"))
+        );
+        assert_eq!(
+            store_location(Some(""), env("b.db")),
+            Err(format!("--store: {empty}"))
+        );
     }
 
     #[test]

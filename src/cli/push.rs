@@ -17,8 +17,9 @@ use crate::trace::redact;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The `agentrace serve` to send to (its base URL; the token is AGENTRACE_TOKEN)
-    #[arg(long, env = "AGENTRACE_REMOTE", value_name = "URL")]
+    /// The `agentrace serve` to send to (its base URL; the token is AGENTRACE_TOKEN) [env:
+    /// AGENTRACE_REMOTE]
+    #[arg(long, value_name = "URL")]
     remote: Option<String>,
 }
 
@@ -31,9 +32,16 @@ fn spool_path() -> PathBuf {
 }
 
 /// The remote that `--remote` or `AGENTRACE_REMOTE` names (`None` when neither does), with
-/// `AGENTRACE_TOKEN`.
+/// `AGENTRACE_TOKEN`. The variable is read here rather than by clap, which counts a value from
+/// the environment as given and so printed `--remote <URL>` in every usage error as if it were
+/// required (as it did `--store`, see `store_location`).
 pub(super) fn remote(flag: Option<&str>) -> Result<Option<Remote>, Error> {
-    let Some(url) = flag.map(str::trim).filter(|u| !u.is_empty()) else {
+    let from_env = std::env::var("AGENTRACE_REMOTE").ok();
+    let Some(url) = flag
+        .or(from_env.as_deref())
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+    else {
         return Ok(None);
     };
     let token = std::env::var("AGENTRACE_TOKEN").ok();

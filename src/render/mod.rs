@@ -13,6 +13,7 @@ pub mod eval_compare;
 pub mod json;
 mod line;
 pub mod progress;
+mod screen;
 pub mod stats;
 pub mod table;
 pub mod theme;

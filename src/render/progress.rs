@@ -1,28 +1,29 @@
 //! Progress on stderr while `run` works, as the README (Progress and the waterfall) describes: live
 //! bars on a terminal, plain lines anywhere else.
 //!
-//! - **Live** (stderr is a terminal and `CI` is not set): an indicatif multi-progress view with
-//!   one line per running step (spinner, span path, elapsed time, tokens so far, and what its
-//!   model is doing) and a compact line per finished step printed above the bars. Model calls,
+//! - **Live** (stderr is a terminal and `CI` is not set): one line per running step (spinner,
+//!   span path, elapsed time, tokens so far, and what its model is doing) and a compact line
+//!   per finished step printed above the running ones. Model calls,
 //!   tool calls and handoffs show as a suffix of their agent's line, not as lines of their own,
 //!   and past a screenful of parallel steps the rest are counted on one line.
 //! - **Plain** (no terminal, or `CI=true`): one line per finished step, never an escape code.
 //!
-//! A sink runs on the engine's threads, so it only updates state under a short lock; indicatif
-//! draws on its own (rate-limited) schedule and ticks the spinners from its own threads.
+//! A sink runs on the engine's threads, so it only updates state and draws under a short lock;
+//! a thread of the view's own turns the spinners. How the lines reach the terminal (fitted to its
+//! width at every draw, each ending with a newline, so that a resize cannot garble them) is
+//! [`super::screen`]'s business.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 
-use super::line::clean;
+use super::line::{Line, clean};
+use super::screen::Screen;
 use super::theme::{ColorChoice, Style, Theme};
 use super::{human_duration, width_of};
-use crate::trace::bound::truncate;
 use crate::trace::{Sink, Span, SpanId, SpanKind, Status, Trace};
 
 /// The progress sink for this run, or `None` under `--quiet`. `stream` (agents' text printed to
@@ -69,16 +70,30 @@ pub fn plain_line(span: &Span) -> String {
     s
 }
 
-fn trace_ended_line(trace: &Trace) -> String {
+/// `done  1.02s` (or the trace's status) after the trace's id at the end of a run.
+fn trace_outcome(trace: &Trace) -> String {
     let status = match trace.status {
         Status::Ok => "done",
         other => other.as_str(),
     };
     format!(
-        "trace {}  {status}  {}",
-        trace.trace_id,
+        "{status}  {}",
         trace.duration_ms().map(human_duration).unwrap_or_default()
     )
+}
+
+fn trace_ended_line(trace: &Trace) -> String {
+    format!("trace {}  {}", trace.trace_id, trace_outcome(trace))
+}
+
+/// `trace <id>  <rest>` for the live view: on a narrow terminal `rest` is cut down to `keep`
+/// characters, then the id.
+fn trace_line(trace: &Trace, rest: &str, keep: usize, style: Style) -> Line {
+    Line::default()
+        .text("trace ", style)
+        .flex(&trace.trace_id.to_string(), style, 12)
+        .text("  ", style)
+        .flex(rest, style, keep)
 }
 
 impl Sink for Plain {
@@ -118,21 +133,30 @@ fn has_bar(kind: SpanKind) -> bool {
     matches!(kind, SpanKind::Agent | SpanKind::Command)
 }
 
-/// The live view for a terminal.
+/// The live view for a terminal. The state sits behind an `Arc` so that the ticker thread can
+/// redraw the spinners and elapsed times; it holds a weak reference and stops when the view is
+/// gone or the trace has ended.
 pub struct Live {
-    multi: MultiProgress,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     theme: Theme,
+    /// When the view started: the spinners' frame is the time since then.
+    epoch: Instant,
     state: Mutex<State>,
 }
 
-#[derive(Default)]
 struct State {
     /// Every open span, so that a step's path and its agent can be found.
     open: HashMap<SpanId, Open>,
+    /// The running steps that have a line, in the order their lines appear.
+    shown: Vec<SpanId>,
     /// Running steps over the cap, oldest first: they get a line when one frees up.
     waiting: VecDeque<SpanId>,
-    /// `… and N more running`
-    more: Option<ProgressBar>,
+    screen: Screen,
+    /// The trace has ended: nothing more is drawn, and the ticker stops.
+    done: bool,
 }
 
 struct Open {
@@ -144,86 +168,118 @@ struct Open {
     tokens: u64,
     /// What its model is doing: `gpt-4o-mini…`, `tool lookup…`.
     activity: Option<String>,
-    bar: Option<ProgressBar>,
 }
 
-/// The tick of the spinners; slow enough to cost nothing, quick enough to look alive.
+/// How often the spinners turn; slow enough to cost nothing, quick enough to look alive.
 const TICK: Duration = Duration::from_millis(120);
 
+const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
 impl Live {
+    /// The view on stderr, with a thread that redraws it at every tick.
     pub fn new(theme: Theme) -> Live {
-        Live::with_target(theme, ProgressDrawTarget::stderr())
+        let live = Live::with_screen(theme, Screen::stderr());
+        let weak = Arc::downgrade(&live.inner);
+        // Without a thread the view still works, its spinners still.
+        let _ = std::thread::Builder::new()
+            .name("agentrace-progress".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(TICK);
+                    let Some(inner) = weak.upgrade() else { break };
+                    if !inner.tick() {
+                        break;
+                    }
+                }
+            });
+        live
     }
 
-    fn with_target(theme: Theme, target: ProgressDrawTarget) -> Live {
+    fn with_screen(theme: Theme, screen: Screen) -> Live {
         Live {
-            multi: MultiProgress::with_draw_target(target),
-            theme,
-            state: Mutex::new(State::default()),
+            inner: Arc::new(Inner {
+                theme,
+                epoch: Instant::now(),
+                state: Mutex::new(State {
+                    open: HashMap::new(),
+                    shown: Vec::new(),
+                    waiting: VecDeque::new(),
+                    screen,
+                    done: false,
+                }),
+            }),
         }
     }
+}
 
+impl Inner {
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn width() -> usize {
-        terminal_size::terminal_size_of(std::io::stderr())
-            .map_or(80, |(terminal_size::Width(w), _)| usize::from(w))
+    /// Redraws the running steps; false once there is nothing more to draw.
+    fn tick(&self) -> bool {
+        let mut state = self.state();
+        if state.done {
+            return false;
+        }
+        if !state.shown.is_empty() || state.screen.is_drawn() {
+            self.draw(&mut state, Vec::new());
+        }
+        true
+    }
+
+    /// Prints `above` (lines that stay) and redraws the running steps under them.
+    fn draw(&self, state: &mut State, above: Vec<Line>) {
+        let live = self.live_lines(state);
+        state.screen.draw(above, live, &self.theme);
+    }
+
+    /// A line per running step that has one, then `… and N more running`.
+    fn live_lines(&self, state: &State) -> Vec<Line> {
+        let width = state.screen.width();
+        let frame = (self.epoch.elapsed().as_millis() / TICK.as_millis()) as usize;
+        let spinner = SPINNER[frame % SPINNER.len()];
+        let mut lines: Vec<Line> = state
+            .shown
+            .iter()
+            .filter_map(|id| state.open.get(id))
+            .map(|open| {
+                let mut line = Line::default()
+                    .text(spinner, Style::Status(Status::Running))
+                    .text(" ", Style::Plain)
+                    .text(
+                        &fit_path(&open.path, width.saturating_sub(24)),
+                        Style::Plain,
+                    )
+                    .text(" ", Style::Plain)
+                    .text(&elapsed(open.started.elapsed()), Style::Muted);
+                if open.tokens > 0 {
+                    line = line.field(&format!("{} tokens", open.tokens), Style::Plain);
+                }
+                if let Some(activity) = &open.activity {
+                    line = line.field_flex(&format!("· {activity}"), Style::Plain);
+                }
+                line
+            })
+            .collect();
+        if !state.waiting.is_empty() {
+            lines.push(Line::default().text(
+                &format!("  … and {} more running", state.waiting.len()),
+                Style::Plain,
+            ));
+        }
+        lines
     }
 
     /// How many step lines fit: a screenful less room for the finished lines.
-    fn cap() -> usize {
-        terminal_size::terminal_size_of(std::io::stderr())
-            .map_or(12, |(_, terminal_size::Height(h))| usize::from(h))
+    fn cap(state: &State) -> usize {
+        state
+            .screen
+            .height()
+            .unwrap_or(12)
             .saturating_sub(4)
             .clamp(3, 20)
-    }
-
-    fn style(&self) -> ProgressStyle {
-        let template = if self.theme.color {
-            "{spinner:.cyan} {prefix} {elapsed:.dim}{msg}"
-        } else {
-            "{spinner} {prefix} {elapsed}{msg}"
-        };
-        ProgressStyle::with_template(template)
-            .unwrap_or_else(|_| ProgressStyle::default_spinner())
-            .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ")
-    }
-
-    /// A line for a running step: last among the running steps, above `… and N more running`.
-    fn bar_for(&self, open: &Open, more: Option<&ProgressBar>) -> ProgressBar {
-        let bar = ProgressBar::new_spinner()
-            .with_style(self.style())
-            .with_elapsed(open.started.elapsed());
-        let bar = match more {
-            Some(more) => self.multi.insert_before(more, bar),
-            None => self.multi.add(bar),
-        };
-        bar.set_prefix(fit_path(&open.path, Self::width().saturating_sub(24)));
-        bar.set_message(suffix(open));
-        bar.enable_steady_tick(TICK);
-        bar
-    }
-
-    /// Keeps `… and N more running` in step with the waiting list.
-    fn update_more(&self, state: &mut State) {
-        match (state.waiting.len(), &state.more) {
-            (0, Some(more)) => {
-                more.finish_and_clear();
-                self.multi.remove(more);
-                state.more = None;
-            }
-            (0, None) => {}
-            (n, Some(more)) => more.set_message(format!("… and {n} more running")),
-            (n, None) => {
-                let style = ProgressStyle::with_template("  {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner());
-                let more = self.multi.add(ProgressBar::new_spinner().with_style(style));
-                more.set_message(format!("… and {n} more running"));
-                state.more = Some(more);
-            }
-        }
     }
 
     /// The nearest open ancestor (or the span itself) that has a live line.
@@ -243,8 +299,9 @@ impl Live {
         None
     }
 
-    fn finished_line(&self, span: &Span, path: &str, tokens: u64) -> String {
-        let t = &self.theme;
+    /// `✓ Phase › first  313.0ms  460 tokens`, and the first line of the error under a step
+    /// that failed.
+    fn finished_lines(&self, span: &Span, path: &str, tokens: u64, width: usize) -> Vec<Line> {
         let (mark, style) = match span.status {
             Status::Ok => ("✓", Style::Status(Status::Ok)),
             Status::Error => ("✗", Style::Error),
@@ -264,37 +321,38 @@ impl Live {
         if span.status == Status::Skipped {
             tail.push_str("  skipped");
         }
-        let width = Self::width();
-        let mut line = format!(
-            "{} {}{}",
-            t.paint(mark, style),
-            fit_path(path, width.saturating_sub(width_of(&tail) + 2)),
-            t.paint(&tail, Style::Muted)
-        );
+        let mut lines = vec![
+            Line::default()
+                .text(mark, style)
+                .text(" ", Style::Plain)
+                .text(
+                    &fit_path(path, width.saturating_sub(width_of(&tail) + 3)),
+                    Style::Plain,
+                )
+                .text(&tail, Style::Muted),
+        ];
         if let Some(error) = &span.error
             && span.status != Status::Ok
         {
             let first = clean(error.message.lines().next().unwrap_or(""));
-            let room = width.saturating_sub(4).max(10);
-            line.push_str(&format!(
-                "\n  {}",
-                t.paint(&truncate(&first, room), Style::Error)
-            ));
+            lines.push(
+                Line::default()
+                    .text("  ", Style::Plain)
+                    .flex(&first, Style::Error, 1),
+            );
         }
-        line
+        lines
     }
 }
 
-/// `  120 tokens · gpt-4o-mini…` after the elapsed time.
-fn suffix(open: &Open) -> String {
-    let mut s = String::new();
-    if open.tokens > 0 {
-        s.push_str(&format!("  {} tokens", open.tokens));
+/// `0s`, `12s`, `3m07s`: a running step's time, in whole seconds so that it does not flicker.
+fn elapsed(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m{:02}s", secs / 60, secs % 60),
+        _ => format!("{}h{:02}m", secs / 3600, (secs % 3600) / 60),
     }
-    if let Some(activity) = &open.activity {
-        s.push_str(&format!("  · {activity}"));
-    }
-    s
 }
 
 /// A path cut from the front when it is too long, so that the step's own name stays.
@@ -310,26 +368,28 @@ fn fit_path(path: &str, max: usize) -> String {
 
 impl Sink for Live {
     fn trace_started(&self, trace: &Trace) {
-        let line = format!("trace {}  {}", trace.trace_id, clean(&trace.name));
-        let _ = self.multi.println(self.theme.paint(&line, Style::Muted));
+        let inner = &self.inner;
+        let mut state = inner.state();
+        let line = trace_line(trace, &clean(&trace.name), 20, Style::Muted);
+        inner.draw(&mut state, vec![line]);
     }
 
     fn span_started(&self, span: &Arc<Span>) {
-        let mut state = self.state();
+        let inner = &self.inner;
+        let mut state = inner.state();
         let parent = span.parent_id.filter(|p| state.open.contains_key(p));
         let name = clean(&span.name);
         let path = match parent.and_then(|p| state.open.get(&p)) {
             Some(p) => format!("{} › {name}", p.path),
             None => name,
         };
-        let mut open = Open {
+        let open = Open {
             parent,
             kind: span.kind,
             path,
             started: Instant::now(),
             tokens: 0,
             activity: None,
-            bar: None,
         };
         if is_model_call(span.kind) {
             let activity = match span.kind {
@@ -341,100 +401,77 @@ impl Sink for Live {
                 SpanKind::Function => format!("tool {}…", clean(&span.name)),
                 _ => format!("handoff {}", clean(&span.name)),
             };
-            if let Some(owner) = Self::owner(&state, parent)
+            if let Some(owner) = Inner::owner(&state, parent)
                 && let Some(o) = state.open.get_mut(&owner)
             {
                 o.activity = Some(activity);
-                if let Some(bar) = &o.bar {
-                    bar.set_message(suffix(o));
-                }
             }
         } else if has_bar(span.kind) {
-            let live = state.open.values().filter(|o| o.bar.is_some()).count();
-            if live < Self::cap() {
-                open.bar = Some(self.bar_for(&open, state.more.as_ref()));
+            if state.shown.len() < Inner::cap(&state) {
+                state.shown.push(span.span_id);
             } else {
                 state.waiting.push_back(span.span_id);
-                self.update_more(&mut state);
             }
         }
         state.open.insert(span.span_id, open);
+        // The next tick draws the new line: a step that ends sooner never flashes one.
     }
 
     fn span_ended(&self, span: &Arc<Span>) {
-        let mut line = None;
-        {
-            let mut state = self.state();
-            let Some(open) = state.open.remove(&span.span_id) else {
-                return;
-            };
-            if let Some(bar) = &open.bar {
-                bar.finish_and_clear();
-                self.multi.remove(bar);
-            }
-            state.waiting.retain(|id| *id != span.span_id);
-            if is_model_call(span.kind) {
-                let tokens = span.usage().map_or(0, |u| u.total_tokens);
-                // The tokens count for every open ancestor; the owner's line says so at once.
-                let mut up = open.parent;
-                while let Some(id) = up {
-                    let Some(o) = state.open.get_mut(&id) else {
-                        break;
-                    };
-                    o.tokens += tokens;
-                    up = o.parent;
-                }
-                if let Some(owner) = Self::owner(&state, open.parent)
-                    && let Some(o) = state.open.get_mut(&owner)
-                {
-                    o.activity = None;
-                    if let Some(bar) = &o.bar {
-                        bar.set_message(suffix(o));
-                    }
-                }
-            } else {
-                let tokens = span.usage().map_or(open.tokens, |u| u.total_tokens);
-                line = Some(self.finished_line(span, &open.path, tokens));
-            }
-            // A freed line goes to the step that has waited longest.
-            if open.bar.is_some()
-                && let Some(next) = state.waiting.pop_front()
-                && let Some(o) = state.open.get(&next)
-            {
-                let bar = self.bar_for(o, state.more.as_ref());
-                if let Some(o) = state.open.get_mut(&next) {
-                    o.bar = Some(bar);
-                }
-            }
-            self.update_more(&mut state);
+        let inner = &self.inner;
+        let mut state = inner.state();
+        let Some(open) = state.open.remove(&span.span_id) else {
+            return;
+        };
+        let had_line = state.shown.contains(&span.span_id);
+        state.shown.retain(|id| *id != span.span_id);
+        state.waiting.retain(|id| *id != span.span_id);
+        // A freed line goes to the step that has waited longest.
+        if had_line && let Some(next) = state.waiting.pop_front() {
+            state.shown.push(next);
         }
-        if let Some(line) = line {
-            let _ = self.multi.println(line);
+        if is_model_call(span.kind) {
+            let tokens = span.usage().map_or(0, |u| u.total_tokens);
+            // The tokens count for every open ancestor; the owner's line says so at once.
+            let mut up = open.parent;
+            while let Some(id) = up {
+                let Some(o) = state.open.get_mut(&id) else {
+                    break;
+                };
+                o.tokens += tokens;
+                up = o.parent;
+            }
+            if let Some(owner) = Inner::owner(&state, open.parent)
+                && let Some(o) = state.open.get_mut(&owner)
+            {
+                o.activity = None;
+            }
+        } else {
+            let tokens = span.usage().map_or(open.tokens, |u| u.total_tokens);
+            let width = state.screen.width();
+            let lines = inner.finished_lines(span, &open.path, tokens, width);
+            if !state.done {
+                inner.draw(&mut state, lines);
+            }
         }
     }
 
     fn trace_ended(&self, trace: &Trace) {
-        {
-            let mut state = self.state();
-            for open in state.open.values() {
-                if let Some(bar) = &open.bar {
-                    bar.finish_and_clear();
-                    self.multi.remove(bar);
-                }
-            }
-            state.open.clear();
-            state.waiting.clear();
-            self.update_more(&mut state);
-        }
+        let inner = &self.inner;
+        let mut state = inner.state();
+        state.open.clear();
+        state.shown.clear();
+        state.waiting.clear();
         let style = match trace.status {
             Status::Ok => Style::Status(Status::Ok),
             Status::Error => Style::Error,
             other => Style::Status(other),
         };
-        let _ = self
-            .multi
-            .println(self.theme.paint(&trace_ended_line(trace), style));
-        let _ = self.multi.clear();
+        let outcome = trace_outcome(trace);
+        let line = trace_line(trace, &outcome, width_of(&outcome), style);
+        // Nothing is live any more: the last line ends with a newline, under the finished ones.
+        inner.draw(&mut state, vec![line]);
+        state.done = true;
     }
 }
 
@@ -442,6 +479,7 @@ impl Sink for Live {
 mod tests {
     use super::*;
     use crate::render::json::tests::sample_doc;
+    use crate::render::screen::tests::Fake;
 
     #[test]
     fn plain_lines_keep_their_format() {
@@ -460,15 +498,20 @@ mod tests {
         );
     }
 
+    fn live_at(width: usize, height: usize) -> (Fake, Live) {
+        let (fake, screen) = Fake::screen(width, height);
+        (fake, Live::with_screen(Theme::plain(), screen))
+    }
+
+    fn painted(lines: Vec<Line>) -> Vec<String> {
+        lines.iter().map(|l| l.paint(&Theme::plain())).collect()
+    }
+
     #[test]
     fn steps_over_the_cap_wait_below_the_running_ones_and_take_freed_lines_above_the_count() {
-        use indicatif::InMemoryTerm;
-        let term = InMemoryTerm::new(40, 100);
-        let live = Live::with_target(
-            Theme::plain(),
-            ProgressDrawTarget::term_like(Box::new(term.clone())),
-        );
-        let cap = Live::cap();
+        let (_fake, live) = live_at(40, 10);
+        let cap = Inner::cap(&live.inner.state());
+        assert_eq!(cap, 6);
         let doc = sample_doc();
         let mut steps: Vec<Span> = (0..cap + 5)
             .map(|i| {
@@ -490,29 +533,54 @@ mod tests {
             s.ended_at = Some(s.started_at);
             live.span_ended(&Arc::new(s.clone()));
         }
-        // A printed line redraws every bar below it.
-        let _ = live.multi.println("");
-        let screen = term.contents();
-        let lines: Vec<&str> = screen.lines().filter(|l| !l.trim().is_empty()).collect();
-        let more = lines
+        let lines = painted(live.inner.live_lines(&live.inner.state()));
+        assert_eq!(lines.len(), cap + 1, "{lines:#?}");
+        assert_eq!(lines[cap], "  … and 3 more running");
+        let names: Vec<&str> = lines[..cap]
             .iter()
-            .position(|l| l.contains("more running"))
-            .unwrap_or_else(|| panic!("no count line in\n{screen}"));
-        assert!(lines[more].contains("… and 3 more running"), "{screen}");
-        let running: Vec<&&str> = lines.iter().filter(|l| l.contains("branch")).collect();
-        assert!(
-            lines[more + 1..].iter().all(|l| !l.contains("branch")),
-            "a running step below the count line:\n{screen}"
-        );
-        assert!(
-            running
-                .iter()
-                .any(|l| l.contains(&format!("branch {cap:02}")))
-                && running
-                    .iter()
-                    .any(|l| l.contains(&format!("branch {:02}", cap + 1))),
-            "the waiting steps that took the freed lines are shown:\n{screen}"
-        );
+            .map(|l| l.split_once(' ').map_or("", |(_, rest)| rest))
+            .collect();
+        // The first two ended; the two that waited longest took their lines, at the end.
+        for (i, name) in names.iter().enumerate() {
+            assert!(
+                name.starts_with(&format!("branch {:02} 0s", i + 2)),
+                "{lines:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_view_ends_with_a_newline_and_no_line_is_padded_or_wider_than_the_terminal() {
+        let (fake, live) = live_at(100, 40);
+        let doc = sample_doc();
+        live.trace_started(&doc.trace);
+        let mut step = doc.spans[1].clone();
+        step.name = "a step with a name long enough to be cut at forty columns".into();
+        step.parent_id = None;
+        let running = Arc::new(Span {
+            status: Status::Running,
+            ended_at: None,
+            ..step.clone()
+        });
+        live.span_started(&running);
+        assert!(live.inner.tick());
+        let wide = fake.take();
+        assert!(wide.contains("a step with a name long enough"), "{wide:?}");
+        // The terminal is narrowed: everything from here on fits 40 columns.
+        *fake.size.lock().unwrap() = (40, 40);
+        assert!(live.inner.tick());
+        live.span_ended(&Arc::new(step));
+        live.trace_ended(&doc.trace);
+        assert!(!live.inner.tick(), "the ticker stops with the trace");
+        let narrow = fake.take();
+        assert!(narrow.ends_with("  done  812.4ms\n"), "{narrow:?}");
+        let escapes = regex::Regex::new("\u{1b}\\[[0-9]*[AJ]").unwrap();
+        for out in [&wide, &narrow] {
+            assert!(!out.contains("   "), "no padding: {out:?}");
+        }
+        for line in escapes.replace_all(&narrow, "").split(['\n', '\r']) {
+            assert!(line.chars().count() < 40, "{line:?} in {narrow:?}");
+        }
     }
 
     #[test]
@@ -528,41 +596,40 @@ mod tests {
     }
 
     #[test]
-    fn the_live_view_follows_a_trace_without_a_terminal() {
-        // Hidden draw target: the bookkeeping runs, nothing is drawn.
-        let live = Live {
-            multi: MultiProgress::with_draw_target(ProgressDrawTarget::hidden()),
-            theme: Theme::plain(),
-            state: Mutex::new(State::default()),
-        };
+    fn the_live_view_follows_a_trace() {
+        let (fake, live) = live_at(100, 40);
         let doc = sample_doc();
         live.trace_started(&doc.trace);
         for span in &doc.spans[..4] {
             live.span_started(&Arc::new(span.clone()));
         }
         {
-            let state = live.state();
+            let state = live.inner.state();
             assert_eq!(state.open.len(), 4);
             let agent = &state.open[&doc.spans[2].span_id];
             assert_eq!(agent.path, "Order Validation › researcher");
             assert_eq!(agent.activity.as_deref(), Some("gpt-4o-mini…"));
-            assert!(agent.bar.is_some());
-            assert!(state.open[&doc.spans[0].span_id].bar.is_none());
+            assert!(state.shown.contains(&doc.spans[2].span_id));
+            assert!(!state.shown.contains(&doc.spans[0].span_id));
         }
         live.span_ended(&Arc::new(doc.spans[3].clone()));
         {
-            let state = live.state();
+            let state = live.inner.state();
             let agent = &state.open[&doc.spans[2].span_id];
             assert_eq!(agent.tokens, 460);
             assert_eq!(agent.activity, None);
             assert_eq!(state.open[&doc.spans[0].span_id].tokens, 460);
         }
-        let line = live.finished_line(&doc.spans[4], "notify", 0);
-        assert!(
-            line.starts_with("✗ notify  3.0ms\n  command exited"),
-            "{line}"
+        let lines = painted(live.inner.finished_lines(&doc.spans[4], "notify", 0, 100));
+        assert_eq!(
+            lines,
+            [
+                "✗ notify  3.0ms",
+                "  command exited with status 1: connection refused"
+            ]
         );
         live.trace_ended(&doc.trace);
-        assert!(live.state().open.is_empty());
+        assert!(live.inner.state().open.is_empty());
+        assert!(fake.take().ends_with('\n'));
     }
 }

@@ -611,6 +611,44 @@ fn on_a_terminal_a_live_line_counts_the_cases_and_stdout_is_only_the_report() {
     );
 }
 
+#[test]
+fn on_a_narrowed_terminal_the_live_line_is_cut_to_its_width() {
+    let env = env();
+    let (code, _, term, mark) = crate::terminal::run_in_pty_with(
+        &env,
+        &[
+            "eval",
+            "scored.yaml",
+            "--dataset",
+            "cases.jsonl",
+            "-j",
+            "1",
+            "--format",
+            "none",
+        ],
+        |pty| {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            pty.resize(24, 40);
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            pty.received()
+        },
+    );
+    assert_eq!(code, Some(1), "{term:?}");
+    let mut mark = mark.min(term.len());
+    while !term.is_char_boundary(mark) {
+        mark -= 1;
+    }
+    let after = &term[mark..];
+    let lines: Vec<&str> = after.split("\r\u{1b}[2K").skip(1).collect();
+    assert!(
+        lines.iter().any(|l| l.starts_with("eval ")),
+        "the line is redrawn after the resize: {after:?}"
+    );
+    for line in lines {
+        assert!(line.chars().count() < 24, "{line:?} in {after:?}");
+    }
+}
+
 /// A workflow whose cases are its own: `dataset:` names a file beside it, or holds the cases.
 fn with_dataset(dataset: &str) -> String {
     format!(

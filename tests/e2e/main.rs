@@ -22,6 +22,7 @@ mod examples;
 mod failures;
 mod files;
 mod groups;
+mod help;
 mod human_scores;
 // serve under concurrent ingest: one writer, group commit.
 mod ingest_load;

@@ -29,6 +29,42 @@ steps:
 /// Runs `args` with stderr on a pseudo-terminal (100×40) and stdout on a pipe; returns the
 /// exit code, stdout, and everything the terminal received.
 pub(crate) fn run_in_pty(env: &TestEnv, args: &[&str]) -> (Option<i32>, String, String) {
+    let (code, out, term, ()) = run_in_pty_with(env, args, |_| ());
+    (code, out, term)
+}
+
+/// The terminal of a run under way, for [`run_in_pty_with`].
+pub(crate) struct Pty {
+    /// The terminal's master end, kept to resize it.
+    master: std::os::fd::OwnedFd,
+    received: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Pty {
+    /// Resizes the terminal, as a user dragging its window's edge does.
+    pub(crate) fn resize(&self, cols: u16, rows: u16) {
+        let size = rustix::termios::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        rustix::termios::tcsetwinsize(&self.master, size).expect("resize the pseudo-terminal");
+    }
+
+    /// How many bytes the terminal has received so far.
+    pub(crate) fn received(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+}
+
+/// [`run_in_pty`], calling `during` with the terminal once the run has started; its result
+/// comes back last.
+pub(crate) fn run_in_pty_with<R>(
+    env: &TestEnv,
+    args: &[&str],
+    during: impl FnOnce(&Pty) -> R,
+) -> (Option<i32>, String, String, R) {
     let size = nix::pty::Winsize {
         ws_row: 40,
         ws_col: 100,
@@ -44,18 +80,24 @@ pub(crate) fn run_in_pty(env: &TestEnv, args: &[&str]) -> (Option<i32>, String, 
     let mut child = cmd.spawn().expect("spawn agentrace");
     // Only the child may hold the terminal's other end, or reading would never see its end.
     drop(cmd);
+    let control = Pty {
+        master: pty
+            .master
+            .try_clone()
+            .expect("a second handle on the terminal"),
+        received: Default::default(),
+    };
     let mut master = std::fs::File::from(pty.master);
+    let received = control.received.clone();
     let reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
         // Linux answers EIO once the last holder of the other end has closed it.
         while let Ok(n) = master.read(&mut chunk) {
             if n == 0 {
                 break;
             }
-            buf.extend_from_slice(&chunk[..n]);
+            received.lock().unwrap().extend_from_slice(&chunk[..n]);
         }
-        buf
     });
     let mut stdout = child.stdout.take().expect("piped stdout");
     let out_reader = std::thread::spawn(move || {
@@ -63,6 +105,7 @@ pub(crate) fn run_in_pty(env: &TestEnv, args: &[&str]) -> (Option<i32>, String, 
         let _ = stdout.read_to_end(&mut buf);
         buf
     });
+    let result = during(&control);
     let deadline = std::time::Instant::now() + DEADLINE;
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait for agentrace") {
@@ -75,12 +118,24 @@ pub(crate) fn run_in_pty(env: &TestEnv, args: &[&str]) -> (Option<i32>, String, 
         std::thread::sleep(Duration::from_millis(20));
     };
     let out = out_reader.join().unwrap_or_default();
-    let term = reader.join().unwrap_or_default();
+    let _ = reader.join();
+    let term = std::mem::take(&mut *control.received.lock().unwrap());
     (
         status.code(),
         String::from_utf8_lossy(&out).into_owned(),
         String::from_utf8_lossy(&term).into_owned(),
+        result,
     )
+}
+
+/// The text of `term` as its lines: escape sequences dropped, split at `\r` and `\n`.
+fn screen_lines(term: &str) -> Vec<String> {
+    let escapes = regex::Regex::new("\u{1b}\\[[0-9;?]*[A-Za-z]").unwrap();
+    escapes
+        .replace_all(term, "")
+        .split(['\r', '\n'])
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
@@ -118,6 +173,76 @@ fn on_a_terminal_progress_is_live_and_the_result_still_goes_to_stdout() {
             "the terminal shows {needle:?}:\n{term:?}"
         );
     }
+}
+
+#[test]
+fn live_progress_ends_with_a_newline_and_never_pads_its_lines() {
+    let env = TestEnv::new().workflow("sleeps.yaml", SLEEPS);
+    let (code, _, term) = run_in_pty(&env, &["run", "sleeps.yaml", "--format", "none"]);
+    assert_eq!(code, Some(0), "terminal:\n{term:?}");
+    assert!(
+        term.ends_with('\n'),
+        "the last line ends with a newline:\n{term:?}"
+    );
+    let last = screen_lines(&term)
+        .into_iter()
+        .rev()
+        .find(|l| !l.is_empty())
+        .unwrap_or_default();
+    assert!(
+        last.starts_with("trace ") && last.contains("  done  "),
+        "the last line says the trace is done: {last:?}"
+    );
+    // Lines end where their text ends: no run of spaces out to the terminal's edge.
+    assert!(
+        !term.contains("     "),
+        "a line padded with spaces:\n{term:?}"
+    );
+}
+
+/// One step that runs for a while under a long name, so that its live line is wide.
+const LONG_STEP: &str = r#"name: Resize
+steps:
+  - span: A group whose name takes up a good part of a terminal line
+    steps:
+      - id: a_step_with_a_long_name_too
+        run: ["sleep", "1.5"]
+"#;
+
+#[test]
+fn a_terminal_narrowed_mid_run_gets_no_line_wider_than_its_new_width() {
+    let env = TestEnv::new().workflow("resize.yaml", LONG_STEP);
+    let (code, _, term, mark) =
+        run_in_pty_with(&env, &["run", "resize.yaml", "--format", "none"], |pty| {
+            // Let the live view draw at 100 columns, narrow the terminal, and give a draw
+            // already under way time to land before marking where the narrow output begins.
+            std::thread::sleep(Duration::from_millis(600));
+            pty.resize(40, 40);
+            std::thread::sleep(Duration::from_millis(150));
+            pty.received()
+        });
+    assert_eq!(code, Some(0), "terminal:\n{term:?}");
+    let mut mark = mark.min(term.len());
+    while !term.is_char_boundary(mark) {
+        mark -= 1;
+    }
+    let before = screen_lines(&term[..mark]);
+    assert!(
+        before.iter().any(|l| l.chars().count() > 40),
+        "at 100 columns the live line is wider than 40: {before:#?}"
+    );
+    let after = &term[mark..];
+    assert!(
+        after.contains("a_step_with_a_long_name_too"),
+        "the step is drawn after the resize: {after:?}"
+    );
+    for line in screen_lines(after) {
+        assert!(
+            line.chars().count() < 40,
+            "a line wider than the narrowed terminal: {line:?}\n{after:?}"
+        );
+    }
+    assert!(after.ends_with('\n'), "{after:?}");
 }
 
 #[test]

@@ -293,6 +293,11 @@ pub(crate) fn drive(
                     });
                     let line = live_line(t.done, ctx.total, t.passed, t.cost_usd, eta);
                     drop(t);
+                    // Redrawn with `\r`: a line that wrapped would leave its first rows behind,
+                    // so it is cut to the terminal's width now, less a column.
+                    let width = terminal_size::terminal_size_of(std::io::stderr())
+                        .map_or(80, |(terminal_size::Width(w), _)| usize::from(w));
+                    let line = crate::trace::bound::truncate(&line, width.saturating_sub(1).max(1));
                     let mut err = std::io::stderr().lock();
                     let _ = write!(err, "\r\x1b[2K{line}");
                     let _ = err.flush();

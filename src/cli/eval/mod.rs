@@ -160,8 +160,8 @@ pub(crate) struct GateArgs {
 
     /// Record the experiment and its traces through this `agentrace serve` (its base URL; the
     /// token is AGENTRACE_TOKEN) instead of the store; kept in a local spool while it cannot
-    /// be reached
-    #[arg(long, env = "AGENTRACE_REMOTE", value_name = "URL")]
+    /// be reached [env: AGENTRACE_REMOTE]
+    #[arg(long, value_name = "URL")]
     remote: Option<String>,
 }
 
