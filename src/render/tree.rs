@@ -32,6 +32,7 @@ use super::theme::{Style, Theme};
 use super::waterfall::{Axis, Layout, critical_path};
 use super::{human_duration, width_of};
 use crate::trace::bound::truncate;
+use crate::trace::model::META_OFFLINE;
 use crate::trace::{DID_NOT_FINISH, Score, Span, SpanId, SpanKind, Status, Timestamp, TraceDoc};
 
 /// The shortest a name is cut to before fields at the end of its line are dropped instead.
@@ -262,6 +263,12 @@ fn header(doc: &TraceDoc, width: usize) -> Vec<Line> {
     if !t.usage.is_zero() {
         first = first.field(&format!("{} tokens", t.usage.total_tokens), Style::Plain);
     }
+    // An offline run's cost is zero by construction: say why instead.
+    if t.is_offline() {
+        first = first.field("offline", Style::Muted);
+    } else if t.cost_usd.is_some() {
+        first = first.field(&super::stats::cost(t.cost_usd), Style::Plain);
+    }
     let mut lines = vec![
         first,
         Line::default()
@@ -275,8 +282,11 @@ fn header(doc: &TraceDoc, width: usize) -> Vec<Line> {
     if let Some(group) = &t.group_id {
         about.push(format!("group {}", clean(group)));
     }
-    if !t.metadata.is_empty() {
-        about.push(attributes_text(&t.metadata));
+    // The offline mark is on the first line already.
+    let mut metadata = t.metadata.clone();
+    metadata.remove(META_OFFLINE);
+    if !metadata.is_empty() {
+        about.push(attributes_text(&metadata));
     }
     // Packed onto as few lines as the width allows; a piece too long for a line is cut.
     let mut packed: Vec<String> = Vec::new();
