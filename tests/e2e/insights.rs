@@ -289,6 +289,70 @@ fn offline_runs_are_marked_cost_nothing_and_stats_leaves_them_out_unless_asked()
     assert_eq!(stderr(&only.run(&["-q", "stats"])), "");
 }
 
+/// An agent whose prompts come from a var and whose answer is scripted: two runs with another
+/// `--var` differ in their prompts only.
+const PROMPTED: &str = r#"
+name: Prompted
+model: gpt-4o-mini
+vars: { tone: brief }
+agents:
+  writer: { instructions: "Write {{ vars.tone }} answers." }
+steps:
+  - id: ask
+    agent: writer
+    input: "Describe the {{ vars.tone }} plan."
+    mock: "The plan."
+"#;
+
+#[test]
+fn diff_content_compares_prompts_and_shows_no_change_as_equals() {
+    let env = TestEnv::new().workflow("prompted.yaml", PROMPTED);
+    let run = |tone: &str| {
+        let out = env.json(&[
+            "run",
+            "prompted.yaml",
+            "--offline",
+            "--var",
+            &format!("tone={tone}"),
+            "--format",
+            "json",
+        ]);
+        out["trace_id"].as_str().unwrap().to_string()
+    };
+    let (a, b) = (run("brief"), run("detailed"));
+    let out = env.run_with(&["diff", &a, &b, "--content"], |c| {
+        c.env("COLUMNS", "100");
+    });
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    // Only the prompts differ, and each shows as a diff: the agent's input and the model
+    // call's messages (the snapshot, from the counts on: times vary from run to run).
+    let diffs = &text[text.find("\n0 added").unwrap_or(0)..];
+    insta::assert_snapshot!("diff_prompts_only", diffs);
+    // Offline calls cost nothing on both sides: no change, not `+$0.000000`.
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("writer") || l.contains("(trace)"))
+        .filter(|l| !l.starts_with("---") && !l.starts_with("+++"))
+        .collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    for row in rows {
+        assert!(row.ends_with("  ="), "{row}");
+    }
+    let v = env.json(&["diff", &a, &b, "--format", "json", "--content"]);
+    let agent = v["matched"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["path"] == "writer")
+        .unwrap();
+    assert_eq!(
+        agent["input_diff"],
+        "--- a/writer (input)\n+++ b/writer (input)\n@@ -1 +1 @@\n-Describe the brief plan.\n+Describe the detailed plan.\n"
+    );
+    assert_eq!(agent["output_diff"], Value::Null);
+}
+
 #[test]
 fn diff_reports_added_removed_and_changed_spans_and_output_diffs() {
     let env = TestEnv::new()
@@ -346,6 +410,7 @@ fn diff_reports_added_removed_and_changed_spans_and_output_diffs() {
             "duration_ms",
             "tokens",
             "cost_usd",
+            "input_diff",
             "output_diff"
         ]
     );
