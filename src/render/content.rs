@@ -145,34 +145,28 @@ fn role(message: &Value) -> &str {
 /// messages that answer the previous reply), led on an agent run's first call by the system
 /// prompt, with a muted count of the messages left out.
 fn chat_pieces(items: &[Value], first_call: bool, full: bool) -> Vec<(String, Style)> {
-    let shown: Vec<&Value> = if full {
-        items.iter().collect()
+    let text = |m: &Value| (message_text(m, items), Style::Plain);
+    if full {
+        return items.iter().map(text).collect();
+    }
+    let after = items
+        .iter()
+        .rposition(|m| role(m) == "assistant")
+        .map_or(0, |i| i + 1);
+    let system = if first_call {
+        items.iter().take_while(|m| role(m) == "system").count()
     } else {
-        let after = items
-            .iter()
-            .rposition(|m| role(m) == "assistant")
-            .map_or(0, |i| i + 1);
-        let system = if first_call {
-            items.iter().take_while(|m| role(m) == "system").count()
-        } else {
-            0
-        };
-        items[..system.min(after)]
-            .iter()
-            .chain(&items[after..])
-            .collect()
-    };
-    let mut pieces = Vec::with_capacity(shown.len() + 1);
-    let left_out = items.len() - shown.len();
+        0
+    }
+    .min(after);
+    // The system prompt, then a count of what is left out where it was, then what is new.
+    let mut pieces: Vec<(String, Style)> = items[..system].iter().map(text).collect();
+    let left_out = after - system;
     if left_out > 0 {
         let noun = if left_out == 1 { "message" } else { "messages" };
         pieces.push((format!("… {left_out} earlier {noun}"), Style::Muted));
     }
-    pieces.extend(
-        shown
-            .into_iter()
-            .map(|m| (message_text(m, items), Style::Plain)),
-    );
+    pieces.extend(items[after..].iter().map(text));
     pieces
 }
 
@@ -252,5 +246,68 @@ pub(crate) fn content_text(value: &Value) -> String {
             .collect::<Vec<_>>()
             .join("\n"),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn texts(pieces: Vec<(String, Style)>) -> Vec<String> {
+        pieces.into_iter().map(|(t, _)| t).collect()
+    }
+
+    #[test]
+    fn a_call_shows_what_is_new_in_it_and_full_shows_everything() {
+        // The first call of a run that continues a session: the system prompt, then the count
+        // of the earlier turns where they were, then the new user message.
+        let session = [
+            json!({"role": "system", "content": "Be brief."}),
+            json!({"role": "user", "content": "Where is my order?"}),
+            json!({"role": "assistant", "content": "On its way."}),
+            json!({"role": "user", "content": "Refund it."}),
+        ];
+        assert_eq!(
+            texts(chat_pieces(&session, true, false)),
+            [
+                "system: Be brief.",
+                "… 2 earlier messages",
+                "user: Refund it."
+            ]
+        );
+        // A later call: the tool results after the previous reply, named after their tool.
+        let later = [
+            json!({"role": "system", "content": "Be brief."}),
+            json!({"role": "user", "content": "Weather?"}),
+            json!({"role": "assistant", "content": "", "tool_calls": [{"id": "call_0",
+                "type": "function", "function": {"name": "weather", "arguments": "{}"}}]}),
+            json!({"role": "tool", "tool_call_id": "call_0", "content": "sunny"}),
+        ];
+        assert_eq!(
+            texts(chat_pieces(&later, false, false)),
+            ["… 3 earlier messages", "tool weather: sunny"]
+        );
+        assert_eq!(
+            texts(chat_pieces(&later, false, true)),
+            [
+                "system: Be brief.",
+                "user: Weather?",
+                "assistant: → weather()",
+                "tool weather: sunny"
+            ]
+        );
+        let call = json!({"name": "lookup", "arguments": "{\"sku\": \"SKU-1\"}"});
+        assert_eq!(
+            call_text(&call, "name", "arguments"),
+            "lookup({\"sku\":\"SKU-1\"})"
+        );
+        let unparsed = json!({"name": "lookup", "arguments": "sku=1"});
+        assert_eq!(call_text(&unparsed, "name", "arguments"), "lookup(sku=1)");
+        assert_eq!(
+            call_text(&json!({"name": "lookup"}), "name", "arguments"),
+            "lookup"
+        );
     }
 }
