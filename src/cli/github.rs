@@ -87,9 +87,11 @@ pub fn summary(file: &str, docs: &[TraceDoc]) -> String {
             cell(&t.name),
             t.status
         ));
-        let cost = t
-            .cost_usd
-            .map_or_else(|| "unknown".to_string(), |c| format!("${c:.6}"));
+        let cost = match t.cost_usd {
+            _ if t.is_offline() => "none (offline)".to_string(),
+            Some(c) => format!("${c:.6}"),
+            None => "unknown".to_string(),
+        };
         out.push_str(&format!(
             "`{}` · **{}** · duration {} · {} tokens ({} in, {} out) · cost {} · `{}`\n\n",
             cell(file),

@@ -44,8 +44,16 @@ pub struct Args {
     #[arg(long, value_name = "TEXT")]
     search: Option<String>,
 
+    /// Only traces the built-in offline model answered (`run --offline`)
+    #[arg(long, conflicts_with = "no_offline")]
+    offline: bool,
+
+    /// Only traces answered by real models (or with no model calls), not offline ones
+    #[arg(long)]
+    no_offline: bool,
+
     /// List experiments (`agentrace eval`) instead of traces, newest first
-    #[arg(long, conflicts_with_all = ["group", "workflow", "status", "meta", "since", "search"])]
+    #[arg(long, conflicts_with_all = ["group", "workflow", "status", "meta", "since", "search", "offline", "no_offline"])]
     experiments: bool,
 
     #[arg(long, value_enum, default_value_t = ListFormat::Table)]
@@ -70,6 +78,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
         until: None,
         limit: Some(args.limit),
         search: args.search,
+        offline: offline_filter(args.offline, args.no_offline),
         after: None,
     };
     filter.check_counts().map_err(Error::usage)?;
@@ -129,4 +138,13 @@ fn list_experiments(args: &Args, globals: &Globals) -> Result<ExitCode, Error> {
         }
     }
     Ok(ExitCode::Ok)
+}
+
+/// `--offline` / `--no-offline` as a filter: only offline traces, only the others, or all.
+fn offline_filter(only: bool, none: bool) -> Option<bool> {
+    match (only, none) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    }
 }

@@ -32,9 +32,15 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     depth: Option<u32>,
 
-    /// Show inputs and outputs under each span, wrapped to the width
+    /// Show inputs and outputs under each span, wrapped to the width: what is new in each
+    /// model call (its system prompt and user message, then the tool results) and the tool
+    /// calls it made, each message cut to 8 lines
     #[arg(long)]
     content: bool,
+
+    /// Show content in full: every message of each model call, nothing cut (implies --content)
+    #[arg(long)]
+    full: bool,
 
     /// Leave span events out
     #[arg(long)]
@@ -64,7 +70,8 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
     };
     let opts = TreeOptions {
         depth: args.depth.map(|d| d as usize),
-        content: args.content,
+        content: args.content || args.full,
+        full: args.full,
         events: !args.no_events,
     };
     match args.format {

@@ -65,6 +65,15 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", value_parser = parse_since)]
     since: Option<i64>,
 
+    /// Only traces the built-in offline model answered (`run --offline`); by default they are
+    /// left out, their times and tokens being no measure of a real model
+    #[arg(long, conflicts_with = "include_offline")]
+    offline: bool,
+
+    /// Count offline traces too
+    #[arg(long)]
+    include_offline: bool,
+
     /// At most this many traces, the newest
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
@@ -81,6 +90,11 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
         status: args.status,
         since: args.since.map(since_ago),
         limit: args.limit,
+        offline: match (args.offline, args.include_offline) {
+            (true, _) => Some(true),
+            (_, true) => None,
+            _ => Some(false),
+        },
         ..ListFilter::default()
     };
     let by = StatsBy::from(args.by);
@@ -88,6 +102,19 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
         Some(store) => store.load_many(&filter)?,
         None => Vec::new(),
     };
+    // Nothing but offline runs (a first try of the README): say why the table is empty.
+    if let (true, false, Some(store), Some(false)) =
+        (docs.is_empty(), globals.quiet, &store, filter.offline)
+    {
+        let offline = ListFilter {
+            offline: Some(true),
+            limit: Some(1),
+            ..filter.clone()
+        };
+        if !store.list(&offline)?.is_empty() {
+            eprintln!("note: offline runs are left out; --include-offline counts them");
+        }
+    }
     let rows = compute(&docs, by);
     match args.format {
         StatsFormat::Table => print_stdout(&render::stats::stats_table(

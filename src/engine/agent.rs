@@ -509,7 +509,12 @@ impl TraceRun<'_> {
         };
         span.set_attribute("stream", Value::Bool(response.streamed));
         span.set_attribute("usage", response.usage.to_value());
-        let cost = self.engine.prices.cost(&request.model, response.usage);
+        // The offline model costs nothing, whatever model name the workflow gives.
+        let cost = if model.is_offline() {
+            Some(0.0)
+        } else {
+            self.engine.prices.cost(&request.model, response.usage)
+        };
         if let Some(cost) = cost {
             span.set_attribute("cost_usd", json!(cost));
         }

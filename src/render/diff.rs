@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
 use serde_json::{Value, json};
 
+use super::content::content_text;
 use super::human_duration;
 use super::stats::cost as cost_text;
 use super::theme::{Style, Theme};
@@ -31,6 +32,8 @@ pub struct Side {
     pub duration_ms: Option<f64>,
     pub tokens: u64,
     pub cost_usd: Option<f64>,
+    /// The `input` attribute as text (a model call's messages as `role: content` lines).
+    pub input: Option<String>,
     /// The `output` (or `stdout`) attribute as text.
     pub output: Option<String>,
 }
@@ -41,6 +44,8 @@ pub struct SpanDiff {
     pub path: String,
     pub a: Option<Side>,
     pub b: Option<Side>,
+    /// With `--content`: a unified line diff of the inputs, when they differ (a changed prompt).
+    pub input_diff: Option<String>,
     /// With `--content`: a unified line diff of the outputs, when they differ.
     pub output_diff: Option<String>,
 }
@@ -91,6 +96,19 @@ fn with_newline(text: Option<&str>) -> String {
     }
 }
 
+/// A unified line diff of two texts of the span at `path` (its output, or with `what` its
+/// input), when they differ.
+fn line_diff(path: &str, what: &str, a: Option<&str>, b: Option<&str>) -> Option<String> {
+    let (before, after) = (with_newline(a), with_newline(b));
+    (before != after).then(|| {
+        similar::TextDiff::from_lines(&before, &after)
+            .unified_diff()
+            .context_radius(2)
+            .header(&format!("a/{path}{what}"), &format!("b/{path}{what}"))
+            .to_string()
+    })
+}
+
 fn sides(doc: &TraceDoc) -> Vec<(String, Side)> {
     let figures = subtree_figures(&doc.spans);
     span_paths(&doc.spans)
@@ -110,6 +128,7 @@ fn sides(doc: &TraceDoc) -> Vec<(String, Side)> {
                 duration_ms: s.duration_ms(),
                 tokens: f.tokens,
                 cost_usd: f.cost_usd,
+                input: s.attributes.get("input").map(content_text),
                 output,
             };
             (path, side)
@@ -124,26 +143,23 @@ impl TraceDiff {
         let mut spans = Vec::new();
         for (path, side) in sides(b) {
             let old = in_a.remove(path.as_str()).cloned();
-            let output_diff = match (&old, content) {
-                (Some(old), true) => {
-                    let (before, after) = (
-                        with_newline(old.output.as_deref()),
-                        with_newline(side.output.as_deref()),
-                    );
-                    (before != after).then(|| {
-                        similar::TextDiff::from_lines(&before, &after)
-                            .unified_diff()
-                            .context_radius(2)
-                            .header(&format!("a/{path}"), &format!("b/{path}"))
-                            .to_string()
-                    })
-                }
-                _ => None,
+            let (input_diff, output_diff) = match (&old, content) {
+                (Some(old), true) => (
+                    line_diff(
+                        &path,
+                        " (input)",
+                        old.input.as_deref(),
+                        side.input.as_deref(),
+                    ),
+                    line_diff(&path, "", old.output.as_deref(), side.output.as_deref()),
+                ),
+                _ => (None, None),
             };
             spans.push(SpanDiff {
                 path,
                 a: old,
                 b: Some(side),
+                input_diff,
                 output_diff,
             });
         }
@@ -153,6 +169,7 @@ impl TraceDiff {
                     path: path.clone(),
                     a: Some(side.clone()),
                     b: None,
+                    input_diff: None,
                     output_diff: None,
                 });
             }
@@ -260,6 +277,7 @@ pub fn diff_json(d: &TraceDiff) -> Value {
             "duration_ms": duration_json(a.duration_ms, b.duration_ms),
             "tokens": tokens_json(a.tokens, b.tokens),
             "cost_usd": cost_json(a.cost_usd, b.cost_usd),
+            "input_diff": s.input_diff,
             "output_diff": s.output_diff,
         })).collect::<Vec<_>>(),
     })
@@ -270,28 +288,39 @@ fn signed_duration(d: f64) -> String {
     format!("{sign}{}", human_duration(d.abs()))
 }
 
+/// The smallest change of time and cost the table shows: less reads as no change (`=`), not
+/// as `-<0.1ms` or `+$0.000000`.
+const TIME_EPSILON_MS: f64 = 0.05;
+const COST_EPSILON_USD: f64 = 0.000_000_5;
+
+/// The time, tokens and cost cells of a row: the signed change, `=` when there is none to
+/// show, empty when there is nothing to compare (a time or cost unknown on both sides, or no
+/// tokens on either).
 fn change_cells(
     a: Option<f64>,
     b: Option<f64>,
     tokens: (u64, u64),
     cost: (Option<f64>, Option<f64>),
 ) -> [String; 3] {
+    const SAME: &str = "=";
     let time = match (delta(a, b), pct(a, b)) {
-        (Some(0.0), _) => String::new(),
+        (Some(d), _) if d.abs() < TIME_EPSILON_MS => SAME.to_string(),
         (Some(d), Some(p)) => format!("{} {p:+.0}%", signed_duration(d)),
         (Some(d), None) => signed_duration(d),
         _ => String::new(),
     };
-    let tokens = match i128::from(tokens.1) - i128::from(tokens.0) {
-        0 => String::new(),
-        n => format!("{n:+}"),
+    let tokens = match (tokens, i128::from(tokens.1) - i128::from(tokens.0)) {
+        ((0, 0), _) => String::new(),
+        (_, 0) => SAME.to_string(),
+        (_, n) => format!("{n:+}"),
     };
     let cost = match cost_delta(cost.0, cost.1) {
-        Some(c) if c != 0.0 => {
+        Some(c) if c.abs() < COST_EPSILON_USD => SAME.to_string(),
+        Some(c) => {
             let sign = if c < 0.0 { "-" } else { "+" };
             format!("{sign}{}", cost_text(Some(c.abs())))
         }
-        _ => String::new(),
+        None => String::new(),
     };
     [time, tokens, cost]
 }
@@ -425,24 +454,28 @@ pub fn diff_table(d: &TraceDiff, theme: &Theme) -> String {
         "\n{added} added, {removed} removed, {changed} changed status, {} matched\n",
         d.matched().count()
     ));
-    for s in &d.spans {
-        if let Some(text) = &s.output_diff {
+    // A span's input diff (a changed prompt) before its output diff.
+    let texts = d
+        .spans
+        .iter()
+        .flat_map(|s| [&s.input_diff, &s.output_diff])
+        .flatten();
+    for text in texts {
+        out.push('\n');
+        for line in text.lines() {
+            let style = if line.starts_with("+++") || line.starts_with("---") {
+                Style::Bold
+            } else if line.starts_with('+') {
+                Style::Status(Status::Ok)
+            } else if line.starts_with('-') {
+                Style::Error
+            } else if line.starts_with("@@") {
+                Style::Muted
+            } else {
+                Style::Plain
+            };
+            out.push_str(&theme.paint(line, style));
             out.push('\n');
-            for line in text.lines() {
-                let style = if line.starts_with("+++") || line.starts_with("---") {
-                    Style::Bold
-                } else if line.starts_with('+') {
-                    Style::Status(Status::Ok)
-                } else if line.starts_with('-') {
-                    Style::Error
-                } else if line.starts_with("@@") {
-                    Style::Muted
-                } else {
-                    Style::Plain
-                };
-                out.push_str(&theme.paint(line, style));
-                out.push('\n');
-            }
         }
     }
     out
@@ -528,7 +561,7 @@ mod tests {
         assert_eq!(matched.len(), 5);
         assert_eq!(
             serde_json::to_string(&matched[2]).unwrap(),
-            r#"{"path":"Order Validation/researcher","kind":"agent","status":{"a":"ok","b":"ok"},"duration_ms":{"a":200.1,"b":300.0,"delta":99.9,"pct":49.9},"tokens":{"a":460,"b":500,"delta":40},"cost_usd":{"a":0.25,"b":0.3,"delta":0.05},"output_diff":null}"#
+            r#"{"path":"Order Validation/researcher","kind":"agent","status":{"a":"ok","b":"ok"},"duration_ms":{"a":200.1,"b":300.0,"delta":99.9,"pct":49.9},"tokens":{"a":460,"b":500,"delta":40},"cost_usd":{"a":0.25,"b":0.3,"delta":0.05},"input_diff":null,"output_diff":null}"#
         );
         assert_eq!(matched[4]["status"], json!({"a": "error", "b": "ok"}));
         assert_eq!(
@@ -540,6 +573,53 @@ mod tests {
         // Without --content there is no output diff.
         let plain = diff_json(&TraceDiff::new(&a, &b, false));
         assert_eq!(plain["matched"][1]["output_diff"], Value::Null);
+    }
+
+    #[test]
+    fn content_compares_inputs_too_and_no_change_reads_as_equals() {
+        let mut a = sample_doc();
+        a.spans[3].attributes.insert(
+            "input".into(),
+            json!([{"role": "system", "content": "Answer in five points."},
+                   {"role": "user", "content": "Research AI in healthcare"}]),
+        );
+        let mut b = a.clone();
+        b.spans[3].attributes.insert(
+            "input".into(),
+            json!([{"role": "system", "content": "Answer in three points."},
+                   {"role": "user", "content": "Research AI in healthcare"}]),
+        );
+        // Less than the table shows: no change.
+        b.trace.cost_usd = a.trace.cost_usd.map(|c| c + 1e-9);
+        b.trace.ended_at = a.trace.ended_at.map(|t| Timestamp(t.0 + 20));
+        let d = TraceDiff::new(&a, &b, true);
+        let agent = &d.spans[3];
+        assert_eq!(agent.output_diff, None);
+        assert_eq!(
+            agent.input_diff.as_deref(),
+            Some(
+                "--- a/Order Validation/researcher/gpt-4o-mini (input)\n\
+                 +++ b/Order Validation/researcher/gpt-4o-mini (input)\n\
+                 @@ -1,2 +1,2 @@\n\
+                 -system: Answer in five points.\n\
+                 +system: Answer in three points.\n \
+                 user: Research AI in healthcare\n"
+            )
+        );
+        assert_eq!(
+            diff_json(&d)["matched"][3]["input_diff"],
+            json!(agent.input_diff)
+        );
+        let table = diff_table(&d, &Theme::plain());
+        assert!(
+            table.contains("\n+system: Answer in three points.\n"),
+            "{table}"
+        );
+        let trace = table.lines().find(|l| l.contains("(trace)")).unwrap();
+        let cells: Vec<&str> = trace.split_whitespace().collect();
+        assert_eq!(cells[cells.len() - 3..], ["=", "=", "="], "{trace}");
+        // Without --content, no input diff either.
+        assert_eq!(TraceDiff::new(&a, &b, false).spans[3].input_diff, None);
     }
 
     #[test]

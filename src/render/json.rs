@@ -21,6 +21,7 @@ pub fn run_json(trace: &Trace, outputs: &Map<String, Value>) -> Value {
         "outputs": outputs,
         "usage": trace.usage.to_value(),
         "cost_usd": trace.cost_usd,
+        "offline": trace.is_offline(),
         "error": error(trace.error.as_ref()),
     })
 }
@@ -38,6 +39,7 @@ pub fn summary_json(trace: &Trace) -> Value {
         "duration_ms": duration(trace.duration_ms()),
         "usage": trace.usage.to_value(),
         "cost_usd": trace.cost_usd,
+        "offline": trace.is_offline(),
         "error": error(trace.error.as_ref()),
         "metadata": trace.metadata,
     })
@@ -146,7 +148,7 @@ pub(crate) mod tests {
         let mut doc = sample_doc();
         doc.spans.truncate(2);
         let text = serde_json::to_string(&trace_doc_json(&doc)).unwrap();
-        let expected = r#"{"trace_id":"trace_0192abcd000000000000000000000042","name":"Customer Support - Initial Inquiry","workflow":"Customer Support","group_id":"conv_12345","metadata":{"customer_id":"cust_789","priority":"high"},"status":"ok","started_at":"2026-11-29T22:19:34.123456Z","ended_at":"2026-11-29T22:19:34.935856Z","duration_ms":812.4,"usage":{"input_tokens":120,"output_tokens":340,"total_tokens":460},"cost_usd":0.000222,"error":null,"spans":[{"span_id":"span_0000000000000001","parent_id":null,"kind":"custom","name":"Order Validation","status":"ok","started_at":"2026-11-29T22:19:34.123556Z","ended_at":"2026-11-29T22:19:34.135856Z","duration_ms":12.3,"attributes":{},"events":[{"name":"Validation started","time":"2026-11-29T22:19:34.123606Z","attributes":{"order_id":"ORD-1"}}],"error":null},{"span_id":"span_0000000000000002","parent_id":"span_0000000000000001","kind":"command","name":"Inventory Check","status":"ok","started_at":"2026-11-29T22:19:34.123656Z","ended_at":"2026-11-29T22:19:34.128756Z","duration_ms":5.1,"attributes":{"argv":["./check.sh"],"exit_code":0},"events":[],"error":null}]}"#;
+        let expected = r#"{"trace_id":"trace_0192abcd000000000000000000000042","name":"Customer Support - Initial Inquiry","workflow":"Customer Support","group_id":"conv_12345","metadata":{"customer_id":"cust_789","priority":"high"},"status":"ok","started_at":"2026-11-29T22:19:34.123456Z","ended_at":"2026-11-29T22:19:34.935856Z","duration_ms":812.4,"usage":{"input_tokens":120,"output_tokens":340,"total_tokens":460},"cost_usd":0.000222,"offline":false,"error":null,"spans":[{"span_id":"span_0000000000000001","parent_id":null,"kind":"custom","name":"Order Validation","status":"ok","started_at":"2026-11-29T22:19:34.123556Z","ended_at":"2026-11-29T22:19:34.135856Z","duration_ms":12.3,"attributes":{},"events":[{"name":"Validation started","time":"2026-11-29T22:19:34.123606Z","attributes":{"order_id":"ORD-1"}}],"error":null},{"span_id":"span_0000000000000002","parent_id":"span_0000000000000001","kind":"command","name":"Inventory Check","status":"ok","started_at":"2026-11-29T22:19:34.123656Z","ended_at":"2026-11-29T22:19:34.128756Z","duration_ms":5.1,"attributes":{"argv":["./check.sh"],"exit_code":0},"events":[],"error":null}]}"#;
         assert_eq!(text, expected);
     }
 
@@ -159,15 +161,19 @@ pub(crate) mod tests {
         let outputs = obj(json!({"research": "five bullets", "count": 3}));
         assert_eq!(
             serde_json::to_string(&run_json(&trace, &outputs)).unwrap(),
-            r#"{"trace_id":"trace_0192abcd000000000000000000000042","name":"Customer Support - Initial Inquiry","workflow":"Customer Support","group_id":"conv_12345","status":"error","duration_ms":1.234,"outputs":{"research":"five bullets","count":3},"usage":{"input_tokens":120,"output_tokens":340,"total_tokens":460},"cost_usd":0.000222,"error":{"message":"step notify failed","data":{}}}"#
+            r#"{"trace_id":"trace_0192abcd000000000000000000000042","name":"Customer Support - Initial Inquiry","workflow":"Customer Support","group_id":"conv_12345","status":"error","duration_ms":1.234,"outputs":{"research":"five bullets","count":3},"usage":{"input_tokens":120,"output_tokens":340,"total_tokens":460},"cost_usd":0.000222,"offline":false,"error":{"message":"step notify failed","data":{}}}"#
         );
         trace.ended_at = None;
         trace.status = Status::Running;
         trace.error = None;
         trace.group_id = None;
+        trace.cost_usd = Some(0.0);
+        trace
+            .metadata
+            .insert(crate::trace::model::META_OFFLINE.into(), json!(true));
         assert_eq!(
             serde_json::to_string(&summary_json(&trace)).unwrap(),
-            r#"{"trace_id":"trace_0192abcd000000000000000000000042","name":"Customer Support - Initial Inquiry","workflow":"Customer Support","group_id":null,"status":"running","started_at":"2026-11-29T22:19:34.123456Z","duration_ms":null,"usage":{"input_tokens":120,"output_tokens":340,"total_tokens":460},"cost_usd":0.000222,"error":null,"metadata":{"customer_id":"cust_789","priority":"high"}}"#
+            r#"{"trace_id":"trace_0192abcd000000000000000000000042","name":"Customer Support - Initial Inquiry","workflow":"Customer Support","group_id":null,"status":"running","started_at":"2026-11-29T22:19:34.123456Z","duration_ms":null,"usage":{"input_tokens":120,"output_tokens":340,"total_tokens":460},"cost_usd":0.0,"offline":true,"error":null,"metadata":{"customer_id":"cust_789","priority":"high","agentrace.offline":true}}"#
         );
     }
 }

@@ -26,12 +26,13 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
-use super::content::content_lines;
+use super::content::{ContentView, content_lines};
 use super::line::{Line, clean};
 use super::theme::{Style, Theme};
 use super::waterfall::{Axis, Layout, critical_path};
 use super::{human_duration, width_of};
 use crate::trace::bound::truncate;
+use crate::trace::model::META_OFFLINE;
 use crate::trace::{DID_NOT_FINISH, Score, Span, SpanId, SpanKind, Status, Timestamp, TraceDoc};
 
 /// The shortest a name is cut to before fields at the end of its line are dropped instead.
@@ -44,8 +45,11 @@ const VALUE_MAX: usize = 40;
 pub struct TreeOptions {
     /// Spans deeper than this (top-level spans are at depth 1) are hidden and counted.
     pub depth: Option<usize>,
-    /// Inputs and outputs under each span, wrapped.
+    /// Inputs and outputs under each span, wrapped: what is new in each model call, each
+    /// message cut to a few lines.
     pub content: bool,
+    /// With `content`: every message of each model call, uncut.
+    pub full: bool,
     /// Span events as lines of their own.
     pub events: bool,
 }
@@ -55,6 +59,7 @@ impl Default for TreeOptions {
         TreeOptions {
             depth: None,
             content: false,
+            full: false,
             events: true,
         }
     }
@@ -98,6 +103,18 @@ pub fn tree_with(doc: &TraceDoc, theme: &Theme, width: usize, opts: &TreeOptions
             _ => roots.push(i),
         }
     }
+    // The model calls after the first of their agent run (their parent's later generation
+    // children): what is new in them starts after the previous reply.
+    let later_calls: HashSet<usize> = children
+        .values()
+        .chain([&roots])
+        .flat_map(|kids| {
+            kids.iter()
+                .copied()
+                .filter(|&i| spans[i].kind == SpanKind::Generation)
+                .skip(1)
+        })
+        .collect();
     // Depth-first with an explicit stack: a store could hold a very deep (or damaged) tree.
     let mut seen = vec![false; spans.len()];
     let mut stack: Vec<Entry> = Vec::new();
@@ -165,7 +182,11 @@ pub fn tree_with(doc: &TraceDoc, theme: &Theme, width: usize, opts: &TreeOptions
         }
         if opts.content {
             let rail = if shown_kids { "│ " } else { "  " };
-            lines.extend(content_lines(span, &format!("{inner}{rail}"), width));
+            let view = ContentView {
+                full: opts.full,
+                later_call: later_calls.contains(&index),
+            };
+            lines.extend(content_lines(span, view, &format!("{inner}{rail}"), width));
         }
         if shown_kids {
             push_siblings(&mut stack, kids, &inner, depth + 1);
@@ -242,6 +263,12 @@ fn header(doc: &TraceDoc, width: usize) -> Vec<Line> {
     if !t.usage.is_zero() {
         first = first.field(&format!("{} tokens", t.usage.total_tokens), Style::Plain);
     }
+    // An offline run's cost is zero by construction: say why instead.
+    if t.is_offline() {
+        first = first.field("offline", Style::Muted);
+    } else if t.cost_usd.is_some() {
+        first = first.field(&super::stats::cost(t.cost_usd), Style::Plain);
+    }
     let mut lines = vec![
         first,
         Line::default()
@@ -255,8 +282,11 @@ fn header(doc: &TraceDoc, width: usize) -> Vec<Line> {
     if let Some(group) = &t.group_id {
         about.push(format!("group {}", clean(group)));
     }
-    if !t.metadata.is_empty() {
-        about.push(attributes_text(&t.metadata));
+    // The offline mark is on the first line already.
+    let mut metadata = t.metadata.clone();
+    metadata.remove(META_OFFLINE);
+    if !metadata.is_empty() {
+        about.push(attributes_text(&metadata));
     }
     // Packed onto as few lines as the width allows; a piece too long for a line is cut.
     let mut packed: Vec<String> = Vec::new();

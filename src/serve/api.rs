@@ -282,10 +282,15 @@ mod tests {
     fn list_filters_come_from_the_query_string() {
         let f = list_filter(Some(
             "workflow=Support+Flow&status=error&meta=tier%3Dgold&meta=region=eu&limit=7\
-             &from=2026-11-24T00:00:00Z&until=2026-11-25T00:00:00Z&search=",
+             &from=2026-11-24T00:00:00Z&until=2026-11-25T00:00:00Z&search=&offline=false",
         ))
         .unwrap();
         assert_eq!(f.workflow.as_deref(), Some("Support Flow"));
+        assert_eq!(f.offline, Some(false));
+        assert_eq!(
+            list_filter(Some("offline=true")).unwrap().offline,
+            Some(true)
+        );
         assert_eq!(f.status, Some(Status::Error));
         assert_eq!(
             f.meta,
@@ -308,6 +313,7 @@ mod tests {
             ("since=soon", "invalid duration"),
             ("from=yesterday", "RFC 3339"),
             ("limit=many", "not a number"),
+            ("offline=yes", "offline: expected true or false"),
             ("wokflow=x", "unknown parameter \"wokflow\""),
             (
                 "meta=k=v&".repeat(33).as_str(),

@@ -27,6 +27,9 @@ pub struct ListFilter {
     /// `--search TEXT`: every word appears in the trace's name, workflow, span names, span
     /// inputs and outputs, or event names (SQLite matches them in `store/sqlite/search.rs`).
     pub search: Option<String>,
+    /// `Some(true)`: only traces the offline model answered ([`crate::trace::model::META_OFFLINE`]);
+    /// `Some(false)`: only the others.
+    pub offline: Option<bool>,
     /// A page's cursor: only traces after this one in list order (newest first), i.e. started
     /// before it, or at the same time with a smaller id.
     pub after: Option<(Timestamp, TraceId)>,
@@ -83,6 +86,13 @@ impl ListFilter {
                 "from" => filter.since = Some(timestamp("from", &value)?),
                 "until" => filter.until = Some(timestamp("until", &value)?),
                 "cursor" => filter.after = Some(parse_cursor(&value)?),
+                "offline" => {
+                    filter.offline = Some(match value.as_str() {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(format!("offline: expected true or false, got {value:?}")),
+                    });
+                }
                 "limit" => {
                     let n: usize = value
                         .parse()
@@ -92,7 +102,7 @@ impl ListFilter {
                 other => {
                     return Err(format!(
                         "unknown parameter {other:?}: use workflow, group, status, meta, search, \
-                         since, from, until, limit or cursor"
+                         since, from, until, offline, limit or cursor"
                     ));
                 }
             }

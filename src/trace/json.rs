@@ -94,7 +94,7 @@ impl serde::Serialize for DocJson<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let t = &self.0.trace;
-        let mut m = s.serialize_map(Some(14))?;
+        let mut m = s.serialize_map(Some(15))?;
         m.serialize_entry("trace_id", &t.trace_id.to_string())?;
         m.serialize_entry("name", &t.name)?;
         m.serialize_entry("workflow", &t.workflow)?;
@@ -106,6 +106,7 @@ impl serde::Serialize for DocJson<'_> {
         m.serialize_entry("duration_ms", &duration(t.duration_ms()))?;
         m.serialize_entry("usage", &t.usage)?;
         m.serialize_entry("cost_usd", &t.cost_usd)?;
+        m.serialize_entry("offline", &t.is_offline())?;
         m.serialize_entry("error", &ErrorJson(t.error.as_ref()))?;
         let spans: Vec<SpanJson<'_>> = self.0.spans.iter().map(SpanJson).collect();
         m.serialize_entry("spans", &spans)?;

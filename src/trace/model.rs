@@ -278,6 +278,13 @@ impl Span {
     }
 }
 
+/// The metadata key that marks a trace whose model calls the built-in offline model answered
+/// (`run --offline`, `eval --offline`): its tokens are estimates, its cost is zero, and `stats`
+/// leaves it out unless asked. Kept in the metadata, as the trace context is
+/// ([`super::context`]), rather than in a new store column: the mark then survives every store
+/// backend, export and ingest unchanged, and older binaries read such a store as before.
+pub const META_OFFLINE: &str = "agentrace.offline";
+
 /// The trace row: everything about a run except its spans.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Trace {
@@ -344,6 +351,11 @@ impl Trace {
 
     pub fn duration_ms(&self) -> Option<f64> {
         self.ended_at.map(|end| self.started_at.ms_until(end))
+    }
+
+    /// Whether the offline model answered this trace's model calls ([`META_OFFLINE`]).
+    pub fn is_offline(&self) -> bool {
+        matches!(self.metadata.get(META_OFFLINE), Some(Value::Bool(true)))
     }
 }
 

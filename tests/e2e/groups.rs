@@ -24,7 +24,7 @@ fn group_id_and_metadata_are_templated_and_overridable_from_the_command_line() {
     assert_eq!(trace["group_id"], "conv_12345");
     assert_eq!(
         trace["metadata"],
-        json!({"customer_id": "cust_789", "priority": "high"})
+        json!({"customer_id": "cust_789", "priority": "high", "agentrace.offline": true})
     );
 
     let out = env.run(&[
@@ -37,13 +37,17 @@ fn group_id_and_metadata_are_templated_and_overridable_from_the_command_line() {
         "priority=low",
         "--meta",
         "channel=email",
+        // The offline mark says what answered the run; it cannot be set or unset by hand.
+        "--meta",
+        "agentrace.offline=no",
     ]);
     assert_exit(&out, 0);
     let trace = env.show_json("last");
     assert_eq!(trace["group_id"], "conv_999");
     assert_eq!(
         trace["metadata"],
-        json!({"customer_id": "cust_789", "priority": "low", "channel": "email"})
+        json!({"customer_id": "cust_789", "priority": "low", "channel": "email",
+               "agentrace.offline": true})
     );
 
     assert_exit(

@@ -75,11 +75,19 @@ fn stats_count_errors_tokens_and_cost_per_span_name_and_per_workflow() {
     for file in ["flow.yaml", "flow.yaml", "other.yaml"] {
         assert_exit(&env.run(&["run", file, "--offline", "--format", "none"]), 0);
     }
+    // Offline runs are left out of stats unless asked for, and their calls cost nothing.
     let (tokens, cost) = generation_figures(&env);
-    assert!(tokens > 0 && cost > 0.0);
-    let cost = (cost * 1e9).round() / 1e9;
+    assert!(tokens > 0);
+    assert_eq!(cost, 0.0, "the offline model is priced at 0");
 
-    let rows = env.json(&["stats", "--workflow", "Stats Flow", "--format", "json"]);
+    let rows = env.json(&[
+        "stats",
+        "--include-offline",
+        "--workflow",
+        "Stats Flow",
+        "--format",
+        "json",
+    ]);
     assert_eq!(
         without_times(rows),
         json!([
@@ -98,7 +106,7 @@ fn stats_count_errors_tokens_and_cost_per_span_name_and_per_workflow() {
         ])
     );
     // Without a filter the other workflow's `bad` (which succeeds) joins the row.
-    let all = env.json(&["stats", "--format", "json"]);
+    let all = env.json(&["stats", "--include-offline", "--format", "json"]);
     let bad = all.as_array().unwrap().iter().find(|r| r["name"] == "bad");
     assert_eq!(
         bad.map(|r| (&r["count"], &r["errors"])),
@@ -121,7 +129,14 @@ fn stats_count_errors_tokens_and_cost_per_span_name_and_per_workflow() {
     );
 
     // By workflow the unit is the trace.
-    let by_workflow = env.json(&["stats", "--by", "workflow", "--format", "json"]);
+    let by_workflow = env.json(&[
+        "stats",
+        "--include-offline",
+        "--by",
+        "workflow",
+        "--format",
+        "json",
+    ]);
     assert_eq!(
         without_times(by_workflow),
         json!([
@@ -132,10 +147,26 @@ fn stats_count_errors_tokens_and_cost_per_span_name_and_per_workflow() {
              "p95_ms": "<ms>", "max_ms": "<ms>", "tokens": 0, "cost_usd": null},
         ])
     );
-    let by_model = env.json(&["stats", "--by", "model", "--format", "json"]);
+    let by_model = env.json(&[
+        "stats",
+        "--include-offline",
+        "--by",
+        "model",
+        "--format",
+        "json",
+    ]);
     assert_eq!(by_model.as_array().unwrap().len(), 1);
     assert_eq!(by_model[0]["model"], "gpt-4o-mini");
-    let by_kind = env.json(&["stats", "--by", "kind", "--format", "json", "--limit", "1"]);
+    let by_kind = env.json(&[
+        "stats",
+        "--include-offline",
+        "--by",
+        "kind",
+        "--format",
+        "json",
+        "--limit",
+        "1",
+    ]);
     let kinds: Vec<(&str, u64)> = by_kind
         .as_array()
         .unwrap()
@@ -149,18 +180,177 @@ fn stats_count_errors_tokens_and_cost_per_span_name_and_per_workflow() {
     );
 
     // The table, for people: one header and one row per name (the snapshot), nothing on stderr.
-    let out = env.run_with(&["stats", "--workflow", "Stats Flow"], |c| {
-        c.env("COLUMNS", "100");
-    });
+    let out = env.run_with(
+        &["stats", "--include-offline", "--workflow", "Stats Flow"],
+        |c| {
+            c.env("COLUMNS", "100");
+        },
+    );
     assert_exit(&out, 0);
     let text = stdout(&out);
     let _filters = table_filters(&env).bind_to_scope();
     insta::assert_snapshot!("stats_table", text);
     assert_eq!(stderr(&out), "");
     assert_eq!(
-        stdout(&env.run(&["stats", "--workflow", "nobody"])),
+        stdout(&env.run(&["stats", "--include-offline", "--workflow", "nobody"])),
         "(no spans)\n"
     );
+}
+
+#[test]
+fn offline_runs_are_marked_cost_nothing_and_stats_leaves_them_out_unless_asked() {
+    let env = TestEnv::with_fake().workflow("flow.yaml", STATS_FLOW);
+    env.server().push(Reply::text("three zeppelins", 20, 5));
+    let real = env.json(&["run", "flow.yaml", "--format", "json"]);
+    let offline = env.json(&["run", "flow.yaml", "--offline", "--format", "json"]);
+    // Marked in every JSON shape; priced at 0 (gpt-4o-mini's price is $0.15 / $0.60 per
+    // million tokens: 20 in and 5 out cost $0.000006).
+    assert_eq!(
+        (&real["offline"], &offline["offline"]),
+        (&json!(false), &json!(true))
+    );
+    assert_eq!(real["cost_usd"], json!(0.000006));
+    assert_eq!(offline["cost_usd"], json!(0.0));
+    let (real_id, offline_id) = (
+        real["trace_id"].as_str().unwrap(),
+        offline["trace_id"].as_str().unwrap(),
+    );
+    assert_eq!(env.show_json(offline_id)["offline"], true);
+    assert_eq!(
+        env.show_json(offline_id)["metadata"]["agentrace.offline"],
+        true
+    );
+
+    // list: both by default; --offline and --no-offline pick one kind.
+    let ids = |filters: &[&str]| -> Vec<String> {
+        env.list_json(filters)
+            .iter()
+            .map(|t| t["trace_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&[]), [offline_id, real_id]);
+    assert_eq!(ids(&["--offline"]), [offline_id]);
+    assert_eq!(ids(&["--no-offline"]), [real_id]);
+    assert_eq!(env.list_json(&["--offline"])[0]["offline"], true);
+    assert_exit(&env.run(&["list", "--offline", "--no-offline"]), 2);
+
+    // The show header: the cost of a real run, "offline" for the other.
+    let header = |id: &str| {
+        let out = env.run_with(&["show", id], |c| {
+            c.env("COLUMNS", "80");
+        });
+        assert_exit(&out, 0);
+        stdout(&out).lines().next().unwrap_or_default().to_string()
+    };
+    let (real_header, offline_header) = (header(real_id), header(offline_id));
+    assert!(
+        real_header.contains("  25 tokens  $0.000006"),
+        "{real_header}"
+    );
+    assert!(
+        offline_header.ends_with("tokens  offline"),
+        "{offline_header}"
+    );
+    assert!(!offline_header.contains('$'), "{offline_header}");
+
+    // stats: real runs only unless asked; --offline for the offline ones; --include-offline both.
+    let clerk = |flags: &[&str]| {
+        let rows = env.json(&[&["stats", "--format", "json"], flags].concat());
+        let row = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "clerk")
+            .cloned();
+        row.map(|r| (r["count"].as_u64().unwrap(), r["tokens"].as_u64().unwrap()))
+    };
+    assert_eq!(clerk(&[]), Some((1, 25)));
+    let (n, offline_tokens) = clerk(&["--offline"]).unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(
+        clerk(&["--include-offline"]),
+        Some((2, 25 + offline_tokens))
+    );
+    assert_exit(&env.run(&["stats", "--offline", "--include-offline"]), 2);
+
+    // A store of offline runs only: an empty table, and a note that says why.
+    let only = TestEnv::new().workflow("flow.yaml", STATS_FLOW);
+    assert_exit(
+        &only.run(&["run", "flow.yaml", "--offline", "--format", "none"]),
+        0,
+    );
+    let out = only.run(&["stats"]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "(no spans)\n");
+    assert_eq!(
+        stderr(&out),
+        "note: offline runs are left out; --include-offline counts them\n"
+    );
+    assert_eq!(stderr(&only.run(&["-q", "stats"])), "");
+}
+
+/// An agent whose prompts come from a var and whose answer is scripted: two runs with another
+/// `--var` differ in their prompts only.
+const PROMPTED: &str = r#"
+name: Prompted
+model: gpt-4o-mini
+vars: { tone: brief }
+agents:
+  writer: { instructions: "Write {{ vars.tone }} answers." }
+steps:
+  - id: ask
+    agent: writer
+    input: "Describe the {{ vars.tone }} plan."
+    mock: "The plan."
+"#;
+
+#[test]
+fn diff_content_compares_prompts_and_shows_no_change_as_equals() {
+    let env = TestEnv::new().workflow("prompted.yaml", PROMPTED);
+    let run = |tone: &str| {
+        let out = env.json(&[
+            "run",
+            "prompted.yaml",
+            "--offline",
+            "--var",
+            &format!("tone={tone}"),
+            "--format",
+            "json",
+        ]);
+        out["trace_id"].as_str().unwrap().to_string()
+    };
+    let (a, b) = (run("brief"), run("detailed"));
+    let out = env.run_with(&["diff", &a, &b, "--content"], |c| {
+        c.env("COLUMNS", "100");
+    });
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    // Only the prompts differ, and each shows as a diff: the agent's input and the model
+    // call's messages (the snapshot, from the counts on: times vary from run to run).
+    let diffs = &text[text.find("\n0 added").unwrap_or(0)..];
+    insta::assert_snapshot!("diff_prompts_only", diffs);
+    // Offline calls cost nothing on both sides: no change, not `+$0.000000`.
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("writer") || l.contains("(trace)"))
+        .filter(|l| !l.starts_with("---") && !l.starts_with("+++"))
+        .collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    for row in rows {
+        assert!(row.ends_with("  ="), "{row}");
+    }
+    let v = env.json(&["diff", &a, &b, "--format", "json", "--content"]);
+    let agent = v["matched"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["path"] == "writer")
+        .unwrap();
+    assert_eq!(
+        agent["input_diff"],
+        "--- a/writer (input)\n+++ b/writer (input)\n@@ -1 +1 @@\n-Describe the brief plan.\n+Describe the detailed plan.\n"
+    );
+    assert_eq!(agent["output_diff"], Value::Null);
 }
 
 #[test]
@@ -220,6 +410,7 @@ fn diff_reports_added_removed_and_changed_spans_and_output_diffs() {
             "duration_ms",
             "tokens",
             "cost_usd",
+            "input_diff",
             "output_diff"
         ]
     );

@@ -570,6 +570,11 @@ fn otlp_protobuf_and_json_with_gzip_round_trip_agentrace_traces() {
         assert_eq!(outline(&got), outline(&original), "{protocol}");
         assert_eq!(got["usage"], original["usage"]);
         assert_eq!(got["status"], original["status"]);
+        // Still an offline run, that costs nothing and that the filters find as one.
+        assert_eq!(got["offline"], true, "{protocol}");
+        assert_eq!(got["cost_usd"], json!(0.0), "{protocol}");
+        assert_eq!(env.list_json(&["--offline"]).len(), 1, "{protocol}");
+        assert_eq!(env.list_json(&["--no-offline"]).len(), 0, "{protocol}");
     }
 }
 

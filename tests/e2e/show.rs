@@ -143,3 +143,78 @@ fn quiet_run_with_format_none_prints_nothing() {
     assert_eq!(stdout(&out), "");
     assert_eq!(stderr(&out), "");
 }
+
+/// An agent with a long system prompt that calls a tool, then answers.
+const LOOKUP: &str = r#"
+name: Lookup
+model: gpt-4o-mini
+tools:
+  lookup:
+    description: Look up the stock of a SKU
+    parameters:
+      type: object
+      properties: { sku: { type: string } }
+    command: ["echo", "12 units in aisle 4"]
+agents:
+  clerk:
+    instructions: |
+      You check stock.
+      Rule 2.
+      Rule 3.
+      Rule 4.
+      Rule 5.
+      Rule 6.
+      Rule 7.
+      Rule 8.
+      Rule 9.
+      Rule 10.
+    tools: [lookup]
+steps:
+  - id: ask
+    agent: clerk
+    input: Is SKU-1 in stock?
+"#;
+
+/// The spans of a tree (the lines from the first span on): the header is another concern.
+fn spans_of(tree: &str) -> String {
+    let start = tree
+        .lines()
+        .position(|l| l.starts_with("├─") || l.starts_with("└─"))
+        .unwrap_or(0);
+    tree.lines().skip(start).map(|l| format!("{l}\n")).collect()
+}
+
+#[test]
+fn show_content_shows_what_is_new_in_each_model_call_and_full_shows_everything() {
+    let env = TestEnv::with_fake().workflow("lookup.yaml", LOOKUP);
+    env.server().push_all([
+        Reply::tool_call("lookup", serde_json::json!({"sku": "SKU-1"})),
+        Reply::text("Yes: 12 units, aisle 4.", 40, 8),
+    ]);
+    assert_exit(&env.run(&["run", "lookup.yaml", "--format", "none"]), 0);
+    let show = |args: &[&str]| {
+        let out = env.run_with(&[&["show", "last"], args].concat(), |c| {
+            c.env("COLUMNS", "59");
+        });
+        assert_exit(&out, 0);
+        spans_of(&stdout(&out))
+    };
+    let _filters = snapshot_filters(&env).bind_to_scope();
+    // The first call: the system prompt (cut) and the user message, then the tool call it
+    // made; the second: only the tool result, then the answer.
+    let content = show(&["--content"]);
+    insta::assert_snapshot!("content_new_in_each_call", content);
+    assert!(content.contains("user: Is SKU-1 in stock?"), "{content}");
+    assert!(content.contains("lookup({\"sku\":\"SKU-1\"})"), "{content}");
+    assert!(
+        content.contains("tool lookup: 12 units in aisle 4"),
+        "{content}"
+    );
+    assert_eq!(content.matches("system: You check stock.").count(), 1);
+    // --full: every message of every call, nothing cut (and --content is implied).
+    let full = show(&["--full"]);
+    insta::assert_snapshot!("content_full", full);
+    assert_eq!(full.matches("system: You check stock.").count(), 2);
+    assert!(full.contains("Rule 10."), "{full}");
+    assert!(!full.contains("more line"), "{full}");
+}

@@ -122,6 +122,14 @@ try {
   summary.presets = presetsAfter;
   check();
 
+  // 1c. An offline run (the test runs every trace offline) says so in its cost cell instead of
+  // a price.
+  step.name = 'offline runs are marked';
+  const costCell = ((await page.locator(rowSel(traceId) + ' td.c-cost').textContent()) || '').trim();
+  if (costCell !== 'offline') fail(`the offline trace's cost cell reads ${JSON.stringify(costCell)}, not "offline"`);
+  summary.cost = costCell;
+  check();
+
   // 2. The workflow filter, through the form: the list narrows and the address says so.
   step.name = 'filter by workflow';
   const urlBefore = page.url();
@@ -176,6 +184,11 @@ try {
   if (!trace || !Array.isArray(trace.spans)) fail(`GET /api/traces/${traceId} gave ${JSON.stringify(trace).slice(0, 200)}`);
   const n = trace.spans.length;
   summary.spans = n;
+  // ... and its page's facts say so where the cost would be.
+  const costFact = ((await page.locator('dl.facts div:has(dt:text-is("cost")) dd').textContent()) || '').trim();
+  if (trace.offline !== true || costFact !== 'offline (not priced)') {
+    fail(`the offline trace reads offline=${trace.offline}, cost ${JSON.stringify(costFact)}`);
+  }
 
   // 5. The waterfall: one row per span, the expected span among them as text.
   step.name = 'check the waterfall';

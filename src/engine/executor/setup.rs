@@ -103,8 +103,17 @@ pub(super) async fn trace_header(
     for (key, value) in &engine.opts.meta {
         metadata.insert(key.clone(), Value::String(value.clone()));
     }
-    // The reserved trace-context keys say only what the run really joined.
-    metadata.retain(|k, _| !crate::trace::context::is_reserved(k));
+    // The reserved trace-context keys say only what the run really joined, and the offline
+    // mark only what answered it.
+    metadata.retain(|k, _| {
+        !crate::trace::context::is_reserved(k) && k != crate::trace::model::META_OFFLINE
+    });
+    if engine.opts.offline {
+        metadata.insert(
+            crate::trace::model::META_OFFLINE.to_string(),
+            Value::Bool(true),
+        );
+    }
     if let Some(tc) = &engine.opts.trace_context {
         tc.record(&mut metadata);
     }

@@ -172,7 +172,7 @@ export function drawDiff(d, ta, tb) {
       it = { r: r, mt: mt, kind: mt.kind, mark: changed ? '~' : '', cls: changed ? 'changed' : 'same',
         sa: { kind: mt.kind, status: stA, duration_ms: mt.duration_ms ? mt.duration_ms.a : null, tokens: mt.tokens ? mt.tokens.a : 0 },
         sb: { kind: mt.kind, status: stB, duration_ms: mt.duration_ms ? mt.duration_ms.b : null, tokens: mt.tokens ? mt.tokens.b : 0 },
-        differs: changed || !!mt.output_diff || !!(mt.tokens && mt.tokens.delta) };
+        differs: changed || !!mt.input_diff || !!mt.output_diff || !!(mt.tokens && mt.tokens.delta) };
     } else if (ad) {
       nAdded++;
       it = { r: r, ad: ad, kind: ad.kind, mark: '+', cls: 'added absent-a', sa: null, sb: ad, differs: true };
@@ -239,14 +239,17 @@ export function drawDiff(d, ta, tb) {
       const tokD = mt.tokens && mt.tokens.delta ? deltaEl(mt.tokens.delta, ' tok', null, fmtInt) : null;
       const costD = mt.cost_usd && mt.cost_usd.delta ? deltaEl(mt.cost_usd.delta, '', null, fmtCost) : null;
       if (tokD || costD) deltaCell.appendChild(h('div', null, tokD, tokD && costD ? h('span', { class: 'faint' }, ' · ') : null, costD));
-      if (mt.output_diff) {
-        const out = h('tr', { class: 'out-diff', hidden: true }, h('td', { colspan: '9' }, udiffEl(mt.output_diff)));
+      // A changed input (the prompt) before a changed output, behind one toggle.
+      if (mt.input_diff || mt.output_diff) {
+        const out = h('tr', { class: 'out-diff', hidden: true }, h('td', { colspan: '9' },
+          mt.input_diff ? udiffEl(mt.input_diff) : null, mt.output_diff ? udiffEl(mt.output_diff) : null));
         diffRow = out;
-        const btn = h('button', { type: 'button', class: 'out-toggle', 'aria-expanded': 'false' }, 'output changed ▾');
+        const what = mt.input_diff && mt.output_diff ? 'input and output' : mt.input_diff ? 'input' : 'output';
+        const btn = h('button', { type: 'button', class: 'out-toggle', 'aria-expanded': 'false' }, what + ' changed ▾');
         btn.addEventListener('click', function () {
           out.hidden = !out.hidden;
           btn.setAttribute('aria-expanded', String(!out.hidden));
-          btn.textContent = out.hidden ? 'output changed ▾' : 'output changed ▴';
+          btn.textContent = what + (out.hidden ? ' changed ▾' : ' changed ▴');
         });
         deltaCell.appendChild(h('div', null, btn));
       }

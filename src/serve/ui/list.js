@@ -261,7 +261,9 @@ export function listPage() {
         ? h('span', { dataset: { since: String(started) } }, fmtMs(Date.now() - started) + '…')
         : fmtMs(t.duration_ms)),
       h('td', { class: 'c-tokens num', title: t.usage ? fmtInt(t.usage.input_tokens) + ' in · ' + fmtInt(t.usage.output_tokens) + ' out' : '' }, t.usage ? fmtInt(totalTokens(t.usage)) : '—'),
-      h('td', { class: 'c-cost num' }, fmtCost(t.cost_usd)));
+      h('td', { class: 'c-cost num' }, t.offline
+        ? h('span', { class: 'faint', title: 'Answered by the built-in offline model: not priced' }, 'offline')
+        : fmtCost(t.cost_usd)));
     tr.addEventListener('click', function (e) {
       if (!(e.target instanceof Element) || e.target.closest('a, input, button, label')) return;
       const sel = window.getSelection ? String(window.getSelection()) : '';

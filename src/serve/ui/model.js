@@ -17,7 +17,7 @@ import { parseUs, pretty } from './format.js';
  * @typedef {{ trace_id: string, name: string, workflow?: string, group_id?: string | null,
  *   metadata?: Record<string, unknown>, status: string, started_at: string,
  *   ended_at?: string | null, duration_ms?: number | null, usage?: Usage | null,
- *   cost_usd?: number | null, error?: ErrorJson | null }} TraceSummary
+ *   cost_usd?: number | null, offline?: boolean, error?: ErrorJson | null }} TraceSummary
  * @typedef {TraceSummary & { spans: SpanJson[] }} TraceJson
  * @typedef {ReturnType<typeof buildModel>} Model
  */

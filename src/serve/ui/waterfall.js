@@ -84,11 +84,12 @@ export function traceView(options) {
         ? h('span', { dataset: { since: String(started) } }, fmtMs(Date.now() - started) + '…') : fmtMs(t.duration_ms)),
       dd('spans', fmtInt(m.n)),
       dd('tokens', usageText(t.usage)),
-      dd('cost', fmtCost(t.cost_usd)),
+      dd('cost', t.offline ? 'offline (not priced)' : fmtCost(t.cost_usd)),
       dd('trace', h('code', { class: 'id' }, t.trace_id)));
     const present = new Set(m.spans.map((s) => s.kind));
     fill(legend, KINDS.filter((k) => present.has(k)).map((k) => h('span', null, h('i', { class: 'k-' + k }), k)));
-    const meta = t.metadata && typeof t.metadata === 'object' ? Object.keys(t.metadata) : [];
+    // The offline mark is shown as the cost, not as a metadata chip.
+    const meta = t.metadata && typeof t.metadata === 'object' ? Object.keys(t.metadata).filter((k) => k !== 'agentrace.offline') : [];
     fill(head,
       h('div', { class: 'title' }, h('h1', null, t.name || t.trace_id), badge(t.status), h('span', { class: 'spacer' }),
         t.group_id && options.links ? link(groupPath(t.group_id), 'Conversation →', 'btn small') : null),

@@ -9,6 +9,7 @@ use super::Store;
 use crate::store::reference::{CANDIDATES, Matches};
 use crate::store::rows::{SpanRow, TraceRow, attach_events, list_row, tree_order};
 use crate::store::{ListFilter, StoreError};
+use crate::trace::model::META_OFFLINE;
 use crate::trace::{Span, Trace, TraceDoc, TraceId};
 
 pub(super) const TRACE_COLUMNS: &str = "trace_id, name, workflow, group_id, metadata, status, \
@@ -138,6 +139,14 @@ impl Store {
                 " AND EXISTS (SELECT 1 FROM jsonb_each(traces.metadata::jsonb) AS m \
                  WHERE m.key = {k} AND (CASE jsonb_typeof(m.value) WHEN 'string' \
                  THEN m.value #>> '{{}}' ELSE m.value::text END) = {v})"
+            ));
+        }
+        if let Some(offline) = filter.offline {
+            // Only a JSON `true` marks a trace offline, as on SQLite.
+            let k = arg(&mut params, Box::new(META_OFFLINE.to_string()));
+            let n = arg(&mut params, Box::new(offline));
+            sql.push_str(&format!(
+                " AND coalesce(traces.metadata::jsonb -> {k}::text = 'true'::jsonb, false) = {n}"
             ));
         }
         if let Some(since) = filter.since {

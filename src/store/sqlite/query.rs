@@ -11,6 +11,7 @@ use super::reconcile::Reconciled;
 use super::{ListFilter, Store, StoreError};
 use crate::store::reference::{CANDIDATES, Matches};
 use crate::store::rows::{SpanRow, TraceRow, attach_events, list_row, tree_order};
+use crate::trace::model::META_OFFLINE;
 use crate::trace::{Span, Trace, TraceDoc, TraceId};
 
 pub(super) const TRACE_COLUMNS: &str = "trace_id, name, workflow, group_id, metadata, status, started_at, \
@@ -144,6 +145,15 @@ impl Store {
             );
             args.push(SqlValue::Text(key.clone()));
             args.push(SqlValue::Text(value.clone()));
+        }
+        if let Some(offline) = filter.offline {
+            // A JSON `true` reads back as 1; anything else, or no mark, is not offline.
+            sql.push_str(
+                " AND (coalesce(json_extract(CASE WHEN json_valid(traces.metadata) \
+                 THEN traces.metadata ELSE '{}' END, ?), 0) IS 1) = ?",
+            );
+            args.push(SqlValue::Text(format!("$.\"{META_OFFLINE}\"")));
+            args.push(SqlValue::Integer(i64::from(offline)));
         }
         if let Some(since) = filter.since {
             sql.push_str(" AND started_at >= ?");
