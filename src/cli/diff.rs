@@ -15,11 +15,11 @@ pub enum DiffFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The earlier trace: an id, a unique prefix of one, or `last`
+    /// The earlier trace: an id, a unique prefix or suffix of one (the short id `list` shows), or `last`
     #[arg(value_name = "A")]
     a: String,
 
-    /// The later trace: an id, a unique prefix of one, or `last`
+    /// The later trace: an id, a unique prefix or suffix of one (the short id `list` shows), or `last`
     #[arg(value_name = "B")]
     b: String,
 

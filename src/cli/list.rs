@@ -83,11 +83,10 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
             &traces,
             &globals.stdout_theme(),
             globals.width(),
-            // 12 hex digits are a uuid v7's millisecond; most ids are unique by then.
             &|t| {
                 store
                     .as_ref()
-                    .and_then(|s| s.short_id(t.trace_id, 12).ok())
+                    .and_then(|s| s.short_id(t.trace_id).ok())
                     .unwrap_or_else(|| t.trace_id.to_string())
             },
         )),

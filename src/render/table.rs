@@ -1,6 +1,6 @@
-//! The `list` table: one row per trace, newest first, with the id so that it can be copied into
-//! `show` or `export` — in full when the width allows, else as its shortest unique prefix (which
-//! those commands accept), with the start time without its year.
+//! The `list` table: one row per trace, newest first, with its short id (the shortest unique
+//! tail of its digits, which `show`, `diff`, `export` and `rm` accept: the full id is in
+//! `--format json`), with the start time without its year when the width is short.
 
 use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table, presets};
 
@@ -35,8 +35,7 @@ pub(crate) fn plain_table(theme: &Theme, header: &[&str]) -> Table {
     table
 }
 
-/// `short_id` gives a trace's shortest unique id prefix; it is asked only when the full ids do
-/// not fit `width`.
+/// `short_id` gives a trace's short id (see `Store::short_id`).
 pub fn trace_table(
     traces: &[Trace],
     theme: &Theme,
@@ -54,11 +53,7 @@ pub fn trace_table(
             .iter()
             .map(|t| {
                 [
-                    if short {
-                        short_id(t)
-                    } else {
-                        t.trace_id.to_string()
-                    },
+                    short_id(t),
                     clean(&t.name),
                     clean(t.group_id.as_deref().unwrap_or("-")),
                     t.status.as_str().to_string(),
@@ -211,7 +206,7 @@ mod tests {
         b.status = Status::Running;
         b.ended_at = None;
         b.usage = Default::default();
-        let out = trace_table(&[a, b], &Theme::plain(), 200, &|_| unreachable!("it fits"));
+        let out = trace_table(&[a, b], &Theme::plain(), 200, &|t| t.trace_id.to_string());
         insta::assert_snapshot!(out);
         let short = |t: &Trace| t.trace_id.to_string()[..18].to_string();
         let narrow = trace_table(&[sample_trace()], &Theme::plain(), 80, &short);
