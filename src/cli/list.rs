@@ -117,6 +117,7 @@ fn list_experiments(args: &Args, globals: &Globals) -> Result<ExitCode, Error> {
         ListFormat::Table => print_stdout(&render::eval::experiment_table(
             &infos,
             &globals.stdout_theme(),
+            globals.width(),
         )),
         ListFormat::Json => {
             let items: Vec<serde_json::Value> =

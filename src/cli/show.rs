@@ -130,6 +130,7 @@ fn show_experiment(
             &info,
             &results,
             &globals.stdout_theme(),
+            globals.width(),
         )),
         ShowFormat::Json => print_stdout(&format!(
             "{}\n",

@@ -24,6 +24,7 @@ pub fn snapshot_filters(env: &TestEnv) -> insta::Settings {
     // Short ids (tails of the digits): first in a table's row, or in a tree's header.
     settings.add_filter(r"(?m)^[0-9a-f]{6,32}\b", "[SHORT]");
     settings.add_filter(r"(?m)^  [0-9a-f]{6,32} · ", "  [SHORT] · ");
+    settings.add_filter(r"(?m)^([AB])  [0-9a-f]{6,32}  ", "$1  [SHORT]  ");
     settings.add_filter(
         r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?",
         "[TIME]",
