@@ -83,6 +83,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
             &traces,
             &globals.stdout_theme(),
             globals.width(),
+            &globals.time_zone(),
             &|t| {
                 store
                     .as_ref()
@@ -118,6 +119,7 @@ fn list_experiments(args: &Args, globals: &Globals) -> Result<ExitCode, Error> {
             &infos,
             &globals.stdout_theme(),
             globals.width(),
+            &globals.time_zone(),
         )),
         ListFormat::Json => {
             let items: Vec<serde_json::Value> =

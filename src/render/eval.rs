@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::cost;
 use super::line::clean;
-use super::table::{Column, Grid, pack};
+use super::table::{Column, Grid, pack, start_column};
 use super::theme::Theme;
 use super::{human_duration, width_of};
 use crate::trace::bound::truncate;
@@ -419,10 +419,17 @@ pub fn experiment_json(info: &ExperimentInfo) -> Value {
 ///
 /// At the width: the dataset, the workflow, then the name are cut; if that is not enough the
 /// id goes first (`show` takes the name too), then the dataset and the workflow.
-pub fn experiment_table(infos: &[ExperimentInfo], theme: &Theme, width: usize) -> String {
+pub fn experiment_table(
+    infos: &[ExperimentInfo],
+    theme: &Theme,
+    width: usize,
+    tz: &jiff::tz::TimeZone,
+) -> String {
     if infos.is_empty() {
         return String::from("(no experiments)\n");
     }
+    let times: Vec<Option<Timestamp>> = infos.iter().map(|i| i.started_at).collect();
+    let (started, cells) = start_column(&times, tz, false);
     let mut grid = Grid::new(
         theme,
         vec![
@@ -431,21 +438,11 @@ pub fn experiment_table(infos: &[ExperimentInfo], theme: &Theme, width: usize) -
             Column::left("WORKFLOW").shrink(2, 10).drop(3),
             Column::left("DATASET").shrink(1, 10).drop(2),
             Column::left("STATUS"),
-            Column::left("STARTED"),
+            Column::left(&started),
             Column::right("RUNS"),
         ],
     );
-    for i in infos {
-        let started = i
-            .started_at
-            .map(|t| {
-                t.to_rfc3339()
-                    .replace('T', " ")
-                    .chars()
-                    .take(19)
-                    .collect::<String>()
-            })
-            .unwrap_or_default();
+    for (i, started) in infos.iter().zip(cells) {
         grid.row(vec![
             i.id.as_str().into(),
             truncate(&i.name, 40).into(),

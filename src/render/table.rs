@@ -6,6 +6,7 @@ use super::theme::{Style, Theme};
 use super::{human_duration, width_of};
 use crate::trace::bound::truncate;
 use crate::trace::{Timestamp, Trace};
+use jiff::tz::TimeZone;
 
 /// The space between columns.
 const GAP: usize = 2;
@@ -276,13 +277,16 @@ pub fn trace_table(
     traces: &[Trace],
     theme: &Theme,
     width: usize,
+    tz: &TimeZone,
     short_id: &dyn Fn(&Trace) -> String,
 ) -> String {
     if traces.is_empty() {
         return String::from("(no traces)\n");
     }
     let ids: Vec<String> = traces.iter().map(short_id).collect();
+    let times: Vec<Option<Timestamp>> = traces.iter().map(|t| Some(t.started_at)).collect();
     let grid = |short: bool| {
+        let (started, cells) = start_column(&times, tz, short);
         let mut grid = Grid::new(
             theme,
             vec![
@@ -290,19 +294,19 @@ pub fn trace_table(
                 Column::left("NAME").shrink(2, NAME_MIN).keep(NAME_KEEP),
                 Column::left("GROUP").shrink(1, GROUP_MIN).drop(1),
                 Column::left("STATUS"),
-                Column::left("STARTED"),
+                Column::left(&started),
                 Column::right("DURATION"),
                 Column::right("TOKENS").drop(2),
                 Column::right("COST").drop(3),
             ],
         );
-        for (t, id) in traces.iter().zip(&ids) {
+        for ((t, id), started) in traces.iter().zip(&ids).zip(cells) {
             grid.row(vec![
                 id.as_str().into(),
                 truncate(&t.name, TEXT_MAX).into(),
                 truncate(t.group_id.as_deref().unwrap_or("-"), TEXT_MAX).into(),
                 Text::styled(t.status.as_str(), Style::Status(t.status)),
-                started(t.started_at, short).into(),
+                started.into(),
                 t.duration_ms()
                     .map_or_else(|| String::from("-"), human_duration)
                     .into(),
@@ -333,16 +337,48 @@ const NAME_KEEP: usize = 16;
 const NAME_MIN: usize = 10;
 const GROUP_MIN: usize = 8;
 
-/// `2026-11-24 22:19:34`, UTC; `11-24 22:19:34` when `short`.
-fn started(ts: Timestamp, short: bool) -> String {
+/// A column of start times in `tz` (the terminal's zone, UTC under CI: see the CLI's
+/// `Globals::time_zone`): its header, and its cells, `2026-11-24 22:19:34` or without the
+/// year when `short`. The header names the zone (`STARTED UTC`, `STARTED +05:30`) when every
+/// time has the same offset; across a daylight-saving change each time carries its own.
+pub(crate) fn start_column(
+    times: &[Option<Timestamp>],
+    tz: &TimeZone,
+    short: bool,
+) -> (String, Vec<String>) {
+    let zoned: Vec<Option<jiff::Zoned>> = times
+        .iter()
+        .map(|t| {
+            t.and_then(|t| jiff::Timestamp::from_microsecond(t.micros()).ok())
+                .map(|t| t.to_zoned(tz.clone()))
+        })
+        .collect();
+    let mut offsets = zoned.iter().flatten().map(jiff::Zoned::offset);
+    let first = offsets.next();
+    let one = first.filter(|o| offsets.all(|other| other == *o));
     let format = if short {
         "%m-%d %H:%M:%S"
     } else {
         "%Y-%m-%d %H:%M:%S"
     };
-    jiff::Timestamp::from_microsecond(ts.micros())
-        .map(|t| t.strftime(format).to_string())
-        .unwrap_or_else(|_| String::from("-"))
+    let cells = zoned
+        .iter()
+        .map(|z| match (z, one) {
+            (None, _) => String::from("-"),
+            (Some(z), Some(_)) => z.strftime(format).to_string(),
+            (Some(z), None) => z.strftime(&format!("{format} %:z")).to_string(),
+        })
+        .collect();
+    let header = match one {
+        Some(o) if o == jiff::tz::Offset::UTC => String::from("STARTED UTC"),
+        Some(o) => {
+            let sign = if o.is_negative() { '-' } else { '+' };
+            let minutes = o.seconds().unsigned_abs() / 60;
+            format!("STARTED {sign}{:02}:{:02}", minutes / 60, minutes % 60)
+        }
+        None => String::from("STARTED"),
+    };
+    (header, cells)
 }
 
 #[cfg(test)]
@@ -354,7 +390,7 @@ mod tests {
     #[test]
     fn an_empty_list_says_so() {
         assert_eq!(
-            trace_table(&[], &Theme::plain(), 80, &|_| String::new()),
+            trace_table(&[], &Theme::plain(), 80, &TimeZone::UTC, &|_| String::new()),
             "(no traces)\n"
         );
     }
@@ -370,9 +406,15 @@ mod tests {
         b.usage = Default::default();
         b.cost_usd = None;
         let short = |t: &Trace| t.trace_id.hex()[26..].to_string();
-        let out = trace_table(&[a, b], &Theme::plain(), 200, &short);
+        let out = trace_table(&[a, b], &Theme::plain(), 200, &TimeZone::UTC, &short);
         insta::assert_snapshot!(out);
-        let coloured = trace_table(&[sample_trace()], &Theme { color: true }, 80, &short);
+        let coloured = trace_table(
+            &[sample_trace()],
+            &Theme { color: true },
+            80,
+            &TimeZone::UTC,
+            &short,
+        );
         assert!(coloured.contains('\u{1b}'));
     }
 
@@ -383,7 +425,7 @@ mod tests {
         t.group_id = Some("conversation-0042-of-the-support-desk".into());
         let short = |t: &Trace| t.trace_id.hex()[26..].to_string();
         let at = |width: usize| {
-            let out = trace_table(&[t.clone()], &Theme::plain(), width, &short);
+            let out = trace_table(&[t.clone()], &Theme::plain(), width, &TimeZone::UTC, &short);
             for line in out.lines() {
                 assert!(width_of(line) <= width, "{width}: {line:?}");
             }
@@ -408,6 +450,33 @@ mod tests {
             "{sixty}"
         );
         assert!(sixty.contains("A workflow with a…"), "{sixty}");
+    }
+
+    #[test]
+    fn start_times_are_in_the_zone_given_and_say_which() {
+        // 2026-11-29 22:19:34 UTC, and the same time in July.
+        let november = Timestamp(1_795_990_774_000_000);
+        let july = Timestamp(1_795_990_774_000_000 - 140 * 86_400_000_000);
+        let times = [Some(november), None];
+        let (header, cells) = start_column(&times, &TimeZone::UTC, false);
+        assert_eq!(
+            (header.as_str(), cells[0].as_str()),
+            ("STARTED UTC", "2026-11-29 22:19:34")
+        );
+        assert_eq!(cells[1], "-");
+        let kolkata = TimeZone::fixed(
+            jiff::tz::Offset::from_seconds(19_800).unwrap_or(jiff::tz::Offset::UTC),
+        );
+        let (header, cells) = start_column(&times, &kolkata, true);
+        assert_eq!(
+            (header.as_str(), cells[0].as_str()),
+            ("STARTED +05:30", "11-30 03:49:34")
+        );
+        // Across a daylight-saving change, each time says its offset.
+        let berlin = TimeZone::posix("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+        let (header, cells) = start_column(&[Some(november), Some(july)], &berlin, true);
+        assert_eq!(header, "STARTED");
+        assert_eq!(cells, ["11-29 23:19:34 +01:00", "07-13 00:19:34 +02:00"]);
     }
 
     #[test]
