@@ -15,11 +15,11 @@ pub enum DiffFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The earlier trace: an id, a unique prefix of one, or `last`
+    /// The earlier trace: an id, a unique prefix or suffix of one (the short id `list` shows), or `last`
     #[arg(value_name = "A")]
     a: String,
 
-    /// The later trace: an id, a unique prefix of one, or `last`
+    /// The later trace: an id, a unique prefix or suffix of one (the short id `list` shows), or `last`
     #[arg(value_name = "B")]
     b: String,
 
@@ -38,7 +38,17 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
     let diff = TraceDiff::new(&a, &b, args.content);
     match args.format {
         DiffFormat::Table => {
-            print_stdout(&render::diff::diff_table(&diff, &globals.stdout_theme()))
+            let short = |doc: &crate::trace::TraceDoc| {
+                let id = doc.trace.trace_id;
+                store.short_id(id).unwrap_or_else(|_| id.to_string())
+            };
+            let ids = [short(&a), short(&b)];
+            print_stdout(&render::diff::diff_table(
+                &diff,
+                &globals.stdout_theme(),
+                globals.width(),
+                [&ids[0], &ids[1]],
+            ))
         }
         DiffFormat::Json => print_stdout(&format!(
             "{}\n",

@@ -37,7 +37,7 @@ impl From<FileFormatArg> for FileFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Trace ids, unique prefixes, or `last`
+    /// Trace ids, unique prefixes or suffixes (the short ids `list` shows), or `last`
     #[arg(required = true, value_name = "ID")]
     ids: Vec<String>,
 

@@ -92,11 +92,11 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
             &traces,
             &globals.stdout_theme(),
             globals.width(),
-            // 12 hex digits are a uuid v7's millisecond; most ids are unique by then.
+            &globals.time_zone(),
             &|t| {
                 store
                     .as_ref()
-                    .and_then(|s| s.short_id(t.trace_id, 12).ok())
+                    .and_then(|s| s.short_id(t.trace_id).ok())
                     .unwrap_or_else(|| t.trace_id.to_string())
             },
         )),
@@ -127,6 +127,8 @@ fn list_experiments(args: &Args, globals: &Globals) -> Result<ExitCode, Error> {
         ListFormat::Table => print_stdout(&render::eval::experiment_table(
             &infos,
             &globals.stdout_theme(),
+            globals.width(),
+            &globals.time_zone(),
         )),
         ListFormat::Json => {
             let items: Vec<serde_json::Value> =

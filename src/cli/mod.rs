@@ -152,6 +152,17 @@ impl Globals {
         Theme::detect(self.color, std::io::stdout().is_terminal())
     }
 
+    /// The zone a table's times are shown in: the system's (`TZ`, else the machine's), as the
+    /// web UI shows the browser's; UTC under CI, whose logs are read from anywhere. Only for
+    /// people: JSON keeps RFC 3339 in UTC.
+    pub fn time_zone(&self) -> jiff::tz::TimeZone {
+        if crate::render::progress::under_ci() {
+            jiff::tz::TimeZone::UTC
+        } else {
+            jiff::tz::TimeZone::system()
+        }
+    }
+
     /// The width to render for: `COLUMNS`, else the terminal's width, else 120 (output to a
     /// pipe or a file is rarely read at a narrow width).
     pub fn width(&self) -> usize {

@@ -8,7 +8,7 @@ use crate::trace::Status;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Trace ids, unique prefixes of them, or `last`
+    /// Trace ids, unique prefixes or suffixes of them (the short ids `list` shows), or `last`
     #[arg(value_name = "ID", required = true)]
     ids: Vec<String>,
 }

@@ -14,7 +14,7 @@ const MAX_TEXT: usize = 4096;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The trace: its id, a unique prefix of it, or `last`
+    /// The trace: its id, a unique prefix or suffix of it (the short id `list` shows), or `last`
     #[arg(value_name = "TRACE")]
     trace: String,
 

@@ -15,7 +15,8 @@ pub enum ShowFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A trace id, a unique prefix of one, or `last` (the newest trace recorded by `run`); or
+    /// A trace id, a unique prefix or suffix of one (the short id `list` shows), or `last` (the
+    /// newest trace recorded by `run`); or
     /// an experiment (`exp_` id, prefix or name) to print its report
     #[arg(
         value_name = "ID",
@@ -73,6 +74,17 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
         content: args.content || args.full,
         full: args.full,
         events: !args.no_events,
+        // Only the tree prints them; JSON keeps full ids.
+        short_ids: match args.format {
+            ShowFormat::Tree => docs
+                .iter()
+                .filter_map(|d| {
+                    let id = d.trace.trace_id;
+                    store.short_id(id).ok().map(|short| (id, short))
+                })
+                .collect(),
+            ShowFormat::Json => Default::default(),
+        },
     };
     match args.format {
         ShowFormat::Tree => {
@@ -125,6 +137,7 @@ fn show_experiment(
             &info,
             &results,
             &globals.stdout_theme(),
+            globals.width(),
         )),
         ShowFormat::Json => print_stdout(&format!(
             "{}\n",

@@ -121,6 +121,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
             &rows,
             by,
             &globals.stdout_theme(),
+            globals.width(),
         )),
         StatsFormat::Json => print_stdout(&format!(
             "{}\n",

@@ -100,7 +100,11 @@ pub(crate) fn print_counts(report: &CopyReport, format: CountsFormat, globals: &
                 .iter()
                 .map(|(kind, c)| (*kind, [c.source, c.copied, c.there]))
                 .collect();
-            print_stdout(&counts_table(&rows, &globals.stdout_theme()));
+            print_stdout(&counts_table(
+                &rows,
+                &globals.stdout_theme(),
+                globals.width(),
+            ));
         }
         CountsFormat::Json => {
             let mut out = Map::new();

@@ -10,19 +10,15 @@
 
 use std::collections::HashMap;
 
-use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
 use serde_json::{Value, json};
 
 use super::content::content_text;
-use super::human_duration;
-use super::stats::cost as cost_text;
+use super::cost as cost_text;
+use super::table::{Column, Grid, Text, cut};
 use super::theme::{Style, Theme};
-use crate::trace::bound::truncate;
+use super::{human_duration, width_of};
 use crate::trace::stats::subtree_figures;
 use crate::trace::{Span, SpanKind, Status, Trace, TraceDoc};
-
-/// The longest a span path is shown before it is cut with `…`.
-const PATH_MAX: usize = 60;
 
 /// One side of a span in the diff.
 #[derive(Clone, Debug, PartialEq)]
@@ -337,36 +333,41 @@ fn status_change(a: Status, b: Status) -> String {
     }
 }
 
-/// The diff for people: a header per trace, a table of spans, the totals, then any output diffs.
-pub fn diff_table(d: &TraceDiff, theme: &Theme) -> String {
+/// The diff for people: a header per trace (its short id from `ids`), a table of spans, the
+/// totals, then any output diffs. At the width, a span's path is cut at its start, then the
+/// token, A-duration and cost columns are dropped.
+pub fn diff_table(d: &TraceDiff, theme: &Theme, width: usize, ids: [&str; 2]) -> String {
     let mut out = String::new();
-    for (label, t) in [("A", &d.a), ("B", &d.b)] {
+    for ((label, t), id) in [("A", &d.a), ("B", &d.b)].into_iter().zip(ids) {
+        let duration = t
+            .duration_ms()
+            .map_or_else(|| String::from("-"), human_duration);
+        let status = t.status.as_str();
+        // The name takes what the rest leaves.
+        let rest = width_of(label) + width_of(id) + width_of(status) + width_of(&duration) + 8;
         out.push_str(&format!(
-            "{label}  {}  {}  {}  {}\n",
-            t.trace_id,
-            t.name.replace(char::is_control, " "),
-            theme.paint(t.status.as_str(), Style::Status(t.status)),
-            t.duration_ms()
-                .map_or_else(|| String::from("-"), human_duration),
+            "{label}  {id}  {}  {}  {duration}\n",
+            cut(
+                &t.name.replace(char::is_control, " "),
+                width.saturating_sub(rest).max(1)
+            ),
+            theme.paint(status, Style::Status(t.status)),
         ));
     }
     out.push('\n');
-    let header = [
-        "",
-        "SPAN",
-        "STATUS",
-        "A",
-        "B",
-        "Δ TIME",
-        "Δ TOKENS",
-        "Δ COST",
-    ];
-    let mut table = Table::new();
-    table
-        .load_preset(presets::NOTHING)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .force_no_tty()
-        .set_header(header);
+    let mut grid = Grid::new(
+        theme,
+        vec![
+            Column::left(""),
+            Column::left("SPAN").shrink(1, 12).keep(24).cut_start(),
+            Column::left("STATUS"),
+            Column::right("A").drop(2),
+            Column::right("B"),
+            Column::right("Δ TIME"),
+            Column::right("Δ TOKENS").drop(1),
+            Column::right("Δ COST").drop(3),
+        ],
+    );
     for s in &d.spans {
         let (mark, status, a_ms, b_ms, changes) = match (&s.a, &s.b) {
             (Some(a), Some(b)) => (
@@ -398,15 +399,20 @@ pub fn diff_table(d: &TraceDiff, theme: &Theme) -> String {
             (None, None) => continue,
         };
         let [time, tokens, cost] = changes;
-        table.add_row(vec![
-            Cell::new(mark),
-            Cell::new(truncate(&s.path.replace(char::is_control, " "), PATH_MAX)),
-            Cell::new(status),
-            Cell::new(dur(a_ms)),
-            Cell::new(dur(b_ms)),
-            Cell::new(time),
-            Cell::new(tokens),
-            Cell::new(cost),
+        let mark = match mark {
+            "+" => Text::styled(mark, Style::Status(Status::Ok)),
+            "-" => Text::styled(mark, Style::Error),
+            _ => mark.into(),
+        };
+        grid.row(vec![
+            mark,
+            s.path.as_str().into(),
+            status.into(),
+            dur(a_ms).into(),
+            dur(b_ms).into(),
+            time.into(),
+            tokens.into(),
+            cost.into(),
         ]);
     }
     let (a, b) = (&d.a, &d.b);
@@ -416,38 +422,17 @@ pub fn diff_table(d: &TraceDiff, theme: &Theme) -> String {
         (a.usage.total_tokens, b.usage.total_tokens),
         (a.cost_usd, b.cost_usd),
     );
-    table.add_row(vec![
-        Cell::new(""),
-        Cell::new("(trace)"),
-        Cell::new(status_change(a.status, b.status)),
-        Cell::new(dur(a.duration_ms())),
-        Cell::new(dur(b.duration_ms())),
-        Cell::new(time),
-        Cell::new(tokens),
-        Cell::new(cost),
+    grid.row(vec![
+        "".into(),
+        "(trace)".into(),
+        status_change(a.status, b.status).into(),
+        dur(a.duration_ms()).into(),
+        dur(b.duration_ms()).into(),
+        time.into(),
+        tokens.into(),
+        cost.into(),
     ]);
-    let last = header.len() - 1;
-    for (index, column) in table.column_iter_mut().enumerate() {
-        column.set_padding((0, if index == last { 0 } else { 2 }));
-        if index >= 3 {
-            column.set_cell_alignment(CellAlignment::Right);
-        }
-    }
-    for line in table.lines() {
-        let line = line.trim_end();
-        // Colour the marker column only; widths are computed on plain text.
-        let painted = match line.chars().next() {
-            Some('+') => format!(
-                "{}{}",
-                theme.paint("+", Style::Status(Status::Ok)),
-                &line[1..]
-            ),
-            Some('-') => format!("{}{}", theme.paint("-", Style::Error), &line[1..]),
-            _ => line.to_string(),
-        };
-        out.push_str(&painted);
-        out.push('\n');
-    }
+    out.push_str(&grid.render(width));
     let (added, removed) = (d.added().count(), d.removed().count());
     let changed = d.matched().filter(|(_, a, b)| a.status != b.status).count();
     out.push_str(&format!(
@@ -610,7 +595,7 @@ mod tests {
             diff_json(&d)["matched"][3]["input_diff"],
             json!(agent.input_diff)
         );
-        let table = diff_table(&d, &Theme::plain());
+        let table = diff_table(&d, &Theme::plain(), 200, ["a", "b"]);
         assert!(
             table.contains("\n+system: Answer in three points.\n"),
             "{table}"
@@ -625,7 +610,22 @@ mod tests {
     #[test]
     fn the_table_marks_added_removed_and_changed_spans() {
         let (a, b) = pair();
-        let out = diff_table(&TraceDiff::new(&a, &b, true), &Theme::plain());
+        let ids = [a.trace.trace_id.to_string(), b.trace.trace_id.to_string()];
+        let out = diff_table(
+            &TraceDiff::new(&a, &b, true),
+            &Theme::plain(),
+            200,
+            [&ids[0], &ids[1]],
+        );
         insta::assert_snapshot!(out);
+        for width in [80, 60] {
+            let ids = ["3f9a2c", "77e01b"];
+            let out = diff_table(&TraceDiff::new(&a, &b, false), &Theme::plain(), width, ids);
+            assert!(
+                out.lines().all(|l| l.chars().count() <= width),
+                "{width}:\n{out}"
+            );
+            insta::assert_snapshot!(format!("diff_at_{width}"), out);
+        }
     }
 }

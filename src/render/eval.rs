@@ -9,14 +9,13 @@
 
 use std::collections::BTreeMap;
 
-use comfy_table::{Cell, CellAlignment};
 use serde_json::{Map, Value, json};
 
-use super::human_duration;
+use super::cost;
 use super::line::clean;
-use super::stats::cost;
-use super::table::plain_table;
+use super::table::{Column, Grid, pack, start_column};
 use super::theme::Theme;
+use super::{human_duration, width_of};
 use crate::trace::bound::truncate;
 use crate::trace::score::Score;
 use crate::trace::stats::nearest_rank;
@@ -260,27 +259,52 @@ pub fn case_label(case: &CaseResult, repeat: u32) -> String {
 }
 
 /// The report on a terminal: a heading, the totals, a table per scorer and the failing cases.
-pub fn report_text(info: &ExperimentInfo, cases: &[CaseResult], theme: &Theme) -> String {
+///
+/// Every line fits `width`: the heading and the totals are packed onto more lines, tables are
+/// fitted, and a failing case's reasons are cut.
+pub fn report_text(
+    info: &ExperimentInfo,
+    cases: &[CaseResult],
+    theme: &Theme,
+    width: usize,
+) -> String {
     let s = summarize(cases, info.runs, info.repeat);
-    let mut out = format!(
-        "experiment {} ({})  {}\nworkflow {}  dataset {} ({})\n",
-        clean(&info.name),
-        info.id,
-        info.status,
-        clean(&info.workflow),
-        clean(&info.dataset),
-        truncate(&info.dataset_hash, 19),
-    );
-    out.push_str(&format!(
-        "{} runs  {} passed  {} failed  pass rate {}  tokens {}  cost {}  p50 {}  p95 {}\n",
-        s.runs,
-        s.passed,
-        s.runs - s.passed,
-        percent(s.pass_rate),
-        s.tokens,
-        cost(s.cost_usd),
-        dur(s.p50_ms),
-        dur(s.p95_ms),
+    let heading = format!("experiment {} ({})", clean(&info.name), info.id);
+    let mut out = if width_of(&heading) <= width {
+        pack(&[heading, info.status.clone()], width)
+    } else {
+        pack(
+            &[
+                format!("experiment {}", clean(&info.name)),
+                format!("({})", info.id),
+                info.status.clone(),
+            ],
+            width,
+        )
+    };
+    out.push_str(&pack(
+        &[
+            format!("workflow {}", clean(&info.workflow)),
+            format!(
+                "dataset {} ({})",
+                clean(&info.dataset),
+                truncate(&info.dataset_hash, 19)
+            ),
+        ],
+        width,
+    ));
+    out.push_str(&pack(
+        &[
+            format!("{} runs", s.runs),
+            format!("{} passed", s.passed),
+            format!("{} failed", s.runs - s.passed),
+            format!("pass rate {}", percent(s.pass_rate)),
+            format!("tokens {}", s.tokens),
+            format!("cost {}", cost(s.cost_usd)),
+            format!("p50 {}", dur(s.p50_ms)),
+            format!("p95 {}", dur(s.p95_ms)),
+        ],
+        width,
     ));
     if let (Some(at), Some(all)) = (s.pass_at_k, s.pass_all_k) {
         out.push_str(&format!(
@@ -292,59 +316,63 @@ pub fn report_text(info: &ExperimentInfo, cases: &[CaseResult], theme: &Theme) -
     }
     if !s.scorers.is_empty() {
         out.push('\n');
-        out.push_str(&scorer_table(&s.scorers, theme));
+        out.push_str(&scorer_table(&s.scorers, theme, width));
     }
     let failing: Vec<&CaseResult> = cases.iter().filter(|c| !c.passed()).collect();
     if !failing.is_empty() {
         out.push_str(&format!("\nfailing cases ({})\n", failing.len()));
         for case in failing {
             let reasons = failure_reasons(case);
-            out.push_str(&format!("  {}\n", clean(&case_label(case, info.repeat))));
+            out.push_str(&format!(
+                "  {}\n",
+                truncate(
+                    &clean(&case_label(case, info.repeat)),
+                    width.saturating_sub(2)
+                )
+            ));
             for r in reasons {
-                out.push_str(&format!("    {}\n", truncate(&clean(&r), 240)));
+                out.push_str(&format!(
+                    "    {}\n",
+                    truncate(&clean(&r), width.saturating_sub(4).min(240))
+                ));
             }
         }
     }
     out
 }
 
-fn scorer_table(rows: &[ScorerRow], theme: &Theme) -> String {
-    let header = [
-        "SCORER", "N", "MEAN", "PASS", "ERRORS", "P50", "P95", "TOKENS", "COST",
-    ];
-    let mut table = plain_table(theme, &header);
+/// At the width: the name is cut first, then the tokens, p95, errors and cost are dropped.
+fn scorer_table(rows: &[ScorerRow], theme: &Theme, width: usize) -> String {
+    let mut grid = Grid::new(
+        theme,
+        vec![
+            Column::left("SCORER").shrink(1, 12),
+            Column::right("N"),
+            Column::right("MEAN"),
+            Column::right("PASS"),
+            Column::right("ERRORS").drop(3),
+            Column::right("P50"),
+            Column::right("P95").drop(2),
+            Column::right("TOKENS").drop(1),
+            Column::right("COST").drop(4),
+        ],
+    );
     for r in rows {
-        table.add_row(vec![
-            Cell::new(truncate(&clean(&r.name), 40)),
-            Cell::new(r.n),
-            Cell::new(r.mean.map_or_else(|| "-".into(), |m| format!("{m:.3}"))),
-            Cell::new(r.pass_rate.map_or_else(|| "-".into(), percent)),
-            Cell::new(r.errors),
-            Cell::new(dur(r.p50_ms)),
-            Cell::new(dur(r.p95_ms)),
-            Cell::new(r.tokens),
-            Cell::new(cost(r.cost_usd)),
+        grid.row(vec![
+            truncate(&r.name, 40).into(),
+            r.n.to_string().into(),
+            r.mean
+                .map_or_else(|| "-".into(), |m| format!("{m:.3}"))
+                .into(),
+            r.pass_rate.map_or_else(|| "-".into(), percent).into(),
+            r.errors.to_string().into(),
+            dur(r.p50_ms).into(),
+            dur(r.p95_ms).into(),
+            r.tokens.to_string().into(),
+            cost(r.cost_usd).into(),
         ]);
     }
-    lines(table, 1..header.len())
-}
-
-/// The table's lines: two spaces between columns, the columns of `right` (the numbers)
-/// right-aligned, no trailing blanks.
-pub(super) fn lines(mut table: comfy_table::Table, right: std::ops::Range<usize>) -> String {
-    let last = table.column_count().saturating_sub(1);
-    for (index, column) in table.column_iter_mut().enumerate() {
-        column.set_padding((0, if index == last { 0 } else { 2 }));
-        if right.contains(&index) {
-            column.set_cell_alignment(CellAlignment::Right);
-        }
-    }
-    let mut out = String::new();
-    for line in table.lines() {
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    grid.render(width)
 }
 
 pub(super) fn round(x: f64, places: i32) -> f64 {
@@ -388,36 +416,44 @@ pub fn experiment_json(info: &ExperimentInfo) -> Value {
 }
 
 /// `list --experiments`: one row per experiment, newest first.
-pub fn experiment_table(infos: &[ExperimentInfo], theme: &Theme) -> String {
+///
+/// At the width: the dataset, the workflow, then the name are cut; if that is not enough the
+/// id goes first (`show` takes the name too), then the dataset and the workflow.
+pub fn experiment_table(
+    infos: &[ExperimentInfo],
+    theme: &Theme,
+    width: usize,
+    tz: &jiff::tz::TimeZone,
+) -> String {
     if infos.is_empty() {
         return String::from("(no experiments)\n");
     }
-    let header = [
-        "ID", "NAME", "WORKFLOW", "DATASET", "STATUS", "STARTED", "RUNS",
-    ];
-    let mut table = plain_table(theme, &header);
-    for i in infos {
-        let started = i
-            .started_at
-            .map(|t| {
-                t.to_rfc3339()
-                    .replace('T', " ")
-                    .chars()
-                    .take(19)
-                    .collect::<String>()
-            })
-            .unwrap_or_default();
-        table.add_row(vec![
-            Cell::new(&i.id),
-            Cell::new(truncate(&clean(&i.name), 40)),
-            Cell::new(truncate(&clean(&i.workflow), 30)),
-            Cell::new(truncate(&clean(&i.dataset), 30)),
-            Cell::new(&i.status),
-            Cell::new(started),
-            Cell::new(i.runs),
+    let times: Vec<Option<Timestamp>> = infos.iter().map(|i| i.started_at).collect();
+    let (started, cells) = start_column(&times, tz, false);
+    let mut grid = Grid::new(
+        theme,
+        vec![
+            Column::left("ID").drop(1),
+            Column::left("NAME").shrink(4, 12),
+            Column::left("WORKFLOW").shrink(2, 10).drop(3),
+            Column::left("DATASET").shrink(1, 10).drop(2),
+            Column::left("STATUS"),
+            Column::left(&started),
+            Column::right("RUNS"),
+        ],
+    );
+    for (i, started) in infos.iter().zip(cells) {
+        grid.row(vec![
+            i.id.as_str().into(),
+            truncate(&i.name, 40).into(),
+            truncate(&i.workflow, 30).into(),
+            truncate(&i.dataset, 30).into(),
+            i.status.as_str().into(),
+            started.into(),
+            i.runs.to_string().into(),
         ]);
     }
-    lines(table, 6..7)
+    grid.render(width)
 }
 
 /// `eval --format json`: `{experiment, summary, scorers, cases}` (docs/contract.md).
@@ -636,7 +672,7 @@ mod tests {
 
     #[test]
     fn the_report_reads_naturally() {
-        insta::assert_snapshot!(report_text(&info(), &cases(), &Theme::plain()));
+        insta::assert_snapshot!(report_text(&info(), &cases(), &Theme::plain(), 120));
     }
 
     #[test]

@@ -3,12 +3,11 @@
 //! the cases that changed. The statistics are computed by the command (`eval::compare`); this
 //! module lays them out, as text and as the JSON of docs/contract.md.
 
-use comfy_table::Cell;
 use serde_json::{Value, json};
 
-use super::eval::{lines, round};
+use super::eval::round;
 use super::line::clean;
-use super::table::plain_table;
+use super::table::{Column, Grid};
 use super::theme::Theme;
 use crate::trace::bound::truncate;
 
@@ -54,45 +53,76 @@ fn signed(x: f64) -> String {
     format!("{x:+.3}")
 }
 
-/// The comparison on a terminal.
+/// The comparison on a terminal. At the width, the scorer is cut first, then the columns a
+/// verdict needs least are dropped: the counts of better / worse / same, the means, the
+/// difference's interval, the pairs.
 pub fn compare_text(
     a: &str,
     b: &str,
     rows: &[ScorerCompare],
     changes: &[CaseChange],
     theme: &Theme,
+    width: usize,
 ) -> String {
-    let mut out = format!("A {}\nB {}\n\n", clean(a), clean(b));
+    let mut out = format!(
+        "A {}\nB {}\n\n",
+        truncate(&clean(a), width.saturating_sub(2)),
+        truncate(&clean(b), width.saturating_sub(2))
+    );
     if rows.is_empty() {
         out.push_str("(no case ran in both)\n");
         return out;
     }
-    let header = [
-        "SCORER", "PAIRS", "A", "B", "B − A", "95% CI", "BETTER", "WORSE", "SAME", "P", "VERDICT",
-    ];
-    let mut table = plain_table(theme, &header);
+    let mut grid = Grid::new(
+        theme,
+        vec![
+            Column::left("SCORER").shrink(1, 12),
+            Column::right("PAIRS").drop(8),
+            Column::right("A").drop(4),
+            Column::right("B").drop(5),
+            Column::right("B − A"),
+            Column::right("95% CI").drop(6),
+            Column::right("BETTER").drop(1),
+            Column::right("WORSE").drop(2),
+            Column::right("SAME").drop(3),
+            Column::right("P").drop(7),
+            Column::left("VERDICT"),
+        ],
+    );
     for r in rows {
-        table.add_row(vec![
-            Cell::new(truncate(&clean(&r.name), 40)),
-            Cell::new(r.pairs),
-            Cell::new(num(r.mean_a)),
-            Cell::new(num(r.mean_b)),
-            Cell::new(r.change.map_or_else(|| "-".into(), |(m, _, _)| signed(m))),
-            Cell::new(r.change.map_or_else(
-                || "-".into(),
-                |(_, lo, hi)| format!("[{}, {}]", signed(lo), signed(hi)),
-            )),
-            Cell::new(r.improved),
-            Cell::new(r.regressed),
-            Cell::new(r.unchanged),
-            Cell::new(r.p_value.map_or_else(|| "-".into(), |p| format!("{p:.3}"))),
-            Cell::new(&r.verdict),
+        grid.row(vec![
+            truncate(&r.name, 40).into(),
+            r.pairs.to_string().into(),
+            num(r.mean_a).into(),
+            num(r.mean_b).into(),
+            r.change
+                .map_or_else(|| "-".into(), |(m, _, _)| signed(m))
+                .into(),
+            r.change
+                .map_or_else(
+                    || "-".into(),
+                    |(_, lo, hi)| format!("[{}, {}]", signed(lo), signed(hi)),
+                )
+                .into(),
+            r.improved.to_string().into(),
+            r.regressed.to_string().into(),
+            r.unchanged.to_string().into(),
+            r.p_value
+                .map_or_else(|| "-".into(), |p| format!("{p:.3}"))
+                .into(),
+            r.verdict.as_str().into(),
         ]);
     }
-    out.push_str(&lines(table, 1..header.len() - 1));
+    out.push_str(&grid.render(width));
     out.push('\n');
     for r in rows {
-        out.push_str(&format!("{}: {}\n", clean(&r.name), sentence(&r.verdict)));
+        out.push_str(&format!(
+            "{}\n",
+            truncate(
+                &format!("{}: {}", clean(&r.name), sentence(&r.verdict)),
+                width
+            )
+        ));
     }
     let shown: Vec<&CaseChange> = changes.iter().filter(|c| c.regressed).take(20).collect();
     if !shown.is_empty() {
@@ -101,13 +131,14 @@ pub fn compare_text(
             changes.iter().filter(|c| c.regressed).count()
         ));
         for c in shown {
-            out.push_str(&format!(
-                "  {}  {}: {} → {}\n",
+            let line = format!(
+                "{}  {}: {} → {}",
                 clean(&c.case_id),
                 clean(&c.scorer),
                 side(c.a, c.a_passed),
                 side(c.b, c.b_passed)
-            ));
+            );
+            out.push_str(&format!("  {}\n", truncate(&line, width.saturating_sub(2))));
         }
     }
     out
@@ -215,7 +246,8 @@ mod tests {
             "candidate (exp_02)",
             &rows,
             &changes,
-            &Theme::plain()
+            &Theme::plain(),
+            120
         ));
         let v = compare_json("exp_01", "exp_02", &rows, &changes);
         assert_eq!(v["scorers"][0]["ci_high"], json!(-0.067));

@@ -41,6 +41,15 @@ pub fn human_duration(ms: f64) -> String {
     }
 }
 
+/// `$0.0123`, with enough digits for small sums; `-` when unknown.
+pub fn cost(c: Option<f64>) -> String {
+    match c {
+        None => String::from("-"),
+        Some(c) if c.abs() >= 0.01 || c == 0.0 => format!("${c:.4}"),
+        Some(c) => format!("${c:.6}"),
+    }
+}
+
 /// The number of characters of `s` (what the renderers count as width).
 pub(crate) fn width_of(s: &str) -> usize {
     s.chars().count()

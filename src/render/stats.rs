@@ -1,11 +1,10 @@
 //! The `stats` table and its JSON: one row per span name (or agent, model, workflow, kind).
 
-use comfy_table::{Cell, CellAlignment};
 use serde_json::{Map, Value, json};
 
-use super::human_duration;
-use super::table::plain_table;
+use super::table::{Column, Grid};
 use super::theme::Theme;
+use super::{cost, human_duration};
 use crate::trace::bound::truncate;
 use crate::trace::stats::{StatRow, StatsBy};
 
@@ -48,31 +47,25 @@ pub fn stats_json(rows: &[StatRow], by: StatsBy) -> Value {
     )
 }
 
-/// `$0.0123`, with enough digits for small sums; `-` when unknown.
-pub fn cost(c: Option<f64>) -> String {
-    match c {
-        None => String::from("-"),
-        Some(c) if c.abs() >= 0.01 || c == 0.0 => format!("${c:.4}"),
-        Some(c) => format!("${c:.6}"),
-    }
-}
-
-pub fn stats_table(rows: &[StatRow], by: StatsBy, theme: &Theme) -> String {
+/// At the width: the key is cut first, then the tokens, the max and the p95 are dropped.
+pub fn stats_table(rows: &[StatRow], by: StatsBy, theme: &Theme, width: usize) -> String {
     if rows.is_empty() {
         return String::from("(no spans)\n");
     }
     let key = by.as_str().to_ascii_uppercase();
-    let header = [
-        key.as_str(),
-        "COUNT",
-        "ERRORS",
-        "P50",
-        "P95",
-        "MAX",
-        "TOKENS",
-        "COST",
-    ];
-    let mut table = plain_table(theme, &header);
+    let mut grid = Grid::new(
+        theme,
+        vec![
+            Column::left(&key).shrink(1, KEY_MIN),
+            Column::right("COUNT"),
+            Column::right("ERRORS"),
+            Column::right("P50"),
+            Column::right("P95").drop(3),
+            Column::right("MAX").drop(2),
+            Column::right("TOKENS").drop(1),
+            Column::right("COST"),
+        ],
+    );
     let dur = |d: Option<f64>| d.map_or_else(|| String::from("-"), human_duration);
     for r in rows {
         let errors = if r.errors == 0 {
@@ -80,35 +73,27 @@ pub fn stats_table(rows: &[StatRow], by: StatsBy, theme: &Theme) -> String {
         } else {
             format!("{} ({:.0}%)", r.errors, r.error_rate() * 100.0)
         };
-        table.add_row(vec![
-            Cell::new(truncate(&r.key.replace(char::is_control, " "), KEY_MAX)),
-            Cell::new(r.count),
-            Cell::new(errors),
-            Cell::new(dur(r.p50_ms)),
-            Cell::new(dur(r.p95_ms)),
-            Cell::new(dur(r.max_ms)),
-            Cell::new(if r.tokens == 0 {
+        grid.row(vec![
+            truncate(&r.key, KEY_MAX).into(),
+            r.count.to_string().into(),
+            errors.into(),
+            dur(r.p50_ms).into(),
+            dur(r.p95_ms).into(),
+            dur(r.max_ms).into(),
+            if r.tokens == 0 {
                 String::from("-")
             } else {
                 r.tokens.to_string()
-            }),
-            Cell::new(cost(r.cost_usd)),
+            }
+            .into(),
+            cost(r.cost_usd).into(),
         ]);
     }
-    let last = header.len() - 1;
-    for (index, column) in table.column_iter_mut().enumerate() {
-        column.set_padding((0, if index == last { 0 } else { 2 }));
-        if index > 0 {
-            column.set_cell_alignment(CellAlignment::Right);
-        }
-    }
-    let mut out = String::new();
-    for line in table.lines() {
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    grid.render(width)
 }
+
+/// The narrowest a key is cut to.
+const KEY_MIN: usize = 12;
 
 #[cfg(test)]
 mod tests {
@@ -149,10 +134,25 @@ mod tests {
 
     #[test]
     fn the_table_reads_naturally() {
-        insta::assert_snapshot!(stats_table(&rows(), StatsBy::Name, &Theme::plain()));
+        insta::assert_snapshot!(stats_table(&rows(), StatsBy::Name, &Theme::plain(), 120));
         assert_eq!(
-            stats_table(&[], StatsBy::Name, &Theme::plain()),
+            stats_table(&[], StatsBy::Name, &Theme::plain(), 120),
             "(no spans)\n"
         );
+    }
+
+    #[test]
+    fn at_80_and_60_columns_the_key_is_cut_then_columns_go() {
+        let mut rows = rows();
+        rows[0].key = "The step that says the word it was given by the case".into();
+        rows[0].tokens = 123_456;
+        for width in [80, 60] {
+            let out = stats_table(&rows, StatsBy::Name, &Theme::plain(), width);
+            assert!(
+                out.lines().all(|l| l.chars().count() <= width),
+                "{width}:\n{out}"
+            );
+            insta::assert_snapshot!(format!("stats_at_{width}"), out);
+        }
     }
 }

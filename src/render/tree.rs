@@ -33,7 +33,9 @@ use super::waterfall::{Axis, Layout, critical_path};
 use super::{human_duration, width_of};
 use crate::trace::bound::truncate;
 use crate::trace::model::META_OFFLINE;
-use crate::trace::{DID_NOT_FINISH, Score, Span, SpanId, SpanKind, Status, Timestamp, TraceDoc};
+use crate::trace::{
+    DID_NOT_FINISH, Score, Span, SpanId, SpanKind, Status, Timestamp, TraceDoc, TraceId,
+};
 
 /// The shortest a name is cut to before fields at the end of its line are dropped instead.
 const NAME_MIN: usize = 12;
@@ -41,7 +43,7 @@ const NAME_MIN: usize = 12;
 const VALUE_MAX: usize = 40;
 
 /// What the tree shows besides the spans themselves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TreeOptions {
     /// Spans deeper than this (top-level spans are at depth 1) are hidden and counted.
     pub depth: Option<usize>,
@@ -52,6 +54,8 @@ pub struct TreeOptions {
     pub full: bool,
     /// Span events as lines of their own.
     pub events: bool,
+    /// The short ids (see `Store::short_id`) to print beside the full ones in the header.
+    pub short_ids: HashMap<TraceId, String>,
 }
 
 impl Default for TreeOptions {
@@ -61,6 +65,7 @@ impl Default for TreeOptions {
             content: false,
             full: false,
             events: true,
+            short_ids: HashMap::new(),
         }
     }
 }
@@ -79,7 +84,8 @@ pub fn tree_with(doc: &TraceDoc, theme: &Theme, width: usize, opts: &TreeOptions
     } else {
         HashSet::new()
     };
-    let mut lines: Vec<Line> = header(doc, width)
+    let short = opts.short_ids.get(&doc.trace.trace_id).map(String::as_str);
+    let mut lines: Vec<Line> = header(doc, width, short)
         .into_iter()
         .map(|l| l.fit(width))
         .collect();
@@ -240,7 +246,9 @@ fn descendants(kids: &[usize], spans: &[Span], children: &HashMap<SpanId, Vec<us
     count
 }
 
-fn header(doc: &TraceDoc, width: usize) -> Vec<Line> {
+/// The name and totals, then the id: the short one to type first (when known), then the full
+/// one when the width has room for both.
+fn header(doc: &TraceDoc, width: usize, short: Option<&str>) -> Vec<Line> {
     let t = &doc.trace;
     let mut first = Line::default()
         .flex(&clean(&t.name), Style::Bold, NAME_MIN)
@@ -267,13 +275,21 @@ fn header(doc: &TraceDoc, width: usize) -> Vec<Line> {
     if t.is_offline() {
         first = first.field("offline", Style::Muted);
     } else if t.cost_usd.is_some() {
-        first = first.field(&super::stats::cost(t.cost_usd), Style::Plain);
+        first = first.field(&super::cost(t.cost_usd), Style::Plain);
     }
+    let full = t.trace_id.to_string();
+    let id = match short {
+        Some(short) if short != full && 2 + width_of(short) + 3 + full.len() <= width => {
+            format!("{short} · {full}")
+        }
+        Some(short) => short.to_string(),
+        None => full,
+    };
     let mut lines = vec![
         first,
         Line::default()
             .text("  ", Style::Plain)
-            .text(&t.trace_id.to_string(), Style::Plain),
+            .text(&id, Style::Plain),
     ];
     let mut about = Vec::new();
     if t.workflow != t.name {
@@ -546,7 +562,7 @@ mod tests {
         for width in [200, 120, 80, 60, 59, 40, 20] {
             for color in [false, true] {
                 let out = tree_with(&doc, &Theme { color }, width, &opts);
-                let plain = plain(&doc, width, opts);
+                let plain = plain(&doc, width, opts.clone());
                 assert_eq!(out.lines().count(), plain.lines().count());
                 for line in plain.lines() {
                     assert!(width_of(line) <= width, "{width}: {line:?}");

@@ -5,7 +5,7 @@
 //! | route | CLI equivalent |
 //! |---|---|
 //! | `GET /api/traces?workflow=&group=&status=&meta=K=V&search=&since=&from=&until=&limit=&cursor=` | `list --format json`, a page at a time (`Link: rel="next"`) |
-//! | `GET /api/traces/{id}` (full id, unique prefix or `last`) | `show ID --format json` |
+//! | `GET /api/traces/{id}` (full id, unique prefix or suffix, or `last`) | `show ID --format json` |
 //! | `GET /api/groups/{group}` | `show --group G --format json` |
 //! | `GET /api/diff?a=&b=[&content=true]` | `diff A B --format json` |
 //! | `GET /api/experiments[?limit=]` | `list --experiments --format json` |

@@ -35,7 +35,7 @@ pub enum StoreError {
     NoExperiment { reference: String, path: PathBuf },
 
     #[error(
-        "the trace id prefix {prefix} is ambiguous: it matches {}{}; give more of the id",
+        "the id {prefix} is ambiguous: it matches {}{}; give more of the id",
         candidates.join(", "),
         if *total > candidates.len() { format!(" and {} more", total - candidates.len()) } else { String::new() }
     )]
@@ -47,7 +47,7 @@ pub enum StoreError {
 
     #[error(
         "{id:?} is not a trace id: expected `last`, a full trace id (trace_ + 32 hex digits) or \
-         a unique prefix of at least 4 hex digits"
+         a unique prefix or suffix (the short id `list` shows) of at least 4 hex digits"
     )]
     BadId { id: String },
 

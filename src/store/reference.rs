@@ -1,27 +1,53 @@
 //! What the user types to name a trace or an experiment, read the same on every backend:
-//! `last`, a full id, a unique prefix of at least [`MIN_PREFIX`] hex digits (with or without
-//! its `trace_` / `exp_` prefix), or an experiment's name. The backends answer only the
-//! questions these rules ask (the newest run, the ids that start with some digits), each in its
-//! own SQL; the rules themselves, and the messages, live here once.
+//! `last`, a full id, a unique prefix or suffix of at least [`MIN_PREFIX`] hex digits (a prefix
+//! with or without its `trace_` / `exp_` prefix; `trace_` + digits is a prefix only), or an
+//! experiment's name. Trace ids are uuid v7s, time-ordered: the ids of one day share their first
+//! eight digits and their tails are random, so the short id `list` shows is a tail (as git's
+//! abbreviated hashes are a head). The backends answer only the questions these rules ask (the
+//! newest run, the ids at one end of an index range), each in its own SQL over an index; the
+//! rules themselves, and the messages, live here once.
 
 use super::experiment::EXPERIMENT_PREFIX;
 use super::{Experiment, Store, StoreError};
 use crate::trace::TraceId;
 
-/// The shortest prefix accepted, in hex digits.
+/// The shortest prefix or suffix accepted, in hex digits.
 pub(crate) const MIN_PREFIX: usize = 4;
-/// The most candidates an ambiguous prefix lists.
+/// The shortest short id shown: 24 random bits, so that a store of thousands of traces rarely
+/// needs a longer one.
+pub const SHORT_MIN: usize = 6;
+/// The most candidates an ambiguous reference lists.
 pub(crate) const CANDIDATES: usize = 5;
 
-/// The trace ids that start with a prefix: how many in all, and the newest few.
+/// The trace ids some digits match at one end: how many in all, and the newest few.
 pub(crate) struct Matches {
     pub(crate) total: usize,
     pub(crate) newest: Vec<String>,
 }
 
+/// Which end of a trace id some digits are matched at. Each end has an index whose keys start
+/// with those digits (the primary key for the head, the reversed id for the tail), so that
+/// either is a range of an index, `key` to `key` + `g` (hex digits sort below `g`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum End {
+    Head,
+    Tail,
+}
+
+impl End {
+    /// Where the range of `digits` (lowercase hex: no pattern metacharacters in any dialect)
+    /// starts in this end's index.
+    pub(crate) fn key(self, digits: &str) -> String {
+        match self {
+            End::Head => format!("trace_{digits}"),
+            End::Tail => digits.chars().rev().collect(),
+        }
+    }
+}
+
 impl Store {
-    /// Resolves `last`, a full trace id, or a unique prefix of one (with or without `trace_`,
-    /// at least 4 hex digits).
+    /// Resolves `last`, a full trace id, or a unique prefix or suffix of one (at least 4 hex
+    /// digits; with `trace_` in front, a prefix only).
     ///
     /// `last` is the newest trace by start time that a `run` recorded (it has a writer pid);
     /// traces sent to `serve` never are. Anyone who can reach an ingest route picks its trace's
@@ -46,21 +72,39 @@ impl Store {
                 StoreError::NoTraces { path }
             });
         }
-        let digits = id.strip_prefix("trace_").unwrap_or(id).to_ascii_lowercase();
+        let (digits, head_only) = match id.strip_prefix("trace_") {
+            Some(digits) => (digits, true),
+            None => (id, false),
+        };
+        let digits = digits.to_ascii_lowercase();
         if digits.len() < MIN_PREFIX
             || digits.len() > 32
             || !digits.bytes().all(|b| b.is_ascii_hexdigit())
         {
             return Err(StoreError::BadId { id: id.to_string() });
         }
-        let not_found = || StoreError::NotFound {
-            id: id.to_string(),
-            path: path.clone(),
-        };
-        // The digits are hex only, so they carry no pattern metacharacters in any dialect.
-        let found = backend!(self, s => s.traces_starting_with(&format!("trace_{digits}")))?;
+        let mut found = self.matching(End::Head, &digits, CANDIDATES)?;
+        if !head_only && digits.len() < 32 {
+            let tail = self.matching(End::Tail, &digits, CANDIDATES)?;
+            // An id can match at both ends: count it once.
+            let both = tail
+                .newest
+                .iter()
+                .filter(|t| found.newest.contains(t))
+                .count();
+            found.total = (found.total + tail.total).saturating_sub(both);
+            for t in tail.newest {
+                if !found.newest.contains(&t) {
+                    found.newest.push(t);
+                }
+            }
+            found.newest.truncate(CANDIDATES);
+        }
         match (found.total, found.newest.first()) {
-            (0, _) | (_, None) => Err(not_found()),
+            (0, _) | (_, None) => Err(StoreError::NotFound {
+                id: id.to_string(),
+                path,
+            }),
             (1, Some(only)) => parse(only),
             _ => Err(StoreError::Ambiguous {
                 prefix: id.to_string(),
@@ -70,14 +114,25 @@ impl Store {
         }
     }
 
-    /// The shortest prefix of `id` (at least `min` hex digits, as `trace_<digits>`) that
-    /// `resolve` maps to `id` alone in this store: what a narrow table shows.
-    pub fn short_id(&self, id: TraceId, min: usize) -> Result<String, StoreError> {
+    /// The trace ids whose `end` is `digits`: an index range on either backend.
+    fn matching(&self, end: End, digits: &str, limit: usize) -> Result<Matches, StoreError> {
+        backend!(self, s => s.traces_matching(end, &end.key(digits), limit))
+    }
+
+    /// The shortest tail of `id`'s digits (at least [`SHORT_MIN`]) that `resolve` maps to `id`
+    /// alone in this store, at either end: the id `list` and `show` print for people to type.
+    /// A later trace may make it ambiguous, as a later commit may a git abbreviation; `resolve`
+    /// then lists the candidates.
+    pub fn short_id(&self, id: TraceId) -> Result<String, StoreError> {
+        let hex = id.hex();
         let full = id.to_string();
-        for digits in min.clamp(MIN_PREFIX, 32)..32 {
-            let prefix = &full[..6 + digits];
-            if backend!(self, s => s.prefix_is_unique(prefix))? {
-                return Ok(prefix.to_string());
+        for len in SHORT_MIN..32 {
+            let tail = &hex[32 - len..];
+            let alone = |m: Matches| m.total == 0 || (m.total == 1 && m.newest == [full.clone()]);
+            if alone(self.matching(End::Tail, tail, 1)?)
+                && alone(self.matching(End::Head, tail, 1)?)
+            {
+                return Ok(tail.to_string());
             }
         }
         Ok(full)

@@ -128,3 +128,49 @@ fn a_fresh_store_reads_as_an_empty_one_and_calendar_units_are_durations() {
         "{err}"
     );
 }
+
+#[test]
+fn list_prints_local_time_with_its_offset_utc_under_ci_and_rfc_3339_in_json() {
+    let env = TestEnv::new().workflow("w.yaml", "name: W\nsteps:\n  - run: [\"true\"]\n");
+    assert_exit(&env.run(&["run", "w.yaml", "--format", "none"]), 0);
+    let started = env.list_json(&[])[0]["started_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // JSON: RFC 3339 in UTC, whatever the zone.
+    assert!(started.ends_with('Z'), "{started}");
+    let utc: jiff::Timestamp = started.parse().unwrap();
+    let at = |zone: &str| {
+        utc.to_zoned(jiff::tz::TimeZone::get(zone).unwrap())
+            .strftime("%Y-%m-%d %H:%M:%S")
+            .to_string()
+    };
+    let list = |envs: &[(&str, &str)]| {
+        let out = env.run_with(&["list"], |c| {
+            c.env("COLUMNS", "120");
+            for (k, v) in envs {
+                c.env(k, v);
+            }
+        });
+        assert_exit(&out, 0);
+        stdout(&out)
+    };
+    let kolkata = list(&[("TZ", "Asia/Kolkata")]);
+    assert!(kolkata.contains("  STARTED +05:30  "), "{kolkata}");
+    assert!(kolkata.contains(&at("Asia/Kolkata")), "{kolkata}");
+    let json = env.run_with(&["list", "--format", "json"], |c| {
+        c.env("TZ", "Asia/Kolkata");
+    });
+    assert!(stdout(&json).contains(&started), "JSON stays in UTC");
+    for envs in [
+        &[("TZ", "Asia/Kolkata"), ("CI", "true")][..],
+        &[("TZ", "UTC")][..],
+    ] {
+        let utc_table = list(envs);
+        assert!(
+            utc_table.contains("  STARTED UTC  "),
+            "{envs:?}: {utc_table}"
+        );
+        assert!(utc_table.contains(&at("UTC")), "{envs:?}: {utc_table}");
+    }
+}

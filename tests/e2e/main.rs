@@ -24,6 +24,7 @@ mod files;
 mod groups;
 mod help;
 mod human_scores;
+mod ids;
 // serve under concurrent ingest: one writer, group commit.
 mod ingest_load;
 mod insights;

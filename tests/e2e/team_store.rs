@@ -711,3 +711,36 @@ fn two_serve_instances_on_one_database_show_every_writer_live_in_headless_chromi
     assert_eq!(ids(&from_a), ids(&from_b));
     assert_eq!(from_a, from_b);
 }
+
+#[test]
+fn a_short_id_is_found_by_a_range_of_the_reversed_id_index_not_a_scan() {
+    let Some(base) = server() else {
+        return;
+    };
+    let env = TestEnv::postgres(&base).workflow("w.yaml", "name: W\nsteps:\n  - { run: [true] }\n");
+    assert_exit(&env.run(&["run", "w.yaml", "--format", "none"]), 0);
+    let id = env.show_json("last")["trace_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tail = &id[id.len() - 8..];
+    assert_eq!(env.show_json(tail)["trace_id"], id.as_str());
+    // With sequential scans priced out, the planner takes the index if the query can use it
+    // (a table this small is otherwise cheaper to scan).
+    let mut db = admin(&env.pg().unwrap().url);
+    db.batch_execute("SET enable_seqscan = off").unwrap();
+    let plan: Vec<String> = db
+        .query(
+            "EXPLAIN SELECT trace_id FROM traces
+             WHERE reverse(trace_id) >= $1 AND reverse(trace_id) < $1 || 'g'",
+            &[&tail.chars().rev().collect::<String>()],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect();
+    assert!(
+        plan.iter().any(|l| l.contains("traces_by_reversed_id")),
+        "{plan:#?}"
+    );
+}

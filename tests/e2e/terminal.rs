@@ -365,14 +365,20 @@ fn show(env: &TestEnv, width: usize, args: &[&str]) -> String {
     });
     assert_exit(&out, 0);
     let text = stdout(&out);
+    assert_fits(&text, width);
+    assert!(!text.contains('\u{1b}'));
+    text
+}
+
+/// No line of `text` is wider than `width`.
+fn assert_fits(text: &str, width: usize) {
     for line in text.lines() {
         assert!(
             line.chars().count() <= width,
-            "wider than {width}: {line:?}"
+            "wider than {width}: {} columns: {line:?}\n{text}",
+            line.chars().count()
         );
     }
-    assert!(!text.contains('\u{1b}'));
-    text
 }
 
 #[test]
@@ -488,15 +494,15 @@ fn list_fits_80_columns_with_ids_that_show_accepts() {
     assert_eq!(ids.len(), 3);
     let full = env.list_json(&[]);
     for (short, trace) in ids.iter().zip(&full) {
-        assert!(short.len() < 38, "a short id: {short}");
+        assert!(short.len() < 10, "a short id: {short}");
         let shown = env.show_json(short);
         assert_eq!(shown["trace_id"], trace["trace_id"], "{short}");
     }
-    // With room, the ids are whole.
+    // With room too, the ids are short: the full ones are in JSON.
     let wide = env.run_with(&["list"], |c| {
         c.env("COLUMNS", "200");
     });
-    assert!(stdout(&wide).contains(full[0]["trace_id"].as_str().unwrap()));
+    assert!(!stdout(&wide).contains("trace_"));
 }
 
 #[test]
@@ -587,4 +593,95 @@ fn under_ci_progress_is_plain_lines_on_stderr_and_stdout_is_only_the_result() {
         !err.contains('\r') && !err.contains('\u{1b}'),
         "no spinner or escape codes under CI:\n{err:?}"
     );
+}
+
+/// Long names everywhere: spans nested three deep, a scorer, a dataset and experiments.
+const WIDE: &str = r#"name: A workflow whose name is long enough to crowd any table it is in
+group_id: conversation-with-a-customer-about-an-order-0042
+vars:
+  word: hello
+steps:
+  - span: The outer phase of the work with a long name
+    steps:
+      - span: An inner phase whose name is long as well
+        steps:
+          - id: say
+            name: The step that says the word it was given by the case
+            run: ["sh", "-c", "echo {{ vars.word }}"]
+          - event: gen_ai.evaluation.result
+            attributes:
+              gen_ai.evaluation.name: the_answer_holds_the_word_good_somewhere
+              gen_ai.evaluation.score.value: "{{ 1 if 'good' in steps.say.output else 0 }}"
+              agentrace.evaluation.passed: "{{ 'good' in steps.say.output }}"
+"#;
+
+#[test]
+fn every_table_fits_80_and_60_columns_names_first() {
+    let env = TestEnv::new().workflow("wide.yaml", WIDE);
+    env.write(
+        "a-dataset-of-cases-with-a-long-name.jsonl",
+        "{\"id\": \"a-case-with-a-long-identifier-1\", \"word\": \"good day\"}\n\
+         {\"id\": \"a-case-with-a-long-identifier-2\", \"word\": \"bad day\"}\n",
+    );
+    assert_exit(&env.run(&["run", "wide.yaml", "--format", "none"]), 0);
+    assert_exit(
+        &env.run(&["run", "wide.yaml", "--format", "none", "--var", "word=good"]),
+        0,
+    );
+    let eval = |name: &str| {
+        vec![
+            "eval",
+            "wide.yaml",
+            "--dataset",
+            "a-dataset-of-cases-with-a-long-name.jsonl",
+            "--experiment",
+            name,
+            "--min-pass-rate",
+            "0",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>()
+    };
+    let first = "the-baseline-experiment-with-a-long-name";
+    let second = "the-candidate-experiment-with-a-long-name";
+    let quiet: Vec<String> = eval(first)
+        .into_iter()
+        .chain(["--format".into(), "none".into()])
+        .collect();
+    assert_exit(
+        &env.run(&quiet.iter().map(String::as_str).collect::<Vec<_>>()),
+        0,
+    );
+    let ids: Vec<String> = env
+        .list_json(&["--limit", "2"])
+        .iter()
+        .map(|t| t["trace_id"].as_str().unwrap().to_string())
+        .collect();
+    let commands: Vec<Vec<String>> = vec![
+        vec!["list".into()],
+        vec!["list".into(), "--experiments".into()],
+        vec!["stats".into()],
+        vec!["diff".into(), ids[0].clone(), ids[1].clone()],
+        vec!["show".into(), first.into()],
+        eval(second),
+        vec!["eval".into(), "compare".into(), first.into(), second.into()],
+    ];
+    let _filters = table_filters(&env).bind_to_scope();
+    for width in [80, 60] {
+        for args in &commands {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = env.run_with(&args, |c| {
+                c.env("COLUMNS", width.to_string());
+            });
+            assert_exit(&out, 0);
+            let text = stdout(&out);
+            assert_fits(&text, width);
+            // The tables whose cut columns do not depend on how long the steps took (the
+            // others are snapshotted at both widths in src/render).
+            if width == 80 && args[0] == "list" {
+                insta::assert_snapshot!(format!("wide_{}_at_80_columns", args.join("_")), text);
+            }
+        }
+    }
 }

@@ -274,6 +274,8 @@ impl TestEnv {
             cmd.env_remove(key);
         }
         cmd.env("NO_COLOR", "1")
+            // Tables print local times: one zone for every machine (a test may set another).
+            .env("TZ", "UTC")
             .env("AGENTRACE_STORE", self.store_location())
             // Should the store variable be ignored, the default store lands here, not in $HOME.
             .env("XDG_DATA_HOME", self.dir.path().join("xdg"))

@@ -10,7 +10,7 @@ use super::env::TestEnv;
 
 /// The settings with the filters; bind them for the snapshots of a test with
 /// `let _filters = snapshot_filters(&env).bind_to_scope();`. `trace_<hex>` → `trace_[ID]`,
-/// `span_<16 hex>` → `span_[ID]`, an RFC 3339 time (or a table's shorter form) → `[TIME]`, a
+/// `span_<16 hex>` → `span_[ID]`, a short id → `[SHORT]`, an RFC 3339 time (or a table's shorter form) → `[TIME]`, a
 /// number with a unit of time (`ms`, `µs`, `us`, `s`, `m`; or `<1ms`) → `[DUR]`, the test's directory →
 /// `[DIR]`.
 #[must_use = "the filters apply once bound"]
@@ -21,6 +21,10 @@ pub fn snapshot_filters(env: &TestEnv) -> insta::Settings {
     // Whole ids, and the shortened ones of a narrow table.
     settings.add_filter(r"\btrace_[0-9a-f]{6,32}\b", "trace_[ID]");
     settings.add_filter(r"\bspan_[0-9a-f]{16}\b", "span_[ID]");
+    // Short ids (tails of the digits): first in a table's row, or in a tree's header.
+    settings.add_filter(r"(?m)^[0-9a-f]{6,32}\b", "[SHORT]");
+    settings.add_filter(r"(?m)^  [0-9a-f]{6,32} · ", "  [SHORT] · ");
+    settings.add_filter(r"(?m)^([AB])  [0-9a-f]{6,32}  ", "$1  [SHORT]  ");
     settings.add_filter(
         r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?",
         "[TIME]",

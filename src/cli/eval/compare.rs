@@ -43,6 +43,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
             &rows,
             &changes,
             &globals.stdout_theme(),
+            globals.width(),
         )),
         CompareFormat::Json => print_stdout(&format!(
             "{}\n",
@@ -74,6 +75,7 @@ pub(crate) fn against_baseline(
         &rows,
         &changes,
         &globals.stdout_theme(),
+        globals.width(),
     );
     if text_on_stdout {
         print_stdout(&format!("\n{text}"));

@@ -36,7 +36,12 @@ pub(crate) fn report(
     globals: &Globals,
 ) -> Result<ExitCode, Error> {
     match gates.format {
-        EvalFormat::Text => print_stdout(&report_text(info, results, &globals.stdout_theme())),
+        EvalFormat::Text => print_stdout(&report_text(
+            info,
+            results,
+            &globals.stdout_theme(),
+            globals.width(),
+        )),
         EvalFormat::Json => {
             let mut json = report_json(info, results);
             crate::trace::redact::redact_value(&mut json);

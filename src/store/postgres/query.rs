@@ -6,7 +6,7 @@ use postgres::Row;
 use postgres::types::ToSql;
 
 use super::Store;
-use crate::store::reference::{CANDIDATES, Matches};
+use crate::store::reference::{End, Matches};
 use crate::store::rows::{SpanRow, TraceRow, attach_events, list_row, tree_order};
 use crate::store::{ListFilter, StoreError};
 use crate::trace::model::META_OFFLINE;
@@ -45,31 +45,42 @@ impl Store {
         })
     }
 
-    /// The trace ids that start with `prefix` (`trace_` and hex digits): how many, and the
-    /// newest few. A range of the index, not `LIKE` (whose `_` is a wildcard, which made the
-    /// planner scan the whole table): every id with the prefix sorts between it and it + `g`.
-    pub(crate) fn traces_starting_with(&self, prefix: &str) -> Result<Matches, StoreError> {
-        let limit = CANDIDATES as i64;
-        self.read(|c| {
-            let total: i64 = c
-                .query_one(
-                    "SELECT count(*) FROM traces WHERE trace_id >= $1 AND trace_id < $1 || 'g'",
-                    &[&prefix],
-                )?
-                .try_get(0)?;
-            let newest = c
-                .query(
-                    "SELECT trace_id FROM traces WHERE trace_id >= $1 AND trace_id < $1 || 'g'
-                     ORDER BY started_at DESC, seq DESC LIMIT $2",
-                    &[&prefix, &limit],
-                )?
+    /// The trace ids whose `end` holds `key` (see [`End::key`]): how many, and the newest
+    /// `limit`. A range of a btree index, never a scan (nor `LIKE`, whose `_` is a wildcard,
+    /// which made the planner scan the whole table): the primary key for a head, the index on
+    /// `reverse(trace_id)` (migration 3) for a tail; both collate "C", so every key with the
+    /// digits sorts between them and them + `g`. `count(*) OVER ()` counts the whole range
+    /// before the limit, in the same round trip.
+    pub(crate) fn traces_matching(
+        &self,
+        end: End,
+        key: &str,
+        limit: usize,
+    ) -> Result<Matches, StoreError> {
+        let sql = match end {
+            End::Head => {
+                "SELECT trace_id, count(*) OVER () FROM traces
+                 WHERE trace_id >= $1 AND trace_id < $1 || 'g'
+                 ORDER BY started_at DESC, seq DESC LIMIT $2"
+            }
+            End::Tail => {
+                "SELECT trace_id, count(*) OVER () FROM traces
+                 WHERE reverse(trace_id) >= $1 AND reverse(trace_id) < $1 || 'g'
+                 ORDER BY started_at DESC, seq DESC LIMIT $2"
+            }
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.read(|c| {
+            c.query(sql, &[&key, &limit])?
                 .iter()
-                .map(|r| r.try_get(0))
-                .collect::<Result<Vec<String>, _>>()?;
-            Ok(Matches {
-                total: usize::try_from(total).unwrap_or(usize::MAX),
-                newest,
-            })
+                .map(|r| Ok((r.try_get::<_, String>(0)?, r.try_get::<_, i64>(1)?)))
+                .collect::<Result<Vec<_>, postgres::Error>>()
+        })?;
+        Ok(Matches {
+            total: rows
+                .first()
+                .map_or(0, |(_, n)| usize::try_from(*n).unwrap_or(usize::MAX)),
+            newest: rows.into_iter().map(|(id, _)| id).collect(),
         })
     }
 
@@ -89,19 +100,6 @@ impl Store {
             trace,
             spans: tree_order(spans),
         })
-    }
-
-    /// Whether at most one trace id starts with `prefix`.
-    pub(crate) fn prefix_is_unique(&self, prefix: &str) -> Result<bool, StoreError> {
-        let n: i64 = self.read(|c| {
-            c.query_one(
-                "SELECT count(*) FROM (SELECT 1 FROM traces
-                 WHERE trace_id >= $1 AND trace_id < $1 || 'g' LIMIT 2) t",
-                &[&prefix],
-            )?
-            .try_get(0)
-        })?;
-        Ok(n <= 1)
     }
 
     /// Traces matching `filter`, newest first.

@@ -18,7 +18,7 @@ use super::Store;
 use crate::store::StoreError;
 
 /// The schema version this binary writes.
-pub(super) const VERSION: i64 = 2;
+pub(super) const VERSION: i64 = 3;
 
 /// The key of the advisory lock migrations take ("agentrace" in ASCII, cut to 63 bits).
 const MIGRATION_LOCK: i64 = 0x6167_656e_7472_6163;
@@ -131,6 +131,11 @@ const MIGRATIONS: &[&str] = &[
         ended_at      BIGINT,
         PRIMARY KEY (experiment_id, shard)
     );
+    "#, // 3: a trace's id reversed, indexed, so that a suffix of an id (the short id `list`
+    // shows) is a range of this index as a prefix is of the primary key's (SQLite's 8).
+    // `reverse` is immutable and keeps the column's "C" collation.
+    r#"
+    CREATE INDEX traces_by_reversed_id ON traces (reverse(trace_id));
     "#,
 ];
 

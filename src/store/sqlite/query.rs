@@ -9,7 +9,7 @@ use rusqlite::{OptionalExtension, Row, params, params_from_iter, types::Value as
 use super::lock::Liveness;
 use super::reconcile::Reconciled;
 use super::{ListFilter, Store, StoreError};
-use crate::store::reference::{CANDIDATES, Matches};
+use crate::store::reference::{End, Matches};
 use crate::store::rows::{SpanRow, TraceRow, attach_events, list_row, tree_order};
 use crate::trace::model::META_OFFLINE;
 use crate::trace::{Span, Trace, TraceDoc, TraceId};
@@ -39,32 +39,44 @@ impl Store {
             .map_err(|e| self.sql(e))
     }
 
-    /// The trace ids that start with `prefix` (`trace_` and hex digits: no GLOB
-    /// metacharacters): how many, and the newest few.
-    pub(crate) fn traces_starting_with(&self, prefix: &str) -> Result<Matches, StoreError> {
-        let pattern = format!("{prefix}*");
-        let total: usize = self
+    /// The trace ids whose `end` holds `key` (see [`End::key`]): how many, and the newest
+    /// `limit`. A range of an index, never a scan: the primary key for a head, the index of
+    /// the reversed id (migration 8) for a tail; `count(*) OVER ()` counts the whole range
+    /// before the limit, in the same query.
+    pub(crate) fn traces_matching(
+        &self,
+        end: End,
+        key: &str,
+        limit: usize,
+    ) -> Result<Matches, StoreError> {
+        let sql = match end {
+            End::Head => {
+                "SELECT trace_id, count(*) OVER () FROM traces
+                 WHERE trace_id >= ?1 AND trace_id < ?1 || 'g'
+                 ORDER BY started_at DESC, rowid DESC LIMIT ?2"
+            }
+            End::Tail => {
+                "SELECT trace_id, count(*) OVER () FROM traces
+                 WHERE reversed_id >= ?1 AND reversed_id < ?1 || 'g'
+                 ORDER BY started_at DESC, rowid DESC LIMIT ?2"
+            }
+        };
+        let rows = self
             .conn
-            .query_row(
-                "SELECT count(*) FROM traces WHERE trace_id GLOB ?1",
-                [&pattern],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.sql(e))?;
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT trace_id FROM traces WHERE trace_id GLOB ?1
-                 ORDER BY started_at DESC, rowid DESC LIMIT ?2",
-            )
-            .map_err(|e| self.sql(e))?;
-        let newest = stmt
-            .query_map(params![pattern, CANDIDATES as i64], |r| {
-                r.get::<_, String>(0)
+            .prepare_cached(sql)
+            .and_then(|mut stmt| {
+                stmt.query_map(params![key, limit as i64], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()
             })
-            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(|e| self.sql(e))?;
-        Ok(Matches { total, newest })
+        Ok(Matches {
+            total: rows
+                .first()
+                .map_or(0, |(_, n)| usize::try_from(*n).unwrap_or(usize::MAX)),
+            newest: rows.into_iter().map(|(id, _)| id).collect(),
+        })
     }
 
     /// One trace with its spans in tree order (parents before children, siblings by start time
@@ -89,19 +101,6 @@ impl Store {
             trace,
             spans: tree_order(spans),
         })
-    }
-
-    /// Whether at most one trace id starts with `prefix`.
-    pub(crate) fn prefix_is_unique(&self, prefix: &str) -> Result<bool, StoreError> {
-        let n: i64 = self
-            .conn
-            .prepare_cached(
-                "SELECT count(*) FROM (SELECT 1 FROM traces
-                 WHERE trace_id >= ?1 AND trace_id < ?1 || 'g' LIMIT 2)",
-            )
-            .and_then(|mut stmt| stmt.query_row([prefix], |r| r.get(0)))
-            .map_err(|e| self.sql(e))?;
-        Ok(n <= 1)
     }
 
     /// Traces matching `filter`, newest first.

@@ -234,6 +234,7 @@ mod tests {
                  DROP TABLE fts_spans; DROP TABLE fts_traces; DROP TABLE fts_events;
                  DROP TABLE experiment_shards; DROP TABLE experiment_runs; DROP TABLE experiments;
                  DROP INDEX events_by_name;
+                 DROP INDEX traces_by_reversed_id; ALTER TABLE traces DROP COLUMN reversed_id;
                  PRAGMA user_version = 3;",
             )
             .unwrap();

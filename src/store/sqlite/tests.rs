@@ -354,9 +354,7 @@ fn ids_resolve_from_last_full_ids_and_prefixes() {
     );
     assert_eq!(
         err.to_string(),
-        format!(
-            "the trace id prefix trace_abcd is ambiguous: it matches {b}, {a}; give more of the id"
-        )
+        format!("the id trace_abcd is ambiguous: it matches {b}, {a}; give more of the id")
     );
     assert!(matches!(
         store.resolve("ffff"),
@@ -902,6 +900,7 @@ fn a_version_1_store_is_migrated_and_keeps_its_traces() {
          DROP TRIGGER fts_events_delete; \
          DROP TABLE experiment_shards; DROP TABLE experiment_runs; DROP TABLE experiments; \
          DROP INDEX events_by_name; \
+         DROP INDEX traces_by_reversed_id; ALTER TABLE traces DROP COLUMN reversed_id; \
          PRAGMA user_version = 1",
     )
     .unwrap();
@@ -1317,27 +1316,85 @@ fn many_openers_of_a_new_store_at_once_all_get_it() {
     }
 }
 
+/// A uuid-v7-like id: the time digits shared, the tail ours.
+fn id_with_tail(head: &str, tail: &str) -> TraceId {
+    let hex = format!("{head}{}{tail}", "0".repeat(32 - head.len() - tail.len()));
+    TraceId::parse(&hex).unwrap()
+}
+
 #[test]
-fn a_short_id_is_the_shortest_prefix_that_names_one_trace() {
+fn a_short_id_is_the_shortest_tail_that_names_one_trace_and_resolves_back() {
     let (_dir, path) = temp();
-    // trace_ab cd 01 11 11 … and trace_ab cd 02 11 11 …: they part at the sixth hex digit.
-    let (a, b, c) = (trace_id(0xab, 1), trace_id(0xab, 2), trace_id(0xef, 1));
+    // Same millisecond, tails that part at the ninth digit from the end; one whose tail is
+    // also the head of every id (a tail is looked up at both ends).
+    let a = id_with_tail("0192abcd", "11a2b3c4d");
+    let b = id_with_tail("0192abcd", "21a2b3c4d");
+    let c = id_with_tail("0192abce", "00c0ffee");
+    let d = id_with_tail("0192ab", "777777");
+    let e = id_with_tail("0192ab", "0192ab");
     write(
         &path,
-        vec![
-            (trace(a, T0), vec![]),
-            (trace(b, T0), vec![]),
-            (trace(c, T0), vec![]),
-        ],
+        [a, b, c, d, e]
+            .iter()
+            .map(|id| (trace(*id, T0), vec![]))
+            .collect(),
     );
     let store = crate::store::Store::open_existing(&path).unwrap();
-    assert_eq!(store.short_id(a, 4).unwrap(), "trace_abcd01");
-    assert_eq!(store.short_id(c, 4).unwrap(), "trace_efcd");
-    assert_eq!(store.short_id(c, 12).unwrap(), "trace_efcd01111111");
-    for id in [a, b, c] {
-        let short = store.short_id(id, 4).unwrap();
+    assert_eq!(store.short_id(a).unwrap(), "11a2b3c4d");
+    assert_eq!(store.short_id(b).unwrap(), "21a2b3c4d");
+    assert_eq!(store.short_id(c).unwrap(), "c0ffee");
+    assert_eq!(store.short_id(d).unwrap(), "777777");
+    // "0192ab" is e's tail but also the head of every id: one more digit.
+    assert_eq!(store.short_id(e).unwrap(), "00192ab");
+    for id in [a, b, c, d, e] {
+        let short = store.short_id(id).unwrap();
         assert_eq!(store.resolve(&short).unwrap(), id, "{short}");
     }
+    // A tail shared by two is ambiguous, and says which ids it matches, full.
+    let err = store.resolve("a2b3c4d").unwrap_err();
+    assert!(
+        matches!(err, StoreError::Ambiguous { total: 2, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains(&a.to_string()) && err.to_string().contains(&b.to_string()),
+        "{err}"
+    );
+    // `trace_` + digits is a head only.
+    assert!(matches!(
+        store.resolve("trace_c0ffee"),
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn a_tail_is_found_by_a_range_of_the_reversed_id_index() {
+    let (_dir, path) = temp();
+    write(&path, vec![(trace(trace_id(0xab, 1), T0), vec![])]);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let plan: Vec<String> = conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT trace_id FROM traces
+             WHERE reversed_id >= 'abc' AND reversed_id < 'abc' || 'g'",
+        )
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        plan.iter()
+            .any(|p| p
+                .contains("USING INDEX traces_by_reversed_id (reversed_id>? AND reversed_id<?)")),
+        "{plan:?}"
+    );
+    let reversed: String = conn
+        .query_row("SELECT reversed_id FROM traces", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        reversed,
+        trace_id(0xab, 1).hex().chars().rev().collect::<String>()
+    );
 }
 
 fn lock_files(path: &Path) -> Vec<String> {
