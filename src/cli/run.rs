@@ -4,6 +4,7 @@
 //! never leaves a half-written store. The one write before that is the claim of a joined
 //! `TRACEPARENT`'s trace id, which the engine's options need; a refused run gives it back.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,7 @@ use crate::llm::replay::Recording;
 use crate::render;
 use crate::store::{Store, StoreWriter};
 use crate::trace::context::TraceContext;
-use crate::trace::{Sink, Status, TraceDoc, redact};
+use crate::trace::{Sink, Status, TraceDoc, TraceId, redact};
 use crate::workflow;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -216,12 +217,27 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
     match args.format {
         RunFormat::Tree => {
             let theme = globals.stdout_theme();
+            // The header's short id, as `show` prints it; a pushing run's local store is a
+            // scratch one, where a tail is unique only among its own traces.
+            let opts = render::tree::TreeOptions {
+                short_ids: if pushing.is_some() {
+                    HashMap::new()
+                } else {
+                    finished.short_ids()
+                },
+                ..Default::default()
+            };
             let mut out = String::new();
             for doc in finished.docs()? {
                 if !out.is_empty() {
                     out.push('\n');
                 }
-                out.push_str(&render::tree::tree(doc, &theme, globals.width()));
+                out.push_str(&render::tree::tree_with(
+                    doc,
+                    &theme,
+                    globals.width(),
+                    &opts,
+                ));
             }
             print_stdout(&out);
         }
@@ -289,6 +305,22 @@ impl<'a> Finished<'a> {
             globals,
             docs: None,
         }
+    }
+
+    /// The short id of each trace of the run (see `Store::short_id`); none when the store
+    /// cannot say.
+    fn short_ids(&self) -> HashMap<TraceId, String> {
+        let Ok(store) = Store::open_existing(&self.globals.store) else {
+            return HashMap::new();
+        };
+        self.outcome
+            .traces
+            .iter()
+            .filter_map(|t| {
+                let id = t.trace.trace_id;
+                store.short_id(id).ok().map(|short| (id, short))
+            })
+            .collect()
     }
 
     fn docs(&mut self) -> Result<&[TraceDoc], Error> {

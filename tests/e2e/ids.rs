@@ -97,3 +97,27 @@ fn an_ambiguous_suffix_lists_its_candidates_and_exits_2() {
     }
     assert_eq!(env.list_json(&[]).len(), 3, "nothing was deleted");
 }
+
+#[test]
+fn runs_tree_header_prints_the_short_id_that_show_accepts() {
+    let env = TestEnv::new().workflow(
+        "w.yaml",
+        "name: Short\nsteps:\n  - id: a\n    run: [\"true\"]\n",
+    );
+    let out = env.run_with(&["run", "w.yaml"], |c| {
+        c.env("COLUMNS", "100");
+    });
+    assert_exit(&out, 0);
+    let tree = stdout(&out);
+    let header = tree.lines().nth(1).unwrap_or_default();
+    let (short, full) = header
+        .trim()
+        .split_once(" · ")
+        .unwrap_or_else(|| panic!("no short id in the run's tree header: {tree}"));
+    assert!(
+        full.starts_with("trace_") && full.ends_with(short),
+        "{header}"
+    );
+    assert!(short.len() >= 6 && short.len() < 32, "{header}");
+    assert_eq!(env.show_json(short)["trace_id"], full);
+}
