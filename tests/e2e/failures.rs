@@ -321,3 +321,40 @@ fn a_failure_inside_nested_spans_is_reported_once_where_it_happened() {
         );
     }
 }
+
+/// Sent to `serve` as plain OTLP (an `export --format otlp-json` file, without the trace row a
+/// pushing run sends), a failed trace is explained by the span where the failure happened, not
+/// by the outermost span around it, whose error only points there.
+#[test]
+fn an_ingested_failed_trace_is_explained_where_the_failure_happened() {
+    let env = TestEnv::new().workflow("nested.yaml", NESTED);
+    assert_exit(&env.run(&["run", "nested.yaml", "--format", "none"]), 1);
+    let file = env.path().join("nested.otlp.json");
+    let out = env.run(&[
+        "export",
+        "last",
+        "--format",
+        "otlp-json",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert_exit(&out, 0);
+    let body = std::fs::read(&file).unwrap();
+    let id = env.show_json("last")["trace_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let server = TestEnv::new();
+    let served = crate::support::serve::Served::start(&server, &[]);
+    let r = served.post("/v1/traces", "application/json", &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    served.stop();
+    let shown = server.show_json(&id);
+    assert_eq!(shown["status"], "error");
+    let message = shown["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("span `boom` failed:") && message.contains("disk full"),
+        "{message}"
+    );
+}

@@ -160,14 +160,18 @@ fn settle(tx: &mut Transaction<'_>, traces: &[TraceId]) -> Result<(), postgres::
         number("{cost_usd}"),
     );
     let totals = tx.query(&sql, &[&ids])?;
-    // The first failed span of each trace, outermost first, explains a failed trace.
+    // The span where the failure happened explains a failed trace: the first failed span,
+    // outermost first, that does not point at another (`caused_by`, see trace/failure.rs).
     let mut failed: HashMap<String, (String, Option<String>)> = HashMap::new();
     for r in tx.query(
         "SELECT DISTINCT ON (trace_id) trace_id, name,
                 CASE WHEN error IS NOT NULL AND jsonb_typeof(error::jsonb) = 'object'
                      THEN error::jsonb ->> 'message' END
          FROM spans WHERE trace_id = ANY($1) AND status = 'error'
-         ORDER BY trace_id, started_at, seq",
+         ORDER BY trace_id,
+                  (CASE WHEN error IS NOT NULL AND jsonb_typeof(error::jsonb) = 'object'
+                        THEN error::jsonb -> 'data' ->> 'caused_by' END) IS NOT NULL,
+                  started_at, seq",
         &[&ids],
     )? {
         failed.insert(r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?));

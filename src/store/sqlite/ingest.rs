@@ -185,11 +185,14 @@ fn settle(tx: &Transaction<'_>, trace_id: TraceId) -> rusqlite::Result<()> {
     let Some(totals) = row else {
         return Ok(());
     };
-    // The first failed span, outermost first, explains a failed trace.
+    // The span where the failure happened explains a failed trace: the first failed span,
+    // outermost first, that does not point at another (`caused_by`, see trace/failure.rs).
     let failed: Option<(String, Option<String>)> = tx
         .prepare_cached(
             "SELECT name, json_extract(error, '$.message') FROM spans
-             WHERE trace_id = ?1 AND status = 'error' ORDER BY started_at, seq LIMIT 1",
+             WHERE trace_id = ?1 AND status = 'error'
+             ORDER BY json_extract(error, '$.data.caused_by') IS NOT NULL, started_at, seq
+             LIMIT 1",
         )?
         .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
