@@ -6,6 +6,7 @@
 //! server and report usage. Messages use the OpenAI wire shape so that the recorded request is
 //! exactly what was sent.
 
+pub mod mcp;
 pub mod offline;
 pub mod openai;
 pub mod replay;

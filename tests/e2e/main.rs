@@ -32,6 +32,7 @@ mod interruption;
 // Which module of `src/` may import which.
 mod layers;
 mod list;
+mod mcp;
 mod nesting;
 mod otlp;
 mod processes;
