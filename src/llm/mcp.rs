@@ -1,5 +1,6 @@
-//! MCP tool servers (issue 18, first part): a client for one stdio server, through the
-//! official Rust SDK (`rmcp`), not hand-written JSON-RPC. It starts the server, initialises,
+//! MCP tool servers (issue 18, first part): a client for one server, over stdio or streamable
+//! HTTP, through the official Rust SDK (`rmcp`), not hand-written JSON-RPC. It starts the
+//! server (or connects to it), initialises,
 //! lists its tools once, calls them with a timeout and shuts the server down; what a model
 //! gets back from a call is its text and structured content, other content types as a short
 //! placeholder. The workflow keys (`mcp_servers:`, an agent's `mcp:`) and the tracing are to
@@ -10,7 +11,8 @@ use std::time::Duration;
 
 use rmcp::model::{CallToolRequestParams, ContentBlock};
 use rmcp::service::RunningService;
-use rmcp::transport::TokioChildProcess;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{IntoTransport, StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Map, Value};
 
@@ -73,6 +75,50 @@ impl McpClient {
         }
         let transport = TokioChildProcess::new(cmd)
             .map_err(|e| fail(format!("cannot start `{program}`: {e}")))?;
+        McpClient::initialise(&server.name, transport, timeout).await
+    }
+
+    /// Connects to a streamable HTTP server at `url` (sending `headers` with every request),
+    /// initialises the session and lists its tools, within `timeout`.
+    pub async fn connect(
+        name: &str,
+        url: &str,
+        headers: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<McpClient, McpError> {
+        let fail = |message: String| McpError {
+            server: name.to_string(),
+            message,
+        };
+        let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_string());
+        for (key, value) in headers {
+            let header = reqwest::header::HeaderName::try_from(key.as_str())
+                .map_err(|e| fail(format!("header `{key}`: {e}")))?;
+            let value = reqwest::header::HeaderValue::try_from(value.as_str())
+                .map_err(|_| fail(format!("header `{key}`: not a valid header value")))?;
+            config.custom_headers.insert(header, value);
+        }
+        // The SDK's HTTP client is reqwest's default one, which needs the process's TLS
+        // crypto provider (the model client's) installed first.
+        super::openai::install_crypto_provider();
+        let transport = StreamableHttpClientTransport::from_config(config);
+        McpClient::initialise(name, transport, timeout).await
+    }
+
+    /// Initialises a session over `transport` and lists the server's tools, within `timeout`.
+    async fn initialise<T, E, A>(
+        name: &str,
+        transport: T,
+        timeout: Duration,
+    ) -> Result<McpClient, McpError>
+    where
+        T: IntoTransport<RoleClient, E, A>,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let fail = |message: String| McpError {
+            server: name.to_string(),
+            message,
+        };
         let started = async {
             let service = ().serve(transport).await.map_err(|e| e.to_string())?;
             let tools = service
@@ -94,7 +140,7 @@ impl McpClient {
             })
             .collect();
         Ok(McpClient {
-            name: server.name.clone(),
+            name: name.to_string(),
             service,
             tools,
         })

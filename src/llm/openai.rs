@@ -59,7 +59,7 @@ pub struct OpenAiModel {
 static CRYPTO: Once = Once::new();
 
 /// rustls needs a process-wide crypto provider before the first TLS client is built.
-fn install_crypto_provider() {
+pub(crate) fn install_crypto_provider() {
     CRYPTO.call_once(|| {
         // An error only means another provider was installed first, which is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();

@@ -209,3 +209,85 @@ fn a_server_that_cannot_start_exits_at_once_or_never_answers_is_a_clear_error() 
     }
     assert!(!alive(), "the hung server was left running");
 }
+
+/// server-everything over streamable HTTP, started by the test on a free port of 127.0.0.1 and
+/// killed by its PID when the test ends.
+struct HttpEverything(std::process::Child, u16);
+
+impl HttpEverything {
+    fn start(everything: &str) -> HttpEverything {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let preload =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/listen-local.cjs");
+        let child = std::process::Command::new("node")
+            .arg("--require")
+            .arg(&preload)
+            .args([everything, "streamableHttp"])
+            .env("PORT", port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = HttpEverything(child, port);
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server-everything did not listen on 127.0.0.1:{port}");
+    }
+}
+
+impl Drop for HttpEverything {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn real_mcp_everything_server_over_streamable_http_lists_and_calls_its_tools() {
+    let Some(everything) = installed("AGENTRACE_MCP_EVERYTHING") else {
+        return;
+    };
+    let server = HttpEverything::start(&everything);
+    let url = format!("http://127.0.0.1:{}/mcp", server.1);
+    block_on(async {
+        let headers = [("X-Agentrace-Test".to_string(), "1".to_string())];
+        let client = McpClient::connect("everything-http", &url, &headers, Duration::from_secs(30))
+            .await
+            .unwrap();
+        let names: Vec<&str> = client.tools().iter().map(|t| t.name.as_str()).collect();
+        assert!(names.contains(&"get-sum"), "{names:?}");
+        let sum = client
+            .call("get-sum", args(json!({"a": 2, "b": 40})), SECONDS_10)
+            .await
+            .unwrap();
+        assert!(sum.text.contains("42"), "{sum:?}");
+        client.shutdown().await;
+
+        // Nothing listening: a clear error naming the server.
+        let e = McpClient::connect(
+            "gone",
+            "http://127.0.0.1:9/mcp",
+            &[],
+            Duration::from_secs(5),
+        )
+        .await
+        .err()
+        .expect("nothing listens on port 9");
+        assert!(e.to_string().starts_with("MCP server `gone`:"), "{e}");
+        // A header that HTTP cannot carry is refused before any request.
+        let bad = [("X-Bad".to_string(), "line\nbreak".to_string())];
+        let e = McpClient::connect("bad", &url, &bad, Duration::from_secs(5))
+            .await
+            .err()
+            .expect("a bad header value");
+        assert!(e.to_string().contains("header `X-Bad`"), "{e}");
+    });
+}
