@@ -295,6 +295,7 @@ fn build_engine(
 struct Finished<'a> {
     outcome: &'a RunOutcome,
     globals: &'a Globals,
+    store: Option<Store>,
     docs: Option<Vec<TraceDoc>>,
 }
 
@@ -303,32 +304,39 @@ impl<'a> Finished<'a> {
         Finished {
             outcome,
             globals,
+            store: None,
             docs: None,
         }
     }
 
-    /// The short id of each trace of the run (see `Store::short_id`); none when the store
-    /// cannot say.
-    fn short_ids(&self) -> HashMap<TraceId, String> {
-        let Ok(store) = Store::open_existing(&self.globals.store) else {
-            return HashMap::new();
+    /// The store the run wrote, opened once for everything read back from it.
+    fn store(&mut self) -> Result<&Store, Error> {
+        let store = match self.store.take() {
+            Some(store) => store,
+            None => Store::open_existing(&self.globals.store)?,
         };
-        self.outcome
+        Ok(self.store.insert(store))
+    }
+
+    /// The short id of each trace of the run, as `show` prints it; none when the store
+    /// cannot say.
+    fn short_ids(&mut self) -> HashMap<TraceId, String> {
+        let ids: Vec<TraceId> = self
+            .outcome
             .traces
             .iter()
-            .filter_map(|t| {
-                let id = t.trace.trace_id;
-                store.short_id(id).ok().map(|short| (id, short))
-            })
-            .collect()
+            .map(|t| t.trace.trace_id)
+            .collect();
+        self.store().map(|s| s.short_ids(ids)).unwrap_or_default()
     }
 
     fn docs(&mut self) -> Result<&[TraceDoc], Error> {
         let docs = match self.docs.take() {
             Some(docs) => docs,
             None => {
-                let store = Store::open_existing(&self.globals.store)?;
-                self.outcome
+                let outcome = self.outcome;
+                let store = self.store()?;
+                outcome
                     .traces
                     .iter()
                     .map(|t| store.load(t.trace.trace_id))

@@ -76,13 +76,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
         events: !args.no_events,
         // Only the tree prints them; JSON keeps full ids.
         short_ids: match args.format {
-            ShowFormat::Tree => docs
-                .iter()
-                .filter_map(|d| {
-                    let id = d.trace.trace_id;
-                    store.short_id(id).ok().map(|short| (id, short))
-                })
-                .collect(),
+            ShowFormat::Tree => store.short_ids(docs.iter().map(|d| d.trace.trace_id)),
             ShowFormat::Json => Default::default(),
         },
     };

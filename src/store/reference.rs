@@ -138,6 +138,17 @@ impl Store {
         Ok(full)
     }
 
+    /// [`Store::short_id`] of each of `ids`, for a tree's header; an id the store cannot
+    /// shorten is left out, and the header prints it whole.
+    pub fn short_ids(
+        &self,
+        ids: impl IntoIterator<Item = TraceId>,
+    ) -> std::collections::HashMap<TraceId, String> {
+        ids.into_iter()
+            .filter_map(|id| self.short_id(id).ok().map(|short| (id, short)))
+            .collect()
+    }
+
     /// The experiment `reference` names: its id, a unique prefix of its id (with or without
     /// `exp_`, at least 4 hex digits), or its name (the newest experiment of that name).
     pub fn find_experiment(&self, reference: &str) -> Result<Experiment, StoreError> {
