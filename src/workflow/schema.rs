@@ -36,6 +36,8 @@ pub struct Workflow {
     pub provider: Option<Provider>,
     /// Function tools agents may call: name → definition.
     pub tools: IndexMap<String, ToolDef>,
+    /// MCP tool servers agents may use (`mcp_servers:`): name → definition.
+    pub mcp_servers: IndexMap<String, McpServerDef>,
     pub agents: IndexMap<String, AgentDef>,
     /// Always at least one: a file with top-level `steps:` holds one trace named after the
     /// workflow.
@@ -109,7 +111,71 @@ pub struct Provider {
     pub headers: IndexMap<String, String>,
     /// Whether model calls stream (default true; `false` for servers that cannot).
     pub stream: Option<bool>,
+    /// Which OpenAI API agent steps call: `chat` (Chat Completions, the default) or
+    /// `responses` (the Responses API).
+    pub api: Option<Located<Api>>,
     pub loc: Loc,
+}
+
+/// The OpenAI API a provider's model calls go to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Api {
+    /// `/v1/chat/completions`.
+    #[default]
+    Chat,
+    /// `/v1/responses`, stateless (`store: false`, the conversation in `input`).
+    Responses,
+}
+
+impl Api {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Api::Chat => "chat",
+            Api::Responses => "responses",
+        }
+    }
+}
+
+/// An MCP tool server (`mcp_servers: {NAME: ...}`): started (stdio) or connected to (streamable
+/// HTTP) at its first use in a run, its tools listed once and kept for the run.
+#[derive(Clone, Debug)]
+pub struct McpServerDef {
+    pub name: Located<String>,
+    pub transport: McpTransport,
+    /// Tools of the server offered at all (none = every tool); agents may narrow further.
+    pub allowed_tools: Option<Vec<Located<String>>>,
+    /// Tools of the server never offered.
+    pub blocked_tools: Vec<Located<String>>,
+    /// How long starting, initialising and listing the tools may take (default 30 s).
+    pub startup_timeout: Option<Located<Duration>>,
+    /// How long one `tools/call` may take (default 60 s).
+    pub call_timeout: Option<Located<Duration>>,
+    pub loc: Loc,
+}
+
+#[derive(Clone, Debug)]
+pub enum McpTransport {
+    /// `command: [argv]` (no shell), `env:` (values may hold `${VAR}` from agentrace's own
+    /// environment), `cwd:` (relative to the workflow file's directory).
+    Stdio {
+        command: Vec<Located<String>>,
+        env: IndexMap<String, Located<String>>,
+        cwd: Option<Located<String>>,
+    },
+    /// `url:` and `headers:` (values may hold `${VAR}` from the environment).
+    Http {
+        url: Located<String>,
+        headers: IndexMap<String, Located<String>>,
+    },
+}
+
+/// One entry of an agent's `mcp:`: a server name, or `{server, allowed_tools, blocked_tools}`
+/// to narrow what that agent is offered.
+#[derive(Clone, Debug)]
+pub struct AgentMcp {
+    pub server: Located<String>,
+    pub allowed_tools: Option<Vec<Located<String>>>,
+    pub blocked_tools: Vec<Located<String>>,
 }
 
 /// A function tool: offered to the model with its JSON Schema, run as a process that reads the
@@ -139,6 +205,8 @@ pub struct AgentDef {
     pub provider: Option<Provider>,
     /// Names of workflow `tools:` this agent may call.
     pub tools: Vec<Located<String>>,
+    /// MCP servers whose tools this agent may call.
+    pub mcp: Vec<AgentMcp>,
     /// Agents this one may hand the conversation to (offered as `transfer_to_<agent>` tools).
     pub handoffs: Vec<Located<String>>,
     /// Told to other agents' models when they may hand off to this one.

@@ -40,6 +40,7 @@ impl Parser<'_> {
                     seed: None,
                     provider: None,
                     tools: Vec::new(),
+                    mcp: Vec::new(),
                     handoffs: Vec::new(),
                     handoff_description: None,
                     output_schema: None,
@@ -62,6 +63,7 @@ impl Parser<'_> {
                         seed: f.value("seed").and_then(|n| self.seed(n)),
                         provider: f.value("provider").and_then(|n| self.provider(n)),
                         tools: self.names(&f, "tools", "tool"),
+                        mcp: Vec::new(),
                         handoffs: self.names(&f, "handoffs", "agent"),
                         handoff_description: self
                             .opt_text(&f, "handoff_description")

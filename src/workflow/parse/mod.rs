@@ -227,6 +227,7 @@ impl Parser<'_> {
             model,
             provider,
             tools,
+            mcp_servers: IndexMap::new(),
             agents,
             traces,
             timeout,
@@ -301,6 +302,7 @@ impl Parser<'_> {
                 .map(|(k, v)| (k, v.value))
                 .collect(),
             stream: f.value("stream").and_then(|n| self.boolean("stream", n)),
+            api: None,
             loc: node.loc,
         })
     }
