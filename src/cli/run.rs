@@ -517,10 +517,14 @@ async fn drive(engine: &Engine, sinks: Vec<Arc<dyn Sink>>) -> RunOutcome {
     tokio::pin!(run);
     loop {
         tokio::select! {
-            outcome = &mut run => return outcome,
+            outcome = &mut run => {
+                engine.shutdown().await;
+                return outcome;
+            }
             () = next(&mut sigint) => {
                 if cancel.is_cancelled() {
                     eprintln!("interrupted again: exiting now");
+                    crate::llm::mcp::kill_all_now();
                     std::process::exit(ExitCode::Interrupted.code());
                 }
                 eprintln!("interrupted: cancelling the run (Ctrl-C again to exit at once)");

@@ -214,7 +214,9 @@ impl TraceRun<'_> {
             Some(i) => self.render(frame, "instructions", i.loc, &i.value).await?,
             None => String::new(),
         };
-        let tools = self.tool_specs(def);
+        let mut tools = self.tool_specs(def);
+        let mcp = self.mcp_offer(frame, span, def, &tools).await?;
+        tools.extend(mcp.specs.iter().cloned());
         let retry =
             RetryPolicy::resolve(&[convo.retry.as_ref(), def.retry.as_ref(), wf.retry.as_ref()]);
         loop {
@@ -307,11 +309,15 @@ impl TraceRun<'_> {
                     }
                 }
             }
-            let outcomes = futures::future::join_all(
-                pending
-                    .iter()
-                    .map(|(_, call)| self.call_tool(frame, span, def, call)),
-            )
+            let outcomes = futures::future::join_all(pending.iter().map(|(_, call)| {
+                let server = mcp.server_of(&call.function.name);
+                async move {
+                    match server {
+                        Some(server) => self.call_mcp_tool(frame, span, server, call).await,
+                        None => self.call_tool(frame, span, def, call).await,
+                    }
+                }
+            }))
             .await;
             for ((i, _), outcome) in pending.iter().zip(outcomes) {
                 results[*i] = Some(outcome?);

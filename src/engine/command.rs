@@ -125,7 +125,7 @@ fn die_with_this_process(_cmd: &mut tokio::process::Command) {}
 
 /// The workflow file's directory, absolute, so that a relative program path resolves the same
 /// way whatever the current directory of the child.
-fn workflow_dir(path: &Path) -> PathBuf {
+pub(crate) fn workflow_dir(path: &Path) -> PathBuf {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),

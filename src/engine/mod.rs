@@ -11,6 +11,7 @@ mod expect;
 mod flow;
 mod join;
 mod limits;
+mod mcp;
 pub mod models;
 mod path;
 mod retry;
@@ -151,6 +152,8 @@ pub struct Engine {
     pub(crate) limiter: Option<Arc<tokio::sync::Semaphore>>,
     /// The trace being recorded, for events that come from outside any step (budgets).
     pub(crate) current: Arc<Mutex<Option<crate::trace::Recorder>>>,
+    /// MCP tool servers, started at first use and shared by every run of the workflow.
+    pub(crate) mcp: Arc<mcp::McpServers>,
 }
 
 /// The run's vars: the workflow's defaults, `--var`s over them (declared ones only), then the
@@ -240,6 +243,7 @@ impl Engine {
                 );
             }
         }
+        let mcp = Arc::new(mcp::McpServers::resolve(&wf, &models::used_agents(&wf))?);
         let models = match &opts.replay {
             Some(recording) => Models::replay(&wf, recording.clone()),
             None => Models::resolve(&wf, opts.offline)?,
@@ -250,6 +254,7 @@ impl Engine {
             budget: limits::Budget::new(&wf, None, None),
             limiter: None,
             current: Arc::new(Mutex::new(None)),
+            mcp,
             wf: Arc::new(wf),
             templates: Templates::new(),
             models,
@@ -287,6 +292,7 @@ impl Engine {
             budget: limits::Budget::new(&self.wf, opts.max_tokens, opts.max_cost_usd),
             limiter: limit.map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize))),
             current: Arc::new(Mutex::new(None)),
+            mcp: self.mcp.clone(),
             wf: self.wf.clone(),
             templates: self.templates.clone(),
             models: self.models.clone(),
@@ -346,6 +352,13 @@ impl Engine {
     pub fn with_text_stream(mut self, on_text: Arc<StreamFn>) -> Self {
         self.on_text = Some(on_text);
         self
+    }
+
+    /// Stops the MCP servers the run started (every engine made from this one shares them):
+    /// call it once the last run is over, before the process exits, whatever way the run
+    /// ended.
+    pub async fn shutdown(&self) {
+        self.mcp.shutdown().await;
     }
 
     /// Runs every trace of the workflow in order; stops at the first that fails or is

@@ -71,7 +71,7 @@ fn endpoint(provider: Option<&Provider>) -> Result<Endpoint, Error> {
 }
 
 /// The agents steps name, the judges of scores, and every agent they can hand off to.
-fn used_agents(wf: &Workflow) -> Vec<&str> {
+pub(crate) fn used_agents(wf: &Workflow) -> Vec<&str> {
     let mut used: Vec<&str> = Vec::new();
     for step in wf.all_steps() {
         if let StepKind::Agent { agent, .. } = &step.kind

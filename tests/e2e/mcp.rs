@@ -69,6 +69,7 @@ fn real_mcp_time_server_lists_its_tools_and_answers_a_call() {
             .call(
                 "get_current_time",
                 args(json!({"timezone": "Asia/Kolkata"})),
+                None,
                 SECONDS_10,
             )
             .await
@@ -90,6 +91,7 @@ fn real_mcp_time_server_lists_its_tools_and_answers_a_call() {
             .call(
                 "get_current_time",
                 args(json!({"timezone": "Mars/Olympus"})),
+                None,
                 SECONDS_10,
             )
             .await
@@ -100,6 +102,7 @@ fn real_mcp_time_server_lists_its_tools_and_answers_a_call() {
             .call(
                 "get_current_time",
                 args(json!({"timezone": "UTC"})),
+                None,
                 SECONDS_10,
             )
             .await
@@ -126,13 +129,18 @@ fn real_mcp_everything_server_over_stdio_gives_text_and_a_placeholder_for_an_ima
         let names: Vec<&str> = client.tools().iter().map(|t| t.name.as_str()).collect();
         assert!(names.contains(&"echo"), "{names:?}");
         let echo = client
-            .call("echo", args(json!({"message": "hello MCP"})), SECONDS_10)
+            .call(
+                "echo",
+                args(json!({"message": "hello MCP"})),
+                None,
+                SECONDS_10,
+            )
             .await
             .unwrap();
         assert!(echo.text.contains("hello MCP"), "{echo:?}");
         assert!(!echo.is_error);
         let image = client
-            .call("get-tiny-image", Map::new(), SECONDS_10)
+            .call("get-tiny-image", Map::new(), None, SECONDS_10)
             .await
             .unwrap();
         assert!(image.text.contains("[image: image/png]"), "{image:?}");
@@ -141,7 +149,9 @@ fn real_mcp_everything_server_over_stdio_gives_text_and_a_placeholder_for_an_ima
             "no base64 for the model: {image:?}"
         );
         // An unknown tool is a protocol error, said in one line with the server's name.
-        let unknown = client.call("no-such-tool", Map::new(), SECONDS_10).await;
+        let unknown = client
+            .call("no-such-tool", Map::new(), None, SECONDS_10)
+            .await;
         match unknown {
             Err(e) => assert!(e.to_string().starts_with("MCP server `everything`:"), "{e}"),
             Ok(r) => assert!(r.is_error, "{r:?}"),
@@ -265,7 +275,7 @@ fn real_mcp_everything_server_over_streamable_http_lists_and_calls_its_tools() {
         let names: Vec<&str> = client.tools().iter().map(|t| t.name.as_str()).collect();
         assert!(names.contains(&"get-sum"), "{names:?}");
         let sum = client
-            .call("get-sum", args(json!({"a": 2, "b": 40})), SECONDS_10)
+            .call("get-sum", args(json!({"a": 2, "b": 40})), None, SECONDS_10)
             .await
             .unwrap();
         assert!(sum.text.contains("42"), "{sum:?}");
@@ -290,4 +300,160 @@ fn real_mcp_everything_server_over_streamable_http_lists_and_calls_its_tools() {
             .expect("a bad header value");
         assert!(e.to_string().contains("header `X-Bad`"), "{e}");
     });
+}
+
+/// The fixture server (tests/support/mcp_fixture.py) run by the Python of the venv that
+/// ci/mcp-servers.sh installs (`mcp` 2.x is there for mcp-server-time).
+pub(crate) fn fixture_argv() -> Option<Vec<String>> {
+    let time = installed("AGENTRACE_MCP_TIME")?;
+    let python = std::path::Path::new(&time).with_file_name("python");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/mcp_fixture.py");
+    Some(vec![
+        python.to_string_lossy().into_owned(),
+        script.to_string_lossy().into_owned(),
+    ])
+}
+
+fn pgrep(pattern: &str) -> bool {
+    std::process::Command::new("pgrep")
+        .args(["-f", pattern])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Waits up to 5 s for no process to match `pattern`; whether none does.
+pub(crate) fn gone(pattern: &str) -> bool {
+    for _ in 0..100 {
+        if !pgrep(pattern) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn the_trace_context_reaches_the_server_and_a_dying_server_is_explained_by_its_stderr() {
+    let Some(argv) = fixture_argv() else {
+        return;
+    };
+    block_on(async {
+        let server = StdioServer {
+            name: "fixture".into(),
+            command: argv,
+            ..Default::default()
+        };
+        let client = McpClient::start(&server, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(client.protocol_version().is_some());
+        let tp = "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01";
+        let seen = client
+            .call("traceparent", Map::new(), Some(tp), SECONDS_10)
+            .await
+            .unwrap();
+        assert_eq!(seen.text, tp, "{seen:?}");
+        let none = client
+            .call("traceparent", Map::new(), None, SECONDS_10)
+            .await
+            .unwrap();
+        assert_eq!(none.text, "none");
+
+        let failed = client
+            .call("fail", args(json!({"reason": "no"})), None, SECONDS_10)
+            .await
+            .unwrap();
+        assert!(failed.is_error, "{failed:?}");
+        assert!(failed.text.contains("cannot do it: no"), "{failed:?}");
+
+        let sum = client
+            .call("add", args(json!({"a": 2, "b": 3})), None, SECONDS_10)
+            .await
+            .unwrap();
+        assert_eq!(sum.structured, Some(json!({"sum": 5})), "{sum:?}");
+
+        let hung = client
+            .call("hang", Map::new(), None, Duration::from_millis(300))
+            .await
+            .expect_err("a call that never answers times out");
+        assert!(hung.to_string().contains("did not answer within"), "{hung}");
+
+        let died = client
+            .call("die", Map::new(), None, SECONDS_10)
+            .await
+            .expect_err("a server that dies mid-call");
+        assert!(
+            died.to_string().starts_with("MCP server `fixture`:"),
+            "{died}"
+        );
+        assert!(
+            died.to_string()
+                .contains("the server closed the connection"),
+            "{died}"
+        );
+        assert!(
+            died.stderr_tail
+                .as_deref()
+                .is_some_and(|t| t.ends_with("fixture: going down on purpose")),
+            "{died:?}"
+        );
+        client.shutdown().await;
+    });
+
+    // Stderr before the server speaks MCP explains why it did not start.
+    let mut argv = fixture_argv().unwrap();
+    argv.push("--stderr-and-exit".into());
+    let server = StdioServer {
+        name: "fixture".into(),
+        command: argv,
+        ..Default::default()
+    };
+    let e = block_on(McpClient::start(&server, SECONDS_10))
+        .err()
+        .expect("exits before initialising");
+    assert!(
+        e.stderr_tail
+            .as_deref()
+            .is_some_and(|t| t.contains("missing configuration FIXTURE_CONFIG")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn shutting_down_a_server_stops_what_it_started_too() {
+    let Some(argv) = fixture_argv() else {
+        return;
+    };
+    // A server behind a wrapper script that leaves a child of its own running.
+    let script = format!("sleep 43.75 & exec {} {}", argv[0], argv[1]);
+    let server = StdioServer {
+        name: "wrapped".into(),
+        command: vec!["sh".into(), "-c".into(), script],
+        ..Default::default()
+    };
+    block_on(async {
+        let client = McpClient::start(&server, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(pgrep("sleep 43.75"));
+        client.shutdown().await;
+    });
+    assert!(
+        gone("sleep 43.75"),
+        "the server's own child was left running"
+    );
+
+    // Dropped without a shutdown (a run torn down): killed as well.
+    block_on(async {
+        let client = McpClient::start(&server, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(pgrep("sleep 43.75"));
+        drop(client);
+    });
+    assert!(
+        gone("sleep 43.75"),
+        "a dropped server's child was left running"
+    );
 }

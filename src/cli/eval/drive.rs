@@ -305,6 +305,7 @@ pub(crate) fn drive(
                 () = next(&mut sigint) => {
                     if ctx.cancel.is_cancelled() {
                         eprintln!("\ninterrupted again: exiting now");
+                        crate::llm::mcp::kill_all_now();
                         std::process::exit(ExitCode::Interrupted.code());
                     }
                     eprintln!("\ninterrupted: cancelling the running cases (Ctrl-C again to exit at once; `--resume {}` continues)", experiment.id);
@@ -316,6 +317,7 @@ pub(crate) fn drive(
                 }
             }
         }
+        ctx.prototype.shutdown().await;
     });
     if live {
         eprint!("\r\x1b[2K");
