@@ -33,6 +33,7 @@ mod interruption;
 mod layers;
 mod list;
 mod mcp;
+mod mcp_agents;
 mod nesting;
 mod otlp;
 mod processes;

@@ -13,7 +13,7 @@ use crate::support::*;
 
 /// The path a `real_mcp_*` test needs, or `None` (a note) on a developer's machine without it;
 /// under CI its absence fails the test, since .ci/run installs the servers.
-fn installed(var: &str) -> Option<String> {
+pub(crate) fn installed(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(path) if !path.is_empty() => Some(path),
         _ => {
@@ -222,10 +222,10 @@ fn a_server_that_cannot_start_exits_at_once_or_never_answers_is_a_clear_error() 
 
 /// server-everything over streamable HTTP, started by the test on a free port of 127.0.0.1 and
 /// killed by its PID when the test ends.
-struct HttpEverything(std::process::Child, u16);
+pub(crate) struct HttpEverything(std::process::Child, pub(crate) u16);
 
 impl HttpEverything {
-    fn start(everything: &str) -> HttpEverything {
+    pub(crate) fn start(everything: &str) -> HttpEverything {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()

@@ -4,7 +4,8 @@ installed by ci/mcp-servers.sh in the venv of mcp-server-time).
 Tools: `traceparent` (the `params._meta.traceparent` the call came with), `fail` (a result with
 isError), `hang` (never answers), `die` (the process exits mid-call, after a line on stderr),
 `add` (a structured result). `--stderr-and-exit` writes to stderr and exits before speaking
-MCP; `--tool NAME` adds a tool of that name (for name clashes).
+MCP; `--tool NAME` adds a tool of that name (for name clashes); `--http PORT` serves streamable
+HTTP on 127.0.0.1:PORT/mcp instead of stdio (`header` then answers a request header).
 """
 
 import os
@@ -50,6 +51,17 @@ def add(a: int, b: int) -> dict[str, int]:
     return {"sum": a + b}
 
 
+@server.tool(description="The value of a request header (HTTP), or `none`.")
+def header(name: str, ctx: Context) -> str:
+    headers = ctx.headers or {}
+    return headers.get(name.lower(), headers.get(name, "none"))
+
+
+@server.tool(description="The server's process id.")
+def pid() -> str:
+    return str(os.getpid())
+
+
 @server.tool(description="The value of an environment variable, or `unset`.")
 def env(name: str) -> str:
     return os.environ.get(name, "unset")
@@ -63,4 +75,8 @@ if __name__ == "__main__":
     if "--tool" in args:
         extra = args[args.index("--tool") + 1]
         server.add_tool(lambda: "extra", name=extra, description="An extra tool.")
-    server.run("stdio")
+    if "--http" in args:
+        port = int(args[args.index("--http") + 1])
+        server.run("streamable-http", host="127.0.0.1", port=port)
+    else:
+        server.run("stdio")
