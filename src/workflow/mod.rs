@@ -10,6 +10,7 @@ pub mod error;
 pub mod expect;
 #[cfg(test)]
 mod fuzz;
+pub mod mcp;
 pub mod node;
 pub mod parse;
 pub mod schema;

@@ -15,6 +15,7 @@ pub(super) const AGENT_KEYS: &[&str] = &[
     "seed",
     "provider",
     "tools",
+    "mcp",
     "handoffs",
     "handoff_description",
     "output_schema",
@@ -63,7 +64,7 @@ impl Parser<'_> {
                         seed: f.value("seed").and_then(|n| self.seed(n)),
                         provider: f.value("provider").and_then(|n| self.provider(n)),
                         tools: self.names(&f, "tools", "tool"),
-                        mcp: Vec::new(),
+                        mcp: self.agent_mcp(&f),
                         handoffs: self.names(&f, "handoffs", "agent"),
                         handoff_description: self
                             .opt_text(&f, "handoff_description")

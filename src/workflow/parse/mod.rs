@@ -9,7 +9,7 @@
 //! The parser is one `Parser` whose methods are spread over this folder by what they read: this
 //! file holds the entry point, the checks every mapping goes through and the workflow's top level;
 //! `steps` the steps and traces, `agents` the agents and their scripted turns, `tools` the
-//! tool definitions, `values` single values (text, numbers, durations, lists of names),
+//! tool definitions, `mcp` the MCP servers and an agent's `mcp:`, `values` single values (text, numbers, durations, lists of names),
 //! `expect` the `expect:` checks and `scores` the `scores:` lists.
 
 use std::path::PathBuf;
@@ -25,6 +25,7 @@ use expect::Level;
 
 mod agents;
 mod expect;
+mod mcp;
 mod scores;
 mod steps;
 #[cfg(test)]
@@ -41,6 +42,7 @@ const TOP_KEYS: &[&str] = &[
     "model",
     "provider",
     "tools",
+    "mcp_servers",
     "agents",
     "steps",
     "traces",
@@ -199,6 +201,7 @@ impl Parser<'_> {
         let model = self.opt_text(&f, "model");
         let provider = f.value("provider").and_then(|node| self.provider(node));
         let tools = self.tools(&f);
+        let mcp_servers = self.mcp_servers(&f);
         let agents = self.agents(&f);
         let traces = self.traces(&f, root, &name);
         let timeout = f
@@ -227,7 +230,7 @@ impl Parser<'_> {
             model,
             provider,
             tools,
-            mcp_servers: IndexMap::new(),
+            mcp_servers,
             agents,
             traces,
             timeout,

@@ -212,14 +212,9 @@ impl Parser<'_> {
             "a"
         };
         for item in items {
-            match item.scalar_text(self.source) {
-                Some(name) if !name.is_empty() => out.push(Located::new(name, item.loc)),
-                text => {
-                    let found = if text.is_some() {
-                        "an empty string"
-                    } else {
-                        item.describe()
-                    };
+            match self.name_item(item) {
+                Ok(name) => out.push(name),
+                Err(found) => {
                     self.error(
                         item.loc,
                         format!("each `{key}:` item must be {article} {what} name, found {found}"),
@@ -228,6 +223,16 @@ impl Parser<'_> {
             }
         }
         out
+    }
+
+    /// One item of a list of names: a non-empty string (a number or boolean as written), or
+    /// what was found instead, for the message.
+    pub(super) fn name_item(&self, item: &Node) -> Result<Located<String>, &'static str> {
+        match item.scalar_text(self.source) {
+            Some(name) if !name.is_empty() => Ok(Located::new(name, item.loc)),
+            Some(_) => Err("an empty string"),
+            None => Err(item.describe()),
+        }
     }
 
     /// An argv list (`run: [prog, arg]`, a tool's `command:`): not empty, and each argument a

@@ -317,7 +317,9 @@ impl<'w> Validator<'w> {
                 MockTurn::Text(_) => {}
                 MockTurn::ToolCalls(calls) => {
                     for call in calls {
-                        if !wf.tools.contains_key(&call.name.value) {
+                        let by_mcp =
+                            current.is_some_and(|a| self.mcp_may_offer(a, &call.name.value));
+                        if !wf.tools.contains_key(&call.name.value) && !by_mcp {
                             self.unknown_tool(&call.name);
                         }
                     }

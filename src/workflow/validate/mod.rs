@@ -11,8 +11,9 @@
 //! The checks are methods of one `Validator` spread over this folder by concern: this file
 //! holds the entry point and the walk's state (what a point of execution can see); `flow` walks
 //! the steps in execution order (ids, spans, `parallel:`, `foreach:`, `if:`); `agents` checks
-//! agents, tools, handoffs and scripted turns; `templates` checks each template's syntax and
-//! every reference it makes; `scores` checks `scores:` and the path checks of `expect:`.
+//! agents, tools, handoffs and scripted turns; `mcp` the MCP servers agents use and their tool
+//! filters; `templates` checks each template's syntax and every reference it makes; `scores`
+//! checks `scores:` and the path checks of `expect:`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -24,6 +25,7 @@ use super::{Diagnostic, Workflow};
 
 mod agents;
 mod flow;
+mod mcp;
 mod scores;
 mod templates;
 #[cfg(test)]
@@ -45,6 +47,7 @@ pub fn validate(wf: &Workflow) -> Vec<Diagnostic> {
     v.duplicate_ids();
     v.tools();
     v.agent_defs();
+    v.mcp();
     v.agents();
     let before_any = Scope {
         done: &HashSet::new(),
