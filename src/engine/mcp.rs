@@ -95,44 +95,24 @@ impl McpOffer {
     }
 }
 
-/// `${VAR}` in `value` replaced by the variable's value (registered as a secret: it is a
-/// token more often than not); `$${` writes `${`.
+/// `${VAR}` in `value` filled from the environment; what came from a variable is registered
+/// as a secret (it is a token more often than not), a variable not set is an error at the
+/// value's place in the file.
 fn expand(wf: &Workflow, value: &Located<String>) -> Result<String, Error> {
-    let at = |message: String| {
-        Error::usage(format!(
-            "{}:{}:{}: {message}",
-            wf.path.display(),
-            value.loc.line,
-            value.loc.col
-        ))
-    };
-    let mut out = String::with_capacity(value.value.len());
-    let mut rest = value.value.as_str();
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        rest = &rest[i..];
-        if let Some(after) = rest.strip_prefix("$${") {
-            out.push_str("${");
-            rest = after;
-        } else if let Some(after) = rest.strip_prefix("${") {
-            let Some(end) = after.find('}') else {
-                return Err(at("unclosed `${` (write `$${` for a literal `${`)".into()));
-            };
-            let name = &after[..end];
-            let var = std::env::var(name)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| at(format!("the environment variable `{name}` is not set")))?;
-            redact::register(&var);
-            out.push_str(&var);
-            rest = &after[end + 1..];
-        } else {
-            out.push('$');
-            rest = &rest[1..];
-        }
+    let expanded = crate::workflow::mcp::expand_env(value, |name| std::env::var(name).ok())
+        .map_err(|e| {
+            let loc = e.loc();
+            Error::usage(format!(
+                "{}:{}:{}: {e}",
+                wf.path.display(),
+                loc.line,
+                loc.col
+            ))
+        })?;
+    for secret in &expanded.from_env {
+        redact::register(secret);
     }
-    out.push_str(rest);
-    Ok(out)
+    Ok(expanded.value)
 }
 
 fn resolve(wf: &Workflow, def: &McpServerDef, dir: &Path) -> Result<Connect, Error> {

@@ -130,8 +130,10 @@ impl McpClient {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| fail(format!("cannot start `{program}`: {e}")))?;
-        let group = transport.id();
-        if let Some(pid) = group {
+        // Killed with everything it started if starting is given up half way (a run's
+        // timeout, Ctrl-C), not only once it has become a client.
+        let mut guard = GroupGuard(transport.id());
+        if let Some(pid) = guard.0 {
             live_groups().push(pid);
         }
         let tail = StderrTail::default();
@@ -141,7 +143,6 @@ impl McpClient {
         let mut client = McpClient::initialise(&server.name, transport, timeout)
             .await
             .map_err(|mut e| {
-                forget_group(group);
                 let lines = tail.text();
                 if !lines.is_empty() {
                     e.stderr_tail = Some(lines);
@@ -149,7 +150,7 @@ impl McpClient {
                 e
             })?;
         client.stderr = Some(tail);
-        client.group = group;
+        client.group = guard.0.take();
         Ok(client)
     }
 
@@ -329,6 +330,16 @@ pub fn kill_all_now() {
     let groups: Vec<u32> = std::mem::take(&mut *live_groups());
     for pid in groups {
         kill_group(Some(pid));
+    }
+}
+
+/// A stdio server's process group, killed when the guard goes unless taken.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        kill_group(self.0);
+        forget_group(self.0);
     }
 }
 

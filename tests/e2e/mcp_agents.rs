@@ -13,7 +13,7 @@ use crate::support::*;
 use crate::traces::*;
 
 /// The kind of a server's tool listing span.
-const LIST: &str = "mcp_tools";
+const LIST: &str = "custom";
 
 /// `argv` as a YAML flow list.
 fn yaml_list(argv: &[String]) -> String {
@@ -274,9 +274,10 @@ fn the_server_gets_the_calls_trace_context_and_failed_calls_go_back_to_the_model
     assert_eq!(find(&trace, "function", "add")["status"], "error");
 
     // The server died mid-call: its stderr explains, and later calls fail clearly.
+    // (Each request carries every tool result so far: the new one is the last.)
     let died = requests[2].tool_results();
     assert!(
-        died[0].1.contains("the server closed the connection"),
+        died[3].1.contains("the server closed the connection"),
         "{died:?}"
     );
     let die = find(&trace, "function", "die");
@@ -289,7 +290,7 @@ fn the_server_gets_the_calls_trace_context_and_failed_calls_go_back_to_the_model
     );
     let after = requests[3].tool_results();
     assert!(
-        after[0].1.starts_with("Error: MCP server `fixture`"),
+        after[4].1.starts_with("Error: MCP server `fixture`"),
         "{after:?}"
     );
     assert_eq!(
@@ -425,12 +426,17 @@ steps:
 
 /// A run whose agent is stuck in a call of a server that never answers, started behind a
 /// wrapper that leaves a child of its own: `stop` ends the run, and nothing is left behind.
-fn stuck_run(marker: &str, workflow_extra: &str) -> (TestEnv, std::process::Child) {
+fn stuck_run(
+    marker: &str,
+    workflow_extra: &str,
+    slow_start: bool,
+) -> (TestEnv, std::process::Child) {
     let argv = fixture_argv().unwrap();
+    let pause = if slow_start { "sleep 5; " } else { "" };
     let wrapper = vec![
         "sh".to_string(),
         "-c".to_string(),
-        format!("sleep {marker} & exec \"$0\" \"$1\"",),
+        format!("sleep {marker} & {pause}exec \"$0\" \"$1\""),
         argv[0].clone(),
         argv[1].clone(),
     ];
@@ -465,7 +471,7 @@ fn ctrl_c_or_the_runs_timeout_during_a_hung_call_leaves_no_server_behind() {
     if fixture_argv().is_none() {
         return;
     }
-    let (env, child) = stuck_run("51.25", "");
+    let (env, child) = stuck_run("51.25", "", false);
     env.wait_for_trace("the hung call", |t| {
         spans(t)
             .iter()
@@ -486,7 +492,7 @@ fn ctrl_c_or_the_runs_timeout_during_a_hung_call_leaves_no_server_behind() {
     let trace = env.show_json("last");
     assert_eq!(find(&trace, "function", "hang")["status"], "cancelled");
 
-    let (env, child) = stuck_run("52.75", "timeout: 2s");
+    let (env, child) = stuck_run("52.75", "timeout: 8s", false);
     let out = wait_within(child, Duration::from_secs(30));
     assert!(!out.status.success());
     assert!(
@@ -495,6 +501,16 @@ fn ctrl_c_or_the_runs_timeout_during_a_hung_call_leaves_no_server_behind() {
     );
     let trace = env.show_json("last");
     assert_ne!(find(&trace, "function", "hang")["status"], "ok");
+
+    // The timeout comes while the server is still starting.
+    let (env, child) = stuck_run("53.25", "timeout: 1s", true);
+    let out = wait_within(child, Duration::from_secs(30));
+    assert!(!out.status.success());
+    assert!(
+        gone("sleep 53.25"),
+        "a server given up while starting was left running"
+    );
+    assert_eq!(env.server().request_count(), 0);
 }
 
 #[test]
