@@ -383,4 +383,24 @@ mod tests {
             ["w.yaml:11:35: unknown tool `get_time`"]
         );
     }
+
+    #[test]
+    fn a_path_check_may_name_a_tool_an_mcp_server_may_offer() {
+        let file = |allowed: &str| {
+            format!(
+                "name: t\nmodel: m\nmcp_servers:\n  s: {{ command: [x]{allowed} }}\nagents:\n  a: {{ mcp: [s] }}\nsteps:\n  - agent: a\n    input: hi\n    scores: [{{ name: p, tools_called: [get_time] }}]\n"
+            )
+        };
+        assert_eq!(headlines(&file("")), Vec::<String>::new());
+        assert_eq!(
+            headlines(&file(", allowed_tools: [get_time]")),
+            Vec::<String>::new()
+        );
+        let wrong = headlines(&file(", allowed_tools: [convert]"));
+        assert_eq!(wrong.len(), 1, "{wrong:?}");
+        assert!(
+            wrong[0].contains("no agent has the tool `get_time`"),
+            "{wrong:?}"
+        );
+    }
 }

@@ -89,7 +89,13 @@ impl<'w> Validator<'w> {
             .flat_map(|a| a.tools.iter().map(|t| t.as_str()))
             .collect();
         for tool in path.tools() {
-            if offered.contains(&tool.as_str()) {
+            // A tool of an agent's MCP server is known by name only at run time.
+            if offered.contains(&tool.as_str())
+                || wf
+                    .agents
+                    .values()
+                    .any(|a| self.mcp_may_offer(a, &tool.value))
+            {
                 continue;
             }
             let suggestion = suggest(&tool.value, offered.iter().copied());
