@@ -590,3 +590,59 @@ steps:
         "remote"
     );
 }
+
+#[test]
+fn an_evaluation_starts_each_server_once_for_all_its_cases_and_stops_it_at_the_end() {
+    let Some(argv) = fixture_argv() else {
+        return;
+    };
+    let yaml = format!(
+        r#"
+name: Eval with MCP
+model: gpt-4o-mini
+vars: {{ word: hi }}
+dataset:
+  - {{ id: a, word: one }}
+  - {{ id: b, word: two }}
+  - {{ id: c, word: three }}
+mcp_servers:
+  fixture:
+    command: {command}
+agents:
+  helper:
+    instructions: You use tools.
+    mcp: [fixture]
+steps:
+  - id: ask
+    agent: helper
+    input: "{{{{ vars.word }}}}"
+    mock:
+      - tool_calls: [{{ name: pid, arguments: {{}} }}]
+      - done
+    scores:
+      - {{ name: used_pid, tools_called: [pid] }}
+"#,
+        command = yaml_list(&argv)
+    );
+    let env = TestEnv::new().workflow("eval.yaml", &yaml);
+    let out = env.run(&["eval", "eval.yaml", "--offline", "-j", "3"]);
+    assert_exit(&out, 0);
+    let traces = env.list_json(&[]);
+    assert_eq!(traces.len(), 3);
+    let pids: std::collections::BTreeSet<String> = traces
+        .iter()
+        .map(|t| {
+            let trace = env.show_json(t["trace_id"].as_str().unwrap());
+            find(&trace, "function", "pid")["attributes"]["output"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(pids.len(), 1, "one server for every case: {pids:?}");
+    let pid = pids.into_iter().next().unwrap();
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the server outlived the evaluation"
+    );
+}
