@@ -236,6 +236,7 @@ fn the_server_gets_the_calls_trace_context_and_failed_calls_go_back_to_the_model
             ("fail", json!({"reason": "no stock"})),
             ("add", json!("not an object")),
         ]),
+        Reply::tool_call("broken", json!({})),
         Reply::tool_call("die", json!({})),
         Reply::tool_call("pid", json!({})),
         Reply::text("I could not finish.", 20, 6),
@@ -244,7 +245,7 @@ fn the_server_gets_the_calls_trace_context_and_failed_calls_go_back_to_the_model
     assert_exit(&out, 0);
     assert_eq!(lines[0]["outputs"]["ask"], "I could not finish.");
     let requests = env.server().requests();
-    assert_eq!(requests.len(), 4);
+    assert_eq!(requests.len(), 5);
 
     let trace = env.show_json("last");
     let tp = find(&trace, "function", "traceparent");
@@ -273,11 +274,25 @@ fn the_server_gets_the_calls_trace_context_and_failed_calls_go_back_to_the_model
     assert!(first[2].1.contains("a JSON object is needed"), "{first:?}");
     assert_eq!(find(&trace, "function", "add")["status"], "error");
 
-    // The server died mid-call: its stderr explains, and later calls fail clearly.
-    // (Each request carries every tool result so far: the new one is the last.)
-    let died = requests[2].tool_results();
+    // A protocol error (a JSON-RPC error answer): the server's message, on the span and for
+    // the model. (Each request carries every tool result so far: the new one is the last.)
+    let protocol = requests[2].tool_results();
     assert!(
-        died[3].1.contains("the server closed the connection"),
+        protocol[3].1.contains("backend index is corrupt"),
+        "{protocol:?}"
+    );
+    let broken = find(&trace, "function", "broken");
+    assert_eq!(broken["status"], "error");
+    assert!(
+        error_message(broken).starts_with("MCP server `fixture`: `broken` failed:")
+            && error_message(broken).contains("backend index is corrupt"),
+        "{broken:#}"
+    );
+
+    // The server died mid-call: its stderr explains, and later calls fail clearly.
+    let died = requests[3].tool_results();
+    assert!(
+        died[4].1.contains("the server closed the connection"),
         "{died:?}"
     );
     let die = find(&trace, "function", "die");
@@ -288,9 +303,9 @@ fn the_server_gets_the_calls_trace_context_and_failed_calls_go_back_to_the_model
             .is_some_and(|t| t.contains("going down on purpose")),
         "{die:#}"
     );
-    let after = requests[3].tool_results();
+    let after = requests[4].tool_results();
     assert!(
-        after[4].1.starts_with("Error: MCP server `fixture`"),
+        after[5].1.starts_with("Error: MCP server `fixture`"),
         "{after:?}"
     );
     assert_eq!(

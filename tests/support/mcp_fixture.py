@@ -2,7 +2,7 @@
 installed by ci/mcp-servers.sh in the venv of mcp-server-time).
 
 Tools: `traceparent` (the `params._meta.traceparent` the call came with), `fail` (a result with
-isError), `hang` (never answers), `die` (the process exits mid-call, after a line on stderr),
+isError), `broken` (a JSON-RPC error), `hang` (never answers), `die` (the process exits mid-call, after a line on stderr),
 `add` (a structured result). `--stderr-and-exit` writes to stderr and exits before speaking
 MCP; `--tool NAME` adds a tool of that name (for name clashes); `--http PORT` serves streamable
 HTTP on 127.0.0.1:PORT/mcp instead of stdio (`header` then answers a request header).
@@ -14,6 +14,7 @@ import time
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.shared.exceptions import MCPError
 
 server = MCPServer("fixture")
 
@@ -32,6 +33,11 @@ def traceparent(ctx: Context) -> str:
 @server.tool(description="Always fails.")
 def fail(reason: str) -> str:
     raise ToolError(f"cannot do it: {reason}")
+
+
+@server.tool(description="Answers with a JSON-RPC error instead of a result.")
+def broken() -> str:
+    raise MCPError(-32000, "backend index is corrupt")
 
 
 @server.tool(description="Never answers.")
