@@ -661,3 +661,78 @@ steps:
         "the server outlived the evaluation"
     );
 }
+
+#[test]
+fn a_stdio_server_gets_a_safe_environment_its_own_env_and_its_working_directory() {
+    let Some(yaml) = fixture_workflow(
+        "    env: { FIXTURE_CONFIG: \"${FIXTURE_SRC}-x\" }\n    cwd: data",
+        "",
+        ONE_STEP,
+    ) else {
+        return;
+    };
+    let env = TestEnv::with_fake()
+        .workflow("flows/fx.yaml", &yaml)
+        .env("OPENAI_API_KEY", "sk-never-for-mcp-servers")
+        .env("FIXTURE_SRC", "from-env");
+    std::fs::create_dir_all(env.path().join("flows/data")).unwrap();
+    env.server().push_all([
+        Reply::tool_calls(&[
+            ("env", json!({"name": "OPENAI_API_KEY"})),
+            ("env", json!({"name": "FIXTURE_CONFIG"})),
+            ("env", json!({"name": "PATH"})),
+            ("cwd", json!({})),
+        ]),
+        Reply::text("ok", 20, 6),
+    ]);
+    let (out, _) = run_json(&env, "flows/fx.yaml", &[]);
+    assert_exit(&out, 0);
+    let results = env.server().requests()[1].tool_results();
+    assert_eq!(results[0].1, "unset", "agentrace's own secrets stay out");
+    assert_eq!(results[1].1, "from-env-x");
+    assert_ne!(results[2].1, "unset", "PATH is passed on");
+    assert_eq!(
+        std::path::Path::new(&results[3].1).canonicalize().unwrap(),
+        env.path().join("flows/data").canonicalize().unwrap(),
+        "cwd is relative to the workflow file"
+    );
+
+    // A `${VAR}` that is not set: exit 2 at the value's place, before anything runs.
+    let env = TestEnv::with_fake().workflow("flows/fx.yaml", &yaml);
+    let out = env.run(&["run", "flows/fx.yaml"]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("flows/fx.yaml:")
+            && stderr(&out).contains("`FIXTURE_SRC` is not set"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(env.server().request_count(), 0);
+}
+
+#[test]
+fn a_call_that_hangs_past_its_call_timeout_goes_back_to_the_model_as_an_error() {
+    let Some(yaml) = fixture_workflow("    call_timeout: 1s", "", ONE_STEP) else {
+        return;
+    };
+    let env = TestEnv::with_fake().workflow("fx.yaml", &yaml);
+    env.server().push_all([
+        Reply::tool_call("hang", json!({})),
+        Reply::text("The tool timed out.", 20, 6),
+    ]);
+    let (out, lines) = run_json(&env, "fx.yaml", &[]);
+    assert_exit(&out, 0);
+    assert_eq!(lines[0]["outputs"]["ask"], "The tool timed out.");
+    let results = env.server().requests()[1].tool_results();
+    assert!(
+        results[0].1.contains("did not answer within 1s"),
+        "{results:?}"
+    );
+    let trace = env.show_json("last");
+    let hang = find(&trace, "function", "hang");
+    assert_eq!(hang["status"], "error");
+    assert!(
+        error_message(hang).contains("`hang` did not answer within 1s"),
+        "{hang:#}"
+    );
+}

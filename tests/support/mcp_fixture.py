@@ -68,6 +68,11 @@ def pid() -> str:
     return str(os.getpid())
 
 
+@server.tool(description="The server's working directory.")
+def cwd() -> str:
+    return os.getcwd()
+
+
 @server.tool(description="The value of an environment variable, or `unset`.")
 def env(name: str) -> str:
     return os.environ.get(name, "unset")
