@@ -31,7 +31,11 @@ prices: { m: { input: 1, output: 2 } }
 provider: { base_url: "http://127.0.0.1:1/v1", api_key_env: KEY, stream: false }
 tools:
   t: { description: d, parameters: { type: object, properties: { x: { type: string } } }, command: [echo, "{{ vars.n }}"] }
+mcp_servers:
+  s: { command: [x, y], env: { T: "${TOKEN:-d}$${x}" }, cwd: d, allowed_tools: [p, q], blocked_tools: [q2], startup_timeout: 5s, call_timeout: 1m }
+  h: { url: "http://127.0.0.1:1/mcp", headers: { Authorization: "Bearer ${TOKEN}" } }
 agents:
+  c: { mcp: [h, { server: s, allowed_tools: [p], blocked_tools: [r] }] }
   a: { instructions: "Do {{ vars.n }}", tools: [t], handoffs: [b], max_turns: 3 }
   b: { instructions: B, output_schema: { type: object, properties: { y: { type: number } } } }
 steps:

@@ -9,8 +9,11 @@
 
 use std::fmt;
 
+use indexmap::IndexMap;
+
 use super::diagnostic::Loc;
 use super::schema::{AgentMcp, Located, McpServerDef};
+use crate::trace::redact;
 
 /// A malformed `${...}` reference in a value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -174,6 +177,39 @@ pub fn expand_env(
     Ok(Expanded { value, from_env })
 }
 
+/// A server's `env:` or `headers:` with every value filled in.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExpandedMap {
+    pub values: IndexMap<String, String>,
+    /// What to register with `crate::trace::redact::register` before anything is sent: every
+    /// value that came from a variable, and the whole value (and the part after its first
+    /// space, the token of `Bearer TOKEN`) of an entry whose name says it is a credential
+    /// (`Authorization`, `X-Api-Key`, `GITHUB_TOKEN`), as for `provider.headers`.
+    pub secrets: Vec<String>,
+}
+
+/// Fills every value of an `env:` or `headers:` mapping ([`expand_env`] each, in file order);
+/// the first unset variable is the error.
+pub fn expand_map(
+    map: &IndexMap<String, Located<String>>,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<ExpandedMap, EnvError> {
+    let mut out = ExpandedMap::default();
+    for (name, template) in map {
+        let expanded = expand_env(template, &lookup)?;
+        out.secrets.extend(expanded.from_env);
+        if redact::secret_name(name) {
+            if let Some((_, token)) = expanded.value.split_once(' ') {
+                out.secrets.push(token.to_string());
+            }
+            out.secrets.push(expanded.value.clone());
+        }
+        out.values.insert(name.clone(), expanded.value);
+    }
+    out.secrets.retain(|s| !s.trim().is_empty());
+    Ok(out)
+}
+
 impl AgentMcp {
     /// Whether the agent is offered `tool` of `server` (this entry's server): allowed by both
     /// the server's and this entry's `allowed_tools` (where given) and blocked by neither.
@@ -228,6 +264,67 @@ mod tests {
         assert_eq!(err.loc(), Loc { line: 3, col: 7 });
         let err = expand_env(&at("${A"), env).unwrap_err();
         assert_eq!(err.to_string(), "the value has `${` without a closing `}`");
+    }
+
+    #[test]
+    fn a_map_is_filled_in_order_and_credential_entries_are_secrets_whole() {
+        let map: IndexMap<String, Located<String>> = [
+            ("Authorization", "Bearer ${TOKEN}"),
+            ("X-Api-Key", "literal-key-123"),
+            ("Accept", "text/plain ${EMPTY:-x}"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), at(v)))
+        .collect();
+        let e = expand_map(&map, env).unwrap();
+        assert_eq!(e.values["Authorization"], "Bearer s3cret-value");
+        assert_eq!(e.values["Accept"], "text/plain x");
+        assert_eq!(
+            e.secrets,
+            [
+                "s3cret-value",
+                "s3cret-value",
+                "Bearer s3cret-value",
+                "literal-key-123"
+            ]
+        );
+        let mut map = map;
+        map.insert("Z".into(), at("${NOPE}"));
+        assert_eq!(
+            expand_map(&map, env).unwrap_err().to_string(),
+            "environment variable `NOPE` is not set"
+        );
+    }
+
+    #[test]
+    fn an_agent_is_offered_what_both_lists_allow_and_neither_blocks() {
+        let names = |v: &[&str]| v.iter().map(|t| at(t)).collect::<Vec<_>>();
+        let server = McpServerDef {
+            name: at("s"),
+            transport: super::super::McpTransport::Http {
+                url: at("http://h/mcp"),
+                headers: IndexMap::new(),
+            },
+            allowed_tools: Some(names(&["a", "b", "c"])),
+            blocked_tools: names(&["c"]),
+            startup_timeout: None,
+            call_timeout: None,
+            loc: Loc { line: 1, col: 1 },
+        };
+        let entry = |allowed: Option<&[&str]>, blocked: &[&str]| AgentMcp {
+            server: at("s"),
+            allowed_tools: allowed.map(names),
+            blocked_tools: names(blocked),
+        };
+        let offered = |e: &AgentMcp| {
+            ["a", "b", "c", "d"]
+                .into_iter()
+                .filter(|t| e.offers(&server, t))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(offered(&entry(None, &[])), ["a", "b"]);
+        assert_eq!(offered(&entry(Some(&["b", "c", "d"]), &[])), ["b"]);
+        assert_eq!(offered(&entry(None, &["a"])), ["b"]);
     }
 
     #[test]

@@ -399,3 +399,65 @@ steps:
     assert_exit(&out, 0);
     assert_eq!(lines[0]["outputs"]["each"], serde_json::json!(["zig"]));
 }
+
+#[test]
+fn validate_reports_mcp_server_problems_at_their_place() {
+    let yaml = r#"name: mcp
+model: m
+tools:
+  now: { command: [date] }
+mcp_servers:
+  time:
+    command: [uvx, mcp-server-time]
+    allowed_tools: [now, convert_time]
+  remote:
+    headers: { Authorization: "Bearer ${TOKEN" }
+agents:
+  a:
+    tools: [now]
+    mcp: [time, tmie]
+steps:
+  - { agent: a, input: hi }
+"#;
+    check_problems(
+        yaml,
+        &[
+            Problem {
+                key: ("now", 1),
+                also: &[],
+                words: &["MCP tool `now`", "workflow tool `now`"],
+            },
+            Problem {
+                key: ("remote", 0),
+                also: &[],
+                words: &["MCP server `remote` needs `command:`", "or `url:`"],
+            },
+            Problem {
+                key: ("headers", 0),
+                also: &[("\"Bearer", 0)],
+                words: &["`headers.Authorization` has `${` without a closing `}`"],
+            },
+            Problem {
+                key: ("tmie", 0),
+                also: &[],
+                words: &["unknown MCP server `tmie`; did you mean `time`?"],
+            },
+        ],
+    );
+}
+
+#[test]
+fn a_server_with_both_command_and_url_is_refused_by_run_before_anything_starts() {
+    let yaml = "name: mcp\nmodel: m\nmcp_servers:\n  s:\n    command: [touch, started]\n    url: http://127.0.0.1:9/mcp\nagents:\n  a: { mcp: [s] }\nsteps:\n  - { agent: a, input: hi }\n";
+    let env = TestEnv::new().workflow("bad.yaml", yaml);
+    let out = env.run(&["run", "bad.yaml", "--offline"]);
+    assert_exit(&out, 2);
+    assert_diagnostic(
+        &stderr(&out),
+        "bad.yaml",
+        6,
+        &[5],
+        &["MCP server `s` has both `command:` and `url:`"],
+    );
+    assert!(!env.store_exists(), "run on an invalid file writes nothing");
+}

@@ -71,6 +71,11 @@ impl Parser<'_> {
     fn mcp_server(&mut self, name: &Located<String>, loc: Loc, f: &Fields) -> Option<McpServerDef> {
         let command = f.get("command");
         let url = f.get("url");
+        if command.is_some() == url.is_some() {
+            // The kind is unknown, but the values' references can still be checked.
+            self.env_map(f, "env");
+            self.env_map(f, "headers");
+        }
         let transport = match (command, url) {
             (None, None) => {
                 self.needs_transport(name);
