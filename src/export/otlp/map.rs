@@ -366,7 +366,7 @@ fn step_span(
             }
             (s.name.clone(), &[])
         }
-        SpanKind::Custom => {
+        SpanKind::Custom | SpanKind::McpTools => {
             attrs.str("openinference.span.kind", "CHAIN");
             (s.name.clone(), &[])
         }

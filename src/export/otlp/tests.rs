@@ -66,6 +66,11 @@ fn the_trace_becomes_a_root_span_over_the_stored_ones() {
             "chat gpt-4o-mini",
             "execute_tool weather",
             "helper -> expert",
+            "time",
+            "everything",
+            "broken",
+            "execute_tool get_current_time",
+            "execute_tool echo",
             "helpful",
             "notify",
             "deploy",
@@ -452,7 +457,7 @@ fn the_json_encoding_is_the_one_collectors_accept() {
             .any(|a| a == &json!({"key": "service.name", "value": {"stringValue": "svc"}}))
     );
     let spans = rs["scopeSpans"][0]["spans"].as_array().unwrap();
-    assert_eq!(spans.len(), 12);
+    assert_eq!(spans.len(), 17);
     let root = &spans[0];
     assert_eq!(root["traceId"], tid().hex());
     assert_eq!(root["spanId"].as_str().unwrap().len(), 16);
@@ -487,7 +492,7 @@ fn the_json_encoding_is_the_one_collectors_accept() {
     // And it reads back as the same request.
     let back: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest =
         serde_json::from_value(json).unwrap();
-    assert_eq!(back.resource_spans[0].scope_spans[0].spans.len(), 12);
+    assert_eq!(back.resource_spans[0].scope_spans[0].spans.len(), 17);
 }
 
 #[test]
@@ -502,7 +507,7 @@ fn protobuf_round_trips() {
     )
     .unwrap();
     assert_eq!(back, request);
-    assert_eq!(back.resource_spans[0].scope_spans[0].spans.len(), 24);
+    assert_eq!(back.resource_spans[0].scope_spans[0].spans.len(), 34);
 }
 
 #[test]

@@ -124,7 +124,11 @@ impl Incoming<'_> {
                 put("input", first(&["input.value"]));
                 put("output", first(&["output.value"]));
             }
-            SpanKind::Custom | SpanKind::Handoff | SpanKind::Command | SpanKind::Score => {}
+            SpanKind::Custom
+            | SpanKind::Handoff
+            | SpanKind::Command
+            | SpanKind::Score
+            | SpanKind::McpTools => {}
         }
         let span = self.span;
         let span_kind = match span.kind {

@@ -148,9 +148,11 @@ impl Incoming<'_> {
                 put("response_id", get("gen_ai.response.id"));
                 strip(&self.span.name, "chat ")
             }
-            SpanKind::Custom | SpanKind::Handoff | SpanKind::Command | SpanKind::Score => {
-                self.span.name.clone()
-            }
+            SpanKind::Custom
+            | SpanKind::Handoff
+            | SpanKind::Command
+            | SpanKind::Score
+            | SpanKind::McpTools => self.span.name.clone(),
         };
         let (code, message) = self.status_parts();
         let status = self

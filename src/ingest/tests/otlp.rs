@@ -89,7 +89,7 @@ fn several_exported_traces_in_one_request_keep_apart() {
     let ingest = parse_protobuf(&request.encode_to_vec()).unwrap();
     let names: Vec<&str> = ingest.traces.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["Support", "Other"]);
-    assert_eq!(ingest.spans.len(), 22);
+    assert_eq!(ingest.spans.len(), 32);
     assert_eq!(
         ingest
             .spans
