@@ -338,4 +338,26 @@ mod tests {
         assert_eq!(i["s"], "t");
         assert_eq!(i["tid"], x["tid"]);
     }
+
+    #[test]
+    fn mcp_spans_are_complete_events_of_their_kind_with_their_attributes() {
+        let doc = crate::trace::fixture::every_kind();
+        let json = to_json(&[doc]);
+        let events = json["traceEvents"].as_array().unwrap();
+        let listing = events
+            .iter()
+            .find(|e| e["ph"] == "X" && e["name"] == "everything")
+            .unwrap();
+        assert_eq!(listing["cat"], "mcp_tools");
+        assert_eq!(listing["args"]["tools"], json!(["echo", "add"]));
+        assert_eq!(listing["args"]["mcp.session_id"], "sess-7f3a");
+        let call = events
+            .iter()
+            .find(|e| e["ph"] == "X" && e["name"] == "echo")
+            .unwrap();
+        assert_eq!(call["cat"], "function");
+        assert_eq!(call["args"]["mcp.server"], "everything");
+        assert_eq!(call["args"]["mcp.is_error"], true);
+        assert_eq!(call["args"]["status"], "error");
+    }
 }

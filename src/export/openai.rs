@@ -16,7 +16,12 @@
 //! - `generation` → `{type: generation, input, output, model, model_config, usage}`, with the
 //!   messages in the chat completions shape the SDK records and `model_config` holding every
 //!   `ModelSettings` key (ours set, the rest `null`) plus `base_url`.
-//! - `function` → `{type: function, name, input, output, mcp_data: null}`.
+//! - `function` → `{type: function, name, input, output, mcp_data}`: `mcp_data` is `null` for
+//!   a workflow tool and `{server, transport, protocol_version, session_id, is_error,
+//!   structured_output}` (those recorded) for a call that went to an MCP server — the SDK
+//!   records `{server}` there.
+//! - `mcp_tools` → `{type: mcp_tools, server, result}` (the tool names), the SDK's
+//!   `MCPListToolsSpanData`; the transport, URL, session and `cached` have no field in it.
 //! - `handoff` → `{type: handoff, from_agent, to_agent}`.
 //! - `custom` → `{type: custom, name, data}` with our attributes as `data`.
 //! - `command` has no SDK type: it becomes `custom` with `data.span_kind: "command"` and its
@@ -33,7 +38,7 @@
 use serde_json::{Map, Value, json};
 
 use super::ExportError;
-use crate::trace::{HANDOFF_PREFIX, Span, SpanId, SpanKind, Status, Timestamp, TraceDoc};
+use crate::trace::{HANDOFF_PREFIX, Span, SpanId, SpanKind, Status, Timestamp, TraceDoc, mcp};
 
 /// The SDK's batch processor exports at most this many items per request.
 pub const MAX_BATCH: usize = 128;
@@ -160,7 +165,12 @@ fn span_data(span: &Span) -> Value {
             "name": span.attributes.get("tool").and_then(Value::as_str).unwrap_or(&span.name),
             "input": str_attr(span, "input"),
             "output": str_attr(span, "output"),
-            "mcp_data": null,
+            "mcp_data": mcp_data(span),
+        }),
+        SpanKind::McpTools => json!({
+            "type": "mcp_tools",
+            "server": span.mcp_server(),
+            "result": attr(span, mcp::TOOLS),
         }),
         SpanKind::Handoff => json!({
             "type": "handoff",
@@ -170,6 +180,22 @@ fn span_data(span: &Span) -> Value {
         // The Agents SDK has no evaluation span: a scorer is a custom span with its data.
         SpanKind::Custom | SpanKind::Command | SpanKind::Score => custom_data(span),
     }
+}
+
+/// A call's `mcp_data`: `{server, …}` as the SDK records an MCP tool's call, `null` for any
+/// other tool.
+fn mcp_data(span: &Span) -> Value {
+    let Some(server) = span.mcp_server() else {
+        return Value::Null;
+    };
+    let mut data = Map::new();
+    data.insert("server".into(), json!(server));
+    for (key, attribute) in mcp::SDK_MCP_DATA {
+        if let Some(v) = span.attributes.get(attribute) {
+            data.insert(key.into(), v.clone());
+        }
+    }
+    Value::Object(data)
 }
 
 fn agent_data(span: &Span) -> Value {
@@ -599,5 +625,51 @@ mod tests {
             .map(|b| b["data"].as_array().map_or(0, Vec::len))
             .collect();
         assert_eq!(sizes, [128, 128, 45]);
+    }
+
+    #[test]
+    fn mcp_spans_have_the_sdks_shapes() {
+        let doc = crate::trace::fixture::every_kind();
+        let data = |n: u8| {
+            let s = doc
+                .spans
+                .iter()
+                .find(|s| s.span_id == crate::trace::fixture::sid(n))
+                .unwrap();
+            span_data(s)
+        };
+        // `MCPListToolsSpanData.export()`: type, server, result.
+        assert_eq!(
+            data(12),
+            json!({"type": "mcp_tools", "server": "time",
+                   "result": ["get_current_time", "convert_time"]})
+        );
+        assert_eq!(
+            data(16),
+            json!({"type": "mcp_tools", "server": "broken", "result": []})
+        );
+        // A call: the SDK's `mcp_data = {"server": …}`, and agentrace's facts beside it.
+        assert_eq!(
+            data(14),
+            json!({"type": "function", "name": "get_current_time",
+                   "input": "{\"timezone\":\"Europe/Paris\"}",
+                   "output": "{\"datetime\": \"2026-12-05T01:00:00+01:00\"}",
+                   "mcp_data": {"server": "time", "transport": "stdio",
+                                "protocol_version": "2025-06-18", "is_error": false,
+                                "structured_output": {"datetime": "2026-12-05T01:00:00+01:00",
+                                                      "dst": false}}})
+        );
+        assert_eq!(
+            data(15)["mcp_data"],
+            json!({"server": "everything", "transport": "streamable_http",
+                   "protocol_version": "2025-06-18", "session_id": "sess-7f3a",
+                   "is_error": true})
+        );
+        // A workflow tool is no MCP call.
+        assert_eq!(data(4)["mcp_data"], Value::Null);
+        // The keys in the SDK's order.
+        let listing = data(12);
+        let keys: Vec<&String> = listing.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["type", "server", "result"]);
     }
 }

@@ -28,10 +28,11 @@
 //! | `agent` | agent | `name` | `agent`; `tools` = tools + `transfer_to_<handoff>`; `output_type` unless the default `str` |
 //! | `generation` | generation | `model` | `model`, `input`, `output` + `tool_calls` (from a chat completions message), `model_config` (set keys), `base_url`, `usage` {input,output,total}, `usage_details` (non-zero details) |
 //! | `response` | generation | `model` or `response` | `response_id`, `usage`, `openai.span_type` |
-//! | `function` | function | `name` | `tool`, `input`, `output`, `mcp_data` |
+//! | `function` | function | `name` | `tool`, `input`, `output`; `mcp_data` with a `server`: `mcp.server` and its other keys as the export writes them (`transport` → `mcp.transport`, `protocol_version`, `session_id`, `is_error`, `structured_output`), any others kept in `mcp_data` |
+//! | `mcp_tools` | mcp_tools | `server` or `mcp_tools` | `mcp.server` = `server`, `tools` = `result` |
 //! | `handoff` | handoff | `from -> to` | `from_agent`, `to_agent` |
 //! | `custom` | custom (command or score when `data.span_kind` says so) | `name` | `data`'s keys; `data.status` and `data.events` as written by the export become the status and events |
-//! | anything else (`guardrail`, `task`, `turn`, `transcription`, `speech`, `speech_group`, `mcp_tools`, …) | custom | `name` or the type | its fields, `openai.span_type` |
+//! | anything else (`guardrail`, `task`, `turn`, `transcription`, `speech`, `speech_group`, …) | custom | `name` or the type | its fields, `openai.span_type` |
 //!
 //! Status: `error` → `error` with its message and data; no `ended_at` → `running`; else `ok`.
 
@@ -40,6 +41,7 @@ use serde_json::{Map, Value, json};
 use super::{Ingest, IngestError, TraceHeader, json_kind};
 use crate::trace::{
     ErrorInfo, Event, HANDOFF_PREFIX, Span, SpanId, SpanKind, Status, Timestamp, TraceId, Usage,
+    mcp,
 };
 
 /// Parses one request body: `{"data": [trace and trace.span objects]}`.
@@ -380,6 +382,7 @@ fn map_span_data(span_type: &str, mut data: Map<String, Value>) -> Mapped {
         "response" => response(data),
         "function" => function(data),
         "handoff" => handoff(data),
+        "mcp_tools" => mcp_tools(data),
         "custom" => custom(data),
         other => sdk_only(other, data),
     }
@@ -617,7 +620,32 @@ fn function(mut data: Map<String, Value>) -> Mapped {
     m.set("tool", Value::String(name));
     m.set("input", take(&mut data, "input"));
     m.set("output", take(&mut data, "output"));
-    m.set("mcp_data", take(&mut data, "mcp_data"));
+    match take(&mut data, "mcp_data") {
+        Value::Object(mut mcp_data) if mcp_data.get("server").is_some_and(Value::is_string) => {
+            m.set(mcp::SERVER, take(&mut mcp_data, "server"));
+            for (key, attribute) in mcp::SDK_MCP_DATA {
+                m.set(attribute, take(&mut mcp_data, key));
+            }
+            if !mcp_data.is_empty() {
+                m.set("mcp_data", Value::Object(mcp_data));
+            }
+        }
+        other => m.set("mcp_data", other),
+    }
+    m.keep_rest(data)
+}
+
+/// The SDK's `MCPListToolsSpanData`: one server's tool list.
+fn mcp_tools(mut data: Map<String, Value>) -> Mapped {
+    let server = take_string(&mut data, "server");
+    let mut m = Mapped::new(
+        SpanKind::McpTools,
+        server.clone().unwrap_or_else(|| "mcp_tools".into()),
+    );
+    if let Some(server) = server {
+        m.set(mcp::SERVER, Value::String(server));
+    }
+    m.set(mcp::TOOLS, take(&mut data, "result"));
     m.keep_rest(data)
 }
 

@@ -37,8 +37,9 @@ struct Field {
 }
 
 /// The inputs and outputs a span recorded, wrapped under it: `input` (of a model call, what is
-/// new in it), `calls` (the tool calls a model call made), `output`, and a command's `stdout`
-/// and `stderr`; at most [`CONTENT_LINES`] lines per message or text unless `view.full`.
+/// new in it), `calls` (the tool calls a model call made), the `tools` an MCP server listed,
+/// `output`, and a command's (or a failed MCP server's) `stdout` and `stderr`; at most
+/// [`CONTENT_LINES`] lines per message or text unless `view.full`.
 pub(crate) fn content_lines(
     span: &Span,
     view: ContentView,
@@ -68,6 +69,15 @@ pub(crate) fn content_lines(
                 .map(|c| (call_text(c, "name", "arguments"), Style::Plain))
                 .collect(),
         });
+    }
+    if span.kind == SpanKind::McpTools {
+        let names = span.mcp_tool_names();
+        if !names.is_empty() {
+            fields.push(Field {
+                label: "tools ",
+                pieces: vec![(names.join(", "), Style::Plain)],
+            });
+        }
     }
     for (key, label) in [
         ("output", "output"),

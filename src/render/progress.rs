@@ -4,9 +4,11 @@
 //! - **Live** (stderr is a terminal and `CI` is not set): one line per running step (spinner,
 //!   span path, elapsed time, tokens so far, and what its model is doing) and a compact line
 //!   per finished step printed above the running ones. Model calls,
-//!   tool calls and handoffs show as a suffix of their agent's line, not as lines of their own,
-//!   and past a screenful of parallel steps the rest are counted on one line.
-//! - **Plain** (no terminal, or `CI=true`): one line per finished step, never an escape code.
+//!   tool calls, MCP tool listings and handoffs show as a suffix of their agent's line, not as
+//!   lines of their own (an MCP server that failed does get its line, with its error: it is why
+//!   the agent fails), and past a screenful of parallel steps the rest are counted on one line.
+//! - **Plain** (no terminal, or `CI=true`): one line per finished step (and per failed MCP
+//!   server), never an escape code.
 //!
 //! A sink runs on the engine's threads, so it only updates state and draws under a short lock;
 //! a thread of the view's own turns the spinners. How the lines reach the terminal (fitted to its
@@ -109,7 +111,7 @@ impl Sink for Plain {
     fn span_started(&self, _span: &Arc<Span>) {}
 
     fn span_ended(&self, span: &Arc<Span>) {
-        if !is_model_call(span.kind) {
+        if !is_model_call(span.kind) || failed_server(span) {
             let _ = writeln!(std::io::stderr(), "{}", plain_line(span));
         }
     }
@@ -123,8 +125,14 @@ impl Sink for Plain {
 fn is_model_call(kind: SpanKind) -> bool {
     matches!(
         kind,
-        SpanKind::Generation | SpanKind::Function | SpanKind::Handoff
+        SpanKind::Generation | SpanKind::Function | SpanKind::Handoff | SpanKind::McpTools
     )
+}
+
+/// An MCP server that could not list its tools: the agent fails because of it, so its own error
+/// (not only the agent's pointer to it) gets a line.
+fn failed_server(span: &Span) -> bool {
+    span.kind == SpanKind::McpTools && span.status == Status::Error
 }
 
 /// Steps that get a live line while they run: the ones that do work. Custom spans only group
@@ -398,7 +406,11 @@ impl Sink for Live {
                     .get("model")
                     .and_then(Value::as_str)
                     .map_or_else(|| "model…".to_string(), |m| format!("{}…", clean(m))),
-                SpanKind::Function => format!("tool {}…", clean(&span.name)),
+                SpanKind::Function => match span.mcp_server() {
+                    Some(server) => format!("mcp {} › {}…", clean(server), clean(&span.name)),
+                    None => format!("tool {}…", clean(&span.name)),
+                },
+                SpanKind::McpTools => format!("mcp {}…", clean(&span.name)),
                 _ => format!("handoff {}", clean(&span.name)),
             };
             if let Some(owner) = Inner::owner(&state, parent)
@@ -445,6 +457,11 @@ impl Sink for Live {
                 && let Some(o) = state.open.get_mut(&owner)
             {
                 o.activity = None;
+            }
+            if failed_server(span) && !state.done {
+                let width = state.screen.width();
+                let lines = inner.finished_lines(span, &open.path, 0, width);
+                inner.draw(&mut state, lines);
             }
         } else {
             let tokens = span.usage().map_or(open.tokens, |u| u.total_tokens);
@@ -631,5 +648,66 @@ mod tests {
         live.trace_ended(&doc.trace);
         assert!(live.inner.state().open.is_empty());
         assert!(fake.take().ends_with('\n'));
+    }
+
+    /// A span of MCP work under `agent`: a tool list or a call to `server`.
+    fn mcp_span(agent: &Span, n: u8, kind: SpanKind, name: &str, server: &str) -> Span {
+        let mut s = agent.clone();
+        s.span_id = SpanId([n; 8]);
+        s.parent_id = Some(agent.span_id);
+        s.kind = kind;
+        s.name = name.into();
+        s.status = Status::Running;
+        s.ended_at = None;
+        s.attributes = serde_json::Map::new();
+        s.attributes
+            .insert("mcp.server".into(), Value::String(server.into()));
+        s
+    }
+
+    #[test]
+    fn mcp_work_shows_on_its_agents_line_and_a_server_that_failed_gets_its_own() {
+        let (fake, live) = live_at(100, 40);
+        let doc = sample_doc();
+        live.trace_started(&doc.trace);
+        let agent = &doc.spans[2];
+        live.span_started(&Arc::new(doc.spans[0].clone()));
+        live.span_started(&Arc::new(agent.clone()));
+        let activity = |live: &Live| live.inner.state().open[&agent.span_id].activity.clone();
+        let listing = mcp_span(agent, 40, SpanKind::McpTools, "time", "time");
+        live.span_started(&Arc::new(listing.clone()));
+        assert_eq!(activity(&live).as_deref(), Some("mcp time…"));
+        live.span_ended(&Arc::new(Span {
+            status: Status::Ok,
+            ended_at: Some(listing.started_at),
+            ..listing
+        }));
+        assert_eq!(activity(&live), None);
+        let call = mcp_span(agent, 41, SpanKind::Function, "get_current_time", "time");
+        live.span_started(&Arc::new(call));
+        assert_eq!(
+            activity(&live).as_deref(),
+            Some("mcp time › get_current_time…")
+        );
+        fake.take();
+        let broken = mcp_span(agent, 42, SpanKind::McpTools, "broken", "broken");
+        live.span_started(&Arc::new(broken.clone()));
+        let failed = Span {
+            status: Status::Error,
+            ended_at: Some(broken.started_at),
+            error: Some(crate::trace::ErrorInfo::new("server exited")),
+            ..broken
+        };
+        live.span_ended(&Arc::new(failed.clone()));
+        let out = fake.take();
+        assert!(
+            out.contains("✗ Order Validation › researcher › broken"),
+            "{out:?}"
+        );
+        assert!(out.contains("server exited"), "{out:?}");
+        assert_eq!(
+            plain_line(&failed),
+            "    error  mcp_tools broken  0.0ms  (server exited)"
+        );
     }
 }

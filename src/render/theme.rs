@@ -85,6 +85,7 @@ impl Theme {
                     SpanKind::Handoff => text.bright_magenta().to_string(),
                     SpanKind::Command => text.green().to_string(),
                     SpanKind::Score => text.bright_blue().to_string(),
+                    SpanKind::McpTools => text.bright_yellow().to_string(),
                 },
             },
         }

@@ -366,6 +366,30 @@ fn span_line(span: &Span, prefix: &str, on_path: bool) -> Line {
     {
         line = line.field(&clean(model), Style::Muted);
     }
+    // A server's tool count (none for one that failed before it listed any), and whether the
+    // list came from the run's cache.
+    if span.kind == SpanKind::McpTools {
+        let tools = span.mcp_tool_names().len();
+        let mut what = match tools {
+            0 if span.status == Status::Error => String::new(),
+            1 => "1 tool".to_string(),
+            n => format!("{n} tools"),
+        };
+        if span.mcp_cached() {
+            what.push_str(if what.is_empty() {
+                "cached"
+            } else {
+                " · cached"
+            });
+        }
+        line = line.field(&what, Style::Muted);
+    }
+    // A call that went to an MCP server says which.
+    if span.kind == SpanKind::Function
+        && let Some(server) = span.mcp_server()
+    {
+        line = line.field(&format!("mcp {}", clean(server)), Style::Muted);
+    }
     if let Some(usage) = span.usage() {
         line = line.field(
             &format!("{}→{} tokens", usage.input_tokens, usage.output_tokens),
@@ -665,6 +689,46 @@ mod tests {
             coloured.contains("\u{1b}[1mresearcher\u{1b}[0m"),
             "{coloured}"
         );
+    }
+
+    /// The fixture's agent with its MCP servers and calls, as a trace of its own.
+    fn mcp_doc() -> TraceDoc {
+        let mut doc = crate::trace::fixture::every_kind();
+        let keep = |s: &Span| {
+            s.span_id == crate::trace::fixture::sid(2)
+                || (s.parent_id == Some(crate::trace::fixture::sid(2))
+                    && (s.kind == SpanKind::McpTools || s.mcp_server().is_some()))
+        };
+        doc.spans.retain(keep);
+        doc.spans[0].parent_id = None;
+        doc.trace.metadata.clear();
+        doc
+    }
+
+    #[test]
+    fn mcp_servers_show_their_tool_count_and_calls_their_server() {
+        let doc = mcp_doc();
+        let out = plain(&doc, 100, TreeOptions::default());
+        insta::assert_snapshot!(out);
+        assert!(
+            out.contains("mcp_tools  time  ok  0.1ms  2 tools · cached  "),
+            "{out}"
+        );
+        assert!(out.contains("mcp_tools  broken  error  0.1ms  "), "{out}");
+        assert!(
+            out.contains("function  echo  error  0.1ms  mcp everything  "),
+            "{out}"
+        );
+        // With content, a server that failed shows its stderr, a call its arguments and result.
+        let content = plain(
+            &doc,
+            100,
+            TreeOptions {
+                content: true,
+                ..TreeOptions::default()
+            },
+        );
+        insta::assert_snapshot!("mcp_content", content);
     }
 
     #[test]

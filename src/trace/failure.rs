@@ -36,6 +36,7 @@ fn label(span: &Span) -> String {
         SpanKind::Function => ("tool call", None),
         SpanKind::Handoff => ("handoff", None),
         SpanKind::Score => ("score", None),
+        SpanKind::McpTools => ("MCP server", None),
         SpanKind::Custom | SpanKind::Agent | SpanKind::Command => (
             "step",
             span.attributes.get("step_id").and_then(Value::as_str),

@@ -18,7 +18,7 @@ pub(crate) fn tid() -> TraceId {
     TraceId([0x4b; 16])
 }
 
-/// The id of span `n` of [`every_kind`] (the ids are 1..=11).
+/// The id of span `n` of [`every_kind`] (the ids are 1..=16).
 pub(crate) fn sid(n: u8) -> SpanId {
     SpanId([0, 0, 0, 0, 0, 0, 0, n])
 }
@@ -83,8 +83,11 @@ pub(crate) fn span(
 /// One span of every kind and status: a custom step with an event, an agent under it with a
 /// generation (content captured: messages, output, tool calls), a second generation without
 /// content (as `--no-content` and offline runs record it), a failed tool, a handoff, a failed
-/// command, a skipped one, a cancelled span and a span still running under it, and a judge's
-/// `score` span with its evaluation event. The trace failed,
+/// command, a skipped one, a cancelled span and a span still running under it, a judge's
+/// `score` span with its evaluation event, and the agent's MCP servers: a stdio server's tool
+/// list (from the run's cache), a streamable HTTP server's (with its session), a server that
+/// failed to start (its stderr tail), a call that succeeded with structured content and one
+/// whose result said `isError`. The trace failed,
 /// belongs to a group and carries metadata (nested too).
 pub(crate) fn every_kind() -> TraceDoc {
     let mut root = span(
@@ -184,6 +187,7 @@ pub(crate) fn every_kind() -> TraceDoc {
         Some(2_100),
         json!({"from_agent": "helper", "to_agent": "expert"}),
     );
+    let (mcp_tools, mcp_calls) = mcp_spans();
     let mut command = span(
         6,
         None,
@@ -273,9 +277,87 @@ pub(crate) fn every_kind() -> TraceDoc {
             error: None,
             pid: Some(4242),
         },
-        spans: vec![
-            root, agent, generation, no_content, tool, handoff, score, command, skipped, cancelled,
-            running,
-        ],
+        spans: [root, agent, generation, no_content, tool, handoff]
+            .into_iter()
+            .chain(mcp_tools)
+            .chain(mcp_calls)
+            .chain([score, command, skipped, cancelled, running])
+            .collect(),
     }
+}
+
+/// The MCP spans of [`every_kind`]'s agent (span 2), as the engine records them: the tool lists
+/// of three servers (12: stdio, cached; 13: streamable HTTP with a session; 16: a stdio server
+/// that failed to start), then two calls (14: ok, with structured content; 15: `isError`).
+fn mcp_spans() -> (Vec<Span>, Vec<Span>) {
+    let time = span(
+        12,
+        Some(2),
+        SpanKind::McpTools,
+        "time",
+        Status::Ok,
+        2_200,
+        Some(2_300),
+        json!({"mcp.server": "time", "mcp.transport": "stdio",
+               "tools": ["get_current_time", "convert_time"],
+               "mcp.protocol_version": "2025-06-18", "cached": true}),
+    );
+    let everything = span(
+        13,
+        Some(2),
+        SpanKind::McpTools,
+        "everything",
+        Status::Ok,
+        2_300,
+        Some(2_400),
+        json!({"mcp.server": "everything", "mcp.transport": "streamable_http",
+               "mcp.url": "http://127.0.0.1:3001/mcp", "tools": ["echo", "add"],
+               "mcp.protocol_version": "2025-06-18", "mcp.session_id": "sess-7f3a",
+               "cached": false}),
+    );
+    let mut broken = span(
+        16,
+        Some(2),
+        SpanKind::McpTools,
+        "broken",
+        Status::Error,
+        2_400,
+        Some(2_500),
+        json!({"mcp.server": "broken", "mcp.transport": "stdio", "tools": [],
+               "cached": false, "stderr_tail": "Traceback (most recent call last):\nImportError: no module"}),
+    );
+    broken.error = Some(ErrorInfo::new(
+        "MCP server `broken` exited before it answered initialize",
+    ));
+    let call = span(
+        14,
+        Some(2),
+        SpanKind::Function,
+        "get_current_time",
+        Status::Ok,
+        2_600,
+        Some(2_700),
+        json!({"tool": "get_current_time", "call_id": "call_3",
+               "input": "{\"timezone\":\"Europe/Paris\"}",
+               "output": "{\"datetime\": \"2026-12-05T01:00:00+01:00\"}",
+               "mcp.server": "time", "mcp.transport": "stdio",
+               "mcp.protocol_version": "2025-06-18", "mcp.is_error": false,
+               "structured_output": {"datetime": "2026-12-05T01:00:00+01:00", "dst": false}}),
+    );
+    let mut failed_call = span(
+        15,
+        Some(2),
+        SpanKind::Function,
+        "echo",
+        Status::Error,
+        2_700,
+        Some(2_800),
+        json!({"tool": "echo", "call_id": "call_4", "input": "{}",
+               "output": "Error: message is required",
+               "mcp.server": "everything", "mcp.transport": "streamable_http",
+               "mcp.protocol_version": "2025-06-18", "mcp.session_id": "sess-7f3a",
+               "mcp.is_error": true}),
+    );
+    failed_call.error = Some(ErrorInfo::new("Error: message is required"));
+    (vec![time, everything, broken], vec![call, failed_call])
 }

@@ -3,7 +3,7 @@
 //! the W3C trace context a run joins (`context`), the payload types ingest produces and the
 //! store writes (`ingest`), the figures of `stats` and `diff` (`stats`), secrets taken out of
 //! everything written (`redact`), text cut to a size (`bound`), and where a failure happened
-//! (`failure`); for tests, a trace with one span of every kind (`fixture`). It imports nothing above it (`tests/e2e/layers.rs` checks).
+//! (`failure`), the keys of MCP spans (`mcp`); for tests, a trace with one span of every kind (`fixture`). It imports nothing above it (`tests/e2e/layers.rs` checks).
 
 pub mod bound;
 pub mod context;
@@ -13,6 +13,7 @@ pub(crate) mod fixture;
 pub mod id;
 pub mod ingest;
 pub mod json;
+pub mod mcp;
 pub mod model;
 pub mod recorder;
 pub mod redact;

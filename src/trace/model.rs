@@ -80,10 +80,15 @@ pub enum SpanKind {
     /// One scorer of `scores:`: its result is the evaluation event on it; a judge's model call
     /// is its child.
     Score,
+    /// The tools one MCP server offered to one agent run (the Agents SDK's `mcp_tools`): named
+    /// after the server, a child of the `agent` span. Its calls are `function` spans that carry
+    /// `mcp.server`.
+    #[serde(rename = "mcp_tools")]
+    McpTools,
 }
 
 impl SpanKind {
-    pub const ALL: [SpanKind; 7] = [
+    pub const ALL: [SpanKind; 8] = [
         SpanKind::Custom,
         SpanKind::Agent,
         SpanKind::Generation,
@@ -91,6 +96,7 @@ impl SpanKind {
         SpanKind::Handoff,
         SpanKind::Command,
         SpanKind::Score,
+        SpanKind::McpTools,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -102,6 +108,7 @@ impl SpanKind {
             SpanKind::Handoff => "handoff",
             SpanKind::Command => "command",
             SpanKind::Score => "score",
+            SpanKind::McpTools => "mcp_tools",
         }
     }
 

@@ -475,6 +475,24 @@ mod tests {
         assert_eq!(super::super::failure::caused_by(&pointer), Some(boom_id));
     }
 
+    #[test]
+    fn a_server_that_fails_is_named_as_an_mcp_server_in_the_cause() {
+        let sink = Arc::new(Keep::default());
+        let rec = Recorder::start(trace(), vec![sink.clone()]);
+        let agent = rec.span(None, SpanKind::Agent, "helper", Map::new());
+        let tools = rec.span(Some(agent.id()), SpanKind::McpTools, "time", Map::new());
+        let error = ErrorInfo::new("MCP server `time` exited before it answered initialize");
+        tools.end(Status::Error, Some(error.clone()));
+        assert_eq!(
+            rec.failure_origin(&error).as_deref(),
+            Some("MCP server `time`")
+        );
+        agent.end(Status::Error, Some(error));
+        let ended = sink.0.lock().unwrap();
+        let pointer = ended[1].error.clone().unwrap();
+        assert_eq!(pointer.message, "failed because MCP server `time` failed");
+    }
+
     /// Keeps the spans that ended.
     #[derive(Default)]
     struct Keep(Mutex<Vec<Span>>);

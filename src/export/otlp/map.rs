@@ -9,6 +9,11 @@
 //!   a span that never ended ends with its trace and says `agentrace.status=running`.
 //! - Stored attributes that a convention does not cover are kept as `agentrace.<key>` (objects as
 //!   JSON text), so nothing `show` prints is lost.
+//! - MCP spans follow the OpenTelemetry MCP conventions as well: a call to an MCP server is the
+//!   `execute_tool` span and the MCP client span in one (`tools/call {tool}`, kind CLIENT,
+//!   `mcp.method.name`, `network.transport`, …), a server's tool list a `tools/list` client span
+//!   (see [`mcp_call`] and [`mcp_listing`]). Their `mcp.*` attributes also travel as
+//!   `agentrace.mcp.*`, so a trace read back has them exactly.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{
@@ -21,7 +26,7 @@ use opentelemetry_proto::tonic::trace::v1::{
 use serde_json::{Map, Value, json};
 
 use crate::trace::context::{TraceContext, is_reserved};
-use crate::trace::{ErrorInfo, Span, SpanId, SpanKind, Status, Timestamp, TraceDoc};
+use crate::trace::{ErrorInfo, Span, SpanId, SpanKind, Status, Timestamp, TraceDoc, mcp};
 
 /// W3C trace flags: sampled.
 const SAMPLED: u32 = 0x01;
@@ -348,7 +353,9 @@ fn step_span(
     let (name, consumed): (String, &[&str]) = match s.kind {
         SpanKind::Generation => (generation(s, &mut attrs), GENERATION_KEYS),
         SpanKind::Agent => (agent(s, &mut attrs), AGENT_KEYS),
+        SpanKind::Function if s.mcp_server().is_some() => (mcp_call(s, &mut attrs), FUNCTION_KEYS),
         SpanKind::Function => (function(s, &mut attrs), FUNCTION_KEYS),
+        SpanKind::McpTools => (mcp_listing(s, &mut attrs), &[]),
         SpanKind::Handoff => {
             attrs.str("openinference.span.kind", "CHAIN");
             if let Some(to) = text(&s.attributes, "to_agent") {
@@ -414,7 +421,7 @@ fn step_span(
         parent_span_id: s.parent_id.unwrap_or(root).0.to_vec(),
         flags: SAMPLED | HAS_IS_REMOTE,
         name,
-        kind: if s.kind == SpanKind::Generation {
+        kind: if is_client(s) {
             span::SpanKind::Client as i32
         } else {
             span::SpanKind::Internal as i32
@@ -428,6 +435,17 @@ fn step_span(
         links: Vec::new(),
         dropped_links_count: 0,
         status: Some(status),
+    }
+}
+
+/// Whether a span is a request to another process: a model call, an MCP server's tool list
+/// (unless it came from the run's cache) and a call to an MCP server.
+fn is_client(s: &Span) -> bool {
+    match s.kind {
+        SpanKind::Generation => true,
+        SpanKind::McpTools => !s.mcp_cached(),
+        SpanKind::Function => s.mcp_server().is_some(),
+        _ => false,
     }
 }
 
@@ -482,6 +500,81 @@ fn function(s: &Span, attrs: &mut Attrs) -> String {
         attrs.str("output.value", output);
     }
     format!("execute_tool {name}")
+}
+
+/// A call that went to an MCP server: an `execute_tool` span (as [`function`] maps any tool
+/// call) that is also the MCP client span of the `tools/call` request, as the OpenTelemetry MCP
+/// conventions have it: named `tools/call {tool}`, with `mcp.method.name`, the transport, the
+/// session and `error.type` = `tool_error` when the result said `isError`.
+fn mcp_call(s: &Span, attrs: &mut Attrs) -> String {
+    let tool = function(s, attrs);
+    let tool = tool
+        .strip_prefix("execute_tool ")
+        .unwrap_or(&tool)
+        .to_string();
+    attrs.str("mcp.method.name", "tools/call");
+    mcp_transport(s, attrs);
+    if s.attributes.get(mcp::IS_ERROR) == Some(&Value::Bool(true)) {
+        attrs.str("error.type", "tool_error");
+    } else if s.status == Status::Error {
+        attrs.str("error.type", "_OTHER");
+    }
+    format!("tools/call {tool}")
+}
+
+/// An MCP server's tool list: the MCP client span of `tools/list` (no `gen_ai.operation.name`:
+/// the conventions keep that for tool calls), named by the method alone as the conventions say
+/// when there is no tool or prompt to name, with the tool names as its OpenInference output
+/// (a CHAIN, as OpenInference's own instrumentation of the Agents SDK maps `mcp_tools`: listing
+/// tools is a step of the agent, not a tool call). The server's name stays in
+/// `agentrace.mcp.server`, and the span's own name in `agentrace.span.name` when it differs.
+fn mcp_listing(s: &Span, attrs: &mut Attrs) -> String {
+    attrs.str("mcp.method.name", "tools/list");
+    mcp_transport(s, attrs);
+    if s.status == Status::Error {
+        attrs.str("error.type", "_OTHER");
+    }
+    attrs.str("openinference.span.kind", "CHAIN");
+    if let Some(tools) = s.attributes.get(mcp::TOOLS) {
+        attrs.str("output.value", tools.to_string());
+        attrs.str("output.mime_type", "application/json");
+    }
+    if s.mcp_server() != Some(s.name.as_str()) {
+        attrs.str("agentrace.span.name", s.name.clone());
+    }
+    "tools/list".into()
+}
+
+/// The conventions' transport attributes of an MCP span: `network.transport` `pipe` (stdio)
+/// or `tcp` (streamable HTTP, with `network.protocol.name` `http` and the URL's
+/// `server.address` and `server.port`), `mcp.protocol.version`, `mcp.session.id`.
+fn mcp_transport(s: &Span, attrs: &mut Attrs) {
+    let a = &s.attributes;
+    match a.get(mcp::TRANSPORT).and_then(Value::as_str) {
+        Some(mcp::STDIO) => attrs.str("network.transport", "pipe"),
+        Some(mcp::STREAMABLE_HTTP) => {
+            attrs.str("network.transport", "tcp");
+            attrs.str("network.protocol.name", "http");
+            if let Some(url) = text(a, mcp::URL).and_then(|u| reqwest::Url::parse(&u).ok())
+                && let Some(host) = url.host_str()
+            {
+                attrs.str(
+                    "server.address",
+                    host.trim_start_matches('[').trim_end_matches(']'),
+                );
+                if let Some(port) = url.port_or_known_default() {
+                    attrs.int("server.port", i64::from(port));
+                }
+            }
+        }
+        _ => {}
+    }
+    if let Some(version) = text(a, mcp::PROTOCOL_VERSION) {
+        attrs.str("mcp.protocol.version", version);
+    }
+    if let Some(session) = text(a, mcp::SESSION_ID) {
+        attrs.str("mcp.session.id", session);
+    }
 }
 
 /// `gen_ai.provider.name` from the endpoint: the well-known hosts by their convention names,

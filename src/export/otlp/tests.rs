@@ -66,6 +66,11 @@ fn the_trace_becomes_a_root_span_over_the_stored_ones() {
             "chat gpt-4o-mini",
             "execute_tool weather",
             "helper -> expert",
+            "tools/list",
+            "tools/list",
+            "tools/list",
+            "tools/call get_current_time",
+            "tools/call echo",
             "helpful",
             "notify",
             "deploy",
@@ -452,7 +457,7 @@ fn the_json_encoding_is_the_one_collectors_accept() {
             .any(|a| a == &json!({"key": "service.name", "value": {"stringValue": "svc"}}))
     );
     let spans = rs["scopeSpans"][0]["spans"].as_array().unwrap();
-    assert_eq!(spans.len(), 12);
+    assert_eq!(spans.len(), 17);
     let root = &spans[0];
     assert_eq!(root["traceId"], tid().hex());
     assert_eq!(root["spanId"].as_str().unwrap().len(), 16);
@@ -487,7 +492,7 @@ fn the_json_encoding_is_the_one_collectors_accept() {
     // And it reads back as the same request.
     let back: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest =
         serde_json::from_value(json).unwrap();
-    assert_eq!(back.resource_spans[0].scope_spans[0].spans.len(), 12);
+    assert_eq!(back.resource_spans[0].scope_spans[0].spans.len(), 17);
 }
 
 #[test]
@@ -502,7 +507,7 @@ fn protobuf_round_trips() {
     )
     .unwrap();
     assert_eq!(back, request);
-    assert_eq!(back.resource_spans[0].scope_spans[0].spans.len(), 24);
+    assert_eq!(back.resource_spans[0].scope_spans[0].spans.len(), 34);
 }
 
 #[test]
@@ -516,4 +521,135 @@ fn resource_attributes_from_the_environment_keep_the_service_name() {
     );
     assert_eq!(s(&r.attributes, "service.name"), "svc");
     assert_eq!(s(&r.attributes, "openinference.project.name"), "proj");
+}
+
+/// The OTLP span of fixture span `n`.
+fn by_sid(spans: &[OtlpSpan], n: u8) -> &OtlpSpan {
+    spans
+        .iter()
+        .find(|s| s.span_id == sid(n).0.to_vec())
+        .unwrap()
+}
+
+#[test]
+fn mcp_calls_are_execute_tool_spans_and_mcp_client_spans_in_one() {
+    let spans = spans_of(&every_kind());
+    // A stdio call: over a pipe, with the negotiated protocol, and the tool call's attributes.
+    let call = by_sid(&spans, 14);
+    assert_eq!(call.name, "tools/call get_current_time");
+    assert_eq!(call.kind, span::SpanKind::Client as i32);
+    assert_eq!(call.parent_span_id, sid(2).0.to_vec());
+    let a = &call.attributes;
+    assert_eq!(s(a, "gen_ai.operation.name"), "execute_tool");
+    assert_eq!(s(a, "gen_ai.tool.name"), "get_current_time");
+    assert_eq!(s(a, "gen_ai.tool.call.id"), "call_3");
+    assert_eq!(
+        s(a, "gen_ai.tool.call.arguments"),
+        "{\"timezone\":\"Europe/Paris\"}"
+    );
+    assert!(s(a, "gen_ai.tool.call.result").contains("2026-12-05T01:00:00"));
+    assert_eq!(s(a, "openinference.span.kind"), "TOOL");
+    assert_eq!(s(a, "mcp.method.name"), "tools/call");
+    assert_eq!(s(a, "network.transport"), "pipe");
+    assert_eq!(s(a, "mcp.protocol.version"), "2025-06-18");
+    for key in [
+        "network.protocol.name",
+        "server.address",
+        "mcp.session.id",
+        "error.type",
+    ] {
+        assert!(
+            attr(a, key).is_none(),
+            "{key} on a stdio call that succeeded"
+        );
+    }
+    assert_eq!(s(a, "agentrace.mcp.server"), "time");
+    assert_eq!(
+        serde_json::from_str::<Value>(s(a, "agentrace.structured_output")).unwrap(),
+        json!({"datetime": "2026-12-05T01:00:00+01:00", "dst": false})
+    );
+    assert_eq!(
+        call.status.as_ref().unwrap().code,
+        status::StatusCode::Ok as i32
+    );
+
+    // An HTTP call whose result said isError: tcp, http, the session, error.type tool_error.
+    let failed = by_sid(&spans, 15);
+    assert_eq!(failed.name, "tools/call echo");
+    assert_eq!(failed.kind, span::SpanKind::Client as i32);
+    let a = &failed.attributes;
+    assert_eq!(s(a, "network.transport"), "tcp");
+    assert_eq!(s(a, "network.protocol.name"), "http");
+    assert_eq!(s(a, "mcp.session.id"), "sess-7f3a");
+    assert_eq!(s(a, "error.type"), "tool_error");
+    assert_eq!(
+        failed.status.as_ref().unwrap().code,
+        status::StatusCode::Error as i32
+    );
+    assert_eq!(
+        failed.status.as_ref().unwrap().message,
+        "Error: message is required"
+    );
+    // A workflow tool stays an internal execute_tool span without MCP attributes.
+    let tool = named(&spans, "execute_tool weather");
+    assert_eq!(tool.kind, span::SpanKind::Internal as i32);
+    assert!(attr(&tool.attributes, "mcp.method.name").is_none());
+}
+
+#[test]
+fn an_mcp_servers_tool_list_is_a_tools_list_client_span() {
+    let spans = spans_of(&every_kind());
+    // Over streamable HTTP: the server's address and port from its URL.
+    let http = by_sid(&spans, 13);
+    assert_eq!(http.name, "tools/list");
+    assert_eq!(http.kind, span::SpanKind::Client as i32);
+    let a = &http.attributes;
+    assert_eq!(s(a, "mcp.method.name"), "tools/list");
+    assert!(
+        attr(a, "gen_ai.operation.name").is_none(),
+        "only tool calls are execute_tool"
+    );
+    assert_eq!(s(a, "network.transport"), "tcp");
+    assert_eq!(s(a, "network.protocol.name"), "http");
+    assert_eq!(s(a, "server.address"), "127.0.0.1");
+    assert_eq!(i(a, "server.port"), 3001);
+    assert_eq!(s(a, "mcp.session.id"), "sess-7f3a");
+    assert_eq!(s(a, "mcp.protocol.version"), "2025-06-18");
+    assert_eq!(s(a, "agentrace.mcp.server"), "everything");
+    assert_eq!(s(a, "agentrace.span.kind"), "mcp_tools");
+    // OpenInference: a CHAIN step whose output is the tool names.
+    assert_eq!(s(a, "openinference.span.kind"), "CHAIN");
+    assert_eq!(s(a, "output.value"), "[\"echo\",\"add\"]");
+    assert_eq!(s(a, "output.mime_type"), "application/json");
+
+    // From the run's cache: no request went out, so it is no client span.
+    let cached = by_sid(&spans, 12);
+    assert_eq!(cached.kind, span::SpanKind::Internal as i32);
+    assert_eq!(s(&cached.attributes, "network.transport"), "pipe");
+    // A server that failed: the error, its class, and its stderr.
+    let broken = by_sid(&spans, 16);
+    assert_eq!(s(&broken.attributes, "error.type"), "_OTHER");
+    assert!(s(&broken.attributes, "agentrace.stderr_tail").contains("ImportError"));
+    assert_eq!(
+        broken.status.as_ref().unwrap().code,
+        status::StatusCode::Error as i32
+    );
+    // The span's own name travels only when it is not its server's.
+    assert!(attr(&broken.attributes, "agentrace.span.name").is_none());
+    let mut doc = every_kind();
+    let renamed = doc.spans.iter_mut().find(|s| s.span_id == sid(13)).unwrap();
+    renamed.name = "docs".into();
+    let spans = spans_of(&doc);
+    assert_eq!(
+        s(&by_sid(&spans, 13).attributes, "agentrace.span.name"),
+        "docs"
+    );
+    let back = crate::ingest::otlp::from_request(&map::request(
+        std::slice::from_ref(&doc),
+        map::resource("agentrace", &[]),
+    ))
+    .unwrap();
+    let span = back.spans.iter().find(|s| s.span_id == sid(13)).unwrap();
+    assert_eq!(span.name, "docs");
+    assert!(!span.attributes.contains_key("span.name"));
 }

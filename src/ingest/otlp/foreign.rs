@@ -5,7 +5,8 @@
 //! |---|---|
 //! | kind `generation` | `gen_ai.operation.name` chat, text_completion, generate_content, embeddings; else `openinference.span.kind` LLM |
 //! | kind `agent` | `gen_ai.operation.name` invoke_agent, create_agent; else `openinference.span.kind` AGENT |
-//! | kind `function` | `gen_ai.operation.name` execute_tool; else `openinference.span.kind` TOOL |
+//! | kind `mcp_tools` | `mcp.method.name` tools/list (an MCP client's tool list) |
+//! | kind `function` | `mcp.method.name` tools/call; `gen_ai.operation.name` execute_tool; else `openinference.span.kind` TOOL |
 //! | kind `custom` | anything else (CHAIN, RETRIEVER, plain HTTP spans, …) |
 //! | name | the span name |
 //! | `model` (generation) | `gen_ai.response.model`, `gen_ai.request.model`, `llm.model_name` |
@@ -13,6 +14,10 @@
 //! | `input`, `output` (generation) | `gen_ai.input.messages`/`gen_ai.output.messages` (JSON text parsed), else `input.value`/`output.value` (parsed when `*.mime_type` is JSON) |
 //! | `tool`, `call_id`, `input`, `output` (function) | `gen_ai.tool.name`/`tool.name`, `gen_ai.tool.call.id`, `gen_ai.tool.call.arguments`/`input.value`, `gen_ai.tool.call.result`/`output.value` |
 //! | `agent`, `input`, `output` (agent) | `gen_ai.agent.name`, `input.value`, `output.value` |
+//! | `mcp.server` (MCP spans) | `mcp.server`, `mcp.server.name`, else `server.address`(`:server.port`) |
+//! | `mcp.transport`, `mcp.protocol_version`, `mcp.session_id`, `mcp.is_error` (MCP spans) | `network.transport` (pipe → `stdio`, tcp or quic → `streamable_http`), `mcp.protocol.version`, `mcp.session.id`, `error.type` = `tool_error` |
+//! | `tool` (MCP call) | also `mcp.tool.name` (older drafts of the conventions), else the span name after `tools/call ` |
+//! | `tools` (MCP tool list) | `output.value` when it is a JSON array of names (OpenInference) |
 //! | every attribute | kept under its own key (a mapped key never replaces one the span has) |
 //! | `otel.span_kind` | the OTel span kind: `internal`, `server`, `client`, `producer`, `consumer` |
 //! | `otel.scope.name`, `otel.scope.version` | the instrumentation scope |
@@ -32,7 +37,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Incoming, json_object, micros, otel_attributes, status_from_code, usage_of};
 use crate::ingest::TraceHeader;
-use crate::trace::{ErrorInfo, Event, Span, SpanKind, Status};
+use crate::trace::{ErrorInfo, Event, Span, SpanKind, Status, mcp};
 
 impl Incoming<'_> {
     pub(super) fn foreign_header(&self, all: &[Incoming<'_>]) -> TraceHeader {
@@ -108,6 +113,17 @@ impl Incoming<'_> {
                 put("output", content(a, "gen_ai.output.messages", "output"));
             }
             SpanKind::Function => {
+                if a.get("mcp.method.name").is_some() {
+                    for (key, value) in mcp_attributes(a) {
+                        put(key, Some(value));
+                    }
+                    let name = self.span.name.strip_prefix("tools/call ");
+                    put(
+                        "tool",
+                        first(&["gen_ai.tool.name", "tool.name", "mcp.tool.name"])
+                            .or_else(|| name.map(|n| json!(n))),
+                    );
+                }
                 put("tool", first(&["gen_ai.tool.name", "tool.name"]));
                 put("call_id", first(&["gen_ai.tool.call.id"]));
                 put(
@@ -123,6 +139,17 @@ impl Incoming<'_> {
                 put("agent", first(&["gen_ai.agent.name"]));
                 put("input", first(&["input.value"]));
                 put("output", first(&["output.value"]));
+            }
+            SpanKind::McpTools => {
+                for (key, value) in mcp_attributes(a) {
+                    put(key, Some(value));
+                }
+                // OpenInference writes the listed tool names as the span's JSON output.
+                let names = a
+                    .get("output.value")
+                    .and_then(Value::as_str)
+                    .and_then(|t| serde_json::from_str::<Vec<String>>(t).ok());
+                put(mcp::TOOLS, names.map(|n| json!(n)));
             }
             SpanKind::Custom | SpanKind::Handoff | SpanKind::Command | SpanKind::Score => {}
         }
@@ -231,7 +258,47 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The attributes of an MCP client span from another SDK, as agentrace's MCP spans carry them:
+/// `mcp.server` from `mcp.server` or `mcp.server.name`, else the server's address (HTTP);
+/// `mcp.transport` `stdio` for `network.transport` pipe, `streamable_http` for tcp or quic;
+/// `mcp.protocol_version`, `mcp.session_id`; `mcp.is_error` when `error.type` is `tool_error`.
+fn mcp_attributes(a: &Map<String, Value>) -> Vec<(&'static str, Value)> {
+    let text = |k: &str| a.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let mut out = Vec::new();
+    let address = text("server.address").map(|host| match a.get("server.port") {
+        Some(port) if !port.is_null() => format!("{host}:{port}"),
+        _ => host.to_string(),
+    });
+    if let Some(server) = text("mcp.server")
+        .or_else(|| text("mcp.server.name"))
+        .map(str::to_string)
+        .or(address)
+    {
+        out.push((mcp::SERVER, json!(server)));
+    }
+    match text("network.transport") {
+        Some("pipe") => out.push((mcp::TRANSPORT, json!(mcp::STDIO))),
+        Some("tcp" | "quic") => out.push((mcp::TRANSPORT, json!(mcp::STREAMABLE_HTTP))),
+        _ => {}
+    }
+    if let Some(version) = text("mcp.protocol.version") {
+        out.push((mcp::PROTOCOL_VERSION, json!(version)));
+    }
+    if let Some(session) = text("mcp.session.id") {
+        out.push((mcp::SESSION_ID, json!(session)));
+    }
+    if text("error.type") == Some("tool_error") {
+        out.push((mcp::IS_ERROR, json!(true)));
+    }
+    out
+}
+
 fn foreign_kind(a: &Map<String, Value>) -> SpanKind {
+    match a.get("mcp.method.name").and_then(Value::as_str) {
+        Some("tools/list") => return SpanKind::McpTools,
+        Some("tools/call") => return SpanKind::Function,
+        _ => {}
+    }
     let operation = a.get("gen_ai.operation.name").and_then(Value::as_str);
     match operation {
         Some("chat" | "text_completion" | "generate_content" | "embeddings") => {

@@ -8,8 +8,10 @@
 //! `agentrace.error.data`), events (without the `exception` event the export adds) and
 //! attributes, from the `agentrace.*` copies and from the conventions the export moved them to
 //! (`gen_ai.request.model` → `model`, `input.value` → `input`, …); the convention copies
-//! (`gen_ai.*`, `llm.*`, `openinference.*`, `input.*`, `output.*`, `tool.*`, `process.*`) are
-//! dropped. The export writes objects and mixed arrays as JSON text; such text is parsed back,
+//! (`gen_ai.*`, `llm.*`, `openinference.*`, `input.*`, `output.*`, `tool.*`, `process.*`, and
+//! the MCP conventions' `mcp.method.name`, `mcp.protocol.version`, `mcp.session.id`,
+//! `network.*`, `server.*`, `error.type`) are dropped. An MCP call's name loses its
+//! `tools/call ` prefix; a tool list (`tools/list`) is named after its server again. The export writes objects and mixed arrays as JSON text; such text is parsed back,
 //! except under the keys that hold text (`input`, `output`, `stdout`, `stderr_tail`, …).
 //! The root's own parent (a run that joined a `TRACEPARENT`) is not kept, and children whose
 //! root came in another request keep the root's id as their parent.
@@ -88,7 +90,7 @@ impl Incoming<'_> {
         let mut attributes = Map::new();
         for (k, v) in a {
             if let Some(key) = k.strip_prefix("agentrace.") {
-                if !matches!(key, "span.kind" | "status" | "error.data") {
+                if !matches!(key, "span.kind" | "span.name" | "status" | "error.data") {
                     attributes.insert(key.to_string(), restore_json(key, v));
                 }
             } else if !CONVENTIONS.iter().any(|p| k.starts_with(p)) {
@@ -113,8 +115,16 @@ impl Incoming<'_> {
                 put("call_id", get("gen_ai.tool.call.id"));
                 put("input", get("gen_ai.tool.call.arguments"));
                 put("output", get("gen_ai.tool.call.result"));
-                strip(&self.span.name, "execute_tool ")
+                let name = strip(&self.span.name, "execute_tool ");
+                strip(&name, "tools/call ")
             }
+            // The export names a tool list by its method: the span's name is its server's,
+            // unless the export said otherwise.
+            SpanKind::McpTools => self
+                .str("agentrace.span.name")
+                .or_else(|| self.str("agentrace.mcp.server"))
+                .unwrap_or(&self.span.name)
+                .to_string(),
             SpanKind::Generation => {
                 let model = self.str("gen_ai.request.model");
                 put("model", model.map(|m| json!(m)));
@@ -213,6 +223,12 @@ const CONVENTIONS: &[&str] = &[
     "output.",
     "tool.",
     "process.",
+    "mcp.method.name",
+    "mcp.protocol.version",
+    "mcp.session.id",
+    "network.",
+    "server.",
+    "error.type",
 ];
 
 /// Attribute keys whose values are text even when the text is JSON.

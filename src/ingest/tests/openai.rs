@@ -409,9 +409,15 @@ fn every_sdk_span_type_is_kept() {
     assert_eq!(tr.attributes["output"], "hello");
     assert_eq!(tr.attributes["model"], "whisper-1");
 
-    assert_eq!(get(3).name, "mcp_tools");
-    assert_eq!(get(3).attributes["result"], json!(["read", "write"]));
-    assert_eq!(get(3).attributes["server"], "files");
+    // The SDK's MCP spans: a server's tool list, and a call with its server.
+    let listing = get(3);
+    assert_eq!(
+        (listing.kind, listing.name.as_str()),
+        (SpanKind::McpTools, "files")
+    );
+    assert_eq!(listing.attributes["mcp.server"], "files");
+    assert_eq!(listing.attributes["tools"], json!(["read", "write"]));
+    assert_eq!(listing.mcp_tool_names(), ["read", "write"]);
     assert_eq!(get(4).name, "Agent workflow");
     assert_eq!(get(4).attributes["openai.span_type"], "task");
     assert_eq!(get(4).attributes["usage"], json!({"requests": 1}));
@@ -433,7 +439,9 @@ fn every_sdk_span_type_is_kept() {
 
     let f = get(9);
     assert_eq!((f.kind, f.name.as_str()), (SpanKind::Function, "read"));
-    assert_eq!(f.attributes["mcp_data"], json!({"server": "files"}));
+    assert_eq!(f.attributes["mcp.server"], "files");
+    assert!(!f.attributes.contains_key("mcp_data"));
+    assert_eq!(f.mcp_server(), Some("files"));
 
     let agent = get(10);
     assert_eq!(agent.kind, SpanKind::Agent);
@@ -629,6 +637,15 @@ fn without_unexported(mut s: Span) -> Span {
             "offline",
         ],
         SpanKind::Function => &["call_id", "argv", "pid"],
+        // The SDK's `MCPListToolsSpanData` has the server and the tool names only.
+        SpanKind::McpTools => &[
+            "mcp.transport",
+            "mcp.url",
+            "mcp.protocol_version",
+            "mcp.session_id",
+            "cached",
+            "stderr_tail",
+        ],
         _ => &[],
     };
     for key in dropped {
@@ -694,4 +711,38 @@ fn export_batches_read_back_one_by_one() {
     for s in &doc.spans {
         assert_eq!(by_id(&spans, s.span_id).parent_id, s.parent_id);
     }
+}
+
+#[test]
+fn mcp_shapes_the_export_does_not_write_are_kept_as_they_came() {
+    let body = json!({"data": [
+        // No server name: the span is named by its type.
+        span_item("a", None, json!({"type": "mcp_tools", "server": null, "result": null})),
+        // `mcp_data` without a server is not an MCP call agentrace can name: kept whole.
+        span_item("b", None, json!({"type": "function", "name": "t", "input": null, "output": null,
+            "mcp_data": {"tool": "t"}})),
+        // Keys the export does not write stay in `mcp_data`.
+        span_item("c", None, json!({"type": "function", "name": "t", "input": null, "output": null,
+            "mcp_data": {"server": "s", "is_error": true, "request_id": 7}})),
+    ]});
+    let mut spans = parse(&serde_json::to_vec(&body).unwrap()).unwrap().spans;
+    for s in &mut spans {
+        s.attributes.remove("openai.span_id");
+    }
+    assert_eq!(
+        (spans[0].kind, spans[0].name.as_str()),
+        (SpanKind::McpTools, "mcp_tools")
+    );
+    assert!(spans[0].attributes.is_empty(), "{:?}", spans[0].attributes);
+    assert_eq!(spans[0].mcp_server(), Some("mcp_tools"));
+    assert_eq!(
+        spans[1].attributes,
+        obj(json!({"tool": "t", "mcp_data": {"tool": "t"}}))
+    );
+    assert_eq!(spans[1].mcp_server(), None);
+    assert_eq!(
+        spans[2].attributes,
+        obj(json!({"tool": "t", "mcp.server": "s", "mcp.is_error": true,
+                   "mcp_data": {"request_id": 7}}))
+    );
 }

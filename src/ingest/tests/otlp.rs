@@ -89,7 +89,7 @@ fn several_exported_traces_in_one_request_keep_apart() {
     let ingest = parse_protobuf(&request.encode_to_vec()).unwrap();
     let names: Vec<&str> = ingest.traces.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["Support", "Other"]);
-    assert_eq!(ingest.spans.len(), 22);
+    assert_eq!(ingest.spans.len(), 32);
     assert_eq!(
         ingest
             .spans
@@ -488,6 +488,110 @@ fn spans_from_other_sdks_map_onto_agentraces_kinds_and_attributes() {
     let orphan = by_name(spans, "late");
     assert_eq!(orphan.parent_id, Some(fsid(42)));
     assert_eq!(orphan.trace_id, TraceId(TC));
+}
+
+/// One request of `spans`, under a resource without a service name.
+fn request_of(spans: Vec<OtlpSpan>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: None,
+            scope_spans: vec![ScopeSpans {
+                scope: None,
+                spans,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+#[test]
+fn mcp_client_spans_from_other_sdks_read_as_tool_lists_and_mcp_calls() {
+    // As the MCP conventions' examples have them: a tools/list and a tools/call over stdio (no
+    // server name anywhere), and a tools/call over HTTP whose result said isError.
+    let list = otel_span(
+        TC,
+        1,
+        None,
+        "tools/list",
+        span::SpanKind::Client,
+        vec![
+            s("mcp.method.name", "tools/list"),
+            s("mcp.server.name", "weather"),
+            s("network.transport", "pipe"),
+            s("mcp.protocol.version", "2025-06-18"),
+            s("openinference.span.kind", "CHAIN"),
+            s("output.value", r#"["get-weather"]"#),
+        ],
+    );
+    let call = otel_span(
+        TC,
+        2,
+        None,
+        "tools/call get-weather",
+        span::SpanKind::Client,
+        vec![
+            s("mcp.method.name", "tools/call"),
+            s("gen_ai.operation.name", "execute_tool"),
+            s("gen_ai.tool.name", "get-weather"),
+            s("network.transport", "pipe"),
+            s("mcp.session.id", "8267461134f24305af708e66b8eda71a"),
+        ],
+    );
+    let mut failed = otel_span(
+        TC,
+        3,
+        None,
+        "tools/call lookup",
+        span::SpanKind::Client,
+        vec![
+            s("mcp.method.name", "tools/call"),
+            s("network.transport", "tcp"),
+            s("network.protocol.name", "http"),
+            s("server.address", "mcp.example.com"),
+            i("server.port", 8443),
+            s("error.type", "tool_error"),
+        ],
+    );
+    failed.status = Some(OtlpStatus {
+        code: status::StatusCode::Error as i32,
+        message: "no such record".into(),
+    });
+    let spans = parse_protobuf(&request_of(vec![list, call, failed]).encode_to_vec())
+        .unwrap()
+        .spans;
+
+    let list = &spans[0];
+    assert_eq!(list.kind, SpanKind::McpTools);
+    assert_eq!(list.mcp_server(), Some("weather"));
+    assert_eq!(list.mcp_tool_names(), ["get-weather"]);
+    assert_eq!(list.attributes["mcp.transport"], "stdio");
+    assert_eq!(list.attributes["mcp.protocol_version"], "2025-06-18");
+
+    let call = &spans[1];
+    assert_eq!(call.kind, SpanKind::Function);
+    assert_eq!(call.attributes["tool"], "get-weather");
+    assert_eq!(call.attributes["mcp.transport"], "stdio");
+    assert_eq!(
+        call.attributes["mcp.session_id"],
+        "8267461134f24305af708e66b8eda71a"
+    );
+    // A stdio span names no server: the call is an MCP call of no known server.
+    assert_eq!(call.mcp_server(), None);
+    assert!(!call.attributes.contains_key("mcp.is_error"));
+
+    let failed = &spans[2];
+    assert_eq!(
+        failed.kind,
+        SpanKind::Function,
+        "tools/call without gen_ai attributes"
+    );
+    assert_eq!(failed.attributes["tool"], "lookup", "from the span name");
+    assert_eq!(failed.mcp_server(), Some("mcp.example.com:8443"));
+    assert_eq!(failed.attributes["mcp.transport"], "streamable_http");
+    assert_eq!(failed.attributes["mcp.is_error"], true);
+    assert_eq!(failed.status, Status::Error);
+    assert_eq!(failed.error.as_ref().unwrap().message, "no such record");
 }
 
 #[test]

@@ -60,6 +60,14 @@ export function chatEl(v, defaultRole) {
   return h('div', { class: 'chat' }, messageEl({ role: defaultRole, content: typeof v === 'string' ? v : pretty(v) }));
 }
 
+/** The attributes of MCP spans shown as facts (see docs/contract.md), and their labels. */
+const MCP_FACTS = ['mcp.server', 'mcp.transport', 'mcp.url', 'mcp.protocol_version', 'mcp.session_id', 'mcp.is_error', 'cached'];
+/** @type {Record<string, string>} */
+const MCP_LABELS = {
+  'mcp.server': 'MCP server', 'mcp.transport': 'transport', 'mcp.url': 'url', 'mcp.protocol_version': 'protocol',
+  'mcp.session_id': 'session', 'mcp.is_error': 'isError', cached: 'cached',
+};
+
 /**
  * @param {unknown} arg
  */
@@ -102,12 +110,14 @@ export function spanDetail(m, i, select) {
   const factKeys = s.kind === 'generation'
     ? ['model', 'response_model', 'finish_reason', 'usage', 'cost_usd', 'time_to_first_token_ms', 'queued_ms', 'stream', 'offline', 'replayed', 'usage_estimated']
     : s.kind === 'agent' ? ['agent', 'model', 'step_id', 'usage', 'session']
-      : s.kind === 'function' ? ['tool', 'call_id', 'exit_code', 'pid']
-        : s.kind === 'command' ? ['step_id', 'exit_code', 'pid'] : ['step_id'];
+      : s.kind === 'function' ? ['tool', 'call_id', 'exit_code', 'pid'].concat(MCP_FACTS)
+        : s.kind === 'mcp_tools' ? MCP_FACTS
+          : s.kind === 'command' ? ['step_id', 'exit_code', 'pid'] : ['step_id'];
   for (const k of factKeys) {
     if (a[k] === undefined) continue;
     used.add(k);
-    if (k === 'usage' && a[k] && typeof a[k] === 'object') fact('tokens', usageText(a[k]));
+    if (MCP_LABELS[k]) fact(MCP_LABELS[k], String(a[k]));
+    else if (k === 'usage' && a[k] && typeof a[k] === 'object') fact('tokens', usageText(a[k]));
     else if (k === 'cost_usd') fact('cost', fmtCost(a[k]));
     else if (k === 'time_to_first_token_ms' || k === 'queued_ms') fact(k.replace(/_ms$/, '').replace(/_/g, ' '), fmtMs(a[k]));
     else fact(k.replace(/_/g, ' '), typeof a[k] === 'object' ? h('code', null, JSON.stringify(a[k])) : String(a[k]));
@@ -142,6 +152,17 @@ export function spanDetail(m, i, select) {
       box.appendChild(h('div', { class: 'metadata' }, a.tools.map((/** @type {unknown} */ t) => h('span', { class: 'chip' }, typeof t === 'string' ? t : pretty(t)))));
     }
   }
+  if (s.kind === 'mcp_tools' && a.tools !== undefined) {
+    used.add('tools');
+    const tools = Array.isArray(a.tools) ? a.tools : [];
+    box.appendChild(section('Tools listed', plural(tools.length, 'tool')));
+    box.appendChild(h('div', { class: 'metadata' }, tools.map((/** @type {unknown} */ t) => h('span', { class: 'chip' }, typeof t === 'string' ? t : pretty(t)))));
+  }
+  if (s.kind === 'mcp_tools' && a.stderr_tail !== undefined) {
+    used.add('stderr_tail');
+    box.appendChild(section('stderr (tail)', 'the server\'s last lines'));
+    box.appendChild(h('pre', { class: 'stream stderr' }, typeof a.stderr_tail === 'string' ? a.stderr_tail : pretty(a.stderr_tail)));
+  }
   if (s.kind === 'handoff' && (a.from_agent !== undefined || a.to_agent !== undefined)) {
     used.add('from_agent'); used.add('to_agent');
     box.appendChild(section('Handoff'));
@@ -150,6 +171,7 @@ export function spanDetail(m, i, select) {
   if (s.kind === 'function' || s.kind === 'command' || a.argv !== undefined || a.script !== undefined) {
     if (s.kind === 'function' && a.input !== undefined) { used.add('input'); box.appendChild(section('Arguments')); box.appendChild(h('pre', { class: 'json' }, pretty(a.input))); }
     if (s.kind === 'function' && a.output !== undefined) { used.add('output'); box.appendChild(section('Result')); box.appendChild(h('pre', { class: 'json' }, pretty(a.output))); }
+    if (s.kind === 'function' && a.structured_output !== undefined) { used.add('structured_output'); box.appendChild(section('Structured result', 'structuredContent')); box.appendChild(h('pre', { class: 'json' }, pretty(a.structured_output))); }
     if (a.argv !== undefined) {
       used.add('argv');
       box.appendChild(section(s.kind === 'function' ? 'Tool command' : 'Command', 'argv, no shell'));

@@ -146,7 +146,13 @@ export const STATUS_MARK = { error: '✕', cancelled: '⊘', skipped: '↷', run
 /**
  * @type {readonly string[]}
  */
-export const KINDS = ['custom', 'agent', 'generation', 'function', 'handoff', 'command', 'score'];
+export const KINDS = ['custom', 'agent', 'generation', 'function', 'handoff', 'command', 'score', 'mcp_tools'];
+/**
+ * How the legend names a kind.
+ * @param {string} k
+ * @returns {string}
+ */
+export const kindLabel = (k) => (k === 'mcp_tools' ? 'MCP tools' : k);
 /**
  * @param {unknown} k
  * @returns {string}

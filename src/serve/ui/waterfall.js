@@ -7,7 +7,7 @@
 
 import { spanDetail } from './detail.js';
 import { badge, errorBox, fill, groupPath, h, link, relTime } from './dom.js';
-import { KINDS, STATUS_MARK, fmtCost, fmtInt, fmtLocal, fmtMs, parseMs, safeKind, safeStatus, usageText } from './format.js';
+import { KINDS, STATUS_MARK, fmtCost, fmtInt, fmtLocal, fmtMs, kindLabel, parseMs, safeKind, safeStatus, usageText } from './format.js';
 import { buildModel, didNotFinish, isRunning, updateHi } from './model.js';
 import { app, setCrumbs } from './shell.js';
 
@@ -87,7 +87,7 @@ export function traceView(options) {
       dd('cost', t.offline ? 'offline (not priced)' : fmtCost(t.cost_usd)),
       dd('trace', h('code', { class: 'id' }, t.trace_id)));
     const present = new Set(m.spans.map((s) => s.kind));
-    fill(legend, KINDS.filter((k) => present.has(k)).map((k) => h('span', null, h('i', { class: 'k-' + k }), k)));
+    fill(legend, KINDS.filter((k) => present.has(k)).map((k) => h('span', null, h('i', { class: 'k-' + k }), kindLabel(k))));
     // The offline mark is shown as the cost, not as a metadata chip.
     const meta = t.metadata && typeof t.metadata === 'object' ? Object.keys(t.metadata).filter((k) => k !== 'agentrace.offline') : [];
     fill(head,
