@@ -26,6 +26,7 @@ use crate::llm::{Message, ToolCall, ToolSpec};
 use crate::trace::context::TraceParent;
 use crate::trace::{ErrorInfo, SpanHandle, SpanKind, Status, redact};
 use crate::workflow::{AgentDef, AgentMcp, Located, McpServerDef, McpTransport, Workflow};
+use indexmap::IndexMap;
 
 /// How long a server may take to start, initialise and list its tools unless it says.
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -40,7 +41,7 @@ const INHERITED_ENV: &[&str] = &[
 ];
 
 /// The span kind of a server's tool listing (`mcp_tools` once the trace model has it).
-const LIST_KIND: SpanKind = SpanKind::Custom;
+const LIST_KIND: SpanKind = SpanKind::McpTools;
 
 /// The servers of a run, shared by every engine made from the same workflow.
 #[derive(Default)]
@@ -95,12 +96,15 @@ impl McpOffer {
     }
 }
 
-/// `${VAR}` in `value` filled from the environment; what came from a variable is registered
-/// as a secret (it is a token more often than not), a variable not set is an error at the
-/// value's place in the file.
-fn expand(wf: &Workflow, value: &Located<String>) -> Result<String, Error> {
-    let expanded = crate::workflow::mcp::expand_env(value, |name| std::env::var(name).ok())
-        .map_err(|e| {
+/// An `env:` or `headers:` mapping filled from the environment; what came from a variable
+/// (and a credential-named entry whole) is registered as a secret, a variable not set is an
+/// error at the value's place in the file.
+fn expand(
+    wf: &Workflow,
+    map: &IndexMap<String, Located<String>>,
+) -> Result<IndexMap<String, String>, Error> {
+    let expanded =
+        crate::workflow::mcp::expand_map(map, |name| std::env::var(name).ok()).map_err(|e| {
             let loc = e.loc();
             Error::usage(format!(
                 "{}:{}:{}: {e}",
@@ -109,10 +113,10 @@ fn expand(wf: &Workflow, value: &Located<String>) -> Result<String, Error> {
                 loc.col
             ))
         })?;
-    for secret in &expanded.from_env {
+    for secret in &expanded.secrets {
         redact::register(secret);
     }
-    Ok(expanded.value)
+    Ok(expanded.values)
 }
 
 fn resolve(wf: &Workflow, def: &McpServerDef, dir: &Path) -> Result<Connect, Error> {
@@ -130,9 +134,9 @@ fn resolve(wf: &Workflow, def: &McpServerDef, dir: &Path) -> Result<Connect, Err
                 .iter()
                 .filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?)))
                 .collect();
-            for (key, value) in env {
-                vars.retain(|(k, _)| k != key);
-                vars.push((key.clone(), expand(wf, value)?));
+            for (key, value) in expand(wf, env)? {
+                vars.retain(|(k, _)| *k != key);
+                vars.push((key, value));
             }
             Connect::Stdio(StdioServer {
                 name: def.name.value.clone(),
@@ -147,17 +151,7 @@ fn resolve(wf: &Workflow, def: &McpServerDef, dir: &Path) -> Result<Connect, Err
         }
         McpTransport::Http { url, headers } => {
             redact::register_url(&url.value);
-            let mut pairs = Vec::with_capacity(headers.len());
-            for (name, value) in headers {
-                let value = expand(wf, value)?;
-                if redact::secret_name(name) {
-                    redact::register(&value);
-                    if let Some((_, token)) = value.split_once(' ') {
-                        redact::register(token);
-                    }
-                }
-                pairs.push((name.clone(), value));
-            }
+            let pairs = expand(wf, headers)?.into_iter().collect();
             Connect::Http {
                 url: url.value.clone(),
                 headers: pairs,
@@ -248,12 +242,6 @@ impl Server {
         }
         attrs
     }
-}
-
-/// Whether `tool` passes a server's or an agent entry's `allowed_tools`/`blocked_tools`.
-fn passes(allowed: Option<&Vec<Located<String>>>, blocked: &[Located<String>], tool: &str) -> bool {
-    allowed.is_none_or(|a| a.iter().any(|t| t.value == tool))
-        && !blocked.iter().any(|t| t.value == tool)
 }
 
 /// The error a failed server or call leaves on its span: the message, and the end of the
@@ -357,15 +345,7 @@ impl TraceRun<'_> {
         };
         let mut specs = Vec::new();
         for tool in client.tools() {
-            let keep = passes(
-                server.def.allowed_tools.as_ref(),
-                &server.def.blocked_tools,
-                &tool.name,
-            ) && passes(
-                entry.allowed_tools.as_ref(),
-                &entry.blocked_tools,
-                &tool.name,
-            );
+            let keep = entry.offers(&server.def, &tool.name);
             if !keep {
                 continue;
             }
@@ -531,20 +511,5 @@ impl TraceRun<'_> {
             .call(tool, arguments, Some(&traceparent), server.call_timeout)
             .await
             .map_err(|e| mcp_error(&e))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn filters_keep_what_is_allowed_and_not_blocked() {
-        let l = |s: &str| Located::new(s.to_string(), crate::workflow::Loc { line: 1, col: 1 });
-        assert!(passes(None, &[], "a"));
-        assert!(!passes(None, &[l("a")], "a"));
-        assert!(passes(Some(&vec![l("a")]), &[], "a"));
-        assert!(!passes(Some(&vec![l("b")]), &[], "a"));
-        assert!(!passes(Some(&vec![l("a")]), &[l("a")], "a"));
     }
 }

@@ -13,7 +13,7 @@ use crate::support::*;
 use crate::traces::*;
 
 /// The kind of a server's tool listing span.
-const LIST: &str = "custom";
+const LIST: &str = "mcp_tools";
 
 /// `argv` as a YAML flow list.
 fn yaml_list(argv: &[String]) -> String {
