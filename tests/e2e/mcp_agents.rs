@@ -736,3 +736,63 @@ fn a_call_that_hangs_past_its_call_timeout_goes_back_to_the_model_as_an_error() 
         "{hang:#}"
     );
 }
+
+#[test]
+fn a_budget_stop_during_a_hung_call_leaves_no_server_behind() {
+    let Some(argv) = fixture_argv() else {
+        return;
+    };
+    let wrapper = vec![
+        "sh".to_string(),
+        "-c".to_string(),
+        "sleep 54.5 & exec \"$0\" \"$1\"".to_string(),
+        argv[0].clone(),
+        argv[1].clone(),
+    ];
+    // One branch waits on a call that never returns; the other's model call spends the budget.
+    let yaml = format!(
+        r#"
+name: Budget
+model: gpt-4o-mini
+budget: {{ max_tokens: 500 }}
+mcp_servers:
+  fixture:
+    command: {command}
+agents:
+  helper:
+    instructions: You use tools.
+    mcp: [fixture]
+  writer:
+    instructions: You write.
+steps:
+  - parallel:
+      - {{ id: stuck, agent: helper, input: Go. }}
+      - span: Later
+        steps:
+          - {{ run: [sh, -c, "while [ ! -e hang.started ]; do sleep 0.1; done"] }}
+          - {{ id: spend, agent: writer, input: Write. }}
+"#,
+        command = yaml_list(&wrapper)
+    );
+    let env = TestEnv::with_fake().workflow("budget.yaml", &yaml);
+    env.server().push_all([
+        Reply::tool_call("hang", json!({})),
+        Reply::text("a long text", 400, 400),
+    ]);
+    let child = env.spawn(&["run", "budget.yaml"]);
+    env.wait_for_trace("the hung call", |t| {
+        spans(t)
+            .iter()
+            .any(|s| s["kind"] == "function" && s["name"] == "hang")
+    });
+    std::fs::write(env.path().join("hang.started"), "").unwrap();
+    let out = wait_within(child, Duration::from_secs(30));
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("budget"), "{}", stderr(&out));
+    assert!(
+        gone("sleep 54.5"),
+        "a budget stop left the server's process group running"
+    );
+    let trace = env.show_json("last");
+    assert_ne!(find(&trace, "function", "hang")["status"], "ok");
+}
