@@ -1,10 +1,11 @@
-//! MCP tool servers (issue 18, first part): a client for one server, over stdio or streamable
-//! HTTP, through the official Rust SDK (`rmcp`), not hand-written JSON-RPC. It starts the
-//! server (or connects to it), initialises,
-//! lists its tools once, calls them with a timeout and shuts the server down; what a model
-//! gets back from a call is its text and structured content, other content types as a short
-//! placeholder. The workflow keys (`mcp_servers:`, an agent's `mcp:`) and the tracing are to
-//! come on top of it.
+//! MCP tool servers: a client for one server, over stdio or streamable HTTP, through the
+//! official Rust SDK (`rmcp`), not hand-written JSON-RPC. It starts the server (or connects to
+//! it), initialises, lists its tools once, calls them with a timeout and the caller's W3C trace
+//! context in `params._meta`, and shuts the server down; what a model gets back from a call is
+//! its text and structured content, other content types as a short placeholder. A stdio server
+//! runs in its own process group, killed whole when the client goes (or at once, for a process
+//! about to exit, by [`kill_all_now`]), and its stderr is kept as a tail for error messages.
+//! The engine (`engine/mcp.rs`) decides when servers start and how calls are traced.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
