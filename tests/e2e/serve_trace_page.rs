@@ -273,7 +273,7 @@ fn an_exported_order_shows_its_tool_calls_usage_and_chat_as_serve_does_in_headle
 
 /// An Agents SDK body of an agent that listed one MCP server's tools and called two of them,
 /// the second with an `isError` result: the spans the SDK's own `MCPServer` records.
-fn mcp_sdk_body(trace_hex: &str) -> Vec<u8> {
+pub(crate) fn mcp_sdk_body(trace_hex: &str) -> Vec<u8> {
     let trace_id = format!("trace_{trace_hex}");
     let id = |n: u8| format!("span_{}{n:02}", &trace_hex[..22]);
     let at = |ms: i64| {
@@ -302,7 +302,8 @@ fn mcp_sdk_body(trace_hex: &str) -> Vec<u8> {
             "result": ["echo", "add", "get_tiny_image"]})),
         span(3, Some(1), 300, 350, serde_json::json!({"type": "function", "name": "add",
             "input": "{\"a\":1,\"b\":2}", "output": "3",
-            "mcp_data": {"server": "everything", "structured_output": {"sum": 3}}})),
+            "mcp_data": {"server": "everything", "transport": "stdio",
+                         "structured_output": {"sum": 3}}})),
         failed,
         span(1, None, 0, 500, serde_json::json!({"type": "agent", "name": "helper",
             "handoffs": [], "tools": ["echo", "add", "get_tiny_image"], "output_type": "str"})),
