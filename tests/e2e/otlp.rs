@@ -907,6 +907,26 @@ pub(crate) fn http_get_json(url: &str) -> Option<Value> {
         .flatten()
 }
 
+/// The spans Phoenix shows of trace `tid` (32 hex), once it shows at least `expected`.
+fn phoenix_spans(phoenix: &str, tid: &str, expected: usize) -> Vec<Value> {
+    let url = format!("{phoenix}/v1/projects/default/spans?trace_id={tid}&limit=100");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(body) = http_get_json(&url)
+            && let Some(data) = body["data"].as_array()
+            && data.len() >= expected
+        {
+            return data.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Phoenix did not show {expected} spans of {tid} within 30 s: {:?}",
+            http_get_json(&url)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn phoenix_time(v: &Value) -> u64 {
     // Phoenix answers `2026-11-25T00:29:21.527131+00:00`.
     nanos(v)
@@ -925,22 +945,7 @@ fn real_phoenix_receives_the_trace_with_names_parents_times_tokens_events_and_co
 
     let tid = bare(&trace["trace_id"]);
     let expected = stored_spans(&trace).len() + 1;
-    let url = format!("{phoenix}/v1/projects/default/spans?trace_id={tid}&limit=100");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let spans = loop {
-        if let Some(body) = http_get_json(&url)
-            && let Some(data) = body["data"].as_array()
-            && data.len() >= expected
-        {
-            break data.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Phoenix did not show {expected} spans of {tid} within 30 s: {:?}",
-            http_get_json(&url)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let spans = phoenix_spans(&phoenix, &tid, expected);
     assert_eq!(spans.len(), expected);
     let by_name = |name: &str| -> &Value {
         let found: Vec<&Value> = spans.iter().filter(|s| s["name"] == name).collect();
@@ -1081,22 +1086,7 @@ fn real_phoenix_shows_mcp_calls_as_tool_spans_and_a_tool_list_as_a_chain() {
     ]);
     assert_exit(&out, 0);
 
-    let url = format!("{phoenix}/v1/projects/default/spans?trace_id={hex}&limit=100");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let spans = loop {
-        if let Some(body) = http_get_json(&url)
-            && let Some(data) = body["data"].as_array()
-            && data.len() >= 5
-        {
-            break data.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Phoenix did not show the 5 spans of {hex} within 30 s: {:?}",
-            http_get_json(&url)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let spans = phoenix_spans(&phoenix, hex, 5);
     let by_name = |name: &str| -> &Value {
         spans
             .iter()

@@ -15,28 +15,13 @@ import asyncio
 import json
 import os
 
-from openai import AsyncOpenAI
-
-from agents import (
-    Agent,
-    Runner,
-    set_default_openai_api,
-    set_default_openai_client,
-    set_trace_processors,
-    trace,
-)
+from agents import Agent, Runner, trace
 from agents.mcp import MCPServerStdio
 from agents.tracing import get_trace_provider
-from agents.tracing.processors import BackendSpanExporter, BatchTraceProcessor
 
-exporter = BackendSpanExporter(
-    endpoint=os.environ["AGENTRACE_INGEST_URL"], api_key=os.environ.get("AGENTRACE_TOKEN", "local")
-)
-set_trace_processors([BatchTraceProcessor(exporter)])
-set_default_openai_client(
-    AsyncOpenAI(base_url=os.environ["MODEL_URL"], api_key="sk-test-key"), use_for_tracing=False
-)
-set_default_openai_api("chat_completions")
+from agentrace_sdk import send_traces_to_agentrace
+
+send_traces_to_agentrace()
 
 
 async def main() -> None:
