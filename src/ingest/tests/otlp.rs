@@ -563,6 +563,10 @@ fn mcp_client_spans_from_other_sdks_read_as_tool_lists_and_mcp_calls() {
 
     let list = &spans[0];
     assert_eq!(list.kind, SpanKind::McpTools);
+    assert_eq!(
+        list.name, "weather",
+        "named after its server, as agentrace's are"
+    );
     assert_eq!(list.mcp_server(), Some("weather"));
     assert_eq!(list.mcp_tool_names(), ["get-weather"]);
     assert_eq!(list.attributes["mcp.transport"], "stdio");
