@@ -907,6 +907,26 @@ pub(crate) fn http_get_json(url: &str) -> Option<Value> {
         .flatten()
 }
 
+/// The spans Phoenix shows of trace `tid` (32 hex), once it shows at least `expected`.
+fn phoenix_spans(phoenix: &str, tid: &str, expected: usize) -> Vec<Value> {
+    let url = format!("{phoenix}/v1/projects/default/spans?trace_id={tid}&limit=100");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(body) = http_get_json(&url)
+            && let Some(data) = body["data"].as_array()
+            && data.len() >= expected
+        {
+            return data.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Phoenix did not show {expected} spans of {tid} within 30 s: {:?}",
+            http_get_json(&url)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn phoenix_time(v: &Value) -> u64 {
     // Phoenix answers `2026-11-25T00:29:21.527131+00:00`.
     nanos(v)
@@ -925,22 +945,7 @@ fn real_phoenix_receives_the_trace_with_names_parents_times_tokens_events_and_co
 
     let tid = bare(&trace["trace_id"]);
     let expected = stored_spans(&trace).len() + 1;
-    let url = format!("{phoenix}/v1/projects/default/spans?trace_id={tid}&limit=100");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let spans = loop {
-        if let Some(body) = http_get_json(&url)
-            && let Some(data) = body["data"].as_array()
-            && data.len() >= expected
-        {
-            break data.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Phoenix did not show {expected} spans of {tid} within 30 s: {:?}",
-            http_get_json(&url)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let spans = phoenix_spans(&phoenix, &tid, expected);
     assert_eq!(spans.len(), expected);
     let by_name = |name: &str| -> &Value {
         let found: Vec<&Value> = spans.iter().filter(|s| s["name"] == name).collect();
@@ -1058,4 +1063,52 @@ fn runs_started_together_under_one_traceparent_join_it_once() {
         let doc = env.show_json(t["trace_id"].as_str().unwrap());
         assert_eq!(doc["spans"].as_array().unwrap().len(), 1, "{doc:#}");
     }
+}
+
+#[test]
+fn real_phoenix_shows_mcp_calls_as_tool_spans_and_a_tool_list_as_a_chain() {
+    let Some(phoenix) = phoenix_url() else {
+        return;
+    };
+    // MCP spans come from an ingested Agents SDK payload (the engine's own are tested in mcp.rs).
+    let env = TestEnv::new();
+    let served = crate::support::serve::Served::start(&env, &[]);
+    let hex = "eeee0000eeee0000eeee0000eeee0001";
+    let body = crate::serve_trace_page::mcp_sdk_body(hex);
+    let r = served.post("/v1/traces/ingest", "application/json", &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let out = env.run(&[
+        "export",
+        &format!("trace_{hex}"),
+        "--otlp",
+        "--endpoint",
+        &phoenix,
+    ]);
+    assert_exit(&out, 0);
+
+    let spans = phoenix_spans(&phoenix, hex, 5);
+    let by_name = |name: &str| -> &Value {
+        spans
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in Phoenix: {spans:#?}"))
+    };
+    let listing = by_name("tools/list");
+    assert_eq!(listing["span_kind"], "CHAIN", "{listing:#}");
+    assert_eq!(listing["attributes"]["mcp.method.name"], "tools/list");
+    assert_eq!(
+        listing["attributes"]["output.value"],
+        r#"["echo","add","get_tiny_image"]"#
+    );
+    let call = by_name("tools/call add");
+    assert_eq!(call["span_kind"], "TOOL", "{call:#}");
+    assert_eq!(call["status_code"], "OK");
+    assert_eq!(call["attributes"]["gen_ai.operation.name"], "execute_tool");
+    assert_eq!(call["attributes"]["mcp.method.name"], "tools/call");
+    assert_eq!(call["attributes"]["network.transport"], "pipe");
+    assert_eq!(call["attributes"]["tool.name"], "add");
+    let failed = by_name("tools/call echo");
+    assert_eq!(failed["span_kind"], "TOOL", "{failed:#}");
+    assert_eq!(failed["status_code"], "ERROR");
+    assert_eq!(failed["attributes"]["error.type"], "tool_error");
 }

@@ -1543,3 +1543,70 @@ fn the_trace_list_pages_with_a_cursor_instead_of_capping_silently() {
         r.error()
     );
 }
+
+#[test]
+fn real_python_agents_sdk_mcp_spans_land_in_serve_as_a_tool_list_and_an_mcp_call() {
+    let Some(python) = python_clients() else {
+        return;
+    };
+    let Ok(time) = std::env::var("AGENTRACE_MCP_TIME") else {
+        assert!(!under_ci(), "AGENTRACE_MCP_TIME is not set under CI");
+        eprintln!("skipped: AGENTRACE_MCP_TIME is not set (bash ci/mcp-servers.sh env)");
+        return;
+    };
+    let fake = FakeOpenAI::start();
+    fake.push_all([
+        Reply::tool_call("get_current_time", json!({"timezone": "UTC"})),
+        Reply::text("It is noon in UTC.", 30, 9),
+    ]);
+    let env = TestEnv::new();
+    let served = Served::start(&env, &[]);
+    let printed = run_python(
+        &python,
+        "agents_sdk_mcp_client.py",
+        &[
+            ("AGENTRACE_INGEST_URL", &served.url("/v1/traces/ingest")),
+            ("MODEL_URL", &fake.base_url()),
+            ("MCP_TIME", &time),
+        ],
+    );
+    let id = printed["trace_id"]
+        .as_str()
+        .expect("a trace id")
+        .to_string();
+    served.wait_log("agents-sdk");
+    let doc = env.show_json(&id);
+    let spans = doc["spans"].as_array().unwrap();
+    // The SDK's MCPListToolsSpanData: an mcp_tools span named after the server, its tools.
+    let listing = spans
+        .iter()
+        .find(|s| s["kind"] == "mcp_tools")
+        .unwrap_or_else(|| panic!("no mcp_tools span: {:#?}", outline(&doc)));
+    assert_eq!(listing["name"], "time");
+    assert_eq!(listing["attributes"]["mcp.server"], "time");
+    let tools: Vec<&str> = listing["attributes"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(tools.contains(&"get_current_time"), "{tools:?}");
+    // Its call: a function span whose mcp_data named the server.
+    let call = spans
+        .iter()
+        .find(|s| s["kind"] == "function")
+        .unwrap_or_else(|| panic!("no function span: {:#?}", outline(&doc)));
+    assert_eq!(call["name"], "get_current_time");
+    assert_eq!(call["attributes"]["mcp.server"], "time", "{call}");
+    assert!(call["attributes"].get("mcp_data").is_none(), "{call}");
+    assert!(
+        call["attributes"]["output"]
+            .as_str()
+            .unwrap()
+            .contains("UTC"),
+        "{call}"
+    );
+    let tree = stdout(&env.run(&["show", &id]));
+    assert!(tree.contains("mcp_tools  time"), "{tree}");
+    assert!(tree.contains("mcp time"), "{tree}");
+}

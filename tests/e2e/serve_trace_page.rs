@@ -270,3 +270,104 @@ fn an_exported_order_shows_its_tool_calls_usage_and_chat_as_serve_does_in_headle
     );
     assert!(!tool.contains("\\\""), "{tool}");
 }
+
+/// An Agents SDK body of an agent that listed one MCP server's tools and called two of them,
+/// the second with an `isError` result: the spans the SDK's own `MCPServer` records.
+pub(crate) fn mcp_sdk_body(trace_hex: &str) -> Vec<u8> {
+    let trace_id = format!("trace_{trace_hex}");
+    let id = |n: u8| format!("span_{}{n:02}", &trace_hex[..22]);
+    let at = |ms: i64| {
+        (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(5)
+            + jiff::SignedDuration::from_millis(ms))
+        .to_string()
+    };
+    let span = |n: u8, parent: Option<u8>, from: i64, to: i64, data: Value| {
+        serde_json::json!({"object": "trace.span", "id": id(n), "trace_id": trace_id,
+            "parent_id": parent.map(id), "started_at": at(from), "ended_at": at(to),
+            "span_data": data, "error": null})
+    };
+    let mut failed = span(
+        4,
+        Some(1),
+        400,
+        450,
+        serde_json::json!({"type": "function", "name": "echo", "input": "{}",
+            "output": "Error: message is required",
+            "mcp_data": {"server": "everything", "is_error": true}}),
+    );
+    failed["error"] = serde_json::json!({"message": "Error: message is required", "data": null});
+    serde_json::to_vec(&serde_json::json!({"data": [
+        {"object": "trace", "id": trace_id, "workflow_name": "MCP agent"},
+        span(2, Some(1), 10, 60, serde_json::json!({"type": "mcp_tools", "server": "everything",
+            "result": ["echo", "add", "get_tiny_image"]})),
+        span(3, Some(1), 300, 350, serde_json::json!({"type": "function", "name": "add",
+            "input": "{\"a\":1,\"b\":2}", "output": "3",
+            "mcp_data": {"server": "everything", "transport": "stdio",
+                         "structured_output": {"sum": 3}}})),
+        failed,
+        span(1, None, 0, 500, serde_json::json!({"type": "agent", "name": "helper",
+            "handoffs": [], "tools": ["echo", "add", "get_tiny_image"], "output_type": "str"})),
+    ]}))
+    .unwrap()
+}
+
+#[test]
+fn mcp_servers_and_calls_read_on_the_page_and_in_the_html_export_in_headless_chromium() {
+    let env = TestEnv::new();
+    let served = Served::start(&env, &[]);
+    let hex = "dddd0000dddd0000dddd0000dddd0001";
+    let r = served.post("/v1/traces/ingest", "application/json", &mcp_sdk_body(hex));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let id = format!("trace_{hex}");
+    // Stored as the kinds and attributes the engine records.
+    let api = served.get_json(&format!("/api/traces/{id}"));
+    let kinds: Vec<&str> = api["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["agent", "mcp_tools", "function", "function"],
+        "{api}"
+    );
+    assert_eq!(api["spans"][1]["attributes"]["mcp.server"], "everything");
+    assert_eq!(api["spans"][3]["attributes"]["mcp.is_error"], true);
+    let export = export_html(&env, &id);
+    let Some(page) = read_trace_page(&served, &id, Some(&export)) else {
+        return;
+    };
+    let legend: Vec<&str> = page["legend"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert_eq!(legend, ["agent", "function", "MCP tools"]);
+    // The tool list: its server and the tools it listed.
+    let listing = span(&page, "everything")["detail"].as_str().unwrap();
+    assert!(listing.contains("MCP server\teverything"), "{listing}");
+    assert!(
+        listing.to_lowercase().contains("tools listed") && listing.contains("3 tools"),
+        "{listing}"
+    );
+    assert!(listing.contains("get_tiny_image"), "{listing}");
+    // A call: its server, arguments, result and structured result; a failed one its isError.
+    let call = span(&page, "add")["detail"].as_str().unwrap();
+    assert!(call.contains("MCP server\teverything"), "{call}");
+    assert!(call.to_lowercase().contains("structured result"), "{call}");
+    assert!(call.contains("\"sum\": 3"), "{call}");
+    let failed = span(&page, "echo");
+    assert!(
+        failed["detail"].as_str().unwrap().contains("isError\ttrue"),
+        "{failed}"
+    );
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Error: message is required"),
+        "{failed}"
+    );
+}

@@ -13,31 +13,12 @@ import asyncio
 import json
 import os
 
-from openai import AsyncOpenAI
-
-from agents import (
-    Agent,
-    Runner,
-    custom_span,
-    set_default_openai_api,
-    set_default_openai_client,
-    set_trace_processors,
-    trace,
-)
+from agents import Agent, Runner, custom_span, trace
 from agents.tracing import get_trace_provider
-from agents.tracing.processors import BackendSpanExporter, BatchTraceProcessor
 
-# The two lines the README shows: send the SDK's traces to agentrace instead of OpenAI.
-exporter = BackendSpanExporter(
-    endpoint=os.environ["AGENTRACE_INGEST_URL"], api_key=os.environ.get("AGENTRACE_TOKEN", "local")
-)
-set_trace_processors([BatchTraceProcessor(exporter)])
+from agentrace_sdk import send_traces_to_agentrace
 
-# The model: any OpenAI-compatible server, through Chat Completions.
-set_default_openai_client(
-    AsyncOpenAI(base_url=os.environ["MODEL_URL"], api_key="sk-test-key"), use_for_tracing=False
-)
-set_default_openai_api("chat_completions")
+send_traces_to_agentrace()
 
 billing = Agent(name="Billing Agent", instructions="Answer billing questions in one sentence.")
 triage = Agent(

@@ -539,7 +539,7 @@ fn mcp_listing(s: &Span, attrs: &mut Attrs) -> String {
         attrs.str("output.value", tools.to_string());
         attrs.str("output.mime_type", "application/json");
     }
-    if s.mcp_server() != Some(s.name.as_str()) {
+    if s.attributes.get(mcp::SERVER).and_then(Value::as_str) != Some(s.name.as_str()) {
         attrs.str("agentrace.span.name", s.name.clone());
     }
     "tools/list".into()

@@ -636,9 +636,13 @@ fn an_mcp_servers_tool_list_is_a_tools_list_client_span() {
     );
     // The span's own name travels only when it is not its server's.
     assert!(attr(&broken.attributes, "agentrace.span.name").is_none());
+    // …or when the span has no server attribute at all (an SDK's tool list without a server).
     let mut doc = every_kind();
     let renamed = doc.spans.iter_mut().find(|s| s.span_id == sid(13)).unwrap();
     renamed.name = "docs".into();
+    let unnamed = doc.spans.iter_mut().find(|s| s.span_id == sid(12)).unwrap();
+    unnamed.name = "mcp_tools".into();
+    unnamed.attributes.remove("mcp.server");
     let spans = spans_of(&doc);
     assert_eq!(
         s(&by_sid(&spans, 13).attributes, "agentrace.span.name"),
@@ -649,7 +653,10 @@ fn an_mcp_servers_tool_list_is_a_tools_list_client_span() {
         map::resource("agentrace", &[]),
     ))
     .unwrap();
-    let span = back.spans.iter().find(|s| s.span_id == sid(13)).unwrap();
-    assert_eq!(span.name, "docs");
-    assert!(!span.attributes.contains_key("span.name"));
+    for (n, name) in [(13, "docs"), (12, "mcp_tools")] {
+        let span = back.spans.iter().find(|s| s.span_id == sid(n)).unwrap();
+        let stored = doc.spans.iter().find(|s| s.span_id == sid(n)).unwrap();
+        assert_eq!(span.name, name);
+        assert_eq!(span, stored);
+    }
 }

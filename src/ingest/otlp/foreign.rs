@@ -8,7 +8,7 @@
 //! | kind `mcp_tools` | `mcp.method.name` tools/list (an MCP client's tool list) |
 //! | kind `function` | `mcp.method.name` tools/call; `gen_ai.operation.name` execute_tool; else `openinference.span.kind` TOOL |
 //! | kind `custom` | anything else (CHAIN, RETRIEVER, plain HTTP spans, …) |
-//! | name | the span name |
+//! | name | the span name (an MCP tool list's: its server's, when known) |
 //! | `model` (generation) | `gen_ai.response.model`, `gen_ai.request.model`, `llm.model_name` |
 //! | `usage` (generation) | `gen_ai.usage.input_tokens`/`output_tokens` (or `prompt_tokens`/`completion_tokens`), `llm.token_count.prompt`/`completion`/`total` |
 //! | `input`, `output` (generation) | `gen_ai.input.messages`/`gen_ai.output.messages` (JSON text parsed), else `input.value`/`output.value` (parsed when `*.mime_type` is JSON) |
@@ -194,6 +194,11 @@ impl Incoming<'_> {
             put(&format!("resource.{k}"), Some(v.clone()));
         }
 
+        // A tool list is named after its server, as agentrace's are, when the span says which.
+        let name = match (kind, attributes.get(mcp::SERVER).and_then(Value::as_str)) {
+            (SpanKind::McpTools, Some(server)) => server.to_string(),
+            _ => span.name.clone(),
+        };
         let (code, message) = self.status_parts();
         let status = status_from_code(code, span.end_time_unix_nano);
         let error = (status == Status::Error).then(|| {
@@ -227,7 +232,7 @@ impl Incoming<'_> {
             trace_id: self.trace_id,
             parent_id: self.parent_id,
             kind,
-            name: span.name.clone(),
+            name,
             status,
             started_at: micros(span.start_time_unix_nano),
             ended_at: (span.end_time_unix_nano != 0).then(|| micros(span.end_time_unix_nano)),

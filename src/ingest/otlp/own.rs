@@ -90,7 +90,10 @@ impl Incoming<'_> {
         let mut attributes = Map::new();
         for (k, v) in a {
             if let Some(key) = k.strip_prefix("agentrace.") {
-                if !matches!(key, "span.kind" | "span.name" | "status" | "error.data") {
+                // `span.name` is what the export adds to a tool list (see below); on any other
+                // span it is a stored attribute of that name.
+                let added = key == "span.name" && kind == SpanKind::McpTools;
+                if !matches!(key, "span.kind" | "status" | "error.data") && !added {
                     attributes.insert(key.to_string(), restore_json(key, v));
                 }
             } else if !CONVENTIONS.iter().any(|p| k.starts_with(p)) {

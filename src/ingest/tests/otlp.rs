@@ -77,6 +77,17 @@ fn agentraces_own_json_export_reads_back_as_the_stored_trace() {
 }
 
 #[test]
+fn a_stored_attribute_named_like_the_exports_own_reads_back_on_any_span_but_a_tool_list() {
+    let mut doc = every_kind();
+    doc.spans[0]
+        .attributes
+        .insert("span.name".into(), json!("mine"));
+    let request = map::request(std::slice::from_ref(&doc), map::resource("agentrace", &[]));
+    let ingest = parse_protobuf(&request.encode_to_vec()).unwrap();
+    assert_reads_back(&doc, &ingest);
+}
+
+#[test]
 fn several_exported_traces_in_one_request_keep_apart() {
     let a = every_kind();
     let mut b = every_kind();
@@ -563,6 +574,10 @@ fn mcp_client_spans_from_other_sdks_read_as_tool_lists_and_mcp_calls() {
 
     let list = &spans[0];
     assert_eq!(list.kind, SpanKind::McpTools);
+    assert_eq!(
+        list.name, "weather",
+        "named after its server, as agentrace's are"
+    );
     assert_eq!(list.mcp_server(), Some("weather"));
     assert_eq!(list.mcp_tool_names(), ["get-weather"]);
     assert_eq!(list.attributes["mcp.transport"], "stdio");
