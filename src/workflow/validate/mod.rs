@@ -45,6 +45,7 @@ pub fn validate(wf: &Workflow) -> Vec<Diagnostic> {
     v.duplicate_ids();
     v.tools();
     v.agent_defs();
+    v.reasoning();
     v.agents();
     let before_any = Scope {
         done: &HashSet::new(),
