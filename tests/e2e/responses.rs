@@ -5,8 +5,8 @@
 
 use serde_json::{Value, json};
 
-use crate::support::*;
 use crate::replay::generations;
+use crate::support::*;
 use crate::traces::{error_message, events_named, find, run_json, usage};
 use crate::validation::{assert_diagnostic, pos};
 
@@ -221,6 +221,8 @@ fn a_streamed_answer_reaches_the_terminal_as_it_arrives_and_times_the_first_toke
     // apart before the first text delta.
     assert!(ttft >= 15.0, "{ttft}");
     assert_eq!(g["output"], "SKU-1 is in stock, four units.");
+    assert_eq!(g["reasoning_summary"], "Thinking about: Is SKU-1 in stock?");
+    assert_eq!(env.server().requests()[0].path, "/v1/responses");
     assert_eq!(g["usage"], usage(9, 8));
     assert!(g.get("usage_estimated").is_none());
 }
@@ -332,6 +334,13 @@ fn a_429_is_retried_and_a_400_is_not_on_the_responses_api() {
     assert_exit(&out, 0);
     assert_eq!(lines[0]["outputs"]["grade"], json!({"grade": 3}));
     assert_eq!(env.server().request_count(), 2);
+    assert!(
+        env.server()
+            .requests()
+            .iter()
+            .all(|r| r.path == "/v1/responses"),
+        "both attempts go to the Responses API"
+    );
     let trace = env.show_json("last");
     let g = generations(&trace)[0];
     assert_eq!(events_named(g, "retry")[0]["attributes"]["status"], 429);
@@ -361,6 +370,13 @@ fn a_stream_that_breaks_off_is_retried() {
     let (out, lines) = run_json(&env, "grade.yaml", &[]);
     assert_exit(&out, 0);
     assert_eq!(lines[0]["outputs"]["grade"], json!({"grade": 1}));
+    let paths: Vec<String> = env
+        .server()
+        .requests()
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(paths, ["/v1/responses", "/v1/responses"]);
     let trace = env.show_json("last");
     let retry = &events_named(generations(&trace)[0], "retry")[0]["attributes"];
     assert!(
@@ -401,6 +417,10 @@ fn a_responses_trace_replays_without_a_server() {
     let (original, again) = (env.show_json(&id), env.show_json("last"));
     let (a, b) = (generations(&original), generations(&again));
     assert_eq!(b.len(), 2);
+    assert_eq!(
+        a[1]["attributes"]["reasoning_summary"], "Thinking about: Is SKU-1 in stock?",
+        "recorded from the Responses API"
+    );
     for (a, b) in a.iter().zip(&b) {
         for key in [
             "api",
