@@ -224,6 +224,11 @@ fn a_streamed_answer_reaches_the_terminal_as_it_arrives_and_times_the_first_toke
     assert_eq!(g["reasoning_summary"], "Thinking about: Is SKU-1 in stock?");
     assert_eq!(env.server().requests()[0].path, "/v1/responses");
     assert_eq!(g["usage"], usage(9, 8));
+    let shown = stdout(&env.run(&["show", "last", "--content"]));
+    assert!(
+        shown.contains("reason Thinking about: Is SKU-1 in stock?"),
+        "show --content shows the summary: {shown}"
+    );
     assert!(g.get("usage_estimated").is_none());
 }
 
