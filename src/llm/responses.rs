@@ -462,6 +462,17 @@ impl ResponsesModel {
     }
 }
 
+/// A 404 from a server that speaks Chat Completions only (llama.cpp's Python server answers
+/// `{"detail": "Not Found"}`) says what to do about it.
+fn hint_not_found(mut e: ModelError) -> ModelError {
+    if e.status == Some(404) {
+        e.message.push_str(
+            " (this server may not implement the Responses API; `api: chat` on the provider uses /chat/completions)",
+        );
+    }
+    e
+}
+
 impl Model for ResponsesModel {
     /// One call, falling back (once per run) to a plain request when the server cannot stream.
     fn complete<'a>(
@@ -469,11 +480,16 @@ impl Model for ResponsesModel {
         request: &'a ChatRequest,
         on_delta: Option<&'a DeltaFn<'a>>,
     ) -> ModelFuture<'a> {
-        noting(self.conn.call(
-            request,
-            move |streaming| self.complete_once(request, on_delta, streaming),
-            |_| false,
-        ))
+        noting(async move {
+            self.conn
+                .call(
+                    request,
+                    move |streaming| self.complete_once(request, on_delta, streaming),
+                    |_| false,
+                )
+                .await
+                .map_err(hint_not_found)
+        })
     }
 
     fn endpoint(&self) -> Option<String> {

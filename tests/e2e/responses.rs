@@ -493,3 +493,29 @@ fn chat_stays_the_default_and_every_generation_says_its_api() {
     );
     assert_eq!(env.server().request_count(), 1);
 }
+
+#[test]
+fn a_server_without_the_responses_api_is_a_clear_error_not_retried() {
+    // What llama-cpp-python's server (ci/llama-server.sh) answers to POST /v1/responses.
+    let env = TestEnv::with_fake().workflow(
+        "grade.yaml",
+        &STRUCTURED.replace(
+            "grader:\n",
+            "grader:\n    retry: { attempts: 3, backoff: 10ms }\n",
+        ),
+    );
+    env.server()
+        .set_default(Reply::Status(404, r#"{"detail":"Not Found"}"#.into()));
+    let out = env.run(&["run", "grade.yaml"]);
+    assert_exit(&out, 1);
+    assert_eq!(env.server().request_count(), 1, "a 404 is final");
+    let trace = env.show_json("last");
+    let message = error_message(generations(&trace)[0]);
+    assert!(
+        message.contains("HTTP 404")
+            && message.contains("Not Found")
+            && message.contains("may not implement the Responses API")
+            && message.contains("`api: chat`"),
+        "{message}"
+    );
+}
