@@ -264,6 +264,7 @@ impl TraceRun<'_> {
                     .map(|s| (format!("{agent}_output"), s.value.clone())),
                 stream: model.streams(),
                 scripted,
+                reasoning: super::models::reasoning_of(def),
             };
             let response = self
                 .generation(frame, span, agent, model.as_ref(), &request, retry, false)
@@ -451,6 +452,9 @@ impl TraceRun<'_> {
         let no_content = self.engine.opts.no_content;
         let mut attrs = Map::new();
         attrs.insert("model".into(), Value::String(request.model.clone()));
+        // The API the agent's provider names, whichever model answers (offline and replay too).
+        let api = self.engine.wf.api_of(agent);
+        attrs.insert("api".into(), Value::String(api.as_str().into()));
         let mut config = Map::new();
         if let Some(t) = request.temperature {
             config.insert("temperature".into(), json!(t));
@@ -460,6 +464,12 @@ impl TraceRun<'_> {
         }
         if let Some(s) = request.seed {
             config.insert("seed".into(), json!(s));
+        }
+        if let Some(r) = &request.reasoning {
+            config.insert(
+                "reasoning".into(),
+                json!({ "effort": r.effort, "summary": r.summary }),
+            );
         }
         if !config.is_empty() {
             attrs.insert("model_config".into(), Value::Object(config));
@@ -546,6 +556,15 @@ impl TraceRun<'_> {
         }
         if let Some(id) = &response.response_id {
             span.set_attribute("response_id", Value::String(id.clone()));
+        }
+        if let Some(n) = response.cached_input_tokens {
+            span.set_attribute("cached_input_tokens", json!(n));
+        }
+        if let Some(n) = response.reasoning_tokens {
+            span.set_attribute("reasoning_tokens", json!(n));
+        }
+        if let Some(summary) = response.reasoning_summary.as_ref().filter(|_| !no_content) {
+            span.set_attribute("reasoning_summary", Value::String(summary.clone()));
         }
         if !response.tool_calls.is_empty() {
             let calls: Vec<Value> = response

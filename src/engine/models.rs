@@ -1,17 +1,19 @@
 //! Resolves, before anything runs, which model serves each agent: the offline model, or an
-//! OpenAI-compatible server from the agent's or the workflow's `provider:` and the environment,
+//! OpenAI-compatible server from the agent's or the workflow's `provider:` and the environment
+//! (Chat Completions, or the Responses API for `api: responses`),
 //! or, for `run --replay`, the recorded answers of an earlier trace.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::error::Error;
-use crate::llm::Model;
 use crate::llm::offline::OfflineModel;
 use crate::llm::openai::{DEFAULT_BASE_URL, Endpoint, OpenAiModel};
 use crate::llm::replay::{Recording, ReplayModel};
+use crate::llm::responses::ResponsesModel;
+use crate::llm::{Model, Reasoning};
 use crate::trace::redact;
-use crate::workflow::{Provider, StepKind, Workflow};
+use crate::workflow::{AgentDef, Api, Provider, StepKind, Workflow};
 
 /// The model client of every agent that a step uses. Cloning shares the clients.
 #[derive(Clone)]
@@ -67,6 +69,15 @@ fn endpoint(provider: Option<&Provider>) -> Result<Endpoint, Error> {
             })
             .unwrap_or_default(),
         stream: provider.and_then(|p| p.stream).unwrap_or(true),
+    })
+}
+
+/// An agent's `reasoning:` as the model clients send it.
+pub(crate) fn reasoning_of(def: &AgentDef) -> Option<Reasoning> {
+    let r = def.reasoning.as_ref()?;
+    Some(Reasoning {
+        effort: r.effort.as_ref().map(|e| e.value.clone()),
+        summary: r.summary.as_ref().map(|s| s.value.clone()),
     })
 }
 
@@ -130,18 +141,18 @@ impl Models {
         // Agents that share an endpoint share one client (and its connection pool).
         let mut clients: HashMap<String, Arc<dyn Model>> = HashMap::new();
         for name in used {
-            let provider = wf
-                .agents
-                .get(name)
-                .and_then(|a| a.provider.as_ref())
-                .or(wf.provider.as_ref());
+            let provider = wf.provider_of(name);
             let endpoint = endpoint(provider)?;
-            let key = format!("{:?}|{:?}", endpoint.base_url, provider);
+            let api = wf.api_of(name);
+            let key = format!("{:?}|{:?}|{}", endpoint.base_url, provider, api.as_str());
             let model = match clients.get(&key) {
                 Some(m) => m.clone(),
                 None => {
-                    let m: Arc<dyn Model> =
-                        Arc::new(OpenAiModel::new(&endpoint).map_err(|e| Error::usage(e.message))?);
+                    let built: Result<Arc<dyn Model>, _> = match api {
+                        Api::Chat => OpenAiModel::new(&endpoint).map(|m| Arc::new(m) as _),
+                        Api::Responses => ResponsesModel::new(&endpoint).map(|m| Arc::new(m) as _),
+                    };
+                    let m = built.map_err(|e| Error::usage(e.message))?;
                     clients.insert(key, m.clone());
                     m
                 }

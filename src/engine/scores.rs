@@ -282,6 +282,7 @@ impl TraceRun<'_> {
             output_schema: Some((format!("{name}_verdict"), schema)),
             stream: model.streams(),
             scripted,
+            reasoning: super::models::reasoning_of(def),
         };
         let retry = RetryPolicy::resolve(&[def.retry.as_ref(), wf.retry.as_ref()]);
         let response = match self

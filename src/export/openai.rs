@@ -15,7 +15,11 @@
 //!   tools become `handoffs: [X]`.
 //! - `generation` → `{type: generation, input, output, model, model_config, usage}`, with the
 //!   messages in the chat completions shape the SDK records and `model_config` holding every
-//!   `ModelSettings` key (ours set, the rest `null`) plus `base_url`.
+//!   `ModelSettings` key (ours set, the rest `null`) plus `base_url`, and the cached and
+//!   reasoning token counts in `usage`'s details. A Responses API call (`api: responses`) is
+//!   a `generation` too, not the SDK's `response` span: that span carries only a `response_id`
+//!   for the dashboard to fetch the stored response, and agentrace's calls are `store: false`,
+//!   so there is nothing to fetch; the generation carries the input, output and usage itself.
 //! - `function` → `{type: function, name, input, output, mcp_data}`: `mcp_data` is `null` for
 //!   a workflow tool and `{server, transport, protocol_version, session_id, is_error,
 //!   structured_output}` (those recorded) for a call that went to an MCP server — the SDK
@@ -248,6 +252,12 @@ const MODEL_SETTINGS: [&str; 21] = [
     "base_url",
 ];
 
+/// A token count a generation span records only when there is one (0 otherwise, as the SDK
+/// sends it).
+fn count_attr(span: &Span, key: &str) -> u64 {
+    attr(span, key).as_u64().unwrap_or(0)
+}
+
 fn generation_data(span: &Span) -> Value {
     let config = attr(span, "model_config");
     let mut model_config = Map::new();
@@ -271,10 +281,10 @@ fn generation_data(span: &Span) -> Value {
             "total_tokens": u.total_tokens,
             "input_tokens_details": {
                 "cache_write_tokens": 0,
-                "cached_tokens": 0,
+                "cached_tokens": count_attr(span, "cached_input_tokens"),
                 "cache_write_tokens_details": null,
             },
-            "output_tokens_details": { "reasoning_tokens": 0 },
+            "output_tokens_details": { "reasoning_tokens": count_attr(span, "reasoning_tokens") },
         })
     });
     json!({
@@ -598,6 +608,33 @@ mod tests {
         assert_eq!(out["data"]["span_kind"], "command");
         assert_eq!(out["data"]["argv"], json!(["make"]));
         assert_eq!(out["data"]["events"][0]["name"], "started");
+    }
+
+    #[test]
+    fn a_generation_carries_its_cached_and_reasoning_tokens_in_the_usage_details() {
+        let mut g = span(None, SpanKind::Generation, "gpt-5-mini", 0, 10);
+        g.attributes.insert("api".into(), json!("responses"));
+        g.attributes.insert(
+            "usage".into(),
+            json!({"input_tokens": 5, "output_tokens": 7, "total_tokens": 12}),
+        );
+        g.attributes.insert("cached_input_tokens".into(), json!(2));
+        g.attributes.insert("reasoning_tokens".into(), json!(4));
+        let data = span_data(&g);
+        assert_eq!(
+            data["type"], "generation",
+            "not the SDK's `response` span: nothing is stored to fetch"
+        );
+        assert_eq!(data["usage"]["input_tokens_details"]["cached_tokens"], 2);
+        assert_eq!(
+            data["usage"]["output_tokens_details"]["reasoning_tokens"],
+            4
+        );
+        g.attributes.remove("reasoning_tokens");
+        assert_eq!(
+            span_data(&g)["usage"]["output_tokens_details"]["reasoning_tokens"],
+            0
+        );
     }
 
     #[test]

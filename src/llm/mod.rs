@@ -1,5 +1,5 @@
-//! Model access: one trait for a chat model, implemented by an OpenAI-compatible client
-//! (async-openai, streaming or not), by the deterministic offline model, and by replay, which
+//! Model access: one trait for a chat model, implemented by OpenAI-compatible clients
+//! (async-openai, Chat Completions or the Responses API, streaming or not), by the deterministic offline model, and by replay, which
 //! answers from the model calls of a recorded trace.
 //!
 //! The engine records what goes in and comes out on generation spans; models only talk to the
@@ -10,6 +10,7 @@ pub mod mcp;
 pub mod offline;
 pub mod openai;
 pub mod replay;
+pub mod responses;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -149,6 +150,16 @@ pub struct ChatRequest {
     pub stream: bool,
     /// The offline model's answer for this call (the step's `mock:`); real models ignore it.
     pub scripted: Option<Scripted>,
+    /// The agent's `reasoning:` (effort and summary), for reasoning models.
+    pub reasoning: Option<Reasoning>,
+}
+
+/// How hard a reasoning model thinks (`effort`) and whether it sums its reasoning up
+/// (`summary`); the values are the API's own words, checked by validation.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Reasoning {
+    pub effort: Option<String>,
+    pub summary: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Default)]
@@ -165,6 +176,13 @@ pub struct ChatResponse {
     /// Milliseconds from sending the request to the first content or tool-call delta.
     pub time_to_first_token_ms: Option<f64>,
     pub streamed: bool,
+    /// The model's summary of its reasoning (the Responses API's reasoning items), when it
+    /// gave one.
+    pub reasoning_summary: Option<String>,
+    /// Input tokens served from the server's prompt cache, when it says.
+    pub cached_input_tokens: Option<u64>,
+    /// Output tokens spent on reasoning, when the server says.
+    pub reasoning_tokens: Option<u64>,
 }
 
 /// A failed model call, with what is known about it for the span's error data.

@@ -184,6 +184,7 @@ mod tests {
             output_schema: None,
             stream: false,
             scripted,
+            reasoning: None,
         }
     }
 

@@ -48,10 +48,7 @@ impl std::fmt::Debug for Endpoint {
 }
 
 pub struct OpenAiModel {
-    client: Client<QueryConfig>,
-    base_url: String,
-    /// Cleared when the server turns out not to support streaming.
-    stream: AtomicBool,
+    conn: Connection,
     /// Cleared when the server turns out not to support `response_format: json_schema`.
     json_schema: AtomicBool,
 }
@@ -68,54 +65,154 @@ pub(crate) fn install_crypto_provider() {
 
 impl OpenAiModel {
     pub fn new(endpoint: &Endpoint) -> Result<OpenAiModel, ModelError> {
-        install_crypto_provider();
-        // A query in the base URL (`…/v1?api-key=…`, as some gateways want) goes after the
-        // path of each call, not before it.
-        let (base, query) = match endpoint.base_url.split_once('?') {
-            Some((base, query)) => (base, crate::query::pairs(Some(query))),
-            None => (endpoint.base_url.as_str(), Vec::new()),
-        };
-        let mut config = OpenAIConfig::new()
-            .with_api_base(base.trim_end_matches('/'))
-            .with_api_key(endpoint.api_key.clone().unwrap_or_default());
-        for (name, value) in &endpoint.headers {
-            let header = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|e| {
-                ModelError::new(format!("invalid provider header name `{name}`: {e}"))
-            })?;
-            config = config
-                .with_header(header, value.clone())
-                .map_err(|e| ModelError::new(format!("invalid provider header `{name}`: {e}")))?;
-        }
-        let mut http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(600));
-        if endpoint.base_url.starts_with("http://") {
-            // A plain-HTTP endpoint (a local model server) never does TLS: skip reading and
-            // parsing the system's root certificates, a few milliseconds of every start-up.
-            http = http.tls_certs_only([]);
-        }
-        let http = http.build().map_err(|e| {
-            ModelError::new(format!(
-                "cannot build the HTTP client: {}",
-                crate::causes::chain(&e)
-            ))
-        })?;
         Ok(OpenAiModel {
-            // `Client::build`, not `with_config`: the latter makes a default reqwest client of
-            // its own (reading the system's root certificates) only to have it replaced.
-            client: Client::build(http.clone(), QueryConfig { config, query })
-                .with_http_service(Noting(ReqwestService::new(http))),
-            base_url: redact_url(&endpoint.base_url),
-            stream: AtomicBool::new(endpoint.stream),
+            conn: Connection::new(endpoint)?,
             json_schema: AtomicBool::new(true),
         })
     }
 }
 
+/// What the Chat Completions and the Responses clients share: the HTTP client, the base URL as
+/// recorded (no credentials), and whether the server streams.
+pub(super) struct Connection {
+    pub(super) client: Client<QueryConfig>,
+    pub(super) base_url: String,
+    /// Cleared when the server turns out not to support streaming.
+    stream: AtomicBool,
+}
+
+impl Connection {
+    pub(super) fn new(endpoint: &Endpoint) -> Result<Connection, ModelError> {
+        Ok(Connection {
+            client: client(endpoint)?,
+            base_url: redact_url(&endpoint.base_url),
+            stream: AtomicBool::new(endpoint.stream),
+        })
+    }
+
+    pub(super) fn streams(&self) -> bool {
+        self.stream.load(Ordering::Relaxed)
+    }
+
+    /// A failed call as a model error, with what the HTTP layer saw of its response.
+    pub(super) fn error(&self, e: OpenAIError) -> ModelError {
+        to_model_error(e, &self.base_url, seen())
+    }
+
+    /// One call through `attempt(streaming)`: streamed when asked and the server streams. A
+    /// server that refuses streaming is asked again without it (and not asked to stream again
+    /// this run); an error `adapt` adapted to (and says so) is tried again too.
+    pub(super) async fn call<F, Fut>(
+        &self,
+        request: &ChatRequest,
+        mut attempt: F,
+        mut adapt: impl FnMut(&ModelError) -> bool,
+    ) -> Result<ChatResponse, ModelError>
+    where
+        F: FnMut(bool) -> Fut,
+        Fut: Future<Output = Result<ChatResponse, ModelError>>,
+    {
+        loop {
+            let streaming = request.stream && self.streams();
+            match attempt(streaming).await {
+                Err(e) if streaming && refuses_streaming(&e) => {
+                    self.stream.store(false, Ordering::Relaxed);
+                }
+                Err(e) if adapt(&e) => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// Reads the stream `open` opens into `S`, showing the answer's text to `on_delta` as it
+    /// comes.
+    pub(super) async fn read_stream<S: Accumulate>(
+        &self,
+        request: &ChatRequest,
+        on_delta: Option<&DeltaFn<'_>>,
+        open: impl Future<
+            Output = Result<
+                impl futures::Stream<Item = Result<Value, OpenAIError>> + Unpin,
+                OpenAIError,
+            >,
+        >,
+    ) -> Result<ChatResponse, ModelError> {
+        let started = Instant::now();
+        let stream = open.await.map_err(|e| self.error(e))?;
+        let mut state = S::default();
+        drain(stream, &self.base_url, |event| {
+            if let Some(text) = state.add(&event, started)?
+                && let Some(f) = on_delta
+            {
+                f(&text);
+            }
+            Ok(())
+        })
+        .await?;
+        state.finish(request)
+    }
+}
+
+/// Accumulates a streamed answer event by event: Chat Completions chunks, Responses API events.
+pub(super) trait Accumulate: Default {
+    /// Adds one event; returns the answer text it carried, if any.
+    fn add(&mut self, event: &Value, started: Instant) -> Result<Option<String>, ModelError>;
+    /// The whole response, or an error when the stream ended before the response did.
+    fn finish(self, request: &ChatRequest) -> Result<ChatResponse, ModelError>;
+}
+
+/// A model call's future, with its own note of what the HTTP layer saw.
+pub(super) fn noting<'a>(
+    call: impl Future<Output = Result<ChatResponse, ModelError>> + Send + 'a,
+) -> ModelFuture<'a> {
+    Box::pin(SEEN.scope(Cell::new(Seen::default()), call))
+}
+
+/// An async-openai client for `endpoint`: its key, headers and base-URL query, timeouts, and
+/// the HTTP layer that notes each response's status and `Retry-After`. Shared by the Chat
+/// Completions and the Responses clients.
+fn client(endpoint: &Endpoint) -> Result<Client<QueryConfig>, ModelError> {
+    install_crypto_provider();
+    // A query in the base URL (`…/v1?api-key=…`, as some gateways want) goes after the
+    // path of each call, not before it.
+    let (base, query) = match endpoint.base_url.split_once('?') {
+        Some((base, query)) => (base, crate::query::pairs(Some(query))),
+        None => (endpoint.base_url.as_str(), Vec::new()),
+    };
+    let mut config = OpenAIConfig::new()
+        .with_api_base(base.trim_end_matches('/'))
+        .with_api_key(endpoint.api_key.clone().unwrap_or_default());
+    for (name, value) in &endpoint.headers {
+        let header = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|e| ModelError::new(format!("invalid provider header name `{name}`: {e}")))?;
+        config = config
+            .with_header(header, value.clone())
+            .map_err(|e| ModelError::new(format!("invalid provider header `{name}`: {e}")))?;
+    }
+    let mut http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(600));
+    if endpoint.base_url.starts_with("http://") {
+        // A plain-HTTP endpoint (a local model server) never does TLS: skip reading and
+        // parsing the system's root certificates, a few milliseconds of every start-up.
+        http = http.tls_certs_only([]);
+    }
+    let http = http.build().map_err(|e| {
+        ModelError::new(format!(
+            "cannot build the HTTP client: {}",
+            crate::causes::chain(&e)
+        ))
+    })?;
+    // `Client::build`, not `with_config`: the latter makes a default reqwest client of its own
+    // (reading the system's root certificates) only to have it replaced.
+    Ok(Client::build(http.clone(), QueryConfig { config, query })
+        .with_http_service(Noting(ReqwestService::new(http))))
+}
+
 /// async-openai's OpenAI configuration plus the base URL's query parameters, sent with every
 /// call.
 #[derive(Clone)]
-struct QueryConfig {
+pub(super) struct QueryConfig {
     config: OpenAIConfig,
     query: Vec<(String, String)>,
 }
@@ -160,6 +257,10 @@ pub fn request_body(request: &ChatRequest, stream: bool) -> Value {
     if let Some(s) = request.seed {
         body.insert("seed".into(), json!(s));
     }
+    // Chat Completions takes the effort alone; validation keeps `summary` off this API.
+    if let Some(effort) = request.reasoning.as_ref().and_then(|r| r.effort.as_ref()) {
+        body.insert("reasoning_effort".into(), json!(effort));
+    }
     if !request.tools.is_empty() {
         let tools: Vec<Value> = request
             .tools
@@ -194,7 +295,7 @@ pub fn request_body(request: &ChatRequest, stream: bool) -> Value {
 }
 
 /// A server's text cut for an error message (trimmed first: bodies often end in a newline).
-fn truncate(s: &str, max: usize) -> String {
+pub(super) fn truncate(s: &str, max: usize) -> String {
     crate::trace::bound::truncate(s.trim(), max)
 }
 
@@ -347,11 +448,37 @@ fn is_tls_error(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-fn malformed(what: &str, value: &Value) -> ModelError {
+pub(super) fn malformed(what: &str, value: &Value) -> ModelError {
     ModelError::new(format!(
         "malformed response from the model server: {what} (body starts: {:?})",
         truncate(&value.to_string(), 80)
     ))
+}
+
+/// The cached input and reasoning token counts of a `usage` object (Chat Completions'
+/// `prompt_tokens_details` and `completion_tokens_details`), each only when above zero.
+pub(super) fn token_details(
+    usage: &Value,
+    input: &str,
+    output: &str,
+) -> (Option<u64>, Option<u64>) {
+    let count = |path: String| {
+        usage
+            .pointer(&path)
+            .and_then(Value::as_u64)
+            .filter(|n| *n > 0)
+    };
+    (
+        count(format!("/{input}/cached_tokens")),
+        count(format!("/{output}/reasoning_tokens")),
+    )
+}
+
+fn chat_token_details(value: &Value, into: &mut ChatResponse) {
+    if let Some(u) = value.get("usage").filter(|u| u.is_object()) {
+        (into.cached_input_tokens, into.reasoning_tokens) =
+            token_details(u, "prompt_tokens_details", "completion_tokens_details");
+    }
 }
 
 fn usage_of(value: &Value) -> Option<Usage> {
@@ -372,7 +499,7 @@ fn usage_of(value: &Value) -> Option<Usage> {
     })
 }
 
-fn text_of(value: Option<&Value>) -> Option<String> {
+pub(super) fn text_of(value: Option<&Value>) -> Option<String> {
     value.and_then(Value::as_str).map(String::from)
 }
 
@@ -405,7 +532,7 @@ pub fn parse_completion(body: &Value) -> Result<ChatResponse, ModelError> {
             .collect(),
         _ => Vec::new(),
     };
-    Ok(ChatResponse {
+    let mut response = ChatResponse {
         text: text_of(message.get("content")).unwrap_or_default(),
         tool_calls,
         usage: usage_of(body).unwrap_or_default(),
@@ -413,7 +540,9 @@ pub fn parse_completion(body: &Value) -> Result<ChatResponse, ModelError> {
         finish_reason: text_of(choice.get("finish_reason")),
         response_id: text_of(body.get("id")),
         ..ChatResponse::default()
-    })
+    };
+    chat_token_details(body, &mut response);
+    Ok(response)
 }
 
 /// Accumulates a streamed response chunk by chunk.
@@ -423,6 +552,16 @@ pub struct StreamState {
     /// Tool calls by their index in the stream.
     calls: Vec<ToolCall>,
     saw_usage: bool,
+}
+
+impl Accumulate for StreamState {
+    fn add(&mut self, event: &Value, started: Instant) -> Result<Option<String>, ModelError> {
+        Ok(self.push(event, started))
+    }
+
+    fn finish(self, request: &ChatRequest) -> Result<ChatResponse, ModelError> {
+        StreamState::finish(self, request)
+    }
 }
 
 impl StreamState {
@@ -437,6 +576,7 @@ impl StreamState {
         }
         if let Some(usage) = usage_of(chunk) {
             r.usage = usage;
+            chat_token_details(chunk, r);
             self.saw_usage = true;
         }
         let choice = chunk
@@ -498,18 +638,22 @@ impl StreamState {
         self.response.tool_calls = self.calls;
         self.response.streamed = true;
         if !self.saw_usage {
-            let output = count_tokens(&self.response.text)
-                + self
-                    .response
-                    .tool_calls
-                    .iter()
-                    .map(|c| count_tokens(&c.function.arguments))
-                    .sum::<u64>();
-            self.response.usage = Usage::new(count_request_tokens(&request.messages), output);
-            self.response.usage_estimated = true;
+            estimate_usage(&mut self.response, request);
         }
         Ok(self.response)
     }
+}
+
+/// Counts a response's tokens the offline model's way, for a server that sent no usage.
+pub(super) fn estimate_usage(response: &mut ChatResponse, request: &ChatRequest) {
+    let output = count_tokens(&response.text)
+        + response
+            .tool_calls
+            .iter()
+            .map(|c| count_tokens(&c.function.arguments))
+            .sum::<u64>();
+    response.usage = Usage::new(count_request_tokens(&request.messages), output);
+    response.usage_estimated = true;
 }
 
 /// A failure before the first event: what the server sent is not a stream, and will not
@@ -535,6 +679,39 @@ fn refuses_json_schema(error: &ModelError) -> bool {
         && (m.contains("json_schema") || m.contains("response_format") || m.contains("json_object"))
 }
 
+/// Hands each event of a response stream to `each`, in order. A connection that breaks after
+/// the first event is a stream that ended early (worth another try); a failure before it, or a
+/// 200 with no event at all, is a server that does not stream this way (not worth one).
+async fn drain(
+    mut stream: impl futures::Stream<Item = Result<Value, OpenAIError>> + Unpin,
+    base_url: &str,
+    mut each: impl FnMut(Value) -> Result<(), ModelError>,
+) -> Result<(), ModelError> {
+    let mut events = 0usize;
+    while let Some(event) = stream.next().await {
+        let event = event.map_err(|e| match e {
+            // The connection broke after the response started.
+            OpenAIError::StreamError(_) | OpenAIError::Reqwest(_) if events > 0 => {
+                ModelError::transient(format!(
+                    "the response stream ended before the response was complete: {}",
+                    to_model_error(e, base_url, Seen::default()).message
+                ))
+            }
+            other => not_a_stream(to_model_error(other, base_url, seen())),
+        })?;
+        events += 1;
+        each(event)?;
+    }
+    if events == 0 {
+        // A 200 whose body holds no event at all: the server answered, but not with a
+        // stream. Asking again would get the same answer.
+        return Err(ModelError::new(
+            "malformed response from the model server: a streamed request got no events",
+        ));
+    }
+    Ok(())
+}
+
 /// What this task's HTTP layer saw last.
 fn seen() -> Seen {
     SEEN.try_with(Cell::get).unwrap_or_default()
@@ -551,107 +728,57 @@ impl OpenAiModel {
         body
     }
 
-    async fn complete_plain(&self, request: &ChatRequest) -> Result<ChatResponse, ModelError> {
-        let body: Value = self
-            .client
-            .chat()
+    async fn complete_once(
+        &self,
+        request: &ChatRequest,
+        on_delta: Option<&DeltaFn<'_>>,
+        streaming: bool,
+    ) -> Result<ChatResponse, ModelError> {
+        let chat = self.conn.client.chat();
+        if streaming {
+            let open = chat.create_stream_byot::<Value, Value>(self.body(request, true));
+            return self
+                .conn
+                .read_stream::<StreamState>(request, on_delta, open)
+                .await;
+        }
+        let body: Value = chat
             .create_byot(self.body(request, false))
             .await
-            .map_err(|e| to_model_error(e, &self.base_url, seen()))?;
+            .map_err(|e| self.conn.error(e))?;
         parse_completion(&body)
-    }
-
-    async fn complete_streamed(
-        &self,
-        request: &ChatRequest,
-        on_delta: Option<&DeltaFn<'_>>,
-    ) -> Result<ChatResponse, ModelError> {
-        let started = Instant::now();
-        let mut stream = self
-            .client
-            .chat()
-            .create_stream_byot::<Value, Value>(self.body(request, true))
-            .await
-            .map_err(|e| to_model_error(e, &self.base_url, seen()))?;
-        let mut state = StreamState::default();
-        let mut chunks = 0usize;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| match e {
-                // The connection broke after the response started.
-                OpenAIError::StreamError(_) | OpenAIError::Reqwest(_) if chunks > 0 => {
-                    ModelError::transient(format!(
-                        "the response stream ended before the response was complete: {}",
-                        to_model_error(e, &self.base_url, Seen::default()).message
-                    ))
-                }
-                other => not_a_stream(to_model_error(other, &self.base_url, seen())),
-            })?;
-            chunks += 1;
-            if let Some(text) = state.push(&chunk, started)
-                && let Some(f) = on_delta
-            {
-                f(&text);
-            }
-        }
-        if chunks == 0 {
-            // A 200 whose body holds no event at all: the server answered, but not with a
-            // stream. Asking again would get the same answer.
-            return Err(ModelError::new(
-                "malformed response from the model server: a streamed request got no events",
-            ));
-        }
-        state.finish(request)
-    }
-
-    /// One call, falling back (once per run) to what the server supports: no streaming, or
-    /// `json_object` with a schema instead of `json_schema`.
-    async fn complete_adapting(
-        &self,
-        request: &ChatRequest,
-        on_delta: Option<&DeltaFn<'_>>,
-    ) -> Result<ChatResponse, ModelError> {
-        loop {
-            let streaming = request.stream && self.stream.load(Ordering::Relaxed);
-            let result = if streaming {
-                self.complete_streamed(request, on_delta).await
-            } else {
-                self.complete_plain(request).await
-            };
-            match result {
-                Err(e) if streaming && refuses_streaming(&e) => {
-                    self.stream.store(false, Ordering::Relaxed);
-                }
-                Err(e)
-                    if request.output_schema.is_some()
-                        && self.json_schema.load(Ordering::Relaxed)
-                        && refuses_json_schema(&e) =>
-                {
-                    self.json_schema.store(false, Ordering::Relaxed);
-                }
-                other => return other,
-            }
-        }
     }
 }
 
 impl Model for OpenAiModel {
+    /// One call, falling back (once per run) to what the server supports: no streaming, or
+    /// `json_object` with a schema instead of `json_schema`.
     fn complete<'a>(
         &'a self,
         request: &'a ChatRequest,
         on_delta: Option<&'a DeltaFn<'a>>,
     ) -> ModelFuture<'a> {
-        Box::pin(SEEN.scope(
-            Cell::new(Seen::default()),
-            self.complete_adapting(request, on_delta),
+        noting(self.conn.call(
+            request,
+            move |streaming| self.complete_once(request, on_delta, streaming),
+            |e| {
+                let adapt = request.output_schema.is_some()
+                    && self.json_schema.load(Ordering::Relaxed)
+                    && refuses_json_schema(e);
+                if adapt {
+                    self.json_schema.store(false, Ordering::Relaxed);
+                }
+                adapt
+            },
         ))
     }
 
     fn endpoint(&self) -> Option<String> {
-        Some(self.base_url.clone())
+        Some(self.conn.base_url.clone())
     }
 
     fn streams(&self) -> bool {
-        self.stream.load(Ordering::Relaxed)
+        self.conn.streams()
     }
 }
 
@@ -713,6 +840,7 @@ mod tests {
             output_schema: Some(("a_output".into(), json!({"type": "object"}))),
             stream: true,
             scripted: None,
+            reasoning: None,
         }
     }
 
@@ -734,6 +862,40 @@ mod tests {
             })
         );
         assert!(request_body(&request(), false).get("stream").is_none());
+    }
+
+    #[test]
+    fn a_reasoning_effort_goes_to_chat_completions_as_reasoning_effort() {
+        let mut r = request();
+        r.reasoning = Some(crate::llm::Reasoning {
+            effort: Some("high".into()),
+            summary: None,
+        });
+        assert_eq!(request_body(&r, false)["reasoning_effort"], json!("high"));
+        assert!(
+            request_body(&request(), false)
+                .get("reasoning_effort")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn cached_and_reasoning_tokens_are_kept_when_there_are_any() {
+        let body = |cached: u64, reasoning: u64| {
+            json!({
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12,
+                          "prompt_tokens_details": {"cached_tokens": cached},
+                          "completion_tokens_details": {"reasoning_tokens": reasoning}}
+            })
+        };
+        let r = parse_completion(&body(3, 4)).unwrap();
+        assert_eq!(
+            (r.cached_input_tokens, r.reasoning_tokens),
+            (Some(3), Some(4))
+        );
+        let r = parse_completion(&body(0, 0)).unwrap();
+        assert_eq!((r.cached_input_tokens, r.reasoning_tokens), (None, None));
     }
 
     #[test]

@@ -360,6 +360,9 @@ fn recorded_calls(doc: &TraceDoc) -> Result<Vec<RecordedCall>, ReplayError> {
                 response_id: text(attrs.get("response_id")),
                 time_to_first_token_ms: None,
                 streamed: false,
+                reasoning_summary: text(attrs.get("reasoning_summary")),
+                cached_input_tokens: attrs.get("cached_input_tokens").and_then(Value::as_u64),
+                reasoning_tokens: attrs.get("reasoning_tokens").and_then(Value::as_u64),
             }),
             None => Err(span
                 .error
@@ -409,6 +412,7 @@ mod tests {
             output_schema: None,
             stream: false,
             scripted: None,
+            reasoning: None,
         }
     }
 

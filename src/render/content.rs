@@ -38,8 +38,9 @@ struct Field {
 
 /// The inputs and outputs a span recorded, wrapped under it: `input` (of a model call, what is
 /// new in it), `calls` (the tool calls a model call made), the `tools` an MCP server listed,
-/// `output`, and a command's (or a failed MCP server's) `stdout` and `stderr`; at most
-/// [`CONTENT_LINES`] lines per message or text unless `view.full`.
+/// `reason` (a reasoning model's summary of its reasoning), `output`, and a command's (or a
+/// failed MCP server's) `stdout` and `stderr`; at most [`CONTENT_LINES`] lines per message or
+/// text unless `view.full`.
 pub(crate) fn content_lines(
     span: &Span,
     view: ContentView,
@@ -80,6 +81,7 @@ pub(crate) fn content_lines(
         }
     }
     for (key, label) in [
+        ("reasoning_summary", "reason"),
         ("output", "output"),
         ("stdout", "stdout"),
         ("stderr_tail", "stderr"),
@@ -267,6 +269,27 @@ mod tests {
 
     fn texts(pieces: Vec<(String, Style)>) -> Vec<String> {
         pieces.into_iter().map(|(t, _)| t).collect()
+    }
+
+    #[test]
+    fn a_reasoning_summary_shows_before_the_answer() {
+        let mut span = crate::trace::fixture::bare_span(None, SpanKind::Generation, "m", 0, 1);
+        span.attributes
+            .insert("reasoning_summary".into(), json!("Checked the stock."));
+        span.attributes.insert("output".into(), json!("In stock."));
+        let view = ContentView {
+            full: false,
+            later_call: false,
+        };
+        let lines: Vec<String> = content_lines(&span, view, "", 80)
+            .iter()
+            .map(|l| {
+                l.paint(&crate::render::theme::Theme::plain())
+                    .trim_end()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(lines, ["reason Checked the stock.", "output In stock."]);
     }
 
     #[test]

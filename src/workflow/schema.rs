@@ -128,10 +128,22 @@ pub enum Api {
 }
 
 impl Api {
+    /// Every `api:` value, in the order the docs and errors list them.
+    pub const NAMES: &[&str] = &["chat", "responses"];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Api::Chat => "chat",
             Api::Responses => "responses",
+        }
+    }
+
+    /// The API a provider's `api:` value names.
+    pub fn from_name(name: &str) -> Option<Api> {
+        match name {
+            "chat" => Some(Api::Chat),
+            "responses" => Some(Api::Responses),
+            _ => None,
         }
     }
 }
@@ -216,8 +228,29 @@ pub struct AgentDef {
     /// Model calls allowed in one agent step (across handoffs); default 10.
     pub max_turns: Option<Located<u32>>,
     pub retry: Option<RetryDef>,
+    /// How hard a reasoning model thinks and whether it sums its reasoning up (`reasoning:`).
+    pub reasoning: Option<ReasoningDef>,
     pub loc: Loc,
 }
+
+/// An agent's `reasoning:`: sent as the Responses API's `reasoning` object, or, on Chat
+/// Completions, as `reasoning_effort` (Chat Completions has no summaries: validation refuses
+/// `summary` there rather than drop it unsaid).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReasoningDef {
+    /// One of [`REASONING_EFFORTS`].
+    pub effort: Option<Located<String>>,
+    /// One of [`REASONING_SUMMARIES`].
+    pub summary: Option<Located<String>>,
+    pub loc: Loc,
+}
+
+/// The values of `reasoning.effort` OpenAI's APIs take (`none` and `xhigh` only on the newest
+/// models, `minimal` only on some: the server says which it refuses).
+pub const REASONING_EFFORTS: &[&str] = &["none", "minimal", "low", "medium", "high", "xhigh"];
+
+/// The values of `reasoning.summary`.
+pub const REASONING_SUMMARIES: &[&str] = &["auto", "concise", "detailed"];
 
 #[derive(Clone, Debug)]
 pub struct TraceDef {
@@ -364,6 +397,23 @@ impl Workflow {
             walk(&trace.steps, &mut out);
         }
         out
+    }
+
+    /// The provider an agent's model calls use: its own `provider:` as a whole, or else the
+    /// workflow's.
+    pub fn provider_of(&self, agent: &str) -> Option<&Provider> {
+        self.agents
+            .get(agent)
+            .and_then(|a| a.provider.as_ref())
+            .or(self.provider.as_ref())
+    }
+
+    /// The API an agent's model calls go to (its provider's `api:`, Chat Completions if unset).
+    pub fn api_of(&self, agent: &str) -> Api {
+        self.provider_of(agent)
+            .and_then(|p| p.api.as_ref())
+            .map(|a| a.value)
+            .unwrap_or_default()
     }
 }
 

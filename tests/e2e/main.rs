@@ -40,6 +40,8 @@ mod processes;
 mod push;
 mod real_server;
 mod replay;
+// Agent steps on the OpenAI Responses API (`api: responses`).
+mod responses;
 mod retries;
 mod robust;
 mod run;

@@ -66,7 +66,8 @@ fn offline_run(env: &TestEnv, args: &[&str]) -> Output {
     })
 }
 
-fn generations(trace: &Value) -> Vec<&Value> {
+/// The generation spans of a trace, in the order they started.
+pub(crate) fn generations(trace: &Value) -> Vec<&Value> {
     let mut g = of_kind(trace, "generation");
     g.sort_by_key(|s| s["started_at"].as_str().unwrap_or_default().to_string());
     g

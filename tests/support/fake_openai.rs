@@ -1,4 +1,5 @@
-//! A real HTTP fake of the OpenAI chat completions API.
+//! A real HTTP fake of the OpenAI chat completions API, and of the Responses API
+//! (`/v1/responses`, in `fake_responses.rs`) from the same scripted replies.
 //!
 //! The binary under test talks to it over TCP exactly as it would talk to OpenAI, so the tests
 //! see the requests after templating (model, messages, tools, headers) and can script every way
@@ -24,6 +25,8 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
+
+use super::fake_responses;
 
 /// How the fake answers one request.
 #[derive(Clone, Debug)]
@@ -267,12 +270,29 @@ impl Recorded {
             .collect()
     }
 
-    /// `[(role, content)]` of every message.
+    /// Whether this is a Responses API request (`/v1/responses`).
+    pub fn is_responses(&self) -> bool {
+        self.path.ends_with("/responses")
+    }
+
+    /// The `input` items of a Responses API request, as sent.
+    pub fn input(&self) -> Vec<Value> {
+        self.body["input"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// `[(role, content)]` of every message (of a Responses API request: of its `input`
+    /// items that have a role).
     pub fn messages(&self) -> Vec<(String, String)> {
-        self.body["messages"]
+        let key = if self.is_responses() {
+            "input"
+        } else {
+            "messages"
+        };
+        self.body[key]
             .as_array()
             .map(|ms| {
                 ms.iter()
+                    .filter(|m| m.get("role").is_some())
                     .map(|m| {
                         (
                             m["role"].as_str().unwrap_or_default().to_string(),
@@ -397,6 +417,8 @@ impl FakeOpenAI {
                     let app = Router::new()
                         .route("/v1/chat/completions", post(handle))
                         .route("/chat/completions", post(handle))
+                        .route("/v1/responses", post(handle))
+                        .route("/responses", post(handle))
                         .route("/v1/traces/ingest", post(ingest))
                         .with_state(state);
                     match accepting {
@@ -696,12 +718,12 @@ fn last_user(request: &Recorded) -> String {
 }
 
 /// What the model says, however it is delivered.
-struct Answer {
-    content: Option<String>,
+pub(super) struct Answer {
+    pub(super) content: Option<String>,
     /// `(id, name, arguments)`
-    tool_calls: Vec<(String, String, String)>,
+    pub(super) tool_calls: Vec<(String, String, String)>,
     /// `(prompt_tokens, completion_tokens)`; `None`: the server reports no usage.
-    usage: Option<(u64, u64)>,
+    pub(super) usage: Option<(u64, u64)>,
 }
 
 impl Answer {
@@ -721,7 +743,7 @@ impl Answer {
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Ending {
+pub(super) enum Ending {
     Complete,
     /// The connection drops part way.
     Cut,
@@ -733,8 +755,16 @@ const COMPLETION_ID: &str = "chatcmpl-fake0001";
 const CREATED: u64 = 1_764_000_000;
 
 fn respond(answer: Answer, request: &Recorded, ending: Ending) -> Response {
+    let summary = request
+        .is_responses()
+        .then(|| fake_responses::summary_for(request, &last_user(request)))
+        .flatten();
     if request.is_stream() {
-        let events = stream_events(&answer, request, ending);
+        let events = if request.is_responses() {
+            fake_responses::stream_events(&answer, request, ending, summary.as_deref())
+        } else {
+            stream_events(&answer, request, ending)
+        };
         return Response::builder()
             .status(StatusCode::OK)
             .header("content-type", "text/event-stream")
@@ -743,6 +773,35 @@ fn respond(answer: Answer, request: &Recorded, ending: Ending) -> Response {
             .unwrap_or_else(|e| panic!("fake server: build a stream response: {e}"));
     }
 
+    let body = if request.is_responses() {
+        fake_responses::body(&answer, request, summary.as_deref())
+    } else {
+        completion_body(&answer, request)
+    };
+    let text = body.to_string();
+    if ending != Ending::Complete {
+        // Half the body, then the connection drops (or the body just ends).
+        let half = (0..=text.len() / 2)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
+        let mut chunks = vec![Ok(text[..half].to_string())];
+        if ending == Ending::Cut {
+            chunks.push(Err(std::io::Error::other(
+                "the fake server cuts the response",
+            )));
+        }
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "application/json")
+            .body(paced(chunks))
+            .unwrap_or_else(|e| panic!("fake server: build a cut response: {e}"));
+    }
+    (StatusCode::OK, [("content-type", "application/json")], text).into_response()
+}
+
+/// The body of a `chat.completion`.
+fn completion_body(answer: &Answer, request: &Recorded) -> Value {
     let tool_calls: Vec<Value> = answer
         .tool_calls
         .iter()
@@ -770,26 +829,7 @@ fn respond(answer: Answer, request: &Recorded, ending: Ending) -> Response {
     if let Some(usage) = answer.usage_json() {
         body["usage"] = usage;
     }
-    let text = body.to_string();
-    if ending != Ending::Complete {
-        // Half the body, then the connection drops (or the body just ends).
-        let half = (0..=text.len() / 2)
-            .rev()
-            .find(|&i| text.is_char_boundary(i))
-            .unwrap_or(0);
-        let mut chunks = vec![Ok(text[..half].to_string())];
-        if ending == Ending::Cut {
-            chunks.push(Err(std::io::Error::other(
-                "the fake server cuts the response",
-            )));
-        }
-        return Response::builder()
-            .status(StatusCode::OK)
-            .header("content-type", "application/json")
-            .body(paced(chunks))
-            .unwrap_or_else(|e| panic!("fake server: build a cut response: {e}"));
-    }
-    (StatusCode::OK, [("content-type", "application/json")], text).into_response()
+    body
 }
 
 /// The SSE events of a streamed answer, each `data: ...\n\n`; an `Err` cuts the connection.

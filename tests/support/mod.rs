@@ -3,6 +3,7 @@
 
 pub mod env;
 pub mod fake_openai;
+pub mod fake_responses;
 pub mod serve;
 pub mod snapshot;
 

@@ -693,6 +693,13 @@ fn generation(s: &Span, attrs: &mut Attrs) -> String {
     if let Some(id) = text(a, "response_id") {
         attrs.str("gen_ai.response.id", id);
     }
+    // The OpenAI conventions' name for the API (the span keeps `agentrace.api` too, so that a
+    // trace read back has its attribute as stored).
+    match text(a, "api").as_deref() {
+        Some("chat") => attrs.str("openai.api.type", "chat_completions"),
+        Some("responses") => attrs.str("openai.api.type", "responses"),
+        _ => {}
+    }
     if let Some(reason) = text(a, "finish_reason") {
         attrs.json("gen_ai.response.finish_reasons", &json!([reason]));
     }

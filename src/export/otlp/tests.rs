@@ -660,3 +660,34 @@ fn an_mcp_servers_tool_list_is_a_tools_list_client_span() {
         assert_eq!(span, stored);
     }
 }
+
+#[test]
+fn the_api_a_generation_used_is_openai_api_type() {
+    let api_type = |api: Option<&str>| {
+        let mut doc = every_kind();
+        let g = doc
+            .spans
+            .iter_mut()
+            .find(|s| s.kind == crate::trace::SpanKind::Generation)
+            .expect("a generation");
+        match api {
+            Some(api) => g.attributes.insert("api".into(), json!(api)),
+            None => g.attributes.remove("api"),
+        };
+        let spans = spans_of(&doc);
+        let a = &named(&spans, "chat gpt-4o-mini").attributes;
+        (
+            attr(a, "openai.api.type").map(|_| s(a, "openai.api.type").to_string()),
+            attr(a, "agentrace.api").is_some(),
+        )
+    };
+    assert_eq!(
+        api_type(Some("responses")),
+        (Some("responses".into()), true)
+    );
+    assert_eq!(
+        api_type(Some("chat")),
+        (Some("chat_completions".into()), true)
+    );
+    assert_eq!(api_type(None), (None, false));
+}

@@ -4,7 +4,9 @@
 use indexmap::IndexMap;
 
 use super::super::node::{Node, NodeKind};
-use super::super::schema::{AgentDef, Located, MockToolCall, MockTurn};
+use super::super::schema::{
+    AgentDef, Located, MockToolCall, MockTurn, REASONING_EFFORTS, REASONING_SUMMARIES, ReasoningDef,
+};
 use super::{Fields, Parser};
 
 pub(super) const AGENT_KEYS: &[&str] = &[
@@ -13,6 +15,7 @@ pub(super) const AGENT_KEYS: &[&str] = &[
     "temperature",
     "max_tokens",
     "seed",
+    "reasoning",
     "provider",
     "tools",
     "mcp",
@@ -23,6 +26,7 @@ pub(super) const AGENT_KEYS: &[&str] = &[
     "retry",
 ];
 const MOCK_TURN_KEYS: &[&str] = &["tool_calls", "handoff"];
+const REASONING_KEYS: &[&str] = &["effort", "summary"];
 const TOOL_CALL_KEYS: &[&str] = &["name", "arguments"];
 
 impl Parser<'_> {
@@ -47,6 +51,7 @@ impl Parser<'_> {
                     output_schema: None,
                     max_turns: None,
                     retry: None,
+                    reasoning: None,
                     loc: name.loc,
                 },
                 _ => {
@@ -72,6 +77,7 @@ impl Parser<'_> {
                         output_schema: self.schema(&f, "output_schema"),
                         max_turns: f.value("max_turns").and_then(|n| self.max_turns(n)),
                         retry: f.value("retry").and_then(|n| self.retry(n)),
+                        reasoning: f.value("reasoning").and_then(|n| self.reasoning(n)),
                         loc: name.loc,
                     }
                 }
@@ -122,6 +128,20 @@ impl Parser<'_> {
                 None
             }
         }
+    }
+
+    /// `reasoning: { effort, summary }`.
+    fn reasoning(&mut self, node: &Node) -> Option<ReasoningDef> {
+        let f = self.fields(node, REASONING_KEYS, "in reasoning", "`reasoning`")?;
+        Some(ReasoningDef {
+            effort: f
+                .value("effort")
+                .and_then(|n| self.keyword("reasoning.effort", n, REASONING_EFFORTS)),
+            summary: f
+                .value("summary")
+                .and_then(|n| self.keyword("reasoning.summary", n, REASONING_SUMMARIES)),
+            loc: node.loc,
+        })
     }
 
     fn max_turns(&mut self, node: &Node) -> Option<Located<u32>> {

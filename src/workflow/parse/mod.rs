@@ -55,7 +55,7 @@ const TOP_KEYS: &[&str] = &[
     "scores",
     "dataset",
 ];
-const PROVIDER_KEYS: &[&str] = &["base_url", "api_key_env", "headers", "stream"];
+const PROVIDER_KEYS: &[&str] = &["base_url", "api_key_env", "headers", "stream", "api"];
 const RETRY_KEYS: &[&str] = &["attempts", "backoff", "timeout"];
 const BUDGET_KEYS: &[&str] = &["max_tokens", "max_cost_usd", "max_duration"];
 const PRICE_KEYS: &[&str] = &["input", "output"];
@@ -305,7 +305,7 @@ impl Parser<'_> {
                 .map(|(k, v)| (k, v.value))
                 .collect(),
             stream: f.value("stream").and_then(|n| self.boolean("stream", n)),
-            api: None,
+            api: f.value("api").and_then(|n| self.api(n)),
             loc: node.loc,
         })
     }

@@ -4,7 +4,7 @@
 use super::agents::AGENT_KEYS;
 use super::steps::STEP_KEYS;
 use super::*;
-use crate::workflow::schema::{Command, MockToolCall, MockTurn, Step, StepKind};
+use crate::workflow::schema::{Api, Command, MockToolCall, MockTurn, Step, StepKind};
 use serde_json::json;
 
 /// Every problem parse and validation find, as `FILE:LINE:COL: message`, in file order.
@@ -93,7 +93,7 @@ fn unknown_keys_without_a_close_match_list_the_allowed_keys() {
     assert_eq!(
         helps(src),
         [
-            Some("allowed keys: `base_url`, `api_key_env`, `headers`, `stream`".to_string()),
+            Some("allowed keys: `base_url`, `api_key_env`, `headers`, `stream`, `api`".to_string()),
             Some("allowed keys: `name`, `attributes`".to_string()),
         ]
     );
@@ -1060,4 +1060,47 @@ fn suggestions_are_close_or_prefixes() {
     );
     assert_eq!(suggest("zzzz", STEP_KEYS.iter().copied()), None);
     assert_eq!(suggest("x", ["id"]), None);
+}
+
+#[test]
+fn a_provider_names_its_api_at_the_workflow_or_the_agent() {
+    let wf = parsed(
+        "name: t\nmodel: m\nprovider: { api: responses }\nagents:\n  a: { provider: { api: chat } }\n  b: {}\n  c: { provider: { base_url: 'http://x' } }\nsteps:\n  - { agent: a, input: hi }\n",
+    );
+    let api = wf.provider.as_ref().and_then(|p| p.api.as_ref()).unwrap();
+    assert_eq!(
+        (api.value, api.loc.line, api.loc.col),
+        (Api::Responses, 3, 18)
+    );
+    assert_eq!(wf.api_of("a"), Api::Chat);
+    assert_eq!(wf.api_of("b"), Api::Responses);
+    // An agent's own provider replaces the workflow's as a whole: no `api:` there is chat.
+    assert_eq!(wf.api_of("c"), Api::Chat);
+}
+
+#[test]
+fn an_unknown_api_or_reasoning_value_names_the_allowed_ones() {
+    let src = "name: t\nmodel: m\nprovider: { api: respones }\nagents:\n  a:\n    provider: { api: [chat] }\n    reasoning: { effort: hihg, summary: brief, depth: 3 }\n  b: { reasoning: low }\nsteps:\n  - { agent: a, input: hi }\n";
+    assert_eq!(
+        problems(src),
+        [
+            "w.yaml:3:18: `api` must be one of `chat`, `responses`, found `respones`; did you mean `responses`?",
+            "w.yaml:6:22: `api` must be a string, found a list",
+            "w.yaml:7:26: `reasoning.effort` must be one of `none`, `minimal`, `low`, `medium`, `high`, `xhigh`, found `hihg`; did you mean `high`?",
+            "w.yaml:7:41: `reasoning.summary` must be one of `auto`, `concise`, `detailed`, found `brief`",
+            "w.yaml:7:48: unknown key `depth` in reasoning",
+            "w.yaml:8:19: `reasoning` must be a mapping, found a string",
+        ]
+    );
+}
+
+#[test]
+fn reasoning_keeps_effort_and_summary_with_their_places() {
+    let wf = parsed(
+        "name: t\nmodel: m\nprovider: { api: responses }\nagents:\n  a: { reasoning: { effort: low, summary: auto } }\n  b: {}\nsteps:\n  - { agent: a, input: hi }\n",
+    );
+    let r = wf.agents["a"].reasoning.as_ref().unwrap();
+    assert_eq!(r.effort.as_ref().map(|e| e.value.as_str()), Some("low"));
+    assert_eq!(r.summary.as_ref().map(|s| s.value.as_str()), Some("auto"));
+    assert_eq!(wf.agents["b"].reasoning, None);
 }

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
+use super::super::diagnostic::{did_you_mean, list, suggest};
 use super::super::node::{Node, NodeKind};
-use super::super::schema::{Located, LocatedValue};
+use super::super::schema::{Api, Located, LocatedValue};
 use super::{Fields, Parser};
 
 /// What a duration looks like, for messages.
@@ -30,6 +31,37 @@ fn parse_duration_ms(text: &str) -> Option<f64> {
 }
 
 impl Parser<'_> {
+    /// One of a fixed set of words (`api: chat`), naming the allowed ones when it is not.
+    pub(super) fn keyword(
+        &mut self,
+        key: &str,
+        node: &Node,
+        allowed: &[&str],
+    ) -> Option<Located<String>> {
+        let text = self.text(key, node)?;
+        if allowed.contains(&text.as_str()) {
+            return Some(text);
+        }
+        let suggestion = suggest(&text.value, allowed.iter().copied());
+        let d = self.error(
+            node.loc,
+            format!(
+                "`{key}` must be one of {}, found `{}`{}",
+                list(allowed),
+                text.value,
+                did_you_mean(suggestion)
+            ),
+        );
+        d.width = text.value.chars().count().max(1);
+        None
+    }
+
+    /// A provider's `api:`.
+    pub(super) fn api(&mut self, node: &Node) -> Option<Located<Api>> {
+        let name = self.keyword("api", node, Api::NAMES)?;
+        Api::from_name(&name.value).map(|api| Located::new(api, name.loc))
+    }
+
     /// Text: a string, or a number or boolean as written.
     pub(super) fn text(&mut self, key: &str, node: &Node) -> Option<Located<String>> {
         match node.scalar_text(self.source) {

@@ -10,7 +10,8 @@ use serde_json::Value;
 use super::super::Workflow;
 use super::super::diagnostic::{did_you_mean, list, suggest};
 use super::super::schema::{
-    AgentDef, HANDOFF_PREFIX, Located, LocatedValue, MockTurn, Step, StepKind, is_function_name,
+    AgentDef, Api, HANDOFF_PREFIX, Located, LocatedValue, MockTurn, Step, StepKind,
+    is_function_name,
 };
 use super::{Checks, Only, Scope, Validator};
 
@@ -200,6 +201,33 @@ impl<'w> Validator<'w> {
             };
             for arg in &tool.command {
                 self.template(arg, &scope);
+            }
+        }
+    }
+
+    /// `reasoning.summary` only where a summary can come back: Chat Completions has none, and a
+    /// setting dropped unsaid would look like a model that never reasons.
+    pub(super) fn reasoning(&mut self) {
+        let wf: &'w Workflow = self.wf;
+        for agent in wf.agents.values() {
+            let Some(summary) = agent.reasoning.as_ref().and_then(|r| r.summary.as_ref()) else {
+                continue;
+            };
+            if wf.api_of(&agent.name.value) == Api::Chat {
+                self.report(
+                    summary.loc,
+                    format!(
+                        "agent `{}` asks for a reasoning summary, which only the Responses API \
+                         gives: its provider uses `api: chat`",
+                        agent.name.value
+                    ),
+                    Some(
+                        "set `api: responses` on the agent's (or the workflow's) `provider:`, \
+                         or remove `summary`"
+                            .into(),
+                    ),
+                    summary.value.chars().count(),
+                );
             }
         }
     }

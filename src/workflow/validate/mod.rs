@@ -48,6 +48,7 @@ pub fn validate(wf: &Workflow) -> Vec<Diagnostic> {
     v.tools();
     v.agent_defs();
     v.mcp();
+    v.reasoning();
     v.agents();
     let before_any = Scope {
         done: &HashSet::new(),

@@ -650,3 +650,23 @@ steps:
         ]
     );
 }
+
+#[test]
+fn a_reasoning_summary_needs_the_responses_api() {
+    let src = "name: t\nmodel: m\nagents:\n  a: { reasoning: { effort: high, summary: auto } }\n  b:\n    provider: { api: responses }\n    reasoning: { summary: detailed }\nsteps:\n  - { agent: a, input: x }\n  - { agent: b, input: y }\n";
+    assert_eq!(
+        problems(src),
+        [
+            "w.yaml:4:44: agent `a` asks for a reasoning summary, which only the Responses API gives: its provider uses `api: chat`"
+        ]
+    );
+    assert_eq!(
+        helps(src),
+        [
+            "set `api: responses` on the agent's (or the workflow's) `provider:`, or remove `summary`"
+        ]
+    );
+    // Effort alone is fine on Chat Completions (sent as `reasoning_effort`).
+    let effort_only = src.replace(", summary: auto", "");
+    assert_eq!(problems(&effort_only), Vec::<String>::new());
+}
