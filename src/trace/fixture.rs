@@ -131,6 +131,7 @@ pub(crate) fn every_kind() -> TraceDoc {
         Some(1_000),
         json!({
             "model": "gpt-4o-mini",
+            "api": "chat",
             "model_config": {"temperature": 0.2, "max_tokens": 64, "seed": 7},
             "base_url": "http://127.0.0.1:8088/v1",
             "input": [
@@ -159,7 +160,8 @@ pub(crate) fn every_kind() -> TraceDoc {
         Status::Ok,
         1_010,
         Some(1_050),
-        json!({"model": "gpt-4o-mini", "usage": {"input_tokens": 10, "output_tokens": 7, "total_tokens": 17},
+        json!({"model": "gpt-4o-mini", "api": "responses",
+               "usage": {"input_tokens": 10, "output_tokens": 7, "total_tokens": 17},
                "tool_calls": [{"id": "call_2", "name": "weather"}], "offline": true}),
     );
     let mut tool = span(

@@ -232,6 +232,7 @@ const CONVENTIONS: &[&str] = &[
     "network.",
     "server.",
     "error.type",
+    "openai.api.type",
 ];
 
 /// Attribute keys whose values are text even when the text is JSON.
