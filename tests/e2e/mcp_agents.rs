@@ -141,6 +141,85 @@ steps:
 }
 
 #[test]
+fn mcp_tools_work_the_same_over_the_responses_api() {
+    let Some(yaml) = fixture_workflow("", "", ONE_STEP) else {
+        return;
+    };
+    let yaml = yaml.replace(
+        "model: gpt-4o-mini\n",
+        "model: gpt-4o-mini\nprovider: { api: responses }\n",
+    );
+    let env = TestEnv::with_fake().workflow("fx.yaml", &yaml);
+    env.server().push_all([
+        Reply::tool_calls(&[
+            ("add", json!({"a": 2, "b": 3})),
+            ("fail", json!({"reason": "no stock"})),
+        ]),
+        Reply::text("Five, and the other failed.", 20, 6),
+    ]);
+    let (out, lines) = run_json(&env, "fx.yaml", &[]);
+    assert_exit(&out, 0);
+    assert_eq!(lines[0]["outputs"]["ask"], "Five, and the other failed.");
+
+    let requests = env.server().requests();
+    assert_eq!(requests.len(), 2);
+    assert!(requests.iter().all(|r| r.path == "/v1/responses"));
+    // Offered in the Responses API's flat function-tool shape, with the server's schema.
+    let add = requests[0].body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "add")
+        .cloned()
+        .expect("add offered");
+    assert_eq!(add["type"], "function");
+    assert_eq!(add["description"], "Adds two numbers.");
+    assert_eq!(add["parameters"]["required"], json!(["a", "b"]));
+    // Both results went back as function_call_output items of the stateless input.
+    let outputs: Vec<Value> = requests[1]
+        .input()
+        .into_iter()
+        .filter(|i| i["type"] == "function_call_output")
+        .map(|i| i["output"].clone())
+        .collect();
+    assert_eq!(outputs.len(), 2, "{:#}", requests[1].body);
+    let sum: Value = serde_json::from_str(outputs[0].as_str().unwrap()).unwrap();
+    assert_eq!(sum, json!({"sum": 5}));
+    assert!(
+        outputs[1]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Error: ") && t.contains("no stock")),
+        "{outputs:?}"
+    );
+
+    let trace = env.show_json("last");
+    let agent = find(&trace, "agent", "helper");
+    assert_eq!(
+        kids(&trace, agent),
+        [
+            format!("{LIST} fixture ok"),
+            "generation gpt-4o-mini ok".into(),
+            "function add ok".into(),
+            "function fail error".into(),
+            "generation gpt-4o-mini ok".into(),
+        ]
+    );
+    for g in children(&trace, agent)
+        .iter()
+        .filter(|s| s["kind"] == "generation")
+    {
+        assert_eq!(g["attributes"]["api"], "responses");
+    }
+    let add = find(&trace, "function", "add");
+    assert_eq!(add["attributes"]["mcp.server"], "fixture");
+    assert_eq!(add["attributes"]["structured_output"], json!({"sum": 5}));
+    assert_eq!(
+        find(&trace, "function", "fail")["attributes"]["mcp.is_error"],
+        true
+    );
+}
+
+#[test]
 fn an_agent_calls_an_http_servers_tools_with_headers_from_the_environment_kept_out_of_the_store() {
     let Some(argv) = fixture_argv() else {
         return;
