@@ -54,12 +54,15 @@ pub fn input_items(messages: &[Message]) -> (Option<String>, Vec<Value>) {
                 content,
                 tool_calls,
             } => {
+                // An earlier answer goes back with plain text content (OpenAI's "easy" input
+                // message), not as the `output_text` parts it came in: both are valid input, and
+                // gateways that turn a Responses call into Chat Completions (LiteLLM) pass plain
+                // text on as is, where parts become content parts that some servers refuse
+                // for an assistant message (llama-cpp-python's).
                 if !content.is_empty() || tool_calls.is_empty() {
-                    items.push(json!({
-                        "type": "message",
-                        "role": "assistant",
-                        "content": [{ "type": "output_text", "text": content, "annotations": [] }],
-                    }));
+                    items.push(
+                        json!({ "type": "message", "role": "assistant", "content": content }),
+                    );
                 }
                 for call in tool_calls {
                     items.push(json!({
@@ -551,7 +554,7 @@ mod tests {
                     {"type": "message", "role": "user", "content": "hi"},
                     {"type": "function_call", "call_id": "call_1", "name": "get", "arguments": "{\"a\":1}"},
                     {"type": "function_call_output", "call_id": "call_1", "output": "r"},
-                    {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "done", "annotations": []}]}
+                    {"type": "message", "role": "assistant", "content": "done"}
                 ],
                 "store": false,
                 "temperature": 0.5,

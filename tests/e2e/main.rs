@@ -38,6 +38,7 @@ mod nesting;
 mod otlp;
 mod processes;
 mod push;
+mod real_responses;
 mod real_server;
 mod replay;
 // Agent steps on the OpenAI Responses API (`api: responses`).

@@ -15,7 +15,7 @@ use crate::support::*;
 use crate::traces::*;
 
 /// Long enough for three short agent replies on 2 busy cores; past it the test fails.
-const REAL_DEADLINE: Duration = Duration::from_secs(300);
+pub(crate) const REAL_DEADLINE: Duration = Duration::from_secs(300);
 
 /// The real server's base URL (`http://127.0.0.1:PORT/v1`), or `None` after a note on stderr
 /// when none was started. Under CI a missing server fails the test: a skipped real-server test
@@ -45,7 +45,11 @@ fn real_env(env: TestEnv, url: &str) -> TestEnv {
 }
 
 /// `run FILE --format json ...` against the real server, with a deadline fit for a real model.
-fn real_run_json(env: &TestEnv, file: &str, extra: &[&str]) -> (std::process::Output, Vec<Value>) {
+pub(crate) fn real_run_json(
+    env: &TestEnv,
+    file: &str,
+    extra: &[&str],
+) -> (std::process::Output, Vec<Value>) {
     let mut cmd = env.cmd();
     cmd.args(["run", file, "--format", "json"]).args(extra);
     let out = output_within(cmd, REAL_DEADLINE);
@@ -56,7 +60,7 @@ fn real_run_json(env: &TestEnv, file: &str, extra: &[&str]) -> (std::process::Ou
 /// Input and output tokens of a `usage` object, each asserted to be a positive count, and the
 /// total asserted to be their sum.
 #[track_caller]
-fn real_usage(usage: &Value, what: &str) -> (u64, u64) {
+pub(crate) fn real_usage(usage: &Value, what: &str) -> (u64, u64) {
     let input = usage["input_tokens"].as_u64().unwrap_or(0);
     let output = usage["output_tokens"].as_u64().unwrap_or(0);
     assert!(input > 0, "{what}: input_tokens > 0 expected: {usage}");
