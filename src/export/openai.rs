@@ -15,8 +15,7 @@
 //!   tools become `handoffs: [X]`.
 //! - `generation` → `{type: generation, input, output, model, model_config, usage}`, with the
 //!   messages in the chat completions shape the SDK records and `model_config` holding every
-//!   `ModelSettings` key (ours set, the rest `null`) plus `base_url` and `api` (`chat` or
-//!   `responses`, where the SDK's own adapters add `model_impl`), and the cached and
+//!   `ModelSettings` key (ours set, the rest `null`) plus `base_url`, and the cached and
 //!   reasoning token counts in `usage`'s details. A Responses API call (`api: responses`) is
 //!   a `generation` too, not the SDK's `response` span: that span carries only a `response_id`
 //!   for the dashboard to fetch the stored response, and agentrace's calls are `store: false`,
@@ -268,11 +267,6 @@ fn generation_data(span: &Span) -> Value {
             _ => config.get(key).cloned().unwrap_or(Value::Null),
         };
         model_config.insert(key.to_string(), value);
-    }
-    // The API the call used, where the SDK's own adapters put theirs (`extra_config`, beside
-    // `base_url`): only when recorded, so a trace from before `api:` existed reads back as it was.
-    if let Some(api) = span.attributes.get("api").filter(|v| v.is_string()) {
-        model_config.insert("api".into(), api.clone());
     }
     let input = match attr(span, "input") {
         Value::Array(messages) => Value::Array(messages.iter().map(input_message).collect()),

@@ -26,7 +26,7 @@
 //! | type | kind | name | attributes |
 //! |---|---|---|---|
 //! | `agent` | agent | `name` | `agent`; `tools` = tools + `transfer_to_<handoff>`; `output_type` unless the default `str` |
-//! | `generation` | generation | `model` | `model`, `input`, `output` + `tool_calls` (from a chat completions message), `model_config` (set keys), `base_url`, `api`, `usage` {input,output,total}, `usage_details` (non-zero details) |
+//! | `generation` | generation | `model` | `model`, `input`, `output` + `tool_calls` (from a chat completions message), `model_config` (set keys), `base_url`, `usage` {input,output,total}, `usage_details` (non-zero details) |
 //! | `response` | generation | `model` or `response` | `response_id`, `usage`, `openai.span_type` |
 //! | `function` | function | `name` | `tool`, `input`, `output`; `mcp_data` with a `server`: `mcp.server` and its other keys as the export writes them (`transport` → `mcp.transport`, `protocol_version`, `session_id`, `is_error`, `structured_output`), any others kept in `mcp_data` |
 //! | `mcp_tools` | mcp_tools | `server` or `mcp_tools` | `mcp.server` = `server`, `tools` = `result` |
@@ -573,9 +573,6 @@ fn generation(mut data: Map<String, Value>) -> Mapped {
         Value::Object(mut config) => {
             if let Some(Value::String(url)) = config.remove("base_url") {
                 m.set("base_url", Value::String(url));
-            }
-            if let Some(Value::String(api)) = config.remove("api") {
-                m.set("api", Value::String(api));
             }
             config.retain(|_, v| !v.is_null());
             if !config.is_empty() {

@@ -628,6 +628,7 @@ fn without_unexported(mut s: Span) -> Span {
     let dropped: &[&str] = match s.kind {
         SpanKind::Agent => &["model", "input", "output", "usage"],
         SpanKind::Generation => &[
+            "api",
             "stream",
             "cost_usd",
             "finish_reason",
