@@ -6,6 +6,7 @@
 #   bash bench/run.sh            # everything
 #   QUICK=1 bash bench/run.sh    # smaller sizes, for a smoke test of the harness
 #   ONLY=ingest bash bench/run.sh  # only I1 (ingest through serve); table to stdout, files kept
+#   ONLY=fanout bash bench/run.sh  # only the fan-outs (B2, B2w, pinned and not) and C1 (callgrind)
 #   INGEST_STORE=postgres://… ONLY=ingest bash bench/run.sh  # I1 on that store instead of SQLite
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,8 +30,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ -n "${QUICK:-}" ]; then STEPS=100; PAR=50; SPANS=10000; TRACES=10000; else
-  STEPS=1000; PAR=200; SPANS=100000; TRACES=100000; fi
+if [ -n "${QUICK:-}" ]; then STEPS=100; PAR=50; WIDE=400; SPANS=10000; TRACES=10000; else
+  STEPS=1000; PAR=200; WIDE=2000; SPANS=100000; TRACES=100000; fi
+# The cores this process may use (its affinity, which taskset or a container may narrow), and
+# the taskset lists for "one core" and "all of them".
+CORES=$(nproc)
+ALL_CPUS=$(python3 -c 'import os; print(",".join(map(str, sorted(os.sched_getaffinity(0)))))')
+ONE_CPU=${ALL_CPUS%%,*}
 
 # start_server LATENCY_MS -> prints the base URL
 start_server() {
@@ -124,26 +130,63 @@ ingest_row() {
 }
 INGEST_KIND=SQLite
 case "${INGEST_STORE:-}" in postgres://* | postgresql://*) INGEST_KIND=PostgreSQL ;; esac
-ingest_row i1_ingest_1 1 >>"$RESULTS"
-ingest_row i1_ingest_16 16 >>"$RESULTS"
+if [ "${ONLY:-}" != fanout ]; then
+  ingest_row i1_ingest_1 1 >>"$RESULTS"
+  ingest_row i1_ingest_16 16 >>"$RESULTS"
+fi
 
-# Everything else, unless only I1 was asked for.
+# The fan-outs (issue 19), unless only I1 was asked for: start-up, B2 (PAR branches) and B2w
+# (WIDE branches) at 100 ms, each by turns with its floor, on all the cores this process may
+# use and pinned to one (taskset), so that how the run scales shows on any machine; and C1,
+# callgrind's instruction count per branch of a WIDE fan-out at 0 ms, which does not depend on
+# the machine's load (the difference between a WIDE and a PAR fan-out, over WIDE - PAR).
 if [ "${ONLY:-}" != ingest ]; then
-
 URL0=$(start_server 0)
-gen_workflow "$WORK/b1-1.yaml" 1 seq
-gen_workflow "$WORK/b1.yaml" "$STEPS" seq
-OPENAI_BASE_URL=$URL0 measure b1_one_step 7 -- "$BIN" -q run "$WORK/b1-1.yaml" --format none >>"$RESULTS"
-OPENAI_BASE_URL=$URL0 measure b1_sequential 5 -- "$BIN" -q run "$WORK/b1.yaml" --format none >>"$RESULTS"
-
 URL100=$(start_server 100)
+gen_workflow "$WORK/b1-1.yaml" 1 seq
 gen_workflow "$WORK/b2.yaml" "$PAR" parallel
+gen_workflow "$WORK/b2w.yaml" "$WIDE" parallel
+OPENAI_BASE_URL=$URL0 measure b1_one_step 7 -- "$BIN" -q run "$WORK/b1-1.yaml" --format none >>"$RESULTS"
 # With the floor, run by turns: the same calls made by the HTTP stack alone (async-openai over
 # reqwest, one thread), no workflow, spans or store. B2 minus the floor is what agentrace adds.
-OPENAI_BASE_URL=$URL100 measure b2_parallel 11 -- "$BIN" -q run "$WORK/b2.yaml" --format none \
-  --and b2_floor -- "$FLOOR" "$URL100" "$PAR" >>"$RESULTS"
+for pin in all one; do
+  if [ "$pin" = all ]; then cpus=$ALL_CPUS; sfx=""; else cpus=$ONE_CPU; sfx=_1cpu; fi
+  OPENAI_BASE_URL=$URL100 measure "b2_parallel$sfx" 11 -- taskset -c "$cpus" "$BIN" -q run \
+    "$WORK/b2.yaml" --format none --and "b2_floor$sfx" -- taskset -c "$cpus" "$FLOOR" "$URL100" \
+    "$PAR" >>"$RESULTS"
+  OPENAI_BASE_URL=$URL100 measure "b2w_parallel$sfx" 5 -- taskset -c "$cpus" "$BIN" -q run \
+    "$WORK/b2w.yaml" --format none --and "b2w_floor$sfx" -- taskset -c "$cpus" "$FLOOR" \
+    "$URL100" "$WIDE" >>"$RESULTS"
+done
 # The same fan-out with answers at once: its own cost, which the 100 ms calls overlap or not.
 OPENAI_BASE_URL=$URL0 measure b2_parallel_0ms 11 -- "$BIN" -q run "$WORK/b2.yaml" --format none >>"$RESULTS"
+if command -v valgrind >/dev/null; then
+  for n in "$PAR" "$WIDE"; do
+    AGENTRACE_STORE=$WORK/cg-$n.db OPENAI_BASE_URL=$URL0 valgrind --tool=callgrind \
+      --callgrind-out-file="$WORK/cg-$n.out" "$BIN" -q run "$WORK/b2$([ "$n" = "$WIDE" ] && echo w).yaml" \
+      --format none >/dev/null 2>"$WORK/cg-$n.err" || { cat "$WORK/cg-$n.err" >&2; exit 1; }
+  done
+  python3 - "$WORK/cg-$PAR.out" "$WORK/cg-$WIDE.out" "$PAR" "$WIDE" >>"$RESULTS" <<'PY'
+import json, sys
+def total(path):
+    for line in open(path):
+        if line.startswith(("totals:", "summary:")):
+            return int(line.split()[1])
+    raise SystemExit(f"no total in {path}")
+small, wide = total(sys.argv[1]), total(sys.argv[2])
+n_small, n_wide = int(sys.argv[3]), int(sys.argv[4])
+print(json.dumps({"name": "c1_callgrind", "ir_small": small, "ir_wide": wide, "n_small": n_small, "n_wide": n_wide, "ir_per_branch": round((wide - small) / (n_wide - n_small))}))
+PY
+else
+  echo "C1 skipped: valgrind is not installed (apt-get install valgrind)" >&2
+fi
+fi
+
+# Everything else, unless only I1 or the fan-outs were asked for.
+if [ -z "${ONLY:-}" ]; then
+
+gen_workflow "$WORK/b1.yaml" "$STEPS" seq
+OPENAI_BASE_URL=$URL0 measure b1_sequential 5 -- "$BIN" -q run "$WORK/b1.yaml" --format none >>"$RESULTS"
 
 SPANS_DB=$WORK/spans.db
 "$FILL" "$SPANS_DB" spans "$SPANS"
@@ -224,21 +267,40 @@ AGENTRACE_STORE=$TRACES_DB measure b4_show_last 20 -- "$BIN" show last >>"$RESUL
 fi
 
 python3 - "$RESULTS" "$STEPS" "$PAR" "$SPANS" "$TRACES" "${SERVE_SPANS:-0}" "${EVAL_CASES:-0}" \
-  "$INGEST_BODIES" "$INGEST_KIND" "${ONLY:-}" <<'PY'
+  "$INGEST_BODIES" "$INGEST_KIND" "${ONLY:-}" "$WIDE" <<'PY'
 import json, os, platform, subprocess, sys
 path, steps, par, spans, traces, serve_spans, eval_cases, ingest_bodies = sys.argv[1], *map(int, sys.argv[2:9])
-ingest_kind, only = sys.argv[9], sys.argv[10]
+ingest_kind, only, wide = sys.argv[9], sys.argv[10], int(sys.argv[11])
 r = {j["name"]: j for j in map(json.loads, open(path))}
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
-machine = f"{os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}"
+cores = len(os.sched_getaffinity(0))
+machine = f"{os.cpu_count()} cores ({cores} usable), {cpu}, {platform.system()} {platform.release()}"
+# C1 before issue 19's work (commit 3820a0f, measured with this script): the target is half.
+IR_BEFORE_3820A0F = 0  # filled in below once measured
+IR_BEFORE = int(os.environ.get("IR_BEFORE", "0")) or IR_BEFORE_3820A0F
 rows, per_step = [], None
 if "b1_sequential" in r:
     per_step = (r["b1_sequential"]["wall_ms"] - r["b1_one_step"]["wall_ms"]) / max(steps - 1, 1)
+    rows.append(("B1", f"{steps} sequential agent steps, 0 ms latency", f"{r['b1_sequential']['wall_ms']:.0f} ms wall, {per_step:.3f} ms/step, {r['b1_sequential']['rss_mib']} MiB RSS", "≤ 0.3 ms/step, ≤ 20 MB", per_step <= 0.3 and r["b1_sequential"]["rss_mib"] <= 20))
+if "b2_parallel" in r:
+    startup = r["b1_one_step"]["wall_ms"]
+    rows.append(("B0", "start-up: a one-step workflow, 0 ms latency", f"{startup:.1f} ms wall", "-", None))
+    for pin, sfx in ((f"{cores} cores", ""), ("1 core", "_1cpu")):
+        b2, f2 = r[f"b2_parallel{sfx}"]["wall_ms"], r[f"b2_floor{sfx}"]["wall_ms"]
+        bw, fw = r[f"b2w_parallel{sfx}"]["wall_ms"], r[f"b2w_floor{sfx}"]["wall_ms"]
+        if sfx == "":
+            rows.append(("B2", f"{par} agent steps in one parallel, 100 ms, {pin}", f"{b2:.0f} ms wall; floor {f2:.0f} ms ({b2 / f2:.2f}×)", f"≤ 110 ms + start-up ({startup:.0f} ms)", b2 <= 110 + startup))
+            rows.append(("B2w", f"{wide} agent steps in one parallel, 100 ms, {pin}", f"{bw:.0f} ms wall; floor {fw:.0f} ms ({bw / fw:.2f}×)", "≤ 1.3× floor (2 cores)" if cores <= 2 else "≤ 1.1× floor (16 cores)", bw <= (1.3 if cores <= 2 else 1.1) * fw))
+        else:
+            rows.append(("B2", f"  the same pinned to {pin} (taskset)", f"{b2:.0f} ms wall; floor {f2:.0f} ms ({b2 / f2:.2f}×)", "-", None))
+            rows.append(("B2w", f"  the same pinned to {pin} (taskset)", f"{bw:.0f} ms wall; floor {fw:.0f} ms ({bw / fw:.2f}×)", "-", None))
+    rows.append(("B2", f"  {par} at 0 ms latency; what 100 ms calls add", f"{r['b2_parallel_0ms']['wall_ms']:.0f} ms wall; +{r['b2_parallel']['wall_ms'] - r['b2_parallel_0ms']['wall_ms']:.0f} ms", "-", None))
+    if "c1_callgrind" in r:
+        c = r["c1_callgrind"]
+        per = c["ir_per_branch"]
+        rows.append(("C1", f"instructions per branch (callgrind, {c['n_wide']} vs {c['n_small']} wide, 0 ms)", f"{per / 1000:.0f}k Ir/branch ({c['ir_wide'] / 1e9:.2f} G Ir for {c['n_wide']})", f"≤ {IR_BEFORE / 2000:.0f}k (half of {IR_BEFORE / 1000:.0f}k)" if IR_BEFORE else "-", per <= IR_BEFORE / 2 if IR_BEFORE else None))
+if "b3_show_json" in r:
     rows += [
-        ("B1", f"{steps} sequential agent steps, 0 ms latency", f"{r['b1_sequential']['wall_ms']:.0f} ms wall, {per_step:.3f} ms/step, {r['b1_sequential']['rss_mib']} MiB RSS", "≤ 0.3 ms/step, ≤ 20 MB", per_step <= 0.3 and r["b1_sequential"]["rss_mib"] <= 20),
-        ("B2", f"{par} agent steps in one parallel, 100 ms latency", f"{r['b2_parallel']['wall_ms']:.0f} ms wall", f"≤ 110 ms + start-up ({r['b1_one_step']['wall_ms']:.0f} ms)", r["b2_parallel"]["wall_ms"] <= 110 + r["b1_one_step"]["wall_ms"]),
-        ("B2", f"  the same at 0 ms latency; what 100 ms calls add", f"{r['b2_parallel_0ms']['wall_ms']:.0f} ms wall; +{r['b2_parallel']['wall_ms'] - r['b2_parallel_0ms']['wall_ms']:.0f} ms", "-", None),
-        ("B2", f"  floor: the {par} calls by async-openai/reqwest alone", f"{r['b2_floor']['wall_ms']:.0f} ms wall; agentrace adds {r['b2_parallel']['wall_ms'] - r['b2_floor']['wall_ms']:.0f} ms", "-", None),
         ("B3", f"show --format json, {spans} spans", f"{r['b3_show_json']['wall_ms']:.0f} ms", "< 1000 ms", r["b3_show_json"]["wall_ms"] < 1000),
         ("B3", f"show (tree), {spans} spans", f"{r['b3_show_tree']['wall_ms']:.0f} ms", "-", None),
         ("B3", f"list --group X --limit 20, {traces} traces", f"{r['b3_list_group']['wall_ms']:.1f} ms", "< 50 ms", r["b3_list_group"]["wall_ms"] < 50),

@@ -267,6 +267,43 @@ fn report(e: &Error) -> i32 {
 }
 
 /// `K=V` for `--var` and `--meta`.
+/// Cores from which a run that fans out gets a worker thread per core.
+pub(crate) const MULTI_THREAD_FROM_CORES: usize = 3;
+
+/// The runtime that drives a run's engine. One thread when the run does one thing at a time:
+/// its work is waiting on model servers and processes, and one thread saves the cross-thread
+/// wake-ups that dominated the per-step cost of sequential runs (the store writes on its own
+/// thread; blocking session reads go to tokio's blocking pool). A worker thread per usable core
+/// (`available_parallelism`, which taskset and cgroup limits narrow) when it fans out, or
+/// evaluates cases at once, on a machine of [`MULTI_THREAD_FROM_CORES`] cores or more: each
+/// branch or case is then a task of its own, and what the engine does per branch (spans,
+/// templates, request bodies, parsing answers) spreads over the cores. On two cores the store
+/// writer's thread already has the second core, and worker threads cost more in wake-ups than
+/// they gave (measured: a 2000-wide fan-out at 100 ms took 668 ms on two workers, 587 ms on one
+/// thread). `AGENTRACE_WORKER_THREADS=N` sets the number (1: one thread), for measuring.
+pub(crate) fn engine_runtime(concurrent: bool) -> Result<tokio::runtime::Runtime, Error> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let workers = match std::env::var("AGENTRACE_WORKER_THREADS")
+        .ok()
+        .and_then(|n| n.trim().parse::<usize>().ok())
+    {
+        Some(n) => n,
+        None if concurrent && cores >= MULTI_THREAD_FROM_CORES => cores,
+        None => 1,
+    };
+    if workers > 1 {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    }
+    .map_err(Error::Runtime)
+}
+
 pub(crate) fn parse_key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),

@@ -187,13 +187,8 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
     if let Some(progress) = render::progress::sink(globals.quiet, args.stream, globals.color) {
         sinks.push(progress);
     }
-    // One thread drives the run: the work is waiting on model servers and processes, and a
-    // single thread saves the cross-thread wake-ups that dominated the per-step overhead (the
-    // store writes on its own thread; blocking session reads go to tokio's blocking pool).
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Runtime)?;
+    let runtime = super::engine_runtime(engine.fans_out())?;
+    let engine = Arc::new(engine);
     let outcome = runtime.block_on(drive(&engine, sinks));
     // The runtime's teardown (closing every connection of a wide fan-out) and the store's
     // final write take milliseconds each: they overlap.
@@ -509,7 +504,7 @@ pub(super) async fn next(signal: &mut Option<Signal>) {
 
 /// Runs the engine; SIGINT or SIGTERM cancels it (open spans close as `cancelled`), a second
 /// SIGINT exits at once.
-async fn drive(engine: &Engine, sinks: Vec<Arc<dyn Sink>>) -> RunOutcome {
+async fn drive(engine: &Arc<Engine>, sinks: Vec<Arc<dyn Sink>>) -> RunOutcome {
     let cancel = CancellationToken::new();
     let mut sigint = signal(SignalKind::interrupt()).ok();
     let mut sigterm = signal(SignalKind::terminate()).ok();

@@ -45,7 +45,7 @@ enum Turn {
     Handoff(String),
 }
 
-impl TraceRun<'_> {
+impl TraceRun {
     pub(crate) async fn run_agent(
         &self,
         frame: &Frame,
@@ -597,7 +597,7 @@ impl TraceRun<'_> {
     }
 }
 
-fn model_name(run: &TraceRun<'_>, def: Option<&AgentDef>) -> String {
+fn model_name(run: &TraceRun, def: Option<&AgentDef>) -> String {
     def.and_then(|d| d.model.as_ref())
         .or(run.engine.wf.model.as_ref())
         .map(|m| m.value.clone())

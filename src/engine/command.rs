@@ -164,7 +164,7 @@ impl Finished {
     }
 }
 
-impl TraceRun<'_> {
+impl TraceRun {
     /// A command for `argv` whose relative program path (`./scripts/x.sh`) is resolved from
     /// the workflow's directory.
     pub(crate) fn program(&self, argv: &[String]) -> tokio::process::Command {

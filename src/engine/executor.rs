@@ -7,7 +7,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use minijinja::Value as TemplateValue;
 use serde_json::{Map, Value, json};
@@ -40,9 +40,12 @@ impl Frame {
     }
 }
 
-/// The state of one trace while it runs.
-pub(crate) struct TraceRun<'a> {
-    pub engine: &'a Engine,
+/// The state of one trace while it runs. Shared (an `Arc`) by the tasks a fan-out spawns, so
+/// that its branches can run on every worker thread of the runtime.
+pub(crate) struct TraceRun {
+    pub engine: Arc<Engine>,
+    /// This run itself, for the tasks it spawns (see [`TraceRun::arc`]).
+    me: Weak<TraceRun>,
     pub rec: Recorder,
     /// The whole run's scope: a crossed budget stops it.
     pub root: Scope,
@@ -53,10 +56,17 @@ pub(crate) struct TraceRun<'a> {
     pub path: Option<Mutex<super::path::AgentPath>>,
 }
 
-impl TraceRun<'_> {
+impl TraceRun {
     /// `FILE:LINE:COL`, for messages about a place in the workflow.
     pub fn at(&self, loc: Loc) -> String {
-        location(self.engine, loc)
+        location(&self.engine, loc)
+    }
+
+    /// This run, owned: what a spawned branch holds on to.
+    pub fn arc(&self) -> Arc<TraceRun> {
+        self.me
+            .upgrade()
+            .expect("a TraceRun is only used through the Arc that run_trace made")
     }
 
     pub fn template_error(&self, field: &str, loc: Loc, e: &minijinja::Error) -> ErrorInfo {
@@ -344,7 +354,7 @@ fn location(engine: &Engine, loc: Loc) -> String {
 /// Runs the workflow: sets up what every trace shares (the cancellation scope, the watchdogs,
 /// the group id and the workflow's metadata), then runs the traces one after the other.
 pub(crate) async fn run(
-    engine: &Engine,
+    engine: &Arc<Engine>,
     sinks: Vec<Arc<dyn Sink>>,
     cancel: CancellationToken,
 ) -> RunOutcome {
@@ -388,7 +398,7 @@ pub(crate) async fn run(
 
 /// What the traces of one run share, set up once before the first one starts.
 struct WorkflowRun<'a> {
-    engine: &'a Engine,
+    engine: &'a Arc<Engine>,
     sinks: Vec<Arc<dyn Sink>>,
     /// The whole run's scope: Ctrl-C, a crossed budget or a failing sink stops it.
     root: Scope,
@@ -448,8 +458,9 @@ impl WorkflowRun<'_> {
         let engine = self.engine;
         let rec = Recorder::start_watched(header.trace, self.sinks.clone(), &self.alarm);
         engine.set_current(Some(rec.clone()));
-        let run = TraceRun {
-            engine,
+        let run = Arc::new_cyclic(|me| TraceRun {
+            engine: engine.clone(),
+            me: me.clone(),
             rec: rec.clone(),
             root: self.root.clone(),
             outputs: Mutex::new(Map::new()),
@@ -461,7 +472,7 @@ impl WorkflowRun<'_> {
                     .iter()
                     .any(|s| matches!(s.kind, crate::workflow::scores::ScoreKind::Path(_))))
             .then(|| Mutex::new(super::path::AgentPath::default())),
-        };
+        });
         let frame = Frame {
             ctx: ctx.clone(),
             scope: self.root.clone(),
@@ -491,8 +502,10 @@ impl WorkflowRun<'_> {
             Err(f) => (Status::Error, Some(f.error.clone())),
         };
         let trace = rec.finish(trace_status, error);
-        let outputs = run.outputs.into_inner().unwrap_or_else(|p| p.into_inner());
-        let failures = run.failures.into_inner().unwrap_or_else(|p| p.into_inner());
+        // Every branch task has ended (a fan-out waits for its tasks), but the lock, not the
+        // Arc's count, is what says so to the compiler.
+        let outputs = std::mem::take(&mut *run.outputs.lock().unwrap_or_else(|p| p.into_inner()));
+        let failures = std::mem::take(&mut *run.failures.lock().unwrap_or_else(|p| p.into_inner()));
         TraceOutcome {
             trace,
             outputs,

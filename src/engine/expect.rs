@@ -237,7 +237,7 @@ fn failed_check_loc(error: &ErrorInfo) -> Option<Loc> {
     })
 }
 
-impl TraceRun<'_> {
+impl TraceRun {
     /// Checks a step's `expect:` against what it produced, with its span still open. A failure
     /// is the step's failure: the caller ends the span with it.
     pub(crate) fn check_expectations(

@@ -9,7 +9,7 @@ use tokio::sync::Semaphore;
 
 use super::Failure;
 use super::executor::{Frame, TraceRun, end_with, error_at};
-use super::join::join_staggered;
+use super::join::join_branches;
 use super::scope::Stop;
 use crate::trace::bound::truncate;
 use crate::trace::{SpanHandle, SpanId, SpanKind, Status};
@@ -40,7 +40,7 @@ fn item_name(item: &Value) -> String {
 /// list from a runaway command must not become a million of them.
 pub const MAX_FOREACH_ITEMS: usize = 10_000;
 
-impl TraceRun<'_> {
+impl TraceRun {
     /// The name a step's span gets: its `name:`, else its id, else its form.
     pub(crate) fn display_name(&self, step: &Step) -> String {
         match (&step.name, &step.id, &step.kind) {
@@ -165,17 +165,20 @@ impl TraceRun<'_> {
             .span(parent, SpanKind::Custom, self.display_name(step), attrs);
         let scope = frame.scope.child();
         let inner = frame.with_scope(scope.clone());
-        let results = join_staggered(
-            branches
-                .iter()
-                .map(|branch| {
-                    let inner = &inner;
-                    let scope = &scope;
-                    let span = &span;
+        // Each branch is a task of its own, owning what it uses: the run, its frame and the
+        // branches (copied once for the whole fan-out, shared by index).
+        let run = self.arc();
+        let shared: Arc<[Step]> = branches.into();
+        let results = join_branches(
+            (0..shared.len())
+                .map(|i| {
+                    let (run, shared, inner, scope) =
+                        (run.clone(), shared.clone(), inner.clone(), scope.clone());
+                    let parent = span.share();
                     async move {
-                        // Branches start a few at a time: one that a fail-fast failure finds
-                        // not yet started does not start (see `run_step`).
-                        let result = self.run_step(inner, branch, Some(span)).await;
+                        // A branch that a fail-fast failure finds not yet started does not
+                        // start (see `run_step`).
+                        let result = run.run_step(&inner, &shared[i], Some(&parent)).await;
                         if fail_fast && matches!(&result, Err(f) if !f.cancelled) {
                             scope.stop(Stop::SiblingFailed);
                         }
@@ -221,21 +224,28 @@ impl TraceRun<'_> {
         };
         let scope = frame.scope.child();
         let permits = Arc::new(Semaphore::new(concurrency.max(1) as usize));
-        let results = join_staggered(
-            list.iter()
-                .enumerate()
-                .map(|(index, item)| {
-                    let scope = &scope;
-                    let span = &span;
-                    let permits = permits.clone();
+        // Each iteration is a task of its own (see `run_parallel`); the body and the items are
+        // shared by all of them.
+        let run = self.arc();
+        let body: Arc<[Step]> = steps.into();
+        let list: Arc<[Value]> = list.into();
+        let as_name: Arc<str> = as_name.into();
+        let results = join_branches(
+            (0..list.len())
+                .map(|index| {
+                    let (run, body, list, as_name) =
+                        (run.clone(), body.clone(), list.clone(), as_name.clone());
+                    let (scope, frame, permits) = (scope.clone(), frame.clone(), permits.clone());
+                    let parent = span.id();
                     async move {
                         let _permit = permits.acquire().await;
                         if scope.is_cancelled() {
                             return (index, Err(scope.failure()));
                         }
+                        let item = &list[index];
                         let ctx = frame
                             .ctx
-                            .iteration(as_name, minijinja::Value::from_serialize(item));
+                            .iteration(&as_name, minijinja::Value::from_serialize(item));
                         let iteration = Frame {
                             ctx,
                             scope: scope.clone(),
@@ -243,13 +253,10 @@ impl TraceRun<'_> {
                         let mut attrs = Map::new();
                         attrs.insert("index".into(), json!(index));
                         attrs.insert("item".into(), item.clone());
-                        let item_span = self.rec.span(
-                            Some(span.id()),
-                            SpanKind::Custom,
-                            item_name(item),
-                            attrs,
-                        );
-                        let result = self.run_steps(&iteration, steps, Some(&item_span)).await;
+                        let item_span =
+                            run.rec
+                                .span(Some(parent), SpanKind::Custom, item_name(item), attrs);
+                        let result = run.run_steps(&iteration, &body, Some(&item_span)).await;
                         end_with(item_span, &result);
                         if matches!(&result, Err(f) if !f.cancelled) {
                             // Items not started yet do not start; running ones are cancelled.

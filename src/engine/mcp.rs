@@ -254,7 +254,7 @@ fn mcp_error(e: &McpError) -> ErrorInfo {
     error_at(e.to_string(), Value::Object(data))
 }
 
-impl TraceRun<'_> {
+impl TraceRun {
     /// Lists the tools of every server `def` names, under an `mcp_tools` span each, starting
     /// servers at their first use. `offered` are the agent's own tools: an MCP tool of the
     /// same name (or two servers' tools of one name) fails the step, since the model could

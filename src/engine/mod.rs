@@ -33,6 +33,7 @@ use crate::workflow::template::Templates;
 use crate::workflow::{LocatedValue, StepKind, Workflow};
 
 pub use expect::StepFailure;
+pub use join::join_task;
 pub use models::Models;
 pub use session::{SessionError, SessionHistory};
 
@@ -342,6 +343,17 @@ impl Engine {
         uses_sessions(&self.wf)
     }
 
+    /// Whether the run does steps at once (`parallel:` or `foreach:`): the ones worth a
+    /// worker thread per core (see `cli::engine_runtime`).
+    pub fn fans_out(&self) -> bool {
+        self.wf.all_steps().iter().any(|s| {
+            matches!(
+                &s.kind,
+                StepKind::Parallel { .. } | StepKind::Foreach { .. }
+            )
+        })
+    }
+
     /// Keeps `session:` conversations in `sessions`.
     pub fn with_sessions(mut self, sessions: Arc<dyn SessionHistory>) -> Self {
         self.sessions = Some(sessions);
@@ -363,7 +375,14 @@ impl Engine {
 
     /// Runs every trace of the workflow in order; stops at the first that fails or is
     /// cancelled.
-    pub async fn run(&self, sinks: Vec<Arc<dyn Sink>>, cancel: CancellationToken) -> RunOutcome {
+    ///
+    /// The engine is shared (an `Arc`) because a fan-out's branches run as tasks of their own,
+    /// on whichever worker thread of the runtime is free.
+    pub async fn run(
+        self: &Arc<Self>,
+        sinks: Vec<Arc<dyn Sink>>,
+        cancel: CancellationToken,
+    ) -> RunOutcome {
         executor::run(self, sinks, cancel).await
     }
 }

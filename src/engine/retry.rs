@@ -13,7 +13,7 @@ use super::scope::human;
 use crate::llm::{ChatRequest, ChatResponse, DeltaFn, Model, ModelError};
 use crate::trace::SpanHandle;
 
-impl TraceRun<'_> {
+impl TraceRun {
     pub(crate) async fn call_with_retries(
         &self,
         _frame: &Frame,

@@ -35,7 +35,7 @@ pub(crate) struct Subject<'a> {
     pub path: Option<&'a AgentPath>,
 }
 
-impl TraceRun<'_> {
+impl TraceRun {
     /// Runs `scores` under `parent` (a step's span, or the top level), one after the other.
     pub(crate) async fn run_scores(
         &self,
@@ -710,7 +710,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let engine = super::super::Engine::new(wf, opts).unwrap();
+        let engine = std::sync::Arc::new(super::super::Engine::new(wf, opts).unwrap());
         let sink = std::sync::Arc::new(Ended::default());
         let outcome = engine
             .run(

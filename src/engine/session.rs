@@ -59,7 +59,7 @@ async fn with_history<T: Send + 'static>(
     }
 }
 
-impl TraceRun<'_> {
+impl TraceRun {
     /// The history of session `key`. Under `--replay`, as it stood when the recorded run
     /// started, plus what this run has said in it since: the requests are then the recorded
     /// ones, even though the recorded run's own turns are in the store by now.

@@ -11,7 +11,7 @@ use crate::llm::{Message, ToolCall};
 use crate::trace::{ErrorInfo, SpanHandle, SpanKind, Status};
 use crate::workflow::AgentDef;
 
-impl TraceRun<'_> {
+impl TraceRun {
     /// Runs one tool call under `agent_span`; the tool message to send back.
     pub(crate) async fn call_tool(
         &self,

@@ -76,6 +76,8 @@ pub struct Recorder {
 
 struct Inner {
     sinks: Vec<Arc<dyn Sink>>,
+    /// The trace's id, which never changes: read without the lock.
+    trace_id: super::id::TraceId,
     state: Mutex<State>,
 }
 
@@ -105,6 +107,7 @@ impl Recorder {
         Recorder {
             inner: Arc::new(Inner {
                 sinks,
+                trace_id: trace.trace_id,
                 state: Mutex::new(State {
                     trace,
                     open: HashMap::new(),
@@ -144,27 +147,30 @@ impl Recorder {
         name: impl Into<String>,
         attributes: Map<String, Value>,
     ) -> SpanHandle {
-        let span = {
-            let mut state = self.state();
-            let mut span = Span {
-                span_id: SpanId::generate(),
-                trace_id: state.trace.trace_id,
-                parent_id: parent,
-                kind,
-                name: name.into(),
-                status: Status::Running,
-                started_at: Timestamp::now(),
-                ended_at: None,
-                attributes,
-                events: Vec::new(),
-                error: None,
-            };
-            redact::redact_span(&mut span);
-            let shared = Arc::new(span.clone());
-            state.failures.started(span.span_id, span.parent_id);
-            state.open.insert(span.span_id, span);
-            shared
+        // Built, redacted and copied before the lock is taken: the lock guards only the map
+        // of open spans, so branches on other threads wait for an insert, not for this work.
+        let mut span = Span {
+            span_id: SpanId::generate(),
+            trace_id: self.inner.trace_id,
+            parent_id: parent,
+            kind,
+            name: name.into(),
+            status: Status::Running,
+            started_at: Timestamp::now(),
+            ended_at: None,
+            attributes,
+            events: Vec::new(),
+            error: None,
         };
+        redact::redact_span(&mut span);
+        let span_id = span.span_id;
+        let shared = Arc::new(span.clone());
+        {
+            let mut state = self.state();
+            state.failures.started(span_id, parent);
+            state.open.insert(span_id, span);
+        }
+        let span = shared;
         for sink in &self.inner.sinks {
             sink.span_started(&span);
         }
@@ -204,7 +210,7 @@ impl Recorder {
     }
 
     fn end_span(&self, id: SpanId, status: Status, error: Option<ErrorInfo>) {
-        let span = {
+        let mut span = {
             let mut state = self.state();
             let Some(mut span) = state.open.remove(&id) else {
                 return;
@@ -215,9 +221,6 @@ impl Recorder {
                 other => other,
             };
             span.ended_at = Some(Timestamp::now());
-            // Whatever was added while it ran (a server's answer, a command's output) may echo a
-            // key: no sink sees it.
-            redact::redact_span(&mut span);
             // A generation under a `score` span is a judge's: its tokens and cost are the
             // score's (recorded on that span), not the workflow's.
             let judged = span
@@ -233,8 +236,12 @@ impl Recorder {
                     state.trace.cost_usd = Some((total * 1e9).round() / 1e9);
                 }
             }
-            Arc::new(span)
+            span
         };
+        // Whatever was added while it ran (a server's answer, a command's output) may echo a
+        // key: no sink sees it. Outside the lock: it reads every string the span holds.
+        redact::redact_span(&mut span);
+        let span = Arc::new(span);
         for sink in &self.inner.sinks {
             sink.span_ended(&span);
         }
@@ -314,6 +321,15 @@ impl SpanHandle {
 
     pub fn recorder(&self) -> &Recorder {
         &self.recorder
+    }
+
+    /// Another handle on the same open span, for work that runs under it elsewhere (a
+    /// fan-out's branch tasks open their spans under it). Whoever opened it still ends it.
+    pub fn share(&self) -> SpanHandle {
+        SpanHandle {
+            recorder: self.recorder.clone(),
+            id: self.id,
+        }
     }
 
     pub fn set_attribute(&self, key: &str, value: Value) {

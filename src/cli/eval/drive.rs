@@ -183,7 +183,15 @@ async fn run_case(ctx: &Ctx<'_>, job: Job) -> Option<()> {
             let mut sinks: Vec<Arc<dyn Sink>> = vec![ctx.writer.run_sink(), tap.clone()];
             sinks.extend(ctx.push.clone());
             // A child token: a case that stops itself (its budget) must not stop the others.
-            let outcome = engine.run(sinks, ctx.cancel.child_token()).await;
+            // The case runs as a task of its own, on whichever worker thread is free; dropped
+            // (the experiment interrupted), it is aborted, as its future would be.
+            let engine = Arc::new(engine);
+            let cancel = ctx.cancel.child_token();
+            let task = tokio::spawn(async move { engine.run(sinks, cancel).await });
+            let outcome = match crate::engine::join_task(task).await {
+                Some(outcome) => outcome,
+                None => return None,
+            };
             let trace = outcome.traces.first().map(|t| &t.trace)?;
             if outcome.status == Status::Cancelled || trace.status == Status::Cancelled {
                 return None;
@@ -268,10 +276,7 @@ pub(crate) fn drive(
         plain: !globals.quiet && !live,
         repeat: experiment.repeat,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Runtime)?;
+    let runtime = crate::cli::engine_runtime(limits.jobs > 1 || ctx.prototype.fans_out())?;
     let started = Instant::now();
     runtime.block_on(async {
         let mut sigint = signal(SignalKind::interrupt()).ok();

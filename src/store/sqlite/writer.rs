@@ -1,13 +1,15 @@
 //! The SQLite side of the store writer ([`crate::store::StoreWriter`]): a batch of records in
 //! one `BEGIN IMMEDIATE` transaction, search index included, and the claim of a joined trace id.
 
+use std::collections::HashSet;
+
 use rusqlite::{Transaction, params};
 
-use super::schema::index_spans;
+use super::schema::index_spans_from;
 use super::{Store, StoreError};
 use crate::store::ExperimentRun;
 use crate::store::writer::{Record, error_json, int, map_json};
-use crate::trace::{Span, Trace, TraceId};
+use crate::trace::{Span, SpanId, Trace, TraceId};
 
 impl Store {
     /// Claims `id` for a run about to start under a joined `TRACEPARENT`: writes a placeholder
@@ -66,27 +68,42 @@ impl Store {
 }
 
 /// Writes `records`, then indexes the spans they touched for search, all at once.
+///
+/// A span that starts and ends within the batch (a fast branch of a fan-out) is written once,
+/// as it ended: its running row would be overwritten in the same transaction, which no reader
+/// can see in between. The search index is made from the spans in memory
+/// ([`index_spans_from`]), not by SQLite parsing the JSON just written.
 fn write_records<'a>(
     tx: &Transaction<'_>,
     records: impl IntoIterator<Item = &'a Record>,
 ) -> rusqlite::Result<()> {
-    let mut seqs = Vec::new();
+    let records: Vec<&Record> = records.into_iter().collect();
+    let ended: HashSet<(TraceId, SpanId)> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::SpanEnded(span) => Some((span.trace_id, span.span_id)),
+            _ => None,
+        })
+        .collect();
+    let mut indexed: Vec<(i64, &Span)> = Vec::new();
     for record in records {
         match record {
             Record::Trace(trace) => write_trace(tx, trace)?,
             // A running span is found by its trace's name; its own name and content are
             // indexed once, when it ends.
             Record::SpanStarted(span) => {
-                write_span(tx, span)?;
+                if !ended.contains(&(span.trace_id, span.span_id)) {
+                    write_span(tx, span)?;
+                }
             }
             Record::SpanEnded(span) => {
-                seqs.push(write_span(tx, span)?);
+                indexed.push((write_span(tx, span)?, span));
                 write_events(tx, span)?;
             }
             Record::Run(run) => write_run(tx, run)?,
         }
     }
-    index_spans(tx, &seqs)
+    index_spans_from(tx, &indexed)
 }
 
 pub(super) fn write_trace(tx: &Transaction<'_>, t: &Trace) -> rusqlite::Result<()> {

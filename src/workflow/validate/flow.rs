@@ -170,17 +170,22 @@ impl<'w> Validator<'w> {
         let mut in_loops = Vec::new();
         // Each branch's ids, found once: walking every other branch again for each branch made
         // a wide `parallel:` quadratic in its size.
-        let ids: Vec<Vec<String>> = branches
+        // Flat, with the branch each comes from: a wide fan-out of steps without ids (the usual
+        // kind) costs nothing here, where a loop over every other branch cost n² steps.
+        let ids: Vec<(usize, String)> = branches
             .iter()
-            .map(|b| ids_within(std::slice::from_ref(b)))
+            .enumerate()
+            .flat_map(|(j, b)| {
+                ids_within(std::slice::from_ref(b))
+                    .into_iter()
+                    .map(move |id| (j, id))
+            })
             .collect();
         for (i, branch) in branches.iter().enumerate() {
             let mut inner = reach.clone();
-            for (j, others) in ids.iter().enumerate() {
-                if j != i {
-                    for id in others {
-                        inner.hidden.insert(id.clone(), Hidden::Beside);
-                    }
+            for (j, id) in &ids {
+                if *j != i {
+                    inner.hidden.insert(id.clone(), Hidden::Beside);
                 }
             }
             self.steps(std::slice::from_ref(branch), &mut inner, true);
