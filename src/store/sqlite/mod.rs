@@ -48,6 +48,8 @@ pub struct Store {
     read_only: bool,
     /// The locks of the runs this store's writer records (see [`lock`]).
     locks: lock::RunLocks,
+    /// The row (`seq`) of each span this writer wrote as it started and has not seen end.
+    running: std::sync::Mutex<std::collections::HashMap<(crate::trace::TraceId, crate::trace::SpanId), i64>>,
 }
 
 impl Store {
@@ -192,6 +194,7 @@ impl Store {
             path: path.to_path_buf(),
             read_only,
             locks: lock::RunLocks::default(),
+            running: Default::default(),
         };
         if read_only {
             if version < schema::VERSION {

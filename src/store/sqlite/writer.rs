@@ -1,7 +1,7 @@
 //! The SQLite side of the store writer ([`crate::store::StoreWriter`]): a batch of records in
 //! one `BEGIN IMMEDIATE` transaction, search index included, and the claim of a joined trace id.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use rusqlite::{Transaction, params};
 
@@ -12,6 +12,14 @@ use crate::store::writer::{Record, error_json, int, map_json};
 use crate::trace::{Span, SpanId, Trace, TraceId};
 
 impl Store {
+    fn running_spans(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(TraceId, SpanId), i64>> {
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Claims `id` for a run about to start under a joined `TRACEPARENT`: writes a placeholder
     /// trace row owned by this process, unless the id is taken. Atomic, so that of several runs
     /// started at once under one parent exactly one gets the parent's trace id (the others
@@ -55,7 +63,8 @@ impl Store {
 impl Store {
     /// Writes `records` in one transaction (see [`crate::store::writer`]).
     pub(crate) fn write_records(&self, records: &[&Record]) -> Result<(), StoreError> {
-        self.with_write_tx(|tx| write_records(tx, records.iter().copied()))
+        let mut running = self.running_spans();
+        self.with_write_tx(|tx| write_records(tx, records.iter().copied(), &mut running))
     }
 
     /// The writer has been idle: copy the WAL into the database file. Passive: never waits for
@@ -67,24 +76,16 @@ impl Store {
     }
 }
 
-/// Writes `records`, then indexes the spans they touched for search, all at once.
-///
-/// A span that starts and ends within the batch (a fast branch of a fan-out) is written once,
-/// as it ended: its running row would be overwritten in the same transaction, which no reader
-/// can see in between. The search index is made from the spans in memory
-/// ([`index_spans_from`]), not by SQLite parsing the JSON just written.
+/// Writes `records`, then indexes the spans they touched for search, all at once. The search
+/// index is made from the spans in memory ([`index_spans_from`]), not by SQLite parsing the
+/// JSON just written. `running` holds the row of each span this writer wrote as it started:
+/// its end updates that row by its `seq`, the cheapest write there is (an upsert with
+/// `RETURNING` made SQLite open and fill a temporary table for every row).
 fn write_records<'a>(
     tx: &Transaction<'_>,
     records: impl IntoIterator<Item = &'a Record>,
+    running: &mut HashMap<(TraceId, SpanId), i64>,
 ) -> rusqlite::Result<()> {
-    let records: Vec<&Record> = records.into_iter().collect();
-    let ended: HashSet<(TraceId, SpanId)> = records
-        .iter()
-        .filter_map(|r| match r {
-            Record::SpanEnded(span) => Some((span.trace_id, span.span_id)),
-            _ => None,
-        })
-        .collect();
     let mut indexed: Vec<(i64, &Span)> = Vec::new();
     for record in records {
         match record {
@@ -92,18 +93,75 @@ fn write_records<'a>(
             // A running span is found by its trace's name; its own name and content are
             // indexed once, when it ends.
             Record::SpanStarted(span) => {
-                if !ended.contains(&(span.trace_id, span.span_id)) {
-                    write_span(tx, span)?;
+                if let Some(seq) = insert_started(tx, span)? {
+                    running.insert((span.trace_id, span.span_id), seq);
                 }
             }
             Record::SpanEnded(span) => {
-                indexed.push((write_span(tx, span)?, span));
+                let row = running.remove(&(span.trace_id, span.span_id));
+                let seq = match row {
+                    Some(seq) if update_ended(tx, seq, span)? => seq,
+                    // Not written as it started (or in a transaction that rolled back).
+                    _ => write_span(tx, span)?,
+                };
+                indexed.push((seq, span));
                 write_events(tx, span)?;
             }
             Record::Run(run) => write_run(tx, run)?,
         }
     }
     index_spans_from(tx, &indexed)
+}
+
+/// A span as it started; its `seq` when this inserted its row (not when the row was there).
+fn insert_started(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<Option<i64>> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO spans (trace_id, span_id, parent_id, kind, name, status, started_at,
+                            ended_at, attributes, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (trace_id, span_id) DO UPDATE SET
+             parent_id = excluded.parent_id, kind = excluded.kind, name = excluded.name,
+             status = excluded.status, started_at = excluded.started_at,
+             ended_at = excluded.ended_at, attributes = excluded.attributes,
+             error = excluded.error",
+    )?;
+    let before = tx.last_insert_rowid();
+    stmt.execute(params![
+        s.trace_id.to_string(),
+        s.span_id.to_string(),
+        s.parent_id.map(|p| p.to_string()),
+        s.kind.as_str(),
+        s.name,
+        s.status.as_str(),
+        s.started_at.micros(),
+        s.ended_at.map(|e| e.micros()),
+        map_json(&s.attributes),
+        error_json(s.error.as_ref()),
+    ])?;
+    // An upsert that updated leaves the last rowid as it was.
+    let after = tx.last_insert_rowid();
+    Ok((after != before).then_some(after))
+}
+
+/// The end of a span whose row is `seq`: what changes as a span runs (its trace, id, parent,
+/// kind and start do not). False when there is no such row.
+fn update_ended(tx: &Transaction<'_>, seq: i64, s: &Span) -> rusqlite::Result<bool> {
+    let changed = tx
+        .prepare_cached(
+            "UPDATE spans SET name = ?2, status = ?3, ended_at = ?4, attributes = ?5, error = ?6
+             WHERE seq = ?1 AND trace_id = ?7 AND span_id = ?8",
+        )?
+        .execute(params![
+            seq,
+            s.name,
+            s.status.as_str(),
+            s.ended_at.map(|e| e.micros()),
+            map_json(&s.attributes),
+            error_json(s.error.as_ref()),
+            s.trace_id.to_string(),
+            s.span_id.to_string(),
+        ])?;
+    Ok(changed == 1)
 }
 
 pub(super) fn write_trace(tx: &Transaction<'_>, t: &Trace) -> rusqlite::Result<()> {
