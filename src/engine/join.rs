@@ -87,7 +87,19 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let mut tasks = Tasks(futures.into_iter().map(tokio::spawn).collect());
+    // Spawned `START_BATCH` at a time, the runtime turning in between, as `join_staggered`
+    // starts its futures: a branch that a fail-fast failure finds not yet started does not
+    // start, rather than all of them starting before the first can fail.
+    let mut tasks = Tasks(Vec::with_capacity(futures.len()));
+    let mut waiting = futures.into_iter().peekable();
+    while waiting.peek().is_some() {
+        tasks
+            .0
+            .extend(waiting.by_ref().take(START_BATCH).map(tokio::spawn));
+        if waiting.peek().is_some() {
+            tokio::task::yield_now().await;
+        }
+    }
     let mut outputs = Vec::with_capacity(tasks.0.len());
     for task in &mut tasks.0 {
         match task.await {

@@ -29,9 +29,18 @@ echo "$1 met $2"
 
 #[test]
 fn parallel_branches_run_concurrently_under_one_custom_span_and_their_outputs_are_usable() {
-    let env = TestEnv::new().script("rendezvous.sh", RENDEZVOUS).workflow(
-        "fan.yaml",
-        r#"
+    for workers in WORKERS {
+        parallel_branches_on(workers);
+    }
+}
+
+fn parallel_branches_on(workers: &str) {
+    let env = TestEnv::new()
+        .env("AGENTRACE_WORKER_THREADS", workers)
+        .script("rendezvous.sh", RENDEZVOUS)
+        .workflow(
+            "fan.yaml",
+            r#"
 name: Fan out
 steps:
   - name: Checks
@@ -50,7 +59,7 @@ steps:
       - { id: d, run: ["echo", "d"] }
       - { id: e, run: ["echo", "e"] }
 "#,
-    );
+        );
     let (out, lines) = run_json(&env, "fan.yaml", &["--offline"]);
     assert_exit(&out, 0);
     assert_eq!(lines[0]["outputs"]["after"], "a met 3 / b met 3 / c met 3");
@@ -86,7 +95,13 @@ steps:
 
 #[test]
 fn parallel_agent_steps_call_the_model_at_the_same_time() {
-    let env = TestEnv::with_fake().workflow(
+    for workers in WORKERS {
+        parallel_agents_on(workers);
+    }
+}
+
+fn parallel_agents_on(workers: &str) {
+    let env = TestEnv::with_fake().env("AGENTRACE_WORKER_THREADS", workers).workflow(
         "agents.yaml",
         r#"
 name: Parallel agents
@@ -183,9 +198,19 @@ steps:
     assert_all_closed(&trace);
 }
 
+/// The runtimes a fan-out may run on: one thread (what two cores get) and four worker threads
+/// (what a bigger machine gets; see `cli::engine_runtime`).
+const WORKERS: [&str; 2] = ["1", "4"];
+
 #[test]
 fn fail_fast_cancels_the_other_branches_and_kills_their_processes() {
-    let env = TestEnv::new().workflow(
+    for workers in WORKERS {
+        fail_fast_cancels_on(workers);
+    }
+}
+
+fn fail_fast_cancels_on(workers: &str) {
+    let env = TestEnv::new().env("AGENTRACE_WORKER_THREADS", workers).workflow(
         "fast.yaml",
         r#"
 name: Fail fast
@@ -236,11 +261,19 @@ steps:
 
 #[test]
 fn fail_fast_branches_not_started_when_a_sibling_fails_never_start() {
+    for workers in WORKERS {
+        not_started_on(workers);
+    }
+}
+
+fn not_started_on(workers: &str) {
     // The first branch fails at once (its program does not exist); branches
     // start eight at a time, so most of the others are not started yet and must not start.
-    let env = TestEnv::new().workflow(
-        "wide.yaml",
-        r#"
+    let env = TestEnv::new()
+        .env("AGENTRACE_WORKER_THREADS", workers)
+        .workflow(
+            "wide.yaml",
+            r#"
 name: Wide
 steps:
   - name: Fan out
@@ -267,7 +300,7 @@ steps:
       - run: ["touch", "started-19"]
       - run: ["touch", "started-20"]
 "#,
-    );
+        );
     let out = env.run(&["run", "wide.yaml", "--offline", "--format", "json"]);
     assert_exit(&out, 1);
     let started = (2..=20)
@@ -440,6 +473,12 @@ steps:
 
 #[test]
 fn foreach_over_100_items_10_at_a_time_keeps_the_input_order() {
+    for workers in WORKERS {
+        hundred_on(workers);
+    }
+}
+
+fn hundred_on(workers: &str) {
     let items: Vec<String> = (0..100).map(|i| i.to_string()).collect();
     let yaml = format!(
         r#"
@@ -457,7 +496,9 @@ steps:
 "#,
         items.join(", ")
     );
-    let env = TestEnv::new().workflow("many.yaml", &yaml);
+    let env = TestEnv::new()
+        .env("AGENTRACE_WORKER_THREADS", workers)
+        .workflow("many.yaml", &yaml);
     let (out, lines) = run_json(&env, "many.yaml", &["--offline"]);
     assert_exit(&out, 0);
     let expected: Vec<String> = (0..100).map(|i| format!("out-{i}")).collect();

@@ -12,9 +12,7 @@ use crate::store::writer::{Record, error_json, int, map_json};
 use crate::trace::{Span, SpanId, Trace, TraceId};
 
 impl Store {
-    fn running_spans(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(TraceId, SpanId), i64>> {
+    fn running_spans(&self) -> std::sync::MutexGuard<'_, HashMap<(TraceId, SpanId), i64>> {
         self.running
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
