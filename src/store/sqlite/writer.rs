@@ -97,13 +97,26 @@ fn write_records<'a>(
             }
             Record::SpanEnded(span) => {
                 let row = running.remove(&(span.trace_id, span.span_id));
-                let seq = match row {
-                    Some(seq) if update_ended(tx, seq, span)? => seq,
-                    // Not written as it started (or in a transaction that rolled back).
-                    _ => write_span(tx, span)?,
+                let updated = match row {
+                    Some(seq) => update_ended(tx, seq, span)?.then_some(seq),
+                    None => None,
+                };
+                let seq = match updated {
+                    Some(seq) => seq,
+                    // Not written as it started: it started and ended in this batch (the
+                    // writer's batching drops the start), or its start's transaction rolled
+                    // back. Inserted, as a rule; an upsert that names its row otherwise.
+                    None => match insert_started(tx, span)? {
+                        Some(seq) => seq,
+                        None => write_span(tx, span)?,
+                    },
                 };
                 indexed.push((seq, span));
-                write_events(tx, span)?;
+                // A span whose running row this writer wrote has no events stored yet (they
+                // are written when it ends, once): with none to write, there is nothing to do.
+                if updated.is_none() || !span.events.is_empty() {
+                    write_events(tx, span)?;
+                }
             }
             Record::Run(run) => write_run(tx, run)?,
         }
@@ -111,7 +124,7 @@ fn write_records<'a>(
     index_spans_from(tx, &indexed)
 }
 
-/// A span as it started; its `seq` when this inserted its row (not when the row was there).
+/// A span's row, inserted or (when it is there) updated; its `seq` when this inserted it.
 fn insert_started(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<Option<i64>> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO spans (trace_id, span_id, parent_id, kind, name, status, started_at,
