@@ -275,9 +275,10 @@ r = {j["name"]: j for j in map(json.loads, open(path))}
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
 cores = len(os.sched_getaffinity(0))
 machine = f"{os.cpu_count()} cores ({cores} usable), {cpu}, {platform.system()} {platform.release()}"
-# C1 before issue 19's work (commit 3820a0f, measured with this script): the target is half.
-IR_BEFORE_3820A0F = 0  # filled in below once measured
-IR_BEFORE = int(os.environ.get("IR_BEFORE", "0")) or IR_BEFORE_3820A0F
+# C1 before issue 19's work (commit 6cf9b16, measured with this script on 2 cores): the
+# target is half of it. IR_BEFORE=N compares with another figure.
+IR_BEFORE_6CF9B16 = 751_000
+IR_BEFORE = int(os.environ.get("IR_BEFORE", "0")) or IR_BEFORE_6CF9B16
 rows, per_step = [], None
 if "b1_sequential" in r:
     per_step = (r["b1_sequential"]["wall_ms"] - r["b1_one_step"]["wall_ms"]) / max(steps - 1, 1)
