@@ -91,7 +91,7 @@ fn write_records<'a>(
             // A running span is found by its trace's name; its own name and content are
             // indexed once, when it ends.
             Record::SpanStarted(span) => {
-                if let Some(seq) = insert_started(tx, span)? {
+                if let Some(seq) = upsert_span(tx, span)? {
                     running.insert((span.trace_id, span.span_id), seq);
                 }
             }
@@ -105,11 +105,8 @@ fn write_records<'a>(
                     Some(seq) => seq,
                     // Not written as it started: it started and ended in this batch (the
                     // writer's batching drops the start), or its start's transaction rolled
-                    // back. Inserted, as a rule; an upsert that names its row otherwise.
-                    None => match insert_started(tx, span)? {
-                        Some(seq) => seq,
-                        None => write_span(tx, span)?,
-                    },
+                    // back.
+                    None => write_span(tx, span)?,
                 };
                 indexed.push((seq, span));
                 // A span whose running row this writer wrote has no events stored yet (they
@@ -125,7 +122,8 @@ fn write_records<'a>(
 }
 
 /// A span's row, inserted or (when it is there) updated; its `seq` when this inserted it.
-fn insert_started(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<Option<i64>> {
+/// No `RETURNING`: SQLite fills a temporary table for it, which cost more than the write.
+fn upsert_span(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<Option<i64>> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO spans (trace_id, span_id, parent_id, kind, name, status, started_at,
                             ended_at, attributes, error)
@@ -208,34 +206,17 @@ pub(super) fn write_trace(tx: &Transaction<'_>, t: &Trace) -> rusqlite::Result<(
     Ok(())
 }
 
-/// Inserts or updates a span row; returns its `seq`.
+/// Inserts or updates a span row; returns its `seq` (looked up only when the row was there).
 pub(super) fn write_span(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<i64> {
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO spans (trace_id, span_id, parent_id, kind, name, status, started_at,
-                            ended_at, attributes, error)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-         ON CONFLICT (trace_id, span_id) DO UPDATE SET
-             parent_id = excluded.parent_id, kind = excluded.kind, name = excluded.name,
-             status = excluded.status, started_at = excluded.started_at,
-             ended_at = excluded.ended_at, attributes = excluded.attributes,
-             error = excluded.error
-         RETURNING seq",
-    )?;
-    stmt.query_row(
-        params![
-            s.trace_id.to_string(),
-            s.span_id.to_string(),
-            s.parent_id.map(|p| p.to_string()),
-            s.kind.as_str(),
-            s.name,
-            s.status.as_str(),
-            s.started_at.micros(),
-            s.ended_at.map(|e| e.micros()),
-            map_json(&s.attributes),
-            error_json(s.error.as_ref()),
-        ],
-        |row| row.get(0),
-    )
+    match upsert_span(tx, s)? {
+        Some(seq) => Ok(seq),
+        None => tx
+            .prepare_cached("SELECT seq FROM spans WHERE trace_id = ?1 AND span_id = ?2")?
+            .query_row(
+                params![s.trace_id.to_string(), s.span_id.to_string()],
+                |row| row.get(0),
+            ),
+    }
 }
 
 pub(super) fn write_events(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<()> {
