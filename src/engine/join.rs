@@ -102,15 +102,10 @@ where
     }
     let mut outputs = Vec::with_capacity(tasks.0.len());
     for task in &mut tasks.0 {
-        match task.await {
-            Ok(output) => outputs.push(output),
-            Err(e) => match e.try_into_panic() {
-                Ok(panic) => std::panic::resume_unwind(panic),
-                // Only an abort cancels a task: ours happen on drop, when nobody waits here,
-                // and the runtime's at its shutdown, which drops this future first.
-                Err(e) => unreachable!("a branch task was cancelled while awaited: {e}"),
-            },
-        }
+        // Only an abort cancels a task: ours happen on drop, when nobody waits here, and the
+        // runtime's at its shutdown, which drops this future first.
+        let output = finished(task.await).expect("a branch task is not cancelled while awaited");
+        outputs.push(output);
     }
     outputs
 }
@@ -119,8 +114,13 @@ where
 /// runtime's shutdown cancels it while awaited); a panic in it panics here.
 pub async fn join_task<T>(task: tokio::task::JoinHandle<T>) -> Option<T> {
     let mut tasks = Tasks(vec![task]);
-    let task = tasks.0.first_mut()?;
-    match task.await {
+    finished(tasks.0.first_mut()?.await)
+}
+
+/// A task's output; `None` when it was cancelled. A panic in it is resumed here, as it would
+/// have unwound through `join_all`.
+fn finished<T>(result: Result<T, tokio::task::JoinError>) -> Option<T> {
+    match result {
         Ok(output) => Some(output),
         Err(e) => match e.try_into_panic() {
             Ok(panic) => std::panic::resume_unwind(panic),

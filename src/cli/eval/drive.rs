@@ -188,10 +188,7 @@ async fn run_case(ctx: &Ctx<'_>, job: Job) -> Option<()> {
             let engine = Arc::new(engine);
             let cancel = ctx.cancel.child_token();
             let task = tokio::spawn(async move { engine.run(sinks, cancel).await });
-            let outcome = match crate::engine::join_task(task).await {
-                Some(outcome) => outcome,
-                None => return None,
-            };
+            let outcome = crate::engine::join_task(task).await?;
             let trace = outcome.traces.first().map(|t| &t.trace)?;
             if outcome.status == Status::Cancelled || trace.status == Status::Cancelled {
                 return None;
