@@ -63,14 +63,10 @@ cmd_install() {
   export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
   rm -rf "$VENV"
   python3 -m venv "$VENV" || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
-  if [[ ! -x $UV_VENV/bin/uv ]]; then
-    say "installing uv $UV_VERSION (from PyPI) into $UV_VENV"
-    rm -rf "$UV_VENV"
-    python3 -m venv "$UV_VENV" && "$UV_VENV/bin/python" -m pip --quiet install "uv==$UV_VERSION" ||
-      die "could not install uv"
-  fi
+  local uv
+  uv=$(uv_bin "$UV_VENV" "$UV_VERSION") || die "could not install uv"
   say "installing $STAMP_TEXT with uv"
-  UV_CACHE_DIR=$ROOT/uv-cache "$UV_VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" \
+  UV_CACHE_DIR=$ROOT/uv-cache "$uv" pip install --quiet --python "$VENV/bin/python" \
     --compile-bytecode "$STAMP_TEXT" || die "uv pip install litellm failed"
   printf '%s' "$STAMP_TEXT" >"$STAMP"
   say "installed in $((SECONDS - started)) s: $VENV"

@@ -70,19 +70,11 @@ cmd_install() {
     rm -rf "$VENV"
     python3 -m venv "$VENV" || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
   fi
-  local uv=""
-  if [[ -x $UV_VENV/bin/uv ]]; then
-    uv=$UV_VENV/bin/uv
-  else
-    say "installing uv $UV_VERSION (from PyPI) into $UV_VENV"
-    rm -rf "$UV_VENV"
-    if python3 -m venv "$UV_VENV" && "$UV_VENV/bin/python" -m pip --quiet install "uv==$UV_VERSION"; then
-      uv=$UV_VENV/bin/uv
-    else
-      say "could not install uv; falling back to pip (about a minute)"
-      rm -rf "$UV_VENV"
-    fi
-  fi
+  local uv
+  uv=$(uv_bin "$UV_VENV" "$UV_VERSION") || {
+    say "could not install uv; falling back to pip (about a minute)"
+    uv=""
+  }
   if [[ -n $uv ]]; then
     say "installing arize-phoenix $PHOENIX_VERSION with uv"
     UV_CACHE_DIR=$ROOT/uv-cache "$uv" pip install --quiet --python "$VENV/bin/python" \

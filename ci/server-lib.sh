@@ -56,6 +56,22 @@ wait_ready() {
   done
 }
 
+# uv_bin UV_VENV UV_VERSION: prints the path of uv, installed from PyPI into a venv of its own
+# the first time (uv installs a big venv in seconds where pip takes a minute); fails when it
+# cannot be installed, leaving nothing half made.
+uv_bin() {
+  local venv=$1 version=$2
+  if [[ ! -x $venv/bin/uv ]]; then
+    say "installing uv $version (from PyPI) into $venv"
+    rm -rf "$venv"
+    if ! { python3 -m venv "$venv" && "$venv/bin/python" -m pip --quiet install "uv==$version"; } >&2; then
+      rm -rf "$venv"
+      return 1
+    fi
+  fi
+  printf '%s\n' "$venv/bin/uv"
+}
+
 show_log() {
   say "server log ($LOG_FILE), last 30 lines:"
   tail -n 30 "$LOG_FILE" >&2 || true
