@@ -9,21 +9,6 @@ use crate::failures::{AGENT_IN_SPAN, assert_model_failure};
 use crate::support::*;
 use crate::traces::*;
 
-/// The spans directly under `parent`, as `kind name status`, in the listed (start) order.
-fn child_outline(trace: &Value, parent: &Value) -> Vec<String> {
-    children(trace, parent)
-        .iter()
-        .map(|s| {
-            format!(
-                "{} {} {}",
-                s["kind"].as_str().unwrap(),
-                s["name"].as_str().unwrap(),
-                s["status"].as_str().unwrap()
-            )
-        })
-        .collect()
-}
-
 /// The `tool` messages of the messages a generation span recorded as its input.
 fn tool_messages(generation: &Value) -> Vec<&Value> {
     generation["attributes"]["input"]

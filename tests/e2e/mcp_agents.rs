@@ -20,21 +20,6 @@ fn yaml_list(argv: &[String]) -> String {
     serde_json::to_string(argv).unwrap()
 }
 
-/// The spans under `parent` as `kind name status`.
-fn kids(trace: &Value, parent: &Value) -> Vec<String> {
-    children(trace, parent)
-        .iter()
-        .map(|s| {
-            format!(
-                "{} {} {}",
-                s["kind"].as_str().unwrap(),
-                s["name"].as_str().unwrap(),
-                s["status"].as_str().unwrap()
-            )
-        })
-        .collect()
-}
-
 fn fixture_workflow(server_extra: &str, agent_extra: &str, steps: &str) -> Option<String> {
     let argv = fixture_argv()?;
     Some(format!(
@@ -109,7 +94,7 @@ steps:
     let trace = env.show_json("last");
     let agent = find(&trace, "agent", "clock");
     assert_eq!(
-        kids(&trace, agent),
+        child_outline(&trace, agent),
         [
             format!("{LIST} time ok"),
             "generation gpt-4o-mini ok".into(),
@@ -195,7 +180,7 @@ fn mcp_tools_work_the_same_over_the_responses_api() {
     let trace = env.show_json("last");
     let agent = find(&trace, "agent", "helper");
     assert_eq!(
-        kids(&trace, agent),
+        child_outline(&trace, agent),
         [
             format!("{LIST} fixture ok"),
             "generation gpt-4o-mini ok".into(),

@@ -227,17 +227,7 @@ pub(crate) fn close_to(v: &Value, expected: f64) -> bool {
 
 /// `kind name status` of each child, sorted: branches start together, so their order is free.
 pub(crate) fn child_labels(trace: &Value, parent: &Value) -> Vec<String> {
-    let mut labels: Vec<String> = children(trace, parent)
-        .iter()
-        .map(|s| {
-            format!(
-                "{} {} {}",
-                s["kind"].as_str().unwrap(),
-                s["name"].as_str().unwrap(),
-                s["status"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let mut labels = child_outline(trace, parent);
     labels.sort();
     labels
 }
@@ -259,6 +249,21 @@ pub(crate) fn sent_messages(generation: &Value) -> Vec<(String, String)> {
             (
                 m["role"].as_str().unwrap_or_default().to_string(),
                 m["content"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The spans directly under `parent`, as `kind name status`, in the listed (start) order.
+pub(crate) fn child_outline(trace: &Value, parent: &Value) -> Vec<String> {
+    children(trace, parent)
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {} {}",
+                s["kind"].as_str().unwrap(),
+                s["name"].as_str().unwrap(),
+                s["status"].as_str().unwrap()
             )
         })
         .collect()
