@@ -3,16 +3,28 @@
 //! started eight at a time like agentrace's) and nothing else: no workflow, no spans, no store.
 //!
 //! `bench_floor BASE_URL N` makes N calls at once and exits 0 when every one returned a whole
-//! stream (`BENCH_FLOOR_THREADS=2`: on two worker threads instead of one thread). B2's wall time minus this one's is what agentrace itself adds to the fan-out.
+//! stream (`BENCH_FLOOR_THREADS=2`: on two worker threads instead of one thread; `BENCH_FLOOR_LIMIT=N`:
+//! at most N calls at once, the rest queued). B2's wall time minus this one's is what agentrace itself adds to the fan-out.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
 use futures::StreamExt;
 use serde_json::{Value, json};
+use tokio::sync::Semaphore;
 
-async fn call(client: Client<OpenAIConfig>, i: usize) -> Result<(), String> {
+async fn call(
+    client: Client<OpenAIConfig>,
+    i: usize,
+    limit: Option<Arc<Semaphore>>,
+) -> Result<(), String> {
+    // Held for the whole call, stream included: at most the limit's connections at once.
+    let _permit = match &limit {
+        Some(s) => Some(s.acquire().await.map_err(|e| e.to_string())?),
+        None => None,
+    };
     let body = json!({
         "model": "gpt-4o-mini",
         "messages": [
@@ -76,10 +88,16 @@ fn main() {
         eprintln!("cannot start the runtime: {e}");
         std::process::exit(1)
     });
+    // `BENCH_FLOOR_LIMIT=N`: at most N calls (so N connections) at once, the rest queued.
+    let limit = std::env::var("BENCH_FLOOR_LIMIT")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .map(|n| Arc::new(Semaphore::new(n)));
     let failed = runtime.block_on(async {
         let mut tasks = Vec::with_capacity(n);
         for i in 0..n {
-            tasks.push(tokio::spawn(call(client.clone(), i)));
+            tasks.push(tokio::spawn(call(client.clone(), i, limit.clone())));
             if i % 8 == 7 {
                 tokio::task::yield_now().await;
             }

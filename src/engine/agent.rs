@@ -548,6 +548,9 @@ impl TraceRun {
                 json!((ms * 1000.0).round() / 1000.0),
             );
         }
+        if let Some(ms) = response.queued_ms {
+            span.set_attribute("queued_ms", json!((ms * 1000.0).round() / 1000.0));
+        }
         if let Some(m) = &response.response_model {
             span.set_attribute("response_model", Value::String(m.clone()));
         }

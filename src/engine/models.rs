@@ -69,6 +69,11 @@ fn endpoint(provider: Option<&Provider>) -> Result<Endpoint, Error> {
             })
             .unwrap_or_default(),
         stream: provider.and_then(|p| p.stream).unwrap_or(true),
+        max_connections: provider
+            .and_then(|p| p.max_connections.as_ref())
+            .map_or_else(crate::llm::openai::default_max_connections, |m| {
+                m.value as usize
+            }),
     })
 }
 

@@ -175,6 +175,9 @@ pub struct ChatResponse {
     pub response_id: Option<String>,
     /// Milliseconds from sending the request to the first content or tool-call delta.
     pub time_to_first_token_ms: Option<f64>,
+    /// Milliseconds the call waited for a connection to its server (`max_connections:`), when
+    /// it had to wait.
+    pub queued_ms: Option<f64>,
     pub streamed: bool,
     /// The model's summary of its reasoning (the Responses API's reasoning items), when it
     /// gave one.

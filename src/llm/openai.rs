@@ -3,7 +3,10 @@
 //! Requests and responses are raw JSON (async-openai's "bring your own types") so that servers
 //! which differ in small ways from OpenAI (llama.cpp, vLLM, Ollama) are read leniently, and so
 //! that the recorded request is exactly what was sent. async-openai's built-in retry layer is
-//! left out: a retry is a decision the engine records on the span.
+//! left out: a retry is a decision the engine records on the span. Streamed calls are sent and
+//! read here, on the same reqwest client: async-openai drops a stream's body at `[DONE]`, before
+//! its end, which closes the connection, so every streamed call paid for a new one (and its TLS
+//! handshake); read to the end, the body leaves its connection warm for the next call.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -17,6 +20,7 @@ use async_openai::Client;
 use async_openai::config::{Config, OpenAIConfig};
 use async_openai::error::OpenAIError;
 use async_openai::middleware::{HttpRequestFactory, ReqwestService};
+use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
@@ -35,6 +39,26 @@ pub struct Endpoint {
     pub headers: Vec<(String, String)>,
     /// Stream unless the provider says `stream: false`.
     pub stream: bool,
+    /// The most calls in flight at once; more wait their turn (see [`default_max_connections`]).
+    pub max_connections: usize,
+}
+
+/// The most calls in flight to one server at once when its provider does not say
+/// (`max_connections:`): 1000, and at most half of what the process's open-files limit
+/// (`ulimit -n`) leaves beyond 32 for the rest of the process (the store, standard streams, the
+/// runtime, MCP servers' pipes), so that a wide fan-out queues for a connection instead of
+/// failing with "Too many open files" (which a 2000-wide fan-out under the common limit of
+/// 1024 did: half its calls were retried). Measured (docs/benchmarks.md, "Connections per
+/// host"): against the bench server, 2000 calls at once on two worker threads took 442 ms
+/// unlimited and 368 ms at 1000, the set-up of the surplus connections costing more than it
+/// gave; 512 took 520 ms and 256 887 ms (the queue's waves).
+pub fn default_max_connections() -> usize {
+    const MOST: usize = 1000;
+    const KEPT: usize = 32;
+    let open_files = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(soft, _)| usize::try_from(soft).unwrap_or(usize::MAX))
+        .unwrap_or(1024);
+    MOST.min(open_files.saturating_sub(KEPT) / 2).max(1)
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -43,6 +67,7 @@ impl std::fmt::Debug for Endpoint {
             .field("base_url", &redact_url(&self.base_url))
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("stream", &self.stream)
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
@@ -76,17 +101,35 @@ impl OpenAiModel {
 /// recorded (no credentials), and whether the server streams.
 pub(super) struct Connection {
     pub(super) client: Client<QueryConfig>,
+    /// The HTTP client under `client`, and what it sends with every call, for streamed calls.
+    http: reqwest::Client,
+    config: QueryConfig,
+    headers: reqwest::header::HeaderMap,
     pub(super) base_url: String,
     /// Cleared when the server turns out not to support streaming.
     stream: AtomicBool,
+    /// A permit per call in flight, [`Endpoint::max_connections`] of them; a call waits its
+    /// turn (first come, first served) for one and holds it until its answer is read whole,
+    /// stream included, so that the connection it used is free for the next.
+    slots: tokio::sync::Semaphore,
 }
 
 impl Connection {
     pub(super) fn new(endpoint: &Endpoint) -> Result<Connection, ModelError> {
+        let (client, http, config) = client(endpoint)?;
+        let mut headers = config.headers();
+        headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            reqwest::header::HeaderValue::from_static("application/json"),
+        );
         Ok(Connection {
-            client: client(endpoint)?,
+            client,
+            http,
+            config,
+            headers,
             base_url: redact_url(&endpoint.base_url),
             stream: AtomicBool::new(endpoint.stream),
+            slots: tokio::sync::Semaphore::new(endpoint.max_connections.max(1)),
         })
     }
 
@@ -112,6 +155,16 @@ impl Connection {
         F: FnMut(bool) -> Fut,
         Fut: Future<Output = Result<ChatResponse, ModelError>>,
     {
+        let (_permit, queued) = match self.slots.try_acquire() {
+            Ok(permit) => (permit, None),
+            Err(_) => {
+                let waiting = Instant::now();
+                let permit = self.slots.acquire().await.map_err(|_| {
+                    ModelError::new("the model client was shut down while the call waited")
+                })?;
+                (permit, Some(waiting.elapsed().as_secs_f64() * 1000.0))
+            }
+        };
         loop {
             let streaming = request.stream && self.streams();
             match attempt(streaming).await {
@@ -119,28 +172,28 @@ impl Connection {
                     self.stream.store(false, Ordering::Relaxed);
                 }
                 Err(e) if adapt(&e) => {}
+                Ok(mut response) => {
+                    response.queued_ms = queued;
+                    return Ok(response);
+                }
                 other => return other,
             }
         }
     }
 
-    /// Reads the stream `open` opens into `S`, showing the answer's text to `on_delta` as it
-    /// comes.
+    /// Sends `body` to `path` (`/chat/completions`, `/responses`) asking for a stream, and
+    /// reads the stream into `S`, showing the answer's text to `on_delta` as it comes.
     pub(super) async fn read_stream<S: Accumulate>(
         &self,
         request: &ChatRequest,
         on_delta: Option<&DeltaFn<'_>>,
-        open: impl Future<
-            Output = Result<
-                impl futures::Stream<Item = Result<Value, OpenAIError>> + Unpin,
-                OpenAIError,
-            >,
-        >,
+        path: &str,
+        body: &Value,
     ) -> Result<ChatResponse, ModelError> {
         let started = Instant::now();
-        let stream = open.await.map_err(|e| self.error(e))?;
+        let response = self.open_stream(path, body).await?;
         let mut state = S::default();
-        drain(stream, &self.base_url, |event| {
+        drain(response, &self.base_url, |event| {
             if let Some(text) = state.add(&event, started)?
                 && let Some(f) = on_delta
             {
@@ -151,6 +204,60 @@ impl Connection {
         .await?;
         state.finish(request)
     }
+
+    /// POSTs `body` to `path` as async-openai would (its URL, query, headers and key), and
+    /// returns the response once the server answered with a success; an error status becomes
+    /// the error async-openai would have made of it.
+    async fn open_stream(&self, path: &str, body: &Value) -> Result<reqwest::Response, ModelError> {
+        let body = serde_json::to_vec(body)
+            .map_err(|e| ModelError::new(format!("cannot encode the request: {e}")))?;
+        let response = self
+            .http
+            .post(self.config.url(path))
+            .query(&self.config.query())
+            .headers(self.headers.clone())
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                to_model_error(OpenAIError::Reqwest(e), &self.base_url, Seen::default())
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let seen = Seen::of(&response);
+        let error = match response.bytes().await {
+            Ok(bytes) => error_of(status, &bytes),
+            Err(e) => OpenAIError::Reqwest(e),
+        };
+        Err(to_model_error(error, &self.base_url, seen))
+    }
+}
+
+/// The error async-openai makes of an error response (`read_error_response`): a 5xx body as
+/// the message, an OpenAI error object as such, anything else as a body it could not read.
+fn error_of(status: reqwest::StatusCode, bytes: &[u8]) -> OpenAIError {
+    use async_openai::error::{ApiError, ApiErrorResponse, WrappedError};
+    let text = || String::from_utf8_lossy(bytes).into_owned();
+    let api_error = if status.is_server_error() {
+        ApiError {
+            message: text(),
+            r#type: None,
+            param: None,
+            code: None,
+            misalignment: None,
+        }
+    } else {
+        match serde_json::from_slice::<WrappedError>(bytes) {
+            Ok(wrapped) => wrapped.error,
+            Err(e) => return OpenAIError::JSONDeserialize(e, text()),
+        }
+    };
+    OpenAIError::ApiError(ApiErrorResponse {
+        status_code: status,
+        api_error,
+    })
 }
 
 /// Accumulates a streamed answer event by event: Chat Completions chunks, Responses API events.
@@ -171,7 +278,9 @@ pub(super) fn noting<'a>(
 /// An async-openai client for `endpoint`: its key, headers and base-URL query, timeouts, and
 /// the HTTP layer that notes each response's status and `Retry-After`. Shared by the Chat
 /// Completions and the Responses clients.
-fn client(endpoint: &Endpoint) -> Result<Client<QueryConfig>, ModelError> {
+fn client(
+    endpoint: &Endpoint,
+) -> Result<(Client<QueryConfig>, reqwest::Client, QueryConfig), ModelError> {
     install_crypto_provider();
     // A query in the base URL (`…/v1?api-key=…`, as some gateways want) goes after the
     // path of each call, not before it.
@@ -205,8 +314,10 @@ fn client(endpoint: &Endpoint) -> Result<Client<QueryConfig>, ModelError> {
     })?;
     // `Client::build`, not `with_config`: the latter makes a default reqwest client of its own
     // (reading the system's root certificates) only to have it replaced.
-    Ok(Client::build(http.clone(), QueryConfig { config, query })
-        .with_http_service(Noting(ReqwestService::new(http))))
+    let config = QueryConfig { config, query };
+    let client = Client::build(http.clone(), config.clone())
+        .with_http_service(Noting(ReqwestService::new(http.clone())));
+    Ok((client, http, config))
 }
 
 /// async-openai's OpenAI configuration plus the base URL's query parameters, sent with every
@@ -319,6 +430,19 @@ struct Seen {
     retry_after: Option<Duration>,
 }
 
+impl Seen {
+    fn of(response: &reqwest::Response) -> Seen {
+        Seen {
+            status: Some(response.status().as_u16()),
+            retry_after: response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after),
+        }
+    }
+}
+
 tokio::task_local! {
     static SEEN: Cell<Seen>;
 }
@@ -352,14 +476,7 @@ impl tower::Service<HttpRequestFactory> for Noting {
         let call = self.0.call(request);
         Box::pin(async move {
             let response = call.await?;
-            let seen = Seen {
-                status: Some(response.status().as_u16()),
-                retry_after: response
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(parse_retry_after),
-            };
+            let seen = Seen::of(&response);
             // Outside a scope (no call of ours) there is nothing to note.
             let _ = SEEN.try_with(|cell| cell.set(seen));
             Ok(response)
@@ -679,28 +796,67 @@ fn refuses_json_schema(error: &ModelError) -> bool {
         && (m.contains("json_schema") || m.contains("response_format") || m.contains("json_object"))
 }
 
-/// Hands each event of a response stream to `each`, in order. A connection that breaks after
-/// the first event is a stream that ended early (worth another try); a failure before it, or a
-/// 200 with no event at all, is a server that does not stream this way (not worth one).
+/// How long the rest of a body may take once its stream said `[DONE]`: a server that keeps
+/// the body open after it is left, and its connection closed.
+const TAIL: Duration = Duration::from_secs(1);
+
+/// Hands each event of a response stream to `each`, in order, and reads the body to its end
+/// (past `[DONE]`), so that its connection can carry the next call. A connection that breaks
+/// after the first event is a stream that ended early (worth another try); a failure before it,
+/// or a 200 with no event at all, is a server that does not stream this way (not worth one).
 async fn drain(
-    mut stream: impl futures::Stream<Item = Result<Value, OpenAIError>> + Unpin,
+    response: reqwest::Response,
     base_url: &str,
     mut each: impl FnMut(Value) -> Result<(), ModelError>,
 ) -> Result<(), ModelError> {
+    let mut stream = response.bytes_stream().eventsource();
     let mut events = 0usize;
-    while let Some(event) = stream.next().await {
-        let event = event.map_err(|e| match e {
-            // The connection broke after the response started.
-            OpenAIError::StreamError(_) | OpenAIError::Reqwest(_) if events > 0 => {
-                ModelError::transient(format!(
-                    "the response stream ended before the response was complete: {}",
-                    to_model_error(e, base_url, Seen::default()).message
-                ))
+    let mut done = false;
+    loop {
+        let next = if done {
+            match tokio::time::timeout(TAIL, stream.next()).await {
+                Ok(next) => next,
+                Err(_) => break,
             }
-            other => not_a_stream(to_model_error(other, base_url, seen())),
+        } else {
+            stream.next().await
+        };
+        let Some(event) = next else { break };
+        if done {
+            // What follows `[DONE]` is read only to reach the end; a break there loses nothing.
+            if event.is_err() {
+                break;
+            }
+            continue;
+        }
+        let event = match event {
+            Ok(event) => event,
+            Err(e) => {
+                let broke = format!("the response stream from {base_url} failed: {e}");
+                return Err(if events > 0 {
+                    ModelError::transient(format!(
+                        "the response stream ended before the response was complete: {broke}"
+                    ))
+                } else {
+                    not_a_stream(ModelError::transient(broke))
+                });
+            }
+        };
+        if event.data == "[DONE]" {
+            done = true;
+            continue;
+        }
+        if event.event == "keepalive" {
+            continue;
+        }
+        let value: Value = serde_json::from_str(&event.data).map_err(|e| {
+            ModelError::new(format!(
+                "malformed response from the model server: {e} (body starts: {:?})",
+                truncate(&event.data, 80)
+            ))
         })?;
         events += 1;
-        each(event)?;
+        each(value)?;
     }
     if events == 0 {
         // A 200 whose body holds no event at all: the server answered, but not with a
@@ -734,15 +890,17 @@ impl OpenAiModel {
         on_delta: Option<&DeltaFn<'_>>,
         streaming: bool,
     ) -> Result<ChatResponse, ModelError> {
-        let chat = self.conn.client.chat();
         if streaming {
-            let open = chat.create_stream_byot::<Value, Value>(self.body(request, true));
+            let body = self.body(request, true);
             return self
                 .conn
-                .read_stream::<StreamState>(request, on_delta, open)
+                .read_stream::<StreamState>(request, on_delta, "/chat/completions", &body)
                 .await;
         }
-        let body: Value = chat
+        let body: Value = self
+            .conn
+            .client
+            .chat()
             .create_byot(self.body(request, false))
             .await
             .map_err(|e| self.conn.error(e))?;
@@ -808,6 +966,7 @@ mod tests {
             api_key: Some("sk-secret".into()),
             headers: vec![],
             stream: true,
+            max_connections: 1,
         };
         assert!(!format!("{e:?}").contains("sk-secret"));
     }

@@ -359,6 +359,8 @@ fn recorded_calls(doc: &TraceDoc) -> Result<Vec<RecordedCall>, ReplayError> {
                 finish_reason: text(attrs.get("finish_reason")),
                 response_id: text(attrs.get("response_id")),
                 time_to_first_token_ms: None,
+                // A replayed call waits for no connection.
+                queued_ms: None,
                 streamed: false,
                 reasoning_summary: text(attrs.get("reasoning_summary")),
                 cached_input_tokens: attrs.get("cached_input_tokens").and_then(Value::as_u64),

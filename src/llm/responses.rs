@@ -449,15 +449,17 @@ impl ResponsesModel {
         on_delta: Option<&DeltaFn<'_>>,
         streaming: bool,
     ) -> Result<ChatResponse, ModelError> {
-        let responses = self.conn.client.responses();
         if streaming {
-            let open = responses.create_stream_byot::<Value, Value>(request_body(request, true));
+            let body = request_body(request, true);
             return self
                 .conn
-                .read_stream::<ResponsesStream>(request, on_delta, open)
+                .read_stream::<ResponsesStream>(request, on_delta, "/responses", &body)
                 .await;
         }
-        let body: Value = responses
+        let body: Value = self
+            .conn
+            .client
+            .responses()
             .create_byot(request_body(request, false))
             .await
             .map_err(|e| self.conn.error(e))?;

@@ -114,6 +114,9 @@ pub struct Provider {
     /// Which OpenAI API agent steps call: `chat` (Chat Completions, the default) or
     /// `responses` (the Responses API).
     pub api: Option<Located<Api>>,
+    /// The most model calls in flight to this provider's server at once (over HTTP/1.1, its
+    /// connections); more wait their turn. Unset: [`crate::llm::openai::default_max_connections`].
+    pub max_connections: Option<Located<u32>>,
     pub loc: Loc,
 }
 

@@ -677,6 +677,25 @@ fn a_stream_that_ends_before_its_finish_reason_fails_the_generation() {
 }
 
 #[test]
+fn a_stream_whose_body_stays_open_after_done_answers_all_the_same() {
+    // The body is read past `[DONE]` to its end, so that its connection can be used again;
+    // a server that never ends it is left after a moment, the answer kept.
+    let yaml = "name: Two\nmodel: gpt-4o-mini\nagents: { a: { instructions: Be brief. } }\n\
+                steps:\n  - { id: one, agent: a, input: First }\n  - { id: two, agent: a, input: Second }\n";
+    let env = TestEnv::with_fake().workflow("two.yaml", yaml);
+    env.server().set_default(Reply::LingerAfterDone);
+    let (out, lines) = run_json(&env, "two.yaml", &[]);
+    assert_exit(&out, 0);
+    assert_eq!(lines[0]["outputs"]["one"], "echo: First");
+    assert_eq!(lines[0]["outputs"]["two"], "echo: Second");
+    let trace = env.show_json("last");
+    let generations = of_kind(&trace, "generation");
+    assert!(generations.iter().all(|g| g["status"] == "ok"
+        && g["attributes"]["stream"] == true
+        && g["attributes"]["usage"]["total_tokens"] == 15));
+}
+
+#[test]
 fn stream_false_sends_plain_requests_per_workflow_or_per_agent() {
     let yaml = r#"
 name: Mixed

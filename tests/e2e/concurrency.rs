@@ -56,3 +56,76 @@ fn max_concurrency_caps_the_model_calls_in_flight_across_the_run() {
         "the flag overrides the file"
     );
 }
+
+/// `n` agent steps in one `parallel:`, under `provider:` (a YAML flow mapping, or empty).
+fn fan_out(n: usize, provider: &str) -> String {
+    let mut yaml = format!(
+        "name: Fan out\nmodel: gpt-4o-mini\n{provider}\nagents: {{ a: {{ instructions: Be brief. }} }}\n\
+         steps:\n  - name: all\n    parallel:\n"
+    );
+    for i in 0..n {
+        yaml.push_str(&format!(
+            "      - {{ agent: a, input: \"question {i}\" }}\n"
+        ));
+    }
+    yaml
+}
+
+/// The `queued_ms` of each generation of the last trace that has one, smallest first, after
+/// checking that every call answered and none was retried.
+fn queued(env: &TestEnv, calls: usize) -> Vec<f64> {
+    let trace = env.show_json("last");
+    let generations = of_kind(&trace, "generation");
+    assert_eq!(generations.len(), calls);
+    assert!(generations.iter().all(|g| g["status"] == "ok"));
+    assert!(
+        generations
+            .iter()
+            .all(|g| g["events"].as_array().is_none_or(Vec::is_empty)),
+        "no call was retried"
+    );
+    let mut waits: Vec<f64> = generations
+        .iter()
+        .filter_map(|g| g["attributes"]["queued_ms"].as_f64())
+        .collect();
+    waits.sort_by(f64::total_cmp);
+    waits
+}
+
+#[test]
+fn max_connections_queues_the_calls_over_the_limit_and_records_their_wait() {
+    let env = TestEnv::with_fake()
+        .workflow(
+            "capped.yaml",
+            &fan_out(6, "provider: { max_connections: 2 }"),
+        )
+        .workflow("free.yaml", &fan_out(6, ""));
+    env.server().set_default(Reply::delayed(300, Reply::Echo));
+    assert_exit(&env.run(&["run", "capped.yaml"]), 0);
+    assert_eq!(env.server().max_in_flight(), 2);
+    let waits = queued(&env, 6);
+    // Two calls got a connection at once; the other four waited, first come first served,
+    // each at least until a call before it had been answered.
+    assert_eq!(waits.len(), 4, "{waits:?}");
+    assert!(waits.iter().all(|&ms| ms >= 250.0), "{waits:?}");
+
+    // Without the key, six calls are far below the default: none waits.
+    assert_exit(&env.run(&["run", "free.yaml"]), 0);
+    assert_eq!(queued(&env, 6), Vec::<f64>::new());
+}
+
+#[test]
+fn by_default_the_connections_stay_within_the_open_files_limit() {
+    // Under `ulimit -n 48` the default is (48 - 32) / 2 = 8 calls at once: sixteen calls queue
+    // instead of running out of file descriptors.
+    let env = TestEnv::with_fake().workflow("wide.yaml", &fan_out(16, ""));
+    env.server().set_default(Reply::delayed(300, Reply::Echo));
+    let mut cmd = env.cmd_of(std::process::Command::new("sh"));
+    cmd.args(["-c", "ulimit -n 48 && exec \"$0\" \"$@\""])
+        .arg(bin())
+        .args(["run", "wide.yaml"]);
+    let out = output_within(cmd, DEADLINE);
+    assert_exit(&out, 0);
+    assert_eq!(env.server().max_in_flight(), 8);
+    assert_eq!(queued(&env, 16).len(), 8);
+}

@@ -248,7 +248,12 @@ impl TestEnv {
 
     /// The real binary, in the temp dir, with a clean environment.
     pub fn cmd(&self) -> Command {
-        let mut cmd = Command::new(bin());
+        self.cmd_of(Command::new(bin()))
+    }
+
+    /// `cmd` (another program that runs the binary, such as a shell that sets a limit first)
+    /// in the temp dir, with the clean environment of [`TestEnv::cmd`].
+    pub fn cmd_of(&self, mut cmd: Command) -> Command {
         for (key, _) in std::env::vars_os() {
             let key = key.to_string_lossy().into_owned();
             if key.starts_with("OTEL_")

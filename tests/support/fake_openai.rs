@@ -66,6 +66,8 @@ pub enum Reply {
     /// Like [`Reply::CutStream`], but the response ends cleanly (the HTTP body is complete):
     /// the stream simply stops before any finish reason or `[DONE]`.
     EndStreamEarly,
+    /// Like [`Reply::Echo`], but a streamed body stays open after its `[DONE]`, never ending.
+    LingerAfterDone,
 }
 
 /// `(prompt_tokens, completion_tokens)` of a [`Reply::ToolCalls`] answer.
@@ -703,6 +705,14 @@ async fn answer(mut reply: Reply, request: &Recorded, first_call_id: u64) -> Res
                 };
                 return respond(answer, request, Ending::Early);
             }
+            Reply::LingerAfterDone => {
+                let answer = Answer {
+                    content: Some(format!("echo: {}", last_user(request))),
+                    tool_calls: Vec::new(),
+                    usage: Some((10, 5)),
+                };
+                return respond(answer, request, Ending::Linger);
+            }
         }
     }
 }
@@ -749,6 +759,8 @@ pub(super) enum Ending {
     Cut,
     /// The body ends part way, cleanly.
     Early,
+    /// The whole answer, then a streamed body that stays open.
+    Linger,
 }
 
 const COMPLETION_ID: &str = "chatcmpl-fake0001";
@@ -759,6 +771,8 @@ fn respond(answer: Answer, request: &Recorded, ending: Ending) -> Response {
         .is_responses()
         .then(|| fake_responses::summary_for(request, &last_user(request)))
         .flatten();
+    let linger = ending == Ending::Linger;
+    let ending = if linger { Ending::Complete } else { ending };
     if request.is_stream() {
         let events = if request.is_responses() {
             fake_responses::stream_events(&answer, request, ending, summary.as_deref())
@@ -769,7 +783,14 @@ fn respond(answer: Answer, request: &Recorded, ending: Ending) -> Response {
             .status(StatusCode::OK)
             .header("content-type", "text/event-stream")
             .header("cache-control", "no-cache")
-            .body(paced(events))
+            .body(if linger {
+                Body::from_stream(futures::StreamExt::chain(
+                    paced(events).into_data_stream(),
+                    futures::stream::pending(),
+                ))
+            } else {
+                paced(events)
+            })
             .unwrap_or_else(|e| panic!("fake server: build a stream response: {e}"));
     }
 
@@ -904,7 +925,7 @@ fn stream_events(
             out.extend(events.into_iter().take(3).map(Ok));
             return out;
         }
-        Ending::Complete => {}
+        Ending::Complete | Ending::Linger => {}
     }
     out.extend(events.into_iter().map(Ok));
     out.push(Ok(chunk(json!({}), json!(answer.finish_reason()))));

@@ -55,12 +55,21 @@ const TOP_KEYS: &[&str] = &[
     "scores",
     "dataset",
 ];
-const PROVIDER_KEYS: &[&str] = &["base_url", "api_key_env", "headers", "stream", "api"];
+const PROVIDER_KEYS: &[&str] = &[
+    "base_url",
+    "api_key_env",
+    "headers",
+    "stream",
+    "api",
+    "max_connections",
+];
 const RETRY_KEYS: &[&str] = &["attempts", "backoff", "timeout"];
 const BUDGET_KEYS: &[&str] = &["max_tokens", "max_cost_usd", "max_duration"];
 const PRICE_KEYS: &[&str] = &["input", "output"];
 /// Attempts a `retry:` may ask for, the first included.
 const MAX_ATTEMPTS: u64 = 20;
+/// More connections than this to one server would exhaust any machine's file descriptors.
+const MAX_CONNECTIONS: u64 = 100_000;
 
 /// Parses text. `file` is the label used in messages (the path as the user typed it). Returns
 /// what could be built plus every problem found.
@@ -306,6 +315,10 @@ impl Parser<'_> {
                 .collect(),
             stream: f.value("stream").and_then(|n| self.boolean("stream", n)),
             api: f.value("api").and_then(|n| self.api(n)),
+            max_connections: f.value("max_connections").and_then(|n| {
+                let count = self.whole("max_connections", n, 1, MAX_CONNECTIONS)?;
+                Some(Located::new(u32::try_from(count).ok()?, n.loc))
+            }),
             loc: node.loc,
         })
     }

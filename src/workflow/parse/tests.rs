@@ -93,7 +93,11 @@ fn unknown_keys_without_a_close_match_list_the_allowed_keys() {
     assert_eq!(
         helps(src),
         [
-            Some("allowed keys: `base_url`, `api_key_env`, `headers`, `stream`, `api`".to_string()),
+            Some(
+                "allowed keys: `base_url`, `api_key_env`, `headers`, `stream`, `api`, \
+                 `max_connections`"
+                    .to_string()
+            ),
             Some("allowed keys: `name`, `attributes`".to_string()),
         ]
     );
@@ -398,7 +402,7 @@ fn traces_share_the_file_and_keep_their_metadata() {
 const ACTING: &str = r#"name: Support
 vars: { conversation_id: c1, region: eu }
 model: m
-provider: { base_url: "http://127.0.0.1:8080/v1", stream: false }
+provider: { base_url: "http://127.0.0.1:8080/v1", stream: false, max_connections: 64 }
 tools:
   check_inventory:
     description: Stock level of one SKU
@@ -445,6 +449,13 @@ steps:
 fn the_keys_of_agents_that_act_parse_into_the_expected_structure() {
     let wf = valid(ACTING);
     assert_eq!(wf.provider.as_ref().map(|p| p.stream), Some(Some(false)));
+    assert_eq!(
+        wf.provider
+            .as_ref()
+            .and_then(|p| p.max_connections.as_ref())
+            .map(|m| (m.value, m.loc)),
+        Some((64, Loc { line: 4, col: 83 }))
+    );
 
     assert_eq!(
         wf.tools.keys().collect::<Vec<_>>(),
@@ -987,6 +998,16 @@ steps:
             "w.yaml:3:9: `budget` must be a mapping, found a list",
             "w.yaml:4:9: `prices` must be a mapping of model names to prices, found a list",
             "w.yaml:5:18: `max_concurrency` is too large",
+        ]
+    );
+    assert_eq!(
+        problems(
+            "name: t\nmodel: m\nprovider: { max_connections: 0 }\nagents:\n  a: { provider: { max_connections: 100001 } }\n  b: { provider: { max_connections: many } }\nsteps: [{ agent: a, input: hi }, { agent: b, input: hi }]\n"
+        ),
+        [
+            "w.yaml:3:30: `max_connections` must be at least 1",
+            "w.yaml:5:37: `max_connections` must be at most 100000",
+            "w.yaml:6:37: `max_connections` must be a whole number, found a string",
         ]
     );
 }
