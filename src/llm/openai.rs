@@ -8,6 +8,7 @@
 //! its end, which closes the connection, so every streamed call paid for a new one (and its TLS
 //! handshake); read to the end, the body leaves its connection warm for the next call.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
@@ -105,6 +106,8 @@ pub(super) struct Connection {
     http: reqwest::Client,
     config: QueryConfig,
     headers: reqwest::header::HeaderMap,
+    /// The URL streamed calls go to (a connection serves one API, so one path), parsed once.
+    stream_url: std::sync::OnceLock<Option<reqwest::Url>>,
     pub(super) base_url: String,
     /// Cleared when the server turns out not to support streaming.
     stream: AtomicBool,
@@ -127,6 +130,7 @@ impl Connection {
             http,
             config,
             headers,
+            stream_url: std::sync::OnceLock::new(),
             base_url: redact_url(&endpoint.base_url),
             stream: AtomicBool::new(endpoint.stream),
             slots: tokio::sync::Semaphore::new(endpoint.max_connections.max(1)),
@@ -194,7 +198,7 @@ impl Connection {
         let response = self.open_stream(path, body).await?;
         let mut state = S::default();
         drain(response, &self.base_url, |event| {
-            if let Some(text) = state.add(&event, started)?
+            if let Some(text) = state.add(event, started)?
                 && let Some(f) = on_delta
             {
                 f(&text);
@@ -211,10 +215,18 @@ impl Connection {
     async fn open_stream(&self, path: &str, body: &Value) -> Result<reqwest::Response, ModelError> {
         let body = serde_json::to_vec(body)
             .map_err(|e| ModelError::new(format!("cannot encode the request: {e}")))?;
-        let response = self
-            .http
-            .post(self.config.url(path))
-            .query(&self.config.query())
+        let url = self
+            .stream_url
+            .get_or_init(|| reqwest::Url::parse(&self.config.url(path)).ok());
+        let mut builder = match url {
+            Some(url) if url.path().ends_with(path) => self.http.post(url.clone()),
+            // Not a URL: reqwest says why, as for any call.
+            _ => self.http.post(self.config.url(path)),
+        };
+        if !self.config.query.is_empty() {
+            builder = builder.query(&self.config.query());
+        }
+        let response = builder
             .headers(self.headers.clone())
             .body(body)
             .send()
@@ -262,8 +274,9 @@ fn error_of(status: reqwest::StatusCode, bytes: &[u8]) -> OpenAIError {
 
 /// Accumulates a streamed answer event by event: Chat Completions chunks, Responses API events.
 pub(super) trait Accumulate: Default {
-    /// Adds one event; returns the answer text it carried, if any.
-    fn add(&mut self, event: &Value, started: Instant) -> Result<Option<String>, ModelError>;
+    /// Adds one event (the JSON text of its `data:`); returns the answer text it carried, if
+    /// any.
+    fn add(&mut self, data: &str, started: Instant) -> Result<Option<String>, ModelError>;
     /// The whole response, or an error when the stream ended before the response did.
     fn finish(self, request: &ChatRequest) -> Result<ChatResponse, ModelError>;
 }
@@ -672,8 +685,14 @@ pub struct StreamState {
 }
 
 impl Accumulate for StreamState {
-    fn add(&mut self, event: &Value, started: Instant) -> Result<Option<String>, ModelError> {
-        Ok(self.push(event, started))
+    fn add(&mut self, data: &str, started: Instant) -> Result<Option<String>, ModelError> {
+        // Read straight into the few fields that matter (no map of every key); a chunk whose
+        // fields have unexpected types is read leniently from its JSON instead.
+        let text = match serde_json::from_str::<Chunk<'_>>(data) {
+            Ok(chunk) => self.push_chunk(&chunk, started),
+            Err(_) => self.push(&parse_event(data)?, started),
+        };
+        Ok(text)
     }
 
     fn finish(self, request: &ChatRequest) -> Result<ChatResponse, ModelError> {
@@ -681,63 +700,163 @@ impl Accumulate for StreamState {
     }
 }
 
+/// What a Chat Completions chunk says, of what is read from it. Strings are borrowed from the
+/// event's text when they hold no escapes.
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct Chunk<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    model: Option<Cow<'a, str>>,
+    usage: Option<Value>,
+    #[serde(borrow)]
+    choices: Vec<ChunkChoice<'a>>,
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct ChunkChoice<'a> {
+    #[serde(borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    delta: Option<ChunkDelta<'a>>,
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct ChunkDelta<'a> {
+    #[serde(borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    tool_calls: Option<Vec<ChunkCall<'a>>>,
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct ChunkCall<'a> {
+    index: Option<u64>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    function: Option<ChunkFunction<'a>>,
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct ChunkFunction<'a> {
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    arguments: Option<Cow<'a, str>>,
+}
+
+impl<'a> Chunk<'a> {
+    /// The chunk in `value`, read leniently: a field of an unexpected type counts as absent.
+    fn of(value: &'a Value) -> Chunk<'a> {
+        let text = |v: Option<&'a Value>| v.and_then(Value::as_str).map(Cow::Borrowed);
+        let choices = value
+            .get("choices")
+            .and_then(Value::as_array)
+            .map(|choices| {
+                choices
+                    .iter()
+                    .map(|choice| ChunkChoice {
+                        finish_reason: text(choice.get("finish_reason")),
+                        delta: choice.get("delta").map(|delta| ChunkDelta {
+                            content: text(delta.get("content")),
+                            tool_calls: delta.get("tool_calls").and_then(Value::as_array).map(
+                                |calls| {
+                                    calls
+                                        .iter()
+                                        .map(|call| {
+                                            let function = call.get("function");
+                                            ChunkCall {
+                                                index: call.get("index").and_then(Value::as_u64),
+                                                id: text(call.get("id")),
+                                                function: function.map(|f| ChunkFunction {
+                                                    name: text(f.get("name")),
+                                                    arguments: text(f.get("arguments")),
+                                                }),
+                                            }
+                                        })
+                                        .collect()
+                                },
+                            ),
+                        }),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Chunk {
+            id: text(value.get("id")),
+            model: text(value.get("model")),
+            usage: value.get("usage").filter(|u| u.is_object()).cloned(),
+            choices,
+        }
+    }
+}
+
 impl StreamState {
     /// Adds one chunk; returns the text delta it carried, if any.
     pub fn push(&mut self, chunk: &Value, started: Instant) -> Option<String> {
+        self.push_chunk(&Chunk::of(chunk), started)
+    }
+
+    fn push_chunk(&mut self, chunk: &Chunk<'_>, started: Instant) -> Option<String> {
         let r = &mut self.response;
         if r.response_id.is_none() {
-            r.response_id = text_of(chunk.get("id"));
+            r.response_id = chunk.id.as_deref().map(String::from);
         }
         if r.response_model.is_none() {
-            r.response_model = text_of(chunk.get("model"));
+            r.response_model = chunk.model.as_deref().map(String::from);
         }
-        if let Some(usage) = usage_of(chunk) {
-            r.usage = usage;
-            chat_token_details(chunk, r);
-            self.saw_usage = true;
+        if let Some(usage) = chunk.usage.as_ref().filter(|u| u.is_object()) {
+            let carrier = json!({ "usage": usage });
+            if let Some(u) = usage_of(&carrier) {
+                r.usage = u;
+                chat_token_details(&carrier, r);
+                self.saw_usage = true;
+            }
         }
-        let choice = chunk
-            .get("choices")
-            .and_then(Value::as_array)
-            .and_then(|c| c.first())?;
-        if let Some(reason) = text_of(choice.get("finish_reason")) {
-            r.finish_reason = Some(reason);
+        let choice = chunk.choices.first()?;
+        if let Some(reason) = &choice.finish_reason {
+            r.finish_reason = Some(reason.to_string());
         }
-        let delta = choice.get("delta")?;
+        let delta = choice.delta.as_ref()?;
         let mut first = false;
-        let text = text_of(delta.get("content")).filter(|t| !t.is_empty());
+        let text = delta
+            .content
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(String::from);
         if let Some(t) = &text {
             r.text.push_str(t);
             first = true;
         }
-        if let Some(Value::Array(calls)) = delta.get("tool_calls") {
-            for (position, call) in calls.iter().enumerate() {
-                let index = call
-                    .get("index")
-                    .and_then(Value::as_u64)
-                    .map_or(position, |i| i as usize);
-                while self.calls.len() <= index {
-                    self.calls.push(ToolCall::new("", "", ""));
-                }
-                let slot = &mut self.calls[index];
-                // Some servers (llama.cpp) repeat the id and name in every chunk: they are
-                // set once, only the arguments accumulate.
-                if slot.id.is_empty()
-                    && let Some(id) = text_of(call.get("id"))
-                {
-                    slot.id = id;
-                }
-                let function = call.get("function").unwrap_or(&Value::Null);
-                if slot.function.name.is_empty()
-                    && let Some(name) = text_of(function.get("name"))
-                {
-                    slot.function.name = name;
-                }
-                if let Some(args) = text_of(function.get("arguments")) {
-                    slot.function.arguments.push_str(&args);
-                }
-                first = true;
+        for (position, call) in delta.tool_calls.iter().flatten().enumerate() {
+            let index = call.index.map_or(position, |i| i as usize);
+            while self.calls.len() <= index {
+                self.calls.push(ToolCall::new("", "", ""));
             }
+            let slot = &mut self.calls[index];
+            // Some servers (llama.cpp) repeat the id and name in every chunk: they are set
+            // once, only the arguments accumulate.
+            if slot.id.is_empty()
+                && let Some(id) = &call.id
+            {
+                slot.id = id.to_string();
+            }
+            let function = call.function.as_ref();
+            if slot.function.name.is_empty()
+                && let Some(name) = function.and_then(|f| f.name.as_deref())
+            {
+                slot.function.name = name.to_string();
+            }
+            if let Some(args) = function.and_then(|f| f.arguments.as_deref()) {
+                slot.function.arguments.push_str(args);
+            }
+            first = true;
         }
         if first && r.time_to_first_token_ms.is_none() {
             r.time_to_first_token_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
@@ -807,7 +926,7 @@ const TAIL: Duration = Duration::from_secs(1);
 async fn drain(
     response: reqwest::Response,
     base_url: &str,
-    mut each: impl FnMut(Value) -> Result<(), ModelError>,
+    mut each: impl FnMut(&str) -> Result<(), ModelError>,
 ) -> Result<(), ModelError> {
     let mut stream = response.bytes_stream().eventsource();
     let mut events = 0usize;
@@ -849,14 +968,8 @@ async fn drain(
         if event.event == "keepalive" {
             continue;
         }
-        let value: Value = serde_json::from_str(&event.data).map_err(|e| {
-            ModelError::new(format!(
-                "malformed response from the model server: {e} (body starts: {:?})",
-                truncate(&event.data, 80)
-            ))
-        })?;
         events += 1;
-        each(value)?;
+        each(&event.data)?;
     }
     if events == 0 {
         // A 200 whose body holds no event at all: the server answered, but not with a
@@ -866,6 +979,16 @@ async fn drain(
         ));
     }
     Ok(())
+}
+
+/// A streamed event's JSON.
+pub(super) fn parse_event(data: &str) -> Result<Value, ModelError> {
+    serde_json::from_str(data).map_err(|e| {
+        ModelError::new(format!(
+            "malformed response from the model server: {e} (body starts: {:?})",
+            truncate(data, 80)
+        ))
+    })
 }
 
 /// What this task's HTTP layer saw last.
@@ -1110,6 +1233,56 @@ mod tests {
         assert!(!r.usage_estimated);
         assert!(r.time_to_first_token_ms.is_some());
         assert_eq!(r.response_id.as_deref(), Some("c1"));
+    }
+
+    #[test]
+    fn chunks_read_from_their_text_and_from_json_give_the_same_answer() {
+        let started = Instant::now();
+        let chunks = [
+            // An id of an unexpected type: this chunk is read leniently, the id left out.
+            json!({"id": 7, "model": "m", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hé\"l"}}]}),
+            json!({"id": "c1", "choices": [{"index": 0, "delta": {"content": "lo", "tool_calls": [{"index": 1, "id": "call_2", "function": {"name": "get", "arguments": "{}"}}]}}], "usage": null}),
+            json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+            json!({"choices": null, "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7, "prompt_tokens_details": {"cached_tokens": 2}}}),
+        ];
+        let mut from_text = StreamState::default();
+        let mut from_json = StreamState::default();
+        let mut texts = Vec::new();
+        for c in &chunks {
+            texts.push(from_text.add(&c.to_string(), started).unwrap());
+            from_json.push(c, started);
+        }
+        assert_eq!(texts, [Some("Hé\"l".into()), Some("lo".into()), None, None]);
+        let (a, b) = (
+            from_text.finish(&request()).unwrap(),
+            from_json.finish(&request()).unwrap(),
+        );
+        assert_eq!(a.text, "Hé\"llo");
+        assert_eq!(a.response_id.as_deref(), Some("c1"));
+        assert_eq!(a.tool_calls[1], ToolCall::new("call_2", "get", "{}"));
+        assert_eq!(
+            (a.usage, a.cached_input_tokens),
+            (Usage::new(3, 4), Some(2))
+        );
+        assert_eq!(
+            (
+                a.text,
+                a.tool_calls,
+                a.usage,
+                a.response_id,
+                a.finish_reason
+            ),
+            (
+                b.text,
+                b.tool_calls,
+                b.usage,
+                b.response_id,
+                b.finish_reason
+            )
+        );
+        let mut bad = StreamState::default();
+        let err = bad.add("{not json", started).unwrap_err();
+        assert!(err.message.contains("malformed"), "{}", err.message);
     }
 
     #[test]

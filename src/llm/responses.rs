@@ -433,8 +433,8 @@ impl ResponsesStream {
 }
 
 impl Accumulate for ResponsesStream {
-    fn add(&mut self, event: &Value, started: Instant) -> Result<Option<String>, ModelError> {
-        self.push(event, started)
+    fn add(&mut self, data: &str, started: Instant) -> Result<Option<String>, ModelError> {
+        self.push(&super::openai::parse_event(data)?, started)
     }
 
     fn finish(self, request: &ChatRequest) -> Result<ChatResponse, ModelError> {

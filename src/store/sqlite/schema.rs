@@ -275,9 +275,13 @@ pub(super) fn index_spans(tx: &rusqlite::Transaction<'_>, seqs: &[i64]) -> rusql
 /// space; none is NULL), instead of SQLite parsing every span's attributes six times. Still two
 /// statements whatever the number of spans (see migration 5). Ingest, whose batches are all
 /// spans, spent about a fifth of its writer's time in those parses.
+///
+/// `fresh` holds rows that were never indexed (a running span's row, indexed only when it
+/// ends): their old entries need no delete, which for a fan-out's spans is every one.
 pub(super) fn index_spans_from(
     tx: &rusqlite::Transaction<'_>,
     spans: &[(i64, &crate::trace::Span)],
+    fresh: &std::collections::HashSet<i64>,
 ) -> rusqlite::Result<()> {
     if spans.is_empty() {
         return Ok(());
@@ -292,15 +296,23 @@ pub(super) fn index_spans_from(
         .filter(|(seq, _)| seen.insert(*seq))
         .collect();
     last.sort_unstable_by_key(|(seq, _)| *seq);
-    let seqs: Vec<i64> = last.iter().map(|(seq, _)| *seq).collect();
+    let seqs: Vec<i64> = last
+        .iter()
+        .map(|(seq, _)| *seq)
+        .filter(|seq| !fresh.contains(seq))
+        .collect();
     let rows: Vec<serde_json::Value> = last
         .iter()
         .map(|(seq, span)| serde_json::json!([seq, span.name, search_text(&span.attributes)]))
         .collect();
-    let seqs = serde_json::to_string(&seqs).unwrap_or_else(|_| "[]".into());
     let rows = serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into());
-    tx.prepare_cached("DELETE FROM fts_spans WHERE rowid IN (SELECT value FROM json_each(?1))")?
+    if !seqs.is_empty() {
+        let seqs = serde_json::to_string(&seqs).unwrap_or_else(|_| "[]".into());
+        tx.prepare_cached(
+            "DELETE FROM fts_spans WHERE rowid IN (SELECT value FROM json_each(?1))",
+        )?
         .execute([&seqs])?;
+    }
     tx.prepare_cached(
         "INSERT INTO fts_spans (rowid, name, content)
          SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?1)",

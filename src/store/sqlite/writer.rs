@@ -85,6 +85,7 @@ fn write_records<'a>(
     running: &mut HashMap<(TraceId, SpanId), i64>,
 ) -> rusqlite::Result<()> {
     let mut indexed: Vec<(i64, &Span)> = Vec::new();
+    let mut fresh = std::collections::HashSet::new();
     for record in records {
         match record {
             Record::Trace(trace) => write_trace(tx, trace)?,
@@ -109,6 +110,10 @@ fn write_records<'a>(
                     None => write_span(tx, span)?,
                 };
                 indexed.push((seq, span));
+                if updated.is_some() {
+                    // Its row was inserted as it started, and a running span is not indexed.
+                    fresh.insert(seq);
+                }
                 // A span whose running row this writer wrote has no events stored yet (they
                 // are written when it ends, once): with none to write, there is nothing to do.
                 if updated.is_none() || !span.events.is_empty() {
@@ -118,7 +123,7 @@ fn write_records<'a>(
             Record::Run(run) => write_run(tx, run)?,
         }
     }
-    index_spans_from(tx, &indexed)
+    index_spans_from(tx, &indexed, &fresh)
 }
 
 /// A span's row, inserted or (when it is there) updated; its `seq` when this inserted it.
