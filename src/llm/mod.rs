@@ -11,6 +11,7 @@ pub mod offline;
 pub mod openai;
 pub mod replay;
 pub mod responses;
+pub mod sse;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -21,7 +21,6 @@ use async_openai::Client;
 use async_openai::config::{Config, OpenAIConfig};
 use async_openai::error::OpenAIError;
 use async_openai::middleware::{HttpRequestFactory, ReqwestService};
-use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
@@ -928,48 +927,54 @@ async fn drain(
     base_url: &str,
     mut each: impl FnMut(&str) -> Result<(), ModelError>,
 ) -> Result<(), ModelError> {
-    let mut stream = response.bytes_stream().eventsource();
+    let mut body = response.bytes_stream();
+    let mut parser = super::sse::Parser::default();
     let mut events = 0usize;
     let mut done = false;
+    let broke = |e: &dyn std::fmt::Display, events: usize| {
+        let broke = format!("the response stream from {base_url} failed: {e}");
+        if events > 0 {
+            ModelError::transient(format!(
+                "the response stream ended before the response was complete: {broke}"
+            ))
+        } else {
+            not_a_stream(ModelError::transient(broke))
+        }
+    };
     loop {
+        loop {
+            let event = match parser.next_event() {
+                Ok(Some(event)) => event,
+                Ok(None) => break,
+                // What follows `[DONE]` is read only to reach the end; a fault there loses
+                // nothing.
+                Err(_) if done => break,
+                Err(e) => return Err(broke(&e, events)),
+            };
+            if done || event.event == "keepalive" {
+                continue;
+            }
+            if event.data == "[DONE]" {
+                done = true;
+                continue;
+            }
+            events += 1;
+            each(&event.data)?;
+        }
         let next = if done {
-            match tokio::time::timeout(TAIL, stream.next()).await {
+            match tokio::time::timeout(TAIL, body.next()).await {
                 Ok(next) => next,
                 Err(_) => break,
             }
         } else {
-            stream.next().await
+            body.next().await
         };
-        let Some(event) = next else { break };
-        if done {
-            // What follows `[DONE]` is read only to reach the end; a break there loses nothing.
-            if event.is_err() {
-                break;
-            }
-            continue;
+        match next {
+            Some(Ok(bytes)) => parser.feed(&bytes),
+            None => break,
+            Some(Err(_)) if done => break,
+            Some(Err(e)) => return Err(broke(&e, events)),
         }
-        let event = match event {
-            Ok(event) => event,
-            Err(e) => {
-                let broke = format!("the response stream from {base_url} failed: {e}");
-                return Err(if events > 0 {
-                    ModelError::transient(format!(
-                        "the response stream ended before the response was complete: {broke}"
-                    ))
-                } else {
-                    not_a_stream(ModelError::transient(broke))
-                });
-            }
-        };
-        if event.data == "[DONE]" {
-            done = true;
-            continue;
-        }
-        if event.event == "keepalive" {
-            continue;
-        }
-        events += 1;
-        each(&event.data)?;
     }
     if events == 0 {
         // A 200 whose body holds no event at all: the server answered, but not with a
