@@ -255,24 +255,32 @@ impl TraceRun {
         parent: Option<&SpanHandle>,
     ) -> Result<(), Failure> {
         let parent_id = parent.map(SpanHandle::id);
+        // Each kind's future is boxed apart: a step's future (boxed by `run_step`) is as large
+        // as the largest kind's, and was copied whole into its box for every step, agent steps
+        // paying for the state of commands and fan-outs.
         match &step.kind {
-            StepKind::Agent { .. } => self.run_agent(frame, step, parent_id).await,
-            StepKind::Run { .. } => self.run_command(frame, step, parent_id).await,
+            StepKind::Agent { .. } => Box::pin(self.run_agent(frame, step, parent_id)).await,
+            StepKind::Run { .. } => Box::pin(self.run_command(frame, step, parent_id)).await,
             StepKind::Parallel {
                 branches,
                 fail_fast,
-            } => {
-                self.run_parallel(frame, step, parent_id, branches, *fail_fast)
-                    .await
-            }
+            } => Box::pin(self.run_parallel(frame, step, parent_id, branches, *fail_fast)).await,
             StepKind::Foreach {
                 items,
                 as_name,
                 concurrency,
                 steps,
             } => {
-                self.run_foreach(frame, step, parent_id, items, as_name, *concurrency, steps)
-                    .await
+                Box::pin(self.run_foreach(
+                    frame,
+                    step,
+                    parent_id,
+                    items,
+                    as_name,
+                    *concurrency,
+                    steps,
+                ))
+                .await
             }
             StepKind::Span {
                 name,

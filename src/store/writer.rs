@@ -6,8 +6,9 @@
 //! the write lock never stalls them. The thread gathers what arrives within a short window
 //! (3 ms) and writes it in one transaction, search index included: a run of a
 //! thousand spans is a few dozen transactions, other commands see a run within milliseconds of
-//! its start, and a `kill -9` loses at most the last window (or 25 ms of span starts, which
-//! are held back while nothing else arrives: see [`HOLD`]). A flush cuts the window short. A
+//! its start, and a `kill -9` loses at most the last window, and the starts of spans that had
+//! run for less than [`HOLD`] (a span start waits that long for its end, so that a short span
+//! is written once, ended, instead of inserted and then updated). A flush cuts both short. A
 //! trace's start is the exception: it is written at once, and [`Sink::settle`] waits for it,
 //! so that the trace id is taken in the store before a command step can start a nested run
 //! under it (a run of agent steps alone never waits).
@@ -32,8 +33,11 @@ use crate::trace::{Alarm, ErrorInfo, Sink, Span, SpanId, Trace, TraceId};
 
 /// How long the writer gathers records after the first one before committing them together.
 const WINDOW: Duration = Duration::from_millis(3);
-/// How long a batch of nothing but span starts may wait for more (see `run`).
-const HOLD: Duration = Duration::from_millis(25);
+/// How long a span's start waits for its end before it is written (see `run`): a fan-out's
+/// model calls mostly end within it, and are then written once instead of twice (an insert and
+/// an update, with their index entries), which was a third of the writer's work per branch. A
+/// running span shows in `show` and `serve` this much later.
+const HOLD: Duration = Duration::from_millis(250);
 /// How long the writer waits with nothing to write before it checkpoints (see `run`).
 const IDLE: Duration = Duration::from_millis(20);
 /// The most records written in one transaction.
@@ -291,28 +295,56 @@ fn run(store: Store, rx: Receiver<Msg>, urgent: &Urgent, alarms: &Alarms) {
         }
         pending.clear();
     };
-    // When the oldest of a batch of nothing but span starts arrived.
-    let mut holding: Option<Instant> = None;
+    // Span starts not written yet, by span, with when they arrived; the end of one takes its
+    // start out (the span is written once, ended).
+    let mut held: indexmap::IndexMap<(TraceId, SpanId), (Instant, Record)> =
+        indexmap::IndexMap::new();
+    let release = |held: &mut indexmap::IndexMap<(TraceId, SpanId), (Instant, Record)>,
+                   pending: &mut Vec<Record>,
+                   all: bool| {
+        let now = Instant::now();
+        if all || held.values().any(|(at, _)| now.duration_since(*at) >= HOLD) {
+            for (key, (at, record)) in std::mem::take(held) {
+                if all || now.duration_since(at) >= HOLD {
+                    pending.push(record);
+                } else {
+                    held.insert(key, (at, record));
+                }
+            }
+        }
+    };
     loop {
-        // Block for a message only when nothing is pending.
+        // Block for a message only when nothing is pending; with starts held, no longer than
+        // until the first of them is due.
         let mut msgs = Vec::new();
         if pending.is_empty() {
-            let first = if unchecked.get() {
-                match rx.recv_timeout(IDLE) {
-                    Err(RecvTimeoutError::Timeout) => {
-                        store.idle();
-                        unchecked.set(false);
+            let due = held.values().map(|(at, _)| *at + HOLD).min();
+            let first = match due {
+                Some(due) => match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
+                    Ok(first) => Some(first),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
+                None => {
+                    let first = if unchecked.get() {
+                        match rx.recv_timeout(IDLE) {
+                            Err(RecvTimeoutError::Timeout) => {
+                                store.idle();
+                                unchecked.set(false);
+                                rx.recv().ok()
+                            }
+                            other => other.ok(),
+                        }
+                    } else {
                         rx.recv().ok()
+                    };
+                    match first {
+                        Some(first) => Some(first),
+                        None => break,
                     }
-                    other => other.ok(),
                 }
-            } else {
-                rx.recv().ok()
             };
-            match first {
-                Some(first) => msgs.push(first),
-                None => break,
-            }
+            msgs.extend(first);
         }
         if msgs.first().is_none_or(|m| matches!(m, Msg::Record(_))) {
             urgent.wait_window();
@@ -323,7 +355,16 @@ fn run(store: Store, rx: Receiver<Msg>, urgent: &Urgent, alarms: &Alarms) {
         urgent.flag.store(false, Ordering::Release);
         for msg in msgs {
             match msg {
+                Msg::Record(Record::SpanStarted(span)) => {
+                    held.insert(
+                        (span.trace_id, span.span_id),
+                        (Instant::now(), Record::SpanStarted(span)),
+                    );
+                }
                 Msg::Record(record) => {
+                    if let Record::SpanEnded(span) = &record {
+                        held.swap_remove(&(span.trace_id, span.span_id));
+                    }
                     pending.push(record);
                     if pending.len() >= MAX_BATCH {
                         write(&mut pending, &mut first_error);
@@ -338,27 +379,21 @@ fn run(store: Store, rx: Receiver<Msg>, urgent: &Urgent, alarms: &Alarms) {
                     let _ = reply.send(());
                 }
                 Msg::Flush(reply) => {
+                    release(&mut held, &mut pending, true);
                     write(&mut pending, &mut first_error);
                     let _ = reply.send(first_error.take().map_or(Ok(()), Err));
                 }
                 Msg::Close => {
+                    release(&mut held, &mut pending, true);
                     write(&mut pending, &mut first_error);
                     return;
                 }
             }
         }
-        // Span starts alone wait up to HOLD: a wide fan-out starts hundreds of spans while the
-        // engine is busiest, and writing them then takes CPU from it; those that end meanwhile
-        // are written once, as ended.
-        if !pending.is_empty() && pending.iter().all(|r| matches!(r, Record::SpanStarted(_))) {
-            let since = *holding.get_or_insert_with(Instant::now);
-            if since.elapsed() < HOLD {
-                continue;
-            }
-        }
+        release(&mut held, &mut pending, false);
         write(&mut pending, &mut first_error);
-        holding = None;
     }
+    release(&mut held, &mut pending, true);
     write(&mut pending, &mut first_error);
 }
 

@@ -236,6 +236,41 @@ fn an_idle_writer_copies_its_commits_into_the_database_file() {
 }
 
 #[test]
+fn a_span_start_waits_for_its_end_and_a_span_that_runs_on_is_written_running() {
+    let (_dir, path) = temp();
+    let id = trace_id(0xab, 5);
+    let writer = StoreWriter::spawn(crate::store::Store::open(&path).unwrap());
+    let reader = Store::open(&path).unwrap();
+    let sink = writer.sink();
+    sink.trace_started(&trace(id, T0));
+    sink.settle();
+    let long = span(id, 1, None, SpanKind::Custom, "long", T0 + 1);
+    let short = span(id, 2, None, SpanKind::Custom, "short", T0 + 2);
+    let sent = std::time::Instant::now();
+    sink.span_started(&Arc::new(long.clone()));
+    sink.span_started(&Arc::new(short.clone()));
+    sink.span_ended(&Arc::new(ended(short, T0 + 3, Status::Ok)));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let early = reader.load(id).unwrap();
+    if sent.elapsed() < std::time::Duration::from_millis(200) {
+        // The short span is written as it ended; the long one's start still waits.
+        let names: Vec<&str> = early.spans.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["short"]);
+    }
+    // Past the wait, the span that runs on is in the store, running.
+    let doc = eventually(
+        || reader.load(id).unwrap(),
+        |doc| doc.spans.iter().any(|s| s.name == "long"),
+    );
+    let long_row = doc.spans.iter().find(|s| s.name == "long").unwrap();
+    assert_eq!(long_row.status, Status::Running);
+    sink.span_ended(&Arc::new(ended(long, T0 + 900, Status::Ok)));
+    writer.close().unwrap();
+    let doc = reader.load(id).unwrap();
+    assert!(doc.spans.iter().all(|s| s.status == Status::Ok));
+}
+
+#[test]
 fn once_the_store_is_closed_the_database_file_alone_holds_the_run() {
     let (dir, path) = temp();
     let id = trace_id(0xab, 4);
