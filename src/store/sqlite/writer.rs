@@ -102,22 +102,26 @@ fn write_records<'a>(
                     Some(seq) => update_ended(tx, seq, span)?.then_some(seq),
                     None => None,
                 };
-                let seq = match updated {
-                    Some(seq) => seq,
-                    // Not written as it started: it started and ended in this batch (the
-                    // writer's batching drops the start), or its start's transaction rolled
-                    // back.
-                    None => write_span(tx, span)?,
+                // Not written as it started (the writer held its start until it ended, or its
+                // start's transaction rolled back): inserted now, or updated when it is there.
+                let (seq, new) = match updated {
+                    Some(seq) => (seq, true),
+                    None => match upsert_span(tx, span)? {
+                        Some(seq) => (seq, true),
+                        None => (seq_of(tx, span)?, false),
+                    },
                 };
                 indexed.push((seq, span));
-                if updated.is_some() {
-                    // Its row was inserted as it started, and a running span is not indexed.
+                if new {
+                    // A row this writer inserted (as the span started, or just now) has never
+                    // been indexed (a running span is not) and has no events stored yet (they
+                    // are written when it ends, once): nothing to delete first.
                     fresh.insert(seq);
                 }
-                // A span whose running row this writer wrote has no events stored yet (they
-                // are written when it ends, once): with none to write, there is nothing to do.
-                if updated.is_none() || !span.events.is_empty() {
+                if !new {
                     write_events(tx, span)?;
+                } else if !span.events.is_empty() {
+                    insert_events(tx, span)?;
                 }
             }
             Record::Run(run) => write_run(tx, run)?,
@@ -215,20 +219,30 @@ pub(super) fn write_trace(tx: &Transaction<'_>, t: &Trace) -> rusqlite::Result<(
 pub(super) fn write_span(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<i64> {
     match upsert_span(tx, s)? {
         Some(seq) => Ok(seq),
-        None => tx
-            .prepare_cached("SELECT seq FROM spans WHERE trace_id = ?1 AND span_id = ?2")?
-            .query_row(
-                params![s.trace_id.to_string(), s.span_id.to_string()],
-                |row| row.get(0),
-            ),
+        None => seq_of(tx, s),
     }
 }
 
+/// The `seq` of the row of `s`, which is there.
+fn seq_of(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<i64> {
+    tx.prepare_cached("SELECT seq FROM spans WHERE trace_id = ?1 AND span_id = ?2")?
+        .query_row(
+            params![s.trace_id.to_string(), s.span_id.to_string()],
+            |row| row.get(0),
+        )
+}
+
+/// Replaces the events stored for `s` with its own.
 pub(super) fn write_events(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM events WHERE trace_id = ?1 AND span_id = ?2")?
+        .execute(params![s.trace_id.to_string(), s.span_id.to_string()])?;
+    insert_events(tx, s)
+}
+
+/// Stores the events of `s`, which has none stored yet.
+fn insert_events(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<()> {
     let trace_id = s.trace_id.to_string();
     let span_id = s.span_id.to_string();
-    tx.prepare_cached("DELETE FROM events WHERE trace_id = ?1 AND span_id = ?2")?
-        .execute(params![trace_id, span_id])?;
     let mut insert = tx.prepare_cached(
         "INSERT INTO events (trace_id, span_id, name, time, attributes)
          VALUES (?1, ?2, ?3, ?4, ?5)",
