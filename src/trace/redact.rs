@@ -141,13 +141,18 @@ pub fn url(url: &str) -> String {
 
 /// `text` with every registered secret replaced by [`MARKER`].
 pub fn redact(text: &str) -> Cow<'_, str> {
-    if !ANY.load(Ordering::Acquire) {
+    // Most strings of a span (keys, roles, names, short values) are shorter than any secret.
+    if !ANY.load(Ordering::Acquire) || text.len() < MIN_SECRET_LEN {
         return Cow::Borrowed(text);
     }
-    let secrets = SECRETS.read().unwrap_or_else(|p| p.into_inner());
+    redact_with(&SECRETS.read().unwrap_or_else(|p| p.into_inner()), text)
+}
+
+/// [`redact`] with the secrets at hand (a span's many strings take the lock once).
+fn redact_with<'t>(secrets: &[String], text: &'t str) -> Cow<'t, str> {
     let mut out = Cow::Borrowed(text);
-    for secret in secrets.iter() {
-        if out.contains(secret.as_str()) {
+    for secret in secrets {
+        if secret.len() <= out.len() && out.contains(secret.as_str()) {
             out = Cow::Owned(out.replace(secret.as_str(), MARKER));
         }
     }
@@ -196,78 +201,93 @@ fn secret_prefix_at_end(text: &str) -> usize {
     longest
 }
 
-/// Redacts a string in place; true when it changed.
-fn redact_string(s: &mut String) -> bool {
-    match redact(s) {
-        Cow::Borrowed(_) => false,
-        Cow::Owned(clean) => {
+/// The registered secrets, read once for the many strings of a span or a trace.
+struct Secrets<'a>(&'a [String]);
+
+impl Secrets<'_> {
+    fn text<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        if text.len() < MIN_SECRET_LEN {
+            return Cow::Borrowed(text);
+        }
+        redact_with(self.0, text)
+    }
+
+    /// Redacts a string in place.
+    fn string(&self, s: &mut String) {
+        if let Cow::Owned(clean) = self.text(s) {
             *s = clean;
-            true
         }
     }
+
+    fn value(&self, value: &mut Value) {
+        match value {
+            Value::String(s) => self.string(s),
+            Value::Array(items) => items.iter_mut().for_each(|v| self.value(v)),
+            Value::Object(map) => self.map(map),
+            _ => {}
+        }
+    }
+
+    fn map(&self, map: &mut Map<String, Value>) {
+        if map.keys().any(|k| matches!(self.text(k), Cow::Owned(_))) {
+            let old = std::mem::take(map);
+            for (k, v) in old {
+                map.insert(self.text(&k).into_owned(), v);
+            }
+        }
+        map.values_mut().for_each(|v| self.value(v));
+    }
+
+    fn error(&self, error: &mut Option<ErrorInfo>) {
+        if let Some(e) = error {
+            self.string(&mut e.message);
+            self.value(&mut e.data);
+        }
+    }
+}
+
+/// Runs `f` with the registered secrets, when there are any.
+fn with_secrets(f: impl FnOnce(&Secrets<'_>)) {
+    if !ANY.load(Ordering::Acquire) {
+        return;
+    }
+    let secrets = SECRETS.read().unwrap_or_else(|p| p.into_inner());
+    f(&Secrets(&secrets));
 }
 
 /// Redacts every string in a JSON value, object keys included.
 pub fn redact_value(value: &mut Value) {
-    if !ANY.load(Ordering::Acquire) {
-        return;
-    }
-    match value {
-        Value::String(s) => {
-            redact_string(s);
-        }
-        Value::Array(items) => items.iter_mut().for_each(redact_value),
-        Value::Object(map) => redact_map(map),
-        _ => {}
-    }
+    with_secrets(|s| s.value(value));
 }
 
 pub fn redact_map(map: &mut Map<String, Value>) {
-    if !ANY.load(Ordering::Acquire) {
-        return;
-    }
-    if map.keys().any(|k| matches!(redact(k), Cow::Owned(_))) {
-        let old = std::mem::take(map);
-        for (k, v) in old {
-            map.insert(redact(&k).into_owned(), v);
-        }
-    }
-    map.values_mut().for_each(redact_value);
-}
-
-fn redact_error(error: &mut Option<ErrorInfo>) {
-    if let Some(e) = error {
-        redact_string(&mut e.message);
-        redact_value(&mut e.data);
-    }
+    with_secrets(|s| s.map(map));
 }
 
 /// Redacts everything a span carries as text.
 pub fn redact_span(span: &mut Span) {
-    if !ANY.load(Ordering::Acquire) {
-        return;
-    }
-    redact_string(&mut span.name);
-    redact_map(&mut span.attributes);
-    for event in &mut span.events {
-        redact_string(&mut event.name);
-        redact_map(&mut event.attributes);
-    }
-    redact_error(&mut span.error);
+    with_secrets(|s| {
+        s.string(&mut span.name);
+        s.map(&mut span.attributes);
+        for event in &mut span.events {
+            s.string(&mut event.name);
+            s.map(&mut event.attributes);
+        }
+        s.error(&mut span.error);
+    });
 }
 
 /// Redacts everything a trace row carries as text.
 pub fn redact_trace(trace: &mut Trace) {
-    if !ANY.load(Ordering::Acquire) {
-        return;
-    }
-    redact_string(&mut trace.name);
-    redact_string(&mut trace.workflow);
-    if let Some(g) = &mut trace.group_id {
-        redact_string(g);
-    }
-    redact_map(&mut trace.metadata);
-    redact_error(&mut trace.error);
+    with_secrets(|s| {
+        s.string(&mut trace.name);
+        s.string(&mut trace.workflow);
+        if let Some(g) = &mut trace.group_id {
+            s.string(g);
+        }
+        s.map(&mut trace.metadata);
+        s.error(&mut trace.error);
+    });
 }
 
 #[cfg(test)]
