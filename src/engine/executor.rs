@@ -248,45 +248,43 @@ impl TraceRun {
         })
     }
 
-    async fn run_form(
-        &self,
-        frame: &Frame,
-        step: &Step,
-        parent: Option<&SpanHandle>,
-    ) -> Result<(), Failure> {
+    /// The work of `step` by its kind, as a future of its own: a step's future (boxed by
+    /// `run_step`) holds only this one's box, not the state of the largest kind, which was
+    /// copied whole into the box of every step (agent steps paying for the state of commands
+    /// and fan-outs).
+    fn run_form<'s>(
+        &'s self,
+        frame: &'s Frame,
+        step: &'s Step,
+        parent: Option<&'s SpanHandle>,
+    ) -> StepFuture<'s> {
         let parent_id = parent.map(SpanHandle::id);
-        // Each kind's future is boxed apart: a step's future (boxed by `run_step`) is as large
-        // as the largest kind's, and was copied whole into its box for every step, agent steps
-        // paying for the state of commands and fan-outs.
         match &step.kind {
-            StepKind::Agent { .. } => Box::pin(self.run_agent(frame, step, parent_id)).await,
-            StepKind::Run { .. } => Box::pin(self.run_command(frame, step, parent_id)).await,
+            StepKind::Agent { .. } => Box::pin(self.run_agent(frame, step, parent_id)),
+            StepKind::Run { .. } => Box::pin(self.run_command(frame, step, parent_id)),
             StepKind::Parallel {
                 branches,
                 fail_fast,
-            } => Box::pin(self.run_parallel(frame, step, parent_id, branches, *fail_fast)).await,
+            } => Box::pin(self.run_parallel(frame, step, parent_id, branches, *fail_fast)),
             StepKind::Foreach {
                 items,
                 as_name,
                 concurrency,
                 steps,
-            } => {
-                Box::pin(self.run_foreach(
-                    frame,
-                    step,
-                    parent_id,
-                    items,
-                    as_name,
-                    *concurrency,
-                    steps,
-                ))
-                .await
-            }
+            } => Box::pin(self.run_foreach(
+                frame,
+                step,
+                parent_id,
+                items,
+                as_name,
+                *concurrency,
+                steps,
+            )),
             StepKind::Span {
                 name,
                 events,
                 steps,
-            } => {
+            } => Box::pin(async move {
                 let span_name = self.render(frame, "span", name.loc, &name.value).await;
                 let display = span_name.as_deref().unwrap_or(&name.value).to_string();
                 let span = self.rec.span(
@@ -305,12 +303,14 @@ impl TraceRun {
                 .await;
                 end_with(span, &result);
                 result
-            }
-            StepKind::Event(event) => match parent {
-                Some(span) => self.add_event(frame, span, event).await,
-                // Validation rejects events outside a span; nothing to attach one to here.
-                None => Ok(()),
-            },
+            }),
+            StepKind::Event(event) => Box::pin(async move {
+                match parent {
+                    Some(span) => self.add_event(frame, span, event).await,
+                    // Validation rejects events outside a span; nothing to attach one to here.
+                    None => Ok(()),
+                }
+            }),
         }
     }
 
