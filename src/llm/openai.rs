@@ -91,7 +91,7 @@ pub(crate) fn install_crypto_provider() {
 impl OpenAiModel {
     pub fn new(endpoint: &Endpoint) -> Result<OpenAiModel, ModelError> {
         Ok(OpenAiModel {
-            conn: Connection::new(endpoint)?,
+            conn: Connection::new(endpoint, "/chat/completions")?,
             json_schema: AtomicBool::new(true),
         })
     }
@@ -105,8 +105,10 @@ pub(super) struct Connection {
     http: reqwest::Client,
     config: QueryConfig,
     headers: reqwest::header::HeaderMap,
-    /// The URL streamed calls go to (a connection serves one API, so one path), parsed once.
-    stream_url: std::sync::OnceLock<Option<reqwest::Url>>,
+    /// Where streamed calls go (a connection serves one API, so one path), parsed once; `None`
+    /// when it is not a URL, and then reqwest says why at the call, as for any call.
+    stream_url: Option<reqwest::Url>,
+    stream_to: String,
     pub(super) base_url: String,
     /// Cleared when the server turns out not to support streaming.
     stream: AtomicBool,
@@ -117,8 +119,11 @@ pub(super) struct Connection {
 }
 
 impl Connection {
-    pub(super) fn new(endpoint: &Endpoint) -> Result<Connection, ModelError> {
+    /// A connection to `endpoint` whose streamed calls go to `path` (`/chat/completions`,
+    /// `/responses`).
+    pub(super) fn new(endpoint: &Endpoint, path: &str) -> Result<Connection, ModelError> {
         let (client, http, config) = client(endpoint)?;
+        let stream_to = config.url(path);
         let mut headers = config.headers();
         headers.insert(
             reqwest::header::CONTENT_TYPE,
@@ -129,7 +134,8 @@ impl Connection {
             http,
             config,
             headers,
-            stream_url: std::sync::OnceLock::new(),
+            stream_url: reqwest::Url::parse(&stream_to).ok(),
+            stream_to,
             base_url: redact_url(&endpoint.base_url),
             stream: AtomicBool::new(endpoint.stream),
             slots: tokio::sync::Semaphore::new(endpoint.max_connections.max(1)),
@@ -184,17 +190,16 @@ impl Connection {
         }
     }
 
-    /// Sends `body` to `path` (`/chat/completions`, `/responses`) asking for a stream, and
-    /// reads the stream into `S`, showing the answer's text to `on_delta` as it comes.
+    /// Sends `body` asking for a stream, and reads the stream into `S`, showing the answer's
+    /// text to `on_delta` as it comes.
     pub(super) async fn read_stream<S: Accumulate>(
         &self,
         request: &ChatRequest,
         on_delta: Option<&DeltaFn<'_>>,
-        path: &str,
         body: &Value,
     ) -> Result<ChatResponse, ModelError> {
         let started = Instant::now();
-        let response = self.open_stream(path, body).await?;
+        let response = self.open_stream(body).await?;
         let mut state = S::default();
         drain(response, &self.base_url, |event| {
             if let Some(text) = state.add(event, started)?
@@ -208,19 +213,15 @@ impl Connection {
         state.finish(request)
     }
 
-    /// POSTs `body` to `path` as async-openai would (its URL, query, headers and key), and
-    /// returns the response once the server answered with a success; an error status becomes
-    /// the error async-openai would have made of it.
-    async fn open_stream(&self, path: &str, body: &Value) -> Result<reqwest::Response, ModelError> {
+    /// POSTs `body` as async-openai would (its URL, query, headers and key), and returns the
+    /// response once the server answered with a success; an error status becomes the error
+    /// async-openai would have made of it.
+    async fn open_stream(&self, body: &Value) -> Result<reqwest::Response, ModelError> {
         let body = serde_json::to_vec(body)
             .map_err(|e| ModelError::new(format!("cannot encode the request: {e}")))?;
-        let url = self
-            .stream_url
-            .get_or_init(|| reqwest::Url::parse(&self.config.url(path)).ok());
-        let mut builder = match url {
-            Some(url) if url.path().ends_with(path) => self.http.post(url.clone()),
-            // Not a URL: reqwest says why, as for any call.
-            _ => self.http.post(self.config.url(path)),
+        let mut builder = match &self.stream_url {
+            Some(url) => self.http.post(url.clone()),
+            None => self.http.post(self.stream_to.as_str()),
         };
         if !self.config.query.is_empty() {
             builder = builder.query(&self.config.query());
@@ -1022,7 +1023,7 @@ impl OpenAiModel {
             let body = self.body(request, true);
             return self
                 .conn
-                .read_stream::<StreamState>(request, on_delta, "/chat/completions", &body)
+                .read_stream::<StreamState>(request, on_delta, &body)
                 .await;
         }
         let body: Value = self

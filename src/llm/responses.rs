@@ -34,7 +34,7 @@ pub struct ResponsesModel {
 impl ResponsesModel {
     pub fn new(endpoint: &Endpoint) -> Result<ResponsesModel, ModelError> {
         Ok(ResponsesModel {
-            conn: Connection::new(endpoint)?,
+            conn: Connection::new(endpoint, "/responses")?,
         })
     }
 }
@@ -453,7 +453,7 @@ impl ResponsesModel {
             let body = request_body(request, true);
             return self
                 .conn
-                .read_stream::<ResponsesStream>(request, on_delta, "/responses", &body)
+                .read_stream::<ResponsesStream>(request, on_delta, &body)
                 .await;
         }
         let body: Value = self

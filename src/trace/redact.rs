@@ -145,18 +145,7 @@ pub fn redact(text: &str) -> Cow<'_, str> {
     if !ANY.load(Ordering::Acquire) || text.len() < MIN_SECRET_LEN {
         return Cow::Borrowed(text);
     }
-    redact_with(&SECRETS.read().unwrap_or_else(|p| p.into_inner()), text)
-}
-
-/// [`redact`] with the secrets at hand (a span's many strings take the lock once).
-fn redact_with<'t>(secrets: &[String], text: &'t str) -> Cow<'t, str> {
-    let mut out = Cow::Borrowed(text);
-    for secret in secrets {
-        if secret.len() <= out.len() && out.contains(secret.as_str()) {
-            out = Cow::Owned(out.replace(secret.as_str(), MARKER));
-        }
-    }
-    out
+    Secrets(&SECRETS.read().unwrap_or_else(|p| p.into_inner())).text(text)
 }
 
 /// Redacts text that arrives in pieces (a streamed answer shown as it comes): a secret split
@@ -205,11 +194,15 @@ fn secret_prefix_at_end(text: &str) -> usize {
 struct Secrets<'a>(&'a [String]);
 
 impl Secrets<'_> {
+    /// `text` with every secret replaced by [`MARKER`].
     fn text<'t>(&self, text: &'t str) -> Cow<'t, str> {
-        if text.len() < MIN_SECRET_LEN {
-            return Cow::Borrowed(text);
+        let mut out = Cow::Borrowed(text);
+        for secret in self.0 {
+            if secret.len() <= out.len() && out.contains(secret.as_str()) {
+                out = Cow::Owned(out.replace(secret.as_str(), MARKER));
+            }
         }
-        redact_with(self.0, text)
+        out
     }
 
     /// Redacts a string in place.
