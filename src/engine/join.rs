@@ -156,17 +156,19 @@ mod tests {
             .unwrap()
     }
 
+    /// Fifty futures whose outputs are their index times ten, later inputs finishing first.
+    fn later_first() -> Vec<impl Future<Output = u64> + Send + 'static> {
+        (0..50u64)
+            .map(|i| async move {
+                tokio::time::sleep(Duration::from_millis(50 - i)).await;
+                i * 10
+            })
+            .collect()
+    }
+
     #[test]
     fn outputs_come_in_input_order_whatever_order_they_finish_in() {
-        let out = runtime().block_on(join_staggered(
-            (0..50u64)
-                .map(|i| async move {
-                    // Later inputs finish first.
-                    tokio::time::sleep(Duration::from_millis(50 - i)).await;
-                    i * 10
-                })
-                .collect(),
-        ));
+        let out = runtime().block_on(join_staggered(later_first()));
         assert_eq!(out, (0..50).map(|i| i * 10).collect::<Vec<_>>());
         let none: Vec<u8> =
             runtime().block_on(join_staggered(Vec::<std::future::Ready<u8>>::new()));
@@ -234,15 +236,7 @@ mod tests {
     #[test]
     fn tasks_give_their_outputs_in_input_order_on_either_runtime() {
         for rt in [current_thread(), two_threads()] {
-            let out = rt.block_on(join_branches(
-                (0..50u64)
-                    .map(|i| async move {
-                        // Later inputs finish first.
-                        tokio::time::sleep(Duration::from_millis(50 - i)).await;
-                        i * 10
-                    })
-                    .collect(),
-            ));
+            let out = rt.block_on(join_branches(later_first()));
             assert_eq!(out, (0..50).map(|i| i * 10).collect::<Vec<_>>());
             let none: Vec<u8> = rt.block_on(join_tasks(Vec::<std::future::Ready<u8>>::new()));
             assert!(none.is_empty());

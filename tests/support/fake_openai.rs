@@ -682,35 +682,19 @@ async fn answer(mut reply: Reply, request: &Recorded, first_call_id: u64) -> Res
                 return respond(answer, request, Ending::Complete);
             }
             Reply::NoUsageStream => {
-                let answer = Answer {
-                    content: Some(format!("echo: {}", last_user(request))),
-                    tool_calls: Vec::new(),
-                    usage: None,
-                };
+                let answer = Answer::to(request, "echo", None);
                 return respond(answer, request, Ending::Complete);
             }
             Reply::CutStream => {
-                let answer = Answer {
-                    content: Some(format!("partial: {}", last_user(request))),
-                    tool_calls: Vec::new(),
-                    usage: Some((10, 5)),
-                };
+                let answer = Answer::to(request, "partial", Some((10, 5)));
                 return respond(answer, request, Ending::Cut);
             }
             Reply::EndStreamEarly => {
-                let answer = Answer {
-                    content: Some(format!("partial: {}", last_user(request))),
-                    tool_calls: Vec::new(),
-                    usage: Some((10, 5)),
-                };
+                let answer = Answer::to(request, "partial", Some((10, 5)));
                 return respond(answer, request, Ending::Early);
             }
             Reply::LingerAfterDone => {
-                let answer = Answer {
-                    content: Some(format!("echo: {}", last_user(request))),
-                    tool_calls: Vec::new(),
-                    usage: Some((10, 5)),
-                };
+                let answer = Answer::to(request, "echo", Some((10, 5)));
                 return respond(answer, request, Ending::Linger);
             }
         }
@@ -737,6 +721,15 @@ pub(super) struct Answer {
 }
 
 impl Answer {
+    /// `{prefix}: <last user message>` as text, with this usage.
+    fn to(request: &Recorded, prefix: &str, usage: Option<(u64, u64)>) -> Answer {
+        Answer {
+            content: Some(format!("{prefix}: {}", last_user(request))),
+            tool_calls: Vec::new(),
+            usage,
+        }
+    }
+
     fn finish_reason(&self) -> &'static str {
         if self.tool_calls.is_empty() {
             "stop"
