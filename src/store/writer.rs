@@ -18,7 +18,7 @@
 //! error comes back from [`StoreWriter::close`].
 
 use std::cell::Cell;
-use std::collections::HashSet;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -295,31 +295,14 @@ fn run(store: Store, rx: Receiver<Msg>, urgent: &Urgent, alarms: &Alarms) {
         }
         pending.clear();
     };
-    // Span starts not written yet, by span, with when they arrived; the end of one takes its
-    // start out (the span is written once, ended).
-    let mut held: indexmap::IndexMap<(TraceId, SpanId), (Instant, Record)> =
-        indexmap::IndexMap::new();
-    let release = |held: &mut indexmap::IndexMap<(TraceId, SpanId), (Instant, Record)>,
-                   pending: &mut Vec<Record>,
-                   all: bool| {
-        let now = Instant::now();
-        if all || held.values().any(|(at, _)| now.duration_since(*at) >= HOLD) {
-            for (key, (at, record)) in std::mem::take(held) {
-                if all || now.duration_since(at) >= HOLD {
-                    pending.push(record);
-                } else {
-                    held.insert(key, (at, record));
-                }
-            }
-        }
-    };
+    // Span starts not written yet: the oldest first.
+    let mut held = Held::default();
     loop {
         // Block for a message only when nothing is pending; with starts held, no longer than
         // until the first of them is due.
         let mut msgs = Vec::new();
         if pending.is_empty() {
-            let due = held.values().map(|(at, _)| *at + HOLD).min();
-            let first = match due {
+            let first = match held.due() {
                 Some(due) => match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
                     Ok(first) => Some(first),
                     Err(RecvTimeoutError::Timeout) => None,
@@ -355,15 +338,10 @@ fn run(store: Store, rx: Receiver<Msg>, urgent: &Urgent, alarms: &Alarms) {
         urgent.flag.store(false, Ordering::Release);
         for msg in msgs {
             match msg {
-                Msg::Record(Record::SpanStarted(span)) => {
-                    held.insert(
-                        (span.trace_id, span.span_id),
-                        (Instant::now(), Record::SpanStarted(span)),
-                    );
-                }
+                Msg::Record(Record::SpanStarted(span)) => held.push(span),
                 Msg::Record(record) => {
                     if let Record::SpanEnded(span) = &record {
-                        held.swap_remove(&(span.trace_id, span.span_id));
+                        held.ended(span);
                     }
                     pending.push(record);
                     if pending.len() >= MAX_BATCH {
@@ -379,42 +357,79 @@ fn run(store: Store, rx: Receiver<Msg>, urgent: &Urgent, alarms: &Alarms) {
                     let _ = reply.send(());
                 }
                 Msg::Flush(reply) => {
-                    release(&mut held, &mut pending, true);
+                    held.release(&mut pending, true);
                     write(&mut pending, &mut first_error);
                     let _ = reply.send(first_error.take().map_or(Ok(()), Err));
                 }
                 Msg::Close => {
-                    release(&mut held, &mut pending, true);
+                    held.release(&mut pending, true);
                     write(&mut pending, &mut first_error);
                     return;
                 }
             }
         }
-        release(&mut held, &mut pending, false);
+        held.release(&mut pending, false);
         write(&mut pending, &mut first_error);
     }
-    release(&mut held, &mut pending, true);
+    held.release(&mut pending, true);
     write(&mut pending, &mut first_error);
+}
+
+/// Span starts waiting for their ends ([`HOLD`]). The end of one takes its start out: the span
+/// is written once, ended, and a start is never written after its end.
+#[derive(Default)]
+struct Held {
+    spans: HashMap<(TraceId, SpanId), Arc<Span>>,
+    /// In order of arrival; a span that has ended since is skipped when its turn comes.
+    arrivals: VecDeque<(Instant, (TraceId, SpanId))>,
+}
+
+impl Held {
+    fn push(&mut self, span: Arc<Span>) {
+        let key = (span.trace_id, span.span_id);
+        self.spans.insert(key, span);
+        self.arrivals.push_back((Instant::now(), key));
+    }
+
+    fn ended(&mut self, span: &Span) {
+        self.spans.remove(&(span.trace_id, span.span_id));
+        if self.spans.is_empty() {
+            self.arrivals.clear();
+        }
+    }
+
+    /// When the oldest start still waiting is to be written.
+    fn due(&mut self) -> Option<Instant> {
+        while let Some((at, key)) = self.arrivals.front() {
+            if self.spans.contains_key(key) {
+                return Some(*at + HOLD);
+            }
+            self.arrivals.pop_front();
+        }
+        None
+    }
+
+    /// Moves the starts that have waited [`HOLD`] (or, with `all`, every one) onto `pending`,
+    /// oldest first.
+    fn release(&mut self, pending: &mut Vec<Record>, all: bool) {
+        let now = Instant::now();
+        while let Some((at, key)) = self.arrivals.front() {
+            if !all && now.duration_since(*at) < HOLD {
+                break;
+            }
+            if let Some(span) = self.spans.remove(key) {
+                pending.push(Record::SpanStarted(span));
+            }
+            self.arrivals.pop_front();
+        }
+    }
 }
 
 /// Writes `records` in one transaction. If that fails for a reason other than contention, each
 /// record is tried in its own transaction, so that one bad record does not take the others
 /// with it; the first error is returned.
 fn write_batch(store: &Store, records: &[Record]) -> Result<(), StoreError> {
-    // A span that started and ended within one batch is written once, as ended: half the
-    // writes (and half the search-index updates) for the short spans that make up most runs.
-    let ended: HashSet<(TraceId, SpanId)> = records
-        .iter()
-        .filter_map(|r| match r {
-            Record::SpanEnded(s) => Some((s.trace_id, s.span_id)),
-            _ => None,
-        })
-        .collect();
-    let needed = |r: &&Record| match r {
-        Record::SpanStarted(s) => !ended.contains(&(s.trace_id, s.span_id)),
-        _ => true,
-    };
-    let wanted: Vec<&Record> = records.iter().filter(needed).collect();
+    let wanted: Vec<&Record> = records.iter().collect();
     let all = store.write_records(&wanted);
     match all {
         Ok(()) => {
