@@ -15,14 +15,57 @@ pub struct TraceId(pub [u8; 16]);
 pub struct SpanId(pub [u8; 8]);
 
 fn hex(bytes: &[u8]) -> String {
-    // By table: a `format!` per byte made formatting ids a tenth of the store writer's time.
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for &b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+        let [hi, lo] = hex_pair(b);
+        s.push(char::from(hi));
+        s.push(char::from(lo));
     }
     s
+}
+
+/// A byte's two lowercase hex digits. By table: a `format!` per byte made formatting ids a
+/// tenth of the store writer's time.
+fn hex_pair(b: u8) -> [u8; 2] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0x0f)]]
+}
+
+/// An id's text form on the stack (`trace_…` is 38 bytes, `span_…` 21): the store binds
+/// two or three ids per span it writes, and a `String` for each was an allocation and a
+/// trip through the formatter.
+#[derive(Clone, Copy)]
+pub struct IdText<const N: usize>([u8; N]);
+
+impl<const N: usize> IdText<N> {
+    fn new(prefix: &str, bytes: &[u8]) -> Self {
+        debug_assert_eq!(prefix.len() + bytes.len() * 2, N);
+        let mut out = [0u8; N];
+        out[..prefix.len()].copy_from_slice(prefix.as_bytes());
+        for (i, &b) in bytes.iter().enumerate() {
+            let at = prefix.len() + i * 2;
+            out[at..at + 2].copy_from_slice(&hex_pair(b));
+        }
+        IdText(out)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Built from an ASCII prefix and hex digits only.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl<const N: usize> std::ops::Deref for IdText<N> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl<const N: usize> fmt::Display for IdText<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
@@ -43,6 +86,11 @@ impl TraceId {
 
     pub fn hex(&self) -> String {
         hex(&self.0)
+    }
+
+    /// `trace_` and the hex digits, without an allocation.
+    pub fn text(&self) -> IdText<38> {
+        IdText::new("trace_", &self.0)
     }
 
     /// Parses `trace_<32 hex>`; the bare 32 hex digits (an OTLP / W3C trace id) are accepted too.
@@ -67,6 +115,11 @@ impl SpanId {
         hex(&self.0)
     }
 
+    /// `span_` and the hex digits, without an allocation.
+    pub fn text(&self) -> IdText<21> {
+        IdText::new("span_", &self.0)
+    }
+
     /// Parses `span_<16 hex>`; the bare 16 hex digits are accepted too.
     pub fn parse(s: &str) -> Option<Self> {
         let digits = s.strip_prefix("span_").unwrap_or(s);
@@ -77,13 +130,13 @@ impl SpanId {
 
 impl fmt::Display for TraceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "trace_{}", self.hex())
+        f.write_str(&self.text())
     }
 }
 
 impl fmt::Display for SpanId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "span_{}", self.hex())
+        f.write_str(&self.text())
     }
 }
 
@@ -103,7 +156,7 @@ macro_rules! string_serde {
     ($ty:ty, $what:literal) => {
         impl Serialize for $ty {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(self)
+                s.serialize_str(&self.text())
             }
         }
 
@@ -141,6 +194,11 @@ mod tests {
             0x32, 0x10,
         ]);
         assert_eq!(t.to_string(), "trace_0123456789abcdeffedcba9876543210");
+        assert_eq!(&*t.text(), "trace_0123456789abcdeffedcba9876543210");
+        assert_eq!(
+            &*SpanId([0, 0x0f, 0xf0, 0xff, 0x10, 0x01, 0x9a, 0xa9]).text(),
+            "span_000ff0ff10019aa9"
+        );
         assert_eq!(
             SpanId([0, 0x0f, 0xf0, 0xff, 0x10, 0x01, 0x9a, 0xa9]).hex(),
             "000ff0ff10019aa9"

@@ -145,9 +145,9 @@ fn upsert_span(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<Option<i64>> 
     )?;
     let before = tx.last_insert_rowid();
     stmt.execute(params![
-        s.trace_id.to_string(),
-        s.span_id.to_string(),
-        s.parent_id.map(|p| p.to_string()),
+        s.trace_id.text().as_str(),
+        s.span_id.text().as_str(),
+        s.parent_id.map(|p| p.text()).as_deref(),
         s.kind.as_str(),
         s.name,
         s.status.as_str(),
@@ -176,8 +176,8 @@ fn update_ended(tx: &Transaction<'_>, seq: i64, s: &Span) -> rusqlite::Result<bo
             s.ended_at.map(|e| e.micros()),
             map_json(&s.attributes),
             error_json(s.error.as_ref()),
-            s.trace_id.to_string(),
-            s.span_id.to_string(),
+            s.trace_id.text().as_str(),
+            s.span_id.text().as_str(),
         ])?;
     Ok(changed == 1)
 }
@@ -227,7 +227,7 @@ pub(super) fn write_span(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<i64
 fn seq_of(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<i64> {
     tx.prepare_cached("SELECT seq FROM spans WHERE trace_id = ?1 AND span_id = ?2")?
         .query_row(
-            params![s.trace_id.to_string(), s.span_id.to_string()],
+            params![s.trace_id.text().as_str(), s.span_id.text().as_str()],
             |row| row.get(0),
         )
 }
@@ -235,22 +235,25 @@ fn seq_of(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<i64> {
 /// Replaces the events stored for `s` with its own.
 pub(super) fn write_events(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<()> {
     tx.prepare_cached("DELETE FROM events WHERE trace_id = ?1 AND span_id = ?2")?
-        .execute(params![s.trace_id.to_string(), s.span_id.to_string()])?;
+        .execute(params![
+            s.trace_id.text().as_str(),
+            s.span_id.text().as_str()
+        ])?;
     insert_events(tx, s)
 }
 
 /// Stores the events of `s`, which has none stored yet.
 fn insert_events(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<()> {
-    let trace_id = s.trace_id.to_string();
-    let span_id = s.span_id.to_string();
+    let trace_id = s.trace_id.text();
+    let span_id = s.span_id.text();
     let mut insert = tx.prepare_cached(
         "INSERT INTO events (trace_id, span_id, name, time, attributes)
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     for event in &s.events {
         insert.execute(params![
-            trace_id,
-            span_id,
+            trace_id.as_str(),
+            span_id.as_str(),
             event.name,
             event.time.micros(),
             map_json(&event.attributes),
