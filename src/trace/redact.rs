@@ -15,6 +15,7 @@ use std::borrow::Cow;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use memchr::memmem;
 use serde_json::{Map, Value};
 
 use super::model::{ErrorInfo, Span, Trace};
@@ -28,7 +29,25 @@ pub const MARKER: &str = "[REDACTED]";
 pub const MIN_SECRET_LEN: usize = 8;
 
 static ANY: AtomicBool = AtomicBool::new(false);
-static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+static SECRETS: RwLock<Vec<Secret>> = RwLock::new(Vec::new());
+
+/// A registered secret and its searcher, built once: every string a span carries is searched
+/// for every secret, and `str::contains` set up its searcher anew for each of them.
+struct Secret {
+    text: String,
+    finder: memmem::Finder<'static>,
+}
+
+impl Secret {
+    fn new(text: String) -> Secret {
+        let finder = memmem::Finder::new(text.as_bytes()).into_owned();
+        Secret { text, finder }
+    }
+
+    fn is_in(&self, haystack: &str) -> bool {
+        self.text.len() <= haystack.len() && self.finder.find(haystack.as_bytes()).is_some()
+    }
+}
 
 /// Registers a value this process sends as a credential (and its percent-encoded and
 /// -decoded forms, which is how it appears in a URL).
@@ -46,12 +65,12 @@ pub fn register(secret: &str) {
     forms.extend([encoded, decoded]);
     let mut secrets = SECRETS.write().unwrap_or_else(|p| p.into_inner());
     for form in forms {
-        if form.chars().count() >= MIN_SECRET_LEN && !secrets.contains(&form) {
-            secrets.push(form);
+        if form.chars().count() >= MIN_SECRET_LEN && !secrets.iter().any(|s| s.text == form) {
+            secrets.push(Secret::new(form));
         }
     }
     // Longest first, so that a secret containing another is replaced whole.
-    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.text.len()));
     ANY.store(true, Ordering::Release);
 }
 
@@ -179,7 +198,7 @@ impl StreamRedactor {
 fn secret_prefix_at_end(text: &str) -> usize {
     let secrets = SECRETS.read().unwrap_or_else(|p| p.into_inner());
     let mut longest = 0;
-    for secret in secrets.iter() {
+    for secret in secrets.iter().map(|s| &s.text) {
         for k in (longest + 1..secret.len().min(text.len() + 1)).rev() {
             if secret.is_char_boundary(k) && text.ends_with(&secret[..k]) {
                 longest = k;
@@ -191,15 +210,15 @@ fn secret_prefix_at_end(text: &str) -> usize {
 }
 
 /// The registered secrets, read once for the many strings of a span or a trace.
-struct Secrets<'a>(&'a [String]);
+struct Secrets<'a>(&'a [Secret]);
 
 impl Secrets<'_> {
     /// `text` with every secret replaced by [`MARKER`].
     fn text<'t>(&self, text: &'t str) -> Cow<'t, str> {
         let mut out = Cow::Borrowed(text);
         for secret in self.0 {
-            if secret.len() <= out.len() && out.contains(secret.as_str()) {
-                out = Cow::Owned(out.replace(secret.as_str(), MARKER));
+            if secret.is_in(&out) {
+                out = Cow::Owned(out.replace(secret.text.as_str(), MARKER));
             }
         }
         out
