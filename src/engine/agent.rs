@@ -523,8 +523,10 @@ impl TraceRun {
                 return Err(failure);
             }
         };
-        span.set_attribute("stream", Value::Bool(response.streamed));
-        span.set_attribute("usage", response.usage.to_value());
+        // What happened, set at once: one lock and one growth of the span's attributes.
+        let mut done: Vec<(&str, Value)> = Vec::with_capacity(8);
+        done.push(("stream", Value::Bool(response.streamed)));
+        done.push(("usage", response.usage.to_value()));
         // The offline model costs nothing, whatever model name the workflow gives.
         let cost = if model.is_offline() {
             Some(0.0)
@@ -532,7 +534,7 @@ impl TraceRun {
             self.engine.prices.cost(&request.model, response.usage)
         };
         if let Some(cost) = cost {
-            span.set_attribute("cost_usd", json!(cost));
+            done.push(("cost_usd", json!(cost)));
         }
         let crossed = if judging {
             None
@@ -540,34 +542,34 @@ impl TraceRun {
             self.engine.budget.charge(response.usage, cost)
         };
         if response.usage_estimated {
-            span.set_attribute("usage_estimated", Value::Bool(true));
+            done.push(("usage_estimated", Value::Bool(true)));
         }
         if let Some(ms) = response.time_to_first_token_ms {
-            span.set_attribute(
+            done.push((
                 "time_to_first_token_ms",
                 json!((ms * 1000.0).round() / 1000.0),
-            );
+            ));
         }
         if let Some(ms) = response.queued_ms {
-            span.set_attribute("queued_ms", json!((ms * 1000.0).round() / 1000.0));
+            done.push(("queued_ms", json!((ms * 1000.0).round() / 1000.0)));
         }
         if let Some(m) = &response.response_model {
-            span.set_attribute("response_model", Value::String(m.clone()));
+            done.push(("response_model", Value::String(m.clone())));
         }
         if let Some(f) = &response.finish_reason {
-            span.set_attribute("finish_reason", Value::String(f.clone()));
+            done.push(("finish_reason", Value::String(f.clone())));
         }
         if let Some(id) = &response.response_id {
-            span.set_attribute("response_id", Value::String(id.clone()));
+            done.push(("response_id", Value::String(id.clone())));
         }
         if let Some(n) = response.cached_input_tokens {
-            span.set_attribute("cached_input_tokens", json!(n));
+            done.push(("cached_input_tokens", json!(n)));
         }
         if let Some(n) = response.reasoning_tokens {
-            span.set_attribute("reasoning_tokens", json!(n));
+            done.push(("reasoning_tokens", json!(n)));
         }
         if let Some(summary) = response.reasoning_summary.as_ref().filter(|_| !no_content) {
-            span.set_attribute("reasoning_summary", Value::String(summary.clone()));
+            done.push(("reasoning_summary", Value::String(summary.clone())));
         }
         if !response.tool_calls.is_empty() {
             let calls: Vec<Value> = response
@@ -581,11 +583,12 @@ impl TraceRun {
                     }
                 })
                 .collect();
-            span.set_attribute("tool_calls", Value::Array(calls));
+            done.push(("tool_calls", Value::Array(calls)));
         }
         if !no_content && (response.tool_calls.is_empty() || !response.text.is_empty()) {
-            span.set_attribute("output", Value::String(response.text.clone()));
+            done.push(("output", Value::String(response.text.clone())));
         }
+        span.set_attributes(done);
         if let Some(exceeded) = crossed {
             span.add_event("budget exceeded", exceeded.attributes);
             span.end(Status::Error, Some(exceeded.error.clone()));

@@ -338,6 +338,18 @@ impl SpanHandle {
         });
     }
 
+    /// Sets several attributes at once: one lock and one growth of the span's map, where a
+    /// model call's results were a lock and often a growth each.
+    pub fn set_attributes(&self, attributes: Vec<(&str, Value)>) {
+        if attributes.is_empty() {
+            return;
+        }
+        self.recorder.with_open(self.id, |span| {
+            span.attributes
+                .extend(attributes.into_iter().map(|(k, v)| (k.to_string(), v)));
+        });
+    }
+
     /// Adds `usage` to the span's `usage` attribute (an agent span sums its model calls).
     pub fn add_usage(&self, usage: Usage) {
         self.recorder.with_open(self.id, |span| {
