@@ -41,7 +41,7 @@ pub mod workflow;
 
 pub use cli::main_entry;
 
-/// The system allocator, with a memory budget for the threads that render templates.
+/// mimalloc, with a memory budget for the threads that render templates.
 #[global_allocator]
 static ALLOCATOR: workflow::budget::Budgeted = workflow::budget::Budgeted;
 pub use error::Error;
