@@ -147,7 +147,9 @@ impl TraceRun {
                             output: output.text(),
                             path: Some(&convo.path),
                         };
-                        self.run_scores(frame, &step.scores, Some(span.id()), &subject)
+                        // Boxed, like anything large that not every agent step runs: the
+                        // step's future is copied whole when a fan-out starts its branch.
+                        Box::pin(self.run_scores(frame, &step.scores, Some(span.id()), &subject))
                             .await;
                     }
                     span.end(Status::Ok, None);
@@ -695,6 +697,21 @@ fn escape_control_chars_in_strings(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::escape_control_chars_in_strings as escape;
+    use super::{Frame, Step, TraceRun};
+
+    /// The size of the future `f` returns, without calling it.
+    fn future_size<'a, F: Future>(_: impl FnOnce(&'a TraceRun, &'a Frame, &'a Step) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    #[test]
+    fn an_agent_steps_future_stays_small() {
+        // A fan-out moves each branch's step future into a box of its own; the agent's was
+        // 22 KB (an MCP server's listing and the step's scores inline), copied for every
+        // branch whether it had MCP servers or scores or not.
+        let size = future_size(|run, frame, step| run.run_agent(frame, step, None));
+        assert!(size <= 6 * 1024, "run_agent's future is {size} bytes");
+    }
 
     #[test]
     fn only_control_characters_inside_strings_are_escaped() {

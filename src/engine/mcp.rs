@@ -268,9 +268,11 @@ impl TraceRun {
     ) -> Result<McpOffer, Failure> {
         let mut offer = McpOffer::default();
         for entry in &def.mcp {
-            let specs = self
-                .list_server(frame, agent_span, def, entry, offered, &offer)
-                .await?;
+            // Boxed: a server's listing (connecting, the MCP handshake) is a future of kilobytes,
+            // which every agent run's future would otherwise carry and copy, with or without
+            // MCP servers.
+            let specs =
+                Box::pin(self.list_server(frame, agent_span, def, entry, offered, &offer)).await?;
             for spec in specs {
                 offer
                     .by_tool
