@@ -32,7 +32,11 @@ use serde_json::{Map, Value};
 use crate::trace::{Alarm, ErrorInfo, Sink, Span, SpanId, Trace, TraceId};
 
 /// How long the writer gathers records after the first one before committing them together.
-const WINDOW: Duration = Duration::from_millis(3);
+/// Each commit rewrites the pages it touched (the spans' B-trees, a new search-index segment
+/// to merge later), so fewer, larger ones cost less: 20 ms instead of 3 ms saved ~6k
+/// instructions per branch of a 2000-wide fan-out (C1, docs/benchmarks.md). A finished span
+/// shows this much later at most; a flush (the end of a run) does not wait for it.
+const WINDOW: Duration = Duration::from_millis(20);
 /// How long a span's start waits for its end before it is written (see `run`): a fan-out's
 /// model calls mostly end within it, and are then written once instead of twice (an insert and
 /// an update, with their index entries), which was a third of the writer's work per branch. A
