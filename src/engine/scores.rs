@@ -684,7 +684,7 @@ mod tests {
 
     impl crate::trace::Sink for Ended {
         fn trace_started(&self, _: &crate::trace::Trace) {}
-        fn span_started(&self, _: &std::sync::Arc<crate::trace::Span>) {}
+        fn span_started(&self, _: &std::sync::Arc<crate::trace::StartedSpan>) {}
         fn span_ended(&self, s: &std::sync::Arc<crate::trace::Span>) {
             self.0.lock().unwrap().push((**s).clone());
         }

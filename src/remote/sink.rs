@@ -28,7 +28,7 @@ use super::spool::{Drained, Step};
 use super::{Record, Remote};
 use crate::export::otlp::{map, service_name};
 use crate::trace::ingest::TRACE_ROW_ATTRIBUTE;
-use crate::trace::{Sink, Span, SpanId, Trace, TraceDoc, TraceId};
+use crate::trace::{Sink, Span, SpanId, StartedSpan, Trace, TraceDoc, TraceId};
 
 /// The most spans in one request.
 pub const BATCH: usize = 512;
@@ -117,8 +117,10 @@ impl Sink for RemoteSink {
     fn trace_started(&self, trace: &Trace) {
         self.post(Msg::Started(Box::new(trace.clone())));
     }
-    fn span_started(&self, span: &Arc<Span>) {
-        self.post(Msg::Span(Arc::clone(span)));
+    fn span_started(&self, span: &Arc<StartedSpan>) {
+        if let Some(span) = span.snapshot() {
+            self.post(Msg::Span(span));
+        }
     }
     fn span_ended(&self, span: &Arc<Span>) {
         self.post(Msg::Span(Arc::clone(span)));

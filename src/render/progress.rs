@@ -26,7 +26,7 @@ use super::line::{Line, clean};
 use super::screen::Screen;
 use super::theme::{ColorChoice, Style, Theme};
 use super::{human_duration, width_of};
-use crate::trace::{Sink, Span, SpanId, SpanKind, Status, Trace};
+use crate::trace::{Sink, Span, SpanId, SpanKind, StartedSpan, Status, Trace};
 
 /// The progress sink for this run, or `None` under `--quiet`. `stream` (agents' text printed to
 /// stderr as it arrives) rules out the live view, which would draw over the text.
@@ -108,7 +108,7 @@ impl Sink for Plain {
         );
     }
 
-    fn span_started(&self, _span: &Arc<Span>) {}
+    fn span_started(&self, _span: &Arc<StartedSpan>) {}
 
     fn span_ended(&self, span: &Arc<Span>) {
         if !is_model_call(span.kind) || failed_server(span) {
@@ -382,7 +382,10 @@ impl Sink for Live {
         inner.draw(&mut state, vec![line]);
     }
 
-    fn span_started(&self, span: &Arc<Span>) {
+    fn span_started(&self, span: &Arc<StartedSpan>) {
+        let Some(span) = span.snapshot() else {
+            return;
+        };
         let inner = &self.inner;
         let mut state = inner.state();
         let parent = span.parent_id.filter(|p| state.open.contains_key(p));
@@ -542,7 +545,7 @@ mod tests {
             })
             .collect();
         for s in &steps {
-            live.span_started(&Arc::new(s.clone()));
+            live.span_started(&StartedSpan::of(s.clone()));
         }
         // Free two lines: the two longest waiting steps take them.
         for s in steps.iter_mut().take(2) {
@@ -574,7 +577,7 @@ mod tests {
         let mut step = doc.spans[1].clone();
         step.name = "a step with a name long enough to be cut at forty columns".into();
         step.parent_id = None;
-        let running = Arc::new(Span {
+        let running = StartedSpan::of(Span {
             status: Status::Running,
             ended_at: None,
             ..step.clone()
@@ -618,7 +621,7 @@ mod tests {
         let doc = sample_doc();
         live.trace_started(&doc.trace);
         for span in &doc.spans[..4] {
-            live.span_started(&Arc::new(span.clone()));
+            live.span_started(&StartedSpan::of(span.clone()));
         }
         {
             let state = live.inner.state();
@@ -671,11 +674,11 @@ mod tests {
         let doc = sample_doc();
         live.trace_started(&doc.trace);
         let agent = &doc.spans[2];
-        live.span_started(&Arc::new(doc.spans[0].clone()));
-        live.span_started(&Arc::new(agent.clone()));
+        live.span_started(&StartedSpan::of(doc.spans[0].clone()));
+        live.span_started(&StartedSpan::of(agent.clone()));
         let activity = |live: &Live| live.inner.state().open[&agent.span_id].activity.clone();
         let listing = mcp_span(agent, 40, SpanKind::McpTools, "time", "time");
-        live.span_started(&Arc::new(listing.clone()));
+        live.span_started(&StartedSpan::of(listing.clone()));
         assert_eq!(activity(&live).as_deref(), Some("mcp time…"));
         live.span_ended(&Arc::new(Span {
             status: Status::Ok,
@@ -684,14 +687,14 @@ mod tests {
         }));
         assert_eq!(activity(&live), None);
         let call = mcp_span(agent, 41, SpanKind::Function, "get_current_time", "time");
-        live.span_started(&Arc::new(call));
+        live.span_started(&StartedSpan::of(call));
         assert_eq!(
             activity(&live).as_deref(),
             Some("mcp time › get_current_time…")
         );
         fake.take();
         let broken = mcp_span(agent, 42, SpanKind::McpTools, "broken", "broken");
-        live.span_started(&Arc::new(broken.clone()));
+        live.span_started(&StartedSpan::of(broken.clone()));
         let failed = Span {
             status: Status::Error,
             ended_at: Some(broken.started_at),

@@ -29,7 +29,7 @@ use super::{Store, StoreError};
 use crate::store::ExperimentRun;
 use serde_json::{Map, Value};
 
-use crate::trace::{Alarm, ErrorInfo, Sink, Span, SpanId, Trace, TraceId};
+use crate::trace::{Alarm, ErrorInfo, Sink, Span, SpanId, StartedSpan, Trace, TraceId};
 
 /// How long the writer gathers records after the first one before committing them together.
 /// Each commit rewrites the pages it touched (the spans' B-trees, a new search-index segment
@@ -59,6 +59,9 @@ pub(crate) enum Record {
 
 enum Msg {
     Record(Record),
+    /// A span's start: held for its end ([`Held`]), and copied only if it is still running
+    /// when its turn comes.
+    Open(Arc<StartedSpan>),
     /// A trace's start: written at once, with everything before it, and acknowledged.
     Started(Box<Trace>, Sender<()>),
     Flush(Sender<Result<(), StoreError>>),
@@ -250,8 +253,8 @@ impl Sink for StoreSink {
             let _ = answer.recv();
         }
     }
-    fn span_started(&self, span: &Arc<Span>) {
-        self.send(Record::SpanStarted(Arc::clone(span)));
+    fn span_started(&self, span: &Arc<StartedSpan>) {
+        let _ = self.tx.send(Msg::Open(Arc::clone(span)));
     }
     fn span_ended(&self, span: &Arc<Span>) {
         self.send(Record::SpanEnded(Arc::clone(span)));
@@ -333,7 +336,10 @@ fn run(store: Store, rx: Receiver<Msg>, urgent: &Urgent, alarms: &Alarms) {
             };
             msgs.extend(first);
         }
-        if msgs.first().is_none_or(|m| matches!(m, Msg::Record(_))) {
+        if msgs
+            .first()
+            .is_none_or(|m| matches!(m, Msg::Record(_) | Msg::Open(_)))
+        {
             urgent.wait_window();
         }
         msgs.extend(rx.try_iter());
@@ -342,7 +348,8 @@ fn run(store: Store, rx: Receiver<Msg>, urgent: &Urgent, alarms: &Alarms) {
         urgent.flag.store(false, Ordering::Release);
         for msg in msgs {
             match msg {
-                Msg::Record(Record::SpanStarted(span)) => held.push(span),
+                Msg::Open(span) => held.push(span),
+                Msg::Record(Record::SpanStarted(span)) => pending.push(Record::SpanStarted(span)),
                 Msg::Record(record) => {
                     if let Record::SpanEnded(span) = &record {
                         held.ended(span);
@@ -383,14 +390,14 @@ fn run(store: Store, rx: Receiver<Msg>, urgent: &Urgent, alarms: &Alarms) {
 /// is written once, ended, and a start is never written after its end.
 #[derive(Default)]
 struct Held {
-    spans: HashMap<(TraceId, SpanId), Arc<Span>>,
+    spans: HashMap<(TraceId, SpanId), Arc<StartedSpan>>,
     /// In order of arrival; a span that has ended since is skipped when its turn comes.
     arrivals: VecDeque<(Instant, (TraceId, SpanId))>,
 }
 
 impl Held {
-    fn push(&mut self, span: Arc<Span>) {
-        let key = (span.trace_id, span.span_id);
+    fn push(&mut self, span: Arc<StartedSpan>) {
+        let key = (span.trace_id(), span.span_id());
         self.spans.insert(key, span);
         self.arrivals.push_back((Instant::now(), key));
     }
@@ -421,7 +428,8 @@ impl Held {
             if !all && now.duration_since(*at) < HOLD {
                 break;
             }
-            if let Some(span) = self.spans.remove(key) {
+            // A span that has ended since has its end on the way: nothing to write now.
+            if let Some(span) = self.spans.remove(key).and_then(|s| s.snapshot()) {
                 pending.push(Record::SpanStarted(span));
             }
             self.arrivals.pop_front();

@@ -25,7 +25,7 @@ pub use model::{
     DID_NOT_FINISH, ErrorInfo, Event, HANDOFF_PREFIX, Span, SpanKind, Status, Timestamp, Trace,
     TraceDoc, Usage,
 };
-pub use recorder::{Alarm, Recorder, Sink, SpanHandle};
+pub use recorder::{Alarm, Recorder, Sink, SpanHandle, StartedSpan};
 pub use score::{Score, ScoreSource};
 
 /// What a JSON value is, for a refusal that says what it found: "a string", "an array", ….

@@ -24,7 +24,7 @@ use crate::render::progress::under_ci;
 use crate::store::experiment::{CASE_KEY, EXPERIMENT_KEY};
 use crate::store::{Experiment, ExperimentRun, ExperimentStatus, Store, StoreWriter};
 use crate::trace::score::Score;
-use crate::trace::{Sink, Span, Status, Trace};
+use crate::trace::{Sink, Span, StartedSpan, Status, Trace};
 use crate::workflow::Workflow;
 
 /// What bounds an experiment as a whole, and where its runs go besides the store.
@@ -71,7 +71,7 @@ struct ScoreTap {
 
 impl Sink for ScoreTap {
     fn trace_started(&self, _: &Trace) {}
-    fn span_started(&self, _: &Arc<Span>) {}
+    fn span_started(&self, _: &Arc<StartedSpan>) {}
     fn span_ended(&self, span: &Arc<Span>) {
         let found: Vec<Score> = span.events.iter().filter_map(Score::from_event).collect();
         if !found.is_empty() {

@@ -180,7 +180,7 @@ mod tests {
         let writer = StoreWriter::spawn(crate::store::Store::open(&f.path).unwrap());
         let sink = writer.sink();
         sink.trace_started(&t);
-        sink.span_started(&Arc::new(running.clone()));
+        sink.span_started(&crate::trace::StartedSpan::of(running.clone()));
         writer.flush().unwrap();
         assert_eq!(
             search(&f, "long"),

@@ -168,7 +168,7 @@ pub(crate) mod tests {
                     open.status = Status::Running;
                     open.ended_at = None;
                     open.events.clear();
-                    sink.span_started(&Arc::new(open));
+                    sink.span_started(&crate::trace::StartedSpan::of(open));
                 }
                 for s in spans.iter().rev().filter(|s| s.status != Status::Running) {
                     sink.span_ended(&Arc::new(s.clone()));
