@@ -592,27 +592,31 @@ pub(super) fn token_details(
     input: &str,
     output: &str,
 ) -> (Option<u64>, Option<u64>) {
-    let count = |path: String| {
+    let count = |details: &str, field: &str| {
         usage
-            .pointer(&path)
+            .get(details)
+            .and_then(|d| d.get(field))
             .and_then(Value::as_u64)
             .filter(|n| *n > 0)
     };
     (
-        count(format!("/{input}/cached_tokens")),
-        count(format!("/{output}/reasoning_tokens")),
+        count(input, "cached_tokens"),
+        count(output, "reasoning_tokens"),
     )
 }
 
-fn chat_token_details(value: &Value, into: &mut ChatResponse) {
-    if let Some(u) = value.get("usage").filter(|u| u.is_object()) {
-        (into.cached_input_tokens, into.reasoning_tokens) =
-            token_details(u, "prompt_tokens_details", "completion_tokens_details");
-    }
+/// The `usage` object of a chat completion or chunk, when it has one.
+fn usage_in(value: &Value) -> Option<&Value> {
+    value.get("usage").filter(|u| u.is_object())
 }
 
-fn usage_of(value: &Value) -> Option<Usage> {
-    let u = value.get("usage").filter(|u| u.is_object())?;
+fn chat_token_details(u: &Value, into: &mut ChatResponse) {
+    (into.cached_input_tokens, into.reasoning_tokens) =
+        token_details(u, "prompt_tokens_details", "completion_tokens_details");
+}
+
+/// The token counts of a chat `usage` object.
+fn chat_usage(u: &Value) -> Usage {
     let input = u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0);
     let output = u
         .get("completion_tokens")
@@ -622,11 +626,11 @@ fn usage_of(value: &Value) -> Option<Usage> {
         .get("total_tokens")
         .and_then(Value::as_u64)
         .unwrap_or(input + output);
-    Some(Usage {
+    Usage {
         input_tokens: input,
         output_tokens: output,
         total_tokens: total,
-    })
+    }
 }
 
 pub(super) fn text_of(value: Option<&Value>) -> Option<String> {
@@ -665,13 +669,15 @@ pub fn parse_completion(body: &Value) -> Result<ChatResponse, ModelError> {
     let mut response = ChatResponse {
         text: text_of(message.get("content")).unwrap_or_default(),
         tool_calls,
-        usage: usage_of(body).unwrap_or_default(),
+        usage: usage_in(body).map(chat_usage).unwrap_or_default(),
         response_model: text_of(body.get("model")),
         finish_reason: text_of(choice.get("finish_reason")),
         response_id: text_of(body.get("id")),
         ..ChatResponse::default()
     };
-    chat_token_details(body, &mut response);
+    if let Some(u) = usage_in(body) {
+        chat_token_details(u, &mut response);
+    }
     Ok(response)
 }
 
@@ -812,12 +818,9 @@ impl StreamState {
             r.response_model = chunk.model.as_deref().map(String::from);
         }
         if let Some(usage) = chunk.usage.as_ref().filter(|u| u.is_object()) {
-            let carrier = json!({ "usage": usage });
-            if let Some(u) = usage_of(&carrier) {
-                r.usage = u;
-                chat_token_details(&carrier, r);
-                self.saw_usage = true;
-            }
+            r.usage = chat_usage(usage);
+            chat_token_details(usage, r);
+            self.saw_usage = true;
         }
         let choice = chunk.choices.first()?;
         if let Some(reason) = &choice.finish_reason {
