@@ -349,7 +349,6 @@ fn run(store: Store, rx: Receiver<Msg>, urgent: &Urgent, alarms: &Alarms) {
         for msg in msgs {
             match msg {
                 Msg::Open(span) => held.push(span),
-                Msg::Record(Record::SpanStarted(span)) => pending.push(Record::SpanStarted(span)),
                 Msg::Record(record) => {
                     if let Record::SpanEnded(span) = &record {
                         held.ended(span);
