@@ -666,16 +666,17 @@ pub fn parse_completion(body: &Value) -> Result<ChatResponse, ModelError> {
             .collect(),
         _ => Vec::new(),
     };
+    let usage = usage_in(body);
     let mut response = ChatResponse {
         text: text_of(message.get("content")).unwrap_or_default(),
         tool_calls,
-        usage: usage_in(body).map(chat_usage).unwrap_or_default(),
+        usage: usage.map(chat_usage).unwrap_or_default(),
         response_model: text_of(body.get("model")),
         finish_reason: text_of(choice.get("finish_reason")),
         response_id: text_of(body.get("id")),
         ..ChatResponse::default()
     };
-    if let Some(u) = usage_in(body) {
+    if let Some(u) = usage {
         chat_token_details(u, &mut response);
     }
     Ok(response)

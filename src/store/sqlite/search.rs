@@ -63,7 +63,7 @@ mod tests {
     use super::*;
     use crate::store::ListFilter;
     use crate::store::sqlite::stats::tests::{Fixture, obj};
-    use crate::trace::{Event, SpanKind, Status, Timestamp};
+    use crate::trace::{Event, SpanKind, StartedSpan, Status, Timestamp};
     use serde_json::json;
 
     #[test]
@@ -180,7 +180,7 @@ mod tests {
         let writer = StoreWriter::spawn(crate::store::Store::open(&f.path).unwrap());
         let sink = writer.sink();
         sink.trace_started(&t);
-        sink.span_started(&crate::trace::StartedSpan::of(running.clone()));
+        sink.span_started(&StartedSpan::of(running.clone()));
         writer.flush().unwrap();
         assert_eq!(
             search(&f, "long"),

@@ -7,7 +7,8 @@ use serde_json::{Map, Value, json};
 use super::*;
 use crate::store::StoreWriter;
 use crate::trace::{
-    ErrorInfo, Event, Sink, Span, SpanId, SpanKind, Status, Timestamp, Trace, TraceId, Usage,
+    ErrorInfo, Event, Sink, Span, SpanId, SpanKind, StartedSpan, Status, Timestamp, Trace, TraceId,
+    Usage,
 };
 
 const T0: i64 = 1_795_990_774_000_000;
@@ -70,7 +71,7 @@ fn record(sink: &dyn Sink, mut t: Trace, spans: &[Span]) {
         started.status = Status::Running;
         started.ended_at = None;
         started.events.clear();
-        sink.span_started(&crate::trace::StartedSpan::of(started));
+        sink.span_started(&StartedSpan::of(started));
     }
     for s in spans.iter().rev() {
         sink.span_ended(&Arc::new(s.clone()));
@@ -247,8 +248,8 @@ fn a_span_start_waits_for_its_end_and_a_span_that_runs_on_is_written_running() {
     let long = span(id, 1, None, SpanKind::Custom, "long", T0 + 1);
     let short = span(id, 2, None, SpanKind::Custom, "short", T0 + 2);
     let sent = std::time::Instant::now();
-    sink.span_started(&crate::trace::StartedSpan::of(long.clone()));
-    sink.span_started(&crate::trace::StartedSpan::of(short.clone()));
+    sink.span_started(&StartedSpan::of(long.clone()));
+    sink.span_started(&StartedSpan::of(short.clone()));
     sink.span_ended(&Arc::new(ended(short, T0 + 3, Status::Ok)));
     std::thread::sleep(std::time::Duration::from_millis(100));
     let early = reader.load(id).unwrap();
@@ -326,7 +327,7 @@ fn spans_reach_the_disk_without_a_flush() {
     let doc = eventually(|| reader.load(id).unwrap(), |doc| doc.spans.len() == 1);
     assert_eq!(doc.spans.len(), 1);
     // A span start on its own is held back a little (see writer.rs), never for good.
-    sink.span_started(&crate::trace::StartedSpan::of(span(
+    sink.span_started(&StartedSpan::of(span(
         id,
         2,
         None,
@@ -540,9 +541,9 @@ fn a_dead_run_is_closed_as_did_not_finish() {
     let writer = StoreWriter::spawn(crate::store::Store::open(&path).unwrap());
     let sink = writer.sink();
     sink.trace_started(&t);
-    sink.span_started(&crate::trace::StartedSpan::of(outer.clone()));
+    sink.span_started(&StartedSpan::of(outer.clone()));
     sink.span_ended(&Arc::new(done.clone()));
-    sink.span_started(&crate::trace::StartedSpan::of(open.clone()));
+    sink.span_started(&StartedSpan::of(open.clone()));
     // A run still going (it holds its run lock): never touched.
     let live = Store::open(&path).unwrap();
     assert!(live.hold_run(alive));
@@ -831,16 +832,14 @@ fn a_read_only_store_reconciles_in_memory_only() {
     t.pid = Some(dead_pid());
     let writer = StoreWriter::spawn(crate::store::Store::open(&path).unwrap());
     writer.sink().trace_started(&t);
-    writer
-        .sink()
-        .span_started(&crate::trace::StartedSpan::of(span(
-            t.trace_id,
-            1,
-            None,
-            SpanKind::Custom,
-            "a",
-            T0 + 5,
-        )));
+    writer.sink().span_started(&StartedSpan::of(span(
+        t.trace_id,
+        1,
+        None,
+        SpanKind::Custom,
+        "a",
+        T0 + 5,
+    )));
     writer.close().unwrap();
 
     let store = Store::connect(&path, true).unwrap();
@@ -1461,7 +1460,7 @@ fn a_run_holding_its_lock_is_alive_whatever_its_pid_says() {
     let writer = StoreWriter::spawn(crate::store::Store::open(&path).unwrap());
     let sink = writer.sink();
     sink.trace_started(&t);
-    sink.span_started(&crate::trace::StartedSpan::of(span(
+    sink.span_started(&StartedSpan::of(span(
         t.trace_id,
         1,
         None,
