@@ -452,7 +452,7 @@ impl TraceRun {
         judging: bool,
     ) -> Result<crate::llm::ChatResponse, Failure> {
         let no_content = self.engine.opts.no_content;
-        let mut attrs = Map::new();
+        let mut attrs = Map::with_capacity(16);
         attrs.insert("model".into(), Value::String(request.model.clone()));
         // The API the agent's provider names, whichever model answers (offline and replay too).
         let api = self.engine.wf.api_of(agent);

@@ -159,7 +159,7 @@ impl TraceRun {
 
     /// Attributes every step span starts with.
     pub fn step_attributes(&self, step: &Step) -> Map<String, Value> {
-        let mut attrs = Map::new();
+        let mut attrs = Map::with_capacity(8);
         if let Some(id) = &step.id {
             attrs.insert("step_id".into(), Value::String(id.value.clone()));
         }

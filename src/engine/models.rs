@@ -18,7 +18,7 @@ use crate::workflow::{AgentDef, Api, Provider, StepKind, Workflow};
 /// The model client of every agent that a step uses. Cloning shares the clients.
 #[derive(Clone)]
 pub struct Models {
-    by_agent: HashMap<String, Arc<dyn Model>>,
+    by_agent: foldhash::HashMap<String, Arc<dyn Model>>,
 }
 
 /// Reads an environment variable, treating an empty value as unset.
@@ -135,7 +135,7 @@ impl Models {
 
     pub fn resolve(wf: &Workflow, offline: bool) -> Result<Models, Error> {
         let used = used_agents(wf);
-        let mut by_agent: HashMap<String, Arc<dyn Model>> = HashMap::new();
+        let mut by_agent: foldhash::HashMap<String, Arc<dyn Model>> = foldhash::HashMap::default();
         if offline {
             let model: Arc<dyn Model> = Arc::new(OfflineModel);
             for name in used {

@@ -22,7 +22,7 @@ use async_openai::config::{Config, OpenAIConfig};
 use async_openai::error::OpenAIError;
 use async_openai::middleware::{HttpRequestFactory, ReqwestService};
 use futures::StreamExt;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use super::offline::{count_request_tokens, count_tokens};
 use super::{ChatRequest, ChatResponse, DeltaFn, Model, ModelError, ModelFuture, ToolCall};
@@ -196,7 +196,7 @@ impl Connection {
         &self,
         request: &ChatRequest,
         on_delta: Option<&DeltaFn<'_>>,
-        body: &Value,
+        body: &(impl serde::Serialize + ?Sized),
     ) -> Result<ChatResponse, ModelError> {
         let started = Instant::now();
         let response = self.open_stream(body).await?;
@@ -216,7 +216,10 @@ impl Connection {
     /// POSTs `body` as async-openai would (its URL, query, headers and key), and returns the
     /// response once the server answered with a success; an error status becomes the error
     /// async-openai would have made of it.
-    async fn open_stream(&self, body: &Value) -> Result<reqwest::Response, ModelError> {
+    async fn open_stream(
+        &self,
+        body: &(impl serde::Serialize + ?Sized),
+    ) -> Result<reqwest::Response, ModelError> {
         let body = serde_json::to_vec(body)
             .map_err(|e| ModelError::new(format!("cannot encode the request: {e}")))?;
         let mut builder = match &self.stream_url {
@@ -367,55 +370,113 @@ pub fn redact_url(url: &str) -> String {
     crate::trace::redact::url(url)
 }
 
-/// The request body, exactly as sent.
+/// The Chat Completions request body for `request`, exactly as sent (to a server that takes a
+/// strict `json_schema`).
 pub fn request_body(request: &ChatRequest, stream: bool) -> Value {
-    let mut body = Map::new();
-    body.insert("model".into(), json!(request.model));
-    body.insert("messages".into(), json!(request.messages));
-    if let Some(t) = request.temperature {
-        body.insert("temperature".into(), json!(t));
-    }
-    if let Some(m) = request.max_tokens {
-        body.insert("max_tokens".into(), json!(m));
-    }
-    if let Some(s) = request.seed {
-        body.insert("seed".into(), json!(s));
-    }
-    // Chat Completions takes the effort alone; validation keeps `summary` off this API.
-    if let Some(effort) = request.reasoning.as_ref().and_then(|r| r.effort.as_ref()) {
-        body.insert("reasoning_effort".into(), json!(effort));
-    }
-    if !request.tools.is_empty() {
-        let tools: Vec<Value> = request
-            .tools
-            .iter()
-            .map(|t| {
-                json!({
-                    "type": "function",
-                    "function": {
-                        "name": t.name,
-                        "description": t.description,
-                        "parameters": t.parameters,
-                    }
+    serde_json::to_value(ChatBody::new(request, stream, true)).unwrap_or(Value::Null)
+}
+
+/// A Chat Completions request body, serialized straight from the request: no JSON tree in
+/// between (a wide fan-out sends thousands of them). Its keys are in this order, each left out
+/// when it has nothing to say.
+#[derive(serde::Serialize)]
+struct ChatBody<'a> {
+    model: &'a str,
+    messages: &'a [super::Message],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<i64>,
+    /// Chat Completions takes the effort alone; validation keeps `summary` off this API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_effort: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<ToolBody<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<ResponseFormat<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(serde::Serialize)]
+struct ToolBody<'a> {
+    r#type: &'static str,
+    function: FunctionBody<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct FunctionBody<'a> {
+    name: &'a str,
+    description: &'a str,
+    parameters: &'a Value,
+}
+
+/// The output schema: strict `json_schema`, or `json_object` with the schema beside it for a
+/// server that refused the strict form.
+#[derive(serde::Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ResponseFormat<'a> {
+    JsonSchema { json_schema: JsonSchemaBody<'a> },
+    JsonObject { schema: &'a Value },
+}
+
+#[derive(serde::Serialize)]
+struct JsonSchemaBody<'a> {
+    name: &'a str,
+    schema: &'a Value,
+    strict: bool,
+}
+
+#[derive(serde::Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+impl<'a> ChatBody<'a> {
+    /// `json_schema`: whether the server takes a strict `json_schema` response format.
+    fn new(request: &'a ChatRequest, stream: bool, json_schema: bool) -> ChatBody<'a> {
+        ChatBody {
+            model: &request.model,
+            messages: &request.messages,
+            temperature: request.temperature,
+            max_tokens: request.max_tokens,
+            seed: request.seed,
+            reasoning_effort: request.reasoning.as_ref().and_then(|r| r.effort.as_deref()),
+            tools: request
+                .tools
+                .iter()
+                .map(|t| ToolBody {
+                    r#type: "function",
+                    function: FunctionBody {
+                        name: &t.name,
+                        description: &t.description,
+                        parameters: &t.parameters,
+                    },
                 })
-            })
-            .collect();
-        body.insert("tools".into(), Value::Array(tools));
-    }
-    if let Some((name, schema)) = &request.output_schema {
-        body.insert(
-            "response_format".into(),
-            json!({
-                "type": "json_schema",
-                "json_schema": { "name": name, "schema": schema, "strict": true }
+                .collect(),
+            response_format: request.output_schema.as_ref().map(|(name, schema)| {
+                if json_schema {
+                    ResponseFormat::JsonSchema {
+                        json_schema: JsonSchemaBody {
+                            name,
+                            schema,
+                            strict: true,
+                        },
+                    }
+                } else {
+                    ResponseFormat::JsonObject { schema }
+                }
             }),
-        );
+            stream: stream.then_some(true),
+            stream_options: stream.then_some(StreamOptions {
+                include_usage: true,
+            }),
+        }
     }
-    if stream {
-        body.insert("stream".into(), json!(true));
-        body.insert("stream_options".into(), json!({ "include_usage": true }));
-    }
-    Value::Object(body)
 }
 
 /// A server's text cut for an error message (trimmed first: bodies often end in a newline).
@@ -1007,14 +1068,8 @@ fn seen() -> Seen {
 }
 
 impl OpenAiModel {
-    fn body(&self, request: &ChatRequest, stream: bool) -> Value {
-        let mut body = request_body(request, stream);
-        if !self.json_schema.load(Ordering::Relaxed)
-            && let Some((_, schema)) = &request.output_schema
-        {
-            body["response_format"] = json!({ "type": "json_object", "schema": schema });
-        }
-        body
+    fn body<'a>(&self, request: &'a ChatRequest, stream: bool) -> ChatBody<'a> {
+        ChatBody::new(request, stream, self.json_schema.load(Ordering::Relaxed))
     }
 
     async fn complete_once(
@@ -1077,6 +1132,7 @@ impl Model for OpenAiModel {
 mod tests {
     use super::*;
     use crate::llm::{Message, ToolSpec};
+    use serde_json::json;
 
     #[test]
     fn server_text_in_errors_is_trimmed_and_cut_to_the_limit_with_the_ellipsis() {
@@ -1154,6 +1210,27 @@ mod tests {
             })
         );
         assert!(request_body(&request(), false).get("stream").is_none());
+    }
+
+    #[test]
+    fn a_request_body_is_sent_in_order_and_falls_back_to_json_object_with_its_schema() {
+        let r = request();
+        assert_eq!(
+            serde_json::to_string(&ChatBody::new(&r, true, true)).unwrap(),
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0.5,"max_tokens":10,"seed":7,"tools":[{"type":"function","function":{"name":"get","description":"Get it","parameters":{"type":"object"}}}],"response_format":{"type":"json_schema","json_schema":{"name":"a_output","schema":{"type":"object"},"strict":true}},"stream":true,"stream_options":{"include_usage":true}}"#
+        );
+        let fallback = serde_json::to_value(ChatBody::new(&r, false, false)).unwrap();
+        assert_eq!(
+            fallback["response_format"],
+            json!({"type": "json_object", "schema": {"type": "object"}})
+        );
+        let mut bare = request();
+        (bare.temperature, bare.max_tokens, bare.seed) = (None, None, None);
+        (bare.tools, bare.output_schema) = (Vec::new(), None);
+        assert_eq!(
+            serde_json::to_string(&ChatBody::new(&bare, false, true)).unwrap(),
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#
+        );
     }
 
     #[test]

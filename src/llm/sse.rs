@@ -63,7 +63,7 @@ impl Parser {
                 self.after_cr = false;
             }
             let rest = &self.pending[self.start..];
-            let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
+            let Some(end) = memchr::memchr2(b'\n', b'\r', rest) else {
                 // No whole line yet: keep only what is left of the buffer.
                 self.pending.drain(..self.start);
                 self.start = 0;

@@ -18,7 +18,7 @@
 //! error comes back from [`StoreWriter::close`].
 
 use std::cell::Cell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -389,7 +389,7 @@ fn run(store: Store, rx: Receiver<Msg>, urgent: &Urgent, alarms: &Alarms) {
 /// is written once, ended, and a start is never written after its end.
 #[derive(Default)]
 struct Held {
-    spans: HashMap<(TraceId, SpanId), Arc<StartedSpan>>,
+    spans: foldhash::HashMap<(TraceId, SpanId), Arc<StartedSpan>>,
     /// In order of arrival; a span that has ended since is skipped when its turn comes.
     arrivals: VecDeque<(Instant, (TraceId, SpanId))>,
 }

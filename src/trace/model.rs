@@ -192,13 +192,25 @@ impl Usage {
         self.total_tokens == 0 && self.input_tokens == 0 && self.output_tokens == 0
     }
 
-    /// Reads the `usage` attribute of a generation span.
+    /// Reads the `usage` attribute of a generation span: all three counts, whole and not
+    /// negative, or none. Read in place (every model call adds to its agent span's).
     pub fn from_attributes(attributes: &Map<String, Value>) -> Option<Usage> {
-        serde_json::from_value(attributes.get("usage")?.clone()).ok()
+        let usage = attributes.get("usage")?.as_object()?;
+        let count = |key: &str| usage.get(key)?.as_u64();
+        Some(Usage {
+            input_tokens: count("input_tokens")?,
+            output_tokens: count("output_tokens")?,
+            total_tokens: count("total_tokens")?,
+        })
     }
 
+    /// The usage as its serialized form, built directly.
     pub fn to_value(self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
+        let mut map = Map::with_capacity(3);
+        map.insert("input_tokens".into(), self.input_tokens.into());
+        map.insert("output_tokens".into(), self.output_tokens.into());
+        map.insert("total_tokens".into(), self.total_tokens.into());
+        Value::Object(map)
     }
 }
 
@@ -376,6 +388,28 @@ pub struct TraceDoc {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_reads_back_as_its_serde_form_and_only_when_whole() {
+        let u = Usage::new(12, 4);
+        assert_eq!(u.to_value(), serde_json::to_value(u).unwrap());
+        assert_eq!(
+            serde_json::to_string(&u.to_value()).unwrap(),
+            serde_json::to_string(&u).unwrap()
+        );
+        let attrs = |v: Value| Map::from_iter([("usage".to_string(), v)]);
+        assert_eq!(Usage::from_attributes(&attrs(u.to_value())), Some(u));
+        for bad in [
+            serde_json::json!({"input_tokens": 1, "output_tokens": 2}),
+            serde_json::json!({"input_tokens": 1.5, "output_tokens": 2, "total_tokens": 3}),
+            serde_json::json!({"input_tokens": -1, "output_tokens": 2, "total_tokens": 1}),
+            serde_json::json!("12"),
+        ] {
+            assert_eq!(Usage::from_attributes(&attrs(bad.clone())), None, "{bad}");
+            assert!(serde_json::from_value::<Usage>(bad).is_err());
+        }
+        assert_eq!(Usage::from_attributes(&Map::new()), None);
+    }
 
     #[test]
     fn timestamps_render_with_microseconds() {

@@ -10,7 +10,6 @@
 //! a run that goes on unrecorded, running commands with side effects nobody will see in the
 //! trace, is worse than a run stopped with a reason.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use tokio_util::sync::CancellationToken;
@@ -143,7 +142,7 @@ impl Inner {
 
 struct State {
     trace: Trace,
-    open: HashMap<SpanId, Span>,
+    open: foldhash::HashMap<SpanId, Span>,
     /// The failures so far: an enclosing span records where one happened, not a copy of it.
     failures: Failures,
 }
@@ -170,7 +169,7 @@ impl Recorder {
                 trace_id: trace.trace_id,
                 state: Mutex::new(State {
                     trace,
-                    open: HashMap::new(),
+                    open: foldhash::HashMap::default(),
                     failures: Failures::default(),
                 }),
             }),

@@ -64,7 +64,7 @@ impl Store {
             for row in batch.iter().flat_map(|ingest| ingest.rows.iter()) {
                 write_row(tx, row)?;
             }
-            index_spans_from(tx, &seqs, &std::collections::HashSet::new())
+            index_spans_from(tx, &seqs, &foldhash::HashSet::default())
         })
     }
 }

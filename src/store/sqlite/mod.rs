@@ -49,9 +49,8 @@ pub struct Store {
     /// The locks of the runs this store's writer records (see [`lock`]).
     locks: lock::RunLocks,
     /// The row (`seq`) of each span this writer wrote as it started and has not seen end.
-    running: std::sync::Mutex<
-        std::collections::HashMap<(crate::trace::TraceId, crate::trace::SpanId), i64>,
-    >,
+    running:
+        std::sync::Mutex<foldhash::HashMap<(crate::trace::TraceId, crate::trace::SpanId), i64>>,
 }
 
 impl Store {

@@ -281,7 +281,7 @@ pub(super) fn index_spans(tx: &rusqlite::Transaction<'_>, seqs: &[i64]) -> rusql
 pub(super) fn index_spans_from(
     tx: &rusqlite::Transaction<'_>,
     spans: &[(i64, &crate::trace::Span)],
-    fresh: &std::collections::HashSet<i64>,
+    fresh: &foldhash::HashSet<i64>,
 ) -> rusqlite::Result<()> {
     if spans.is_empty() {
         return Ok(());
@@ -289,7 +289,7 @@ pub(super) fn index_spans_from(
     // A span written twice in the transaction has one row, as it was written last. In rowid
     // order: FTS5 flushes its pending terms before every rowid lower than the one before, so
     // any other order costs a flush (and merges) per span.
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = foldhash::HashSet::default();
     let mut last: Vec<&(i64, &crate::trace::Span)> = spans
         .iter()
         .rev()

@@ -1,8 +1,6 @@
 //! The SQLite side of the store writer ([`crate::store::StoreWriter`]): a batch of records in
 //! one `BEGIN IMMEDIATE` transaction, search index included, and the claim of a joined trace id.
 
-use std::collections::HashMap;
-
 use rusqlite::{Transaction, params};
 
 use super::schema::index_spans_from;
@@ -12,7 +10,9 @@ use crate::store::writer::{Record, error_json, int, map_json};
 use crate::trace::{Span, SpanId, Trace, TraceId};
 
 impl Store {
-    fn running_spans(&self) -> std::sync::MutexGuard<'_, HashMap<(TraceId, SpanId), i64>> {
+    fn running_spans(
+        &self,
+    ) -> std::sync::MutexGuard<'_, foldhash::HashMap<(TraceId, SpanId), i64>> {
         self.running
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -82,10 +82,10 @@ impl Store {
 fn write_records<'a>(
     tx: &Transaction<'_>,
     records: impl IntoIterator<Item = &'a Record>,
-    running: &mut HashMap<(TraceId, SpanId), i64>,
+    running: &mut foldhash::HashMap<(TraceId, SpanId), i64>,
 ) -> rusqlite::Result<()> {
     let mut indexed: Vec<(i64, &Span)> = Vec::new();
-    let mut fresh = std::collections::HashSet::new();
+    let mut fresh = foldhash::HashSet::default();
     for record in records {
         match record {
             Record::Trace(trace) => write_trace(tx, trace)?,
