@@ -166,7 +166,9 @@ impl Default for Templates {
 
 /// Whether a string holds template syntax at all.
 pub fn is_template(s: &str) -> bool {
-    s.contains("{{") || s.contains("{%") || s.contains("{#")
+    // One pass over the text's braces: every step's input is asked this as the run goes.
+    let bytes = s.as_bytes();
+    memchr::memchr_iter(b'{', bytes).any(|i| matches!(bytes.get(i + 1), Some(b'{' | b'%' | b'#')))
 }
 
 /// Whether any string in a YAML value holds template syntax.
@@ -633,6 +635,14 @@ impl Object for JsonOutput {
 mod tests {
     use super::*;
     use minijinja::context;
+
+    proptest::proptest! {
+        #[test]
+        fn a_template_is_text_with_an_opening_tag(text in "[a{}%# ]{0,12}") {
+            let opens = text.contains("{{") || text.contains("{%") || text.contains("{#");
+            proptest::prop_assert_eq!(is_template(&text), opens);
+        }
+    }
 
     #[test]
     fn renders_one_after_another_reuse_one_template_thread() {
