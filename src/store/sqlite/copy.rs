@@ -11,7 +11,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::experiment::{id_list, insert_experiment};
 use super::schema::index_spans;
-use super::writer::{write_events, write_run, write_span, write_trace};
+use super::writer::{SpanRows, write_events, write_run, write_trace};
 use super::{Store, StoreError};
 use crate::store::experiment::EXPERIMENT_PREFIX;
 use crate::store::{Experiment, ExperimentRun, SessionRow, TraceFingerprint};
@@ -115,6 +115,7 @@ impl Store {
         self.with_write_tx(|tx| {
             let mut written = 0;
             let mut seqs = Vec::new();
+            let mut rows = SpanRows::new(tx);
             for doc in docs {
                 let id = doc.trace.trace_id.to_string();
                 let there: Option<String> = tx
@@ -135,7 +136,7 @@ impl Store {
                 }
                 write_trace(tx, &trace)?;
                 for span in &doc.spans {
-                    seqs.push(write_span(tx, span)?);
+                    seqs.push(rows.write(span)?);
                     write_events(tx, span)?;
                 }
                 written += 1;

@@ -22,7 +22,7 @@ use std::collections::{BTreeSet, HashSet};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::schema::index_spans_from;
-use super::writer::{write_events, write_span, write_trace};
+use super::writer::{SpanRows, write_events, write_trace};
 use super::{Store, StoreError};
 use crate::store::rows::derived_status;
 use crate::store::writer::map_json;
@@ -100,6 +100,7 @@ fn write<'a>(
         ])?;
         present.insert(header.trace_id);
     }
+    let mut rows = SpanRows::new(tx);
     for span in &ingest.spans {
         if present.insert(span.trace_id) {
             tx.prepare_cached(
@@ -113,7 +114,7 @@ fn write<'a>(
                 span.started_at.micros(),
             ])?;
         }
-        seqs.push((write_span(tx, span)?, span));
+        seqs.push((rows.write(span)?, span));
         write_events(tx, span)?;
     }
     Ok(())

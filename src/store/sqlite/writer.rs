@@ -1,7 +1,8 @@
 //! The SQLite side of the store writer ([`crate::store::StoreWriter`]): a batch of records in
 //! one `BEGIN IMMEDIATE` transaction, search index included, and the claim of a joined trace id.
 
-use rusqlite::{Transaction, params};
+use rusqlite::{CachedStatement, Connection, Transaction, params};
+use serde_json::{Map, Value};
 
 use super::schema::index_spans_from;
 use super::{Store, StoreError};
@@ -86,27 +87,28 @@ fn write_records<'a>(
 ) -> rusqlite::Result<()> {
     let mut indexed: Vec<(i64, &Span)> = Vec::new();
     let mut fresh = foldhash::HashSet::default();
+    let mut rows = SpanRows::new(tx);
     for record in records {
         match record {
             Record::Trace(trace) => write_trace(tx, trace)?,
             // A running span is found by its trace's name; its own name and content are
             // indexed once, when it ends.
             Record::SpanStarted(span) => {
-                if let Some(seq) = upsert_span(tx, span)? {
+                if let Some(seq) = rows.upsert(span)? {
                     running.insert((span.trace_id, span.span_id), seq);
                 }
             }
             Record::SpanEnded(span) => {
                 let row = running.remove(&(span.trace_id, span.span_id));
                 let updated = match row {
-                    Some(seq) => update_ended(tx, seq, span)?.then_some(seq),
+                    Some(seq) => rows.update_ended(seq, span)?.then_some(seq),
                     None => None,
                 };
                 // Not written as it started (the writer held its start until it ended, or its
                 // start's transaction rolled back): inserted now, or updated when it is there.
                 let (seq, new) = match updated {
                     Some(seq) => (seq, true),
-                    None => match upsert_span(tx, span)? {
+                    None => match rows.upsert(span)? {
                         Some(seq) => (seq, true),
                         None => (seq_of(tx, span)?, false),
                     },
@@ -130,56 +132,111 @@ fn write_records<'a>(
     index_spans_from(tx, &indexed, &fresh)
 }
 
-/// A span's row, inserted or (when it is there) updated; its `seq` when this inserted it.
-/// No `RETURNING`: SQLite fills a temporary table for it, which cost more than the write.
-fn upsert_span(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<Option<i64>> {
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO spans (trace_id, span_id, parent_id, kind, name, status, started_at,
-                            ended_at, attributes, error)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-         ON CONFLICT (trace_id, span_id) DO UPDATE SET
-             parent_id = excluded.parent_id, kind = excluded.kind, name = excluded.name,
-             status = excluded.status, started_at = excluded.started_at,
-             ended_at = excluded.ended_at, attributes = excluded.attributes,
-             error = excluded.error",
-    )?;
-    let before = tx.last_insert_rowid();
-    stmt.execute(params![
-        s.trace_id.text().as_str(),
-        s.span_id.text().as_str(),
-        s.parent_id.map(|p| p.text()).as_deref(),
-        s.kind.as_str(),
-        s.name,
-        s.status.as_str(),
-        s.started_at.micros(),
-        s.ended_at.map(|e| e.micros()),
-        map_json(&s.attributes),
-        error_json(s.error.as_ref()),
-    ])?;
-    // An upsert that updated leaves the last rowid as it was.
-    let after = tx.last_insert_rowid();
-    Ok((after != before).then_some(after))
+/// The statements that write span rows, prepared once for a whole batch (looking one up in
+/// rusqlite's cache hashes its SQL text, which cost a wide fan-out's writer more per span than
+/// binding it did), and one buffer for the attributes' JSON.
+pub(super) struct SpanRows<'a> {
+    conn: &'a Connection,
+    upsert: Option<CachedStatement<'a>>,
+    update: Option<CachedStatement<'a>>,
+    json: Vec<u8>,
 }
 
-/// The end of a span whose row is `seq`: what changes as a span runs (its trace, id, parent,
-/// kind and start do not). False when there is no such row.
-fn update_ended(tx: &Transaction<'_>, seq: i64, s: &Span) -> rusqlite::Result<bool> {
-    let changed = tx
-        .prepare_cached(
+impl<'a> SpanRows<'a> {
+    pub(super) fn new(conn: &'a Connection) -> SpanRows<'a> {
+        SpanRows {
+            conn,
+            upsert: None,
+            update: None,
+            json: Vec::new(),
+        }
+    }
+
+    /// A span's row, inserted or (when it is there) updated; its `seq` when this inserted it.
+    /// No `RETURNING`: SQLite fills a temporary table for it, which cost more than the write.
+    pub(super) fn upsert(&mut self, s: &Span) -> rusqlite::Result<Option<i64>> {
+        let stmt = prepared(
+            &mut self.upsert,
+            self.conn,
+            "INSERT INTO spans (trace_id, span_id, parent_id, kind, name, status, started_at,
+                                ended_at, attributes, error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (trace_id, span_id) DO UPDATE SET
+                 parent_id = excluded.parent_id, kind = excluded.kind, name = excluded.name,
+                 status = excluded.status, started_at = excluded.started_at,
+                 ended_at = excluded.ended_at, attributes = excluded.attributes,
+                 error = excluded.error",
+        )?;
+        let before = self.conn.last_insert_rowid();
+        stmt.execute(params![
+            s.trace_id.text().as_str(),
+            s.span_id.text().as_str(),
+            s.parent_id.map(|p| p.text()).as_deref(),
+            s.kind.as_str(),
+            s.name,
+            s.status.as_str(),
+            s.started_at.micros(),
+            s.ended_at.map(|e| e.micros()),
+            json_in(&mut self.json, &s.attributes),
+            error_json(s.error.as_ref()),
+        ])?;
+        // An upsert that updated leaves the last rowid as it was.
+        let after = self.conn.last_insert_rowid();
+        Ok((after != before).then_some(after))
+    }
+
+    /// The end of a span whose row is `seq`: what changes as a span runs (its trace, id,
+    /// parent, kind and start do not). False when there is no such row.
+    fn update_ended(&mut self, seq: i64, s: &Span) -> rusqlite::Result<bool> {
+        let stmt = prepared(
+            &mut self.update,
+            self.conn,
             "UPDATE spans SET name = ?2, status = ?3, ended_at = ?4, attributes = ?5, error = ?6
              WHERE seq = ?1 AND trace_id = ?7 AND span_id = ?8",
-        )?
-        .execute(params![
+        )?;
+        let changed = stmt.execute(params![
             seq,
             s.name,
             s.status.as_str(),
             s.ended_at.map(|e| e.micros()),
-            map_json(&s.attributes),
+            json_in(&mut self.json, &s.attributes),
             error_json(s.error.as_ref()),
             s.trace_id.text().as_str(),
             s.span_id.text().as_str(),
         ])?;
-    Ok(changed == 1)
+        Ok(changed == 1)
+    }
+
+    /// Inserts or updates a span row; returns its `seq` (looked up only when the row was
+    /// there).
+    pub(super) fn write(&mut self, s: &Span) -> rusqlite::Result<i64> {
+        match self.upsert(s)? {
+            Some(seq) => Ok(seq),
+            None => seq_of(self.conn, s),
+        }
+    }
+}
+
+/// The statement in `slot`, prepared (from the connection's cache) the first time.
+fn prepared<'s, 'a>(
+    slot: &'s mut Option<CachedStatement<'a>>,
+    conn: &'a Connection,
+    sql: &str,
+) -> rusqlite::Result<&'s mut CachedStatement<'a>> {
+    if slot.is_none() {
+        *slot = Some(conn.prepare_cached(sql)?);
+    }
+    slot.as_mut().ok_or(rusqlite::Error::InvalidQuery)
+}
+
+/// `map` as JSON text, written into `buf` (kept from span to span).
+fn json_in<'b>(buf: &'b mut Vec<u8>, map: &Map<String, Value>) -> &'b str {
+    buf.clear();
+    if serde_json::to_writer(&mut *buf, map).is_err() {
+        buf.clear();
+        buf.extend_from_slice(b"{}");
+    }
+    std::str::from_utf8(buf).unwrap_or("{}")
 }
 
 pub(super) fn write_trace(tx: &Transaction<'_>, t: &Trace) -> rusqlite::Result<()> {
@@ -215,17 +272,9 @@ pub(super) fn write_trace(tx: &Transaction<'_>, t: &Trace) -> rusqlite::Result<(
     Ok(())
 }
 
-/// Inserts or updates a span row; returns its `seq` (looked up only when the row was there).
-pub(super) fn write_span(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<i64> {
-    match upsert_span(tx, s)? {
-        Some(seq) => Ok(seq),
-        None => seq_of(tx, s),
-    }
-}
-
 /// The `seq` of the row of `s`, which is there.
-fn seq_of(tx: &Transaction<'_>, s: &Span) -> rusqlite::Result<i64> {
-    tx.prepare_cached("SELECT seq FROM spans WHERE trace_id = ?1 AND span_id = ?2")?
+fn seq_of(conn: &Connection, s: &Span) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT seq FROM spans WHERE trace_id = ?1 AND span_id = ?2")?
         .query_row(
             params![s.trace_id.text().as_str(), s.span_id.text().as_str()],
             |row| row.get(0),
