@@ -92,6 +92,9 @@ impl Parser {
                 };
                 match field {
                     "data" => {
+                        // Room for the line and its LF at once (an event's first data line
+                        // would otherwise grow the string twice).
+                        self.data.reserve(value.len() + 1);
                         self.data.push_str(value);
                         self.data.push('\n');
                     }
