@@ -370,12 +370,6 @@ pub fn redact_url(url: &str) -> String {
     crate::trace::redact::url(url)
 }
 
-/// The Chat Completions request body for `request`, exactly as sent (to a server that takes a
-/// strict `json_schema`).
-pub fn request_body(request: &ChatRequest, stream: bool) -> Value {
-    serde_json::to_value(ChatBody::new(request, stream, true)).unwrap_or(Value::Null)
-}
-
 /// A Chat Completions request body, serialized straight from the request: no JSON tree in
 /// between (a wide fan-out sends thousands of them). Its keys are in this order, each left out
 /// when it has nothing to say.
@@ -1133,6 +1127,11 @@ mod tests {
     use super::*;
     use crate::llm::{Message, ToolSpec};
     use serde_json::json;
+
+    /// The body for `request` as JSON, to a server that takes a strict `json_schema`.
+    fn request_body(request: &ChatRequest, stream: bool) -> Value {
+        serde_json::to_value(ChatBody::new(request, stream, true)).unwrap()
+    }
 
     #[test]
     fn server_text_in_errors_is_trimmed_and_cut_to_the_limit_with_the_ellipsis() {
