@@ -190,15 +190,13 @@ pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
     let runtime = super::engine_runtime(engine.fans_out())?;
     let engine = Arc::new(engine);
     let outcome = runtime.block_on(drive(&engine, sinks));
-    // The runtime's teardown (closing every connection of a wide fan-out, then freeing the
-    // engine with its connection pool and workflow) and the store's final write take
-    // milliseconds each: they overlap.
+    // The runtime's teardown (closing every connection of a wide fan-out) and the store's
+    // final write take milliseconds each: they overlap. The engine stays here: its sessions'
+    // store connection must close after the writer's, so that the last one to close (which
+    // checkpoints the WAL away) is not left to a race between two threads.
     let teardown = std::thread::Builder::new()
         .name("agentrace-teardown".into())
-        .spawn(move || {
-            runtime.shutdown_background();
-            drop(engine);
-        });
+        .spawn(move || runtime.shutdown_background());
     if args.stream {
         printer.lock().unwrap_or_else(|p| p.into_inner()).finish();
     }
