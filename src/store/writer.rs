@@ -472,8 +472,21 @@ fn release_if_closed(store: &Store, record: &Record) {
     }
 }
 
+/// `map` as JSON text; `{}` if it cannot be encoded.
 pub(crate) fn map_json(map: &Map<String, Value>) -> String {
-    serde_json::to_string(map).unwrap_or_else(|_| String::from("{}"))
+    let mut buf = Vec::new();
+    map_json_in(&mut buf, map);
+    String::from_utf8(buf).unwrap_or_else(|_| String::from("{}"))
+}
+
+/// [`map_json`] written into `buf`, which a batch keeps from row to row.
+pub(crate) fn map_json_in<'b>(buf: &'b mut Vec<u8>, map: &Map<String, Value>) -> &'b str {
+    buf.clear();
+    if serde_json::to_writer(&mut *buf, map).is_err() {
+        buf.clear();
+        buf.extend_from_slice(b"{}");
+    }
+    std::str::from_utf8(buf).unwrap_or("{}")
 }
 
 pub(crate) fn error_json(error: Option<&ErrorInfo>) -> Option<String> {

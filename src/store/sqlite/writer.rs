@@ -2,12 +2,11 @@
 //! one `BEGIN IMMEDIATE` transaction, search index included, and the claim of a joined trace id.
 
 use rusqlite::{CachedStatement, Connection, Transaction, params};
-use serde_json::{Map, Value};
 
 use super::schema::index_spans_from;
 use super::{Store, StoreError};
 use crate::store::ExperimentRun;
-use crate::store::writer::{Record, error_json, int, map_json};
+use crate::store::writer::{Record, error_json, int, map_json, map_json_in};
 use crate::trace::{Span, SpanId, Trace, TraceId};
 
 impl Store {
@@ -177,7 +176,7 @@ impl<'a> SpanRows<'a> {
             s.status.as_str(),
             s.started_at.micros(),
             s.ended_at.map(|e| e.micros()),
-            json_in(&mut self.json, &s.attributes),
+            map_json_in(&mut self.json, &s.attributes),
             error_json(s.error.as_ref()),
         ])?;
         // An upsert that updated leaves the last rowid as it was.
@@ -199,7 +198,7 @@ impl<'a> SpanRows<'a> {
             s.name,
             s.status.as_str(),
             s.ended_at.map(|e| e.micros()),
-            json_in(&mut self.json, &s.attributes),
+            map_json_in(&mut self.json, &s.attributes),
             error_json(s.error.as_ref()),
             s.trace_id.text().as_str(),
             s.span_id.text().as_str(),
@@ -227,16 +226,6 @@ fn prepared<'s, 'a>(
         *slot = Some(conn.prepare_cached(sql)?);
     }
     slot.as_mut().ok_or(rusqlite::Error::InvalidQuery)
-}
-
-/// `map` as JSON text, written into `buf` (kept from span to span).
-fn json_in<'b>(buf: &'b mut Vec<u8>, map: &Map<String, Value>) -> &'b str {
-    buf.clear();
-    if serde_json::to_writer(&mut *buf, map).is_err() {
-        buf.clear();
-        buf.extend_from_slice(b"{}");
-    }
-    std::str::from_utf8(buf).unwrap_or("{}")
 }
 
 pub(super) fn write_trace(tx: &Transaction<'_>, t: &Trace) -> rusqlite::Result<()> {
