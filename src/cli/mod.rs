@@ -266,7 +266,6 @@ fn report(e: &Error) -> i32 {
     e.exit_code().code()
 }
 
-/// `K=V` for `--var` and `--meta`.
 /// Cores from which a run that fans out gets a worker thread per core.
 pub(crate) const MULTI_THREAD_FROM_CORES: usize = 3;
 
@@ -304,6 +303,44 @@ pub(crate) fn engine_runtime(concurrent: bool) -> Result<tokio::runtime::Runtime
     .map_err(Error::Runtime)
 }
 
+/// Descriptors kept free beyond the model connections by [`reserve_fds`]: the store's files,
+/// the runtime's, the standard streams, MCP servers' and command steps' pipes.
+const FD_MARGIN: usize = 64;
+
+/// Grows this process's table of file descriptors, while the process still has one thread, to
+/// hold `connections` sockets and [`FD_MARGIN`] more (at most the open-files limit allows).
+///
+/// Linux grows the table by doubling as descriptors are opened, and once the process has a
+/// second thread each growth waits for an RCU grace period (`synchronize_rcu` in
+/// `expand_fdtable`): about 10 ms during which the thread opening the descriptor stops. A
+/// 2000-wide fan-out opening a thousand connections grew it four times in mid-launch (the
+/// store writer's thread is running by then), 31 ms of its engine thread asleep; grown here,
+/// before any thread starts, it costs microseconds (docs/benchmarks.md, "File descriptors").
+/// The table of a thousand descriptors takes 8 KiB; a child process copies only the part in
+/// use.
+pub(crate) fn reserve_fds(connections: usize) {
+    use nix::fcntl::{FcntlArg, fcntl};
+    use nix::sys::resource::{Resource, getrlimit};
+    let limit = getrlimit(Resource::RLIMIT_NOFILE)
+        .map(|(soft, _)| usize::try_from(soft).unwrap_or(usize::MAX))
+        .unwrap_or(1024);
+    let highest = connections
+        .saturating_add(FD_MARGIN)
+        .min(limit.saturating_sub(1));
+    let Ok(any) = std::fs::File::open("/dev/null") else {
+        return;
+    };
+    // A duplicate at the highest number makes the kernel size the table for it; closing it
+    // leaves the table as large.
+    let Ok(highest) = i32::try_from(highest) else {
+        return;
+    };
+    if let Ok(fd) = fcntl(&any, FcntlArg::F_DUPFD_CLOEXEC(highest)) {
+        let _ = nix::unistd::close(fd);
+    }
+}
+
+/// `K=V` for `--var` and `--meta`.
 pub(crate) fn parse_key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),

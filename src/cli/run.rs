@@ -96,6 +96,10 @@ pub struct Args {
 
 pub fn run(args: Args, globals: &Globals) -> Result<ExitCode, Error> {
     let wf = workflow::load(&args.file)?;
+    if wf.fans_out() {
+        // Before any thread starts (the remote sink's, the store writer's, the runtime's).
+        super::reserve_fds(crate::engine::models::most_connections(&wf));
+    }
     let remote = super::push::remote(args.remote.as_deref())?;
     // -- W3C trace context (OTLP export): join the caller's trace when TRACEPARENT is valid.
     let trace_context = TraceContext::from_env();

@@ -346,12 +346,7 @@ impl Engine {
     /// Whether the run does steps at once (`parallel:` or `foreach:`): the ones worth a
     /// worker thread per core (see `cli::engine_runtime`).
     pub fn fans_out(&self) -> bool {
-        self.wf.all_steps().iter().any(|s| {
-            matches!(
-                &s.kind,
-                StepKind::Parallel { .. } | StepKind::Foreach { .. }
-            )
-        })
+        self.wf.fans_out()
     }
 
     /// Keeps `session:` conversations in `sessions`.

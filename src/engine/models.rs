@@ -69,12 +69,29 @@ fn endpoint(provider: Option<&Provider>) -> Result<Endpoint, Error> {
             })
             .unwrap_or_default(),
         stream: provider.and_then(|p| p.stream).unwrap_or(true),
-        max_connections: provider
-            .and_then(|p| p.max_connections.as_ref())
-            .map_or_else(crate::llm::openai::default_max_connections, |m| {
-                m.value as usize
-            }),
+        max_connections: max_connections(provider),
     })
+}
+
+/// The most connections the run's model servers may hold at once: every provider's
+/// `max_connections` (the workflow's, or the default for the environment's server, and each
+/// agent's own), added up.
+pub fn most_connections(wf: &Workflow) -> usize {
+    wf.agents
+        .values()
+        .filter_map(|a| a.provider.as_ref())
+        .fold(max_connections(wf.provider.as_ref()), |sum, p| {
+            sum.saturating_add(max_connections(Some(p)))
+        })
+}
+
+/// A provider's `max_connections:`, or the default.
+fn max_connections(provider: Option<&Provider>) -> usize {
+    provider
+        .and_then(|p| p.max_connections.as_ref())
+        .map_or_else(crate::llm::openai::default_max_connections, |m| {
+            m.value as usize
+        })
 }
 
 /// An agent's `reasoning:` as the model clients send it.

@@ -381,6 +381,16 @@ impl Step {
 }
 
 impl Workflow {
+    /// Whether a step does steps at once (`parallel:` or `foreach:`).
+    pub fn fans_out(&self) -> bool {
+        self.all_steps().iter().any(|s| {
+            matches!(
+                &s.kind,
+                StepKind::Parallel { .. } | StepKind::Foreach { .. }
+            )
+        })
+    }
+
     /// Every step of the file in execution order, depth first.
     pub fn all_steps(&self) -> Vec<&Step> {
         fn walk<'a>(steps: &'a [Step], out: &mut Vec<&'a Step>) {

@@ -129,3 +129,45 @@ fn by_default_the_connections_stay_within_the_open_files_limit() {
     assert_eq!(env.server().max_in_flight(), 8);
     assert_eq!(queued(&env, 16).len(), 8);
 }
+
+/// The size of the run's table of file descriptors while `file` runs, as its step `size` reads
+/// it from `/proc` (the step's parent is the run).
+#[cfg(target_os = "linux")]
+fn fd_table_size(env: &TestEnv, file: &str) -> u64 {
+    let (out, lines) = run_json(env, file, &[]);
+    assert_exit(&out, 0);
+    let size = &lines[0]["outputs"]["size"];
+    size.as_u64()
+        .or_else(|| size.as_str().and_then(|s| s.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("FDSize not read: {size}"))
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_run_that_fans_out_has_room_for_its_connections_before_its_threads_start() {
+    // Grown later, with the store writer's thread running, each doubling of the table stops
+    // the thread that opens a descriptor for an RCU grace period (~10 ms). A run that fans out
+    // grows it once, before any thread starts, for every connection its providers allow and
+    // 64 more; a run that does one thing at a time keeps the kernel's first table.
+    let probe =
+        r#"{ id: size, run: [sh, -c, "sed -n 's/^FDSize:[[:space:]]*//p' /proc/$PPID/status"] }"#;
+    let env = TestEnv::new()
+        .workflow(
+            "wide.yaml",
+            &format!(
+                "name: wide\nprovider: {{ max_connections: 300 }}\nsteps:\n  - name: all\n    \
+                 parallel:\n      - {probe}\n      - {{ id: other, run: [\"true\"] }}\n"
+            ),
+        )
+        .workflow(
+            "narrow.yaml",
+            &format!("name: narrow\nprovider: {{ max_connections: 300 }}\nsteps:\n  - {probe}\n"),
+        );
+    let wide = fd_table_size(&env, "wide.yaml");
+    let narrow = fd_table_size(&env, "narrow.yaml");
+    assert!(wide >= 300 + 64, "the table of a fan-out run holds {wide}");
+    assert!(
+        narrow < 300 + 64,
+        "the table of a sequential run holds {narrow}"
+    );
+}

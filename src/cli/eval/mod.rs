@@ -297,6 +297,10 @@ fn run_eval(args: RunArgs, globals: &Globals) -> Result<ExitCode, Error> {
             why.join(" ")
         )));
     }
+    if args.jobs > 1 || wf.fans_out() {
+        // Before any thread starts (the remote sink's, the store writer's, the runtime's).
+        super::reserve_fds(crate::engine::models::most_connections(&wf));
+    }
     // -- A pushing eval records into a scratch store, which the report reads back, and
     // through the remote sink to the server; the store stays untouched.
     let pushing = super::push::pushing(remote, globals)?;
