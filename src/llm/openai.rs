@@ -44,16 +44,19 @@ pub struct Endpoint {
 }
 
 /// The most calls in flight to one server at once when its provider does not say
-/// (`max_connections:`): 1000, and at most half of what the process's open-files limit
+/// (`max_connections:`): 2000, and at most half of what the process's open-files limit
 /// (`ulimit -n`) leaves beyond 32 for the rest of the process (the store, standard streams, the
 /// runtime, MCP servers' pipes), so that a wide fan-out queues for a connection instead of
 /// failing with "Too many open files" (which a 2000-wide fan-out under the common limit of
 /// 1024 did: half its calls were retried). Measured (docs/benchmarks.md, "Connections per
-/// host"): against the bench server, 2000 calls at once on two worker threads took 442 ms
-/// unlimited and 368 ms at 1000, the set-up of the surplus connections costing more than it
-/// gave; 512 took 520 ms and 256 887 ms (the queue's waves).
+/// host"), against the bench server at 100 ms, by turns: a 2000-wide fan-out took 381 ms at
+/// 1000, 357 ms at 1500 and 358 ms at 2000; a 4000-wide one 630 ms at 1000, 557 ms at 2000 and
+/// 542 ms at 4000. (The earlier default, 1000, was measured while every growth of the
+/// descriptor table stalled the run for an RCU grace period, which made surplus connections
+/// look dear; see `cli::reserve_fds`.) Below the width of the fan-out each halving costs a wave
+/// of latency.
 pub fn default_max_connections() -> usize {
-    const MOST: usize = 1000;
+    const MOST: usize = 2000;
     const KEPT: usize = 32;
     let open_files = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .map(|(soft, _)| usize::try_from(soft).unwrap_or(usize::MAX))
