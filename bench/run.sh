@@ -154,7 +154,7 @@ for pin in all one; do
   OPENAI_BASE_URL=$URL100 measure "b2_parallel$sfx" 11 -- taskset -c "$cpus" "$BIN" -q run \
     "$WORK/b2.yaml" --format none --and "b2_floor$sfx" -- taskset -c "$cpus" "$FLOOR" "$URL100" \
     "$PAR" >>"$RESULTS"
-  OPENAI_BASE_URL=$URL100 measure "b2w_parallel$sfx" 5 -- taskset -c "$cpus" "$BIN" -q run \
+  OPENAI_BASE_URL=$URL100 measure "b2w_parallel$sfx" 11 -- taskset -c "$cpus" "$BIN" -q run \
     "$WORK/b2w.yaml" --format none --and "b2w_floor$sfx" -- taskset -c "$cpus" "$FLOOR" \
     "$URL100" "$WIDE" >>"$RESULTS"
 done

@@ -759,3 +759,39 @@ fn a_bad_workflow_dataset_is_an_error_at_its_place() {
     );
     assert!(!env.store_exists(), "nothing was stored");
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_eval_of_several_cases_at_once_has_room_for_its_connections_from_the_start() {
+    // As `run` does for a fan-out (tests/e2e/concurrency.rs): the descriptor table is grown
+    // before the writer's thread starts, for every connection the providers allow and 64 more.
+    let env = TestEnv::new();
+    let workflow = |name: &str| {
+        format!(
+            "name: {name}\nprovider: {{ max_connections: 300 }}\ndataset:\n  - {{ id: a }}\n  - {{ id: b }}\n\
+             steps:\n  - {{ id: size, run: [sh, -c, \"sed -n 's/^FDSize:[[:space:]]*//p' /proc/$PPID/status\"] }}\n"
+        )
+    };
+    env.write("evals/size.yaml", &workflow("Size"));
+    let size_with = |jobs: &str| -> u64 {
+        let out = env.run(&["eval", "evals/size.yaml", "-j", jobs, "--format", "json"]);
+        assert_exit(&out, 0);
+        let report = parse_json(&out.stdout);
+        let id = by_id(&report)["a"]["trace_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let trace = env.show_json(&id);
+        let size = crate::traces::find(&trace, "command", "size")["attributes"]["stdout"].clone();
+        size.as_str()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or_else(|| panic!("FDSize not read: {trace:#}"))
+    };
+    let at_once = size_with("2");
+    let one_by_one = size_with("1");
+    assert!(at_once >= 300 + 64, "two jobs: the table holds {at_once}");
+    assert!(
+        one_by_one < 300 + 64,
+        "one job: the table holds {one_by_one}"
+    );
+}
