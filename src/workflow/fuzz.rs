@@ -1,5 +1,6 @@
 //! Property tests over parsing, validation and template rendering: on any input, never a
-//! panic, and every problem comes back as a diagnostic with a location inside the file.
+//! panic, every problem comes back as a diagnostic with a location inside the file, and the
+//! YAML tree built straight from the parser's events is the one serde-saphyr builds.
 //!
 //! The inputs are mutations of real workflows (the examples and a file using every key) and
 //! random token soup, so that most cases get past the YAML parser into the interesting parts.
@@ -92,8 +93,10 @@ fn mutate(seed: &str, ops: &[(usize, u8, u8)]) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// Every diagnostic points inside the file (or at 1:1 for an empty one).
+/// Every diagnostic points inside the file (or at 1:1 for an empty one); the tree built from
+/// the parser's events, where it is built, is serde-saphyr's.
 fn check(source: &str) {
+    super::node::plain_tree_is_serde_saphyrs(source);
     let (_, diags) = check_str("fuzz.yaml", PathBuf::from("fuzz.yaml"), source);
     let lines = source.lines().count().max(1) as u32 + 1;
     for d in diags {

@@ -44,6 +44,14 @@ pub struct SyntaxError {
 
 /// Parses one YAML document into a located tree.
 pub fn parse(source: &str) -> Result<Node, SyntaxError> {
+    match plain::tree(source) {
+        Some(root) => Ok(root),
+        None => parse_spanned(source),
+    }
+}
+
+/// [`parse`] through serde-saphyr alone: every document, every rule, every message.
+fn parse_spanned(source: &str) -> Result<Node, SyntaxError> {
     match serde_saphyr::from_str::<Spanned<Node>>(source) {
         Ok(spanned) => Ok(spanned_node(spanned)),
         Err(err) => {
@@ -260,9 +268,378 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
 }
 
+/// The tree of a plain document built straight from the parser's events, which serde-saphyr
+/// reads too: a quarter of the instructions of its spanned deserializer per node (a
+/// 2000-line `parallel:` was parsed in 68 M instructions, 34k a line).
+///
+/// Only for documents where that is the same tree by construction: one document whose root is a
+/// mapping; no anchors, aliases, tags or merge keys; keys that are strings; within
+/// serde-saphyr's depth and node budgets. A plain scalar that could be read as anything but
+/// text (it starts with a digit, a sign or a dot, or is one of the words YAML reads as a
+/// boolean, a null or a special float) is resolved by serde-saphyr itself, on its own. Anything
+/// else, a syntax error included, returns `None`, and the document goes through
+/// [`parse_spanned`], which then also gives the message. A property test holds the two equal on
+/// every document the fast path takes (`fuzz.rs`).
+mod plain {
+    use std::borrow::Cow;
+
+    use granit_parser::{Event, Parser, ScalarStyle, Span};
+
+    use super::{Loc, Located, Node, NodeKind};
+
+    /// serde-saphyr's default `Budget`: deeper or larger documents are refused there.
+    const MAX_DEPTH: usize = 64;
+    const MAX_NODES: usize = 250_000;
+
+    enum Open {
+        Seq(Node),
+        Map {
+            node: Node,
+            key: Option<Located<String>>,
+        },
+    }
+
+    pub(super) fn tree(source: &str) -> Option<Node> {
+        let mut parser = Parser::new_from_str(source);
+        let mut open: Vec<Open> = Vec::new();
+        let mut root: Option<Node> = None;
+        let mut documents = 0;
+        let mut nodes = 0;
+        while let Some(next) = parser.next_event() {
+            let (event, span) = next.ok()?;
+            let node = match event {
+                Event::StreamStart | Event::DocumentEnd => continue,
+                Event::StreamEnd => break,
+                Event::DocumentStart(..) => {
+                    documents += 1;
+                    if documents > 1 {
+                        return None;
+                    }
+                    continue;
+                }
+                Event::Scalar(value, style, 0, None) => scalar(value, style, &span)?,
+                Event::SequenceStart(_, 0, None) | Event::MappingStart(_, 0, None) => {
+                    nodes += 1;
+                    if open.len() >= MAX_DEPTH || nodes > MAX_NODES {
+                        return None;
+                    }
+                    let is_map = matches!(event, Event::MappingStart(..));
+                    let node = Node {
+                        kind: if is_map {
+                            NodeKind::Map(Vec::new())
+                        } else {
+                            NodeKind::Seq(Vec::new())
+                        },
+                        loc: loc(&span),
+                        bytes: None,
+                    };
+                    open.push(if is_map {
+                        Open::Map { node, key: None }
+                    } else {
+                        Open::Seq(node)
+                    });
+                    continue;
+                }
+                Event::SequenceEnd => match open.pop()? {
+                    Open::Seq(node) => node,
+                    Open::Map { .. } => return None,
+                },
+                Event::MappingEnd => match open.pop()? {
+                    Open::Map { node, key: None } => node,
+                    _ => return None,
+                },
+                // Anchors, aliases, tags and comments: serde-saphyr's to read.
+                _ => return None,
+            };
+            nodes += 1;
+            if nodes > MAX_NODES {
+                return None;
+            }
+            match open.last_mut() {
+                None if root.is_none() => root = Some(node),
+                None => return None,
+                Some(Open::Seq(seq)) => match &mut seq.kind {
+                    NodeKind::Seq(items) => items.push(node),
+                    _ => return None,
+                },
+                Some(Open::Map { node: map, key }) => {
+                    let NodeKind::Map(entries) = &mut map.kind else {
+                        return None;
+                    };
+                    match key.take() {
+                        Some(k) => entries.push((k, node)),
+                        None => {
+                            let NodeKind::Str(text) = node.kind else {
+                                return None;
+                            };
+                            // A duplicate is an error with serde-saphyr's message.
+                            if entries.iter().any(|(k, _)| k.value == text) {
+                                return None;
+                            }
+                            *key = Some(Located::new(text, node.loc));
+                        }
+                    }
+                }
+            }
+        }
+        match root {
+            Some(root) if open.is_empty() && matches!(root.kind, NodeKind::Map(_)) => Some(root),
+            _ => None,
+        }
+    }
+
+    fn loc(span: &Span) -> Loc {
+        Loc {
+            line: u32::try_from(span.start.line()).unwrap_or(u32::MAX),
+            col: u32::try_from(span.start.col() + 1).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn scalar(value: Cow<'_, str>, style: ScalarStyle, span: &Span) -> Option<Node> {
+        let loc = loc(span);
+        if style == ScalarStyle::Plain && value == "<<" {
+            return None; // a merge key
+        }
+        if style != ScalarStyle::Plain || !maybe_not_text(&value) {
+            return Some(Node {
+                kind: NodeKind::Str(value.into_owned()),
+                loc,
+                bytes: None,
+            });
+        }
+        if matches!(&*value, "" | "~" | "null" | "Null" | "NULL") {
+            return Some(Node {
+                kind: NodeKind::Null,
+                loc,
+                bytes: None,
+            });
+        }
+        // Read on its own by serde-saphyr: only text that is one plain scalar wherever it
+        // stands (no space, colon, comment, quote or flow indicator, not a lone sign).
+        let alone = value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.' | b'_'))
+            && !matches!(&*value, "-" | "+" | "." | "-." | "+.");
+        if !alone {
+            return None;
+        }
+        let resolved = serde_saphyr::from_str::<Node>(&value).ok()?;
+        let bytes = match &resolved.kind {
+            NodeKind::Str(text) if *text == *value => None,
+            NodeKind::Bool(_) | NodeKind::Int(_) | NodeKind::UInt(_) | NodeKind::Float(_) => span
+                .start
+                .byte_offset()
+                .zip(span.end.byte_offset())
+                .map(|(start, end)| (start, end.saturating_sub(start))),
+            _ => return None,
+        };
+        Some(Node {
+            kind: resolved.kind,
+            loc,
+            bytes,
+        })
+    }
+
+    /// Whether a plain scalar might be read as something other than text: a null, a boolean
+    /// (YAML 1.1's words too), a number or a special float.
+    fn maybe_not_text(value: &str) -> bool {
+        let Some(&first) = value.as_bytes().first() else {
+            return true;
+        };
+        if !first.is_ascii_alphabetic() {
+            return first.is_ascii_digit() || matches!(first, b'+' | b'-' | b'.' | b'~' | b'_');
+        }
+        let lower = value.to_ascii_lowercase();
+        matches!(
+            lower.as_str(),
+            "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null"
+        ) || lower.starts_with("inf")
+            || lower.starts_with("nan")
+    }
+}
+
+/// Whether [`plain::tree`] takes `source`; when it does, asserts that its tree is the one
+/// serde-saphyr builds, locations and written number spans included.
+#[cfg(test)]
+pub(crate) fn plain_tree_is_serde_saphyrs(source: &str) -> bool {
+    let Some(fast) = plain::tree(source) else {
+        return false;
+    };
+    assert_eq!(Ok(fast), parse_spanned(source), "for {source:?}");
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const WORKFLOWS: &[&str] = &[
+        include_str!("../../workflows/research.yaml"),
+        include_str!("../../workflows/order.yaml"),
+        include_str!("../../workflows/support.yaml"),
+        include_str!("../../workflows/document.yaml"),
+        include_str!("../../workflows/batch.yaml"),
+    ];
+
+    #[test]
+    fn plain_workflows_are_built_from_the_events_into_serde_saphyrs_tree() {
+        for wf in WORKFLOWS {
+            assert!(plain_tree_is_serde_saphyrs(wf), "not taken: {wf}");
+        }
+        let mut wide = String::from(
+            "name: w\nmodel: gpt-4o-mini\nagents: { a: { instructions: Answer briefly. } }\nsteps:\n  - name: fan-out\n    parallel:\n",
+        );
+        for i in 0..300 {
+            wide.push_str(&format!(
+                "      - {{ agent: a, input: \"question {i}\" }}\n"
+            ));
+        }
+        assert!(plain_tree_is_serde_saphyrs(&wide));
+    }
+
+    #[test]
+    fn scalars_that_may_not_be_text_are_read_as_serde_saphyr_reads_them() {
+        let scalars = [
+            "a",
+            "hello world",
+            "1",
+            "-3",
+            "+3",
+            "0",
+            "007",
+            "0.50",
+            "1e3",
+            "1E-2",
+            "-.5",
+            ".5",
+            "5.",
+            "true",
+            "True",
+            "TRUE",
+            "yes",
+            "No",
+            "ON",
+            "off",
+            "y",
+            "N",
+            "~",
+            "null",
+            "Null",
+            "NULL",
+            "0x1F",
+            "0X1F",
+            "0o17",
+            "0b101",
+            "1_000",
+            "_1",
+            ".inf",
+            "-.Inf",
+            "+.INF",
+            ".nan",
+            "-.nan",
+            "inf",
+            "Infinity",
+            "nan",
+            "NaN",
+            "1e999",
+            "-1e999",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-9223372036854775809",
+            "2m",
+            "10ms",
+            "1.2.3",
+            "v1.2",
+            "-x",
+            "x-",
+            "$HOME",
+            "/bin/sh",
+            "a: b",
+            "'q'",
+            "\"dq\"",
+            "é",
+            "1 2",
+            "3 apples",
+            "<<",
+            "-",
+            "[a, 1, true]",
+            "{ a: 1 }",
+            "",
+        ];
+        let mut taken = 0;
+        for s in scalars {
+            for doc in [
+                format!("k: {s}\n"),
+                format!("k: [{s}, x]\n"),
+                format!("k: {{ a: {s} }}\n"),
+                format!("k:\n  - {s}\n  - {s}\n"),
+                format!("{s}: v\n"),
+            ] {
+                if serde_saphyr::from_str::<serde_saphyr::Spanned<Node>>(&doc).is_ok()
+                    && plain_tree_is_serde_saphyrs(&doc)
+                {
+                    taken += 1;
+                }
+            }
+        }
+        // Most of them are read by the fast path (the rest fall back, equally right).
+        assert!(taken > scalars.len() * 3, "{taken}");
+        let root = parse("k: [1, 0.5, yes, ~, x, 18446744073709551615]\n").unwrap();
+        let items = seq(&map(&root)[0].1);
+        let kinds: Vec<&NodeKind> = items.iter().map(|n| &n.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                &NodeKind::Int(1),
+                &NodeKind::Float(0.5),
+                &NodeKind::Bool(true),
+                &NodeKind::Null,
+                &NodeKind::Str("x".into()),
+                &NodeKind::UInt(u64::MAX),
+            ]
+        );
+    }
+
+    #[test]
+    fn what_only_serde_saphyr_reads_goes_to_serde_saphyr() {
+        for doc in [
+            "a: &x 1\nb: *x\n",
+            "a: !!str 1\n",
+            "base: &b { x: 1 }\nk:\n  <<: *b\n",
+            "a: 1\na: 2\n",
+            "a: 1\n---\nb: 2\n",
+            "- a\n- b\n",
+            "just text\n",
+            "",
+            "a: {b: 1\nc: 2\n",
+            "1: a\n",
+            "a:\n  - b: [[[[1]]]]\n",
+        ] {
+            if plain::tree(doc).is_some() {
+                // Taken only where it is the same tree.
+                assert!(plain_tree_is_serde_saphyrs(doc), "{doc}");
+                assert!(doc.starts_with("a:\n"), "should fall back: {doc:?}");
+            }
+        }
+        // Deeper than serde-saphyr's budget allows: its error, not a tree.
+        let deep = format!("a: {}1{}\n", "[".repeat(64), "]".repeat(64));
+        assert!(plain::tree(&deep).is_none());
+        // At the edge of the budget both agree (on a thread with room for serde-saphyr's
+        // recursion in a debug build).
+        std::thread::Builder::new()
+            .stack_size(256 << 20)
+            .spawn(|| {
+                for depth in 56..68 {
+                    let doc = format!("a: {}1{}\n", "[".repeat(depth), "]".repeat(depth));
+                    if !plain_tree_is_serde_saphyrs(&doc) {
+                        assert!(depth >= 63, "{depth}");
+                    }
+                }
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
 
     fn at(line: u32, col: u32) -> Loc {
         Loc { line, col }
