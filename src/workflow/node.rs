@@ -1,7 +1,8 @@
 //! A YAML document as a tree of located nodes.
 //!
-//! serde-saphyr parses the text; every node and every mapping key keeps the line and column it
-//! was written at. Converting this tree into the typed schema by hand (in `parse/`) is what
+//! serde-saphyr parses the text (a plain workflow file is built straight from the events of its
+//! parser, granit-parser: see [`plain`]); every node and every mapping key keeps the line and
+//! column it was written at. Converting this tree into the typed schema by hand (in `parse/`) is what
 //! lets us report *every* problem in a file, each at its own place, instead of stopping at the
 //! first one as a derived `Deserialize` would.
 
