@@ -313,11 +313,10 @@ const FD_MARGIN: usize = 64;
 /// Linux grows the table by doubling as descriptors are opened, and once the process has a
 /// second thread each growth waits for an RCU grace period (`synchronize_rcu` in
 /// `expand_fdtable`): about 10 ms during which the thread opening the descriptor stops. A
-/// 2000-wide fan-out opening a thousand connections grew it four times in mid-launch (the
-/// store writer's thread is running by then), 31 ms of its engine thread asleep; grown here,
-/// before any thread starts, it costs microseconds (docs/benchmarks.md, "File descriptors").
-/// The table of a thousand descriptors takes 8 KiB; a child process copies only the part in
-/// use.
+/// 2000-wide fan-out grew it in mid-launch (the store writer's thread is running by then),
+/// three of its growths stopping the engine thread for 31 ms in all; grown here, before any
+/// thread starts, it costs microseconds (docs/benchmarks.md, "File descriptors"). The table
+/// for the default 2000 connections takes 32 KiB; a child process copies only the part in use.
 pub(crate) fn reserve_fds(connections: usize) {
     use nix::fcntl::{FcntlArg, fcntl};
     use nix::sys::resource::{Resource, getrlimit};
