@@ -311,6 +311,8 @@ mod plain {
             let node = match event {
                 Event::StreamStart | Event::DocumentEnd => continue,
                 Event::StreamEnd => break,
+                // A `%YAML` directive may change how serde-saphyr reads scalars.
+                Event::DocumentStart(_, Some(_)) => return None,
                 Event::DocumentStart(..) => {
                     documents += 1;
                     if documents > 1 {
@@ -615,6 +617,7 @@ mod tests {
             "a: {b: 1\nc: 2\n",
             "1: a\n",
             "a:\n  - b: [[[[1]]]]\n",
+            "%YAML 1.2\n---\na: yes\n",
         ] {
             if plain::tree(doc).is_some() {
                 // Taken only where it is the same tree.
