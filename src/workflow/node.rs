@@ -291,6 +291,8 @@ mod plain {
     /// serde-saphyr's default `Budget`: deeper or larger documents are refused there.
     const MAX_DEPTH: usize = 64;
     const MAX_NODES: usize = 250_000;
+    /// The most keys of one mapping checked for duplicates here.
+    const MAX_SCANNED_KEYS: usize = 256;
 
     enum Open {
         Seq(Node),
@@ -375,8 +377,12 @@ mod plain {
                             let NodeKind::Str(text) = node.kind else {
                                 return None;
                             };
-                            // A duplicate is an error with serde-saphyr's message.
-                            if entries.iter().any(|(k, _)| k.value == text) {
+                            // A duplicate is an error with serde-saphyr's message. Looked for
+                            // by a scan, so a mapping of many keys goes to serde-saphyr, which
+                            // hashes them.
+                            if entries.len() >= MAX_SCANNED_KEYS
+                                || entries.iter().any(|(k, _)| k.value == text)
+                            {
                                 return None;
                             }
                             *key = Some(Located::new(text, node.loc));
@@ -625,6 +631,12 @@ mod tests {
                 assert!(doc.starts_with("a:\n"), "should fall back: {doc:?}");
             }
         }
+        // A mapping of many keys: serde-saphyr's (hashed) duplicate check.
+        let many: String = (0..300).map(|i| format!("k{i}: {i}\n")).collect();
+        assert!(plain::tree(&many).is_none());
+        assert!(plain_tree_is_serde_saphyrs(
+            &many[..many.find("k200:").unwrap()]
+        ));
         // Deeper than serde-saphyr's budget allows: its error, not a tree.
         let deep = format!("a: {}1{}\n", "[".repeat(64), "]".repeat(64));
         assert!(plain::tree(&deep).is_none());
