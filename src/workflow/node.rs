@@ -294,12 +294,10 @@ mod plain {
     /// The most keys of one mapping checked for duplicates here.
     const MAX_SCANNED_KEYS: usize = 256;
 
+    /// A collection whose end has not come yet; a mapping holds the key waiting for its value.
     enum Open {
-        Seq(Node),
-        Map {
-            node: Node,
-            key: Option<Located<String>>,
-        },
+        Seq(Loc, Vec<Node>),
+        Map(Loc, Vec<(Located<String>, Node)>, Option<Located<String>>),
     }
 
     pub(super) fn tree(source: &str) -> Option<Node> {
@@ -328,29 +326,19 @@ mod plain {
                     if open.len() >= MAX_DEPTH || nodes > MAX_NODES {
                         return None;
                     }
-                    let is_map = matches!(event, Event::MappingStart(..));
-                    let node = Node {
-                        kind: if is_map {
-                            NodeKind::Map(Vec::new())
-                        } else {
-                            NodeKind::Seq(Vec::new())
-                        },
-                        loc: loc(&span),
-                        bytes: None,
-                    };
-                    open.push(if is_map {
-                        Open::Map { node, key: None }
+                    open.push(if matches!(event, Event::MappingStart(..)) {
+                        Open::Map(loc(&span), Vec::new(), None)
                     } else {
-                        Open::Seq(node)
+                        Open::Seq(loc(&span), Vec::new())
                     });
                     continue;
                 }
                 Event::SequenceEnd => match open.pop()? {
-                    Open::Seq(node) => node,
-                    Open::Map { .. } => return None,
+                    Open::Seq(loc, items) => plain_node(loc, NodeKind::Seq(items)),
+                    Open::Map(..) => return None,
                 },
                 Event::MappingEnd => match open.pop()? {
-                    Open::Map { node, key: None } => node,
+                    Open::Map(loc, entries, None) => plain_node(loc, NodeKind::Map(entries)),
                     _ => return None,
                 },
                 // Anchors, aliases, tags and comments: serde-saphyr's to read.
@@ -363,14 +351,8 @@ mod plain {
             match open.last_mut() {
                 None if root.is_none() => root = Some(node),
                 None => return None,
-                Some(Open::Seq(seq)) => match &mut seq.kind {
-                    NodeKind::Seq(items) => items.push(node),
-                    _ => return None,
-                },
-                Some(Open::Map { node: map, key }) => {
-                    let NodeKind::Map(entries) = &mut map.kind else {
-                        return None;
-                    };
+                Some(Open::Seq(_, items)) => items.push(node),
+                Some(Open::Map(_, entries, key)) => {
                     match key.take() {
                         Some(k) => entries.push((k, node)),
                         None => {
@@ -397,6 +379,15 @@ mod plain {
         }
     }
 
+    /// A node without the span of its text (kept for numbers and booleans only).
+    fn plain_node(loc: Loc, kind: NodeKind) -> Node {
+        Node {
+            kind,
+            loc,
+            bytes: None,
+        }
+    }
+
     fn loc(span: &Span) -> Loc {
         Loc {
             line: u32::try_from(span.start.line()).unwrap_or(u32::MAX),
@@ -410,18 +401,10 @@ mod plain {
             return None; // a merge key
         }
         if style != ScalarStyle::Plain || !maybe_not_text(&value) {
-            return Some(Node {
-                kind: NodeKind::Str(value.into_owned()),
-                loc,
-                bytes: None,
-            });
+            return Some(plain_node(loc, NodeKind::Str(value.into_owned())));
         }
         if matches!(&*value, "" | "~" | "null" | "Null" | "NULL") {
-            return Some(Node {
-                kind: NodeKind::Null,
-                loc,
-                bytes: None,
-            });
+            return Some(plain_node(loc, NodeKind::Null));
         }
         // Read on its own by serde-saphyr: only text that is one plain scalar wherever it
         // stands (no space, colon, comment, quote or flow indicator, not a lone sign).
@@ -458,12 +441,11 @@ mod plain {
         if !first.is_ascii_alphabetic() {
             return first.is_ascii_digit() || matches!(first, b'+' | b'-' | b'.' | b'~' | b'_');
         }
-        let lower = value.to_ascii_lowercase();
-        matches!(
-            lower.as_str(),
-            "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null"
-        ) || lower.starts_with("inf")
-            || lower.starts_with("nan")
+        const WORDS: [&str; 9] = ["y", "n", "yes", "no", "on", "off", "true", "false", "null"];
+        WORDS.iter().any(|w| value.eq_ignore_ascii_case(w))
+            || value
+                .get(..3)
+                .is_some_and(|p| p.eq_ignore_ascii_case("inf") || p.eq_ignore_ascii_case("nan"))
     }
 }
 
