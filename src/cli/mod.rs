@@ -319,13 +319,9 @@ const FD_MARGIN: usize = 64;
 /// for the default 2000 connections takes 32 KiB; a child process copies only the part in use.
 pub(crate) fn reserve_fds(connections: usize) {
     use nix::fcntl::{FcntlArg, fcntl};
-    use nix::sys::resource::{Resource, getrlimit};
-    let limit = getrlimit(Resource::RLIMIT_NOFILE)
-        .map(|(soft, _)| usize::try_from(soft).unwrap_or(usize::MAX))
-        .unwrap_or(1024);
     let highest = connections
         .saturating_add(FD_MARGIN)
-        .min(limit.saturating_sub(1));
+        .min(crate::llm::openai::open_files_limit().saturating_sub(1));
     let Ok(any) = std::fs::File::open("/dev/null") else {
         return;
     };

@@ -58,10 +58,14 @@ pub struct Endpoint {
 pub fn default_max_connections() -> usize {
     const MOST: usize = 2000;
     const KEPT: usize = 32;
-    let open_files = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+    MOST.min(open_files_limit().saturating_sub(KEPT) / 2).max(1)
+}
+
+/// The process's open-files limit (the soft `ulimit -n`; 1024 when it cannot be read).
+pub fn open_files_limit() -> usize {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .map(|(soft, _)| usize::try_from(soft).unwrap_or(usize::MAX))
-        .unwrap_or(1024);
-    MOST.min(open_files.saturating_sub(KEPT) / 2).max(1)
+        .unwrap_or(1024)
 }
 
 impl std::fmt::Debug for Endpoint {
