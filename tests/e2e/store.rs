@@ -19,7 +19,7 @@ fn side_effect_steps(n: usize) -> String {
     let mut yaml = String::from("name: Side\nsteps:\n");
     for i in 0..n {
         yaml.push_str(&format!(
-            "  - {{ id: s{i}, run: [sh, -c, \"echo {i} >> side.txt; head -c 8192 /dev/zero | tr '\\\\0' x\"] }}\n"
+            "  - {{ id: s{i}, run: [sh, -c, \"echo {i} >> side.txt && head -c 8192 /dev/zero | tr '\\\\0' x\"] }}\n"
         ));
     }
     yaml
@@ -41,10 +41,9 @@ fn a_disk_that_fills_during_a_run_stops_it_at_once() {
         "says why: {err}"
     );
     assert!(!err.contains("panicked"), "{err}");
-    let ran = std::fs::read_to_string(env.path().join("side.txt"))
-        .unwrap_or_default()
-        .lines()
-        .count();
+    // Each step appends its number before its output, and fails if it cannot.
+    let side = std::fs::read_to_string(env.path().join("side.txt")).unwrap_or_default();
+    let ran = side.lines().count();
     assert!(ran > 0, "some steps ran before the disk filled");
     assert!(
         ran < 250,
@@ -61,8 +60,18 @@ fn a_disk_that_fills_during_a_run_stops_it_at_once() {
         "--format",
         "json",
     ]);
-    let spans = doc["spans"].as_array().unwrap().len();
-    assert!(spans > 0 && spans <= ran, "{spans} spans for {ran} steps");
+    let names: Vec<&str> = doc["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap_or("?"))
+        .collect();
+    let first: Vec<String> = (0..names.len()).map(|i| format!("s{i}")).collect();
+    assert!(
+        !names.is_empty() && names.len() <= ran && names == first,
+        "the first steps that ran, in order: {names:?} stored for {ran} steps run \
+         ({side:?}); the run said: {err}"
+    );
     assert_eq!(doc["status"], "error", "{doc}");
 }
 
