@@ -211,6 +211,7 @@ fn store_location(flag: Option<&str>, env: Option<OsString>) -> Result<Location,
 
 /// The program: parse arguments, run the subcommand, render any error, return the exit code.
 pub fn main_entry() -> i32 {
+    crate::workflow::budget::leave_memory_to_the_kernel_at_exit();
     // `.env` never overrides the real environment; a missing file is fine.
     let _ = dotenvy::dotenv();
     let cli = match Cli::try_parse() {

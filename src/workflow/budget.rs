@@ -21,6 +21,7 @@
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::{Cell, RefCell};
+use std::ffi::{c_int, c_long};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -49,6 +50,27 @@ thread_local! {
     static HELD: Cell<isize> = const { Cell::new(0) };
     /// Raised when the budget is spent; the engine watches it.
     static FLAG: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
+}
+
+/// mimalloc.h's `mi_option_destroy_on_exit`. Its options are numbered for good (retired ones
+/// keep their places as `deprecated_*`); a test checks this number against the option's name.
+const MI_OPTION_DESTROY_ON_EXIT: c_int = 22;
+
+unsafe extern "C" {
+    /// In the mimalloc that `MiMalloc` links (libmimalloc-sys builds it whatever its features).
+    fn mi_option_set(option: c_int, value: c_long);
+    #[cfg(test)]
+    fn mi_option_get(option: c_int) -> c_long;
+}
+
+/// Leaves the process's memory to the kernel at exit. By default mimalloc's exit handler
+/// first collects every page of the main thread's heap and returns it to the OS, one
+/// `madvise` at a time: after a 2000-wide fan-out ~8 ms spent after the last write, on the run's
+/// wall time, for memory the kernel frees anyway (docs/benchmarks.md). `destroy_on_exit`
+/// above 1 makes that handler return at once (`_mi_auto_process_done` in mimalloc's init.c).
+pub fn leave_memory_to_the_kernel_at_exit() {
+    // SAFETY: sets one of mimalloc's options; any value is valid and it is read only at exit.
+    unsafe { mi_option_set(MI_OPTION_DESTROY_ON_EXIT, 2) }
 }
 
 /// Runs `work` with this thread's allocations capped at `limit` bytes. When `work` would cross
@@ -144,6 +166,34 @@ unsafe impl GlobalAlloc for Budgeted {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// mimalloc reads `MIMALLOC_DESTROY_ON_EXIT` into the option of that name the first time
+    /// the option is read; in a process started with it, [`MI_OPTION_DESTROY_ON_EXIT`] reads
+    /// its value only if the number is that option's.
+    #[test]
+    fn the_exit_option_is_the_one_mimalloc_names_destroy_on_exit() {
+        const PROBE: &str = "AGENTRACE_TEST_MIMALLOC_PROBE";
+        // SAFETY: reads an option; any number below the options' count is valid.
+        let read = || unsafe { mi_option_get(MI_OPTION_DESTROY_ON_EXIT) };
+        if std::env::var_os(PROBE).is_some() {
+            println!("option={}", read());
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "workflow::budget::tests::the_exit_option_is_the_one_mimalloc_names_destroy_on_exit",
+                "--nocapture",
+            ])
+            .env(PROBE, "1")
+            .env("MIMALLOC_DESTROY_ON_EXIT", "7")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("option=7"), "{text}");
+        leave_memory_to_the_kernel_at_exit();
+        assert_eq!(read(), 2);
+    }
 
     #[test]
     fn a_thread_past_its_budget_raises_its_flag_and_stops() {
