@@ -9,7 +9,7 @@ use tokio::sync::Semaphore;
 
 use super::Failure;
 use super::executor::{Frame, TraceRun, end_with, error_at};
-use super::join::join_branches;
+use super::join::{join_branches, prepare_heap};
 use super::scope::Stop;
 use crate::trace::bound::truncate;
 use crate::trace::{SpanHandle, SpanId, SpanKind, Status};
@@ -167,6 +167,7 @@ impl TraceRun {
         let inner = frame.with_scope(scope.clone());
         // Each branch is a task of its own, owning what it uses: the run, its frame and the
         // branches (copied once for the whole fan-out, shared by index).
+        prepare_heap(branches.len());
         let run = self.arc();
         let shared: Arc<[Step]> = branches.into();
         let results = join_branches(
@@ -224,6 +225,7 @@ impl TraceRun {
         };
         let scope = frame.scope.child();
         let permits = Arc::new(Semaphore::new(concurrency.max(1) as usize));
+        prepare_heap(list.len().min(concurrency.max(1) as usize));
         // Each iteration is a task of its own (see `run_parallel`); the body and the items are
         // shared by all of them.
         let run = self.arc();

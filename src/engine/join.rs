@@ -7,6 +7,24 @@ use std::task::{Context, Poll};
 
 use futures::stream::{FuturesUnordered, Stream, StreamExt};
 
+/// Branches at a time from which a fan-out asks for huge pages on the heap
+/// ([`crate::workflow::budget::advise_huge_pages_for_the_heap`]). Narrower, the heap grows by a
+/// few megabytes and 2 MiB pages only add memory (10 MB more at 10 and at 200 branches, no
+/// faster); by turns, they saved 6 ms at 500 branches, 9 ms at 1000 and 19–26 ms at 2000.
+const HUGE_PAGES_FROM: usize = 256;
+
+/// Before a fan-out of `at_once` branches at a time: when it is wide enough to pay for them,
+/// asks (once per process) for huge pages on the heap it is about to fill.
+pub(crate) fn prepare_heap(at_once: usize) {
+    #[cfg(target_os = "linux")]
+    if at_once >= HUGE_PAGES_FROM {
+        static ADVISED: std::sync::Once = std::sync::Once::new();
+        ADVISED.call_once(crate::workflow::budget::advise_huge_pages_for_the_heap);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = at_once;
+}
+
 /// How many futures [`join_staggered`] starts before it lets the runtime turn.
 const START_BATCH: usize = 8;
 

@@ -130,16 +130,51 @@ fn by_default_the_connections_stay_within_the_open_files_limit() {
     assert_eq!(queued(&env, 16).len(), 8);
 }
 
-/// The size of the run's table of file descriptors while `file` runs, as its step `size` reads
-/// it from `/proc` (the step's parent is the run).
+/// The number that `file`'s step `size` printed: what it read of the run (its parent) from
+/// `/proc` while the run ran.
 #[cfg(target_os = "linux")]
-fn fd_table_size(env: &TestEnv, file: &str) -> u64 {
-    let (out, lines) = run_json(env, file, &[]);
+fn probed(env: &TestEnv, file: &str, args: &[&str]) -> u64 {
+    let (out, lines) = run_json(env, file, args);
     assert_exit(&out, 0);
     let size = &lines[0]["outputs"]["size"];
     size.as_u64()
         .or_else(|| size.as_str().and_then(|s| s.trim().parse().ok()))
-        .unwrap_or_else(|| panic!("FDSize not read: {size}"))
+        .unwrap_or_else(|| panic!("the probe's number not read: {size}"))
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_fan_out_of_256_branches_asks_for_huge_pages_on_its_heap_and_a_narrow_one_does_not() {
+    // A wide fan-out faults in its heap 4 KiB at a time on its busiest thread; advised, the
+    // kernel backs it with 2 MiB pages. The advice shows as `hg` in the mapping's VmFlags.
+    if !std::path::Path::new("/sys/kernel/mm/transparent_hugepage/enabled").exists() {
+        eprintln!("note: this kernel has no transparent huge pages; skipping");
+        return;
+    }
+    let probe =
+        r#"{ id: size, run: [sh, -c, "grep -c '^VmFlags:.* hg' /proc/$PPID/smaps || true"] }"#;
+    let with = |n: usize| {
+        let mut yaml = format!(
+            "name: wide\nmodel: gpt-4o-mini\nagents: {{ a: {{ instructions: Be brief. }} }}\n\
+             steps:\n  - name: all\n    parallel:\n      - {probe}\n"
+        );
+        for i in 1..n {
+            yaml.push_str(&format!(
+                "      - {{ agent: a, input: \"question {i}\" }}\n"
+            ));
+        }
+        yaml
+    };
+    let env = TestEnv::new()
+        .workflow("wide.yaml", &with(256))
+        .workflow("narrow.yaml", &with(255))
+        .workflow("seq.yaml", &format!("name: seq\nsteps:\n  - {probe}\n"));
+    assert!(
+        probed(&env, "wide.yaml", &["--offline"]) >= 1,
+        "the heap of a 256-wide fan-out is advised"
+    );
+    assert_eq!(probed(&env, "narrow.yaml", &["--offline"]), 0, "255 wide");
+    assert_eq!(probed(&env, "seq.yaml", &[]), 0, "a sequential run");
 }
 
 #[cfg(target_os = "linux")]
@@ -163,8 +198,8 @@ fn a_run_that_fans_out_has_room_for_its_connections_before_its_threads_start() {
             "narrow.yaml",
             &format!("name: narrow\nprovider: {{ max_connections: 300 }}\nsteps:\n  - {probe}\n"),
         );
-    let wide = fd_table_size(&env, "wide.yaml");
-    let narrow = fd_table_size(&env, "narrow.yaml");
+    let wide = probed(&env, "wide.yaml", &[]);
+    let narrow = probed(&env, "narrow.yaml", &[]);
     assert!(wide >= 300 + 64, "the table of a fan-out run holds {wide}");
     assert!(
         narrow < 300 + 64,
