@@ -165,9 +165,9 @@ impl TraceRun {
             .span(parent, SpanKind::Custom, self.display_name(step), attrs);
         let scope = frame.scope.child();
         let inner = frame.with_scope(scope.clone());
+        prepare_heap(branches.len());
         // Each branch is a task of its own, owning what it uses: the run, its frame and the
         // branches (copied once for the whole fan-out, shared by index).
-        prepare_heap(branches.len());
         let run = self.arc();
         let shared: Arc<[Step]> = branches.into();
         let results = join_branches(

@@ -10,7 +10,7 @@ use futures::stream::{FuturesUnordered, Stream, StreamExt};
 /// Branches at a time from which a fan-out asks for huge pages on the heap
 /// ([`crate::workflow::budget::advise_huge_pages_for_the_heap`]). Narrower, the heap grows by a
 /// few megabytes and 2 MiB pages only add memory (10 MB more at 10 and at 200 branches, no
-/// faster); by turns, they saved 6 ms at 500 branches, 9 ms at 1000 and 19–26 ms at 2000.
+/// faster); by turns, they saved 6 ms at 500 branches, 9 ms at 1000 and 16–26 ms at 2000.
 const HUGE_PAGES_FROM: usize = 256;
 
 /// Before a fan-out of `at_once` branches at a time: when it is wide enough to pay for them,
