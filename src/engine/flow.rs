@@ -224,8 +224,9 @@ impl TraceRun {
             }
         };
         let scope = frame.scope.child();
-        let permits = Arc::new(Semaphore::new(concurrency.max(1) as usize));
-        prepare_heap(list.len().min(concurrency.max(1) as usize));
+        let at_once = concurrency.max(1) as usize;
+        let permits = Arc::new(Semaphore::new(at_once));
+        prepare_heap(list.len().min(at_once));
         // Each iteration is a task of its own (see `run_parallel`); the body and the items are
         // shared by all of them.
         let run = self.arc();

@@ -153,18 +153,8 @@ fn a_fan_out_of_256_branches_asks_for_huge_pages_on_its_heap_and_a_narrow_one_do
     }
     let probe =
         r#"{ id: size, run: [sh, -c, "grep -c '^VmFlags:.* hg' /proc/$PPID/smaps || true"] }"#;
-    let with = |n: usize| {
-        let mut yaml = format!(
-            "name: wide\nmodel: gpt-4o-mini\nagents: {{ a: {{ instructions: Be brief. }} }}\n\
-             steps:\n  - name: all\n    parallel:\n      - {probe}\n"
-        );
-        for i in 1..n {
-            yaml.push_str(&format!(
-                "      - {{ agent: a, input: \"question {i}\" }}\n"
-            ));
-        }
-        yaml
-    };
+    // `n` branches: the probe and `n - 1` agent steps.
+    let with = |n: usize| format!("{}      - {probe}\n", fan_out(n - 1, ""));
     let env = TestEnv::new()
         .workflow("wide.yaml", &with(256))
         .workflow("narrow.yaml", &with(255))
